@@ -1,0 +1,1 @@
+"""casework: governed, agentic business processes on Temporal."""

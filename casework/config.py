@@ -1,0 +1,50 @@
+"""Settings shared by the CLI, the worker and the sandbox, read from the environment.
+
+Temporal connection settings are deliberately not here: they come from
+``temporalio.envconfig`` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS ...), so
+pointing casework at a cluster or Temporal Cloud works the way it does for every Temporal tool.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+TASK_QUEUE = "casework"
+DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_UI_PORT = 8233
+DEFAULT_SANDBOX_HOST = "127.0.0.1"
+DEFAULT_SANDBOX_PORT = 8787
+
+
+class Settings(BaseModel):
+    """What a casework process needs to know about its surroundings."""
+
+    task_queue: str = TASK_QUEUE
+    sandbox_url: str = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
+    ui_url: str = f"http://localhost:{DEFAULT_UI_PORT}"
+    state_dir: Path = Path(".casework")
+    model: str | None = None
+    """litellm model name; None means the offline stand-in model answers."""
+    llm_api_base: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            task_queue=env.get("CASEWORK_TASK_QUEUE", TASK_QUEUE),
+            sandbox_url=env.get(
+                "CASEWORK_SANDBOX_URL", f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
+            ),
+            ui_url=env.get("CASEWORK_UI_URL", f"http://localhost:{DEFAULT_UI_PORT}"),
+            state_dir=Path(env.get("CASEWORK_HOME", ".casework")),
+            model=env.get("CASEWORK_MODEL") or None,
+            llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,
+            llm_api_key=env.get("CASEWORK_LLM_API_KEY") or None,
+            llm_timeout_seconds=float(env.get("CASEWORK_LLM_TIMEOUT", "60")),
+        )
