@@ -1,0 +1,136 @@
+"""The payments stand-in: pays invoices exactly once per Idempotency-Key and keeps a ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Response
+
+from casework.sandbox.models import Currency, PositiveMoney, RecordId, StrictModel, Text
+from casework.sandbox.store import (
+    Db,
+    IdempotencyKey,
+    apply_once,
+    columns,
+    insert,
+    next_id,
+    utc_now,
+)
+
+router = APIRouter(prefix="/payments", tags=["Payments"])
+
+
+class PaymentRequest(StrictModel):
+    invoice_id: RecordId
+    supplier_id: RecordId
+    amount: PositiveMoney
+    currency: Currency
+    reference: Text | None = None
+
+
+class Reversal(StrictModel):
+    reason: Text
+
+
+class Payment(StrictModel):
+    payment_id: str
+    invoice_id: str
+    supplier_id: str
+    amount: Decimal
+    currency: str
+    reference: str | None
+    status: Literal["completed", "reversed"]
+    idempotency_key: str
+    created_at: datetime
+    reversed_at: datetime | None = None
+    reversal_reason: str | None = None
+
+
+_SELECT = f"SELECT {columns(Payment)} FROM payments"
+
+
+def _get_payment(conn: sqlite3.Connection, payment_id: str) -> Payment:
+    row = conn.execute(f"{_SELECT} WHERE payment_id = ?", (payment_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"payment {payment_id} not found")
+    return Payment.model_validate(dict(row))
+
+
+@router.post("", status_code=201)
+def create_payment(
+    request: PaymentRequest, key: IdempotencyKey, response: Response, db: Db
+) -> Payment:
+    """Pay an invoice. Retrying with the same Idempotency-Key returns the first payment."""
+
+    def apply() -> Payment:
+        seq, payment_id = next_id(conn, "payments", "PAY")
+        payment = Payment(
+            payment_id=payment_id,
+            **request.model_dump(),
+            status="completed",
+            idempotency_key=key,
+            created_at=utc_now(),
+        )
+        insert(conn, "payments", {"seq": seq, **payment.model_dump(mode="json")})
+        return payment
+
+    with db.transaction() as conn:
+        return apply_once(
+            conn,
+            response,
+            operation="payment",
+            key=key,
+            subject="",
+            request=request,
+            result_type=Payment,
+            apply=apply,
+        )
+
+
+@router.get("")
+def list_payments(db: Db, invoice_id: str | None = None) -> list[Payment]:
+    """The ledger, oldest first, optionally for one invoice."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"{_SELECT} WHERE ? IS NULL OR invoice_id = ? ORDER BY seq", (invoice_id, invoice_id)
+        ).fetchall()
+    return [Payment.model_validate(dict(row)) for row in rows]
+
+
+@router.get("/{payment_id}")
+def get_payment(payment_id: str, db: Db) -> Payment:
+    with db.transaction() as conn:
+        return _get_payment(conn, payment_id)
+
+
+@router.post("/{payment_id}/reverse")
+def reverse_payment(
+    payment_id: str, reversal: Reversal, key: IdempotencyKey, response: Response, db: Db
+) -> Payment:
+    """Reverse a payment; reversing one that is already reversed changes nothing."""
+
+    def apply() -> Payment:
+        payment = _get_payment(conn, payment_id)
+        if payment.status == "reversed":
+            return payment
+        conn.execute(
+            "UPDATE payments SET status = 'reversed', reversed_at = ?, reversal_reason = ?"
+            " WHERE payment_id = ?",
+            (utc_now().isoformat(), reversal.reason, payment_id),
+        )
+        return _get_payment(conn, payment_id)
+
+    with db.transaction() as conn:
+        return apply_once(
+            conn,
+            response,
+            operation="payment reversal",
+            key=key,
+            subject=payment_id,
+            request=reversal,
+            result_type=Payment,
+            apply=apply,
+        )
