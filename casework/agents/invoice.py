@@ -1,0 +1,82 @@
+"""The invoice analyst: explains an invoice exception and recommends what to do with it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from casework.agents.registry import AgentOutput, register
+
+INVOICE_ANALYST = "invoice_analyst"
+INVOICE_PROPOSAL = "invoice_proposal"
+
+SYSTEM_PROMPT = (
+    "You are an accounts-payable analyst. You review one invoice exception at a time: the "
+    "invoice, its purchase order, the goods receipts and the supplier record. Explain the "
+    "discrepancy in plain words, recommend approve, reject or hold, and say how confident you "
+    "are. You only propose; a policy and a human decide."
+)
+
+TASK = (
+    "Explain why this invoice was flagged, recommend what accounts payable should do, and cite "
+    "the evidence (line, quantity, price) your recommendation rests on."
+)
+
+
+class Recommendation(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    HOLD = "hold"
+
+
+class InvoiceProposal(BaseModel):
+    recommendation: Recommendation
+    confidence: float = Field(ge=0, le=1)
+    explanation: str = Field(min_length=1, description="What the discrepancy is, in plain words.")
+    rationale: str = Field(min_length=1, description="Why the recommendation follows.")
+    evidence: list[str] = Field(default_factory=list)
+    suggested_amount: Decimal | None = Field(
+        default=None, description="Amount the agent thinks should be paid, if not the total."
+    )
+
+
+def stand_in_proposal(context: dict[str, Any]) -> InvoiceProposal:
+    """Offline stand-in: a rule of thumb over the variance the workflow already computed.
+
+    It never pretends to be a model: the activity reports it as the stand-in, and its rationale
+    says so too.
+    """
+    variance = context.get("variance", {})
+    findings: list[str] = list(variance.get("findings", []))
+    within = bool(variance.get("within_tolerance"))
+    matched = variance.get("matched_amount")
+    if within:
+        return InvoiceProposal(
+            recommendation=Recommendation.APPROVE,
+            confidence=0.92,
+            explanation="The invoice matches the PO and goods receipt within tolerance.",
+            rationale="Offline stand-in rule: variance within tolerance, so approve.",
+            evidence=findings or ["all lines match PO price and received quantity"],
+        )
+    quantity_issue = any("quantity" in finding for finding in findings)
+    return InvoiceProposal(
+        recommendation=Recommendation.HOLD if quantity_issue else Recommendation.APPROVE,
+        confidence=0.62,
+        explanation="; ".join(findings) or "The invoice total differs from the matched amount.",
+        rationale=(
+            "Offline stand-in rule: variance outside tolerance, so a person must look; "
+            + (
+                "goods not yet received suggest waiting."
+                if quantity_issue
+                else "price differences are often agreed surcharges."
+            )
+        ),
+        evidence=findings,
+        suggested_amount=Decimal(str(matched)) if quantity_issue and matched is not None else None,
+    )
+
+
+register(AgentOutput(name=INVOICE_PROPOSAL, model=InvoiceProposal, stand_in=stand_in_proposal))
