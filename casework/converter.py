@@ -1,0 +1,58 @@
+"""The data converter used by every casework client and worker.
+
+Temporal's pydantic converter, with one change: a payload that fails validation (a case started
+from the Temporal CLI without ``invoice_id``, say) raises a non-retryable ``ApplicationError``
+of type ``InvalidInput`` that names the fields. Left as a plain ``ValidationError`` it would fail
+the workflow *task*, which Temporal retries forever, leaving the case stuck instead of failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import temporalio.api.common.v1
+from pydantic import ValidationError
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
+from temporalio.exceptions import ApplicationError
+
+INVALID_INPUT = "InvalidInput"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the field, e.g. ``invoice_id: Field required``."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(input)"
+        problems.append(f"{field}: {item['msg']}")
+    return f"invalid {error.title}: " + "; ".join(problems)
+
+
+class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
+    def from_payload(
+        self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None
+    ) -> Any:
+        try:
+            return super().from_payload(payload, type_hint)
+        except ValidationError as error:
+            raise ApplicationError(
+                describe_validation_error(error), type=INVALID_INPUT, non_retryable=True
+            ) from error
+
+
+class CaseworkPayloadConverter(CompositePayloadConverter):
+    def __init__(self) -> None:
+        super().__init__(
+            *(
+                _ValidatingJSONConverter() if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+data_converter = DataConverter(payload_converter_class=CaseworkPayloadConverter)

@@ -1,0 +1,222 @@
+"""The pure policy evaluator: the agent proposes, the policy decides.
+
+No I/O, no clock, no randomness: workflows call these functions directly, and every result can
+be recomputed from the case's history.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from casework.agents.invoice import InvoiceProposal, Recommendation
+from casework.policies.models import (
+    ApprovalTier,
+    Directory,
+    Duration,
+    InvoiceExceptionPolicy,
+    PolicyRef,
+    Tolerance,
+)
+from casework.records import GoodsReceipt, Invoice, PurchaseOrder, Supplier
+from casework.tasks import DecisionAction, HumanTask, TaskDecision, TaskStatus
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal) -> str:
+    return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+
+
+class Variance(BaseModel):
+    """The three-way match: what the PO prices and received quantities support, against the bill."""
+
+    invoice_total: Decimal
+    matched_amount: Decimal
+    variance: Decimal
+    variance_percent: Decimal
+    within_tolerance: bool
+    findings: list[str]
+
+
+def compute_variance(
+    invoice: Invoice,
+    purchase_order: PurchaseOrder | None,
+    receipts: list[GoodsReceipt],
+    tolerance: Tolerance,
+) -> Variance:
+    findings: list[str] = []
+    matched = Decimal(0)
+    if purchase_order is None:
+        findings.append("no purchase order referenced")
+    else:
+        po_lines = {line.sku: line for line in purchase_order.lines}
+        received: dict[str, int] = {}
+        for receipt in receipts:
+            for line in receipt.lines:
+                received[line.sku] = received.get(line.sku, 0) + line.quantity_received
+        for line in invoice.lines:
+            po_line = po_lines.get(line.sku)
+            if po_line is None:
+                findings.append(f"{line.sku}: not on purchase order {purchase_order.po_number}")
+                continue
+            got = received.get(line.sku, 0)
+            if line.unit_price != po_line.unit_price:
+                findings.append(
+                    f"{line.sku}: price variance, invoiced {money(line.unit_price)} "
+                    f"vs PO {money(po_line.unit_price)}"
+                )
+            if line.quantity > got:
+                findings.append(
+                    f"{line.sku}: quantity variance, invoiced {line.quantity}, received {got}"
+                )
+            if line.quantity > po_line.quantity:
+                findings.append(
+                    f"{line.sku}: invoiced {line.quantity} exceeds ordered {po_line.quantity}"
+                )
+            matched += min(line.quantity, got, po_line.quantity) * po_line.unit_price
+    variance = invoice.total - matched
+    percent = (variance / matched * 100) if matched else Decimal(100)
+    percent = percent.quantize(CENT, rounding=ROUND_HALF_UP)
+    within = abs(variance) <= tolerance.absolute and abs(percent) <= tolerance.percent
+    return Variance(
+        invoice_total=invoice.total,
+        matched_amount=matched,
+        variance=variance,
+        variance_percent=percent,
+        within_tolerance=within,
+        findings=findings,
+    )
+
+
+class Route(StrEnum):
+    AUTO_APPROVE = "auto_approve"
+    HUMAN_APPROVAL = "human_approval"
+
+
+class PolicyDecision(BaseModel):
+    route: Route
+    reasons: list[str]
+    policy: PolicyRef
+    tier: int | None = None
+    role: str | None = None
+    sla: Duration | None = None
+
+
+def tier_for_amount(tiers: list[ApprovalTier], amount: Decimal) -> int:
+    for index, tier in enumerate(tiers):
+        if tier.max_amount is None or amount <= tier.max_amount:
+            return index
+    # A policy whose top tier has a ceiling cannot approve above it: that tier still gets the
+    # task, and the approval limits in the directory decide who can actually sign.
+    return len(tiers) - 1
+
+
+def decide_invoice(
+    policy: InvoiceExceptionPolicy,
+    ref: PolicyRef,
+    variance: Variance,
+    proposal: InvoiceProposal | None,
+    supplier: Supplier,
+) -> PolicyDecision:
+    """Auto-approve only when every condition holds; otherwise route to the covering tier."""
+    blockers: list[str] = []
+    rules = policy.auto_approval
+    if not variance.within_tolerance:
+        blockers.append(
+            f"variance {money(variance.variance)} ({variance.variance_percent}%) is outside "
+            f"tolerance ({policy.tolerance.percent}% and {money(policy.tolerance.absolute)})"
+        )
+    if proposal is None:
+        blockers.append("no agent proposal available")
+    else:
+        if proposal.recommendation is not Recommendation.APPROVE:
+            blockers.append(f"agent recommends {proposal.recommendation.value}")
+        if proposal.confidence < rules.min_agent_confidence:
+            blockers.append(
+                f"agent confidence {proposal.confidence:.2f} is below "
+                f"{rules.min_agent_confidence:.2f}"
+            )
+    if rules.max_amount is not None and variance.invoice_total > rules.max_amount:
+        blockers.append(
+            f"total {money(variance.invoice_total)} exceeds the auto-approval ceiling "
+            f"{money(rules.max_amount)}"
+        )
+    if supplier.status != "active":
+        blockers.append(f"supplier {supplier.supplier_id} is {supplier.status}")
+
+    if not blockers:
+        return PolicyDecision(
+            route=Route.AUTO_APPROVE,
+            reasons=["within tolerance, agent recommends approval with sufficient confidence"],
+            policy=ref,
+        )
+    tier = tier_for_amount(policy.approval_tiers, variance.invoice_total)
+    return PolicyDecision(
+        route=Route.HUMAN_APPROVAL,
+        reasons=blockers,
+        policy=ref,
+        tier=tier,
+        role=policy.approval_tiers[tier].role,
+        sla=policy.approval_tiers[tier].sla,
+    )
+
+
+def eligible_roles(tiers: list[ApprovalTier], tier: int) -> list[str]:
+    """The assigned tier and every tier above it may decide."""
+    return [t.role for t in tiers[tier:]]
+
+
+def refusal_reasons(
+    directory: Directory,
+    task: HumanTask | None,
+    decision: TaskDecision,
+    *,
+    submitter_may_approve: bool = False,
+) -> list[str]:
+    """Why a decision may not be accepted; empty when it may.
+
+    Used by the update validator (rejected before it reaches history) and by the signal handler
+    (recorded in the audit trail and ignored), so both paths enforce the same rules.
+    """
+    if task is None:
+        return ["there is no task awaiting a decision in this case"]
+    if task.status is not TaskStatus.OPEN:
+        return [f"task {task.task_id} is no longer open (it is {task.status.value})"]
+    if decision.task_id and decision.task_id != task.task_id:
+        return [f"task {decision.task_id} is no longer open; the open task is {task.task_id}"]
+    reasons: list[str] = []
+    actions = [action.value for action in DecisionAction]
+    if decision.action not in actions:
+        reasons.append(f"action must be one of {actions}, got {decision.action!r}")
+    user = directory.users.get(decision.approver)
+    if user is None:
+        return [*reasons, f"unknown approver {decision.approver!r}"]
+    if decision.approver == task.requested_by and not submitter_may_approve:
+        reasons.append(
+            f"{decision.approver} submitted this case and may not decide it (segregation of duties)"
+        )
+    if user.role not in task.eligible_roles:
+        reasons.append(
+            f"{decision.approver} ({user.role}) may not decide this task; it needs one of: "
+            + ", ".join(task.eligible_roles)
+        )
+    if decision.action == DecisionAction.APPROVE:
+        amount = task.amount if decision.amount is None else decision.amount
+        if decision.amount is not None and not Decimal(0) < decision.amount <= task.amount:
+            reasons.append(
+                f"edited amount {money(decision.amount)} must be above 0 and at most "
+                f"{money(task.amount)}"
+            )
+        role = directory.roles.get(user.role)
+        limit = role.approval_limit if role else Decimal(0)
+        if limit is not None and amount > limit:
+            reasons.append(
+                f"{decision.approver}'s approval limit {money(limit)} {task.currency} "
+                f"does not cover {money(amount)} {task.currency}"
+            )
+    elif decision.action == DecisionAction.REJECT and not (decision.comment or "").strip():
+        reasons.append("a rejection needs a comment saying why")
+    return reasons

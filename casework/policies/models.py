@@ -1,0 +1,123 @@
+"""Typed policy documents. Pure pydantic: safe to import from workflow code."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept policy-friendly durations such as ``30m``, ``24h`` or ``2d``."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+
+class PolicyModel(BaseModel):
+    # A typo in a policy key must fail loudly rather than silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicyRef(PolicyModel):
+    """Identifies exactly which policy text a decision was made under."""
+
+    id: str
+    version: int
+    sha256: str
+
+    def __str__(self) -> str:
+        return f"{self.id} v{self.version} ({self.sha256[:12]})"
+
+
+class Tolerance(PolicyModel):
+    percent: Decimal = Field(ge=0)
+    absolute: Decimal = Field(ge=0)
+
+
+class AutoApproval(PolicyModel):
+    min_agent_confidence: float = Field(ge=0, le=1)
+    max_amount: Decimal | None = None
+
+
+class ApprovalTier(PolicyModel):
+    role: str
+    max_amount: Decimal | None
+    """None: no upper bound."""
+    sla: Duration
+
+
+class Escalation(PolicyModel):
+    to_next_tier_on_sla: bool = True
+
+
+class FinalTimeout(PolicyModel):
+    invoice_status: str = "on_hold"
+    notify_roles: list[str] = []
+
+
+class SegregationOfDuties(PolicyModel):
+    submitter_may_approve: bool = False
+
+
+class AgentSettings(PolicyModel):
+    model: str | None = None
+    fallback_models: list[str] = []
+    max_tokens: int | None = None
+
+
+class InvoiceExceptionPolicy(PolicyModel):
+    id: str
+    version: int
+    description: str = ""
+    tolerance: Tolerance
+    auto_approval: AutoApproval
+    approval_tiers: list[ApprovalTier] = Field(min_length=1)
+    escalation: Escalation = Escalation()
+    final_timeout: FinalTimeout = FinalTimeout()
+    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
+    agents: dict[str, AgentSettings] = {}
+
+
+class Role(PolicyModel):
+    approval_limit: Decimal | None
+    """None: no limit."""
+
+
+class User(PolicyModel):
+    name: str
+    role: str
+    email: str
+
+
+class Directory(PolicyModel):
+    id: str
+    version: int
+    roles: dict[str, Role]
+    users: dict[str, User]
+
+
+class PolicyDocument(BaseModel):
+    """A policy as loaded from disk: its raw content and the reference that pins it."""
+
+    ref: PolicyRef
+    content: dict[str, Any]

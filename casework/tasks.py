@@ -1,0 +1,70 @@
+"""Human tasks: the durable wait for a person's decision, shared by every process.
+
+Pure pydantic, safe in workflow code. The rules for who may decide live in
+``casework.policies.evaluator.refusal_reasons``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class DecisionAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class TaskDecision(BaseModel):
+    """A person's decision on an open task, sent as the ``decide`` update or signal.
+
+    ``action`` is a plain string rather than the enum so that a signal with a misspelt action
+    still reaches the workflow, where it is recorded as refused instead of being dropped.
+    """
+
+    approver: str
+    action: str
+    amount: Decimal | None = None
+    """Approve with an edited amount (for example only the part that matches the PO)."""
+    comment: str | None = None
+    task_id: str | None = None
+    """Optional: when given, the decision only applies to that task."""
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DECIDED = "decided"
+    ESCALATED = "escalated"
+    TIMED_OUT = "timed_out"
+
+
+class HumanTask(BaseModel):
+    task_id: str
+    case_id: str
+    title: str
+    role: str
+    """The role the task is assigned to (the current approval tier)."""
+    eligible_roles: list[str]
+    """Roles that may decide: the assigned tier and every tier above it."""
+    amount: Decimal
+    currency: str
+    requested_by: str
+    opened_at: datetime
+    due_at: datetime
+    tier: int
+    summary: str
+    """The pre-filled evidence summary the approver reads."""
+    evidence: dict[str, Any] = {}
+    status: TaskStatus = TaskStatus.OPEN
+    decision: TaskDecision | None = None
+
+
+class DecisionReceipt(BaseModel):
+    task_id: str
+    action: str
+    approver: str
+    message: str

@@ -1,0 +1,3 @@
+from casework.workers.main import main
+
+main()

@@ -1,0 +1,87 @@
+"""The casework worker: every process's workflows and activities on one task queue.
+
+Run it with ``casework worker`` or ``python -m casework.workers``; scale out by running more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from casework.activities import policy
+from casework.activities.erp import ErpActivities
+from casework.activities.llm import LlmActivities
+from casework.activities.notifications import NotificationActivities
+from casework.activities.payments import PaymentActivities
+from casework.client import connect
+from casework.config import Settings
+from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+
+WORKFLOWS: list[type] = [InvoiceExceptionWorkflow]
+
+log = logging.getLogger("casework.worker")
+
+
+def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callable[..., Any]]:
+    erp = ErpActivities(http)
+    payments = PaymentActivities(http)
+    notifications = NotificationActivities(http)
+    llm = LlmActivities(settings)
+    return [
+        policy.load,
+        erp.get_invoice,
+        erp.get_purchase_order,
+        erp.list_goods_receipts,
+        erp.get_supplier,
+        erp.set_invoice_status,
+        payments.pay,
+        payments.reverse,
+        notifications.send,
+        llm.propose,
+    ]
+
+
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    """A worker polling ``settings.task_queue`` for as long as the context is open."""
+    async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=20.0) as http:
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=WORKFLOWS,
+            activities=build_activities(settings, http),
+        )
+        async with worker:
+            yield worker
+
+
+async def serve(settings: Settings) -> None:
+    client = await connect()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    model = settings.model or "offline stand-in (set CASEWORK_MODEL to use a real model)"
+    async with running_worker(client, settings):
+        log.info(
+            "worker polling task queue %r on %s; systems at %s; model: %s",
+            settings.task_queue,
+            client.service_client.config.target_host,
+            settings.sandbox_url,
+            model,
+        )
+        await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(Settings.from_env()))

@@ -1,0 +1,355 @@
+"""What every casework process shares: audit trail, status, tool calls and human tasks.
+
+A process workflow subclasses ``CaseWorkflow``; the ``decide`` update and signal and the
+``audit``, ``open_task`` and ``state`` queries come with it, so every process is approved and
+inspected the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+    from pydantic_core import to_jsonable_python
+
+    from casework import search_attributes as sa
+    from casework.activities.notifications import NotificationActivities, NotificationRequest
+    from casework.audit import AuditEvent, AuditKind
+    from casework.policies.evaluator import eligible_roles, refusal_reasons
+    from casework.policies.models import ApprovalTier, Directory
+    from casework.tasks import DecisionReceipt, HumanTask, TaskDecision, TaskStatus
+
+DECISION_REFUSED = "DecisionRefused"
+
+TOOL_TIMEOUT = timedelta(seconds=30)
+TOOL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+)
+# Undoing a write matters more than making it: keep trying much longer before giving up.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=10,
+)
+
+
+class CaseStatus(StrEnum):
+    STARTED = "started"
+    ANALYSING = "analysing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTING = "executing"
+    PAID = "paid"
+    REJECTED = "rejected"
+    ON_HOLD = "on_hold"
+    FAILED_COMPENSATED = "failed_compensated"
+    FAILED_NEEDS_ATTENTION = "failed_needs_attention"
+    CANCELLED_COMPENSATED = "cancelled_compensated"
+
+
+class CaseState(BaseModel):
+    case_id: str
+    case_type: str
+    status: str
+    title: str
+    open_task: HumanTask | None
+    facts: dict[str, Any]
+    """Process-specific summary for people: amounts, the agent's proposal, the outcome."""
+
+
+class ApprovalRequest(BaseModel):
+    title: str
+    summary: str
+    evidence: dict[str, Any] = {}
+    amount: Decimal
+    currency: str
+    tiers: list[ApprovalTier]
+    start_tier: int
+    escalate: bool = True
+
+
+class ApprovalOutcome(BaseModel):
+    task: HumanTask
+    decision: TaskDecision | None
+    """None when the last tier's SLA passed without a decision."""
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__temporal_activity_definition").name
+
+
+def failure_message(error: BaseException) -> str:
+    """The innermost cause's message: what actually went wrong, not the wrapper."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error)
+
+
+class CaseWorkflow:
+    case_type: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._audit: list[AuditEvent] = []
+        self._status: str = CaseStatus.STARTED
+        self._title = ""
+        self._facts: dict[str, Any] = {}
+        self._task: HumanTask | None = None
+        self._tasks_opened = 0
+        self._directory: Directory | None = None
+        self._requested_by = ""
+        self._submitter_may_approve = False
+
+    # -- audit and status -------------------------------------------------------------------
+
+    def record(self, kind: AuditKind, summary: str, **data: Any) -> None:
+        self._audit.append(
+            AuditEvent(
+                seq=len(self._audit) + 1,
+                at=workflow.now(),
+                kind=kind,
+                summary=summary,
+                data=to_jsonable_python(data),
+            )
+        )
+
+    def set_status(
+        self, status: str, *, approver_role: str | None = None, amount: Decimal | None = None
+    ) -> None:
+        self._status = status
+        updates = [
+            sa.CASE_TYPE.value_set(self.case_type),
+            sa.CASE_STATUS.value_set(status),
+            sa.APPROVER_ROLE.value_set(approver_role)
+            if approver_role
+            else sa.APPROVER_ROLE.value_unset(),
+        ]
+        if amount is not None:
+            updates.append(sa.CASE_AMOUNT.value_set(float(amount)))
+        workflow.upsert_search_attributes(updates)
+
+    def idempotency_key(self, step: str) -> str:
+        """Derived from the business key, so a retried or replayed write happens once."""
+        return f"{workflow.info().workflow_id}:{step}"
+
+    @workflow.query(name="audit")
+    def audit_trail(self) -> list[AuditEvent]:
+        return self._audit
+
+    @workflow.query(name="open_task")
+    def open_task(self) -> HumanTask | None:
+        if self._task is not None and self._task.status is TaskStatus.OPEN:
+            return self._task
+        return None
+
+    @workflow.query(name="state")
+    def state(self) -> CaseState:
+        return CaseState(
+            case_id=workflow.info().workflow_id,
+            case_type=self.case_type,
+            status=self._status,
+            title=self._title,
+            open_task=self.open_task(),
+            facts=self._facts,
+        )
+
+    # -- tools ------------------------------------------------------------------------------
+
+    async def call_tool(
+        self,
+        fn: Callable[..., Any],
+        arg: Any,
+        *,
+        retry_policy: RetryPolicy = TOOL_RETRY,
+        summary: str | None = None,
+    ) -> Any:
+        """Run a tool activity and record the call, or its final failure, in the audit trail."""
+        name = activity_name(fn)
+        try:
+            result = await workflow.execute_activity_method(
+                fn, arg, start_to_close_timeout=TOOL_TIMEOUT, retry_policy=retry_policy
+            )
+        except ActivityError as error:
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"{name} failed: {failure_message(error)}",
+                activity=name,
+                input=arg,
+            )
+            raise
+        self.record(AuditKind.TOOL_CALL, summary or name, activity=name, input=arg)
+        return result
+
+    async def notify(self, user: str, subject: str, body: str, step: str) -> None:
+        assert self._directory is not None
+        person = self._directory.users.get(user)
+        if person is None:
+            return
+        await self.call_tool(
+            NotificationActivities.send,
+            NotificationRequest(
+                to=person.email,
+                subject=subject,
+                body=body,
+                case_id=workflow.info().workflow_id,
+                idempotency_key=self.idempotency_key(f"notify:{step}:{user}"),
+            ),
+            summary=f"notified {user}: {subject}",
+        )
+
+    async def notify_role(self, role: str, subject: str, body: str, step: str) -> None:
+        assert self._directory is not None
+        for user_id, user in sorted(self._directory.users.items()):
+            if user.role == role:
+                await self.notify(user_id, subject, body, step)
+
+    # -- human tasks ------------------------------------------------------------------------
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalOutcome:
+        """Open a task for the starting tier; escalate tier by tier as SLAs pass.
+
+        Waiting is a durable timer: it costs nothing however long the approver takes.
+        """
+        tier = request.start_tier
+        while True:
+            task = self._open_task(request, tier)
+            self.set_status(
+                CaseStatus.AWAITING_APPROVAL, approver_role=task.role, amount=request.amount
+            )
+            await self.notify_role(
+                task.role,
+                f"Approval needed: {request.title}",
+                f"{task.summary}\n\nDecide by {task.due_at.isoformat()} with:\n"
+                f"  casework approve {task.case_id} --as <you>",
+                step=task.task_id,
+            )
+            if await self._wait_for_decision(task, request.tiers[tier].sla):
+                return ApprovalOutcome(task=task, decision=task.decision)
+            if request.escalate and tier + 1 < len(request.tiers):
+                task.status = TaskStatus.ESCALATED
+                self.record(
+                    AuditKind.TASK_ESCALATED,
+                    f"no decision from {task.role} within {request.tiers[tier].sla}; "
+                    f"escalated to {request.tiers[tier + 1].role}",
+                    task_id=task.task_id,
+                    from_role=task.role,
+                    to_role=request.tiers[tier + 1].role,
+                )
+                tier += 1
+                continue
+            task.status = TaskStatus.TIMED_OUT
+            self.record(
+                AuditKind.TASK_TIMED_OUT,
+                f"no decision from {task.role} within {request.tiers[tier].sla}; "
+                "final timeout reached",
+                task_id=task.task_id,
+            )
+            return ApprovalOutcome(task=task, decision=None)
+
+    async def _wait_for_decision(self, task: HumanTask, sla: timedelta) -> bool:
+        try:
+            await workflow.wait_condition(lambda: task.decision is not None, timeout=sla)
+        except TimeoutError:
+            return False
+        return True
+
+    def _open_task(self, request: ApprovalRequest, tier: int) -> HumanTask:
+        self._tasks_opened += 1
+        now = workflow.now()
+        case_id = workflow.info().workflow_id
+        task = HumanTask(
+            task_id=f"{case_id}/approval-{self._tasks_opened}",
+            case_id=case_id,
+            title=request.title,
+            role=request.tiers[tier].role,
+            eligible_roles=eligible_roles(request.tiers, tier),
+            amount=request.amount,
+            currency=request.currency,
+            requested_by=self._requested_by,
+            opened_at=now,
+            due_at=now + request.tiers[tier].sla,
+            tier=tier,
+            summary=request.summary,
+            evidence=request.evidence,
+        )
+        self._task = task
+        self.record(
+            AuditKind.TASK_OPENED,
+            f"approval task assigned to {task.role}, due {task.due_at.isoformat()}",
+            task_id=task.task_id,
+            role=task.role,
+            eligible_roles=task.eligible_roles,
+            amount=task.amount,
+            due_at=task.due_at,
+        )
+        return task
+
+    def _refusals(self, decision: TaskDecision) -> list[str]:
+        if self._directory is None:
+            return ["the case has not loaded its approval directory yet"]
+        return refusal_reasons(
+            self._directory,
+            self.open_task() or self._task,
+            decision,
+            submitter_may_approve=self._submitter_may_approve,
+        )
+
+    def _accept(self, decision: TaskDecision) -> DecisionReceipt:
+        task = self._task
+        assert task is not None
+        task.decision = decision
+        task.status = TaskStatus.DECIDED
+        amount_note = "" if decision.amount is None else f" for {decision.amount} {task.currency}"
+        self.record(
+            AuditKind.HUMAN_DECISION,
+            f"{decision.approver} chose {decision.action}{amount_note}"
+            + (f": {decision.comment}" if decision.comment else ""),
+            task_id=task.task_id,
+            decision=decision,
+        )
+        return DecisionReceipt(
+            task_id=task.task_id,
+            action=decision.action,
+            approver=decision.approver,
+            message=f"{decision.action} by {decision.approver} recorded for {task.case_id}",
+        )
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: TaskDecision) -> DecisionReceipt:
+        return self._accept(decision)
+
+    @decide.validator
+    def validate_decision(self, decision: TaskDecision) -> None:
+        # Runs before the update is accepted: a refused decision never reaches history.
+        reasons = self._refusals(decision)
+        if reasons:
+            raise ApplicationError("decision refused: " + "; ".join(reasons), type=DECISION_REFUSED)
+
+    @workflow.signal(name="decide")
+    def decide_by_signal(self, decision: TaskDecision) -> None:
+        # Signals cannot be refused to the sender, so an invalid one is recorded and ignored.
+        reasons = self._refusals(decision)
+        if reasons:
+            self.record(
+                AuditKind.DECISION_REFUSED,
+                f"ignored decision from {decision.approver}: " + "; ".join(reasons),
+                decision=decision,
+                reasons=reasons,
+            )
+            return
+        self._accept(decision)
+
+    async def finish_handlers(self) -> None:
+        """Let in-flight update handlers complete before the case closes."""
+        await workflow.wait_condition(workflow.all_handlers_finished)

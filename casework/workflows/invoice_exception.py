@@ -1,0 +1,532 @@
+"""Invoice exception: explain, decide by policy, get the right approval, pay exactly once.
+
+Flow: load policy -> fetch invoice, PO, goods receipts, supplier -> compute the variance ->
+the invoice analyst agent proposes -> the policy auto-approves or routes to an approver tier
+(escalating when SLAs pass, putting the invoice on hold at the final timeout) -> pay with an
+idempotency key -> mark the invoice paid in the ERP. If that last step fails for good, the
+payment is reversed and the case ends ``failed_compensated``, saying what was undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from casework.activities.erp import (
+        ErpActivities,
+        InvoiceLookup,
+        InvoiceStatusChange,
+        PurchaseOrderLookup,
+        SupplierLookup,
+    )
+    from casework.activities.payments import PaymentActivities, PaymentRequest, PaymentReversal
+    from casework.activities.policy import PolicyLookup
+    from casework.activities.policy import load as load_policy
+    from casework.agents.invoice import (
+        INVOICE_ANALYST,
+        INVOICE_PROPOSAL,
+        SYSTEM_PROMPT,
+        TASK,
+        InvoiceProposal,
+    )
+    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.audit import AuditKind
+    from casework.converter import INVALID_INPUT
+    from casework.policies.evaluator import (
+        PolicyDecision,
+        Route,
+        Variance,
+        compute_variance,
+        decide_invoice,
+        money,
+    )
+    from casework.policies.models import (
+        AgentSettings,
+        Directory,
+        InvoiceExceptionPolicy,
+        PolicyRef,
+    )
+    from casework.records import GoodsReceipt, Invoice, Payment, PurchaseOrder, Supplier
+    from casework.tasks import DecisionAction, TaskDecision
+    from casework.workflows.case import (
+        COMPENSATION_RETRY,
+        ApprovalRequest,
+        CaseStatus,
+        CaseWorkflow,
+        failure_message,
+    )
+    from casework.workflows.saga import CompensationReport, Saga
+
+CASE_TYPE = "invoice-exception"
+POLICY_ID = "invoice_exception"
+DIRECTORY_ID = "directory"
+SETTLED_STATUSES = frozenset({"paid", "rejected"})
+
+AGENT_TIMEOUT = timedelta(minutes=2)
+# A few attempts only: a model that keeps answering badly is routed to a person, not retried
+# forever. Auth and bad-request errors are non-retryable and skip straight to that.
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+)
+
+
+class InvoiceExceptionInput(BaseModel):
+    # Unknown keys are refused so that a misspelt field ("invoiceId") fails at start, by name.
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    submitted_by: str = Field(min_length=1, description="Directory user who flagged the exception.")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def case_id_for(invoice_id: str) -> str:
+    """The workflow ID is the business key: a second case for one invoice is refused."""
+    return f"{CASE_TYPE}-{invoice_id}"
+
+
+class Outcome(StrEnum):
+    AUTO_APPROVED = "auto_approved"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    FAILED_COMPENSATED = "failed_compensated"
+
+
+class InvoiceExceptionResult(BaseModel):
+    case_id: str
+    invoice_id: str
+    status: CaseStatus
+    outcome: Outcome
+    message: str
+    decided_by: str | None = None
+    amount_paid: Decimal | None = None
+    payment_id: str | None = None
+    compensated: list[str] = []
+    compensation_failed: list[str] = []
+    policy: PolicyRef
+
+
+class _Context(BaseModel):
+    invoice: Invoice
+    supplier: Supplier
+    purchase_order: PurchaseOrder | None
+    receipts: list[GoodsReceipt]
+
+
+@workflow.defn(name="InvoiceException")
+class InvoiceExceptionWorkflow(CaseWorkflow):
+    case_type = CASE_TYPE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saga = Saga()
+
+    @workflow.run
+    async def run(self, request: InvoiceExceptionInput) -> InvoiceExceptionResult:
+        self._requested_by = request.submitted_by
+        self._title = f"Invoice exception {request.invoice_id}"
+        self.set_status(CaseStatus.ANALYSING)
+        self.record(
+            AuditKind.CASE_STARTED,
+            f"{request.submitted_by} flagged invoice {request.invoice_id}",
+            input=request,
+        )
+        policy, policy_ref = await self._load_policy()
+        if request.submitted_by not in self._directory_or_fail().users:
+            raise ApplicationError(
+                f"invalid InvoiceExceptionInput: submitted_by: {request.submitted_by!r} is not "
+                "in the approval directory",
+                type=INVALID_INPUT,
+                non_retryable=True,
+            )
+
+        context = await self._retrieve_context(request.invoice_id)
+        invoice = context.invoice
+        variance = compute_variance(
+            invoice, context.purchase_order, context.receipts, policy.tolerance
+        )
+        self._facts.update(
+            invoice_id=invoice.invoice_id,
+            supplier=context.supplier.name,
+            currency=invoice.currency,
+            total=invoice.total,
+            variance=variance.variance,
+            variance_percent=variance.variance_percent,
+        )
+        self.set_status(CaseStatus.ANALYSING, amount=invoice.total)
+
+        proposal = await self._propose(policy, context, variance)
+        decision = decide_invoice(policy, policy_ref, variance, proposal, context.supplier)
+        self.record(
+            AuditKind.POLICY_DECISION,
+            f"policy {policy_ref}: {decision.route.value}"
+            + (f" by {decision.role}" if decision.role else "")
+            + " because "
+            + "; ".join(decision.reasons),
+            decision=decision,
+        )
+        self._facts["route"] = decision.route.value
+
+        try:
+            if decision.route is Route.AUTO_APPROVE:
+                result = await self._pay(
+                    invoice, invoice.total, "policy", Outcome.AUTO_APPROVED, policy_ref
+                )
+            else:
+                result = await self._seek_approval(
+                    policy, policy_ref, decision, invoice, variance, proposal
+                )
+        except asyncio.CancelledError:
+            # A cancelled case must not leave money moved: undo what was done, then report it.
+            report = await self._compensate("the case was cancelled")
+            self.set_status(CaseStatus.CANCELLED_COMPENSATED)
+            self.record(
+                AuditKind.CASE_COMPLETED,
+                "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
+                report=report,
+            )
+            raise
+        self._facts.update(outcome=result.outcome.value, message=result.message)
+        self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
+        await self.finish_handlers()
+        return result
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _directory_or_fail(self) -> Directory:
+        assert self._directory is not None
+        return self._directory
+
+    async def _load_policy(self) -> tuple[InvoiceExceptionPolicy, PolicyRef]:
+        document = await self.call_tool(load_policy, PolicyLookup(policy_id=POLICY_ID))
+        directory_document = await self.call_tool(load_policy, PolicyLookup(policy_id=DIRECTORY_ID))
+        policy = InvoiceExceptionPolicy.model_validate(document.content)
+        self._directory = Directory.model_validate(directory_document.content)
+        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
+        self.record(
+            AuditKind.POLICY_LOADED,
+            f"deciding under {document.ref} with directory {directory_document.ref}",
+            policy=document.ref,
+            directory=directory_document.ref,
+        )
+        self._facts["policy"] = str(document.ref)
+        return policy, document.ref
+
+    async def _retrieve_context(self, invoice_id: str) -> _Context:
+        invoice: Invoice = await self.call_tool(
+            ErpActivities.get_invoice, InvoiceLookup(invoice_id=invoice_id)
+        )
+        if invoice.status in SETTLED_STATUSES:
+            raise ApplicationError(
+                f"invoice {invoice_id} is already {invoice.status}; nothing to decide",
+                type="InvoiceAlreadySettled",
+                non_retryable=True,
+            )
+        supplier: Supplier = await self.call_tool(
+            ErpActivities.get_supplier, SupplierLookup(supplier_id=invoice.supplier_id)
+        )
+        purchase_order: PurchaseOrder | None = None
+        receipts: list[GoodsReceipt] = []
+        if invoice.po_number:
+            lookup = PurchaseOrderLookup(po_number=invoice.po_number)
+            purchase_order = await self.call_tool(ErpActivities.get_purchase_order, lookup)
+            receipts = await self.call_tool(ErpActivities.list_goods_receipts, lookup)
+        context = _Context(
+            invoice=invoice, supplier=supplier, purchase_order=purchase_order, receipts=receipts
+        )
+        self.record(
+            AuditKind.CONTEXT_RETRIEVED,
+            f"invoice {invoice.invoice_id} ({money(invoice.total)} {invoice.currency}) from "
+            f"{supplier.name}, PO {invoice.po_number or 'none'}, {len(receipts)} goods receipt(s)",
+            context=context,
+        )
+        return context
+
+    async def _propose(
+        self, policy: InvoiceExceptionPolicy, context: _Context, variance: Variance
+    ) -> InvoiceProposal | None:
+        settings = policy.agents.get(INVOICE_ANALYST, AgentSettings())
+        request = AgentRequest(
+            agent=INVOICE_ANALYST,
+            output=INVOICE_PROPOSAL,
+            system_prompt=SYSTEM_PROMPT,
+            task=TASK,
+            context={
+                **context.model_dump(mode="json"),
+                "variance": variance.model_dump(mode="json"),
+            },
+            model=settings.model,
+            fallback_models=settings.fallback_models,
+            max_tokens=settings.max_tokens,
+        )
+        try:
+            result: AgentResult = await workflow.execute_activity(
+                "llm.propose",
+                request,
+                result_type=AgentResult,
+                start_to_close_timeout=AGENT_TIMEOUT,
+                retry_policy=AGENT_RETRY,
+            )
+        except ActivityError as error:
+            # The agent only advises: without it the case still proceeds, to a person.
+            self.record(
+                AuditKind.AGENT_FAILED,
+                f"{INVOICE_ANALYST} gave no usable proposal: {failure_message(error)}",
+            )
+            return None
+        proposal = InvoiceProposal.model_validate(result.output)
+        usage = result.usage
+        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        self.record(
+            AuditKind.AGENT_PROPOSAL,
+            f"{INVOICE_ANALYST} on {model_label} recommends {proposal.recommendation.value} "
+            f"with confidence {proposal.confidence:.2f}",
+            agent=INVOICE_ANALYST,
+            proposal=proposal,
+            usage=usage,
+        )
+        self._facts.update(
+            agent_model=model_label,
+            recommendation=proposal.recommendation.value,
+            confidence=proposal.confidence,
+        )
+        return proposal
+
+    async def _seek_approval(
+        self,
+        policy: InvoiceExceptionPolicy,
+        policy_ref: PolicyRef,
+        decision: PolicyDecision,
+        invoice: Invoice,
+        variance: Variance,
+        proposal: InvoiceProposal | None,
+    ) -> InvoiceExceptionResult:
+        assert decision.tier is not None
+        outcome = await self.request_approval(
+            ApprovalRequest(
+                title=f"Invoice {invoice.invoice_id}: {money(invoice.total)} {invoice.currency}",
+                summary=_summary(invoice, variance, proposal, decision),
+                evidence={
+                    "variance": variance.model_dump(mode="json"),
+                    "proposal": proposal.model_dump(mode="json") if proposal else None,
+                    "policy_reasons": decision.reasons,
+                },
+                amount=invoice.total,
+                currency=invoice.currency,
+                tiers=policy.approval_tiers,
+                start_tier=decision.tier,
+                escalate=policy.escalation.to_next_tier_on_sla,
+            )
+        )
+        human = outcome.decision
+        if human is None:
+            return await self._put_on_hold(policy, policy_ref, invoice)
+        if human.action == DecisionAction.REJECT:
+            return await self._reject(policy_ref, invoice, human)
+        amount = invoice.total if human.amount is None else human.amount
+        return await self._pay(invoice, amount, human.approver, Outcome.APPROVED, policy_ref)
+
+    async def _pay(
+        self,
+        invoice: Invoice,
+        amount: Decimal,
+        decided_by: str,
+        outcome: Outcome,
+        policy_ref: PolicyRef,
+    ) -> InvoiceExceptionResult:
+        self.set_status(CaseStatus.EXECUTING, amount=amount)
+        payment: Payment = await self.call_tool(
+            PaymentActivities.pay,
+            PaymentRequest(
+                invoice_id=invoice.invoice_id,
+                supplier_id=invoice.supplier_id,
+                amount=amount,
+                currency=invoice.currency,
+                reference=workflow.info().workflow_id,
+                idempotency_key=self.idempotency_key("payment"),
+            ),
+            summary=f"paid {money(amount)} {invoice.currency} for {invoice.invoice_id}",
+        )
+        self._saga.add(
+            f"payment {payment.payment_id} of {money(amount)} {invoice.currency} reversed",
+            lambda: self.call_tool(
+                PaymentActivities.reverse,
+                PaymentReversal(
+                    payment_id=payment.payment_id,
+                    reason=f"case {workflow.info().workflow_id} could not complete",
+                    idempotency_key=self.idempotency_key("payment-reversal"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+        try:
+            await self.call_tool(
+                ErpActivities.set_invoice_status,
+                InvoiceStatusChange(
+                    invoice_id=invoice.invoice_id,
+                    status="paid",
+                    note=f"payment {payment.payment_id}, approved by {decided_by}",
+                    idempotency_key=self.idempotency_key("erp-status-paid"),
+                ),
+            )
+        except ActivityError as error:
+            return await self._fail_compensated(invoice, policy_ref, error)
+        how = (
+            "auto-approved by policy"
+            if outcome is Outcome.AUTO_APPROVED
+            else f"approved by {decided_by}"
+        )
+        message = f"{how}; paid {money(amount)} {invoice.currency}"
+        self.set_status(CaseStatus.PAID, amount=amount)
+        await self.notify(
+            self._requested_by,
+            f"Invoice {invoice.invoice_id} paid",
+            message,
+            step="paid",
+        )
+        return InvoiceExceptionResult(
+            case_id=workflow.info().workflow_id,
+            invoice_id=invoice.invoice_id,
+            status=CaseStatus.PAID,
+            outcome=outcome,
+            message=message,
+            decided_by=decided_by,
+            amount_paid=amount,
+            payment_id=payment.payment_id,
+            policy=policy_ref,
+        )
+
+    async def _compensate(self, why: str) -> CompensationReport:
+        def on_step(description: str, error: BaseException | None) -> None:
+            if error is None:
+                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
+            else:
+                self.record(
+                    AuditKind.COMPENSATION,
+                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
+                )
+
+        return await self._saga.compensate(on_step)
+
+    async def _fail_compensated(
+        self, invoice: Invoice, policy_ref: PolicyRef, error: ActivityError
+    ) -> InvoiceExceptionResult:
+        cause = failure_message(error)
+        report = await self._compensate(f"ERP status update failed: {cause}")
+        status = (
+            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
+        )
+        message = (
+            f"marking {invoice.invoice_id} paid in the ERP failed ({cause}); compensated: "
+            + (", ".join(report.compensated) or "nothing")
+            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
+        )
+        self.set_status(status)
+        await self.notify(
+            self._requested_by, f"Invoice {invoice.invoice_id} failed", message, "failed"
+        )
+        return InvoiceExceptionResult(
+            case_id=workflow.info().workflow_id,
+            invoice_id=invoice.invoice_id,
+            status=status,
+            outcome=Outcome.FAILED_COMPENSATED,
+            message=message,
+            compensated=report.compensated,
+            compensation_failed=report.failed,
+            policy=policy_ref,
+        )
+
+    async def _reject(
+        self, policy_ref: PolicyRef, invoice: Invoice, decision: TaskDecision
+    ) -> InvoiceExceptionResult:
+        await self.call_tool(
+            ErpActivities.set_invoice_status,
+            InvoiceStatusChange(
+                invoice_id=invoice.invoice_id,
+                status="rejected",
+                note=f"rejected by {decision.approver}: {decision.comment}",
+                idempotency_key=self.idempotency_key("erp-status-rejected"),
+            ),
+        )
+        message = f"rejected by {decision.approver}: {decision.comment}"
+        self.set_status(CaseStatus.REJECTED)
+        await self.notify(
+            self._requested_by, f"Invoice {invoice.invoice_id} rejected", message, "rejected"
+        )
+        return InvoiceExceptionResult(
+            case_id=workflow.info().workflow_id,
+            invoice_id=invoice.invoice_id,
+            status=CaseStatus.REJECTED,
+            outcome=Outcome.REJECTED,
+            message=message,
+            decided_by=decision.approver,
+            policy=policy_ref,
+        )
+
+    async def _put_on_hold(
+        self, policy: InvoiceExceptionPolicy, policy_ref: PolicyRef, invoice: Invoice
+    ) -> InvoiceExceptionResult:
+        final = policy.final_timeout
+        await self.call_tool(
+            ErpActivities.set_invoice_status,
+            InvoiceStatusChange(
+                invoice_id=invoice.invoice_id,
+                status=final.invoice_status,
+                note="no approver decided within the SLAs of every tier",
+                idempotency_key=self.idempotency_key(f"erp-status-{final.invoice_status}"),
+            ),
+        )
+        message = f"no decision in time at any tier; invoice put {final.invoice_status}"
+        self.set_status(CaseStatus.ON_HOLD)
+        for role in final.notify_roles:
+            await self.notify_role(
+                role, f"Invoice {invoice.invoice_id} timed out", message, "timeout"
+            )
+        await self.notify(
+            self._requested_by, f"Invoice {invoice.invoice_id} on hold", message, "timeout"
+        )
+        return InvoiceExceptionResult(
+            case_id=workflow.info().workflow_id,
+            invoice_id=invoice.invoice_id,
+            status=CaseStatus.ON_HOLD,
+            outcome=Outcome.TIMED_OUT,
+            message=message,
+            policy=policy_ref,
+        )
+
+
+def _summary(
+    invoice: Invoice,
+    variance: Variance,
+    proposal: InvoiceProposal | None,
+    decision: PolicyDecision,
+) -> str:
+    lines = [
+        f"Invoice {invoice.invoice_id}: {money(invoice.total)} {invoice.currency}; "
+        f"PO and receipts support {money(variance.matched_amount)} "
+        f"(variance {money(variance.variance)}, {variance.variance_percent}%).",
+    ]
+    lines += [f"- {finding}" for finding in variance.findings]
+    if proposal is None:
+        lines.append("Agent: no proposal (see audit trail).")
+    else:
+        lines.append(
+            f"Agent recommends {proposal.recommendation.value} "
+            f"(confidence {proposal.confidence:.2f}): {proposal.explanation}"
+        )
+        if proposal.suggested_amount is not None:
+            lines.append(f"Agent suggests paying {money(proposal.suggested_amount)}.")
+    lines.append("Needs a person because: " + "; ".join(decision.reasons) + ".")
+    return "\n".join(lines)

@@ -1,0 +1,235 @@
+"""The pure policy evaluator and the policy documents it reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from casework.agents.invoice import Recommendation
+from casework.policies.evaluator import (
+    Route,
+    compute_variance,
+    decide_invoice,
+    eligible_roles,
+    refusal_reasons,
+    tier_for_amount,
+)
+from casework.policies.loader import BUNDLED_POLICY_DIR, load_policy
+from casework.policies.models import Directory, InvoiceExceptionPolicy
+from casework.tasks import HumanTask, TaskDecision, TaskStatus
+from tests.fake_systems import proposal, scenario
+
+
+@pytest.fixture(scope="module")
+def policy() -> InvoiceExceptionPolicy:
+    return InvoiceExceptionPolicy.model_validate(load_policy("invoice_exception").content)
+
+
+@pytest.fixture(scope="module")
+def directory() -> Directory:
+    return Directory.model_validate(load_policy("directory").content)
+
+
+def test_bundled_policy_loads_with_version_hash_and_durations(
+    policy: InvoiceExceptionPolicy,
+) -> None:
+    document = load_policy("invoice_exception")
+    assert document.ref.version == policy.version == 1
+    assert len(document.ref.sha256) == 64
+    assert [tier.role for tier in policy.approval_tiers] == [
+        "ap_supervisor",
+        "finance_manager",
+        "cfo",
+    ]
+    assert policy.approval_tiers[0].sla == timedelta(hours=24)
+
+
+def test_demo_directory_has_the_documented_people(directory: Directory) -> None:
+    roles = {name: user.role for name, user in directory.users.items()}
+    assert roles == {
+        "alice": "ap_clerk",
+        "bob": "ap_supervisor",
+        "carol": "finance_manager",
+        "dave": "cfo",
+    }
+    assert directory.roles["ap_supervisor"].approval_limit == Decimal("5000")
+    assert directory.roles["finance_manager"].approval_limit == Decimal("50000")
+    assert directory.roles["cfo"].approval_limit is None
+
+
+def test_policy_hash_changes_with_any_edit(tmp_path: Path) -> None:
+    original = BUNDLED_POLICY_DIR / "invoice_exception.yaml"
+    edited = tmp_path / "invoice_exception.yaml"
+    edited.write_text(original.read_text().replace("percent: 2.0", "percent: 3.0"))
+    assert load_policy("invoice_exception", tmp_path).ref.sha256 != (
+        load_policy("invoice_exception").ref.sha256
+    )
+
+
+def test_misspelt_policy_key_is_refused() -> None:
+    content = load_policy("invoice_exception").content | {"tolerence": {"percent": 1}}
+    with pytest.raises(ValidationError, match="tolerence"):
+        InvoiceExceptionPolicy.model_validate(content)
+
+
+def test_exact_match_has_no_variance(policy: InvoiceExceptionPolicy) -> None:
+    s = scenario("INV-1")
+    variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
+    assert variance.variance == 0
+    assert variance.within_tolerance
+    assert variance.findings == []
+
+
+def test_price_variance_outside_tolerance(policy: InvoiceExceptionPolicy) -> None:
+    s = scenario("INV-1", invoice_price="31.50")
+    variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
+    assert variance.variance == Decimal("150.00")
+    assert variance.variance_percent == Decimal("5.00")
+    assert not variance.within_tolerance
+    assert variance.findings == ["W-1: price variance, invoiced 31.50 vs PO 30.00"]
+
+
+def test_small_price_variance_is_within_both_limits(policy: InvoiceExceptionPolicy) -> None:
+    s = scenario("INV-1", invoice_price="30.20")
+    variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
+    assert variance.variance == Decimal("20.00")
+    assert variance.within_tolerance
+
+
+def test_absolute_limit_applies_even_when_percent_is_small(
+    policy: InvoiceExceptionPolicy,
+) -> None:
+    # 1% of 30,000 is 300: inside 2% but far above the 50.00 absolute limit.
+    s = scenario("INV-1", quantity=1000, invoice_price="30.30")
+    variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
+    assert variance.variance_percent == Decimal("1.00")
+    assert not variance.within_tolerance
+
+
+def test_quantity_not_received_is_not_matched(policy: InvoiceExceptionPolicy) -> None:
+    s = scenario("INV-1", received=80)
+    variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
+    assert variance.matched_amount == Decimal("2400.00")
+    assert "W-1: quantity variance, invoiced 100, received 80" in variance.findings
+
+
+def test_missing_purchase_order_is_never_within_tolerance(policy: InvoiceExceptionPolicy) -> None:
+    s = scenario("INV-1")
+    variance = compute_variance(s.invoice, None, [], policy.tolerance)
+    assert not variance.within_tolerance
+    assert variance.findings == ["no purchase order referenced"]
+
+
+def _decide(policy: InvoiceExceptionPolicy, **scenario_args: object):
+    agent = scenario_args.pop("agent", proposal())
+    s = scenario("INV-1", **scenario_args)  # type: ignore[arg-type]
+    ref = load_policy("invoice_exception").ref
+    variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
+    return decide_invoice(policy, ref, variance, agent, s.supplier)  # type: ignore[arg-type]
+
+
+def test_auto_approval_needs_every_condition(policy: InvoiceExceptionPolicy) -> None:
+    decision = _decide(policy)
+    assert decision.route is Route.AUTO_APPROVE
+    assert decision.policy.id == "invoice_exception"
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ({"invoice_price": "31.50"}, "outside tolerance"),
+        ({"agent": proposal(confidence=0.79)}, "agent confidence 0.79 is below 0.80"),
+        ({"agent": proposal(Recommendation.HOLD)}, "agent recommends hold"),
+        ({"agent": None}, "no agent proposal available"),
+        ({"quantity": 400}, "exceeds the auto-approval ceiling 10,000.00"),
+        ({"supplier_status": "blocked"}, "supplier SUP-1 is blocked"),
+    ],
+)
+def test_any_failed_condition_routes_to_a_person(
+    policy: InvoiceExceptionPolicy, args: dict[str, object], reason: str
+) -> None:
+    decision = _decide(policy, **args)
+    assert decision.route is Route.HUMAN_APPROVAL
+    assert any(reason in r for r in decision.reasons), decision.reasons
+
+
+@pytest.mark.parametrize(
+    ("amount", "role"),
+    [("5000", "ap_supervisor"), ("5000.01", "finance_manager"), ("50001", "cfo")],
+)
+def test_tier_is_the_first_that_covers_the_amount(
+    policy: InvoiceExceptionPolicy, amount: str, role: str
+) -> None:
+    assert (
+        policy.approval_tiers[tier_for_amount(policy.approval_tiers, Decimal(amount))].role == role
+    )
+
+
+TIERS = InvoiceExceptionPolicy.model_validate(
+    load_policy("invoice_exception").content
+).approval_tiers
+
+
+def _task(amount: str = "3000", requested_by: str = "alice", tier: int = 0) -> HumanTask:
+    tiers = TIERS
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return HumanTask(
+        task_id="case/approval-1",
+        case_id="case",
+        title="t",
+        role=tiers[tier].role,
+        eligible_roles=eligible_roles(tiers, tier),
+        amount=Decimal(amount),
+        currency="EUR",
+        requested_by=requested_by,
+        opened_at=now,
+        due_at=now + tiers[tier].sla,
+        tier=tier,
+        summary="s",
+    )
+
+
+def test_eligible_approver_within_limit_is_accepted(directory: Directory) -> None:
+    assert refusal_reasons(directory, _task(), TaskDecision(approver="bob", action="approve")) == []
+
+
+def test_higher_tier_may_decide_a_lower_tier_task(directory: Directory) -> None:
+    decision = TaskDecision(approver="dave", action="approve")
+    assert refusal_reasons(directory, _task("60000"), decision) == []
+
+
+@pytest.mark.parametrize(
+    ("task", "decision", "reason"),
+    [
+        (_task("6000"), TaskDecision(approver="bob", action="approve"), "does not cover 6,000.00"),
+        (_task(), TaskDecision(approver="zed", action="approve"), "unknown approver 'zed'"),
+        (_task(requested_by="bob"), TaskDecision(approver="bob", action="approve"), "segregation"),
+        (_task(tier=1), TaskDecision(approver="bob", action="reject", comment="x"), "needs one of"),
+        (_task(), TaskDecision(approver="bob", action="reject"), "rejection needs a comment"),
+        (
+            _task(),
+            TaskDecision(approver="bob", action="approve", amount=Decimal("3500")),
+            "edited amount 3,500.00 must be above 0 and at most 3,000.00",
+        ),
+        (
+            _task(),
+            TaskDecision(approver="bob", action="approve", task_id="case/approval-0"),
+            "task case/approval-0 is no longer open",
+        ),
+    ],
+)
+def test_refusals_name_the_reason(
+    directory: Directory, task: HumanTask, decision: TaskDecision, reason: str
+) -> None:
+    reasons = refusal_reasons(directory, task, decision)
+    assert any(reason in r for r in reasons), reasons
+
+
+def test_decided_task_refuses_further_decisions(directory: Directory) -> None:
+    task = _task().model_copy(update={"status": TaskStatus.DECIDED})
+    reasons = refusal_reasons(directory, task, TaskDecision(approver="bob", action="approve"))
+    assert reasons == ["task case/approval-1 is no longer open (it is decided)"]
