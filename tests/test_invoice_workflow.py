@@ -186,8 +186,8 @@ async def test_approval_with_an_edited_amount_pays_that_amount(
         pytest.param(
             "alice",
             {"approver": "bob", "action": "approve"},
-            "bob's approval limit 5,000.00 EUR does not cover 12,600.00 EUR",
-            id="role-limit-too-low",
+            "bob (ap_supervisor) may not decide this task; it needs one of: finance_manager, cfo",
+            id="tier-too-low",
         ),
         pytest.param(
             "carol",

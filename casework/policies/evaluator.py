@@ -199,10 +199,12 @@ def refusal_reasons(
             f"{decision.approver} submitted this case and may not decide it (segregation of duties)"
         )
     if user.role not in task.eligible_roles:
-        reasons.append(
+        # The approval limit is moot for someone who may not decide at all.
+        return [
+            *reasons,
             f"{decision.approver} ({user.role}) may not decide this task; it needs one of: "
-            + ", ".join(task.eligible_roles)
-        )
+            + ", ".join(task.eligible_roles),
+        ]
     if decision.action == DecisionAction.APPROVE:
         amount = task.amount if decision.amount is None else decision.amount
         if decision.amount is not None and not Decimal(0) < decision.amount <= task.amount:

@@ -210,8 +210,14 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return self._directory
 
     async def _load_policy(self) -> tuple[InvoiceExceptionPolicy, PolicyRef]:
-        document = await self.call_tool(load_policy, PolicyLookup(policy_id=POLICY_ID))
-        directory_document = await self.call_tool(load_policy, PolicyLookup(policy_id=DIRECTORY_ID))
+        document = await self.call_tool(
+            load_policy, PolicyLookup(policy_id=POLICY_ID), summary=f"loaded policy {POLICY_ID}"
+        )
+        directory_document = await self.call_tool(
+            load_policy,
+            PolicyLookup(policy_id=DIRECTORY_ID),
+            summary=f"loaded policy {DIRECTORY_ID}",
+        )
         policy = InvoiceExceptionPolicy.model_validate(document.content)
         self._directory = Directory.model_validate(directory_document.content)
         self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve

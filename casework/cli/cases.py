@@ -1,0 +1,271 @@
+"""Case commands: start, show, approve, reject, inbox, audit. Each returns an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from casework import search_attributes as sa
+from casework.audit import AuditEvent
+from casework.cli.output import table, web_ui_link
+from casework.config import Settings
+from casework.converter import describe_validation_error
+from casework.processes import PROCESSES
+from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.workflows.case import CaseState, CaseStatus
+
+WAITING_STATUSES = frozenset({CaseStatus.AWAITING_APPROVAL})
+
+
+class CommandError(Exception):
+    """A problem the user can fix; its message is printed as-is, with exit code 1."""
+
+
+def read_input(raw: str) -> dict[str, Any]:
+    """``--input`` is JSON, or ``@path`` to a JSON file."""
+    source = "--input"
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        if not path.is_file():
+            raise CommandError(f"--input file {path} does not exist")
+        source, raw = str(path), path.read_text()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{source} is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise CommandError(f"{source} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def link(settings: Settings, client: Client, case_id: str) -> str:
+    return web_ui_link(settings.ui_url, client.namespace, case_id)
+
+
+def validate_input(process_name: str, raw_input: str) -> BaseModel:
+    """Check the input before anything is started, naming each field that is wrong."""
+    try:
+        return PROCESSES[process_name].input_model.model_validate(read_input(raw_input))
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
+
+
+async def start(
+    client: Client,
+    settings: Settings,
+    process_name: str,
+    request: BaseModel,
+    case_id: str | None,
+    wait: bool,
+) -> int:
+    process = PROCESSES[process_name]
+    case_id = case_id or process.case_id(request)
+    try:
+        handle = await client.start_workflow(
+            process.workflow_type,
+            request,
+            id=case_id,
+            task_queue=settings.task_queue,
+            # The ID is the business key: a running or finished case for the same object is
+            # refused; only a failed one may be started again.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.CASE_TYPE, process.name)]
+            ),
+        )
+    except WorkflowAlreadyStartedError as error:
+        raise CommandError(
+            f"case {case_id} already exists (a case per business object); "
+            f"see it with: casework show {case_id}"
+        ) from error
+    print(f"started {case_id}")
+    print(f"  Web UI: {link(settings, client, case_id)}")
+    if wait:
+        return await follow(handle)
+    print(f"  follow: casework show {case_id}")
+    return 0
+
+
+async def follow(handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
+    """Print status changes until the case finishes or waits for a person."""
+    deadline = time.monotonic() + timeout_seconds
+    last = ""
+    while time.monotonic() < deadline:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return await print_outcome(handle, description.status)
+        state = await handle.query("state", result_type=CaseState)
+        if state.status != last:
+            print(f"  ... {state.status}")
+            last = state.status
+        if state.status in WAITING_STATUSES and state.open_task:
+            task = state.open_task
+            print(f"  waiting for {task.role} (due {task.due_at:%Y-%m-%d %H:%M} UTC):")
+            print(f"    casework approve {handle.id} --as <{task.role}>")
+            return 0
+        await asyncio.sleep(0.5)
+    print(
+        f"  still {last} after {timeout_seconds:.0f}s; check later with: casework show {handle.id}"
+    )
+    return 0
+
+
+async def print_outcome(handle: WorkflowHandle, status: WorkflowExecutionStatus | None) -> int:
+    if status == WorkflowExecutionStatus.COMPLETED:
+        result = await handle.result()
+        print(f"  {result['status']}: {result['message']}")
+        return 0
+    name = status.name.lower() if status else "unknown"
+    print(f"  the case ended {name}; see: casework show {handle.id}")
+    return 1
+
+
+async def _describe(client: Client, case_id: str) -> tuple[WorkflowHandle, Any]:
+    handle = client.get_workflow_handle(case_id)
+    try:
+        return handle, await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise CommandError(
+                f"no case {case_id!r}; list waiting cases with: casework inbox"
+            ) from error
+        raise
+
+
+async def show(client: Client, settings: Settings, case_id: str, as_json: bool) -> int:
+    handle, description = await _describe(client, case_id)
+    state = await handle.query("state", result_type=CaseState)
+    result: Any = None
+    failure: str | None = None
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        result = await handle.result()
+    elif description.status == WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except Exception as error:
+            failure = _root_message(error)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "case_id": case_id,
+                    "execution_status": description.status.name if description.status else None,
+                    "state": state.model_dump(mode="json"),
+                    "result": result,
+                    "failure": failure,
+                    "web_ui": link(settings, client, case_id),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    execution = description.status.name.lower() if description.status else "unknown"
+    print(f"{state.title or case_id}  [{case_id}]")
+    print(f"  case status:   {state.status} (workflow {execution})")
+    for key, value in state.facts.items():
+        print(f"  {key + ':':<14} {value}")
+    if state.open_task:
+        task = state.open_task
+        print(f"  open task:     {task.task_id}")
+        print(f"    assigned to: {task.role} (may decide: {', '.join(task.eligible_roles)})")
+        print(f"    due:         {task.due_at:%Y-%m-%d %H:%M} UTC")
+        print("    summary:")
+        for line in task.summary.splitlines():
+            print(f"      {line}")
+        print(f"    decide:      casework approve {case_id} --as <user> [--comment ...]")
+    if result is not None:
+        print(f"  result:        {result['message']}")
+    if failure:
+        print(f"  failed:        {failure}")
+    print(f"  Web UI:        {link(settings, client, case_id)}")
+    return 0
+
+
+def _root_message(error: BaseException) -> str:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error.message if isinstance(error, ApplicationError) else error)
+
+
+async def decide(
+    client: Client,
+    case_id: str,
+    approver: str,
+    action: str,
+    comment: str | None,
+    amount: Decimal | None,
+) -> int:
+    handle, description = await _describe(client, case_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise CommandError(f"case {case_id} is no longer running; nothing to decide")
+    decision = TaskDecision(approver=approver, action=action, comment=comment, amount=amount)
+    try:
+        receipt = await handle.execute_update("decide", decision, result_type=DecisionReceipt)
+    except WorkflowUpdateFailedError as error:
+        raise CommandError(_root_message(error)) from error
+    print(receipt.message)
+    return 0
+
+
+async def inbox(client: Client, settings: Settings, role: str | None, as_json: bool) -> int:
+    query = f"{sa.CASE_STATUS.name} = '{CaseStatus.AWAITING_APPROVAL.value}'"
+    if role:
+        query += f" AND {sa.APPROVER_ROLE.name} = '{role}'"
+    tasks: list[HumanTask] = []
+    async for execution in client.list_workflows(query):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        task = await handle.query("open_task", result_type=HumanTask | None)
+        if task is not None:
+            tasks.append(task)
+    tasks.sort(key=lambda task: task.due_at)
+    if as_json:
+        print(json.dumps([task.model_dump(mode="json") for task in tasks], indent=2))
+        return 0
+    if not tasks:
+        print("no cases awaiting approval" + (f" for {role}" if role else ""))
+        return 0
+    rows = [
+        [
+            task.case_id,
+            task.role,
+            f"{task.amount:,.2f} {task.currency}",
+            f"{task.due_at:%Y-%m-%d %H:%M}",
+            task.requested_by,
+        ]
+        for task in tasks
+    ]
+    print(table(["case", "assigned to", "amount", "due (UTC)", "submitted by"], rows))
+    print(
+        "\ndecide with: casework approve CASE --as USER"
+        "  |  casework reject CASE --as USER --comment ..."
+    )
+    return 0
+
+
+async def audit(client: Client, case_id: str, as_jsonl: bool) -> int:
+    handle, _ = await _describe(client, case_id)
+    events = await handle.query("audit", result_type=list[AuditEvent])
+    if as_jsonl:
+        for event in events:
+            sys.stdout.write(event.model_dump_json() + "\n")
+        return 0
+    rows = [[str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind.value, e.summary] for e in events]
+    print(table(["#", "at (UTC)", "kind", "summary"], rows))
+    return 0

@@ -1,0 +1,286 @@
+"""``casework demo``: seed the sandbox and run one invoice case per outcome on the running stack.
+
+Each run uses a fresh batch of invoice numbers (INV-1001.., INV-2001.., ...) so it can be run
+again on the same stack without colliding with earlier cases' business keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+
+from casework.cli.cases import CommandError, link
+from casework.cli.output import table
+from casework.config import Settings
+from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.workflows.case import CaseState, CaseStatus
+from casework.workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+
+SUPPLIER = {
+    "supplier_id": "SUP-ACME",
+    "name": "Acme Industrial Supplies",
+    "country": "DE",
+    "bank_account": "DE89 3704 0044 0532 0130 00",
+}
+DEADLINE_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class Scenario:
+    suffix: int
+    story: str
+    quantity: int
+    received: int
+    po_price: Decimal
+    invoice_price: Decimal
+    decision: TaskDecision | None = None
+    """What the demo's approver does once the task is open; None: leave it to the policy."""
+    erp_fails: bool = False
+    """Make the ERP refuse to mark the invoice paid, so the payment must be reversed."""
+    leave_waiting: bool = False
+
+
+SCENARIOS = [
+    Scenario(1, "matches PO and receipt", 80, 80, Decimal("30.00"), Decimal("30.00")),
+    Scenario(
+        2,
+        "4% price variance, approved by the tier that covers it",
+        104,
+        104,
+        Decimal("30.00"),
+        Decimal("31.20"),
+        decision=TaskDecision(approver="bob", action="approve", comment="freight surcharge agreed"),
+    ),
+    Scenario(
+        3,
+        "billed for goods not received",
+        600,
+        500,
+        Decimal("30.00"),
+        Decimal("30.00"),
+        decision=TaskDecision(
+            approver="carol", action="reject", comment="100 units never arrived; ask for credit"
+        ),
+    ),
+    Scenario(
+        4,
+        "paid, then the ERP refuses the status update",
+        40,
+        40,
+        Decimal("30.00"),
+        Decimal("30.00"),
+        erp_fails=True,
+    ),
+    Scenario(
+        5,
+        "5% price variance above 5,000: waits for finance",
+        400,
+        400,
+        Decimal("30.00"),
+        Decimal("31.50"),
+        leave_waiting=True,
+    ),
+]
+
+
+async def run_demo(client: Client, settings: Settings) -> int:
+    async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
+        await _check_sandbox(sandbox, settings)
+        batch = await _next_batch(sandbox)
+        if (await sandbox.get(f"/erp/suppliers/{SUPPLIER['supplier_id']}")).status_code == 404:
+            await _request(sandbox, "POST", "/erp/suppliers", SUPPLIER)
+        print(f"seeding the sandbox at {settings.sandbox_url} with demo batch {batch} ...")
+        invoice_ids = {s.suffix: await _seed(sandbox, batch, s) for s in SCENARIOS}
+        for scenario in SCENARIOS:
+            if scenario.erp_fails:
+                await _fail_erp_status_updates(sandbox, invoice_ids[scenario.suffix])
+
+        print("starting one case per scenario ...")
+        handles = {
+            s.suffix: await client.start_workflow(
+                "InvoiceException",
+                InvoiceExceptionInput(invoice_id=invoice_ids[s.suffix], submitted_by="alice"),
+                id=case_id_for(invoice_ids[s.suffix]),
+                task_queue=settings.task_queue,
+            )
+            for s in SCENARIOS
+        }
+        await asyncio.gather(*(_drive(s, handles[s.suffix]) for s in SCENARIOS))
+
+    rows = []
+    waiting: list[tuple[WorkflowHandle, HumanTask]] = []
+    agent_model = ""
+    for scenario in SCENARIOS:
+        handle = handles[scenario.suffix]
+        state = await handle.query("state", result_type=CaseState)
+        agent_model = agent_model or str(state.facts.get("agent_model", ""))
+        if state.open_task is not None:
+            waiting.append((handle, state.open_task))
+            outcome = f"awaiting {state.open_task.role}"
+        else:
+            outcome = state.status
+        rows.append(
+            [
+                handle.id,
+                scenario.story,
+                outcome,
+                _shorten(str(state.facts.get("message", "")), 60),
+                link(settings, client, handle.id),
+            ]
+        )
+    print()
+    print(table(["case", "scenario", "outcome", "detail", "Web UI"], rows))
+    print()
+    if agent_model:
+        print(f"agent model: {agent_model}")
+    for handle, task in waiting:
+        approver = _demo_approver(task.role)
+        print(f"{handle.id} is waiting for {task.role}. Approve it with:")
+        print(f'  casework approve {handle.id} --as {approver} --comment "surcharge agreed"')
+        print("or with the Temporal CLI:")
+        print(
+            f"  temporal workflow signal --workflow-id {handle.id} --name decide "
+            f'--input \'{{"approver": "{approver}", "action": "approve"}}\''
+        )
+    print("\nthe stack keeps running: casework inbox, casework show CASE, casework audit CASE;")
+    print("stop it with: make down")
+    return 0 if _all_as_expected(rows) else 1
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _demo_approver(role: str) -> str:
+    return {"ap_supervisor": "bob", "finance_manager": "carol", "cfo": "dave"}.get(role, "<user>")
+
+
+def _all_as_expected(rows: list[list[str]]) -> bool:
+    expected = [
+        CaseStatus.PAID,
+        CaseStatus.PAID,
+        CaseStatus.REJECTED,
+        CaseStatus.FAILED_COMPENSATED,
+        "awaiting finance_manager",
+    ]
+    return [row[2] for row in rows] == [str(e) for e in expected]
+
+
+async def _drive(scenario: Scenario, handle: WorkflowHandle) -> None:
+    """Play the approver's part, then wait until the case finishes or waits for a person."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    last = ""
+    pending_decision = scenario.decision
+    while time.monotonic() < deadline:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            print(f"  {handle.id}: finished")
+            return
+        state = await handle.query("state", result_type=CaseState)
+        if state.status != last:
+            print(f"  {handle.id}: {state.status}")
+            last = state.status
+        if state.open_task is not None:
+            if pending_decision is None:
+                return
+            receipt = await handle.execute_update(
+                "decide", pending_decision, result_type=DecisionReceipt
+            )
+            print(f"  {handle.id}: {receipt.message}")
+            pending_decision = None
+        await asyncio.sleep(0.3)
+    raise CommandError(
+        f"{handle.id} did not progress within {DEADLINE_SECONDS}s; "
+        f"is the worker running? see: casework status, casework show {handle.id}"
+    )
+
+
+async def _check_sandbox(sandbox: httpx.AsyncClient, settings: Settings) -> None:
+    try:
+        (await sandbox.get("/health")).raise_for_status()
+    except httpx.HTTPError as error:
+        raise CommandError(
+            f"the systems sandbox at {settings.sandbox_url} is not answering ({error!r}); "
+            "start the stack with: casework up"
+        ) from error
+
+
+async def _next_batch(sandbox: httpx.AsyncClient) -> int:
+    invoices = await _request(sandbox, "GET", "/erp/invoices")
+    numbers = [
+        int(invoice["invoice_id"][4:])
+        for invoice in invoices
+        if invoice["invoice_id"].startswith("INV-") and invoice["invoice_id"][4:].isdigit()
+    ]
+    return max(numbers, default=0) // 1000 + 1
+
+
+async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> str:
+    number = batch * 1000 + scenario.suffix
+    invoice_id, po_number = f"INV-{number}", f"PO-{number}"
+    line = {"sku": "BRK-220", "description": "Brake assembly, heavy duty"}
+    await _request(
+        sandbox,
+        "POST",
+        "/erp/purchase-orders",
+        {
+            "po_number": po_number,
+            "supplier_id": SUPPLIER["supplier_id"],
+            "lines": [
+                {**line, "quantity": scenario.quantity, "unit_price": str(scenario.po_price)}
+            ],
+        },
+    )
+    await _request(
+        sandbox,
+        "POST",
+        "/erp/goods-receipts",
+        {
+            "receipt_id": f"GR-{number}",
+            "po_number": po_number,
+            "lines": [{"sku": line["sku"], "quantity_received": scenario.received}],
+        },
+    )
+    await _request(
+        sandbox,
+        "POST",
+        "/erp/invoices",
+        {
+            "invoice_id": invoice_id,
+            "supplier_id": SUPPLIER["supplier_id"],
+            "po_number": po_number,
+            "lines": [
+                {**line, "quantity": scenario.quantity, "unit_price": str(scenario.invoice_price)}
+            ],
+            "exception_reason": scenario.story,
+        },
+    )
+    return invoice_id
+
+
+async def _fail_erp_status_updates(sandbox: httpx.AsyncClient, invoice_id: str) -> None:
+    # 503 on every attempt the workflow's retry policy allows (4): Temporal retries with
+    # backoff, then gives up, and the saga reverses the payment.
+    await _request(
+        sandbox,
+        "POST",
+        "/_faults",
+        {"method": "POST", "path": f"/erp/invoices/{invoice_id}/status", "count": 4, "status": 503},
+    )
+
+
+async def _request(
+    sandbox: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
+    response = await sandbox.request(method, path, json=body)
+    if response.is_error:
+        raise CommandError(
+            f"sandbox {method} {path} failed: {response.status_code} {response.text}"
+        )
+    return response.json()

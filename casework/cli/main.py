@@ -1,0 +1,189 @@
+"""``casework``: run the embedded stack, start cases, decide on them, read their audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+
+from temporalio.client import Client
+from temporalio.runtime import Runtime, TelemetryConfig
+
+from casework.cli import cases
+from casework.cli.cases import CommandError
+from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
+from casework.client import connect
+from casework.config import Settings
+from casework.processes import PROCESSES
+
+EPILOG = """\
+examples:
+  casework up                                  start Temporal, the sandbox and a worker
+  casework start invoice-exception --input '{"invoice_id": "INV-1001", "submitted_by": "alice"}'
+  casework inbox --role ap_supervisor          cases waiting for a decision
+  casework show invoice-exception-INV-1001
+  casework approve invoice-exception-INV-1001 --as bob --comment "surcharge agreed"
+  casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
+  casework demo                                one case per outcome, then a summary table
+
+Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY ... (temporalio
+envconfig); default 127.0.0.1:7233. Model: CASEWORK_MODEL (litellm model name); without it an
+offline stand-in model answers.
+"""
+
+
+def _amount(value: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount: {value!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise argparse.ArgumentTypeError(f"amount must be a positive number, got {value!r}")
+    return amount
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="casework",
+        description="Governed, agentic business processes on Temporal.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("up", help="start the embedded stack in the background (idempotent)")
+    commands.add_parser("down", help="stop the processes `casework up` started")
+    commands.add_parser("status", help="show whether the embedded stack is running")
+    commands.add_parser("worker", help="run a worker in the foreground")
+
+    start = commands.add_parser("start", help="start a case")
+    start.add_argument(
+        "process",
+        choices=sorted(PROCESSES),
+        help="; ".join(f"{p.name}: {p.description}" for p in PROCESSES.values()),
+    )
+    start.add_argument(
+        "--input", required=True, metavar="JSON|@FILE", help="case input as JSON or @file.json"
+    )
+    start.add_argument("--id", help="case ID (default: derived from the business key)")
+    start.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the case until it finishes or waits for a person",
+    )
+
+    show = commands.add_parser("show", help="show a case: status, facts, open task, result")
+    show.add_argument("case")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    approve = commands.add_parser("approve", help="approve the open task of a case")
+    approve.add_argument("case")
+    approve.add_argument("--as", dest="user", required=True, help="who decides (directory user)")
+    approve.add_argument("--comment")
+    approve.add_argument(
+        "--amount", type=_amount, help="approve an edited amount instead of the full one"
+    )
+
+    reject = commands.add_parser("reject", help="reject the open task of a case")
+    reject.add_argument("case")
+    reject.add_argument("--as", dest="user", required=True, help="who decides (directory user)")
+    reject.add_argument("--comment", required=True, help="why (required)")
+
+    inbox = commands.add_parser("inbox", help="cases awaiting approval, soonest due first")
+    inbox.add_argument("--role", help="only tasks assigned to this role")
+    inbox.add_argument("--json", action="store_true", help="machine-readable output")
+
+    audit = commands.add_parser("audit", help="a case's audit trail")
+    audit.add_argument("case")
+    audit.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+
+    commands.add_parser(
+        "demo", help="seed the sandbox and run one case per outcome on the running stack"
+    )
+    return parser
+
+
+def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
+    async def run() -> int:
+        try:
+            client = await connect(runtime=Runtime(telemetry=TelemetryConfig()))
+        except RuntimeError as error:
+            raise CommandError(
+                f"cannot reach Temporal ({error}); is the stack running? try: casework up"
+            ) from error
+        return await command(client)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        # Release the client's runtime while the interpreter is fully alive (see connect()).
+        gc.collect()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    match args.command:
+        case "up":
+            result = stack_up(StackConfig.from_settings(settings))
+            if not result.already_running:
+                print(f"casework is up. Web UI: {result.ui_url}  sandbox: {result.sandbox_url}")
+                print(f"logs in {result.log_dir}; stop with: casework down")
+            return 0
+        case "down":
+            stack_down(StackConfig.from_settings(settings))
+            return 0
+        case "status":
+            statuses = stack_status(StackConfig.from_settings(settings))
+            for name, status in statuses.items():
+                state = "healthy" if status.healthy else "running" if status.running else "stopped"
+                print(f"{name:<9} {state}" + (f" (pid {status.pid})" if status.pid else ""))
+            return 0 if all(s.healthy for s in statuses.values()) else 1
+        case "worker":
+            from casework.workers.main import main as worker_main
+
+            worker_main()
+            return 0
+        case "start":
+            request = cases.validate_input(args.process, args.input)
+            return _with_client(
+                lambda c: cases.start(c, settings, args.process, request, args.id, args.wait)
+            )
+        case "show":
+            return _with_client(lambda c: cases.show(c, settings, args.case, args.json))
+        case "approve":
+            return _with_client(
+                lambda c: cases.decide(
+                    c, args.case, args.user, "approve", args.comment, args.amount
+                )
+            )
+        case "reject":
+            return _with_client(
+                lambda c: cases.decide(c, args.case, args.user, "reject", args.comment, None)
+            )
+        case "inbox":
+            return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
+        case "audit":
+            return _with_client(lambda c: cases.audit(c, args.case, args.jsonl))
+        case "demo":
+            from casework.cli.demo import run_demo
+
+            return _with_client(lambda c: run_demo(c, settings))
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (CommandError, StackError) as error:
+        print(f"casework: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The catalogue of processes the CLI can start: name, workflow type, input model, business key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from casework.workflows import invoice_exception
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    workflow_type: str
+    input_model: type[BaseModel]
+    case_id: Callable[[Any], str]
+    """The business key: one running case per business object."""
+    description: str
+
+
+PROCESSES: dict[str, Process] = {
+    process.name: process
+    for process in [
+        Process(
+            name=invoice_exception.CASE_TYPE,
+            workflow_type="InvoiceException",
+            input_model=invoice_exception.InvoiceExceptionInput,
+            case_id=lambda request: invoice_exception.case_id_for(request.invoice_id),
+            description="explain an AP invoice exception, approve by policy, pay exactly once",
+        ),
+    ]
+}
