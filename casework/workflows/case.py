@@ -334,7 +334,11 @@ class CaseWorkflow:
         # Runs before the update is accepted: a refused decision never reaches history.
         reasons = self._refusals(decision)
         if reasons:
-            raise ApplicationError("decision refused: " + "; ".join(reasons), type=DECISION_REFUSED)
+            raise ApplicationError(
+                "decision refused: " + "; ".join(reasons),
+                type=DECISION_REFUSED,
+                non_retryable=True,
+            )
 
     @workflow.signal(name="decide")
     def decide_by_signal(self, decision: TaskDecision) -> None:
