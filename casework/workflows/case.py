@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -91,9 +91,15 @@ def activity_name(fn: Callable[..., Any]) -> str:
 
 
 def failure_message(error: BaseException) -> str:
-    """The innermost cause's message: what actually went wrong, not the wrapper."""
-    while error.__cause__ is not None:
+    """What the activity or child reported, without Temporal's wrappers around it.
+
+    Only the wrappers are peeled off: an activity's own error says what it was doing, which the
+    library error it was raised from does not.
+    """
+    while isinstance(error, ActivityError | ChildWorkflowError) and error.__cause__ is not None:
         error = error.__cause__
+    if isinstance(error, ApplicationError) and error.type:
+        return f"{error.type}: {error.message}"
     return str(error)
 
 
