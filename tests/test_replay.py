@@ -1,0 +1,36 @@
+"""Replay every stored history against today's workflow code.
+
+A running case resumes by replaying its history; a change to the workflow's command sequence
+(activities, timers, search-attribute upserts in a different order) fails here before it can
+strand a case in production. Histories are recorded by ``python -m tests.histories.record``;
+see that module for when re-recording is legitimate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from casework.converter import data_converter
+from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from tests.histories.record import HISTORIES, RECORDINGS, history_path, workflow_id_for
+
+HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
+
+
+def test_every_recorded_scenario_has_a_stored_history() -> None:
+    assert HISTORY_FILES, f"no stored histories in {HISTORIES}"
+    missing = [r.name for r in RECORDINGS if not history_path(r.name).exists()]
+    assert not missing, f"record them with: python -m tests.histories.record ({missing})"
+
+
+@pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
+async def test_stored_history_replays_on_the_current_code(history_file: Path) -> None:
+    history = WorkflowHistory.from_json(workflow_id_for(history_file), history_file.read_text())
+    replayer = Replayer(workflows=[InvoiceExceptionWorkflow], data_converter=data_converter)
+
+    # Raises on any nondeterminism: a command the history does not have, or one it lacks.
+    await replayer.replay_workflow(history)
