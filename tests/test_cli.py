@@ -110,7 +110,7 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(stack_env: dict[str
     assert statuses == ["awaiting_approval", "failed_compensated", "paid", "paid", "rejected"]
     assert "offline stand-in" in demo.stdout
     (waiting,) = [row.split()[0] for row in rows if "awaiting finance_manager" in row]
-    assert f"casework approve {waiting} --as carol" in demo.stdout
+    assert f"casework approve {waiting} --as carol" in demo.stdout  # bare or .venv/bin/...
 
     inbox = casework(stack_env, "inbox", "--json")
     assert inbox.returncode == 0, inbox.stderr

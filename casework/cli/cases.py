@@ -26,6 +26,8 @@ from casework.audit import AuditEvent
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
+from casework.policies.loader import load_policy
+from casework.policies.models import Directory
 from casework.processes import PROCESSES
 from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
 from casework.workflows.case import CaseState, CaseStatus
@@ -117,13 +119,20 @@ async def follow(handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
         if state.status in WAITING_STATUSES and state.open_task:
             task = state.open_task
             print(f"  waiting for {task.role} (due {task.due_at:%Y-%m-%d %H:%M} UTC):")
-            print(f"    casework approve {handle.id} --as <{task.role}>")
+            print(f"    casework approve {handle.id} --as {eligible_users(task)}")
             return 0
         await asyncio.sleep(0.5)
     print(
         f"  still {last} after {timeout_seconds:.0f}s; check later with: casework show {handle.id}"
     )
     return 0
+
+
+def eligible_users(task: HumanTask) -> str:
+    """Who may decide, from the directory this machine reads (the case itself is the judge)."""
+    directory = Directory.model_validate(load_policy("directory").content)
+    users = [name for name, user in directory.users.items() if user.role in task.eligible_roles]
+    return "|".join(users) or f"<{task.role}>"
 
 
 async def print_outcome(handle: WorkflowHandle, status: WorkflowExecutionStatus | None) -> int:

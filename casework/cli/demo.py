@@ -7,9 +7,12 @@ again on the same stack without colliding with earlier cases' business keys.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -139,18 +142,31 @@ async def run_demo(client: Client, settings: Settings) -> int:
     print()
     if agent_model:
         print(f"agent model: {agent_model}")
+    casework, temporal = _command("casework"), _command("temporal")
     for handle, task in waiting:
         approver = _demo_approver(task.role)
         print(f"{handle.id} is waiting for {task.role}. Approve it with:")
-        print(f'  casework approve {handle.id} --as {approver} --comment "surcharge agreed"')
+        print(f'  {casework} approve {handle.id} --as {approver} --comment "surcharge agreed"')
         print("or with the Temporal CLI:")
         print(
-            f"  temporal workflow signal --workflow-id {handle.id} --name decide "
+            f"  {temporal} workflow signal --workflow-id {handle.id} --name decide "
             f'--input \'{{"approver": "{approver}", "action": "approve"}}\''
         )
-    print("\nthe stack keeps running: casework inbox, casework show CASE, casework audit CASE;")
+    print(f"\nthe stack keeps running: {casework} inbox | show CASE | audit CASE;")
     print("stop it with: make down")
     return 0 if _all_as_expected(rows) else 1
+
+
+def _command(name: str) -> str:
+    """How to type ``name`` so a pasted command works: bare when on PATH, else its venv path."""
+    installed = Path(sys.prefix) / "bin" / name
+    on_path = shutil.which(name)
+    if on_path and Path(on_path).resolve() == installed.resolve():
+        return name
+    try:
+        return str(installed.relative_to(Path.cwd()))
+    except ValueError:
+        return str(installed)
 
 
 def _shorten(text: str, width: int) -> str:
