@@ -1,5 +1,6 @@
-"""The systems-of-record sandbox: one HTTP service standing in for an ERP, a payments system
-and a notification system, so casework's activities have something real to call."""
+"""The systems-of-record sandbox: one HTTP service standing in for an ERP, a payments system,
+a notification system and an IT service desk, so casework's activities have something real to
+call."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from casework.sandbox import erp, faults, notifications, payments
+from casework.sandbox import erp, faults, itsm, notifications, payments
 from casework.sandbox.store import Database
 
 DESCRIPTION = """
@@ -22,6 +23,9 @@ Stand-ins for the systems of record casework's activities act on, backed by one 
 * **ERP**: suppliers, purchase orders, goods receipts and supplier invoices with a status history.
 * **Payments**: pays invoices and keeps a ledger.
 * **Notifications**: an outbox that records messages instead of sending them.
+* **ITSM**: a service desk with tickets (classify, assign, comment, resolve; similar tickets),
+  a configuration database of services and servers with their on-call owners, and a knowledge
+  base with word-overlap search. Ticket and article text is stored and returned verbatim.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -63,7 +67,7 @@ def create_app(db_path: str | Path) -> FastAPI:
     app.state.db = db
     app.state.faults = faults.FaultRegistry()
     app.add_middleware(faults.FaultMiddleware, registry=app.state.faults)
-    for module in (erp, payments, notifications, faults):
+    for module in (erp, payments, notifications, itsm, faults):
         app.include_router(module.router)
 
     @app.get("/health", tags=["Health"])

@@ -83,6 +83,54 @@ CREATE TABLE IF NOT EXISTS notifications (
     case_id TEXT,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS itsm_configuration_items (
+    ci_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    owner_team TEXT NOT NULL,
+    oncall TEXT NOT NULL,
+    criticality TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS itsm_kb_articles (
+    article_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS itsm_tickets (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    ci_id TEXT REFERENCES itsm_configuration_items (ci_id),
+    category TEXT,
+    severity INTEGER,
+    status TEXT NOT NULL,
+    team TEXT,
+    assignee TEXT,
+    resolution TEXT,
+    kb_article_id TEXT REFERENCES itsm_kb_articles (article_id),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS itsm_tickets_status ON itsm_tickets (status);
+CREATE TABLE IF NOT EXISTS itsm_ticket_comments (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL REFERENCES itsm_tickets (ticket_id),
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS itsm_ticket_comments_ticket ON itsm_ticket_comments (ticket_id);
+CREATE TABLE IF NOT EXISTS itsm_ticket_history (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL REFERENCES itsm_tickets (ticket_id),
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS itsm_ticket_history_ticket ON itsm_ticket_history (ticket_id);
 -- One row per (operation, key): the fingerprint of the request that first used the key and
 -- the response it got, so a retry is answered from here instead of being applied again.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
