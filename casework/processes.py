@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception
+from casework.workflows import invoice_exception, ticket_triage
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,13 @@ PROCESSES: dict[str, Process] = {
             input_model=invoice_exception.InvoiceExceptionInput,
             case_id=lambda request: invoice_exception.case_id_for(request.invoice_id),
             description="explain an AP invoice exception, approve by policy, pay exactly once",
+        ),
+        Process(
+            name=ticket_triage.CASE_TYPE,
+            workflow_type="TicketTriage",
+            input_model=ticket_triage.TicketTriageInput,
+            case_id=lambda request: ticket_triage.case_id_for(request.ticket_id),
+            description="an agent triages an IT ticket; policy decides; severity 1 pages on-call",
         ),
     ]
 }

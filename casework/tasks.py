@@ -35,6 +35,21 @@ class TaskDecision(BaseModel):
     """Optional: when given, the decision only applies to that task."""
 
 
+class TaskAnswer(BaseModel):
+    """A person's answer to an agent's question, sent as the ``answer`` update or signal."""
+
+    responder: str
+    text: str
+    task_id: str | None = None
+
+
+class TaskKind(StrEnum):
+    APPROVAL = "approval"
+    """Decided with ``decide``: approve or reject."""
+    QUESTION = "question"
+    """Answered with ``answer``: free text that goes back to the agent that asked."""
+
+
 class TaskStatus(StrEnum):
     OPEN = "open"
     DECIDED = "decided"
@@ -50,8 +65,8 @@ class HumanTask(BaseModel):
     """The role the task is assigned to (the current approval tier)."""
     eligible_roles: list[str]
     """Roles that may decide: the assigned tier and every tier above it."""
-    amount: Decimal
-    currency: str
+    amount: Decimal = Decimal(0)
+    currency: str = ""
     requested_by: str
     opened_at: datetime
     due_at: datetime
@@ -61,6 +76,9 @@ class HumanTask(BaseModel):
     evidence: dict[str, Any] = {}
     status: TaskStatus = TaskStatus.OPEN
     decision: TaskDecision | None = None
+    kind: TaskKind = TaskKind.APPROVAL
+    question: str | None = None
+    answer: TaskAnswer | None = None
 
 
 class DecisionReceipt(BaseModel):

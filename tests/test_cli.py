@@ -100,21 +100,36 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(stack_env: dict[str
     rows = [
         line
         for line in demo.stdout.splitlines()
-        if line.startswith("invoice-exception-INV-") and "/workflows/invoice-exception-" in line
+        if line.split(" ", 1)[0].startswith(("invoice-exception-", "ticket-triage-"))
+        and "/workflows/" in line
     ]
-    case_ids = [row.split()[0] for row in rows]
-    statuses = sorted(
-        json.loads(casework(stack_env, "show", case_id, "--json").stdout)["state"]["status"]
-        for case_id in case_ids
-    )
-    assert statuses == ["awaiting_approval", "failed_compensated", "paid", "paid", "rejected"]
+
+    def statuses(prefix: str) -> list[str]:
+        return sorted(
+            json.loads(casework(stack_env, "show", row.split()[0], "--json").stdout)["state"][
+                "status"
+            ]
+            for row in rows
+            if row.startswith(prefix)
+        )
+
+    assert statuses("invoice-exception-") == [
+        "awaiting_approval",
+        "failed_compensated",
+        "paid",
+        "paid",
+        "rejected",
+    ]
+    assert statuses("ticket-triage-") == ["assigned", "awaiting_approval", "escalated", "resolved"]
     assert "offline stand-in" in demo.stdout
     (waiting,) = [row.split()[0] for row in rows if "awaiting finance_manager" in row]
+    (review,) = [row.split()[0] for row in rows if "awaiting service_desk_lead" in row]
     assert f"casework approve {waiting} --as carol" in demo.stdout  # bare or .venv/bin/...
+    assert f"casework approve {review} --as frank" in demo.stdout
 
     inbox = casework(stack_env, "inbox", "--json")
     assert inbox.returncode == 0, inbox.stderr
-    assert [task["case_id"] for task in json.loads(inbox.stdout)] == [waiting]
+    assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted([waiting, review])
 
     refused = casework(stack_env, "approve", waiting, "--as", "bob")
     assert refused.returncode == 1

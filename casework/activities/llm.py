@@ -17,7 +17,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from casework.agents import registry
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.agents.messages import (
+    AgentRequest,
+    AgentResult,
+    AgentUsage,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    ToolCall,
+)
 from casework.config import Settings
 
 # litellm fetches its model price map over the network at import time unless told to use the
@@ -79,7 +87,79 @@ class LlmActivities:
         )
         return AgentResult(output=output.model_dump(mode="json"), usage=usage)
 
-    def _choose_model(self, request: AgentRequest, attempt: int) -> str | None:
+    @activity.defn(name="llm.chat")
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """One turn of a tool-calling agent: the model answers with text or tool calls.
+
+        Which tools exist and whether a call is allowed is the workflow's business; this only
+        carries the conversation to the model and its reply back.
+        """
+        attempt = activity.info().attempt
+        model = self._choose_model(request, attempt)
+        messages = [_to_openai(message) for message in request.messages]
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                },
+            }
+            for tool in request.tools
+        ]
+        if model is None:
+            stand_in_turn = registry.get(request.output).stand_in_turn
+            if stand_in_turn is None:
+                raise ApplicationError(
+                    f"agent output {request.output!r} has no offline stand-in for tool calling; "
+                    "set CASEWORK_MODEL",
+                    type="LlmRequestRejected",
+                    non_retryable=True,
+                )
+            turn = stand_in_turn(request.messages)
+            response = await _acompletion(
+                model=STAND_IN_MODEL,
+                custom_llm_provider="openai",
+                messages=messages,
+                mock_response=turn.content or "",
+                mock_tool_calls=[
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in turn.tool_calls
+                ]
+                or None,
+            )
+        else:
+            response = await self._complete(model, messages, request.max_tokens, tools=tools)
+        reply = response.choices[0].message
+        message = ChatMessage(
+            role="assistant",
+            content=reply.content,
+            tool_calls=[
+                ToolCall(
+                    id=call.id,
+                    name=call.function.name or "",
+                    arguments=call.function.arguments or "",
+                )
+                for call in reply.tool_calls or []
+            ],
+        )
+        usage = _usage(response, model, attempt)
+        activity.logger.info(
+            "agent %s turn via %s: %d tool call(s), %d prompt + %d completion tokens",
+            request.agent,
+            usage.model,
+            len(message.tool_calls),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
+        return ChatResult(message=message, usage=usage)
+
+    def _choose_model(self, request: AgentRequest | ChatRequest, attempt: int) -> str | None:
         primary = request.model or self._settings.model
         # Temporal owns retries (litellm's are off), so every attempt, and the model it used, is
         # visible in the workflow history. Two tries on the primary ride out a blip; after that
@@ -89,7 +169,11 @@ class LlmActivities:
         return request.fallback_models[(attempt - 3) % len(request.fallback_models)]
 
     async def _complete(
-        self, model: str, messages: list[dict[str, str]], max_tokens: int | None
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> litellm.ModelResponse:
         settings = self._settings
         endpoint = {"api_base": settings.llm_api_base, "api_key": settings.llm_api_key}
@@ -100,6 +184,7 @@ class LlmActivities:
                 num_retries=0,
                 timeout=settings.llm_timeout_seconds,
                 max_tokens=max_tokens,
+                **({"tools": tools} if tools else {}),
                 # Unset means litellm's own defaults (provider URL, *_API_KEY variables).
                 **{key: value for key, value in endpoint.items() if value is not None},
             )
@@ -107,6 +192,22 @@ class LlmActivities:
             # litellm's exceptions all derive from openai's, but not from one litellm base class
             # (e.g. Timeout and ServiceUnavailableError are not litellm.APIError subclasses).
             raise _provider_error(err, model) from err
+
+
+def _to_openai(message: ChatMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
 
 
 async def _acompletion(**kwargs: Any) -> litellm.ModelResponse:

@@ -3,7 +3,7 @@ import it; the activity itself lives in ``casework.activities.llm``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -37,4 +37,44 @@ class AgentUsage(BaseModel):
 
 class AgentResult(BaseModel):
     output: dict[str, Any]
+    usage: AgentUsage
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: str
+    """The arguments exactly as the model wrote them: JSON text that may well be malformed."""
+
+
+class ChatMessage(BaseModel):
+    """One turn of a tool-calling conversation, in the shape OpenAI-compatible APIs use."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = []
+    tool_call_id: str | None = None
+
+
+class ToolSchema(BaseModel):
+    """A tool as the model sees it: a name, what it does, and a JSON schema for arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class ChatRequest(BaseModel):
+    agent: str
+    output: str
+    """Registered agent output; its offline stand-in answers when no model is configured."""
+    messages: list[ChatMessage]
+    tools: list[ToolSchema]
+    model: str | None = None
+    fallback_models: list[str] = []
+    max_tokens: int | None = None
+
+
+class ChatResult(BaseModel):
+    message: ChatMessage
     usage: AgentUsage

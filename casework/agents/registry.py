@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from casework.agents.messages import ChatMessage
+
 
 @dataclass(frozen=True)
 class AgentOutput:
@@ -15,6 +17,8 @@ class AgentOutput:
     model: type[BaseModel]
     stand_in: Callable[[dict[str, Any]], BaseModel]
     """Deterministic answer computed from the case context, used when no provider is configured."""
+    stand_in_turn: Callable[[list[ChatMessage]], ChatMessage] | None = None
+    """For tool-calling agents: the stand-in's next turn given the conversation so far."""
 
 
 _OUTPUTS: dict[str, AgentOutput] = {}

@@ -29,10 +29,9 @@ from casework.converter import describe_validation_error
 from casework.policies.loader import load_policy
 from casework.policies.models import Directory
 from casework.processes import PROCESSES
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
 from casework.workflows.case import CaseState, CaseStatus
-
-WAITING_STATUSES = frozenset({CaseStatus.AWAITING_APPROVAL})
+from casework.workflows.ticket_triage import Acknowledgement
 
 
 class CommandError(Exception):
@@ -116,10 +115,14 @@ async def follow(handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
         if state.status != last:
             print(f"  ... {state.status}")
             last = state.status
-        if state.status in WAITING_STATUSES and state.open_task:
+        if state.open_task and state.open_task.kind is TaskKind.APPROVAL:
             task = state.open_task
             print(f"  waiting for {task.role} (due {task.due_at:%Y-%m-%d %H:%M} UTC):")
             print(f"    casework approve {handle.id} --as {eligible_users(task)}")
+            return 0
+        waiting_on = state.waiting_on or await _agent_waiting_on(handle.client, state)
+        if waiting_on:
+            print(f"  waiting for {waiting_on}")
             return 0
         await asyncio.sleep(0.5)
     print(
@@ -133,6 +136,19 @@ def eligible_users(task: HumanTask) -> str:
     directory = Directory.model_validate(load_policy("directory").content)
     users = [name for name, user in directory.users.items() if user.role in task.eligible_roles]
     return "|".join(users) or f"<{task.role}>"
+
+
+async def _agent_waiting_on(client: Client, state: CaseState) -> str | None:
+    """A question the case's agent region is asking, if it is asking one."""
+    region_id = state.facts.get("agent_region")
+    if not region_id:
+        return None
+    region = client.get_workflow_handle(str(region_id))
+    try:
+        region_state = await region.query("state", result_type=CaseState)
+    except RPCError:
+        return None
+    return region_state.waiting_on
 
 
 async def print_outcome(handle: WorkflowHandle, status: WorkflowExecutionStatus | None) -> int:
@@ -233,8 +249,44 @@ async def decide(
     return 0
 
 
+async def answer(client: Client, case_id: str, responder: str, text: str) -> int:
+    """Answer the question an agent asked; CASE may be the case or its agent region."""
+    handle, description = await _describe(client, case_id)
+    state = await handle.query("state", result_type=CaseState)
+    region_id = state.facts.get("agent_region")
+    if (state.open_task is None or state.open_task.kind is not TaskKind.QUESTION) and region_id:
+        handle, description = await _describe(client, str(region_id))
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise CommandError(f"case {case_id} has no question waiting for an answer")
+    try:
+        receipt = await handle.execute_update(
+            "answer", TaskAnswer(responder=responder, text=text), result_type=DecisionReceipt
+        )
+    except WorkflowUpdateFailedError as error:
+        raise CommandError(_root_message(error)) from error
+    print(receipt.message)
+    return 0
+
+
+async def acknowledge(client: Client, case_id: str, responder: str) -> int:
+    handle, description = await _describe(client, case_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise CommandError(f"case {case_id} is no longer running; nothing to acknowledge")
+    try:
+        message = await handle.execute_update(
+            "acknowledge", Acknowledgement(responder=responder), result_type=str
+        )
+    except WorkflowUpdateFailedError as error:
+        raise CommandError(_root_message(error)) from error
+    print(message)
+    return 0
+
+
 async def inbox(client: Client, settings: Settings, role: str | None, as_json: bool) -> int:
-    query = f"{sa.CASE_STATUS.name} = '{CaseStatus.AWAITING_APPROVAL.value}'"
+    statuses = ", ".join(
+        f"'{status.value}'" for status in (CaseStatus.AWAITING_APPROVAL, CaseStatus.AWAITING_INPUT)
+    )
+    query = f"{sa.CASE_STATUS.name} IN ({statuses})"
     if role:
         query += f" AND {sa.APPROVER_ROLE.name} = '{role}'"
     tasks: list[HumanTask] = []
@@ -253,17 +305,18 @@ async def inbox(client: Client, settings: Settings, role: str | None, as_json: b
     rows = [
         [
             task.case_id,
+            task.kind.value,
             task.role,
-            f"{task.amount:,.2f} {task.currency}",
+            f"{task.amount:,.2f} {task.currency}" if task.currency else "-",
             f"{task.due_at:%Y-%m-%d %H:%M}",
             task.requested_by,
         ]
         for task in tasks
     ]
-    print(table(["case", "assigned to", "amount", "due (UTC)", "submitted by"], rows))
+    print(table(["case", "task", "assigned to", "amount", "due (UTC)", "submitted by"], rows))
     print(
-        "\ndecide with: casework approve CASE --as USER"
-        "  |  casework reject CASE --as USER --comment ..."
+        "\napprovals: casework approve CASE --as USER  |  casework reject CASE --as USER "
+        '--comment ...\nquestions: casework answer CASE --as USER --text "..."'
     )
     return 0
 

@@ -1,4 +1,7 @@
-"""``casework demo``: seed the sandbox and run one invoice case per outcome on the running stack.
+"""``casework demo``: seed the sandbox and run one case per outcome on the running stack.
+
+Invoice exceptions and ticket triage run side by side; the demo plays the approvers' and the
+on-call engineer's parts and leaves one case of each process waiting for a person.
 
 Each run uses a fresh batch of invoice numbers (INV-1001.., INV-2001.., ...) so it can be run
 again on the same stack without colliding with earlier cases' business keys.
@@ -13,13 +16,14 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from casework.cli import demo_triage
 from casework.cli.cases import CommandError, link
 from casework.cli.output import table
+from casework.cli.seeding import create_once, sandbox_request
 from casework.config import Settings
 from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
 from casework.workflows.case import CaseState, CaseStatus
@@ -96,10 +100,12 @@ async def run_demo(client: Client, settings: Settings) -> int:
     async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
         await _check_sandbox(sandbox, settings)
         batch = await _next_batch(sandbox)
-        if (await sandbox.get(f"/erp/suppliers/{SUPPLIER['supplier_id']}")).status_code == 404:
-            await _request(sandbox, "POST", "/erp/suppliers", SUPPLIER)
+        await create_once(
+            sandbox, f"/erp/suppliers/{SUPPLIER['supplier_id']}", "/erp/suppliers", SUPPLIER
+        )
         print(f"seeding the sandbox at {settings.sandbox_url} with demo batch {batch} ...")
         invoice_ids = {s.suffix: await _seed(sandbox, batch, s) for s in SCENARIOS}
+        ticket_ids = await demo_triage.seed(sandbox, batch)
         for scenario in SCENARIOS:
             if scenario.erp_fails:
                 await _fail_erp_status_updates(sandbox, invoice_ids[scenario.suffix])
@@ -114,13 +120,19 @@ async def run_demo(client: Client, settings: Settings) -> int:
             )
             for s in SCENARIOS
         }
-        await asyncio.gather(*(_drive(s, handles[s.suffix]) for s in SCENARIOS))
+        triage_handles = await demo_triage.start(client, settings, ticket_ids)
+        await asyncio.gather(
+            *(_drive(s, handles[s.suffix]) for s in SCENARIOS),
+            *(demo_triage.drive(s, triage_handles[s.suffix]) for s in demo_triage.SCENARIOS),
+        )
 
     rows = []
     waiting: list[tuple[WorkflowHandle, HumanTask]] = []
     agent_model = ""
-    for scenario in SCENARIOS:
-        handle = handles[scenario.suffix]
+    cases = [(handles[s.suffix], s.story) for s in SCENARIOS] + [
+        (triage_handles[s.suffix], s.story) for s in demo_triage.SCENARIOS
+    ]
+    for handle, story in cases:
         state = await handle.query("state", result_type=CaseState)
         agent_model = agent_model or str(state.facts.get("agent_model", ""))
         if state.open_task is not None:
@@ -131,7 +143,7 @@ async def run_demo(client: Client, settings: Settings) -> int:
         rows.append(
             [
                 handle.id,
-                scenario.story,
+                story,
                 outcome,
                 _shorten(str(state.facts.get("message", "")), 60),
                 link(settings, client, handle.id),
@@ -146,7 +158,7 @@ async def run_demo(client: Client, settings: Settings) -> int:
     for handle, task in waiting:
         approver = _demo_approver(task.role)
         print(f"{handle.id} is waiting for {task.role}. Approve it with:")
-        print(f'  {casework} approve {handle.id} --as {approver} --comment "surcharge agreed"')
+        print(f'  {casework} approve {handle.id} --as {approver} --comment "looks right"')
         print("or with the Temporal CLI:")
         print(
             f"  {temporal} workflow signal --workflow-id {handle.id} --name decide "
@@ -174,7 +186,14 @@ def _shorten(text: str, width: int) -> str:
 
 
 def _demo_approver(role: str) -> str:
-    return {"ap_supervisor": "bob", "finance_manager": "carol", "cfo": "dave"}.get(role, "<user>")
+    people = {
+        "ap_supervisor": "bob",
+        "finance_manager": "carol",
+        "cfo": "dave",
+        "service_desk_lead": "frank",
+        "incident_manager": "grace",
+    }
+    return people.get(role, "<user>")
 
 
 def _all_as_expected(rows: list[list[str]]) -> bool:
@@ -184,6 +203,7 @@ def _all_as_expected(rows: list[list[str]]) -> bool:
         CaseStatus.REJECTED,
         CaseStatus.FAILED_COMPENSATED,
         "awaiting finance_manager",
+        *(s.expected for s in demo_triage.SCENARIOS),
     ]
     return [row[2] for row in rows] == [str(e) for e in expected]
 
@@ -228,7 +248,7 @@ async def _check_sandbox(sandbox: httpx.AsyncClient, settings: Settings) -> None
 
 
 async def _next_batch(sandbox: httpx.AsyncClient) -> int:
-    invoices = await _request(sandbox, "GET", "/erp/invoices")
+    invoices = await sandbox_request(sandbox, "GET", "/erp/invoices")
     numbers = [
         int(invoice["invoice_id"][4:])
         for invoice in invoices
@@ -241,7 +261,7 @@ async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> s
     number = batch * 1000 + scenario.suffix
     invoice_id, po_number = f"INV-{number}", f"PO-{number}"
     line = {"sku": "BRK-220", "description": "Brake assembly, heavy duty"}
-    await _request(
+    await sandbox_request(
         sandbox,
         "POST",
         "/erp/purchase-orders",
@@ -253,7 +273,7 @@ async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> s
             ],
         },
     )
-    await _request(
+    await sandbox_request(
         sandbox,
         "POST",
         "/erp/goods-receipts",
@@ -263,7 +283,7 @@ async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> s
             "lines": [{"sku": line["sku"], "quantity_received": scenario.received}],
         },
     )
-    await _request(
+    await sandbox_request(
         sandbox,
         "POST",
         "/erp/invoices",
@@ -283,20 +303,9 @@ async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> s
 async def _fail_erp_status_updates(sandbox: httpx.AsyncClient, invoice_id: str) -> None:
     # 503 on every attempt the workflow's retry policy allows (4): Temporal retries with
     # backoff, then gives up, and the saga reverses the payment.
-    await _request(
+    await sandbox_request(
         sandbox,
         "POST",
         "/_faults",
         {"method": "POST", "path": f"/erp/invoices/{invoice_id}/status", "count": 4, "status": 503},
     )
-
-
-async def _request(
-    sandbox: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None = None
-) -> Any:
-    response = await sandbox.request(method, path, json=body)
-    if response.is_error:
-        raise CommandError(
-            f"sandbox {method} {path} failed: {response.status_code} {response.text}"
-        )
-    return response.json()

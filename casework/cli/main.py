@@ -92,7 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("--as", dest="user", required=True, help="who decides (directory user)")
     reject.add_argument("--comment", required=True, help="why (required)")
 
-    inbox = commands.add_parser("inbox", help="cases awaiting approval, soonest due first")
+    answer = commands.add_parser("answer", help="answer the question an agent asked in a case")
+    answer.add_argument("case", help="the case, or its agent region")
+    answer.add_argument("--as", dest="user", required=True, help="who answers (directory user)")
+    answer.add_argument("--text", required=True, help="the answer, handed to the agent")
+
+    acknowledge = commands.add_parser("acknowledge", help="acknowledge a severity-1 page")
+    acknowledge.add_argument("case")
+    acknowledge.add_argument("--as", dest="user", required=True, help="who was paged")
+
+    inbox = commands.add_parser(
+        "inbox", help="cases awaiting a decision or an answer, soonest due first"
+    )
     inbox.add_argument("--role", help="only tasks assigned to this role")
     inbox.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -163,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
             return _with_client(
                 lambda c: cases.decide(c, args.case, args.user, "reject", args.comment, None)
             )
+        case "answer":
+            return _with_client(lambda c: cases.answer(c, args.case, args.user, args.text))
+        case "acknowledge":
+            return _with_client(lambda c: cases.acknowledge(c, args.case, args.user))
         case "inbox":
             return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
         case "audit":
@@ -183,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the reader has seen enough.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

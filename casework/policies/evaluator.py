@@ -12,16 +12,25 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from casework.agents.invoice import InvoiceProposal, Recommendation
+from casework.agents.triage import TriageAction, TriageProposal
 from casework.policies.models import (
     ApprovalTier,
     Directory,
     Duration,
     InvoiceExceptionPolicy,
     PolicyRef,
+    TicketTriagePolicy,
     Tolerance,
 )
 from casework.records import GoodsReceipt, Invoice, PurchaseOrder, Supplier
-from casework.tasks import DecisionAction, HumanTask, TaskDecision, TaskStatus
+from casework.tasks import (
+    DecisionAction,
+    HumanTask,
+    TaskAnswer,
+    TaskDecision,
+    TaskKind,
+    TaskStatus,
+)
 
 CENT = Decimal("0.01")
 
@@ -183,6 +192,8 @@ def refusal_reasons(
     """
     if task is None:
         return ["there is no task awaiting a decision in this case"]
+    if task.kind is not TaskKind.APPROVAL:
+        return [f"the open task {task.task_id} is a question: reply with `answer`, not `decide`"]
     if task.status is not TaskStatus.OPEN:
         return [f"task {task.task_id} is no longer open (it is {task.status.value})"]
     if decision.task_id and decision.task_id != task.task_id:
@@ -222,3 +233,106 @@ def refusal_reasons(
     elif decision.action == DecisionAction.REJECT and not (decision.comment or "").strip():
         reasons.append("a rejection needs a comment saying why")
     return reasons
+
+
+def answer_refusal_reasons(
+    directory: Directory, task: HumanTask | None, answer: TaskAnswer
+) -> list[str]:
+    """Why an answer to an agent's question may not be accepted; empty when it may."""
+    if task is None or task.kind is not TaskKind.QUESTION:
+        return ["there is no question awaiting an answer in this case"]
+    if task.status is not TaskStatus.OPEN:
+        return [f"question {task.task_id} is no longer open (it is {task.status.value})"]
+    if answer.task_id and answer.task_id != task.task_id:
+        return [f"question {answer.task_id} is no longer open; the open one is {task.task_id}"]
+    reasons: list[str] = []
+    if not answer.text.strip():
+        reasons.append("the answer is empty")
+    user = directory.users.get(answer.responder)
+    if user is None:
+        reasons.append(f"unknown responder {answer.responder!r}")
+    elif user.role not in task.eligible_roles:
+        reasons.append(
+            f"{answer.responder} ({user.role}) may not answer; it needs one of: "
+            + ", ".join(task.eligible_roles)
+        )
+    return reasons
+
+
+class TriageRoute(StrEnum):
+    AUTO_RESOLVE = "auto_resolve"
+    ASSIGN = "assign"
+    ESCALATE = "escalate"
+    HUMAN_REVIEW = "human_review"
+
+
+class TriageDecision(BaseModel):
+    route: TriageRoute
+    reasons: list[str]
+    policy: PolicyRef
+    team: str | None = None
+    kb_article_id: str | None = None
+    page: bool = False
+    """Severity 1: page the on-call owner, whatever else is decided."""
+
+
+def decide_triage(
+    policy: TicketTriagePolicy,
+    ref: PolicyRef,
+    proposal: TriageProposal | None,
+    *,
+    no_proposal_reason: str = "",
+    ticket_severity: int | None = None,
+    article_exists: bool = False,
+) -> TriageDecision:
+    """What happens to a ticket, given the agent's proposal (None when the region gave none).
+
+    Severity 1 pages on either the ticket's word or the agent's: missing a real outage costs
+    far more than a page that turns out unneeded.
+    """
+    severities = [s for s in (ticket_severity, proposal and proposal.severity) if s]
+    page = 1 in severities
+
+    def review(*reasons: str) -> TriageDecision:
+        return TriageDecision(
+            route=TriageRoute.HUMAN_REVIEW, reasons=list(reasons), policy=ref, page=page
+        )
+
+    if proposal is None:
+        return review(f"no usable proposal from the agent: {no_proposal_reason}")
+    category = policy.categories.get(proposal.category)
+    if category is None:
+        return review(f"category {proposal.category!r} is not one the policy knows")
+    if proposal.confidence < policy.min_confidence:
+        return review(
+            f"agent confidence {proposal.confidence:.2f} is below {policy.min_confidence:.2f}"
+        )
+    if proposal.action is TriageAction.AUTO_RESOLVE:
+        if not category.low_risk:
+            return review(f"auto-resolve is only for low-risk categories, not {proposal.category}")
+        if not article_exists:
+            return review(f"cited article {proposal.kb_article_id} does not exist")
+        return TriageDecision(
+            route=TriageRoute.AUTO_RESOLVE,
+            reasons=[f"low-risk {proposal.category}, resolved by {proposal.kb_article_id}"],
+            policy=ref,
+            kb_article_id=proposal.kb_article_id,
+            page=page,
+        )
+    if proposal.action is TriageAction.ASSIGN:
+        if proposal.team not in policy.teams:
+            return review(f"team {proposal.team!r} is not one tickets may be assigned to")
+        return TriageDecision(
+            route=TriageRoute.ASSIGN,
+            reasons=[f"{proposal.category} assigned to {proposal.team}"],
+            policy=ref,
+            team=proposal.team,
+            page=page,
+        )
+    return TriageDecision(
+        route=TriageRoute.ESCALATE,
+        reasons=[f"escalated to {policy.escalation_team}: " + "; ".join(proposal.reasons)],
+        policy=ref,
+        team=policy.escalation_team,
+        page=page,
+    )

@@ -98,6 +98,58 @@ class InvoiceExceptionPolicy(PolicyModel):
     agents: dict[str, AgentSettings] = {}
 
 
+class AgentBudget(PolicyModel):
+    """Hard limits for one agent region; reaching any ends it as ``budget_exhausted``."""
+
+    max_model_calls: int = Field(default=10, ge=1)
+    max_tool_calls: int = Field(default=20, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+
+class RegionAgentSettings(PolicyModel):
+    """A tool-calling agent: which model, which read-only tools, who answers it, its budget."""
+
+    model: str | None = None
+    fallback_models: list[str] = []
+    allowed_tools: list[str]
+    human_roles: list[str] = []
+    human_sla: Duration = timedelta(hours=4)
+    budget: AgentBudget = AgentBudget()
+    max_tokens_per_call: int | None = None
+
+
+class TriageCategory(PolicyModel):
+    low_risk: bool
+    """Only low-risk categories may be resolved without a person."""
+    team: str
+
+
+class TriageReview(PolicyModel):
+    tiers: list[ApprovalTier] = Field(min_length=1)
+    fallback_team: str
+    """Where a ticket goes when the review rejects the proposal or nobody reviews in time."""
+
+
+class SeverityOnePaging(PolicyModel):
+    levels: list[str] = Field(min_length=1)
+    """Who is paged, in order: ``ci_oncall`` (the affected item's on-call owner) or a role."""
+    ack_sla: Duration
+
+
+class TicketTriagePolicy(PolicyModel):
+    id: str
+    version: int
+    description: str = ""
+    min_confidence: float = Field(ge=0, le=1)
+    categories: dict[str, TriageCategory]
+    teams: list[str]
+    escalation_team: str
+    review: TriageReview
+    severity_1: SeverityOnePaging
+    agents: dict[str, RegionAgentSettings]
+
+
 class Role(PolicyModel):
     approval_limit: Decimal | None
     """None: no limit."""

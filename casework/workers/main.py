@@ -18,14 +18,17 @@ from temporalio.worker import Worker
 
 from casework.activities import policy
 from casework.activities.erp import ErpActivities
+from casework.activities.itsm import ItsmActivities
 from casework.activities.llm import LlmActivities
 from casework.activities.notifications import NotificationActivities
 from casework.activities.payments import PaymentActivities
 from casework.client import connect
 from casework.config import Settings
+from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.ticket_triage import TicketTriageWorkflow
 
-WORKFLOWS: list[type] = [InvoiceExceptionWorkflow]
+WORKFLOWS: list[type] = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
 
 log = logging.getLogger("casework.worker")
 
@@ -34,6 +37,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     erp = ErpActivities(http)
     payments = PaymentActivities(http)
     notifications = NotificationActivities(http)
+    itsm = ItsmActivities(http)
     llm = LlmActivities(settings)
     return [
         policy.load,
@@ -45,7 +49,17 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         payments.pay,
         payments.reverse,
         notifications.send,
+        itsm.get_ticket,
+        itsm.get_configuration_item,
+        itsm.search_knowledge_base,
+        itsm.get_kb_article,
+        itsm.find_similar_tickets,
+        itsm.classify_ticket,
+        itsm.assign_ticket,
+        itsm.resolve_ticket,
+        itsm.comment_on_ticket,
         llm.propose,
+        llm.chat,
     ]
 
 

@@ -24,9 +24,20 @@ with workflow.unsafe.imports_passed_through():
     from casework import search_attributes as sa
     from casework.activities.notifications import NotificationActivities, NotificationRequest
     from casework.audit import AuditEvent, AuditKind
-    from casework.policies.evaluator import eligible_roles, refusal_reasons
+    from casework.policies.evaluator import (
+        answer_refusal_reasons,
+        eligible_roles,
+        refusal_reasons,
+    )
     from casework.policies.models import ApprovalTier, Directory
-    from casework.tasks import DecisionReceipt, HumanTask, TaskDecision, TaskStatus
+    from casework.tasks import (
+        DecisionReceipt,
+        HumanTask,
+        TaskAnswer,
+        TaskDecision,
+        TaskKind,
+        TaskStatus,
+    )
 
 DECISION_REFUSED = "DecisionRefused"
 
@@ -50,6 +61,7 @@ class CaseStatus(StrEnum):
     STARTED = "started"
     ANALYSING = "analysing"
     AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_INPUT = "awaiting_input"
     EXECUTING = "executing"
     PAID = "paid"
     REJECTED = "rejected"
@@ -57,6 +69,9 @@ class CaseStatus(StrEnum):
     FAILED_COMPENSATED = "failed_compensated"
     FAILED_NEEDS_ATTENTION = "failed_needs_attention"
     CANCELLED_COMPENSATED = "cancelled_compensated"
+    RESOLVED = "resolved"
+    ASSIGNED = "assigned"
+    ESCALATED = "escalated"
 
 
 class CaseState(BaseModel):
@@ -65,6 +80,8 @@ class CaseState(BaseModel):
     status: str
     title: str
     open_task: HumanTask | None
+    waiting_on: str | None = None
+    """What the case waits for from people, with the command that gives it; None if nothing."""
     facts: dict[str, Any]
     """Process-specific summary for people: amounts, the agent's proposal, the outcome."""
 
@@ -167,8 +184,20 @@ class CaseWorkflow:
             status=self._status,
             title=self._title,
             open_task=self.open_task(),
+            waiting_on=self.waiting_on(),
             facts=self._facts,
         )
+
+    def waiting_on(self) -> str | None:
+        task = self.open_task()
+        if task is None:
+            return None
+        if task.kind is TaskKind.QUESTION:
+            return (
+                f"an answer from {', '.join(task.eligible_roles)}: "
+                f'casework answer {task.case_id} --as USER --text "..."'
+            )
+        return f"a decision by {task.role}: casework approve|reject {task.case_id} --as USER"
 
     # -- tools ------------------------------------------------------------------------------
 
@@ -359,6 +388,108 @@ class CaseWorkflow:
             )
             return
         self._accept(decision)
+
+    async def ask(
+        self, question: str, roles: list[str], sla: timedelta, title: str
+    ) -> TaskAnswer | None:
+        """Put a question to people holding ``roles``; None when nobody answers within ``sla``."""
+        self._tasks_opened += 1
+        now = workflow.now()
+        case_id = workflow.info().workflow_id
+        task = HumanTask(
+            task_id=f"{case_id}/question-{self._tasks_opened}",
+            case_id=case_id,
+            title=title,
+            role=roles[0],
+            eligible_roles=roles,
+            requested_by=self._requested_by,
+            opened_at=now,
+            due_at=now + sla,
+            tier=0,
+            summary=question,
+            kind=TaskKind.QUESTION,
+            question=question,
+        )
+        self._task = task
+        previous_status = self._status
+        self.set_status(CaseStatus.AWAITING_INPUT, approver_role=task.role)
+        self.record(
+            AuditKind.TASK_OPENED,
+            f"question for {', '.join(roles)}, due {task.due_at.isoformat()}: {question}",
+            task_id=task.task_id,
+            role=task.role,
+            eligible_roles=roles,
+            due_at=task.due_at,
+        )
+        for role in roles:
+            await self.notify_role(
+                role,
+                f"Question: {title}",
+                f"{question}\n\nAnswer by {task.due_at.isoformat()} with:\n"
+                f'  casework answer {case_id} --as <you> --text "..."',
+                step=task.task_id,
+            )
+        try:
+            await workflow.wait_condition(lambda: task.answer is not None, timeout=sla)
+        except TimeoutError:
+            task.status = TaskStatus.TIMED_OUT
+            self.record(
+                AuditKind.TASK_TIMED_OUT,
+                f"nobody answered within {sla}",
+                task_id=task.task_id,
+            )
+        self.set_status(previous_status)
+        return task.answer
+
+    def _answer_refusals(self, answer: TaskAnswer) -> list[str]:
+        if self._directory is None:
+            return ["the case has not loaded its directory yet"]
+        return answer_refusal_reasons(self._directory, self.open_task() or self._task, answer)
+
+    def _accept_answer(self, answer: TaskAnswer) -> DecisionReceipt:
+        task = self._task
+        assert task is not None
+        task.answer = answer
+        task.status = TaskStatus.DECIDED
+        self.record(
+            AuditKind.HUMAN_ANSWER,
+            f"{answer.responder} answered: {answer.text}",
+            task_id=task.task_id,
+            answer=answer,
+        )
+        return DecisionReceipt(
+            task_id=task.task_id,
+            action="answer",
+            approver=answer.responder,
+            message=f"answer from {answer.responder} recorded for {task.case_id}",
+        )
+
+    @workflow.update(name="answer")
+    async def answer(self, answer: TaskAnswer) -> DecisionReceipt:
+        return self._accept_answer(answer)
+
+    @answer.validator
+    def validate_answer(self, answer: TaskAnswer) -> None:
+        reasons = self._answer_refusals(answer)
+        if reasons:
+            raise ApplicationError(
+                "answer refused: " + "; ".join(reasons),
+                type=DECISION_REFUSED,
+                non_retryable=True,
+            )
+
+    @workflow.signal(name="answer")
+    def answer_by_signal(self, answer: TaskAnswer) -> None:
+        reasons = self._answer_refusals(answer)
+        if reasons:
+            self.record(
+                AuditKind.DECISION_REFUSED,
+                f"ignored answer from {answer.responder}: " + "; ".join(reasons),
+                answer=answer,
+                reasons=reasons,
+            )
+            return
+        self._accept_answer(answer)
 
     async def finish_handlers(self) -> None:
         """Let in-flight update handlers complete before the case closes."""

@@ -1,0 +1,75 @@
+"""Tools an agent may be given: read-only activities, plus two the agent region handles itself.
+
+Only read-only tools are registered here; writes are made by workflows after a policy decision,
+so no policy can hand an agent a write, whatever its allowlist says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from casework.activities.itsm import READ_ONLY_TOOLS as ITSM_READ_ONLY_TOOLS
+from casework.agents.messages import ToolSchema
+
+ASK_HUMAN = "ask_human"
+FINAL_ANSWER = "final_answer"
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    """What the model calls it: letters, digits and underscores, as providers require."""
+    activity: str
+    """The activity that runs it; each call is its own activity in the history."""
+    arguments: type[BaseModel]
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.arguments.__doc__ or self.name).split())
+
+    def schema(self) -> ToolSchema:
+        return ToolSchema(
+            name=self.name,
+            description=self.description,
+            parameters=self.arguments.model_json_schema(),
+        )
+
+
+READ_ONLY: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        Tool(name=activity.split(".", 1)[1], activity=activity, arguments=arguments)
+        for activity, arguments in ITSM_READ_ONLY_TOOLS.items()
+    )
+}
+
+
+class AskHumanArguments(BaseModel):
+    """Ask a person a question when the case cannot be decided from the data available. The
+    answer comes back as this tool's result; it may take hours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(
+        min_length=5, max_length=1000, description="The question, self-contained."
+    )
+
+
+ASK_HUMAN_SCHEMA = ToolSchema(
+    name=ASK_HUMAN,
+    description=" ".join((AskHumanArguments.__doc__ or "").split()),
+    parameters=AskHumanArguments.model_json_schema(),
+)
+
+
+def final_answer_schema(output: type[BaseModel]) -> ToolSchema:
+    return ToolSchema(
+        name=FINAL_ANSWER,
+        description=(
+            "Submit your final answer. Call this exactly once, when you are done; its arguments "
+            "are checked against the schema and refused with the reasons if they do not match."
+        ),
+        parameters=output.model_json_schema(),
+    )

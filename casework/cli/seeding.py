@@ -1,0 +1,28 @@
+"""Creating demo records in the systems sandbox over its HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from casework.cli.cases import CommandError
+
+
+async def sandbox_request(
+    sandbox: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
+    response = await sandbox.request(method, path, json=body)
+    if response.is_error:
+        raise CommandError(
+            f"sandbox {method} {path} failed: {response.status_code} {response.text}"
+        )
+    return response.json()
+
+
+async def create_once(
+    sandbox: httpx.AsyncClient, path: str, collection: str, body: dict[str, Any]
+) -> None:
+    """Create a reference record unless an earlier demo run already did."""
+    if (await sandbox.get(path)).status_code == 404:
+        await sandbox_request(sandbox, "POST", collection, body)
