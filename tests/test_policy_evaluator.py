@@ -10,17 +10,22 @@ import pytest
 from pydantic import ValidationError
 
 from casework.agents.invoice import Recommendation
+from casework.agents.tools import ASK_HUMAN, READ_ONLY
+from casework.agents.triage import TriageProposal
 from casework.policies.evaluator import (
     Route,
+    TriageRoute,
+    answer_refusal_reasons,
     compute_variance,
     decide_invoice,
+    decide_triage,
     eligible_roles,
     refusal_reasons,
     tier_for_amount,
 )
 from casework.policies.loader import BUNDLED_POLICY_DIR, load_policy
-from casework.policies.models import Directory, InvoiceExceptionPolicy
-from casework.tasks import HumanTask, TaskDecision, TaskStatus
+from casework.policies.models import Directory, InvoiceExceptionPolicy, TicketTriagePolicy
+from casework.tasks import HumanTask, TaskAnswer, TaskDecision, TaskKind, TaskStatus
 from tests.fake_systems import proposal, scenario
 
 
@@ -50,12 +55,15 @@ def test_bundled_policy_loads_with_version_hash_and_durations(
 
 def test_demo_directory_has_the_documented_people(directory: Directory) -> None:
     roles = {name: user.role for name, user in directory.users.items()}
-    assert roles.items() >= {
-        "alice": "ap_clerk",
-        "bob": "ap_supervisor",
-        "carol": "finance_manager",
-        "dave": "cfo",
-    }.items()
+    assert (
+        roles.items()
+        >= {
+            "alice": "ap_clerk",
+            "bob": "ap_supervisor",
+            "carol": "finance_manager",
+            "dave": "cfo",
+        }.items()
+    )
     assert directory.roles["ap_supervisor"].approval_limit == Decimal("5000")
     assert directory.roles["finance_manager"].approval_limit == Decimal("50000")
     assert directory.roles["cfo"].approval_limit is None
@@ -233,3 +241,123 @@ def test_decided_task_refuses_further_decisions(directory: Directory) -> None:
     task = _task().model_copy(update={"status": TaskStatus.DECIDED})
     reasons = refusal_reasons(directory, task, TaskDecision(approver="bob", action="approve"))
     assert reasons == ["task case/approval-1 is no longer open (it is decided)"]
+
+
+@pytest.fixture(scope="module")
+def triage_policy() -> TicketTriagePolicy:
+    return TicketTriagePolicy.model_validate(load_policy("ticket_triage").content)
+
+
+def _triage(**fields: object) -> TriageProposal:
+    defaults: dict[str, object] = {
+        "category": "access",
+        "severity": 3,
+        "action": "auto_resolve",
+        "kb_article_id": "KB-1",
+        "reasons": ["r"],
+        "confidence": 0.9,
+    }
+    return TriageProposal.model_validate(defaults | fields)
+
+
+def test_triage_agent_may_only_use_registered_read_only_tools(
+    triage_policy: TicketTriagePolicy,
+) -> None:
+    allowed = set(triage_policy.agents["triage_agent"].allowed_tools) - {ASK_HUMAN}
+    assert allowed <= set(READ_ONLY)
+    assert not any(name.startswith(("resolve", "assign", "classify")) for name in READ_ONLY)
+
+
+def test_low_risk_confident_proposal_with_existing_article_auto_resolves(
+    triage_policy: TicketTriagePolicy,
+) -> None:
+    ref = load_policy("ticket_triage").ref
+    decision = decide_triage(triage_policy, ref, _triage(), article_exists=True)
+    assert decision.route is TriageRoute.AUTO_RESOLVE
+    assert decision.kb_article_id == "KB-1"
+    assert not decision.page
+
+
+@pytest.mark.parametrize(
+    ("proposal", "article_exists", "reason"),
+    [
+        (_triage(category="security"), True, "only for low-risk categories, not security"),
+        (_triage(), False, "cited article KB-1 does not exist"),
+        (_triage(confidence=0.7), True, "confidence 0.70 is below 0.75"),
+        (_triage(category="plumbing"), True, "category 'plumbing' is not one the policy knows"),
+        (
+            _triage(action="assign", team="hackers", kb_article_id=None),
+            True,
+            "team 'hackers' is not one tickets may be assigned to",
+        ),
+        (None, False, "no usable proposal from the agent: budget_exhausted"),
+    ],
+)
+def test_triage_goes_to_review_when_any_rule_fails(
+    triage_policy: TicketTriagePolicy,
+    proposal: TriageProposal | None,
+    article_exists: bool,
+    reason: str,
+) -> None:
+    ref = load_policy("ticket_triage").ref
+    decision = decide_triage(
+        triage_policy,
+        ref,
+        proposal,
+        no_proposal_reason="budget_exhausted: model-call budget of 10 reached",
+        article_exists=article_exists,
+    )
+    assert decision.route is TriageRoute.HUMAN_REVIEW
+    assert any(reason in r for r in decision.reasons), decision.reasons
+
+
+def test_severity_one_pages_on_the_tickets_word_or_the_agents(
+    triage_policy: TicketTriagePolicy,
+) -> None:
+    ref = load_policy("ticket_triage").ref
+    escalate = _triage(category="database", action="escalate", kb_article_id=None, severity=1)
+    assert decide_triage(triage_policy, ref, escalate).route is TriageRoute.ESCALATE
+    assert decide_triage(triage_policy, ref, escalate).page
+    assert decide_triage(triage_policy, ref, None, ticket_severity=1).page
+    assert not decide_triage(triage_policy, ref, _triage(), article_exists=True).page
+
+
+def _question() -> HumanTask:
+    return _task().model_copy(
+        update={
+            "kind": TaskKind.QUESTION,
+            "eligible_roles": ["service_desk_lead"],
+            "question": "Is the VPN change approved?",
+        }
+    )
+
+
+def test_answer_from_an_eligible_responder_is_accepted(directory: Directory) -> None:
+    answer = TaskAnswer(responder="frank", text="yes, CHG-7")
+    assert answer_refusal_reasons(directory, _question(), answer) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (TaskAnswer(responder="erin", text="yes"), "erin (service_desk_agent) may not answer"),
+        (TaskAnswer(responder="frank", text="  "), "the answer is empty"),
+        (TaskAnswer(responder="zed", text="yes"), "unknown responder 'zed'"),
+    ],
+)
+def test_answer_refusals_name_the_reason(
+    directory: Directory, answer: TaskAnswer, reason: str
+) -> None:
+    reasons = answer_refusal_reasons(directory, _question(), answer)
+    assert any(reason in r for r in reasons), reasons
+
+
+def test_decide_is_refused_for_a_question_and_answer_for_an_approval(
+    directory: Directory,
+) -> None:
+    decision = TaskDecision(approver="frank", action="approve")
+    assert "is a question" in refusal_reasons(directory, _question(), decision)[0]
+    answer = TaskAnswer(responder="bob", text="yes")
+    assert answer_refusal_reasons(directory, _task(), answer) == [
+        "there is no question awaiting an answer in this case"
+    ]
