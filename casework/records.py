@@ -1,4 +1,4 @@
-"""Records of the systems casework reads and writes (ERP, payments, notifications), as typed models.
+"""Records of the systems casework reads and writes (ERP, payments, notifications, ITSM).
 
 These are what activities return and workflows reason over; pure pydantic, safe in workflow code.
 Unknown fields from the systems are ignored so a new column upstream does not break a case.
