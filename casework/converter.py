@@ -24,13 +24,16 @@ from temporalio.exceptions import ApplicationError
 INVALID_INPUT = "InvalidInput"
 
 
+def validation_problems(error: ValidationError, limit: int | None = None) -> str:
+    """Each problem naming its field, e.g. ``invoice_id: Field required; amount: ...``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or '(whole value)'}: {item['msg']}"
+        for item in error.errors()[:limit]
+    )
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, each naming the field, e.g. ``invoice_id: Field required``."""
-    problems = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(input)"
-        problems.append(f"{field}: {item['msg']}")
-    return f"invalid {error.title}: " + "; ".join(problems)
+    return f"invalid {error.title}: {validation_problems(error)}"
 
 
 class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):

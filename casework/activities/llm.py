@@ -27,6 +27,7 @@ from casework.agents.messages import (
     ToolCall,
 )
 from casework.config import Settings
+from casework.converter import validation_problems
 
 # litellm fetches its model price map over the network at import time unless told to use the
 # copy bundled with the package; casework must work offline, so this runs before the import.
@@ -241,9 +242,7 @@ def _parse(content: str | None, output_model: type[BaseModel]) -> BaseModel:
     except json.JSONDecodeError as err:
         reason = f"not JSON ({err.msg} at line {err.lineno} column {err.colno})"
     except ValidationError as err:
-        reason = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors()[:3]
-        )
+        reason = validation_problems(err, 3)
     raise ApplicationError(
         f"agent output did not match {output_model.__name__}: {reason}", type="AgentOutputInvalid"
     )

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         final_answer_schema,
     )
     from casework.audit import AuditKind
+    from casework.converter import validation_problems
     from casework.policies.models import AgentBudget, Directory, Duration
     from casework.workflows.case import TOOL_RETRY, TOOL_TIMEOUT, CaseWorkflow, failure_message
 
@@ -259,11 +260,9 @@ class AgentRegionWorkflow(CaseWorkflow):
         try:
             arguments = arguments_model.model_validate_json(call.arguments or "{}")
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}"
-                for e in error.errors()[:5]
+            return self._refuse(
+                call, f"invalid arguments for {call.name}: {validation_problems(error, 5)}"
             )
-            return self._refuse(call, f"invalid arguments for {call.name}: {problems}")
 
         if isinstance(arguments, AskHumanArguments):
             answer = await self.ask(
@@ -340,7 +339,4 @@ def _validate(output: type[BaseModel], text: str) -> tuple[BaseModel | None, str
     try:
         return output.model_validate_json(text.strip() or "{}"), ""
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(answer)'}: {e['msg']}" for e in error.errors()[:5]
-        )
-        return None, f"does not match {output.__name__}: {problems}"
+        return None, f"does not match {output.__name__}: {validation_problems(error, 5)}"

@@ -23,13 +23,15 @@ with workflow.unsafe.imports_passed_through():
 
     from casework import search_attributes as sa
     from casework.activities.notifications import NotificationActivities, NotificationRequest
+    from casework.activities.policy import PolicyLookup
+    from casework.activities.policy import load as load_policy
     from casework.audit import AuditEvent, AuditKind
     from casework.policies.evaluator import (
         answer_refusal_reasons,
         eligible_roles,
         refusal_reasons,
     )
-    from casework.policies.models import ApprovalTier, Directory
+    from casework.policies.models import ApprovalTier, Directory, PolicyDocument
     from casework.tasks import (
         DecisionReceipt,
         HumanTask,
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 DECISION_REFUSED = "DecisionRefused"
+DIRECTORY_ID = "directory"
 
 TOOL_TIMEOUT = timedelta(seconds=30)
 TOOL_RETRY = RetryPolicy(
@@ -198,6 +201,25 @@ class CaseWorkflow:
                 f'casework answer {task.case_id} --as USER --text "..."'
             )
         return f"a decision by {task.role}: casework approve|reject {task.case_id} --as USER"
+
+    async def load_governance(self, policy_id: str) -> PolicyDocument:
+        """Load the case's policy and the directory, through activities: the exact text decided
+        under is then in the history, and the case keeps it for its whole life."""
+        document = await self.call_tool(
+            load_policy, PolicyLookup(policy_id=policy_id), summary=f"loaded policy {policy_id}"
+        )
+        directory = await self.call_tool(
+            load_policy, PolicyLookup(policy_id=DIRECTORY_ID), summary="loaded the directory"
+        )
+        self._directory = Directory.model_validate(directory.content)
+        self.record(
+            AuditKind.POLICY_LOADED,
+            f"deciding under {document.ref} with directory {directory.ref}",
+            policy=document.ref,
+            directory=directory.ref,
+        )
+        self._facts["policy"] = str(document.ref)
+        return document
 
     # -- tools ------------------------------------------------------------------------------
 

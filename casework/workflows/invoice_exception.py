@@ -29,8 +29,6 @@ with workflow.unsafe.imports_passed_through():
         SupplierLookup,
     )
     from casework.activities.payments import PaymentActivities, PaymentRequest, PaymentReversal
-    from casework.activities.policy import PolicyLookup
-    from casework.activities.policy import load as load_policy
     from casework.agents.invoice import (
         INVOICE_ANALYST,
         INVOICE_PROPOSAL,
@@ -68,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
 
 CASE_TYPE = "invoice-exception"
 POLICY_ID = "invoice_exception"
-DIRECTORY_ID = "directory"
 SETTLED_STATUSES = frozenset({"paid", "rejected"})
 
 AGENT_TIMEOUT = timedelta(minutes=2)
@@ -210,24 +207,9 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return self._directory
 
     async def _load_policy(self) -> tuple[InvoiceExceptionPolicy, PolicyRef]:
-        document = await self.call_tool(
-            load_policy, PolicyLookup(policy_id=POLICY_ID), summary=f"loaded policy {POLICY_ID}"
-        )
-        directory_document = await self.call_tool(
-            load_policy,
-            PolicyLookup(policy_id=DIRECTORY_ID),
-            summary=f"loaded policy {DIRECTORY_ID}",
-        )
+        document = await self.load_governance(POLICY_ID)
         policy = InvoiceExceptionPolicy.model_validate(document.content)
-        self._directory = Directory.model_validate(directory_document.content)
         self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
-        self.record(
-            AuditKind.POLICY_LOADED,
-            f"deciding under {document.ref} with directory {directory_document.ref}",
-            policy=document.ref,
-            directory=directory_document.ref,
-        )
-        self._facts["policy"] = str(document.ref)
         return policy, document.ref
 
     async def _retrieve_context(self, invoice_id: str) -> _Context:

@@ -29,8 +29,6 @@ with workflow.unsafe.imports_passed_through():
         TicketLookup,
         TicketResolution,
     )
-    from casework.activities.policy import PolicyLookup
-    from casework.activities.policy import load as load_policy
     from casework.agents.triage import (
         SYSTEM_PROMPT,
         TASK,
@@ -54,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
 
 CASE_TYPE = "ticket-triage"
 POLICY_ID = "ticket_triage"
-DIRECTORY_ID = "directory"
 AUTHOR = "casework"
 
 
@@ -199,20 +196,7 @@ class TicketTriageWorkflow(CaseWorkflow):
     # -- steps ------------------------------------------------------------------------------
 
     async def _load_policy(self) -> tuple[TicketTriagePolicy, PolicyRef]:
-        document = await self.call_tool(
-            load_policy, PolicyLookup(policy_id=POLICY_ID), summary=f"loaded policy {POLICY_ID}"
-        )
-        directory = await self.call_tool(
-            load_policy, PolicyLookup(policy_id=DIRECTORY_ID), summary="loaded the directory"
-        )
-        self._directory = Directory.model_validate(directory.content)
-        self.record(
-            AuditKind.POLICY_LOADED,
-            f"deciding under {document.ref} with directory {directory.ref}",
-            policy=document.ref,
-            directory=directory.ref,
-        )
-        self._facts["policy"] = str(document.ref)
+        document = await self.load_governance(POLICY_ID)
         return TicketTriagePolicy.model_validate(document.content), document.ref
 
     async def _run_agent(
