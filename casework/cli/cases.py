@@ -98,12 +98,12 @@ async def start(
     print(f"started {case_id}")
     print(f"  Web UI: {link(settings, client, case_id)}")
     if wait:
-        return await follow(handle)
+        return await follow(client, handle)
     print(f"  follow: casework show {case_id}")
     return 0
 
 
-async def follow(handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
+async def follow(client: Client, handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
     """Print status changes until the case finishes or waits for a person."""
     deadline = time.monotonic() + timeout_seconds
     last = ""
@@ -120,7 +120,7 @@ async def follow(handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
             print(f"  waiting for {task.role} (due {task.due_at:%Y-%m-%d %H:%M} UTC):")
             print(f"    casework approve {handle.id} --as {eligible_users(task)}")
             return 0
-        waiting_on = state.waiting_on or await _agent_waiting_on(handle.client, state)
+        waiting_on = state.waiting_on or await _agent_waiting_on(client, state)
         if waiting_on:
             print(f"  waiting for {waiting_on}")
             return 0

@@ -274,6 +274,8 @@ class TriageDecision(BaseModel):
     kb_article_id: str | None = None
     page: bool = False
     """Severity 1: page the on-call owner, whatever else is decided."""
+    follows_proposal: bool = False
+    """The route is the agent's proposal, accepted; its classification may be written."""
 
 
 def decide_triage(
@@ -318,6 +320,7 @@ def decide_triage(
             policy=ref,
             kb_article_id=proposal.kb_article_id,
             page=page,
+            follows_proposal=True,
         )
     if proposal.action is TriageAction.ASSIGN:
         if proposal.team not in policy.teams:
@@ -328,6 +331,7 @@ def decide_triage(
             policy=ref,
             team=proposal.team,
             page=page,
+            follows_proposal=True,
         )
     return TriageDecision(
         route=TriageRoute.ESCALATE,
@@ -335,4 +339,5 @@ def decide_triage(
         policy=ref,
         team=policy.escalation_team,
         page=page,
+        follows_proposal=True,
     )

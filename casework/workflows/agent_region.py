@@ -177,9 +177,16 @@ class AgentRegionWorkflow(CaseWorkflow):
                     answer, problem = _validate(output_model, call.arguments)
                     if answer is not None:
                         return self._end(RegionOutcome.ANSWERED, "final answer accepted", answer)
+                    self._spend.refused_tool_calls += 1
                     self.record(AuditKind.TOOL_REFUSED, f"final answer refused: {problem}")
                     messages.append(_tool_message(call, f"refused: {problem}. Fix and call again."))
                     continue
+                if self._spend.model_calls >= request.budget.max_model_calls:
+                    # No model call is left to read this tool's result: running it is waste.
+                    return self._end(
+                        RegionOutcome.BUDGET_EXHAUSTED,
+                        f"model-call budget of {request.budget.max_model_calls} reached",
+                    )
                 if self._spend.tool_calls >= request.budget.max_tool_calls:
                     return self._end(
                         RegionOutcome.BUDGET_EXHAUSTED,

@@ -146,7 +146,7 @@ class TicketTriageWorkflow(CaseWorkflow):
             if region.outcome is RegionOutcome.ANSWERED and region.output is not None
             else None
         )
-        item = await self._affected_item(ticket, proposal)
+        item = await self._affected_item(ticket)
         article_exists = bool(proposal and proposal.kb_article_id) and await self._article_exists(
             proposal.kb_article_id or ""
         )
@@ -238,11 +238,10 @@ class TicketTriageWorkflow(CaseWorkflow):
         self._facts.update(agent=result.outcome.value, agent_models=", ".join(result.models))
         return result
 
-    async def _affected_item(
-        self, ticket: Ticket, proposal: TriageProposal | None
-    ) -> ConfigurationItem | None:
-        # The ticket's own CI (system of record) wins over the agent's claim.
-        ci_id = ticket.ci_id or (proposal.affected_ci if proposal else None)
+    async def _affected_item(self, ticket: Ticket) -> ConfigurationItem | None:
+        # Only the CI the ticket itself records decides whom to page: the agent's view of the
+        # affected item comes from text anyone can write, and must not pick who is woken up.
+        ci_id = ticket.ci_id
         if not ci_id:
             return None
         try:
@@ -333,13 +332,15 @@ class TicketTriageWorkflow(CaseWorkflow):
         policy_ref: PolicyRef,
     ) -> TicketTriageResult:
         self.set_status(CaseStatus.EXECUTING)
-        if proposal is not None:
+        accepted = proposal if decision.follows_proposal else None
+        severity = _severity(ticket, accepted)
+        if accepted is not None and severity is not None:
             await self.call_tool(
                 ItsmActivities.classify_ticket,
                 TicketClassification(
                     ticket_id=ticket.ticket_id,
-                    category=proposal.category,
-                    severity=proposal.severity,
+                    category=accepted.category,
+                    severity=severity,
                     idempotency_key=self.idempotency_key("classify"),
                 ),
             )
@@ -392,8 +393,8 @@ class TicketTriageWorkflow(CaseWorkflow):
             route=decision.route,
             message=message,
             decided_by=decided_by,
-            category=proposal.category if proposal else None,
-            severity=proposal.severity if proposal else ticket.severity,
+            category=accepted.category if accepted else ticket.category,
+            severity=severity,
             team=decision.team,
             kb_article_id=decision.kb_article_id,
             agent_outcome=region.outcome,
@@ -496,6 +497,12 @@ async def _acknowledged_within(page: _Page, sla: timedelta) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _severity(ticket: Ticket, accepted: TriageProposal | None) -> int | None:
+    """The agent may raise a ticket's severity, never lower what the ticket itself says."""
+    candidates = [s for s in (ticket.severity, accepted.severity if accepted else None) if s]
+    return min(candidates, default=None)
 
 
 def _comment(proposal: TriageProposal | None, decision: TriageDecision, decided_by: str) -> str:
