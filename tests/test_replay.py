@@ -15,22 +15,37 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from casework.converter import data_converter
+from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
-from tests.histories.record import HISTORIES, RECORDINGS, history_path, workflow_id_for
+from casework.workflows.ticket_triage import TicketTriageWorkflow
+from tests.histories.record import (
+    HISTORIES,
+    RECORDINGS,
+    TRIAGE_RECORDINGS,
+    history_path,
+    triage_history_path,
+    workflow_id_for,
+)
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
+# A triage case's agent region is a child workflow: its history is stored (and replayed) apart.
+WORKFLOWS = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
     assert HISTORY_FILES, f"no stored histories in {HISTORIES}"
-    missing = [r.name for r in RECORDINGS if not history_path(r.name).exists()]
+    missing = [r.name for r in RECORDINGS if not history_path(r.name).exists()] + [
+        r.name
+        for r in TRIAGE_RECORDINGS
+        if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
+    ]
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 
 @pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
 async def test_stored_history_replays_on_the_current_code(history_file: Path) -> None:
     history = WorkflowHistory.from_json(workflow_id_for(history_file), history_file.read_text())
-    replayer = Replayer(workflows=[InvoiceExceptionWorkflow], data_converter=data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
 
     # Raises on any nondeterminism: a command the history does not have, or one it lacks.
     await replayer.replay_workflow(history)

