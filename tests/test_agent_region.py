@@ -521,3 +521,38 @@ async def test_restarted_worker_resumes_the_loop_without_repeating_completed_mod
     assert (await activity_attempts(region, "llm.chat"))[:2] == [1, 1]
     assert (await activity_attempts(region, "llm.chat"))[2] >= 2
     assert (outcome.outcome, outcome.model_calls) == (RegionOutcome.ANSWERED, 3)
+
+
+async def test_a_conversation_growing_past_its_size_cap_ends_the_region(stack: Stack) -> None:
+    """Every model call carries the whole conversation: its size is capped like a budget."""
+    ticket_id = new_ticket_id("size")
+    await stack.itsm.create_ticket(ticket_id, title="VPN drops", description="x" * 3000)
+    stack.model.script(
+        ticket_id,
+        *(calls(tool_call("get_ticket", {"ticket_id": ticket_id})) for _ in range(5)),
+    )
+    directory = Directory.model_validate(load_policy("directory").content)
+
+    outcome = await stack.client.execute_workflow(
+        AgentRegionWorkflow.run,
+        AgentRegionInput(
+            agent=TRIAGE_AGENT,
+            output=TRIAGE_PROPOSAL,
+            system_prompt=SYSTEM_PROMPT,
+            task=TASK,
+            context={"ticket": {"ticket_id": ticket_id, "title": "VPN drops"}},
+            allowed_tools=sorted(READ_ONLY_TOOLS),
+            budget=AgentBudget(max_model_calls=5, max_tool_calls=5),
+            requested_by="erin",
+            directory=directory,
+            max_conversation_chars=8000,
+        ),
+        id=f"agent-region-{ticket_id}",
+        task_queue=stack.task_queue,
+    )
+
+    assert outcome.outcome is RegionOutcome.BUDGET_EXHAUSTED
+    assert outcome.reason.startswith("conversation of ")
+    assert outcome.reason.endswith("characters exceeds 8000")
+    # Each ticket read adds ~3,000 characters: the cap ends the loop before the call budget.
+    assert 1 <= outcome.model_calls < 5

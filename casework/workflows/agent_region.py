@@ -75,8 +75,11 @@ class AgentRegionInput(BaseModel):
     """Who may answer ``ask_human``; empty: the tool is not offered."""
     human_sla: Duration = timedelta(hours=4)
     max_tool_result_chars: int = 4000
-    """Tool results are cut to this size, which keeps the conversation (sent whole with every
-    model call) well inside Temporal's payload limit for the whole budget."""
+    """Tool results are cut to this size before the model sees them."""
+    max_conversation_chars: int = 400_000
+    """The whole conversation travels with every model call, as that activity's input: past
+    this size the region ends as budget_exhausted, well before Temporal's 2 MB payload limit
+    and with room in the history for the calls already made."""
 
 
 class RegionOutcome(StrEnum):
@@ -151,7 +154,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             budget=request.budget,
         )
         while True:
-            if reason := self._budget_reached(request.budget):
+            if reason := self._budget_reached(request.budget) or _too_long(request, messages):
                 return self._end(RegionOutcome.BUDGET_EXHAUSTED, reason)
             try:
                 reply = await self._model_call(request, messages, schemas)
@@ -335,6 +338,13 @@ class AgentRegionWorkflow(CaseWorkflow):
             reason=reason,
             **spend.model_dump(),
         )
+
+
+def _too_long(request: AgentRegionInput, messages: list[ChatMessage]) -> str | None:
+    size = sum(len(m.content or "") + sum(len(c.arguments) for c in m.tool_calls) for m in messages)
+    if size > request.max_conversation_chars:
+        return f"conversation of {size} characters exceeds {request.max_conversation_chars}"
+    return None
 
 
 def _tool_message(call: ToolCall, content: str) -> ChatMessage:

@@ -168,11 +168,9 @@ class TicketTriageWorkflow(CaseWorkflow):
         )
         self._facts.update(route=decision.route.value)
         if proposal is not None:
-            self._facts.update(
-                category=proposal.category,
-                severity=proposal.severity,
-                proposed=proposal.action.value,
-                confidence=proposal.confidence,
+            self._facts["proposed"] = (
+                f"{proposal.action.value} ({proposal.category}, severity {proposal.severity}, "
+                f"confidence {proposal.confidence:.2f})"
             )
 
         paging = (
