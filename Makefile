@@ -41,3 +41,11 @@ worker: install
 clean:
 	-$(BIN)/casework down
 	rm -rf $(VENV) .casework
+
+# Benchmarks (bench/README.md): not part of `make test`. Each run starts its own dev server.
+.PHONY: bench bench-quick
+bench: install
+	$(BIN)/python -m bench
+
+bench-quick: install
+	$(BIN)/python -m bench --quick

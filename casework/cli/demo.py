@@ -99,16 +99,16 @@ SCENARIOS = [
 async def run_demo(client: Client, settings: Settings) -> int:
     async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
         await _check_sandbox(sandbox, settings)
-        batch = await _next_batch(sandbox)
+        batch = await next_batch(sandbox)
         await create_once(
             sandbox, f"/erp/suppliers/{SUPPLIER['supplier_id']}", "/erp/suppliers", SUPPLIER
         )
         print(f"seeding the sandbox at {settings.sandbox_url} with demo batch {batch} ...")
-        invoice_ids = {s.suffix: await _seed(sandbox, batch, s) for s in SCENARIOS}
+        invoice_ids = {s.suffix: await seed_invoice(sandbox, batch, s) for s in SCENARIOS}
         ticket_ids = await demo_triage.seed(sandbox, batch)
         for scenario in SCENARIOS:
             if scenario.erp_fails:
-                await _fail_erp_status_updates(sandbox, invoice_ids[scenario.suffix])
+                await fail_erp_status_updates(sandbox, invoice_ids[scenario.suffix])
 
         print("starting one case per scenario ...")
         handles = {
@@ -156,7 +156,7 @@ async def run_demo(client: Client, settings: Settings) -> int:
         print(f"agent model: {agent_model}")
     casework, temporal = _command("casework"), _command("temporal")
     for handle, task in waiting:
-        approver = _demo_approver(task.role)
+        approver = demo_approver(task.role)
         print(f"{handle.id} is waiting for {task.role}. Approve it with:")
         print(f'  {casework} approve {handle.id} --as {approver} --comment "looks right"')
         print("or with the Temporal CLI:")
@@ -185,7 +185,7 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _demo_approver(role: str) -> str:
+def demo_approver(role: str) -> str:
     people = {
         "ap_supervisor": "bob",
         "finance_manager": "carol",
@@ -247,7 +247,7 @@ async def _check_sandbox(sandbox: httpx.AsyncClient, settings: Settings) -> None
         ) from error
 
 
-async def _next_batch(sandbox: httpx.AsyncClient) -> int:
+async def next_batch(sandbox: httpx.AsyncClient) -> int:
     invoices = await sandbox_request(sandbox, "GET", "/erp/invoices")
     numbers = [
         int(invoice["invoice_id"][4:])
@@ -257,7 +257,7 @@ async def _next_batch(sandbox: httpx.AsyncClient) -> int:
     return max(numbers, default=0) // 1000 + 1
 
 
-async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> str:
+async def seed_invoice(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> str:
     number = batch * 1000 + scenario.suffix
     invoice_id, po_number = f"INV-{number}", f"PO-{number}"
     line = {"sku": "BRK-220", "description": "Brake assembly, heavy duty"}
@@ -300,7 +300,7 @@ async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: Scenario) -> s
     return invoice_id
 
 
-async def _fail_erp_status_updates(sandbox: httpx.AsyncClient, invoice_id: str) -> None:
+async def fail_erp_status_updates(sandbox: httpx.AsyncClient, invoice_id: str) -> None:
     # 503 on every attempt the workflow's retry policy allows (4): Temporal retries with
     # backoff, then gives up, and the saga reverses the payment.
     await sandbox_request(

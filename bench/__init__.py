@@ -1,0 +1,1 @@
+"""casework's benchmark harness: ``python -m bench [--quick]``, or ``make bench[-quick]``."""

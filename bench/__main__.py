@@ -1,0 +1,248 @@
+"""``python -m bench [--quick]``: run the four rows on a fresh dev server, print the table and
+write the same figures to ``bench/results/latest.json``.
+
+Every figure is computed here from runs made now; nothing is carried over from earlier runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.economy import Economy, measure_economy
+from bench.infra import TEMPORAL_BIN, Sandbox, dev_server, progress
+from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
+from bench.waiting import Waiting, measure_waiting
+from casework.config import Settings
+from casework.sandbox.server import running_sandbox
+from casework.workers.main import running_worker
+from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    straight_through: int
+    approvals: int
+    waiting: int
+
+
+# Quick mode fits in two minutes on a 2-core machine: the dev server starts about 8 waiting
+# cases a second there, and row 3 starts (and approves) two batches of this size.
+QUICK = Sizes(straight_through=50, approvals=30, waiting=120)
+FULL = Sizes(straight_through=1000, approvals=200, waiting=10_000)
+
+
+def machine(mode: str) -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    temporal_cli = subprocess.run(
+        [str(TEMPORAL_BIN), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "mode": mode,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+        "temporal_cli": temporal_cli,
+        "litellm": version("litellm"),
+    }
+
+
+def mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def table(rows: list[list[str]]) -> str:
+    headers = ["row", "casework", "baseline", "casework / baseline"]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def rows(
+    overhead: Overhead, latency: Latency, waiting: Waiting, economy: Economy
+) -> list[list[str]]:
+    lat = latency.summary()
+    a, b = waiting.before_restart, waiting.after_restart
+    return [
+        [
+            f"1 overhead: straight-through cases/s (n={overhead.cases})",
+            f"{overhead.casework_per_second:.1f}/s",
+            f"{overhead.bare_per_second:.1f}/s bare "
+            f"({overhead.activities_per_case} no-op activities)",
+            f"{overhead.ratio:.2f}",
+        ],
+        [
+            f"2 approval latency p50 / p95 (n={latency.samples})",
+            f"{lat['casework_p50_ms']:.0f} / {lat['casework_p95_ms']:.0f} ms",
+            f"{lat['bare_p50_ms']:.0f} / {lat['bare_p95_ms']:.0f} ms bare signal+activity",
+            f"{lat['ratio_p50']:.2f} / {lat['ratio_p95']:.2f}",
+        ],
+        [
+            f"3 waiting at scale (n={a.cases}): start until all waiting",
+            f"{a.start_seconds:.1f} s ({a.cases / a.start_seconds:.0f} cases/s)",
+            "-",
+            "-",
+        ],
+        [
+            "  worker RSS with all waiting / server DB growth",
+            f"{mib(a.worker_rss_waiting)} / +{mib(a.db_growth_bytes)}",
+            f"fresh worker {mib(a.worker_rss_before)}; DB {mib(a.db_bytes_waiting)} in all",
+            "-",
+        ],
+        [
+            "  approved in bulk until all paid: same worker / restarted",
+            f"{a.finish_seconds:.1f} s / {b.finish_seconds:.1f} s",
+            f"RSS restarted worker {mib(b.worker_rss_at_approval)} idle, "
+            f"{mib(b.worker_rss_finished)} after",
+            f"{b.finish_seconds / a.finish_seconds:.2f} restarted / same",
+        ],
+        [
+            f"4 model calls per case (demo mix, n={economy.cases})",
+            f"{economy.casework['calls_per_case']:.2f}",
+            f"{economy.baseline['calls_per_case']:.2f} agent decides every step",
+            f"{economy.calls_ratio:.2f}",
+        ],
+        [
+            "  model tokens per case (chars/4)",
+            f"{economy.casework['tokens_per_case']:.0f}",
+            f"{economy.baseline['tokens_per_case']:.0f}",
+            f"{economy.tokens_ratio:.2f}",
+        ],
+    ]
+
+
+async def run(sizes: Sizes, mode: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="casework-bench-") as tmp:
+        work = Path(tmp)
+        db_file = work / "temporal.db"
+        progress(f"starting a fresh dev server ({TEMPORAL_BIN}) and the sandbox in {work}")
+        async with dev_server(db_file) as env:
+            client = env.client
+            address = client.service_client.config.target_host
+            with running_sandbox(work / "sandbox.db") as sandbox_url:
+                async with httpx.AsyncClient(base_url=sandbox_url, timeout=30.0) as http:
+                    sandbox = Sandbox(http)
+                    queue = f"bench-{uuid.uuid4().hex[:6]}"
+                    settings = Settings(task_queue=queue, sandbox_url=sandbox_url)
+                    async with running_worker(client, settings), bare_worker(client):
+                        progress("row 1: overhead")
+                        overhead = await measure_overhead(
+                            client, sandbox, queue, sizes.straight_through
+                        )
+                        progress("row 2: approval latency")
+                        latency = await measure_latency(client, sandbox, queue, sizes.approvals)
+                    progress("row 3: waiting at scale (worker as a separate process)")
+                    waiting = await measure_waiting(
+                        client, sandbox, address, sandbox_url, sizes.waiting, db_file, work
+                    )
+                progress("row 4: model economy")
+                with scripted_llm_server() as llm:
+                    queue = f"bench-llm-{uuid.uuid4().hex[:6]}"
+                    settings = Settings(
+                        task_queue=queue,
+                        sandbox_url=sandbox_url,
+                        model=SCRIPTED_MODEL,
+                        llm_api_base=llm.base_url,
+                        llm_api_key=SCRIPTED_API_KEY,
+                    )
+                    async with running_worker(client, settings):
+                        economy = await measure_economy(client, sandbox_url, queue, llm)
+    return {
+        "overhead": overhead,
+        "latency": latency,
+        "waiting": waiting,
+        "economy": economy,
+    }
+
+
+def to_json(figures: dict[str, Any], info: dict[str, Any], wall: float) -> dict[str, Any]:
+    overhead: Overhead = figures["overhead"]
+    latency: Latency = figures["latency"]
+    waiting: Waiting = figures["waiting"]
+    economy: Economy = figures["economy"]
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 1),
+        "machine": info,
+        "overhead": {
+            **asdict(overhead),
+            "casework_cases_per_second": overhead.casework_per_second,
+            "bare_cases_per_second": overhead.bare_per_second,
+            "ratio": overhead.ratio,
+        },
+        "approval_latency": {"samples": latency.samples, **latency.summary()},
+        "waiting": waiting.as_dict(),
+        "economy": {
+            **asdict(economy),
+            "calls_ratio": economy.calls_ratio,
+            "tokens_ratio": economy.tokens_ratio,
+            "tokens_are": "ceil(characters / 4) of the JSON sent and received",
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: under two minutes")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    sizes = QUICK if args.quick else FULL
+    # The demo mix's ERP fault makes activities fail on purpose; the SDK's warnings about that
+    # (with tracebacks) would bury the progress lines.
+    logging.basicConfig(level=logging.ERROR)
+    info = machine(mode)
+    print(f"casework benchmark, {mode} mode: {sizes}", flush=True)
+    started = time.monotonic()
+    figures = asyncio.run(run(sizes, mode))
+    wall = time.monotonic() - started
+    report = to_json(figures, info, wall)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(
+        table(rows(figures["overhead"], figures["latency"], figures["waiting"], figures["economy"]))
+    )
+    print()
+    print(
+        f"machine: {info['cpus']} x {info['cpu_model']}, {info['memory_gib']} GiB; Python "
+        f"{info['python']}, temporalio {info['temporalio']}, {info['temporal_cli'].splitlines()[0]}"
+    )
+    print(f"wall time {wall:.0f}s; figures in {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Row 3: many cases waiting for approval, with the worker as a separate process.
+
+The worker runs as ``python -m casework.workers`` (as in production) so its resident memory can be
+read from ``/proc``. Two batches of the same size: the first is started, measured and approved
+in bulk with the worker that started it; the second is started, measured, then the worker is
+stopped (SIGTERM, like a deploy) and a new one started before the bulk approval, so finishing
+means replaying every case's history on a worker that has never seen it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from bench.infra import (
+    NEEDS_APPROVAL,
+    Sandbox,
+    count,
+    db_size_bytes,
+    gather_limited,
+    progress,
+    start_invoice_case,
+    wait_for_count,
+)
+from casework.tasks import TaskDecision
+
+START_CONCURRENCY = 64
+SIGNAL_CONCURRENCY = 64
+WORKER_READY_TIMEOUT = 60.0
+READY_LINE = "worker polling task queue"  # logged by casework.workers.main.serve
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class WorkerProcess:
+    def __init__(self, address: str, sandbox_url: str, task_queue: str, log: Path) -> None:
+        env = os.environ | {
+            "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_NAMESPACE": "default",
+            "CASEWORK_SANDBOX_URL": sandbox_url,
+            "CASEWORK_TASK_QUEUE": task_queue,
+        }
+        env.pop("CASEWORK_MODEL", None)  # the offline stand-in answers, as in rows 1 and 2
+        self._log_path = log
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "casework.workers"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def ready(self) -> None:
+        """Wait for the worker's "polling" log line, which it writes once it serves the queue."""
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT
+        while READY_LINE not in self._log_path.read_text(errors="replace"):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker did not start polling; see {self._log_path}")
+            await asyncio.sleep(0.1)
+
+    @property
+    def rss(self) -> int:
+        return rss_bytes(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self._log.close()
+
+
+@dataclass
+class Batch:
+    cases: int
+    start_requests_seconds: float
+    """From the first start request until the server accepted the last one."""
+    start_seconds: float
+    """From the first start request until every case waits for its approver (visibility)."""
+    db_growth_bytes: int
+    """How much the server's database grew from before the batch until all of it waited."""
+    db_bytes_waiting: int
+    """The server's whole database then (it also holds every earlier case)."""
+    worker_rss_before: int
+    """The worker's RSS before the batch started (batch A: a fresh worker)."""
+    worker_rss_waiting: int
+    worker_rss_at_approval: int
+    """When the approvals went out: the same worker, or the restarted one (idle, empty cache)."""
+    finish_seconds: float
+    """From the first decision sent until every case has completed (visibility)."""
+    worker_rss_finished: int
+    restarted: bool
+
+
+@dataclass
+class Waiting:
+    before_restart: Batch
+    after_restart: Batch
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "before_restart": asdict(self.before_restart),
+            "after_restart": asdict(self.after_restart),
+        }
+
+
+@dataclass
+class _Started:
+    ids: list[str]
+    requests_seconds: float
+    seconds: float
+    db_growth: int
+
+
+def _in_batch(tag: str) -> str:
+    return f"WorkflowId STARTS_WITH 'invoice-exception-INV-W{tag}-'"
+
+
+async def _start_batch(
+    client: Client, sandbox: Sandbox, task_queue: str, n: int, tag: str, db_file: Path
+) -> _Started:
+    ids = [f"INV-W{tag}-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    progress(f"seeding {n} invoices that need approval")
+    await sandbox.seed_invoices(ids, NEEDS_APPROVAL)
+    db_before = db_size_bytes(db_file)
+    progress(f"starting {n} cases")
+    started = time.perf_counter()
+    await gather_limited(
+        START_CONCURRENCY, (lambda i=i: start_invoice_case(client, i, task_queue) for i in ids)
+    )
+    requests_seconds = time.perf_counter() - started
+    query = f"CaseStatus = 'awaiting_approval' AND {_in_batch(tag)}"
+    await wait_for_count(client, query, n, timeout=3600)
+    seconds = time.perf_counter() - started
+    progress(f"{n} cases waiting for approval after {seconds:.1f}s")
+    return _Started(ids, requests_seconds, seconds, db_size_bytes(db_file) - db_before)
+
+
+async def _approve_all(client: Client, ids: list[str], tag: str) -> float:
+    decision = TaskDecision(approver="bob", action="approve", comment="bulk approval")
+    started = time.perf_counter()
+    await gather_limited(
+        SIGNAL_CONCURRENCY,
+        (
+            lambda i=i: client.get_workflow_handle(f"invoice-exception-{i}").signal(
+                "decide", decision
+            )
+            for i in ids
+        ),
+    )
+    query = f"ExecutionStatus = 'Completed' AND {_in_batch(tag)}"
+    await wait_for_count(client, query, len(ids), timeout=3600)
+    seconds = time.perf_counter() - started
+    paid = await count(client, f"CaseStatus = 'paid' AND {_in_batch(tag)}")
+    if paid != len(ids):
+        raise RuntimeError(f"only {paid}/{len(ids)} bulk-approved cases ended paid")
+    progress(f"{len(ids)} cases approved and paid in {seconds:.1f}s")
+    return seconds
+
+
+async def measure_waiting(
+    client: Client,
+    sandbox: Sandbox,
+    address: str,
+    sandbox_url: str,
+    cases: int,
+    db_file: Path,
+    log_dir: Path,
+) -> Waiting:
+    task_queue = f"bench-waiting-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(address, sandbox_url, task_queue, log_dir / "worker-1.log")
+    await worker.ready()
+    batches: list[Batch] = []
+    try:
+        for tag, restart in (("A", False), ("B", True)):
+            rss_before = worker.rss
+            started = await _start_batch(client, sandbox, task_queue, cases, tag, db_file)
+            rss_waiting, db_waiting = worker.rss, db_size_bytes(db_file)
+            if restart:
+                progress("restarting the worker (SIGTERM, then a new process)")
+                worker.stop()
+                worker = WorkerProcess(address, sandbox_url, task_queue, log_dir / "worker-2.log")
+                await worker.ready()
+            rss_at_approval = worker.rss
+            finish_seconds = await _approve_all(client, started.ids, tag)
+            batches.append(
+                Batch(
+                    cases=cases,
+                    start_requests_seconds=started.requests_seconds,
+                    start_seconds=started.seconds,
+                    db_growth_bytes=started.db_growth,
+                    db_bytes_waiting=db_waiting,
+                    worker_rss_before=rss_before,
+                    worker_rss_waiting=rss_waiting,
+                    worker_rss_at_approval=rss_at_approval,
+                    finish_seconds=finish_seconds,
+                    worker_rss_finished=worker.rss,
+                    restarted=restart,
+                )
+            )
+    finally:
+        if worker.process.poll() is None:
+            worker.stop()
+    return Waiting(before_restart=batches[0], after_restart=batches[1])
