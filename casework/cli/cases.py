@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable, Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,44 @@ async def follow(client: Client, handle: WorkflowHandle, timeout_seconds: float 
     return 0
 
 
-def eligible_users(task: HumanTask) -> str:
-    """Who may decide, from the directory this machine reads (the case itself is the judge)."""
+def directory_users(roles: Collection[str]) -> list[str]:
+    """People holding any of ``roles``, from the directory this machine reads (for hints only:
+    the case itself judges who may decide)."""
     directory = Directory.model_validate(load_policy("directory").content)
-    users = [name for name, user in directory.users.items() if user.role in task.eligible_roles]
-    return "|".join(users) or f"<{task.role}>"
+    return [name for name, user in directory.users.items() if user.role in roles]
+
+
+def eligible_users(task: HumanTask) -> str:
+    return "|".join(directory_users(task.eligible_roles)) or f"<{task.role}>"
+
+
+async def drive_case(
+    handle: WorkflowHandle,
+    respond: Callable[[WorkflowHandle, CaseState], Awaitable[bool]],
+    deadline_seconds: float = 180,
+) -> None:
+    """Play people's part in a case, printing its progress, until it ends or ``respond`` stops.
+
+    ``respond`` is called whenever the case waits for people: it acts and returns True to go
+    on, or returns False to leave the case waiting.
+    """
+    deadline = time.monotonic() + deadline_seconds
+    last = ""
+    while time.monotonic() < deadline:
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            print(f"  {handle.id}: finished")
+            return
+        state = await handle.query("state", result_type=CaseState)
+        if state.status != last:
+            print(f"  {handle.id}: {state.status}")
+            last = state.status
+        if (state.open_task is not None or state.waiting_on) and not await respond(handle, state):
+            return
+        await asyncio.sleep(0.3)
+    raise CommandError(
+        f"{handle.id} did not progress within {deadline_seconds:.0f}s; "
+        f"is the worker running? see: casework status, casework show {handle.id}"
+    )
 
 
 async def _agent_waiting_on(client: Client, state: CaseState) -> str | None:

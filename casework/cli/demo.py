@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from casework.cli import demo_triage
-from casework.cli.cases import CommandError, link
+from casework.cli.cases import CommandError, directory_users, drive_case, link
 from casework.cli.output import table
 from casework.cli.seeding import create_once, sandbox_request
 from casework.config import Settings
@@ -35,7 +35,6 @@ SUPPLIER = {
     "country": "DE",
     "bank_account": "DE89 3704 0044 0532 0130 00",
 }
-DEADLINE_SECONDS = 180
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,11 @@ async def run_demo(client: Client, settings: Settings) -> int:
         }
         triage_handles = await demo_triage.start(client, settings, ticket_ids)
         await asyncio.gather(
-            *(_drive(s, handles[s.suffix]) for s in SCENARIOS),
-            *(demo_triage.drive(s, triage_handles[s.suffix]) for s in demo_triage.SCENARIOS),
+            *(drive_case(handles[s.suffix], _approver(s)) for s in SCENARIOS),
+            *(
+                drive_case(triage_handles[s.suffix], demo_triage.on_call(s))
+                for s in demo_triage.SCENARIOS
+            ),
         )
 
     rows = []
@@ -186,14 +188,7 @@ def _shorten(text: str, width: int) -> str:
 
 
 def demo_approver(role: str) -> str:
-    people = {
-        "ap_supervisor": "bob",
-        "finance_manager": "carol",
-        "cfo": "dave",
-        "service_desk_lead": "frank",
-        "incident_manager": "grace",
-    }
-    return people.get(role, "<user>")
+    return next(iter(directory_users([role])), "<user>")
 
 
 def _all_as_expected(rows: list[list[str]]) -> bool:
@@ -208,33 +203,18 @@ def _all_as_expected(rows: list[list[str]]) -> bool:
     return [row[2] for row in rows] == [str(e) for e in expected]
 
 
-async def _drive(scenario: Scenario, handle: WorkflowHandle) -> None:
-    """Play the approver's part, then wait until the case finishes or waits for a person."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    last = ""
-    pending_decision = scenario.decision
-    while time.monotonic() < deadline:
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            print(f"  {handle.id}: finished")
-            return
-        state = await handle.query("state", result_type=CaseState)
-        if state.status != last:
-            print(f"  {handle.id}: {state.status}")
-            last = state.status
-        if state.open_task is not None:
-            if pending_decision is None:
-                return
-            receipt = await handle.execute_update(
-                "decide", pending_decision, result_type=DecisionReceipt
-            )
-            print(f"  {handle.id}: {receipt.message}")
-            pending_decision = None
-        await asyncio.sleep(0.3)
-    raise CommandError(
-        f"{handle.id} did not progress within {DEADLINE_SECONDS}s; "
-        f"is the worker running? see: casework status, casework show {handle.id}"
-    )
+def _approver(scenario: Scenario) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
+    """The scenario's approver: decides once when the task opens, then leaves the case be."""
+    pending = [scenario.decision] if scenario.decision else []
+
+    async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
+        if not pending or state.open_task is None:
+            return False
+        receipt = await handle.execute_update("decide", pending.pop(), result_type=DecisionReceipt)
+        print(f"  {handle.id}: {receipt.message}")
+        return True
+
+    return respond
 
 
 async def _check_sandbox(sandbox: httpx.AsyncClient, settings: Settings) -> None:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
-from casework.cli.cases import CommandError
 from casework.cli.seeding import create_once, sandbox_request
 from casework.config import Settings
 from casework.workflows.case import CaseState
 from casework.workflows.ticket_triage import Acknowledgement, TicketTriageInput, case_id_for
-
-DEADLINE_SECONDS = 180
 
 CONFIGURATION_ITEMS = [
     {
@@ -130,27 +126,17 @@ async def start(
     }
 
 
-async def drive(scenario: TriageScenario, handle: WorkflowHandle) -> None:
-    """Acknowledge the page when it comes; stop when the case ends or waits for a person."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    last = ""
-    while time.monotonic() < deadline:
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            print(f"  {handle.id}: finished")
-            return
-        state = await handle.query("state", result_type=CaseState)
-        if state.status != last:
-            print(f"  {handle.id}: {state.status}")
-            last = state.status
+def on_call(scenario: TriageScenario) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
+    """The scenario's on-call engineer acknowledges the page; review tasks are left waiting."""
+
+    async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if state.open_task is not None:
-            return
+            return False
         if state.waiting_on and "acknowledge" in state.waiting_on and scenario.acknowledge_as:
             message = await handle.execute_update(
                 "acknowledge", Acknowledgement(responder=scenario.acknowledge_as), result_type=str
             )
             print(f"  {handle.id}: {message}")
-        await asyncio.sleep(0.3)
-    raise CommandError(
-        f"{handle.id} did not progress within {DEADLINE_SECONDS}s; "
-        f"is the worker running? see: casework status, casework show {handle.id}"
-    )
+        return True
+
+    return respond

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -244,6 +245,35 @@ def _update(conn: sqlite3.Connection, ticket_id: str, **values: object) -> None:
 # --- configuration item routes ---------------------------------------------------------------
 
 
+def _write_ticket(
+    db: Db,
+    response: Response,
+    operation: str,
+    key: str,
+    ticket_id: str,
+    request: StrictModel,
+    change: Callable[[sqlite3.Connection], None],
+) -> Ticket:
+    """Apply a ticket write at most once per Idempotency-Key; answer with the ticket after it."""
+    with db.transaction() as conn:
+
+        def apply() -> Ticket:
+            _get_ticket(conn, ticket_id)  # an unknown ticket is a 404 before anything is written
+            change(conn)
+            return _get_ticket(conn, ticket_id)
+
+        return apply_once(
+            conn,
+            response,
+            operation=operation,
+            key=key,
+            subject=ticket_id,
+            request=request,
+            result_type=Ticket,
+            apply=apply,
+        )
+
+
 @router.post("/cis", status_code=201)
 def create_configuration_item(item: ConfigurationItem, db: Db) -> ConfigurationItem:
     with db.transaction() as conn:
@@ -405,8 +435,7 @@ def classify_ticket(
 ) -> Ticket:
     """Set the ticket's category and severity, at most once per Idempotency-Key."""
 
-    def apply() -> Ticket:
-        _get_ticket(conn, ticket_id)
+    def change(conn: sqlite3.Connection) -> None:
         _update(conn, ticket_id, **classification.model_dump())
         _record(
             conn,
@@ -414,19 +443,10 @@ def classify_ticket(
             "classified",
             f"category {classification.category}, severity {classification.severity}",
         )
-        return _get_ticket(conn, ticket_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="ticket classification",
-            key=key,
-            subject=ticket_id,
-            request=classification,
-            result_type=Ticket,
-            apply=apply,
-        )
+    return _write_ticket(
+        db, response, "ticket classification", key, ticket_id, classification, change
+    )
 
 
 @router.post("/tickets/{ticket_id}/assign")
@@ -438,8 +458,7 @@ def assign_ticket(
     Assigning a resolved ticket reopens it. At most once per Idempotency-Key.
     """
 
-    def apply() -> Ticket:
-        _get_ticket(conn, ticket_id)
+    def change(conn: sqlite3.Connection) -> None:
         _update(
             conn,
             ticket_id,
@@ -453,19 +472,8 @@ def assign_ticket(
         if assignment.note is not None:
             detail += f": {assignment.note}"
         _record(conn, ticket_id, "assigned", detail)
-        return _get_ticket(conn, ticket_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="ticket assignment",
-            key=key,
-            subject=ticket_id,
-            request=assignment,
-            result_type=Ticket,
-            apply=apply,
-        )
+    return _write_ticket(db, response, "ticket assignment", key, ticket_id, assignment, change)
 
 
 @router.post("/tickets/{ticket_id}/resolve")
@@ -474,8 +482,7 @@ def resolve_ticket(
 ) -> Ticket:
     """Resolve the ticket, optionally citing a knowledge-base article; at most once per key."""
 
-    def apply() -> Ticket:
-        _get_ticket(conn, ticket_id)
+    def change(conn: sqlite3.Connection) -> None:
         if resolution.kb_article_id is not None:
             _get_article(conn, resolution.kb_article_id)
         _update(conn, ticket_id, status="resolved", **resolution.model_dump())
@@ -483,19 +490,8 @@ def resolve_ticket(
         if resolution.kb_article_id is not None:
             detail = f"knowledge base article {resolution.kb_article_id}: {detail}"
         _record(conn, ticket_id, "resolved", detail)
-        return _get_ticket(conn, ticket_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="ticket resolution",
-            key=key,
-            subject=ticket_id,
-            request=resolution,
-            result_type=Ticket,
-            apply=apply,
-        )
+    return _write_ticket(db, response, "ticket resolution", key, ticket_id, resolution, change)
 
 
 @router.post("/tickets/{ticket_id}/comments")
@@ -504,24 +500,12 @@ def comment_on_ticket(
 ) -> Ticket:
     """Add a comment to the ticket, at most once per Idempotency-Key."""
 
-    def apply() -> Ticket:
-        _get_ticket(conn, ticket_id)
+    def change(conn: sqlite3.Connection) -> None:
         insert(
             conn,
             "itsm_ticket_comments",
             {"ticket_id": ticket_id, **comment.model_dump(), "at": utc_now().isoformat()},
         )
         _record(conn, ticket_id, "commented", f"comment by {comment.author}")
-        return _get_ticket(conn, ticket_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="ticket comment",
-            key=key,
-            subject=ticket_id,
-            request=comment,
-            result_type=Ticket,
-            apply=apply,
-        )
+    return _write_ticket(db, response, "ticket comment", key, ticket_id, comment, change)

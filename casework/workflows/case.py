@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.policy import PolicyLookup
     from casework.activities.policy import load as load_policy
     from casework.audit import AuditEvent, AuditKind
+    from casework.converter import INVALID_INPUT
     from casework.policies.evaluator import (
         answer_refusal_reasons,
         eligible_roles,
@@ -106,6 +107,15 @@ class ApprovalOutcome(BaseModel):
     """None when the last tier's SLA passed without a decision."""
 
 
+async def wait_within(condition: Callable[[], bool], timeout: timedelta) -> bool:
+    """Wait durably until ``condition`` holds; False when ``timeout`` passes first."""
+    try:
+        await workflow.wait_condition(condition, timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 def activity_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__temporal_activity_definition").name
 
@@ -123,6 +133,14 @@ def failure_message(error: BaseException) -> str:
     return str(error)
 
 
+def refuse_update(what: str, reasons: list[str]) -> None:
+    """For update validators: a refused update is rejected before it reaches history."""
+    if reasons:
+        raise ApplicationError(
+            f"{what} refused: " + "; ".join(reasons), type=DECISION_REFUSED, non_retryable=True
+        )
+
+
 class CaseWorkflow:
     case_type: ClassVar[str]
 
@@ -135,6 +153,7 @@ class CaseWorkflow:
         self._tasks_opened = 0
         self._directory: Directory | None = None
         self._requested_by = ""
+        self._input_name = ""
         self._submitter_may_approve = False
 
     # -- audit and status -------------------------------------------------------------------
@@ -164,6 +183,14 @@ class CaseWorkflow:
         if amount is not None:
             updates.append(sa.CASE_AMOUNT.value_set(float(amount)))
         workflow.upsert_search_attributes(updates)
+
+    def begin(self, request: BaseModel, submitted_by: str, title: str, started: str) -> None:
+        """Open the case: who asked, what it is called, the first audit entry."""
+        self._requested_by = submitted_by
+        self._input_name = type(request).__name__
+        self._title = title
+        self.set_status(CaseStatus.ANALYSING)
+        self.record(AuditKind.CASE_STARTED, started, input=request)
 
     def idempotency_key(self, step: str) -> str:
         """Derived from the business key, so a retried or replayed write happens once."""
@@ -212,6 +239,15 @@ class CaseWorkflow:
             load_policy, PolicyLookup(policy_id=DIRECTORY_ID), summary="loaded the directory"
         )
         self._directory = Directory.model_validate(directory.content)
+        if self._requested_by not in self._directory.users:
+            # Only knowable once the directory is loaded, so it is checked here, not by the
+            # converter; it fails the case the same way, naming the field.
+            raise ApplicationError(
+                f"invalid {self._input_name}: submitted_by: {self._requested_by!r} is not in "
+                "the approval directory",
+                type=INVALID_INPUT,
+                non_retryable=True,
+            )
         self.record(
             AuditKind.POLICY_LOADED,
             f"deciding under {document.ref} with directory {directory.ref}",
@@ -291,7 +327,10 @@ class CaseWorkflow:
                 f"  casework approve {task.case_id} --as <you>",
                 step=task.task_id,
             )
-            if await self._wait_for_decision(task, request.tiers[tier].sla):
+            decided = await wait_within(
+                lambda task=task: task.decision is not None, request.tiers[tier].sla
+            )
+            if decided:
                 return ApprovalOutcome(task=task, decision=task.decision)
             if request.escalate and tier + 1 < len(request.tiers):
                 task.status = TaskStatus.ESCALATED
@@ -314,33 +353,35 @@ class CaseWorkflow:
             )
             return ApprovalOutcome(task=task, decision=None)
 
-    async def _wait_for_decision(self, task: HumanTask, sla: timedelta) -> bool:
-        try:
-            await workflow.wait_condition(lambda: task.decision is not None, timeout=sla)
-        except TimeoutError:
-            return False
-        return True
-
-    def _open_task(self, request: ApprovalRequest, tier: int) -> HumanTask:
+    def _new_task(self, kind: TaskKind, sla: timedelta, **fields: Any) -> HumanTask:
+        """The case's one open task: numbered per case, due ``sla`` from now."""
         self._tasks_opened += 1
         now = workflow.now()
         case_id = workflow.info().workflow_id
-        task = HumanTask(
-            task_id=f"{case_id}/approval-{self._tasks_opened}",
+        self._task = HumanTask(
+            task_id=f"{case_id}/{kind.value}-{self._tasks_opened}",
             case_id=case_id,
+            kind=kind,
+            requested_by=self._requested_by,
+            opened_at=now,
+            due_at=now + sla,
+            **fields,
+        )
+        return self._task
+
+    def _open_task(self, request: ApprovalRequest, tier: int) -> HumanTask:
+        task = self._new_task(
+            TaskKind.APPROVAL,
+            request.tiers[tier].sla,
             title=request.title,
             role=request.tiers[tier].role,
             eligible_roles=eligible_roles(request.tiers, tier),
             amount=request.amount,
             currency=request.currency,
-            requested_by=self._requested_by,
-            opened_at=now,
-            due_at=now + request.tiers[tier].sla,
             tier=tier,
             summary=request.summary,
             evidence=request.evidence,
         )
-        self._task = task
         self.record(
             AuditKind.TASK_OPENED,
             f"approval task assigned to {task.role}, due {task.due_at.isoformat()}",
@@ -388,51 +429,29 @@ class CaseWorkflow:
 
     @decide.validator
     def validate_decision(self, decision: TaskDecision) -> None:
-        # Runs before the update is accepted: a refused decision never reaches history.
-        reasons = self._refusals(decision)
-        if reasons:
-            raise ApplicationError(
-                "decision refused: " + "; ".join(reasons),
-                type=DECISION_REFUSED,
-                non_retryable=True,
-            )
+        refuse_update("decision", self._refusals(decision))
 
     @workflow.signal(name="decide")
     def decide_by_signal(self, decision: TaskDecision) -> None:
-        # Signals cannot be refused to the sender, so an invalid one is recorded and ignored.
         reasons = self._refusals(decision)
-        if reasons:
-            self.record(
-                AuditKind.DECISION_REFUSED,
-                f"ignored decision from {decision.approver}: " + "; ".join(reasons),
-                decision=decision,
-                reasons=reasons,
-            )
-            return
-        self._accept(decision)
+        if not self.ignore_signal("decision", decision.approver, reasons, decision=decision):
+            self._accept(decision)
 
     async def ask(
         self, question: str, roles: list[str], sla: timedelta, title: str
     ) -> TaskAnswer | None:
         """Put a question to people holding ``roles``; None when nobody answers within ``sla``."""
-        self._tasks_opened += 1
-        now = workflow.now()
-        case_id = workflow.info().workflow_id
-        task = HumanTask(
-            task_id=f"{case_id}/question-{self._tasks_opened}",
-            case_id=case_id,
+        task = self._new_task(
+            TaskKind.QUESTION,
+            sla,
             title=title,
             role=roles[0],
             eligible_roles=roles,
-            requested_by=self._requested_by,
-            opened_at=now,
-            due_at=now + sla,
             tier=0,
             summary=question,
-            kind=TaskKind.QUESTION,
             question=question,
         )
-        self._task = task
+        case_id = task.case_id
         previous_status = self._status
         self.set_status(CaseStatus.AWAITING_INPUT, approver_role=task.role)
         self.record(
@@ -451,9 +470,7 @@ class CaseWorkflow:
                 f'  casework answer {case_id} --as <you> --text "..."',
                 step=task.task_id,
             )
-        try:
-            await workflow.wait_condition(lambda: task.answer is not None, timeout=sla)
-        except TimeoutError:
+        if not await wait_within(lambda: task.answer is not None, sla):
             task.status = TaskStatus.TIMED_OUT
             self.record(
                 AuditKind.TASK_TIMED_OUT,
@@ -492,26 +509,27 @@ class CaseWorkflow:
 
     @answer.validator
     def validate_answer(self, answer: TaskAnswer) -> None:
-        reasons = self._answer_refusals(answer)
-        if reasons:
-            raise ApplicationError(
-                "answer refused: " + "; ".join(reasons),
-                type=DECISION_REFUSED,
-                non_retryable=True,
-            )
+        refuse_update("answer", self._answer_refusals(answer))
 
     @workflow.signal(name="answer")
     def answer_by_signal(self, answer: TaskAnswer) -> None:
         reasons = self._answer_refusals(answer)
-        if reasons:
-            self.record(
-                AuditKind.DECISION_REFUSED,
-                f"ignored answer from {answer.responder}: " + "; ".join(reasons),
-                answer=answer,
-                reasons=reasons,
-            )
-            return
-        self._accept_answer(answer)
+        if not self.ignore_signal("answer", answer.responder, reasons, answer=answer):
+            self._accept_answer(answer)
+
+    def ignore_signal(self, what: str, sender: str, reasons: list[str], **data: Any) -> bool:
+        """Signals cannot be refused to the sender: an invalid one is recorded and ignored.
+
+        Returns whether it was ignored."""
+        if not reasons:
+            return False
+        self.record(
+            AuditKind.DECISION_REFUSED,
+            f"ignored {what} from {sender}: " + "; ".join(reasons),
+            reasons=reasons,
+            **data,
+        )
+        return True
 
     async def finish_handlers(self) -> None:
         """Let in-flight update handlers complete before the case closes."""

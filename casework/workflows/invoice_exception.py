@@ -38,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.agents.messages import AgentRequest, AgentResult
     from casework.audit import AuditKind
-    from casework.converter import INVALID_INPUT
     from casework.policies.evaluator import (
         PolicyDecision,
         Route,
@@ -49,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.policies.models import (
         AgentSettings,
-        Directory,
         InvoiceExceptionPolicy,
         PolicyRef,
     )
@@ -132,22 +130,13 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
 
     @workflow.run
     async def run(self, request: InvoiceExceptionInput) -> InvoiceExceptionResult:
-        self._requested_by = request.submitted_by
-        self._title = f"Invoice exception {request.invoice_id}"
-        self.set_status(CaseStatus.ANALYSING)
-        self.record(
-            AuditKind.CASE_STARTED,
+        self.begin(
+            request,
+            request.submitted_by,
+            f"Invoice exception {request.invoice_id}",
             f"{request.submitted_by} flagged invoice {request.invoice_id}",
-            input=request,
         )
         policy, policy_ref = await self._load_policy()
-        if request.submitted_by not in self._directory_or_fail().users:
-            raise ApplicationError(
-                f"invalid InvoiceExceptionInput: submitted_by: {request.submitted_by!r} is not "
-                "in the approval directory",
-                type=INVALID_INPUT,
-                non_retryable=True,
-            )
 
         context = await self._retrieve_context(request.invoice_id)
         invoice = context.invoice
@@ -201,10 +190,6 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return result
 
     # -- steps ------------------------------------------------------------------------------
-
-    def _directory_or_fail(self) -> Directory:
-        assert self._directory is not None
-        return self._directory
 
     async def _load_policy(self) -> tuple[InvoiceExceptionPolicy, PolicyRef]:
         document = await self.load_governance(POLICY_ID)

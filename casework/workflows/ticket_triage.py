@@ -11,7 +11,6 @@ and only as the policy decided, whatever the ticket's text asks for.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -37,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         TriageProposal,
     )
     from casework.audit import AuditKind
-    from casework.converter import INVALID_INPUT
     from casework.policies.evaluator import TriageDecision, TriageRoute, decide_triage
     from casework.policies.models import Directory, PolicyRef, TicketTriagePolicy
     from casework.records import ConfigurationItem, Ticket
@@ -48,7 +46,13 @@ with workflow.unsafe.imports_passed_through():
         AgentRegionWorkflow,
         RegionOutcome,
     )
-    from casework.workflows.case import ApprovalRequest, CaseStatus, CaseWorkflow
+    from casework.workflows.case import (
+        ApprovalRequest,
+        CaseStatus,
+        CaseWorkflow,
+        refuse_update,
+        wait_within,
+    )
 
 CASE_TYPE = "ticket-triage"
 POLICY_ID = "ticket_triage"
@@ -111,24 +115,15 @@ class TicketTriageWorkflow(CaseWorkflow):
 
     @workflow.run
     async def run(self, request: TicketTriageInput) -> TicketTriageResult:
-        self._requested_by = request.submitted_by
-        self._title = f"Ticket triage {request.ticket_id}"
-        self.set_status(CaseStatus.ANALYSING)
-        self.record(
-            AuditKind.CASE_STARTED,
+        self.begin(
+            request,
+            request.submitted_by,
+            f"Ticket triage {request.ticket_id}",
             f"{request.submitted_by} opened triage for {request.ticket_id}",
-            input=request,
         )
         policy, policy_ref = await self._load_policy()
         directory = self._directory
         assert directory is not None
-        if request.submitted_by not in directory.users:
-            raise ApplicationError(
-                f"invalid TicketTriageInput: submitted_by: {request.submitted_by!r} is not in "
-                "the directory",
-                type=INVALID_INPUT,
-                non_retryable=True,
-            )
         ticket: Ticket = await self.call_tool(
             ItsmActivities.get_ticket, TicketLookup(ticket_id=request.ticket_id)
         )
@@ -181,7 +176,7 @@ class TicketTriageWorkflow(CaseWorkflow):
         decided_by = "policy"
         if decision.route is TriageRoute.HUMAN_REVIEW:
             decision, decided_by = await self._review(
-                policy, policy_ref, ticket, proposal, decision
+                policy, policy_ref, ticket, proposal, decision, article_exists
             )
         result = await self._execute(ticket, proposal, decision, decided_by, region, policy_ref)
         if paging is not None:
@@ -265,6 +260,7 @@ class TicketTriageWorkflow(CaseWorkflow):
         ticket: Ticket,
         proposal: TriageProposal | None,
         decision: TriageDecision,
+        article_exists: bool,
     ) -> tuple[TriageDecision, str]:
         """A person approves the proposal as it stands, or rejects it to the fallback team."""
         proposed = (
@@ -310,8 +306,7 @@ class TicketTriageWorkflow(CaseWorkflow):
             policy_ref,
             proposal,
             ticket_severity=ticket.severity,
-            article_exists=bool(proposal.kb_article_id)
-            and await self._article_exists(proposal.kb_article_id or ""),
+            article_exists=article_exists,
         )
         if approved.route is TriageRoute.HUMAN_REVIEW:
             # The reviewer vouched for the confidence, not for breaking the policy's other rules
@@ -432,7 +427,7 @@ class TicketTriageWorkflow(CaseWorkflow):
                     step=f"page-{level}",
                 )
             page = self._page
-            if not await _acknowledged_within(page, sla):
+            if not await wait_within(lambda page=page: page.acknowledged_by is not None, sla):
                 self.record(
                     AuditKind.TASK_ESCALATED,
                     f"no acknowledgement from {', '.join(people)} within {sla}; paging next level",
@@ -471,30 +466,12 @@ class TicketTriageWorkflow(CaseWorkflow):
 
     @acknowledge.validator
     def validate_acknowledge(self, ack: Acknowledgement) -> None:
-        if reasons := self._ack_refusals(ack):
-            raise ApplicationError(
-                "acknowledgement refused: " + "; ".join(reasons),
-                type="DecisionRefused",
-                non_retryable=True,
-            )
+        refuse_update("acknowledgement", self._ack_refusals(ack))
 
     @workflow.signal(name="acknowledge")
     def acknowledge_by_signal(self, ack: Acknowledgement) -> None:
-        if reasons := self._ack_refusals(ack):
-            self.record(
-                AuditKind.DECISION_REFUSED,
-                f"ignored acknowledgement from {ack.responder}: " + "; ".join(reasons),
-            )
-            return
-        self._accept_ack(ack)
-
-
-async def _acknowledged_within(page: _Page, sla: timedelta) -> bool:
-    try:
-        await workflow.wait_condition(lambda: page.acknowledged_by is not None, timeout=sla)
-    except TimeoutError:
-        return False
-    return True
+        if not self.ignore_signal("acknowledgement", ack.responder, self._ack_refusals(ack)):
+            self._accept_ack(ack)
 
 
 def _severity(ticket: Ticket, accepted: TriageProposal | None) -> int | None:
