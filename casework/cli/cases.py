@@ -240,15 +240,23 @@ async def show(client: Client, settings: Settings, case_id: str, as_json: bool) 
     print(f"  case status:   {state.status} (workflow {execution})")
     for key, value in state.facts.items():
         print(f"  {key + ':':<14} {value}")
-    if state.open_task:
-        task = state.open_task
+    open_tasks = state.open_tasks or ([state.open_task] if state.open_task else [])
+    for task in open_tasks:
+        # With parallel reviews open, a decision has to say which task it is for.
+        task_flag = f" --task {task.task_id}" if len(open_tasks) > 1 else ""
         print(f"  open task:     {task.task_id}")
         print(f"    assigned to: {task.role} (may decide: {', '.join(task.eligible_roles)})")
         print(f"    due:         {task.due_at:%Y-%m-%d %H:%M} UTC")
         print("    summary:")
         for line in task.summary.splitlines():
             print(f"      {line}")
-        print(f"    decide:      casework approve {case_id} --as <user> [--comment ...]")
+        if task.kind is TaskKind.QUESTION:
+            print(f'    answer:      casework answer {case_id} --as <user>{task_flag} --text "..."')
+        else:
+            print(
+                f"    decide:      casework approve {case_id} --as <user>{task_flag} "
+                "[--comment ...]"
+            )
     if result is not None:
         print(f"  result:        {result['message']}")
     if failure:
@@ -270,11 +278,14 @@ async def decide(
     action: str,
     comment: str | None,
     amount: Decimal | None,
+    task_id: str | None = None,
 ) -> int:
     handle, description = await _describe(client, case_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise CommandError(f"case {case_id} is no longer running; nothing to decide")
-    decision = TaskDecision(approver=approver, action=action, comment=comment, amount=amount)
+    decision = TaskDecision(
+        approver=approver, action=action, comment=comment, amount=amount, task_id=task_id
+    )
     try:
         receipt = await handle.execute_update("decide", decision, result_type=DecisionReceipt)
     except WorkflowUpdateFailedError as error:
@@ -283,7 +294,9 @@ async def decide(
     return 0
 
 
-async def answer(client: Client, case_id: str, responder: str, text: str) -> int:
+async def answer(
+    client: Client, case_id: str, responder: str, text: str, task_id: str | None = None
+) -> int:
     """Answer the question an agent asked; CASE may be the case or its agent region."""
     handle, description = await _describe(client, case_id)
     state = await handle.query("state", result_type=CaseState)
@@ -294,7 +307,9 @@ async def answer(client: Client, case_id: str, responder: str, text: str) -> int
         raise CommandError(f"case {case_id} has no question waiting for an answer")
     try:
         receipt = await handle.execute_update(
-            "answer", TaskAnswer(responder=responder, text=text), result_type=DecisionReceipt
+            "answer",
+            TaskAnswer(responder=responder, text=text, task_id=task_id),
+            result_type=DecisionReceipt,
         )
     except WorkflowUpdateFailedError as error:
         raise CommandError(_root_message(error)) from error
@@ -321,14 +336,13 @@ async def inbox(client: Client, settings: Settings, role: str | None, as_json: b
         f"'{status.value}'" for status in (CaseStatus.AWAITING_APPROVAL, CaseStatus.AWAITING_INPUT)
     )
     query = f"{sa.CASE_STATUS.name} IN ({statuses})"
-    if role:
-        query += f" AND {sa.APPROVER_ROLE.name} = '{role}'"
     tasks: list[HumanTask] = []
     async for execution in client.list_workflows(query):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        task = await handle.query("open_task", result_type=HumanTask | None)
-        if task is not None:
-            tasks.append(task)
+        # The ApproverRole search attribute holds one role, so parallel reviews are filtered
+        # here, task by task.
+        open_tasks = await handle.query("open_tasks", result_type=list[HumanTask])
+        tasks.extend(task for task in open_tasks if role is None or task.role == role)
     tasks.sort(key=lambda task: task.due_at)
     if as_json:
         print(json.dumps([task.model_dump(mode="json") for task in tasks], indent=2))

@@ -86,16 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument(
         "--amount", type=_amount, help="approve an edited amount instead of the full one"
     )
+    approve.add_argument("--task", help="which task, when the case has several open")
 
     reject = commands.add_parser("reject", help="reject the open task of a case")
     reject.add_argument("case")
     reject.add_argument("--as", dest="user", required=True, help="who decides (directory user)")
     reject.add_argument("--comment", required=True, help="why (required)")
+    reject.add_argument("--task", help="which task, when the case has several open")
 
     answer = commands.add_parser("answer", help="answer the question an agent asked in a case")
     answer.add_argument("case", help="the case, or its agent region")
     answer.add_argument("--as", dest="user", required=True, help="who answers (directory user)")
     answer.add_argument("--text", required=True, help="the answer, handed to the agent")
+    answer.add_argument("--task", help="which question, when the case has several open")
 
     acknowledge = commands.add_parser("acknowledge", help="acknowledge a severity-1 page")
     acknowledge.add_argument("case")
@@ -167,15 +170,19 @@ def run(args: argparse.Namespace) -> int:
         case "approve":
             return _with_client(
                 lambda c: cases.decide(
-                    c, args.case, args.user, "approve", args.comment, args.amount
+                    c, args.case, args.user, "approve", args.comment, args.amount, args.task
                 )
             )
         case "reject":
             return _with_client(
-                lambda c: cases.decide(c, args.case, args.user, "reject", args.comment, None)
+                lambda c: cases.decide(
+                    c, args.case, args.user, "reject", args.comment, None, args.task
+                )
             )
         case "answer":
-            return _with_client(lambda c: cases.answer(c, args.case, args.user, args.text))
+            return _with_client(
+                lambda c: cases.answer(c, args.case, args.user, args.text, args.task)
+            )
         case "acknowledge":
             return _with_client(lambda c: cases.acknowledge(c, args.case, args.user))
         case "inbox":

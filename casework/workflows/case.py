@@ -1,8 +1,9 @@
 """What every casework process shares: audit trail, status, tool calls and human tasks.
 
 A process workflow subclasses ``CaseWorkflow``; the ``decide`` update and signal and the
-``audit``, ``open_task`` and ``state`` queries come with it, so every process is approved and
-inspected the same way.
+``audit``, ``open_task``, ``open_tasks`` and ``state`` queries come with it, so every process is
+approved and inspected the same way. A case may hold several open tasks at once (parallel
+reviews); a decision names its task, or goes to the one open task its sender may decide.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ class CaseStatus(StrEnum):
     RESOLVED = "resolved"
     ASSIGNED = "assigned"
     ESCALATED = "escalated"
+    AWAITING_EXTERNAL = "awaiting_external"
+    """Waiting for someone outside the company: a customer, a vendor, a credit bureau."""
+    REFUNDED = "refunded"
+    ONBOARDED = "onboarded"
+    DISBURSED = "disbursed"
+    ROUTED = "routed"
 
 
 class CaseState(BaseModel):
@@ -84,6 +91,8 @@ class CaseState(BaseModel):
     status: str
     title: str
     open_task: HumanTask | None
+    """The first open task; ``open_tasks`` lists them all when reviews run in parallel."""
+    open_tasks: list[HumanTask] = []
     waiting_on: str | None = None
     """What the case waits for from people, with the command that gives it; None if nothing."""
     facts: dict[str, Any]
@@ -149,8 +158,7 @@ class CaseWorkflow:
         self._status: str = CaseStatus.STARTED
         self._title = ""
         self._facts: dict[str, Any] = {}
-        self._task: HumanTask | None = None
-        self._tasks_opened = 0
+        self._tasks: list[HumanTask] = []
         self._directory: Directory | None = None
         self._requested_by = ""
         self._input_name = ""
@@ -202,9 +210,11 @@ class CaseWorkflow:
 
     @workflow.query(name="open_task")
     def open_task(self) -> HumanTask | None:
-        if self._task is not None and self._task.status is TaskStatus.OPEN:
-            return self._task
-        return None
+        return next(iter(self.open_tasks()), None)
+
+    @workflow.query(name="open_tasks")
+    def open_tasks(self) -> list[HumanTask]:
+        return [task for task in self._tasks if task.status is TaskStatus.OPEN]
 
     @workflow.query(name="state")
     def state(self) -> CaseState:
@@ -214,20 +224,31 @@ class CaseWorkflow:
             status=self._status,
             title=self._title,
             open_task=self.open_task(),
+            open_tasks=self.open_tasks(),
             waiting_on=self.waiting_on(),
             facts=self._facts,
         )
 
     def waiting_on(self) -> str | None:
-        task = self.open_task()
-        if task is None:
+        tasks = self.open_tasks()
+        if not tasks:
             return None
-        if task.kind is TaskKind.QUESTION:
-            return (
-                f"an answer from {', '.join(task.eligible_roles)}: "
-                f'casework answer {task.case_id} --as USER --text "..."'
-            )
-        return f"a decision by {task.role}: casework approve|reject {task.case_id} --as USER"
+        # With parallel reviews a decision must say which task it is for.
+        name_task = len(tasks) > 1
+        waits = []
+        for task in tasks:
+            flag = f" --task {task.task_id}" if name_task else ""
+            if task.kind is TaskKind.QUESTION:
+                waits.append(
+                    f"an answer from {', '.join(task.eligible_roles)}: "
+                    f'casework answer {task.case_id} --as USER{flag} --text "..."'
+                )
+            else:
+                waits.append(
+                    f"a decision by {task.role}: "
+                    f"casework approve|reject {task.case_id} --as USER{flag}"
+                )
+        return "; ".join(waits)
 
     async def load_governance(self, policy_id: str) -> PolicyDocument:
         """Load the case's policy and the directory, through activities: the exact text decided
@@ -354,12 +375,11 @@ class CaseWorkflow:
             return ApprovalOutcome(task=task, decision=None)
 
     def _new_task(self, kind: TaskKind, sla: timedelta, **fields: Any) -> HumanTask:
-        """The case's one open task: numbered per case, due ``sla`` from now."""
-        self._tasks_opened += 1
+        """A new open task: numbered per case, due ``sla`` from now."""
         now = workflow.now()
         case_id = workflow.info().workflow_id
-        self._task = HumanTask(
-            task_id=f"{case_id}/{kind.value}-{self._tasks_opened}",
+        task = HumanTask(
+            task_id=f"{case_id}/{kind.value}-{len(self._tasks) + 1}",
             case_id=case_id,
             kind=kind,
             requested_by=self._requested_by,
@@ -367,7 +387,36 @@ class CaseWorkflow:
             due_at=now + sla,
             **fields,
         )
-        return self._task
+        self._tasks.append(task)
+        return task
+
+    def _task_for(
+        self, kind: TaskKind, task_id: str | None, person: str
+    ) -> tuple[HumanTask | None, list[str]]:
+        """The task a decision or answer is meant for, or why that cannot be told.
+
+        A named task is looked up among all tasks, so a late decision is told the task closed.
+        Unnamed, it goes to the one open task of its kind the sender's role may act on; when
+        that is ambiguous it is refused rather than guessed.
+        """
+        if task_id:
+            named = next((task for task in self._tasks if task.task_id == task_id), None)
+            if named is None:
+                return None, [f"this case has no task {task_id}"]
+            return named, []
+        open_tasks = self.open_tasks()
+        of_kind = [task for task in open_tasks if task.kind is kind]
+        if not of_kind:
+            # Let the evaluator explain: an open task of the other kind, or the last one closed.
+            return (open_tasks or self._tasks or [None])[-1], []
+        role = self._directory.users[person].role if person in self._directory.users else None
+        eligible = [task for task in of_kind if role in task.eligible_roles]
+        if len(eligible) > 1:
+            return None, [
+                "several open tasks could be meant; name one with task_id: "
+                + ", ".join(task.task_id for task in eligible)
+            ]
+        return (eligible or of_kind)[0], []
 
     def _open_task(self, request: ApprovalRequest, tier: int) -> HumanTask:
         task = self._new_task(
@@ -396,15 +445,16 @@ class CaseWorkflow:
     def _refusals(self, decision: TaskDecision) -> list[str]:
         if self._directory is None:
             return ["the case has not loaded its approval directory yet"]
-        return refusal_reasons(
+        task, ambiguity = self._task_for(TaskKind.APPROVAL, decision.task_id, decision.approver)
+        return ambiguity or refusal_reasons(
             self._directory,
-            self.open_task() or self._task,
+            task,
             decision,
             submitter_may_approve=self._submitter_may_approve,
         )
 
     def _accept(self, decision: TaskDecision) -> DecisionReceipt:
-        task = self._task
+        task, _ = self._task_for(TaskKind.APPROVAL, decision.task_id, decision.approver)
         assert task is not None
         task.decision = decision
         task.status = TaskStatus.DECIDED
@@ -483,10 +533,11 @@ class CaseWorkflow:
     def _answer_refusals(self, answer: TaskAnswer) -> list[str]:
         if self._directory is None:
             return ["the case has not loaded its directory yet"]
-        return answer_refusal_reasons(self._directory, self.open_task() or self._task, answer)
+        task, ambiguity = self._task_for(TaskKind.QUESTION, answer.task_id, answer.responder)
+        return ambiguity or answer_refusal_reasons(self._directory, task, answer)
 
     def _accept_answer(self, answer: TaskAnswer) -> DecisionReceipt:
-        task = self._task
+        task, _ = self._task_for(TaskKind.QUESTION, answer.task_id, answer.responder)
         assert task is not None
         task.answer = answer
         task.status = TaskStatus.DECIDED
