@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,6 +170,12 @@ def test_up_starts_only_what_died(config: StackConfig) -> None:
     worker_pid = before["worker"]
     assert worker_pid is not None
     os.killpg(worker_pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously; on a busy machine the process can still be there
+    # for a moment, and `up` would rightly leave a live worker alone.
+    deadline = time.monotonic() + 10
+    while stack_status(config)["worker"].running:
+        assert time.monotonic() < deadline, "the killed worker did not exit"
+        time.sleep(0.05)
 
     result = stack_up(config, quiet)
 
