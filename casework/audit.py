@@ -30,6 +30,8 @@ class AuditKind(StrEnum):
     TOOL_CALL = "tool_call"
     TOOL_FAILED = "tool_failed"
     COMPENSATION = "compensation"
+    MESSAGE_RECEIVED = "message_received"
+    """A message from outside (a resubmitted document, a bureau report, a fraud alert)."""
     CASE_COMPLETED = "case_completed"
 
 

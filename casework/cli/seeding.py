@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from temporalio.client import Client, WorkflowHandle
 
 from casework.cli.cases import CommandError
+from casework.config import Settings
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    handle: WorkflowHandle
+    story: str
+    expected: str
+    """The outcome the demo expects: a case status, or ``awaiting <role>``."""
+
+
+ProcessDemo = Callable[[Client, Settings, httpx.AsyncClient, int], Awaitable[list[DemoCase]]]
+"""A process's demo: seed its records for batch N, start its cases, play people's parts until
+each case ends or waits as its story says, and return them."""
 
 
 async def sandbox_request(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 from fastapi import FastAPI, Request
@@ -40,6 +41,10 @@ Errors are `{"detail": "..."}` with a message that names the field or record at 
 """
 
 
+# Systems whose module holds its tables (``SCHEMA``) beside its routes.
+SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = ()
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -50,7 +55,7 @@ def create_app(db_path: str | Path) -> FastAPI:
     The database is opened here, so the app works with any ASGI client, and closed when the
     app's lifespan ends; an app therefore serves one server run.
     """
-    db = Database(db_path)
+    db = Database(db_path, [system.SCHEMA for system in SYSTEMS_WITH_OWN_SCHEMA])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +72,7 @@ def create_app(db_path: str | Path) -> FastAPI:
     app.state.db = db
     app.state.faults = faults.FaultRegistry()
     app.add_middleware(faults.FaultMiddleware, registry=app.state.faults)
-    for module in (erp, payments, notifications, itsm, faults):
+    for module in (erp, payments, notifications, itsm, *SYSTEMS_WITH_OWN_SCHEMA, faults):
         app.include_router(module.router)
 
     @app.get("/health", tags=["Health"])

@@ -6,7 +6,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -152,12 +152,15 @@ class Database:
     makes every check-then-write (duplicates, idempotency keys) atomic without retry loops.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, system_schemas: Sequence[str] = ()) -> None:
+        """``system_schemas``: the tables of systems that keep their schema in their own module."""
         # isolation_level=None: transactions are opened explicitly in `transaction`.
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.executescript(SCHEMA)
+        for schema in system_schemas:
+            self._conn.executescript(schema)
         self._lock = threading.Lock()
 
     @contextmanager
