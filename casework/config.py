@@ -18,6 +18,7 @@ DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_PORT = 8233
 DEFAULT_SANDBOX_HOST = "127.0.0.1"
 DEFAULT_SANDBOX_PORT = 8787
+DEFAULT_CODEC_PORT = 8789
 
 
 class Settings(BaseModel):
@@ -26,6 +27,8 @@ class Settings(BaseModel):
     task_queue: str = TASK_QUEUE
     sandbox_url: str = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
     ui_url: str = f"http://localhost:{DEFAULT_UI_PORT}"
+    codec_url: str = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_CODEC_PORT}"
+    """The codec server the Web UI decrypts payloads through (see casework.codec_server)."""
     state_dir: Path = Path(".casework")
     model: str | None = None
     """litellm model name; None means the offline stand-in model answers."""
@@ -42,6 +45,9 @@ class Settings(BaseModel):
                 "CASEWORK_SANDBOX_URL", f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
             ),
             ui_url=env.get("CASEWORK_UI_URL", f"http://localhost:{DEFAULT_UI_PORT}"),
+            codec_url=env.get(
+                "CASEWORK_CODEC_URL", f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_CODEC_PORT}"
+            ),
             state_dir=Path(env.get("CASEWORK_HOME", ".casework")),
             model=env.get("CASEWORK_MODEL") or None,
             llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,

@@ -8,6 +8,7 @@ the workflow *task*, which Temporal retries forever, leaving the case stuck inst
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import temporalio.api.common.v1
@@ -16,10 +17,13 @@ from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
 from temporalio.exceptions import ApplicationError
+
+from casework.codec import EncryptionCodec, KeyRing
 
 INVALID_INPUT = "InvalidInput"
 
@@ -59,3 +63,14 @@ class CaseworkPayloadConverter(CompositePayloadConverter):
 
 
 data_converter = DataConverter(payload_converter_class=CaseworkPayloadConverter)
+"""Plain payloads: what tests and tools without a key ring use."""
+
+
+def encrypting_converter(ring: KeyRing) -> DataConverter:
+    """``data_converter`` with every payload encrypted, failure messages and stack traces too
+    (they quote amounts and names, and are otherwise stored in the clear)."""
+    return dataclasses.replace(
+        data_converter,
+        payload_codec=EncryptionCodec(ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

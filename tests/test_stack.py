@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -26,10 +27,12 @@ from casework.cli.stack import (
     COMPONENTS,
     StackConfig,
     StackError,
+    _load_state,
     stack_down,
     stack_status,
     stack_up,
 )
+from casework.codec import load_key_ring
 from casework.config import Settings
 
 # Polls the task queue the stack tells it about, like the real worker, without depending on
@@ -100,7 +103,7 @@ def pid_running(pid: int) -> bool:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[StackConfig]:
-    temporal_port, ui_port, sandbox_port = free_ports(3)
+    temporal_port, ui_port, sandbox_port, codec_port = free_ports(4)
     stub_worker = tmp_path / "stub_worker.py"
     stub_worker.write_text(STUB_WORKER)
     config = StackConfig(
@@ -108,6 +111,7 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
         temporal_port=temporal_port,
         ui_port=ui_port,
         sandbox_port=sandbox_port,
+        codec_port=codec_port,
         task_queue="stack-test",
         worker_command=[sys.executable, str(stub_worker)],
     )
@@ -138,6 +142,14 @@ async def test_up_starts_a_healthy_stack_with_the_search_attributes(config: Stac
     assert set(statuses) == set(COMPONENTS)
     assert all(status.running and status.healthy for status in statuses.values()), statuses
     assert all((config.log_dir / f"{name}.log").exists() for name in COMPONENTS)
+    # Payload encryption is on by default: a private key ring, and a codec server the Web UI
+    # was pointed at.
+    assert result.key_ring.stat().st_mode & 0o777 == 0o600
+    assert load_key_ring(config.state_dir, {}) is not None
+    temporal_command = _load_state(config).processes["temporal"].command
+    assert temporal_command[temporal_command.index("--ui-codec-endpoint") + 1] == result.codec_url
+    async with httpx.AsyncClient(trust_env=False) as http:
+        assert (await http.get(f"{result.codec_url}/health")).status_code == 200
 
     client = await Client.connect(result.temporal_address, namespace=result.namespace)
     registered = await client.operator_service.list_search_attributes(
@@ -194,7 +206,7 @@ def test_down_stops_everything_and_a_second_down_says_so(config: StackConfig) ->
 
     stopped = stack_down(config, progress)
 
-    assert stopped == ["worker", "sandbox", "temporal"]
+    assert stopped == ["worker", "sandbox", "temporal", "codec"]
     assert "stopped Temporal dev server" in progress.messages
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name
@@ -223,7 +235,7 @@ def test_the_stack_outlives_the_up_process_and_another_process_stops_it(
     started = pids(config)
     assert all(status.healthy for status in stack_status(config).values())
 
-    assert stack_down(config, quiet) == ["worker", "sandbox", "temporal"]
+    assert stack_down(config, quiet) == ["worker", "sandbox", "temporal", "codec"]
 
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name

@@ -144,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
             result = stack_up(StackConfig.from_settings(settings))
             if not result.already_running:
                 print(f"casework is up. Web UI: {result.ui_url}  sandbox: {result.sandbox_url}")
+                print(
+                    f"payloads are encrypted with the key ring {result.key_ring}; the Web UI "
+                    f"decrypts them through the codec server at {result.codec_url}"
+                )
                 print(f"logs in {result.log_dir}; stop with: casework down")
             return 0
         case "down":

@@ -39,7 +39,9 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
+from casework.codec import KEY_RING_FILE, ensure_key_ring
 from casework.config import (
+    DEFAULT_CODEC_PORT,
     DEFAULT_NAMESPACE,
     DEFAULT_SANDBOX_PORT,
     DEFAULT_UI_PORT,
@@ -48,13 +50,15 @@ from casework.config import (
 )
 from casework.search_attributes import dev_server_flags
 
-Component = Literal["temporal", "sandbox", "worker"]
-COMPONENTS: tuple[Component, ...] = ("temporal", "sandbox", "worker")
-"""Start order (the worker needs the other two); ``down`` stops them in reverse."""
+Component = Literal["codec", "temporal", "sandbox", "worker"]
+COMPONENTS: tuple[Component, ...] = ("codec", "temporal", "sandbox", "worker")
+"""Start order (the Web UI calls the codec server; the worker needs Temporal and the sandbox);
+``down`` stops them in reverse."""
 
 DEFAULT_TEMPORAL_PORT = 7233
 
 _LABELS: dict[Component, str] = {
+    "codec": "codec server",
     "temporal": "Temporal dev server",
     "sandbox": "sandbox",
     "worker": "worker",
@@ -66,7 +70,15 @@ _LOG_TAIL_LINES = 20
 _HAS_PROC = Path("/proc/self/stat").exists()
 # Settings that decide where the stack listens; an `up` asking for different ones than the
 # running stack has must not silently report success.
-_ADDRESS_FIELDS = {"host", "temporal_port", "ui_port", "sandbox_port", "namespace", "task_queue"}
+_ADDRESS_FIELDS = {
+    "host",
+    "temporal_port",
+    "ui_port",
+    "sandbox_port",
+    "codec_port",
+    "namespace",
+    "task_queue",
+}
 
 T = TypeVar("T")
 
@@ -83,6 +95,7 @@ class StackConfig(BaseModel):
     temporal_port: int = DEFAULT_TEMPORAL_PORT
     ui_port: int = DEFAULT_UI_PORT
     sandbox_port: int = DEFAULT_SANDBOX_PORT
+    codec_port: int = DEFAULT_CODEC_PORT
     namespace: str = DEFAULT_NAMESPACE
     task_queue: str = TASK_QUEUE
     components: tuple[Component, ...] = COMPONENTS
@@ -100,6 +113,7 @@ class StackConfig(BaseModel):
             temporal_port=_port(f"//{profile.address or ''}", DEFAULT_TEMPORAL_PORT),
             ui_port=_port(settings.ui_url, DEFAULT_UI_PORT),
             sandbox_port=_port(settings.sandbox_url, DEFAULT_SANDBOX_PORT),
+            codec_port=_port(settings.codec_url, DEFAULT_CODEC_PORT),
             namespace=profile.namespace or DEFAULT_NAMESPACE,
             task_queue=settings.task_queue,
         )
@@ -117,6 +131,14 @@ class StackConfig(BaseModel):
         return f"http://{self.host}:{self.sandbox_port}"
 
     @property
+    def codec_url(self) -> str:
+        return f"http://{self.host}:{self.codec_port}"
+
+    @property
+    def key_ring(self) -> Path:
+        return self.state_dir / KEY_RING_FILE
+
+    @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
@@ -132,6 +154,8 @@ class UpResult(BaseModel):
     namespace: str
     ui_url: str
     sandbox_url: str
+    codec_url: str
+    key_ring: Path
     log_dir: Path
     already_running: bool
     started: list[str]
@@ -229,6 +253,9 @@ async def _up(
 
     state = _State(config=config, processes=alive)
     _save_state(state)
+    if not config.key_ring.exists():
+        progress(f"generating the payload encryption key ring {config.key_ring} (keep it safe)")
+        ensure_key_ring(config.state_dir)
     probe = _Probe(config)
     started: list[_Launch] = []
     try:
@@ -260,6 +287,8 @@ async def _up(
         namespace=config.namespace,
         ui_url=config.ui_url,
         sandbox_url=config.sandbox_url,
+        codec_url=config.codec_url,
+        key_ring=config.key_ring,
         log_dir=config.log_dir,
         already_running=not started,
         started=[launch.name for launch in started],
@@ -291,6 +320,8 @@ def _start(config: StackConfig, name: Component, progress: Callable[[str], None]
             )
         case "sandbox":
             progress(f"starting sandbox on {config.sandbox_url} ...")
+        case "codec":
+            progress(f"starting codec server on {config.codec_url} ...")
         case "worker":
             progress(f"starting worker on task queue {config.task_queue!r} ...")
     command = _command(config, name)
@@ -333,6 +364,9 @@ def _command(config: StackConfig, name: Component) -> list[str]:
                 str(state_dir / "temporal.db"),
                 "--namespace",
                 config.namespace,
+                # The Web UI asks the codec server to decrypt payloads for the browser.
+                "--ui-codec-endpoint",
+                config.codec_url,
                 *dev_server_flags(),
                 "--log-level",
                 "warn",
@@ -349,6 +383,22 @@ def _command(config: StackConfig, name: Component) -> list[str]:
                 "--db",
                 str(state_dir / "sandbox.db"),
             ]
+        case "codec":
+            return [
+                sys.executable,
+                "-m",
+                "casework.codec_server",
+                "--host",
+                config.host,
+                "--port",
+                str(config.codec_port),
+                "--state-dir",
+                str(state_dir),
+                "--allow-origin",
+                config.ui_url,
+                "--allow-origin",
+                f"http://{config.host}:{config.ui_port}",
+            ]
         case "worker":
             return config.worker_command or [sys.executable, "-m", "casework.workers"]
 
@@ -362,6 +412,7 @@ def _environment(config: StackConfig, name: Component) -> dict[str, str] | None:
         "TEMPORAL_NAMESPACE": config.namespace,
         "CASEWORK_SANDBOX_URL": config.sandbox_url,
         "CASEWORK_TASK_QUEUE": config.task_queue,
+        "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
     }
 
 
@@ -390,7 +441,12 @@ class _Probe:
         self._client: Client | None = None
 
     async def healthy(self, name: Component, process: _Process) -> bool:
-        check = {"temporal": self._temporal, "sandbox": self._sandbox, "worker": self._worker}
+        check = {
+            "codec": self._codec,
+            "temporal": self._temporal,
+            "sandbox": self._sandbox,
+            "worker": self._worker,
+        }
         try:
             return await check[name](process)
         except (OSError, RuntimeError, RPCError, httpx.HTTPError):
@@ -422,11 +478,17 @@ class _Probe:
         return True
 
     async def _sandbox(self, process: _Process) -> bool:
+        return await self._http_health(self._config.sandbox_url)
+
+    async def _codec(self, process: _Process) -> bool:
+        return await self._http_health(self._config.codec_url)
+
+    async def _http_health(self, base_url: str) -> bool:
         # trust_env=False: a proxy configured in the environment must not see loopback calls.
         async with httpx.AsyncClient(
             timeout=_PROBE_TIMEOUT.total_seconds(), trust_env=False
         ) as http:
-            response = await http.get(f"{self._config.sandbox_url}/health")
+            response = await http.get(f"{base_url}/health")
         return response.status_code == 200
 
     async def _worker(self, process: _Process) -> bool:
@@ -618,8 +680,9 @@ def _summary(config: StackConfig, names: list[Component]) -> str:
         "temporal": f"Temporal {config.temporal_address}, Web UI {config.ui_url}",
         "sandbox": f"sandbox {config.sandbox_url}",
         "worker": f"worker on task queue {config.task_queue!r}",
+        "codec": f"codec server {config.codec_url}",
     }
-    return ", ".join(parts[name] for name in COMPONENTS if name in names)
+    return ", ".join(part for name, part in parts.items() if name in names)
 
 
 def _log_tail(path: Path, offset: int) -> str:
