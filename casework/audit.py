@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 
 class AuditKind(StrEnum):
@@ -41,3 +43,109 @@ class AuditEvent(BaseModel):
     kind: AuditKind
     summary: str
     data: dict[str, Any] = {}
+
+
+# -- tamper-evident export ------------------------------------------------------------------
+
+CHAIN_VERSION = 1
+
+
+class AuditChainError(Exception):
+    """An exported audit file does not verify; ``line`` is the first line found at fault."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+
+
+class ExportedEvent(BaseModel):
+    """One line of ``casework audit --jsonl``: the event, chained to the line before it."""
+
+    case_id: str
+    event: AuditEvent
+    prev: str
+    hash: str
+
+
+class ExportEnd(BaseModel):
+    """The last line: how many events the export holds, so a cut-off file is detected."""
+
+    case_id: str
+    end: bool = True
+    count: int
+    hash: str
+    """The chain head: record it elsewhere to detect a file rewritten as a whole."""
+
+
+def _genesis(case_id: str) -> str:
+    return hashlib.sha256(f"casework-audit-v{CHAIN_VERSION}:{case_id}".encode()).hexdigest()
+
+
+def _link(prev: str, case_id: str, event: AuditEvent) -> str:
+    body = json.dumps(
+        {"case_id": case_id, "event": event.model_dump(mode="json"), "prev": prev},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def export_lines(case_id: str, events: list[AuditEvent]) -> list[str]:
+    """The audit trail as hash-chained JSON lines: each line's hash covers the line before it,
+    so editing, removing or reordering any line breaks the chain from there on."""
+    lines = []
+    prev = _genesis(case_id)
+    for event in events:
+        digest = _link(prev, case_id, event)
+        lines.append(
+            ExportedEvent(case_id=case_id, event=event, prev=prev, hash=digest).model_dump_json()
+        )
+        prev = digest
+    lines.append(ExportEnd(case_id=case_id, count=len(events), hash=prev).model_dump_json())
+    return lines
+
+
+def verify_lines(lines: list[str]) -> ExportEnd:
+    """Check an exported audit file; raises ``AuditChainError`` naming the first bad line."""
+    if not lines:
+        raise AuditChainError(1, "the file is empty")
+    case_id: str | None = None
+    prev = ""
+    for number, line in enumerate(lines, start=1):
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise AuditChainError(number, f"not JSON ({error.msg})") from error
+        if isinstance(raw, dict) and raw.get("end") is True:
+            try:
+                end = ExportEnd.model_validate(raw)
+            except ValidationError as error:
+                raise AuditChainError(number, f"malformed end record: {error}") from error
+            if number != len(lines):
+                raise AuditChainError(number + 1, "lines follow the end record")
+            if case_id is None:
+                case_id, prev = end.case_id, _genesis(end.case_id)
+            if end.case_id != case_id or end.hash != prev:
+                raise AuditChainError(number, "the end record does not match the chain")
+            if end.count != number - 1:
+                raise AuditChainError(
+                    number, f"the end record counts {end.count} events, the file has {number - 1}"
+                )
+            return end
+        try:
+            exported = ExportedEvent.model_validate(raw)
+        except ValidationError as error:
+            raise AuditChainError(number, f"malformed event line: {error}") from error
+        if case_id is None:
+            case_id = exported.case_id
+            prev = _genesis(case_id)
+        if exported.case_id != case_id:
+            raise AuditChainError(number, f"belongs to case {exported.case_id}, not {case_id}")
+        if exported.prev != prev:
+            raise AuditChainError(
+                number, "does not follow the line before it (a line was removed or reordered)"
+            )
+        if _link(prev, case_id, exported.event) != exported.hash:
+            raise AuditChainError(number, "its content does not match its hash (it was edited)")
+        prev = exported.hash
+    raise AuditChainError(len(lines), "no end record: the file was cut off")

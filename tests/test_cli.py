@@ -94,7 +94,9 @@ def test_second_up_is_a_no_op_that_says_so(stack_env: dict[str, str]) -> None:
     assert "already running" in result.stdout
 
 
-def test_demo_runs_every_outcome_and_leaves_one_case_waiting(stack_env: dict[str, str]) -> None:
+def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
     demo = casework(stack_env, "demo")
     assert demo.returncode == 0, demo.stdout + demo.stderr
     # Table rows are the lines that start with a case ID and carry its Web UI link.
@@ -144,11 +146,27 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(stack_env: dict[str
     assert state["execution_status"] in {"RUNNING", "COMPLETED"}
 
     trail = casework(stack_env, "audit", waiting, "--jsonl")
-    events = [json.loads(line) for line in trail.stdout.splitlines()]
+    *lines, end = [json.loads(line) for line in trail.stdout.splitlines()]
+    events = [line["event"] for line in lines]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert {"case_started", "agent_proposal", "policy_decision", "human_decision"} <= {
         e["kind"] for e in events
     }
+    assert end["count"] == len(events)
+
+    exported = tmp_path / "audit.jsonl"
+    exported.write_text(trail.stdout)
+    verified = casework(stack_env, "audit", "--verify", str(exported))
+    assert verified.returncode == 0, verified.stderr
+    assert f"{len(events)} events of {waiting} verified" in verified.stdout
+    edited = bytearray(trail.stdout.encode())
+    third_line_start = sum(len(line) + 1 for line in trail.stdout.splitlines()[:2])
+    position = edited.index(b'"summary":"', third_line_start) + len('"summary":"')
+    edited[position] = ord("X") if edited[position] != ord("X") else ord("Y")
+    exported.write_bytes(bytes(edited))
+    refused = casework(stack_env, "audit", "--verify", str(exported))
+    assert refused.returncode == 1
+    assert "line 3: its content does not match its hash (it was edited)" in refused.stderr
 
 
 def test_unknown_case_is_a_clear_error(stack_env: dict[str, str]) -> None:

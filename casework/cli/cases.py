@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework import search_attributes as sa
-from casework.audit import AuditEvent
+from casework.audit import AuditChainError, AuditEvent, export_lines, verify_lines
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
@@ -369,12 +369,25 @@ async def inbox(client: Client, settings: Settings, role: str | None, as_json: b
     return 0
 
 
+def verify_audit(path: Path) -> int:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from error
+    try:
+        end = verify_lines(lines)
+    except AuditChainError as error:
+        raise CommandError(f"{path} does not verify: {error}") from error
+    print(f"{path}: {end.count} events of {end.case_id} verified; chain head {end.hash}")
+    return 0
+
+
 async def audit(client: Client, case_id: str, as_jsonl: bool) -> int:
     handle, _ = await _describe(client, case_id)
     events = await handle.query("audit", result_type=list[AuditEvent])
     if as_jsonl:
-        for event in events:
-            sys.stdout.write(event.model_dump_json() + "\n")
+        for line in export_lines(case_id, events):
+            sys.stdout.write(line + "\n")
         return 0
     rows = [[str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind.value, e.summary] for e in events]
     print(table(["#", "at (UTC)", "kind", "summary"], rows))

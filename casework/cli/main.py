@@ -8,6 +8,7 @@ import gc
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
@@ -16,6 +17,7 @@ from casework.cli import cases
 from casework.cli.cases import CommandError
 from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 from casework.client import connect
+from casework.codec import CodecKeyError
 from casework.config import Settings
 from casework.processes import PROCESSES
 
@@ -27,6 +29,7 @@ examples:
   casework show invoice-exception-INV-1001
   casework approve invoice-exception-INV-1001 --as bob --comment "surcharge agreed"
   casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
+  casework audit --verify audit.jsonl          detect any edited, removed or reordered line
   casework demo                                one case per outcome, then a summary table
 
 Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY ... (temporalio
@@ -110,9 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--role", help="only tasks assigned to this role")
     inbox.add_argument("--json", action="store_true", help="machine-readable output")
 
-    audit = commands.add_parser("audit", help="a case's audit trail")
-    audit.add_argument("case")
-    audit.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+    audit = commands.add_parser(
+        "audit", help="a case's audit trail; export it hash-chained, or verify an export"
+    )
+    audit.add_argument("case", nargs="?")
+    audit.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="export: one JSON object per line, each chained to the one before by its hash",
+    )
+    audit.add_argument(
+        "--verify",
+        metavar="FILE",
+        type=Path,
+        help="check an exported file: any edited, removed or reordered line is named",
+    )
 
     commands.add_parser(
         "demo", help="seed the sandbox and run one case per outcome on the running stack"
@@ -128,6 +143,8 @@ def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
             raise CommandError(
                 f"cannot reach Temporal ({error}); is the stack running? try: casework up"
             ) from error
+        except CodecKeyError as error:
+            raise CommandError(str(error)) from error
         return await command(client)
 
     try:
@@ -191,7 +208,11 @@ def run(args: argparse.Namespace) -> int:
             return _with_client(lambda c: cases.acknowledge(c, args.case, args.user))
         case "inbox":
             return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
+        case "audit" if args.verify:
+            return cases.verify_audit(args.verify)
         case "audit":
+            if args.case is None:
+                raise CommandError("audit needs a CASE, or --verify FILE")
             return _with_client(lambda c: cases.audit(c, args.case, args.jsonl))
         case "demo":
             from casework.cli.demo import run_demo
