@@ -6,6 +6,7 @@ its name, ``llm.propose``, and exchange the pydantic models below with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from casework.agents.messages import (
 )
 from casework.config import Settings
 from casework.converter import validation_problems
+from casework.masking import Masker, MaskingPolicy, load_masking_policy, masking_key_for
 
 # litellm fetches its model price map over the network at import time unless told to use the
 # copy bundled with the package; casework must work offline, so this runs before the import.
@@ -54,15 +56,31 @@ _RETRYABLE_4XX = frozenset({408, 409, 429})
 
 
 class LlmActivities:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        masking: MaskingPolicy | None = None,
+        masking_key: bytes | None = None,
+    ) -> None:
+        """``masking``: what never reaches a provider (see ``casework.masking``); by default
+        the masking policy in the policy directory, so a broken one stops the worker at start."""
         self._settings = settings
+        self._masking = masking or load_masking_policy()
+        self._masking_key = masking_key or masking_key_for(settings)
+
+    def _masker(self) -> Masker:
+        return Masker(self._masking, self._masking_key)
 
     @activity.defn(name="llm.propose")
     async def propose(self, request: AgentRequest) -> AgentResult:
         output_def = registry.get(request.output)
         attempt = activity.info().attempt
         model = self._choose_model(request, attempt)
-        messages = _messages(request, output_def.model)
+        masker = self._masker()
+        messages = _messages(
+            request.model_copy(update={"context": masker.mask_data(request.context)}),
+            output_def.model,
+        )
 
         if model is None:
             # No provider configured: the deterministic stand-in answers, still through litellm
@@ -78,7 +96,7 @@ class LlmActivities:
             response = await self._complete(model, messages, request.max_tokens)
 
         output = _parse(response.choices[0].message.content, output_def.model)
-        usage = _usage(response, model, attempt)
+        usage = _usage(response, model, attempt, masker)
         activity.logger.info(
             "agent %s answered via %s (%d prompt + %d completion tokens)",
             request.agent,
@@ -86,7 +104,7 @@ class LlmActivities:
             usage.prompt_tokens,
             usage.completion_tokens,
         )
-        return AgentResult(output=output.model_dump(mode="json"), usage=usage)
+        return AgentResult(output=masker.unmask_data(output.model_dump(mode="json")), usage=usage)
 
     @activity.defn(name="llm.chat")
     async def chat(self, request: ChatRequest) -> ChatResult:
@@ -97,7 +115,8 @@ class LlmActivities:
         """
         attempt = activity.info().attempt
         model = self._choose_model(request, attempt)
-        messages = [_to_openai(message) for message in request.messages]
+        masker = self._masker()
+        messages = [_to_openai(_masked(message, masker)) for message in request.messages]
         tools = [
             {
                 "type": "function",
@@ -137,19 +156,20 @@ class LlmActivities:
         else:
             response = await self._complete(model, messages, request.max_tokens, tools=tools)
         reply = response.choices[0].message
+        # Unmasked on the way back: a tool called with a token as argument gets the real value.
         message = ChatMessage(
             role="assistant",
-            content=reply.content,
+            content=None if reply.content is None else masker.unmask_text(reply.content),
             tool_calls=[
                 ToolCall(
                     id=call.id,
                     name=call.function.name or "",
-                    arguments=call.function.arguments or "",
+                    arguments=masker.unmask_json_text(call.function.arguments or ""),
                 )
                 for call in reply.tool_calls or []
             ],
         )
-        usage = _usage(response, model, attempt)
+        usage = _usage(response, model, attempt, masker)
         activity.logger.info(
             "agent %s turn via %s: %d tool call(s), %d prompt + %d completion tokens",
             request.agent,
@@ -193,6 +213,24 @@ class LlmActivities:
             # litellm's exceptions all derive from openai's, but not from one litellm base class
             # (e.g. Timeout and ServiceUnavailableError are not litellm.APIError subclasses).
             raise _provider_error(err, model) from err
+
+
+def _masked(message: ChatMessage, masker: Masker) -> ChatMessage:
+    """The message as the provider may see it. Tool results are JSON records: their sensitive
+    fields are learnt first, so those values are masked in every later message too."""
+    if message.content is None:
+        return message
+    with contextlib.suppress(json.JSONDecodeError):
+        masker.learn(json.loads(message.content))
+    return message.model_copy(
+        update={
+            "content": masker.mask_text(message.content),
+            "tool_calls": [
+                call.model_copy(update={"arguments": masker.mask_text(call.arguments)})
+                for call in message.tool_calls
+            ],
+        }
+    )
 
 
 def _to_openai(message: ChatMessage) -> dict[str, Any]:
@@ -248,7 +286,9 @@ def _parse(content: str | None, output_model: type[BaseModel]) -> BaseModel:
     )
 
 
-def _usage(response: litellm.ModelResponse, model: str | None, attempt: int) -> AgentUsage:
+def _usage(
+    response: litellm.ModelResponse, model: str | None, attempt: int, masker: Masker
+) -> AgentUsage:
     if model is None:
         # litellm's mock response reports made-up token counts; the stand-in spends nothing.
         return AgentUsage(
@@ -258,6 +298,7 @@ def _usage(response: litellm.ModelResponse, model: str | None, attempt: int) -> 
             completion_tokens=0,
             cost_usd=0.0,
             attempt=attempt,
+            masked=masker.report().masked,
         )
     try:
         cost: float | None = litellm.completion_cost(completion_response=response)
@@ -271,6 +312,7 @@ def _usage(response: litellm.ModelResponse, model: str | None, attempt: int) -> 
         prompt_tokens=response.usage.prompt_tokens,
         completion_tokens=response.usage.completion_tokens,
         cost_usd=cost,
+        masked=masker.report().masked,
         attempt=attempt,
     )
 

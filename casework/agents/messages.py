@@ -33,6 +33,8 @@ class AgentUsage(BaseModel):
     completion_tokens: int
     cost_usd: float | None
     attempt: int
+    masked: dict[str, int] = {}
+    """Sensitive values masked before the call, counted by kind (never the values)."""
 
 
 class AgentResult(BaseModel):
