@@ -8,9 +8,10 @@ pointing casework at a cluster or Temporal Cloud works the way it does for every
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 TASK_QUEUE = "casework"
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
@@ -19,6 +20,22 @@ DEFAULT_UI_PORT = 8233
 DEFAULT_SANDBOX_HOST = "127.0.0.1"
 DEFAULT_SANDBOX_PORT = 8787
 DEFAULT_CODEC_PORT = 8789
+
+
+class SettingsError(ValueError):
+    """A setting is present but unusable; the message names the variable."""
+
+
+def secret_from_env(env: Mapping[str, str], name: str) -> SecretStr | None:
+    """A secret from ``NAME``, or from the file ``NAME_FILE`` names (a mounted secret)."""
+    if value := env.get(name):
+        return SecretStr(value)
+    if path := env.get(f"{name}_FILE"):
+        try:
+            return SecretStr(Path(path).read_text().strip())
+        except OSError as error:
+            raise SettingsError(f"{name}_FILE names {path}: {error.strerror}") from error
+    return None
 
 
 class Settings(BaseModel):
@@ -33,12 +50,12 @@ class Settings(BaseModel):
     model: str | None = None
     """litellm model name; None means the offline stand-in model answers."""
     llm_api_base: str | None = None
-    llm_api_key: str | None = None
+    llm_api_key: SecretStr | None = None
+    """Never in payloads, prompts, logs or the audit trail: SecretStr prints as ``**********``."""
     llm_timeout_seconds: float = 60.0
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
             task_queue=env.get("CASEWORK_TASK_QUEUE", TASK_QUEUE),
             sandbox_url=env.get(
@@ -51,6 +68,6 @@ class Settings(BaseModel):
             state_dir=Path(env.get("CASEWORK_HOME", ".casework")),
             model=env.get("CASEWORK_MODEL") or None,
             llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,
-            llm_api_key=env.get("CASEWORK_LLM_API_KEY") or None,
+            llm_api_key=secret_from_env(env, "CASEWORK_LLM_API_KEY"),
             llm_timeout_seconds=float(env.get("CASEWORK_LLM_TIMEOUT", "60")),
         )

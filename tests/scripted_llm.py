@@ -20,10 +20,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 
 SCRIPTED_MODEL = "openai/scripted-model"
@@ -53,6 +53,7 @@ class ScriptedLlmServer:
         self.base_url = base_url
         self.responder: Responder | None = None
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
         self._script: deque[ScriptedReply] = deque()
         # The server answers on its own thread while the test thread enqueues and reads.
         self._lock = threading.Lock()
@@ -61,9 +62,12 @@ class ScriptedLlmServer:
         with self._lock:
             self._script.extend(replies)
 
-    def answer(self, body: dict[str, Any]) -> JSONResponse:
+    def answer(
+        self, body: dict[str, Any], authorization: Annotated[str | None, Header()] = None
+    ) -> JSONResponse:
         with self._lock:
             self.requests.append(body)
+            self.authorizations.append(authorization)
             reply = self._script.popleft() if self._script else None
             responder = self.responder
         if reply is None and responder is not None:

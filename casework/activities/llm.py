@@ -197,7 +197,8 @@ class LlmActivities:
         tools: list[dict[str, Any]] | None = None,
     ) -> litellm.ModelResponse:
         settings = self._settings
-        endpoint = {"api_base": settings.llm_api_base, "api_key": settings.llm_api_key}
+        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        endpoint = {"api_base": settings.llm_api_base, "api_key": api_key}
         try:
             return await _acompletion(
                 model=model,

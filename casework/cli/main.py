@@ -18,7 +18,7 @@ from casework.cli.cases import CommandError
 from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 from casework.client import connect
 from casework.codec import CodecKeyError
-from casework.config import Settings
+from casework.config import Settings, SettingsError
 from casework.processes import PROCESSES
 
 EPILOG = """\
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (CommandError, StackError) as error:
+    except (CommandError, StackError, SettingsError) as error:
         print(f"casework: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
