@@ -430,10 +430,12 @@ class RefundWorkflow(CaseWorkflow):
                 retry_policy=COMPENSATION_RETRY,
             ),
         )
-        how = {
-            Outcome.AUTO_REFUNDED: "refunded automatically by policy",
-            Outcome.FRAUD_CLEARED: f"fraud flag cleared by {decided_by}; refunded",
-        }.get(outcome, f"approved by {decided_by}; refunded")
+        who = {
+            Outcome.AUTO_REFUNDED: "",
+            Outcome.FRAUD_CLEARED: f"fraud flag cleared by {decided_by}; ",
+        }.get(outcome, f"approved by {decided_by}; ")
+        how = " automatically by policy" if outcome is Outcome.AUTO_REFUNDED else ""
+        message = f"{who}refunded {money(amount)} {order.currency}{how} (refund {refund.refund_id})"
         try:
             await self.call_tool(
                 CrmActivities.add_refund_note,
@@ -443,7 +445,7 @@ class RefundWorkflow(CaseWorkflow):
                     refund_id=refund.refund_id,
                     amount=amount,
                     currency=order.currency,
-                    note=f"{how} {money(amount)} {order.currency} (refund {refund.refund_id})",
+                    note=message,
                     case_id=case_id,
                     idempotency_key=self.idempotency_key("crm-refund-note"),
                 ),
@@ -451,7 +453,6 @@ class RefundWorkflow(CaseWorkflow):
             )
         except ActivityError as error:
             return await self._fail_compensated(context, policy_ref, refund, error)
-        message = f"{how} {money(amount)} {order.currency} (refund {refund.refund_id})"
         self.set_status(CaseStatus.REFUNDED, amount=amount)
         await self._tell_customer(
             customer,
