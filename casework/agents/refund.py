@@ -44,7 +44,7 @@ class RefundProposal(BaseModel):
 # Reasons a merchant plainly owes a refund for; anything else needs a person to read it.
 _CLEAR_FAULT = re.compile(
     r"damaged|broken|defective|faulty|never arrived|not arrived|not delivered|missing|"
-    r"wrong (?:item|size|colou?r)|cracked|doesn't work|does not work",
+    r"wrong (?:item|size|colou?r)|cracked|doesn't work|does not work|(?:stopped|stops|not) working",
     re.IGNORECASE,
 )
 
