@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception, ticket_triage
+from casework.workflows import invoice_exception, refund, ticket_triage
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ PROCESSES: dict[str, Process] = {
             input_model=ticket_triage.TicketTriageInput,
             case_id=lambda request: ticket_triage.case_id_for(request.ticket_id),
             description="an agent triages an IT ticket; policy decides; severity 1 pages on-call",
+        ),
+        Process(
+            name=refund.CASE_TYPE,
+            workflow_type="Refund",
+            input_model=refund.RefundInput,
+            case_id=lambda request: refund.case_id_for(request.order_id),
+            description="refund a customer by policy tier; fraud flags go to an investigator",
         ),
     ]
 }

@@ -17,19 +17,22 @@ from temporalio.worker import Replayer
 from casework.converter import data_converter
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 from tests.histories.record import (
     HISTORIES,
     RECORDINGS,
+    REFUND_RECORDINGS,
     TRIAGE_RECORDINGS,
     history_path,
+    refund_history_path,
     triage_history_path,
     workflow_id_for,
 )
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 # A triage case's agent region is a child workflow: its history is stored (and replayed) apart.
-WORKFLOWS = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow, RefundWorkflow]
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
@@ -39,6 +42,14 @@ def test_every_recorded_scenario_has_a_stored_history() -> None:
         for r in TRIAGE_RECORDINGS
         if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
     ]
+    assert not missing, f"record them with: python -m tests.histories.record ({missing})"
+
+
+def test_every_refund_scenario_has_a_stored_history() -> None:
+    # The recorder takes scenario names from the command line: one name, one process.
+    names = {r.name for r in REFUND_RECORDINGS}
+    assert not names & {r.name for r in (*RECORDINGS, *TRIAGE_RECORDINGS)}
+    missing = [r.name for r in REFUND_RECORDINGS if not refund_history_path(r.name).exists()]
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 

@@ -1,15 +1,17 @@
-"""Payment tools. Every write carries an idempotency key, so a retried payment pays once."""
+"""Payment tools. Every write carries an idempotency key, so a retried payment pays once and a
+retried refund refunds once."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
 from casework.activities.http import call
 from casework.records import Payment
+from casework.records_refund import Refund
 
 
 class PaymentRequest(BaseModel):
@@ -25,6 +27,31 @@ class PaymentReversal(BaseModel):
     payment_id: str
     reason: str
     idempotency_key: str
+
+
+class RefundRequest(BaseModel):
+    order_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    reason: str | None = None
+    reference: str | None = None
+    idempotency_key: str
+
+
+class RefundReversal(BaseModel):
+    refund_id: str
+    reason: str
+    idempotency_key: str
+
+
+class RefundLookup(BaseModel):
+    """A customer's refunds: their refund history, and what was refunded on each order."""
+
+    customer_id: str
+
+
+_refunds = TypeAdapter(list[Refund])
 
 
 class PaymentActivities:
@@ -53,5 +80,40 @@ class PaymentActivities:
                 f"/payments/{reversal.payment_id}/reverse",
                 json={"reason": reversal.reason},
                 idempotency_key=reversal.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="payments.issue_refund")
+    async def issue_refund(self, request: RefundRequest) -> Refund:
+        return Refund.model_validate(
+            await call(
+                self._client,
+                "POST",
+                "/payments/refunds",
+                json=request.model_dump(mode="json", exclude={"idempotency_key"}),
+                idempotency_key=request.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="payments.reverse_refund")
+    async def reverse_refund(self, reversal: RefundReversal) -> Refund:
+        return Refund.model_validate(
+            await call(
+                self._client,
+                "POST",
+                f"/payments/refunds/{reversal.refund_id}/reverse",
+                json={"reason": reversal.reason},
+                idempotency_key=reversal.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="payments.list_refunds")
+    async def list_refunds(self, lookup: RefundLookup) -> list[Refund]:
+        return _refunds.validate_python(
+            await call(
+                self._client,
+                "GET",
+                "/payments/refunds",
+                params={"customer_id": lookup.customer_id},
             )
         )

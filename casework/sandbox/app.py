@@ -15,18 +15,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from casework.sandbox import erp, faults, itsm, notifications, payments
+from casework.sandbox import crm, erp, faults, fraud, itsm, notifications, orders, payments
 from casework.sandbox.store import Database
 
 DESCRIPTION = """
 Stand-ins for the systems of record casework's activities act on, backed by one SQLite file:
 
 * **ERP**: suppliers, purchase orders, goods receipts and supplier invoices with a status history.
-* **Payments**: pays invoices and keeps a ledger.
+* **Payments**: pays invoices and refunds customers (`/payments/refunds`, reversible), keeping a
+  ledger of each.
 * **Notifications**: an outbox that records messages instead of sending them.
 * **ITSM**: a service desk with tickets (classify, assign, comment, resolve; similar tickets),
   a configuration database of services and servers with their on-call owners, and a knowledge
   base with word-overlap search. Ticket and article text is stored and returned verbatim.
+* **Orders**: customer orders with lines, payment status (captured, pending, ...) and fulfilment.
+* **CRM (customers)**: customer records with their tier, and refund notes on them
+  (`/crm/customers/...`).
+* **Fraud signals**: signals raised against a customer or one of their orders.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -42,7 +47,7 @@ Errors are `{"detail": "..."}` with a message that names the field or record at 
 
 
 # Systems whose module holds its tables (``SCHEMA``) beside its routes.
-SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = ()
+SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (orders, crm, fraud)
 
 
 class Health(BaseModel):

@@ -1,4 +1,5 @@
-"""The payments stand-in: pays invoices exactly once per Idempotency-Key and keeps a ledger."""
+"""The payments stand-in: pays invoices and refunds customers, each exactly once per
+Idempotency-Key, and keeps a ledger of both (``/payments`` and ``/payments/refunds``)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,126 @@ def list_payments(db: Db, invoice_id: str | None = None) -> list[Payment]:
             f"{_SELECT} WHERE ? IS NULL OR invoice_id = ? ORDER BY seq", (invoice_id, invoice_id)
         ).fetchall()
     return [Payment.model_validate(dict(row)) for row in rows]
+
+
+# --- refunds to customers ---------------------------------------------------------------------
+# Declared before /{payment_id}, which would otherwise take "refunds" for a payment id.
+
+
+class RefundRequest(StrictModel):
+    order_id: RecordId
+    customer_id: RecordId
+    amount: PositiveMoney
+    currency: Currency
+    reason: Text | None = None
+    reference: Text | None = None
+
+
+class Refund(StrictModel):
+    refund_id: str
+    order_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    reason: str | None
+    reference: str | None
+    status: Literal["issued", "reversed"]
+    idempotency_key: str
+    created_at: datetime
+    reversed_at: datetime | None = None
+    reversal_reason: str | None = None
+
+
+_SELECT_REFUNDS = f"SELECT {columns(Refund)} FROM payments_refunds"
+
+
+def _get_refund(conn: sqlite3.Connection, refund_id: str) -> Refund:
+    row = conn.execute(f"{_SELECT_REFUNDS} WHERE refund_id = ?", (refund_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"refund {refund_id} not found")
+    return Refund.model_validate(dict(row))
+
+
+@router.post("/refunds", status_code=201)
+def issue_refund(request: RefundRequest, key: IdempotencyKey, response: Response, db: Db) -> Refund:
+    """Refund a customer. Retrying with the same Idempotency-Key returns the first refund."""
+
+    def apply() -> Refund:
+        seq, refund_id = next_id(conn, "payments_refunds", "REF")
+        refund = Refund(
+            refund_id=refund_id,
+            **request.model_dump(),
+            status="issued",
+            idempotency_key=key,
+            created_at=utc_now(),
+        )
+        insert(conn, "payments_refunds", {"seq": seq, **refund.model_dump(mode="json")})
+        return refund
+
+    with db.transaction() as conn:
+        return apply_once(
+            conn,
+            response,
+            operation="refund",
+            key=key,
+            subject="",
+            request=request,
+            result_type=Refund,
+            apply=apply,
+        )
+
+
+@router.get("/refunds")
+def list_refunds(
+    db: Db, order_id: str | None = None, customer_id: str | None = None
+) -> list[Refund]:
+    """The refund ledger, oldest first, optionally for one order and/or one customer."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"""{_SELECT_REFUNDS} WHERE (:order_id IS NULL OR order_id = :order_id)
+                AND (:customer_id IS NULL OR customer_id = :customer_id) ORDER BY seq""",
+            {"order_id": order_id, "customer_id": customer_id},
+        ).fetchall()
+    return [Refund.model_validate(dict(row)) for row in rows]
+
+
+@router.get("/refunds/{refund_id}")
+def get_refund(refund_id: str, db: Db) -> Refund:
+    with db.transaction() as conn:
+        return _get_refund(conn, refund_id)
+
+
+@router.post("/refunds/{refund_id}/reverse")
+def reverse_refund(
+    refund_id: str, reversal: Reversal, key: IdempotencyKey, response: Response, db: Db
+) -> Refund:
+    """Take a refund back; reversing one that is already reversed changes nothing."""
+
+    def apply() -> Refund:
+        refund = _get_refund(conn, refund_id)
+        if refund.status == "reversed":
+            return refund
+        conn.execute(
+            "UPDATE payments_refunds SET status = 'reversed', reversed_at = ?,"
+            " reversal_reason = ? WHERE refund_id = ?",
+            (utc_now().isoformat(), reversal.reason, refund_id),
+        )
+        return _get_refund(conn, refund_id)
+
+    with db.transaction() as conn:
+        return apply_once(
+            conn,
+            response,
+            operation="refund reversal",
+            key=key,
+            subject=refund_id,
+            request=reversal,
+            result_type=Refund,
+            apply=apply,
+        )
+
+
+# --- payments by id --------------------------------------------------------------------------
 
 
 @router.get("/{payment_id}")

@@ -74,6 +74,24 @@ CREATE TABLE IF NOT EXISTS payments (
     reversal_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS payments_invoice ON payments (invoice_id);
+-- Refunds to customers: money out of the same payments system, in a ledger of their own.
+CREATE TABLE IF NOT EXISTS payments_refunds (
+    seq INTEGER PRIMARY KEY,
+    refund_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    reason TEXT,
+    reference TEXT,
+    status TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    reversed_at TEXT,
+    reversal_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS payments_refunds_order ON payments_refunds (order_id);
+CREATE INDEX IF NOT EXISTS payments_refunds_customer ON payments_refunds (customer_id);
 CREATE TABLE IF NOT EXISTS notifications (
     seq INTEGER PRIMARY KEY,
     notification_id TEXT NOT NULL UNIQUE,

@@ -17,18 +17,27 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from casework.activities import policy
+from casework.activities.crm import CrmActivities
 from casework.activities.erp import ErpActivities
+from casework.activities.fraud import FraudActivities
 from casework.activities.itsm import ItsmActivities
 from casework.activities.llm import LlmActivities
 from casework.activities.notifications import NotificationActivities
+from casework.activities.orders import OrderActivities
 from casework.activities.payments import PaymentActivities
 from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 
-WORKFLOWS: list[type] = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS: list[type] = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    RefundWorkflow,
+]
 
 log = logging.getLogger("casework.worker")
 
@@ -39,6 +48,9 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     notifications = NotificationActivities(http)
     itsm = ItsmActivities(http)
     llm = LlmActivities(settings)
+    orders = OrderActivities(http)
+    crm = CrmActivities(http)
+    fraud = FraudActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -60,6 +72,14 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         itsm.comment_on_ticket,
         llm.propose,
         llm.chat,
+        orders.get_order,
+        orders.list_customer_orders,
+        crm.get_customer,
+        crm.add_refund_note,
+        fraud.list_signals,
+        payments.issue_refund,
+        payments.reverse_refund,
+        payments.list_refunds,
     ]
 
 

@@ -12,7 +12,9 @@ of record faked by activity name (``tests.fake_systems``), and saves its full hi
 ``invoice_exception_<name>.json``. Ticket-triage scenarios fake the service desk and the model
 the same way (``tests.triage_support.FakeItsm``) and save two histories each, as the agent region
 is a child workflow with a history of its own: ``ticket_triage_<name>.json`` for the case and
-``ticket_triage_<name>.agent.json`` for its region.
+``ticket_triage_<name>.agent.json`` for its region. Refund scenarios fake orders, CRM, fraud
+signals, payments and the model (``tests.refund_support.FakeRefundSystems``) and save
+``refund_<name>.json``.
 
 Name scenarios to record only those (re-recording changes timestamps in every file):
 
@@ -27,8 +29,9 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -50,6 +53,9 @@ from casework.workflows.invoice_exception import (
     Outcome,
     case_id_for,
 )
+from casework.workflows.refund import Outcome as RefundOutcome
+from casework.workflows.refund import RefundInput, RefundResult, RefundWorkflow
+from casework.workflows.refund import case_id_for as refund_case_id_for
 from casework.workflows.ticket_triage import (
     Acknowledgement,
     TicketTriageInput,
@@ -60,11 +66,13 @@ from casework.workflows.ticket_triage import case_id_for as triage_case_id_for
 from tests.conftest import BIN
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
+from tests.refund_support import FakeRefundSystems, fraud_signal, order
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 
 HISTORIES = Path(__file__).parent
 PREFIX = "invoice_exception_"
 TRIAGE_PREFIX = "ticket_triage_"
+REFUND_PREFIX = "refund_"
 REGION_SUFFIX = ".agent"
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -89,6 +97,8 @@ def ticket_id_for(name: str) -> str:
 
 def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
+    if history.stem.startswith(REFUND_PREFIX):
+        return refund_case_id_for(refund_order_id_for(history.stem.removeprefix(REFUND_PREFIX)))
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
         case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
@@ -351,6 +361,125 @@ async def record_triage(env: WorkflowEnvironment, recording: TriageRecording) ->
     return paths
 
 
+# -- refunds ------------------------------------------------------------------------------------
+
+RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
+RefundDrive = Callable[[WorkflowEnvironment, RefundHandle], Awaitable[None]]
+
+
+def refund_history_path(name: str) -> Path:
+    return HISTORIES / f"{REFUND_PREFIX}{name}.json"
+
+
+def refund_order_id_for(name: str) -> str:
+    return f"ORD-REPLAY-{name}"
+
+
+@dataclass(frozen=True)
+class RefundRecording:
+    name: str
+    systems: Callable[[str, datetime], FakeRefundSystems]
+    """Builds the faked systems for the case's order ID, dated from the server's clock."""
+    drive: RefundDrive
+    outcome: RefundOutcome
+
+
+def _refund_order(total: str, **fields: Any) -> Callable[[str, datetime], FakeRefundSystems]:
+    def build(order_id: str, now: datetime) -> FakeRefundSystems:
+        return FakeRefundSystems(order(order_id, now, total=total), **fields)
+
+    return build
+
+
+def _refund_decision(role: str, **decision: str) -> RefundDrive:
+    async def drive(env: WorkflowEnvironment, handle: RefundHandle) -> None:
+        task = await _open_task(handle)
+        if task.role != role:
+            raise RuntimeError(f"expected a task for {role}, not {task.role}")
+        await _decide(handle, **decision)
+
+    return drive
+
+
+REFUND_RECORDINGS = (
+    RefundRecording("auto_refunded", _refund_order("30.00"), _nothing, RefundOutcome.AUTO_REFUNDED),
+    RefundRecording(
+        "support_lead_approved",
+        _refund_order("180.00"),
+        _refund_decision("support_lead", approver="judy", action="approve", comment="broken"),
+        RefundOutcome.APPROVED,
+    ),
+    RefundRecording(
+        "finance_approved",
+        _refund_order("1200.00"),
+        _refund_decision("finance_manager", approver="carol", action="approve"),
+        RefundOutcome.APPROVED,
+    ),
+    RefundRecording(
+        "lead_rejected",
+        _refund_order("120.00"),
+        _refund_decision("support_lead", approver="judy", action="reject", comment="used"),
+        RefundOutcome.REJECTED,
+    ),
+    RefundRecording(
+        "rejected_by_policy",
+        lambda order_id, now: FakeRefundSystems(order(order_id, now, payment_status="pending")),
+        _nothing,
+        RefundOutcome.REJECTED_BY_POLICY,
+    ),
+    RefundRecording(
+        "fraud_cleared",
+        _refund_order("30.00", signals=[fraud_signal()]),
+        _refund_decision("fraud_investigator", approver="kate", action="approve"),
+        RefundOutcome.FRAUD_CLEARED,
+    ),
+    RefundRecording(
+        "fraud_confirmed",
+        _refund_order("30.00", signals=[fraud_signal()]),
+        _refund_decision("fraud_investigator", approver="kate", action="reject", comment="fraud"),
+        RefundOutcome.FRAUD_CONFIRMED,
+    ),
+    RefundRecording(
+        "no_decision_on_hold", _refund_order("180.00"), _nothing, RefundOutcome.TIMED_OUT
+    ),
+    RefundRecording(
+        "crm_failed_reversed",
+        _refund_order("30.00", crm_fails=True),
+        _nothing,
+        RefundOutcome.FAILED_COMPENSATED,
+    ),
+)
+
+
+async def record_refund(env: WorkflowEnvironment, recording: RefundRecording) -> Path:
+    order_id = refund_order_id_for(recording.name)
+    systems = recording.systems(order_id, await env.get_current_time())
+    task_queue = f"record-refund-{recording.name}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[RefundWorkflow],
+        activities=systems.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            RefundWorkflow.run,
+            RefundInput(
+                order_id=order_id,
+                amount=systems.order.total,
+                reason="The mug arrived broken.",
+            ),
+            id=refund_case_id_for(order_id),
+            task_queue=task_queue,
+        )
+        await recording.drive(env, handle)
+        result = await handle.result()
+    if result.outcome is not recording.outcome:
+        raise RuntimeError(f"{recording.name}: expected {recording.outcome}, got {result}")
+    path = refund_history_path(recording.name)
+    path.write_text((await handle.fetch_history()).to_json() + "\n")
+    return path
+
+
 async def record(env: WorkflowEnvironment, recording: Recording) -> Path:
     invoice_id = invoice_id_for(recording.name)
     systems = recording.systems(invoice_id)
@@ -404,12 +533,19 @@ async def record_all(names: list[str] | None = None) -> None:
             if names is None or triage.name in names:
                 for path in await record_triage(env, triage):
                     print(f"recorded {path}")
+        for refund in REFUND_RECORDINGS:
+            if names is None or refund.name in names:
+                print(f"recorded {await record_refund(env, refund)}")
 
 
 def main() -> None:
     # The failed_compensated case fails an activity on purpose; its traceback is not news.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    known = {r.name for r in RECORDINGS} | {r.name for r in TRIAGE_RECORDINGS}
+    known = (
+        {r.name for r in RECORDINGS}
+        | {r.name for r in TRIAGE_RECORDINGS}
+        | {r.name for r in REFUND_RECORDINGS}
+    )
     names = sys.argv[1:] or None
     if unknown := set(names or ()) - known:
         sys.exit(f"unknown scenarios {sorted(unknown)}; known: {sorted(known)}")

@@ -1,0 +1,638 @@
+"""Refund approval: check the order, the customer and fraud signals; refund exactly once.
+
+Flow: load policy -> fetch the order, then (in parallel) the customer from the CRM, their order
+history, their refunds from the payments ledger and their fraud signals -> assess the request
+against the policy (refundable amount, payment status, refund window by customer tier, recent
+refunds, fraud flags) -> the refund analyst agent proposes -> the policy rejects what cannot be
+refunded, sends any fraud flag to a fraud investigator, refunds small clear-cut requests
+automatically, and sends the rest to the support lead or finance by amount (escalating when
+SLAs pass, putting the request on hold at the final timeout) -> refund through the payments API
+with an idempotency key -> note the refund in the CRM. If that note fails for good, the refund
+is reversed and the case ends ``failed_compensated``, saying what was undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from casework import search_attributes as sa
+    from casework.activities.crm import CrmActivities, CustomerLookup, RefundNoteRequest
+    from casework.activities.fraud import FraudActivities, FraudSignalLookup
+    from casework.activities.notifications import NotificationActivities, NotificationRequest
+    from casework.activities.orders import CustomerOrdersLookup, OrderActivities, OrderLookup
+    from casework.activities.payments import (
+        PaymentActivities,
+        RefundLookup,
+        RefundRequest,
+        RefundReversal,
+    )
+    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.agents.refund import (
+        REFUND_ANALYST,
+        REFUND_PROPOSAL,
+        SYSTEM_PROMPT,
+        TASK,
+        RefundProposal,
+    )
+    from casework.audit import AuditKind
+    from casework.policies.evaluator import money
+    from casework.policies.models import AgentSettings, ApprovalTier, PolicyRef
+    from casework.policies.refund import (
+        RefundAssessment,
+        RefundDecision,
+        RefundPolicy,
+        RefundRoute,
+        assess_refund,
+        decide_refund,
+    )
+    from casework.records_refund import Customer, FraudSignal, Order, Refund
+    from casework.tasks import DecisionAction, TaskDecision
+    from casework.workflows.case import (
+        COMPENSATION_RETRY,
+        ApprovalRequest,
+        CaseStatus,
+        CaseWorkflow,
+        failure_message,
+    )
+    from casework.workflows.saga import CompensationReport, Saga
+
+CASE_TYPE = "refund"
+POLICY_ID = "refund"
+
+AGENT_TIMEOUT = timedelta(minutes=2)
+# A few attempts only: a model that keeps answering badly is routed to a person, not retried
+# forever. Auth and bad-request errors are non-retryable and skip straight to that.
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+)
+
+
+class RefundInput(BaseModel):
+    # Unknown keys are refused so that a misspelt field ("orderId") fails at start, by name.
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    amount: Decimal = Field(
+        gt=0, max_digits=12, decimal_places=2, description="Refund asked for, order currency."
+    )
+    reason: str = Field(
+        min_length=1, max_length=2000, description="The customer's reason, in their own words."
+    )
+    submitted_by: str = Field(
+        default="erin", min_length=1, description="Directory user who took the request."
+    )
+
+
+def case_id_for(order_id: str) -> str:
+    """The workflow ID is the business key: one refund case per order at a time."""
+    return f"{CASE_TYPE}-{order_id}"
+
+
+class Outcome(StrEnum):
+    AUTO_REFUNDED = "auto_refunded"
+    APPROVED = "approved"
+    FRAUD_CLEARED = "fraud_cleared"
+    """The investigator cleared the fraud flag; the refund was issued."""
+    REJECTED = "rejected"
+    REJECTED_BY_POLICY = "rejected_by_policy"
+    """Nothing could be refunded (payment not captured, amount above what is refundable)."""
+    FRAUD_CONFIRMED = "fraud_confirmed"
+    TIMED_OUT = "timed_out"
+    FAILED_COMPENSATED = "failed_compensated"
+
+
+class RefundResult(BaseModel):
+    case_id: str
+    order_id: str
+    customer_id: str
+    status: CaseStatus
+    outcome: Outcome
+    message: str
+    decided_by: str | None = None
+    amount_refunded: Decimal | None = None
+    refund_id: str | None = None
+    compensated: list[str] = []
+    compensation_failed: list[str] = []
+    policy: PolicyRef
+
+
+class _Context(BaseModel):
+    order: Order
+    customer: Customer
+    order_history: list[Order]
+    refunds: list[Refund]
+    signals: list[FraudSignal]
+
+
+@workflow.defn(name="Refund")
+class RefundWorkflow(CaseWorkflow):
+    case_type = CASE_TYPE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saga = Saga()
+
+    @workflow.run
+    async def run(self, request: RefundInput) -> RefundResult:
+        self.begin(
+            request,
+            request.submitted_by,
+            f"Refund on order {request.order_id}",
+            f"{request.submitted_by} asked for a refund of {money(request.amount)} on order "
+            f"{request.order_id}",
+        )
+        policy, policy_ref = await self._load_policy()
+        context = await self._retrieve_context(request.order_id)
+        order = context.order
+        assessment = assess_refund(
+            policy,
+            order,
+            context.customer,
+            context.refunds,
+            context.signals,
+            request.amount,
+            workflow.now(),
+        )
+        self._facts.update(
+            order_id=order.order_id,
+            customer=f"{context.customer.name} ({context.customer.tier})",
+            amount=request.amount,
+            currency=order.currency,
+            refundable=assessment.refundable,
+            fraud_flags=len(assessment.fraud_flags),
+        )
+        self.set_status(CaseStatus.ANALYSING, amount=request.amount)
+        workflow.upsert_search_attributes(
+            [sa.CASE_RISK.value_set("fraud_flag" if assessment.fraud_flags else "low")]
+        )
+
+        proposal = await self._propose(policy, request, context, assessment)
+        decision = decide_refund(policy, policy_ref, assessment, proposal)
+        self.record(
+            AuditKind.POLICY_DECISION,
+            f"policy {policy_ref}: {decision.route.value}"
+            + (f" by {decision.role}" if decision.role else "")
+            + " because "
+            + "; ".join(decision.reasons),
+            decision=decision,
+        )
+        self._facts["route"] = decision.route.value
+
+        try:
+            result = await self._follow(
+                policy, policy_ref, decision, request, context, assessment, proposal
+            )
+        except asyncio.CancelledError:
+            # A cancelled case must not leave money moved: undo what was done, then report it.
+            report = await self._compensate("the case was cancelled")
+            self.set_status(CaseStatus.CANCELLED_COMPENSATED)
+            self.record(
+                AuditKind.CASE_COMPLETED,
+                "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
+                report=report,
+            )
+            raise
+        self._facts.update(outcome=result.outcome.value, message=result.message)
+        self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
+        await self.finish_handlers()
+        return result
+
+    # -- steps ------------------------------------------------------------------------------
+
+    async def _load_policy(self) -> tuple[RefundPolicy, PolicyRef]:
+        document = await self.load_governance(POLICY_ID)
+        policy = RefundPolicy.model_validate(document.content)
+        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
+        return policy, document.ref
+
+    async def _retrieve_context(self, order_id: str) -> _Context:
+        order: Order = await self.call_tool(
+            OrderActivities.get_order, OrderLookup(order_id=order_id)
+        )
+        customer_id = order.customer_id
+        # Independent lookups: asked at once, so the case waits for the slowest, not the sum.
+        customer, history, refunds, signals = await asyncio.gather(
+            self.call_tool(CrmActivities.get_customer, CustomerLookup(customer_id=customer_id)),
+            self.call_tool(
+                OrderActivities.list_customer_orders,
+                CustomerOrdersLookup(customer_id=customer_id),
+            ),
+            self.call_tool(PaymentActivities.list_refunds, RefundLookup(customer_id=customer_id)),
+            self.call_tool(
+                FraudActivities.list_signals, FraudSignalLookup(customer_id=customer_id)
+            ),
+        )
+        context = _Context(
+            order=order,
+            customer=customer,
+            order_history=history,
+            refunds=refunds,
+            signals=signals,
+        )
+        self.record(
+            AuditKind.CONTEXT_RETRIEVED,
+            f"order {order.order_id} ({money(order.total)} {order.currency}, payment "
+            f"{order.payment_status}, {order.fulfilment_status}) for {customer.name} "
+            f"({customer.tier}); {len(history)} order(s), {len(refunds)} refund(s), "
+            f"{len(signals)} fraud signal(s) on record",
+            context=context,
+        )
+        return context
+
+    async def _propose(
+        self,
+        policy: RefundPolicy,
+        request: RefundInput,
+        context: _Context,
+        assessment: RefundAssessment,
+    ) -> RefundProposal | None:
+        settings = policy.agents.get(REFUND_ANALYST, AgentSettings())
+        agent_request = AgentRequest(
+            agent=REFUND_ANALYST,
+            output=REFUND_PROPOSAL,
+            system_prompt=SYSTEM_PROMPT,
+            task=TASK,
+            context={
+                "request": {
+                    "order_id": request.order_id,
+                    "amount": str(request.amount),
+                    "currency": context.order.currency,
+                    "reason": request.reason,
+                },
+                "order": context.order.model_dump(mode="json"),
+                # What the analyst needs about the person, and no more: no name, no email.
+                "customer": context.customer.model_dump(
+                    mode="json", include={"customer_id", "tier", "status", "customer_since"}
+                ),
+                "order_history": [
+                    order.model_dump(
+                        mode="json",
+                        include={
+                            "order_id",
+                            "placed_at",
+                            "total",
+                            "payment_status",
+                            "fulfilment_status",
+                        },
+                    )
+                    for order in context.order_history
+                ],
+                "refund_history": [
+                    refund.model_dump(
+                        mode="json",
+                        include={"refund_id", "order_id", "amount", "status", "created_at"},
+                    )
+                    for refund in context.refunds
+                ],
+                "fraud_signals": [s.model_dump(mode="json") for s in context.signals],
+                "assessment": assessment.model_dump(mode="json"),
+            },
+            model=settings.model,
+            fallback_models=settings.fallback_models,
+            max_tokens=settings.max_tokens,
+        )
+        try:
+            result: AgentResult = await workflow.execute_activity(
+                "llm.propose",
+                agent_request,
+                result_type=AgentResult,
+                start_to_close_timeout=AGENT_TIMEOUT,
+                retry_policy=AGENT_RETRY,
+            )
+        except ActivityError as error:
+            # The agent only advises: without it the case still proceeds, to a person.
+            self.record(
+                AuditKind.AGENT_FAILED,
+                f"{REFUND_ANALYST} gave no usable proposal: {failure_message(error)}",
+            )
+            return None
+        proposal = RefundProposal.model_validate(result.output)
+        usage = result.usage
+        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        self.record(
+            AuditKind.AGENT_PROPOSAL,
+            f"{REFUND_ANALYST} on {model_label} recommends {proposal.recommendation.value} "
+            f"with confidence {proposal.confidence:.2f}: {proposal.reason}",
+            agent=REFUND_ANALYST,
+            proposal=proposal,
+            usage=usage,
+        )
+        self._facts.update(
+            agent_model=model_label,
+            recommendation=proposal.recommendation.value,
+            confidence=proposal.confidence,
+        )
+        return proposal
+
+    async def _follow(
+        self,
+        policy: RefundPolicy,
+        policy_ref: PolicyRef,
+        decision: RefundDecision,
+        request: RefundInput,
+        context: _Context,
+        assessment: RefundAssessment,
+        proposal: RefundProposal | None,
+    ) -> RefundResult:
+        """Carry out the policy's route: refund, reject, or ask the people it names."""
+        if decision.route is RefundRoute.REJECT:
+            message = "rejected by policy: " + "; ".join(decision.reasons)
+            return await self._close_rejected(
+                context, policy_ref, message, "policy", Outcome.REJECTED_BY_POLICY
+            )
+        if decision.route is RefundRoute.AUTO_REFUND:
+            return await self._refund(
+                context, request, request.amount, "policy", Outcome.AUTO_REFUNDED, policy_ref
+            )
+        investigating = decision.route is RefundRoute.FRAUD_INVESTIGATION
+        tiers = policy.fraud_investigation.tiers if investigating else policy.approval_tiers
+        assert decision.tier is not None
+        order = context.order
+        outcome = await self.request_approval(
+            ApprovalRequest(
+                title=("Fraud investigation: refund" if investigating else "Refund")
+                + f" of {money(request.amount)} {order.currency} on {order.order_id}",
+                summary=_summary(request, context, assessment, proposal, decision),
+                evidence={
+                    "assessment": assessment.model_dump(mode="json"),
+                    "proposal": proposal.model_dump(mode="json") if proposal else None,
+                    "policy_reasons": decision.reasons,
+                },
+                amount=request.amount,
+                currency=order.currency,
+                tiers=tiers,
+                start_tier=decision.tier,
+                escalate=policy.escalation.to_next_tier_on_sla,
+            )
+        )
+        human = outcome.decision
+        if human is None:
+            return await self._put_on_hold(policy, policy_ref, context, tiers)
+        if human.action == DecisionAction.REJECT:
+            return await self._reject(context, policy_ref, human, investigating)
+        amount = request.amount if human.amount is None else human.amount
+        return await self._refund(
+            context,
+            request,
+            amount,
+            human.approver,
+            Outcome.FRAUD_CLEARED if investigating else Outcome.APPROVED,
+            policy_ref,
+        )
+
+    async def _refund(
+        self,
+        context: _Context,
+        request: RefundInput,
+        amount: Decimal,
+        decided_by: str,
+        outcome: Outcome,
+        policy_ref: PolicyRef,
+    ) -> RefundResult:
+        order, customer = context.order, context.customer
+        case_id = workflow.info().workflow_id
+        self.set_status(CaseStatus.EXECUTING, amount=amount)
+        refund: Refund = await self.call_tool(
+            PaymentActivities.issue_refund,
+            RefundRequest(
+                order_id=order.order_id,
+                customer_id=customer.customer_id,
+                amount=amount,
+                currency=order.currency,
+                reason=request.reason,
+                reference=case_id,
+                idempotency_key=self.idempotency_key("refund"),
+            ),
+            summary=f"refunded {money(amount)} {order.currency} on order {order.order_id}",
+        )
+        self._saga.add(
+            f"refund {refund.refund_id} of {money(amount)} {order.currency} reversed",
+            lambda: self.call_tool(
+                PaymentActivities.reverse_refund,
+                RefundReversal(
+                    refund_id=refund.refund_id,
+                    reason=f"case {case_id} could not complete",
+                    idempotency_key=self.idempotency_key("refund-reversal"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+        who = {
+            Outcome.AUTO_REFUNDED: "",
+            Outcome.FRAUD_CLEARED: f"fraud flag cleared by {decided_by}; ",
+        }.get(outcome, f"approved by {decided_by}; ")
+        how = " automatically by policy" if outcome is Outcome.AUTO_REFUNDED else ""
+        message = f"{who}refunded {money(amount)} {order.currency}{how} (refund {refund.refund_id})"
+        try:
+            await self.call_tool(
+                CrmActivities.add_refund_note,
+                RefundNoteRequest(
+                    customer_id=customer.customer_id,
+                    order_id=order.order_id,
+                    refund_id=refund.refund_id,
+                    amount=amount,
+                    currency=order.currency,
+                    note=message,
+                    case_id=case_id,
+                    idempotency_key=self.idempotency_key("crm-refund-note"),
+                ),
+                summary=f"noted refund {refund.refund_id} on {customer.customer_id} in the CRM",
+            )
+        except ActivityError as error:
+            return await self._fail_compensated(context, policy_ref, refund, error)
+        self.set_status(CaseStatus.REFUNDED, amount=amount)
+        await self._tell_customer(
+            customer,
+            f"Your refund for order {order.order_id}",
+            f"We have refunded {money(amount)} {order.currency} for order {order.order_id}.",
+            step="refunded",
+        )
+        await self.notify(
+            self._requested_by, f"Refund on {order.order_id} issued", message, step="refunded"
+        )
+        return RefundResult(
+            case_id=case_id,
+            order_id=order.order_id,
+            customer_id=customer.customer_id,
+            status=CaseStatus.REFUNDED,
+            outcome=outcome,
+            message=message,
+            decided_by=decided_by,
+            amount_refunded=amount,
+            refund_id=refund.refund_id,
+            policy=policy_ref,
+        )
+
+    async def _compensate(self, why: str) -> CompensationReport:
+        def on_step(description: str, error: BaseException | None) -> None:
+            if error is None:
+                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
+            else:
+                self.record(
+                    AuditKind.COMPENSATION,
+                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
+                )
+
+        return await self._saga.compensate(on_step)
+
+    async def _fail_compensated(
+        self, context: _Context, policy_ref: PolicyRef, refund: Refund, error: ActivityError
+    ) -> RefundResult:
+        cause = failure_message(error)
+        report = await self._compensate(f"CRM update failed: {cause}")
+        status = (
+            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
+        )
+        message = (
+            f"noting refund {refund.refund_id} in the CRM failed ({cause}); compensated: "
+            + (", ".join(report.compensated) or "nothing")
+            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
+        )
+        order = context.order
+        self.set_status(status)
+        await self.notify(
+            self._requested_by, f"Refund on {order.order_id} failed", message, step="failed"
+        )
+        return RefundResult(
+            case_id=workflow.info().workflow_id,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=status,
+            outcome=Outcome.FAILED_COMPENSATED,
+            message=message,
+            compensated=report.compensated,
+            compensation_failed=report.failed,
+            policy=policy_ref,
+        )
+
+    async def _reject(
+        self, context: _Context, policy_ref: PolicyRef, decision: TaskDecision, fraud: bool
+    ) -> RefundResult:
+        if fraud:
+            message = f"fraud confirmed by {decision.approver}: {decision.comment}; not refunded"
+            outcome = Outcome.FRAUD_CONFIRMED
+        else:
+            message = f"rejected by {decision.approver}: {decision.comment}"
+            outcome = Outcome.REJECTED
+        return await self._close_rejected(context, policy_ref, message, decision.approver, outcome)
+
+    async def _close_rejected(
+        self,
+        context: _Context,
+        policy_ref: PolicyRef,
+        message: str,
+        decided_by: str,
+        outcome: Outcome,
+    ) -> RefundResult:
+        order = context.order
+        self.set_status(CaseStatus.REJECTED)
+        # The customer hears that it was declined, never the fraud suspicion behind it.
+        await self._tell_customer(
+            context.customer,
+            f"Your refund request for order {order.order_id}",
+            f"We could not refund order {order.order_id}. Reply to this message if you would "
+            "like us to look at it again.",
+            step="rejected",
+        )
+        await self.notify(
+            self._requested_by, f"Refund on {order.order_id} rejected", message, step="rejected"
+        )
+        return RefundResult(
+            case_id=workflow.info().workflow_id,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=CaseStatus.REJECTED,
+            outcome=outcome,
+            message=message,
+            decided_by=decided_by,
+            policy=policy_ref,
+        )
+
+    async def _put_on_hold(
+        self,
+        policy: RefundPolicy,
+        policy_ref: PolicyRef,
+        context: _Context,
+        tiers: list[ApprovalTier],
+    ) -> RefundResult:
+        order = context.order
+        roles = ", ".join(tier.role for tier in tiers)
+        message = f"no decision in time from {roles}; request on hold, nothing refunded"
+        self.set_status(CaseStatus.ON_HOLD)
+        for role in policy.final_timeout.notify_roles:
+            await self.notify_role(
+                role, f"Refund on {order.order_id} timed out", message, step="timeout"
+            )
+        await self.notify(
+            self._requested_by, f"Refund on {order.order_id} on hold", message, step="timeout"
+        )
+        return RefundResult(
+            case_id=workflow.info().workflow_id,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=CaseStatus.ON_HOLD,
+            outcome=Outcome.TIMED_OUT,
+            message=message,
+            policy=policy_ref,
+        )
+
+    async def _tell_customer(self, customer: Customer, subject: str, body: str, step: str) -> None:
+        """Best effort: the outcome stands whether or not the email goes out, and a failed
+        send is in the audit trail for a person to follow up."""
+        try:
+            await self.call_tool(
+                NotificationActivities.send,
+                NotificationRequest(
+                    to=customer.email,
+                    subject=subject,
+                    body=body,
+                    case_id=workflow.info().workflow_id,
+                    idempotency_key=self.idempotency_key(f"notify:customer:{step}"),
+                ),
+                summary=f"told customer {customer.customer_id}: {subject}",
+            )
+        except ActivityError:
+            return
+
+
+def _summary(
+    request: RefundInput,
+    context: _Context,
+    assessment: RefundAssessment,
+    proposal: RefundProposal | None,
+    decision: RefundDecision,
+) -> str:
+    order, customer = context.order, context.customer
+    currency = order.currency
+    lines = [
+        f"Refund of {money(request.amount)} {currency} asked on order {order.order_id} "
+        f"({money(order.total)} {currency}, payment {order.payment_status}, "
+        f"{order.fulfilment_status}, {assessment.days_since_delivery} days ago).",
+        f"Customer {customer.customer_id} ({customer.tier}): {len(context.order_history)} "
+        f"order(s), {assessment.recent_refunds} recent refund(s); "
+        f"{money(assessment.refundable)} {currency} still refundable on this order.",
+        f"Customer's reason: {request.reason}",
+    ]
+    lines += [f"- fraud signal {flag}" for flag in assessment.fraud_flags]
+    if proposal is None:
+        lines.append("Agent: no proposal (see audit trail).")
+    else:
+        lines.append(
+            f"Agent recommends {proposal.recommendation.value} "
+            f"(confidence {proposal.confidence:.2f}): {proposal.reason}"
+        )
+    lines.append("Needs a person because: " + "; ".join(decision.reasons) + ".")
+    return "\n".join(lines)

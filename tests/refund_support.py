@@ -1,0 +1,334 @@
+"""Helpers for the refund process's tests: faked systems by activity name, and the sandbox over
+HTTP for the integration tests.
+
+``FakeRefundSystems`` fakes orders, CRM, fraud signals, payments, notifications and the model
+under the real activity names, for the time-skipping tests and for recording replay histories.
+Dates are relative to a ``now`` the caller passes: the shared time-skipping server's clock runs
+ahead of the wall clock once earlier tests have skipped through SLAs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from casework.activities import policy
+from casework.activities.crm import CustomerLookup, RefundNoteRequest
+from casework.activities.fraud import FraudSignalLookup
+from casework.activities.notifications import NotificationRequest
+from casework.activities.orders import CustomerOrdersLookup, OrderLookup
+from casework.activities.payments import RefundLookup, RefundRequest, RefundReversal
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.agents.refund import RefundProposal, RefundRecommendation
+from casework.records import Notification, OrderLine
+from casework.records_refund import Customer, FraudSignal, Order, Refund, RefundNote
+from tests.integration_support import case_data
+from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+
+
+def proposal(
+    recommendation: RefundRecommendation = RefundRecommendation.APPROVE, confidence: float = 0.95
+) -> RefundProposal:
+    return RefundProposal(
+        recommendation=recommendation,
+        confidence=confidence,
+        reason="scripted reason",
+        evidence=["order delivered damaged"],
+    )
+
+
+def order(
+    order_id: str,
+    now: datetime,
+    *,
+    total: str = "30.00",
+    customer_id: str = "CUS-1",
+    payment_status: str = "captured",
+    delivered_days_ago: int = 5,
+) -> Order:
+    placed = now - timedelta(days=delivered_days_ago + 3)
+    return Order(
+        order_id=order_id,
+        customer_id=customer_id,
+        currency="EUR",
+        lines=[OrderLine(sku="MUG-1", description="Mug", quantity=1, unit_price=Decimal(total))],
+        total=Decimal(total),
+        payment_status=payment_status,
+        fulfilment_status="delivered",
+        placed_at=placed,
+        delivered_at=now - timedelta(days=delivered_days_ago),
+    )
+
+
+def customer(customer_id: str = "CUS-1", tier: str = "standard") -> Customer:
+    return Customer(customer_id=customer_id, name="Ann Lee", email="ann.lee@example.com", tier=tier)
+
+
+def fraud_signal(customer_id: str = "CUS-1", order_id: str | None = None) -> FraudSignal:
+    return FraudSignal(
+        signal_id="FRS-1",
+        customer_id=customer_id,
+        order_id=order_id,
+        kind="refund_velocity",
+        severity="high",
+        detail="five refund requests in two days from new devices",
+    )
+
+
+@dataclass
+class FakeRefundSystems:
+    order: Order
+    customer: Customer = field(default_factory=customer)
+    prior_refunds: list[Refund] = field(default_factory=list)
+    signals: list[FraudSignal] = field(default_factory=list)
+    agent_answer: RefundProposal | ApplicationError = field(default_factory=proposal)
+    crm_fails: bool = False
+    """The CRM refuses refund notes for good (the customer record is locked)."""
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    """Refunds issued by the case, by idempotency key."""
+    issue_calls: int = 0
+    reversals: list[RefundReversal] = field(default_factory=list)
+    notes: list[RefundNoteRequest] = field(default_factory=list)
+    notifications: list[NotificationRequest] = field(default_factory=list)
+    agent_requests: list[AgentRequest] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="orders.get_order")
+        async def get_order(lookup: OrderLookup) -> Order:
+            if lookup.order_id != self.order.order_id:
+                raise ApplicationError(
+                    f"order {lookup.order_id} not found", type="RecordNotFound", non_retryable=True
+                )
+            return self.order
+
+        @activity.defn(name="orders.list_customer_orders")
+        async def list_customer_orders(lookup: CustomerOrdersLookup) -> list[Order]:
+            return [self.order]
+
+        @activity.defn(name="crm.get_customer")
+        async def get_customer(lookup: CustomerLookup) -> Customer:
+            return self.customer
+
+        @activity.defn(name="crm.add_refund_note")
+        async def add_refund_note(request: RefundNoteRequest) -> RefundNote:
+            if self.crm_fails:
+                raise ApplicationError(
+                    f"customer {request.customer_id} is locked for a data-protection review",
+                    type="RequestConflict",
+                    non_retryable=True,
+                )
+            self.notes.append(request)
+            return RefundNote(
+                note_id=f"CRN-{len(self.notes)}",
+                **request.model_dump(exclude={"idempotency_key", "case_id"}),
+            )
+
+        @activity.defn(name="fraud.list_signals")
+        async def list_signals(lookup: FraudSignalLookup) -> list[FraudSignal]:
+            return self.signals
+
+        @activity.defn(name="payments.list_refunds")
+        async def list_refunds(lookup: RefundLookup) -> list[Refund]:
+            return self.prior_refunds
+
+        @activity.defn(name="payments.issue_refund")
+        async def issue_refund(request: RefundRequest) -> Refund:
+            self.issue_calls += 1
+            if request.idempotency_key not in self.refunds:
+                self.refunds[request.idempotency_key] = Refund(
+                    refund_id=f"REF-{len(self.refunds) + 1}",
+                    order_id=request.order_id,
+                    customer_id=request.customer_id,
+                    amount=request.amount,
+                    currency=request.currency,
+                    status="issued",
+                    idempotency_key=request.idempotency_key,
+                )
+            return self.refunds[request.idempotency_key]
+
+        @activity.defn(name="payments.reverse_refund")
+        async def reverse_refund(reversal: RefundReversal) -> Refund:
+            self.reversals.append(reversal)
+            refund = next(r for r in self.refunds.values() if r.refund_id == reversal.refund_id)
+            refund.status = "reversed"
+            return refund
+
+        @activity.defn(name="notifications.send")
+        async def send(request: NotificationRequest) -> Notification:
+            self.notifications.append(request)
+            return Notification(
+                notification_id=f"N-{len(self.notifications)}",
+                to=request.to,
+                subject=request.subject,
+            )
+
+        @activity.defn(name="llm.propose")
+        async def propose(request: AgentRequest) -> AgentResult:
+            self.agent_requests.append(request)
+            if isinstance(self.agent_answer, ApplicationError):
+                raise self.agent_answer
+            return AgentResult(
+                output=self.agent_answer.model_dump(mode="json"),
+                usage=AgentUsage(
+                    model="scripted",
+                    stand_in=False,
+                    prompt_tokens=120,
+                    completion_tokens=40,
+                    cost_usd=0.001,
+                    attempt=activity.info().attempt,
+                ),
+            )
+
+        return [
+            policy.load,
+            get_order,
+            list_customer_orders,
+            get_customer,
+            add_refund_note,
+            list_signals,
+            list_refunds,
+            issue_refund,
+            reverse_refund,
+            send,
+            propose,
+        ]
+
+    def sent_to(self, email: str) -> list[str]:
+        """Subjects of the notifications sent to ``email``, in order."""
+        return [n.subject for n in self.notifications if n.to == email]
+
+
+# -- the sandbox and the scripted model, for the integration tests -----------------------------
+
+
+class RefundSystems:
+    """The sandbox's orders, CRM, fraud signals, refund ledger and outbox, over HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self._http.post(path, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def _get(self, path: str, **params: str) -> Any:
+        response = await self._http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    async def seed(
+        self,
+        order_id: str,
+        *,
+        total: str = "30.00",
+        tier: str = "standard",
+        payment_status: str = "captured",
+        fraud: bool = False,
+    ) -> str:
+        """A customer of their own (named after the order) and a delivered order; with
+        ``fraud``, a high-severity signal on the customer. Returns the customer ID."""
+        customer_id = f"CUS-{order_id}"
+        await self._post(
+            "/crm/customers",
+            {
+                "customer_id": customer_id,
+                "name": f"Customer of {order_id}",
+                "email": f"{customer_id.lower()}@example.com",
+                "tier": tier,
+            },
+        )
+        now = datetime.now().astimezone()
+        await self._post(
+            "/orders",
+            {
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "lines": [
+                    {"sku": "MUG-1", "description": "Mug", "quantity": 1, "unit_price": total}
+                ],
+                "payment_status": payment_status,
+                "placed_at": (now - timedelta(days=6)).isoformat(),
+                "delivered_at": (now - timedelta(days=3)).isoformat(),
+            },
+        )
+        if fraud:
+            await self._post(
+                "/fraud/signals",
+                {
+                    "customer_id": customer_id,
+                    "order_id": order_id,
+                    "kind": "card_mismatch",
+                    "severity": "high",
+                    "detail": "card country differs from shipping country",
+                },
+            )
+        return customer_id
+
+    async def refunds(self, order_id: str) -> list[Refund]:
+        """The refund ledger's entries for one order."""
+        rows = await self._get("/payments/refunds", order_id=order_id)
+        return [Refund.model_validate(row) for row in rows]
+
+    async def refund_notes(self, customer_id: str) -> list[RefundNote]:
+        rows = await self._get(f"/crm/customers/{customer_id}/refund-notes")
+        return [RefundNote.model_validate(row) for row in rows]
+
+    async def notifications(self, *, to: str, case_id: str) -> list[Notification]:
+        rows = await self._get("/notifications", to=to, case_id=case_id)
+        return [Notification.model_validate(row) for row in rows]
+
+    async def inject_fault(self, **spec: Any) -> None:
+        await self._post("/_faults", spec)
+
+    async def clear_faults(self) -> None:
+        response = await self._http.delete("/_faults")
+        response.raise_for_status()
+
+
+def order_id_of(chat_request: dict[str, Any]) -> str | None:
+    data = case_data(chat_request)
+    return None if data is None else data.get("request", {}).get("order_id")
+
+
+class ScriptedRefundAnalyst:
+    """Scripts the model behind the refund analyst one order at a time, so one test's replies
+    can never be served to another test's case."""
+
+    def __init__(self, server: ScriptedLlmServer) -> None:
+        self.server = server
+        self._replies: dict[str, ScriptedReply] = {}
+        server.responder = self._answer
+
+    def answer(self, order_id: str, recommendation: str, confidence: float) -> None:
+        content = json.dumps(
+            {
+                "recommendation": recommendation,
+                "confidence": confidence,
+                "reason": "The customer reports the mug arrived broken; delivery confirms it.",
+                "evidence": ["fulfilment: delivered 3 days ago"],
+            }
+        )
+        self._replies[order_id] = ScriptedReply(
+            content=content, prompt_tokens=250, completion_tokens=60
+        )
+
+    def requests_for(self, order_id: str) -> list[dict[str, Any]]:
+        return [body for body in list(self.server.requests) if order_id_of(body) == order_id]
+
+    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
+        order_id = order_id_of(body)
+        reply = self._replies.get(order_id) if order_id else None
+        if reply is None:
+            # 400 is non-retryable: an unscripted case fails fast and visibly instead of retrying.
+            message = f"no scripted answer for order {order_id!r}"
+            return ScriptedReply(status=400, error_body={"error": {"message": message}})
+        return reply
