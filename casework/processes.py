@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception, ticket_triage
+from casework.workflows import invoice_exception, loan_application, ticket_triage
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,14 @@ PROCESSES: dict[str, Process] = {
             input_model=ticket_triage.TicketTriageInput,
             case_id=lambda request: ticket_triage.case_id_for(request.ticket_id),
             description="an agent triages an IT ticket; policy decides; severity 1 pages on-call",
+        ),
+        Process(
+            name=loan_application.CASE_TYPE,
+            workflow_type="LoanApplication",
+            input_model=loan_application.LoanApplicationInput,
+            case_id=lambda request: loan_application.case_id_for(request.application_id),
+            description="KYC, a late credit report and an income-reading agent decide a loan; "
+            "a fraud alert after disbursement reverses it",
         ),
     ]
 }

@@ -15,18 +15,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from casework.sandbox import erp, faults, itsm, notifications, payments
+from casework.sandbox import credit_bureau, erp, faults, itsm, kyc, lending, notifications, payments
 from casework.sandbox.store import Database
 
 DESCRIPTION = """
 Stand-ins for the systems of record casework's activities act on, backed by one SQLite file:
 
 * **ERP**: suppliers, purchase orders, goods receipts and supplier invoices with a status history.
-* **Payments**: pays invoices and keeps a ledger.
+* **Payments**: pays invoices and disburses loans, and keeps one ledger of both.
 * **Notifications**: an outbox that records messages instead of sending them.
 * **ITSM**: a service desk with tickets (classify, assign, comment, resolve; similar tickets),
   a configuration database of services and servers with their on-call owners, and a knowledge
   base with word-overlap search. Ticket and article text is stored and returned verbatim.
+* **Lending, KYC, credit bureau**: loan applications with income documents and a status history;
+  an identity-document registry and a sanctions list with their checks; a credit bureau that
+  takes report requests now and answers later.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -42,7 +45,7 @@ Errors are `{"detail": "..."}` with a message that names the field or record at 
 
 
 # Systems whose module holds its tables (``SCHEMA``) beside its routes.
-SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = ()
+SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (lending, kyc, credit_bureau)
 
 
 class Health(BaseModel):

@@ -17,8 +17,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from casework.activities import policy
+from casework.activities.credit_bureau import CreditBureauActivities
 from casework.activities.erp import ErpActivities
 from casework.activities.itsm import ItsmActivities
+from casework.activities.kyc import KycActivities
+from casework.activities.lending import LendingActivities
 from casework.activities.llm import LlmActivities
 from casework.activities.notifications import NotificationActivities
 from casework.activities.payments import PaymentActivities
@@ -26,9 +29,15 @@ from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 
-WORKFLOWS: list[type] = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS: list[type] = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    LoanApplicationWorkflow,
+]
 
 log = logging.getLogger("casework.worker")
 
@@ -39,6 +48,9 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     notifications = NotificationActivities(http)
     itsm = ItsmActivities(http)
     llm = LlmActivities(settings)
+    lending = LendingActivities(http)
+    kyc = KycActivities(http)
+    credit_bureau = CreditBureauActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -60,6 +72,12 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         itsm.comment_on_ticket,
         llm.propose,
         llm.chat,
+        lending.get_application,
+        lending.set_application_status,
+        kyc.verify_identity,
+        kyc.screen_sanctions,
+        credit_bureau.request_report,
+        payments.disburse,
     ]
 
 
