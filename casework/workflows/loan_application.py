@@ -635,6 +635,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
             AuditKind.POLICY_DECISION,
             f"policy {ref}: fraud watch open until {self._watch_until.isoformat()} "
             f"({format_duration(window)})",
+            fraud_watch_until=self._watch_until,
         )
         ended_early = False
         try:
