@@ -54,22 +54,24 @@ class IncomeReading(BaseModel):
     explanation: str = Field(min_length=1)
 
 
-# "monthly net income: 3,200.00", "3 200 EUR per month", "EUR 1,450.50 a month"
-_AMOUNT = r"([0-9][0-9,. ]*[0-9]|[0-9])"
-_MONTHLY = [
-    re.compile(rf"monthly[^0-9\n]{{0,40}}?{_AMOUNT}", re.IGNORECASE),
-    re.compile(rf"{_AMOUNT}\s*(?:EUR|€|USD|\$)?\s*(?:per|a|/)\s*month", re.IGNORECASE),
-]
+# A money amount next to its currency: "3,950.00 EUR", "EUR 1 450.50", "€800".
+_NUMBER = r"([0-9][0-9,. ]*[0-9]|[0-9])"
+_MONEY = re.compile(
+    rf"(?:{_NUMBER}\s*(?:EUR|€|USD|\$))|(?:(?:EUR|€|USD|\$)\s*{_NUMBER})", re.IGNORECASE
+)
+_MONTHLY = re.compile(r"monthly|per month|a month|/\s*month", re.IGNORECASE)
 
 
 def _amount(text: str) -> Decimal | None:
-    for pattern in _MONTHLY:
-        if match := pattern.search(text):
-            digits = match.group(1).replace(",", "").replace(" ", "")
-            try:
-                return Decimal(digits)
-            except InvalidOperation:
-                continue
+    """The first money amount of a text that speaks of monthly income; None otherwise."""
+    if not _MONTHLY.search(text):
+        return None
+    for match in _MONEY.finditer(text):
+        digits = (match.group(1) or match.group(2)).replace(",", "").replace(" ", "")
+        try:
+            return Decimal(digits)
+        except InvalidOperation:
+            continue
     return None
 
 

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import Field, StringConstraints
+from pydantic import Field, PlainSerializer, StringConstraints
 
 from casework.sandbox.models import RecordId, StrictModel, Text
 from casework.sandbox.store import (
@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS kyc_checks (
 """
 
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+# Dumped as ISO text even in Python mode: the idempotency fingerprint of a check takes only
+# JSON-native values and decimals.
+IsoDate = Annotated[date, PlainSerializer(date.isoformat, return_type=str)]
 
 
 class Identity(StrictModel):
@@ -77,7 +80,7 @@ class SanctionsEntry(StrictModel):
 
 class VerificationRequest(StrictModel):
     full_name: Text
-    date_of_birth: date
+    date_of_birth: IsoDate
     document_number: RecordId
     reference: Text | None = Field(default=None, description="The caller's case or application.")
 
@@ -92,7 +95,7 @@ class Verification(StrictModel):
 
 class ScreeningRequest(StrictModel):
     full_name: Text
-    date_of_birth: date
+    date_of_birth: IsoDate
     country: CountryCode | None = None
     reference: Text | None = None
 
@@ -181,6 +184,18 @@ def list_sanctions(db: Db) -> list[SanctionsEntry]:
             "SELECT entry_id, name, date_of_birth, program FROM kyc_sanctions ORDER BY seq"
         ).fetchall()
     return [SanctionsEntry.model_validate(dict(row)) for row in rows]
+
+
+@router.get("/sanctions/{entry_id}")
+def get_sanctions_entry(entry_id: str, db: Db) -> SanctionsEntry:
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT entry_id, name, date_of_birth, program FROM kyc_sanctions WHERE entry_id = ?",
+            (entry_id,),
+        ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"sanctions entry {entry_id} not found")
+    return SanctionsEntry.model_validate(dict(row))
 
 
 @router.post("/verifications", status_code=201)

@@ -598,6 +598,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
                     idempotency_key=self.idempotency_key("disbursement-reversal"),
                 ),
                 retry_policy=COMPENSATION_RETRY,
+                summary=f"reversed disbursement {payment.payment_id}",
             ),
         )
         self._facts.update(amount_disbursed=amount, payment_id=payment.payment_id)
@@ -895,9 +896,12 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 message=report,
             )
         elif self._report is not None:
+            on_file = self._report.report_id
             self._ignore(
                 "credit report",
-                f"{report.report_id}: report {self._report.report_id} is already on file",
+                f"{on_file} is already on file (delivered again)"
+                if report.report_id == on_file
+                else f"{report.report_id}: report {on_file} is already on file",
                 message=report,
             )
         else:
