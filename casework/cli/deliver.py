@@ -59,35 +59,33 @@ def add_parser(commands: Any) -> None:
     alert.add_argument("--source", default="fraud-monitoring", help="who raised it")
 
 
-async def run(client: Client, settings: Settings, args: argparse.Namespace) -> int:
+def message_from(args: argparse.Namespace) -> Message | None:
+    """The message the arguments describe, checked before anything is contacted; None for a
+    credit report, which is read from the bureau."""
     match args.message:
-        case "credit-report":
-            async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
-                try:
-                    message: Message = await bureau_report(sandbox, args.request_id)
-                except BureauAnswerUnavailable as error:
-                    raise CommandError(str(error)) from error
-                except httpx.HTTPError as error:
-                    raise CommandError(
-                        f"cannot read the bureau at {settings.sandbox_url}: {error!r}"
-                    ) from error
         case "customer-reply":
-            message = _message(
+            return _message(
                 CustomerReply,
                 application_id=args.application_id,
                 text=args.text,
                 documents=_read_documents(args.documents) if args.documents else [],
             )
         case "fraud-alert":
-            message = _message(
+            return _message(
                 FraudAlert,
                 application_id=args.application_id,
                 alert_id=args.alert_id or f"FA-{uuid.uuid4().hex[:8].upper()}",
                 reason=args.reason,
                 source=args.source,
             )
-        case other:
-            raise AssertionError(f"unhandled message kind {other}")
+    return None
+
+
+async def run(
+    client: Client, settings: Settings, args: argparse.Namespace, message: Message | None
+) -> int:
+    if message is None:
+        message = await _from_bureau(settings, args.request_id)
     try:
         delivery = await deliver(client, message)
     except NoCaseForMessage as error:
@@ -95,6 +93,18 @@ async def run(client: Client, settings: Settings, args: argparse.Namespace) -> i
     print(delivery.summary)
     print(f"  see what the case made of it: casework audit {delivery.case_id}")
     return 0
+
+
+async def _from_bureau(settings: Settings, request_id: str) -> Message:
+    async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
+        try:
+            return await bureau_report(sandbox, request_id)
+        except BureauAnswerUnavailable as error:
+            raise CommandError(str(error)) from error
+        except httpx.HTTPError as error:
+            raise CommandError(
+                f"cannot read the bureau at {settings.sandbox_url}: {error!r}"
+            ) from error
 
 
 def _message(model: type[Message], **fields: Any) -> Message:

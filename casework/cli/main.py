@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         case "acknowledge":
             return _with_client(lambda c: cases.acknowledge(c, args.case, args.user))
         case "deliver":
-            return _with_client(lambda c: deliver.run(c, settings, args))
+            message = deliver.message_from(args)
+            return _with_client(lambda c: deliver.run(c, settings, args, message))
         case "inbox":
             return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
         case "audit":
