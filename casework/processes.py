@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception, refund, ticket_triage
+from casework.workflows import invoice_exception, loan_application, refund, ticket_triage
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,14 @@ PROCESSES: dict[str, Process] = {
             input_model=refund.RefundInput,
             case_id=lambda request: refund.case_id_for(request.order_id),
             description="refund a customer by policy tier; fraud flags go to an investigator",
+        ),
+        Process(
+            name=loan_application.CASE_TYPE,
+            workflow_type="LoanApplication",
+            input_model=loan_application.LoanApplicationInput,
+            case_id=lambda request: loan_application.case_id_for(request.application_id),
+            description="KYC, a late credit report and an income-reading agent decide a loan; "
+            "a fraud alert after disbursement reverses it",
         ),
     ]
 }

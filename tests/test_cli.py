@@ -103,7 +103,9 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
     rows = [
         line
         for line in demo.stdout.splitlines()
-        if line.split(" ", 1)[0].startswith(("invoice-exception-", "ticket-triage-"))
+        if line.split(" ", 1)[0].startswith(
+            ("invoice-exception-", "ticket-triage-", "loan-application-")
+        )
         and "/workflows/" in line
     ]
 
@@ -124,6 +126,12 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
         "rejected",
     ]
     assert statuses("ticket-triage-") == ["assigned", "awaiting_approval", "escalated", "resolved"]
+    assert statuses("loan-application-") == [
+        "awaiting_approval",
+        "disbursed",
+        "failed_compensated",
+        "rejected",
+    ]
     assert "offline stand-in" in demo.stdout
     (waiting,) = [row.split()[0] for row in rows if "awaiting finance_manager" in row]
     (review,) = [row.split()[0] for row in rows if "awaiting service_desk_lead" in row]
@@ -132,7 +140,10 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
 
     inbox = casework(stack_env, "inbox", "--json")
     assert inbox.returncode == 0, inbox.stderr
-    assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted([waiting, review])
+    (underwriting,) = [row.split()[0] for row in rows if "awaiting underwriter" in row]
+    assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted(
+        [waiting, review, underwriting]
+    )
 
     refused = casework(stack_env, "approve", waiting, "--as", "bob")
     assert refused.returncode == 1

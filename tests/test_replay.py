@@ -17,14 +17,17 @@ from temporalio.worker import Replayer
 from casework.converter import data_converter
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 from tests.histories.record import (
     HISTORIES,
+    LOAN_RECORDINGS,
     RECORDINGS,
     REFUND_RECORDINGS,
     TRIAGE_RECORDINGS,
     history_path,
+    loan_history_path,
     refund_history_path,
     triage_history_path,
     workflow_id_for,
@@ -32,7 +35,13 @@ from tests.histories.record import (
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 # A triage case's agent region is a child workflow: its history is stored (and replayed) apart.
-WORKFLOWS = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow, RefundWorkflow]
+WORKFLOWS = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    RefundWorkflow,
+    LoanApplicationWorkflow,
+]
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
@@ -42,6 +51,7 @@ def test_every_recorded_scenario_has_a_stored_history() -> None:
         for r in TRIAGE_RECORDINGS
         if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
     ]
+    missing += [r.name for r in LOAN_RECORDINGS if not loan_history_path(r.name).exists()]
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 

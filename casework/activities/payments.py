@@ -23,6 +23,15 @@ class PaymentRequest(BaseModel):
     idempotency_key: str
 
 
+class DisbursementRequest(BaseModel):
+    application_id: str
+    borrower_id: str
+    amount: Decimal
+    currency: str
+    reference: str | None = None
+    idempotency_key: str
+
+
 class PaymentReversal(BaseModel):
     payment_id: str
     reason: str
@@ -67,6 +76,19 @@ class PaymentActivities:
                 "POST",
                 "/payments",
                 json=body,
+                idempotency_key=request.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="payments.disburse")
+    async def disburse(self, request: DisbursementRequest) -> Payment:
+        """Pay out a loan; it lands in the same ledger as payments and reverses like one."""
+        return Payment.model_validate(
+            await call(
+                self._client,
+                "POST",
+                "/payments/disbursements",
+                json=request.model_dump(mode="json", exclude={"idempotency_key"}),
                 idempotency_key=request.idempotency_key,
             )
         )

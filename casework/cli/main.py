@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
 
-from casework.cli import cases
+from casework.cli import cases, deliver
 from casework.cli.cases import CommandError
 from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 from casework.client import connect
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     acknowledge = commands.add_parser("acknowledge", help="acknowledge a severity-1 page")
     acknowledge.add_argument("case")
     acknowledge.add_argument("--as", dest="user", required=True, help="who was paged")
+
+    deliver.add_parser(commands)
 
     inbox = commands.add_parser(
         "inbox", help="cases awaiting a decision or an answer, soonest due first"
@@ -206,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
             )
         case "acknowledge":
             return _with_client(lambda c: cases.acknowledge(c, args.case, args.user))
+        case "deliver":
+            message = deliver.message_from(args)
+            return _with_client(lambda c: deliver.run(c, settings, args, message))
         case "inbox":
             return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
         case "audit" if args.verify:

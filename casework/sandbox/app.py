@@ -15,15 +15,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from casework.sandbox import crm, erp, faults, fraud, itsm, notifications, orders, payments
+from casework.sandbox import (
+    credit_bureau,
+    crm,
+    erp,
+    faults,
+    fraud,
+    itsm,
+    kyc,
+    lending,
+    notifications,
+    orders,
+    payments,
+)
 from casework.sandbox.store import Database
 
 DESCRIPTION = """
 Stand-ins for the systems of record casework's activities act on, backed by one SQLite file:
 
 * **ERP**: suppliers, purchase orders, goods receipts and supplier invoices with a status history.
-* **Payments**: pays invoices and refunds customers (`/payments/refunds`, reversible), keeping a
-  ledger of each.
+* **Payments**: pays invoices and disburses loans (one ledger, `/payments`), and refunds
+  customers (`/payments/refunds`); every payout is reversible.
 * **Notifications**: an outbox that records messages instead of sending them.
 * **ITSM**: a service desk with tickets (classify, assign, comment, resolve; similar tickets),
   a configuration database of services and servers with their on-call owners, and a knowledge
@@ -32,6 +44,9 @@ Stand-ins for the systems of record casework's activities act on, backed by one 
 * **CRM (customers)**: customer records with their tier, and refund notes on them
   (`/crm/customers/...`).
 * **Fraud signals**: signals raised against a customer or one of their orders.
+* **Lending, KYC, credit bureau**: loan applications with income documents and a status history;
+  an identity-document registry and a sanctions list with their checks; a credit bureau that
+  takes report requests now and answers later.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -47,7 +62,7 @@ Errors are `{"detail": "..."}` with a message that names the field or record at 
 
 
 # Systems whose module holds its tables (``SCHEMA``) beside its routes.
-SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (orders, crm, fraud)
+SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (orders, crm, fraud, lending, kyc, credit_bureau)
 
 
 class Health(BaseModel):

@@ -1,5 +1,6 @@
-"""The payments stand-in: pays invoices and refunds customers, each exactly once per
-Idempotency-Key, and keeps a ledger of both (``/payments`` and ``/payments/refunds``)."""
+"""The payments stand-in: pays invoices, disburses loans and refunds customers, each exactly once
+per Idempotency-Key; payouts share one ledger (``/payments``), refunds have theirs
+(``/payments/refunds``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ router = APIRouter(prefix="/payments", tags=["Payments"])
 class PaymentRequest(StrictModel):
     invoice_id: RecordId
     supplier_id: RecordId
+    amount: PositiveMoney
+    currency: Currency
+    reference: Text | None = None
+
+
+class DisbursementRequest(StrictModel):
+    application_id: RecordId
+    borrower_id: RecordId
     amount: PositiveMoney
     currency: Currency
     reference: Text | None = None
@@ -83,6 +92,43 @@ def create_payment(
             conn,
             response,
             operation="payment",
+            key=key,
+            subject="",
+            request=request,
+            result_type=Payment,
+            apply=apply,
+        )
+
+
+@router.post("/disbursements", status_code=201)
+def create_disbursement(
+    request: DisbursementRequest, key: IdempotencyKey, response: Response, db: Db
+) -> Payment:
+    """Pay out a loan. It is an entry in the same ledger as invoice payments (``invoice_id`` is
+    the loan application, ``supplier_id`` the borrower), so one ledger shows every payout and is
+    the one place to check for duplicates; reverse it like any payment."""
+
+    def apply() -> Payment:
+        seq, payment_id = next_id(conn, "payments", "PAY")
+        payment = Payment(
+            payment_id=payment_id,
+            invoice_id=request.application_id,
+            supplier_id=request.borrower_id,
+            amount=request.amount,
+            currency=request.currency,
+            reference=request.reference,
+            status="completed",
+            idempotency_key=key,
+            created_at=utc_now(),
+        )
+        insert(conn, "payments", {"seq": seq, **payment.model_dump(mode="json")})
+        return payment
+
+    with db.transaction() as conn:
+        return apply_once(
+            conn,
+            response,
+            operation="disbursement",
             key=key,
             subject="",
             request=request,

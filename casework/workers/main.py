@@ -17,10 +17,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from casework.activities import policy
+from casework.activities.credit_bureau import CreditBureauActivities
 from casework.activities.crm import CrmActivities
 from casework.activities.erp import ErpActivities
 from casework.activities.fraud import FraudActivities
 from casework.activities.itsm import ItsmActivities
+from casework.activities.kyc import KycActivities
+from casework.activities.lending import LendingActivities
 from casework.activities.llm import LlmActivities
 from casework.activities.notifications import NotificationActivities
 from casework.activities.orders import OrderActivities
@@ -29,6 +32,7 @@ from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 
@@ -37,6 +41,7 @@ WORKFLOWS: list[type] = [
     TicketTriageWorkflow,
     AgentRegionWorkflow,
     RefundWorkflow,
+    LoanApplicationWorkflow,
 ]
 
 log = logging.getLogger("casework.worker")
@@ -51,6 +56,9 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     orders = OrderActivities(http)
     crm = CrmActivities(http)
     fraud = FraudActivities(http)
+    lending = LendingActivities(http)
+    kyc = KycActivities(http)
+    credit_bureau = CreditBureauActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -80,6 +88,12 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         payments.issue_refund,
         payments.reverse_refund,
         payments.list_refunds,
+        lending.get_application,
+        lending.set_application_status,
+        kyc.verify_identity,
+        kyc.screen_sanctions,
+        credit_bureau.request_report,
+        payments.disburse,
     ]
 
 

@@ -14,7 +14,9 @@ the same way (``tests.triage_support.FakeItsm``) and save two histories each, as
 is a child workflow with a history of its own: ``ticket_triage_<name>.json`` for the case and
 ``ticket_triage_<name>.agent.json`` for its region. Refund scenarios fake orders, CRM, fraud
 signals, payments and the model (``tests.refund_support.FakeRefundSystems``) and save
-``refund_<name>.json``.
+``refund_<name>.json``. Loan-application scenarios fake the lending system, KYC, the bureau,
+payments and the income reader (``tests.loan_application_support``) and save
+``loan_application_<name>.json``.
 
 Name scenarios to record only those (re-recording changes timestamps in every file):
 
@@ -42,6 +44,7 @@ from casework import search_attributes
 from casework.agents.triage import stand_in_turn
 from casework.audit import AuditEvent, AuditKind
 from casework.converter import data_converter
+from casework.loan_records import FraudAlert, SanctionsHit
 from casework.records import ConfigurationItem, KbArticle, Ticket
 from casework.tasks import HumanTask, TaskDecision
 from casework.workflows.agent_region import AgentRegionWorkflow, RegionOutcome
@@ -53,6 +56,14 @@ from casework.workflows.invoice_exception import (
     Outcome,
     case_id_for,
 )
+from casework.workflows.loan_application import (
+    CREDIT_REPORT,
+    FRAUD_ALERT,
+    LoanApplicationInput,
+    LoanApplicationWorkflow,
+)
+from casework.workflows.loan_application import Outcome as LoanOutcome
+from casework.workflows.loan_application import case_id_for as loan_case_id_for
 from casework.workflows.refund import Outcome as RefundOutcome
 from casework.workflows.refund import RefundInput, RefundResult, RefundWorkflow
 from casework.workflows.refund import case_id_for as refund_case_id_for
@@ -66,6 +77,17 @@ from casework.workflows.ticket_triage import case_id_for as triage_case_id_for
 from tests.conftest import BIN
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
+from tests.loan_application_support import (
+    FakeLending,
+    LoanHandle,
+    credit_report,
+    freelance_statement,
+    loan_application,
+    opens_task,
+    reaches_status,
+    reading,
+    waits_for,
+)
 from tests.refund_support import FakeRefundSystems, fraud_signal, order
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 
@@ -73,6 +95,7 @@ HISTORIES = Path(__file__).parent
 PREFIX = "invoice_exception_"
 TRIAGE_PREFIX = "ticket_triage_"
 REFUND_PREFIX = "refund_"
+LOAN_PREFIX = "loan_application_"
 REGION_SUFFIX = ".agent"
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -99,6 +122,8 @@ def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
     if history.stem.startswith(REFUND_PREFIX):
         return refund_case_id_for(refund_order_id_for(history.stem.removeprefix(REFUND_PREFIX)))
+    if history.stem.startswith(LOAN_PREFIX):
+        return loan_case_id_for(application_id_for(history.stem.removeprefix(LOAN_PREFIX)))
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
         case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
@@ -480,6 +505,137 @@ async def record_refund(env: WorkflowEnvironment, recording: RefundRecording) ->
     return path
 
 
+# -- loan application ---------------------------------------------------------------------------
+
+LoanDrive = Callable[[WorkflowEnvironment, LoanHandle], Awaitable[None]]
+
+
+def loan_history_path(name: str) -> Path:
+    return HISTORIES / f"{LOAN_PREFIX}{name}.json"
+
+
+def application_id_for(name: str) -> str:
+    return f"APP-REPLAY-{name}"
+
+
+@dataclass(frozen=True)
+class LoanRecording:
+    name: str
+    systems: Callable[[str], FakeLending]
+    """Builds the faked systems for the case's application ID."""
+    drive: LoanDrive
+    outcome: LoanOutcome
+
+
+def _report_early(score: int = 760) -> LoanDrive:
+    """The bureau answers straight after the start, long before the credit step."""
+
+    async def drive(env: WorkflowEnvironment, handle: LoanHandle) -> None:
+        application_id = handle.id.removeprefix("loan-application-")
+        await handle.signal(CREDIT_REPORT, credit_report(application_id, score=score))
+
+    return drive
+
+
+async def _underwriter_rejects(env: WorkflowEnvironment, handle: LoanHandle) -> None:
+    await _report_early()(env, handle)
+    await opens_task(handle)
+    await _decide(handle, approver="noah", action="reject", comment="purpose unclear")
+
+
+async def _applicant_silent_then_approved(env: WorkflowEnvironment, handle: LoanHandle) -> None:
+    await _report_early()(env, handle)
+    await waits_for(handle, "a reply from the applicant")
+    await env.sleep(timedelta(days=3, minutes=1))
+    await opens_task(handle)
+    await _decide(handle, approver="noah", action="approve", comment="statements seen in branch")
+
+
+async def _fraud_alert_after_disbursement(env: WorkflowEnvironment, handle: LoanHandle) -> None:
+    application_id = handle.id.removeprefix("loan-application-")
+    await _report_early()(env, handle)
+    await reaches_status(handle, CaseStatus.DISBURSED)
+    await handle.signal(
+        FRAUD_ALERT,
+        FraudAlert(application_id=application_id, alert_id="FA-1", reason="mule account"),
+    )
+
+
+def _large_loan(application_id: str) -> FakeLending:
+    return FakeLending(loan_application(application_id, amount="60000.00", term_months=120))
+
+
+def _unreadable_income(application_id: str) -> FakeLending:
+    return FakeLending(
+        loan_application(application_id, documents=[freelance_statement("see invoices")]),
+        readings=[reading(None, 0.4, missing=["bank statements"])],
+    )
+
+
+def _sanctioned(application_id: str) -> FakeLending:
+    hit = SanctionsHit(entry_id="SAN-1", name="Maria Keller", program="EU list")
+    return FakeLending(loan_application(application_id), sanctions_hits=[hit])
+
+
+LOAN_RECORDINGS = (
+    LoanRecording(
+        "disbursed",
+        lambda application_id: FakeLending(loan_application(application_id)),
+        _report_early(),
+        LoanOutcome.AUTO_APPROVED,
+    ),
+    LoanRecording(
+        "rules_rejected",
+        lambda application_id: FakeLending(loan_application(application_id)),
+        _report_early(score=480),
+        LoanOutcome.REJECTED,
+    ),
+    LoanRecording(
+        "underwriter_rejected",
+        _large_loan,
+        _underwriter_rejects,
+        LoanOutcome.REJECTED_BY_UNDERWRITER,
+    ),
+    LoanRecording(
+        "more_information_escalated",
+        _unreadable_income,
+        _applicant_silent_then_approved,
+        LoanOutcome.APPROVED,
+    ),
+    LoanRecording("sanctions_hit", _sanctioned, _nothing, LoanOutcome.SANCTIONS_HIT),
+    LoanRecording(
+        "fraud_reversed",
+        lambda application_id: FakeLending(loan_application(application_id)),
+        _fraud_alert_after_disbursement,
+        LoanOutcome.REVERSED_AFTER_FRAUD_ALERT,
+    ),
+)
+
+
+async def record_loan(env: WorkflowEnvironment, recording: LoanRecording) -> Path:
+    application_id = application_id_for(recording.name)
+    systems = recording.systems(application_id)
+    async with Worker(
+        env.client,
+        task_queue=f"record-{recording.name}",
+        workflows=[LoanApplicationWorkflow],
+        activities=systems.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            LoanApplicationWorkflow.run,
+            LoanApplicationInput(application_id=application_id, submitted_by="paul"),
+            id=loan_case_id_for(application_id),
+            task_queue=f"record-{recording.name}",
+        )
+        await recording.drive(env, handle)
+        result = await handle.result()
+    if result.outcome is not recording.outcome:
+        raise RuntimeError(f"{recording.name}: expected {recording.outcome}, got {result}")
+    path = loan_history_path(recording.name)
+    path.write_text((await handle.fetch_history()).to_json() + "\n")
+    return path
+
+
 async def record(env: WorkflowEnvironment, recording: Recording) -> Path:
     invoice_id = invoice_id_for(recording.name)
     systems = recording.systems(invoice_id)
@@ -536,6 +692,9 @@ async def record_all(names: list[str] | None = None) -> None:
         for refund in REFUND_RECORDINGS:
             if names is None or refund.name in names:
                 print(f"recorded {await record_refund(env, refund)}")
+        for loan in LOAN_RECORDINGS:
+            if names is None or loan.name in names:
+                print(f"recorded {await record_loan(env, loan)}")
 
 
 def main() -> None:
@@ -545,6 +704,7 @@ def main() -> None:
         {r.name for r in RECORDINGS}
         | {r.name for r in TRIAGE_RECORDINGS}
         | {r.name for r in REFUND_RECORDINGS}
+        | {r.name for r in LOAN_RECORDINGS}
     )
     names = sys.argv[1:] or None
     if unknown := set(names or ()) - known:

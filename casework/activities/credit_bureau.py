@@ -1,0 +1,35 @@
+"""Credit bureau tools. Only the request is a tool call: the report arrives later as a message,
+routed to the case by application ID (``casework.correlation``)."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel
+from temporalio import activity
+
+from casework.activities.http import call
+from casework.loan_records import CreditReportRequest
+
+
+class ReportOrder(BaseModel):
+    application_id: str
+    subject_id: str
+    reference: str
+    idempotency_key: str
+
+
+class CreditBureauActivities:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @activity.defn(name="credit_bureau.request_report")
+    async def request_report(self, order: ReportOrder) -> CreditReportRequest:
+        return CreditReportRequest.model_validate(
+            await call(
+                self._client,
+                "POST",
+                "/credit-bureau/requests",
+                json=order.model_dump(mode="json", exclude={"idempotency_key"}),
+                idempotency_key=order.idempotency_key,
+            )
+        )

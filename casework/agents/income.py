@@ -1,0 +1,112 @@
+"""The income reader: reads the income documents no payroll feed covers and says what they show.
+
+A freelancer's statement, a foreign pension letter or a rental contract has no structured monthly
+amount; the agent reads it and proposes the monthly income it supports, with a confidence, or
+says what is missing. It only proposes: the loan policy decides what follows.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from casework.agents.registry import AgentOutput, register
+
+INCOME_READER = "income_reader"
+INCOME_READING = "income_reading"
+
+SYSTEM_PROMPT = (
+    "You are a loan underwriting assistant. You read income documents that do not come from a "
+    "payroll system (freelance statements, pension letters, rental contracts, foreign pay "
+    "slips) and state the regular monthly income in the loan's currency that they support. "
+    "Count only income the documents evidence; say what is missing when they do not support a "
+    "figure. You only propose; a policy and a human decide."
+)
+
+TASK = (
+    "Read the applicant's non-standard income documents and any reply they sent. State the "
+    "monthly income they support (null if they do not support one), how confident you are, "
+    "what you found per document, and what the applicant should still provide."
+)
+
+
+class IncomeAssessment(StrEnum):
+    SUPPORTED = "supported"
+    """The documents evidence a regular monthly income."""
+    INSUFFICIENT = "insufficient"
+    """They do not: the applicant has to provide more."""
+
+
+class IncomeReading(BaseModel):
+    assessment: IncomeAssessment
+    verified_monthly_income: Decimal | None = Field(
+        default=None, ge=0, description="Monthly income the documents support; null if none."
+    )
+    confidence: float = Field(ge=0, le=1)
+    findings: list[str] = Field(default_factory=list, description="What each document shows.")
+    missing: list[str] = Field(
+        default_factory=list, description="What the applicant should still provide."
+    )
+    explanation: str = Field(min_length=1)
+
+
+# A money amount next to its currency: "3,950.00 EUR", "EUR 1 450.50", "€800".
+_NUMBER = r"([0-9][0-9,. ]*[0-9]|[0-9])"
+_MONEY = re.compile(
+    rf"(?:{_NUMBER}\s*(?:EUR|€|USD|\$))|(?:(?:EUR|€|USD|\$)\s*{_NUMBER})", re.IGNORECASE
+)
+_MONTHLY = re.compile(r"monthly|per month|a month|/\s*month", re.IGNORECASE)
+
+
+def _amount(text: str) -> Decimal | None:
+    """The first money amount of a text that speaks of monthly income; None otherwise."""
+    if not _MONTHLY.search(text):
+        return None
+    for match in _MONEY.finditer(text):
+        digits = (match.group(1) or match.group(2)).replace(",", "").replace(" ", "")
+        try:
+            return Decimal(digits)
+        except InvalidOperation:
+            continue
+    return None
+
+
+def stand_in_reading(context: dict[str, Any]) -> IncomeReading:
+    """Offline stand-in: takes the first amount each document states per month, and nothing
+    more. It never pretends to be a model: its explanation says what it is."""
+    documents = context.get("documents", [])
+    found: list[str] = []
+    unread: list[str] = []
+    total = Decimal(0)
+    for document in documents:
+        amount = _amount(f"{document.get('description', '')}\n{document.get('text', '')}")
+        name = document.get("document_id", "document")
+        if amount is None:
+            unread.append(name)
+        else:
+            total += amount
+            found.append(f"{name}: states {amount} per month")
+    if not found:
+        return IncomeReading(
+            assessment=IncomeAssessment.INSUFFICIENT,
+            confidence=0.3,
+            findings=[f"{name}: no monthly amount stated" for name in unread],
+            missing=["a document that states the monthly income, e.g. a year's bank statements"],
+            explanation="Offline stand-in rule: no document states a monthly amount.",
+        )
+    return IncomeReading(
+        assessment=IncomeAssessment.SUPPORTED,
+        verified_monthly_income=total,
+        # Amounts read from every document are as good as a rule of thumb gets; some unread
+        # documents mean a person should look.
+        confidence=0.85 if not unread else 0.6,
+        findings=found + [f"{name}: no monthly amount stated" for name in unread],
+        explanation="Offline stand-in rule: summed the monthly amounts the documents state.",
+    )
+
+
+register(AgentOutput(name=INCOME_READING, model=IncomeReading, stand_in=stand_in_reading))

@@ -1,0 +1,244 @@
+"""The lending stand-in: loan applications with their income documents and a status history.
+
+Applications are created as test data (``POST /lending/applications``) in status ``submitted``;
+the loan process records its outcome with an idempotent status change. Document text is stored
+and returned verbatim, whatever it says.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import Field, StringConstraints, model_validator
+
+from casework.sandbox.models import Currency, PositiveMoney, RecordId, StrictModel, Text
+from casework.sandbox.store import Db, IdempotencyKey, apply_once, columns, insert, utc_now
+
+router = APIRouter(prefix="/lending", tags=["Lending"])
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lending_applications (
+    seq INTEGER PRIMARY KEY,
+    application_id TEXT NOT NULL UNIQUE,
+    applicant TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    term_months INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
+    declared_monthly_income TEXT NOT NULL,
+    documents TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approved_amount TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lending_applications_status ON lending_applications (status);
+CREATE TABLE IF NOT EXISTS lending_application_history (
+    seq INTEGER PRIMARY KEY,
+    application_id TEXT NOT NULL REFERENCES lending_applications (application_id),
+    status TEXT NOT NULL,
+    note TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lending_application_history_application
+    ON lending_application_history (application_id);
+"""
+
+ApplicationStatus = Literal["submitted", "approved", "declined", "on_hold", "approval_reversed"]
+DocumentText = Annotated[str, StringConstraints(max_length=20000)]
+# Where each status may be reached from: a decided application is not decided again, and only an
+# approval can be reversed.
+_REACHABLE_FROM: dict[str, tuple[str, ...]] = {
+    "approved": ("submitted", "on_hold"),
+    "declined": ("submitted", "on_hold"),
+    "on_hold": ("submitted",),
+    "approval_reversed": ("approved",),
+}
+
+
+class Applicant(StrictModel):
+    customer_id: RecordId
+    full_name: Text
+    date_of_birth: date
+    national_id: RecordId = Field(description="Identity document number.")
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
+
+
+class IncomeDocument(StrictModel):
+    document_id: RecordId
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)] = Field(
+        description='e.g. "payslip" (with monthly_amount from payroll) or "freelance_statement".'
+    )
+    description: DocumentText = ""
+    text: DocumentText = ""
+    monthly_amount: PositiveMoney | None = None
+
+
+class NewApplication(StrictModel):
+    application_id: RecordId
+    applicant: Applicant
+    amount: PositiveMoney
+    currency: Currency = "EUR"
+    term_months: int = Field(ge=1, le=480)
+    purpose: Text = "personal loan"
+    declared_monthly_income: PositiveMoney
+    documents: list[IncomeDocument] = Field(default_factory=list, max_length=20)
+
+
+class StatusChange(StrictModel):
+    status: Literal["approved", "declined", "on_hold", "approval_reversed"]
+    note: Text | None = None
+    approved_amount: PositiveMoney | None = Field(
+        default=None, description="Required with status approved: the amount granted."
+    )
+
+    @model_validator(mode="after")
+    def _amount_with_approval(self) -> StatusChange:
+        if (self.status == "approved") != (self.approved_amount is not None):
+            raise ValueError("approved_amount is required with status approved, and only then")
+        return self
+
+
+class StatusHistoryEntry(StrictModel):
+    status: ApplicationStatus
+    note: str | None
+    at: datetime
+
+
+class ApplicationRow(StrictModel):
+    application_id: str
+    applicant: Applicant
+    amount: Decimal
+    currency: str
+    term_months: int
+    purpose: str
+    declared_monthly_income: Decimal
+    documents: list[IncomeDocument]
+    status: ApplicationStatus
+    approved_amount: Decimal | None
+    created_at: datetime
+
+
+class Application(ApplicationRow):
+    status_history: list[StatusHistoryEntry]
+
+
+_SELECT = f"SELECT {columns(ApplicationRow)} FROM lending_applications"
+
+
+def _from_row(conn: sqlite3.Connection, row: sqlite3.Row) -> Application:
+    values = dict(row)
+    values["applicant"] = json.loads(values["applicant"])
+    values["documents"] = json.loads(values["documents"])
+    history = conn.execute(
+        "SELECT status, note, at FROM lending_application_history WHERE application_id = ?"
+        " ORDER BY seq",
+        (row["application_id"],),
+    ).fetchall()
+    return Application.model_validate(values | {"status_history": [dict(h) for h in history]})
+
+
+def _get(conn: sqlite3.Connection, application_id: str) -> Application:
+    row = conn.execute(f"{_SELECT} WHERE application_id = ?", (application_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"loan application {application_id} not found")
+    return _from_row(conn, row)
+
+
+def _record(conn: sqlite3.Connection, application_id: str, status: str, note: str | None) -> None:
+    insert(
+        conn,
+        "lending_application_history",
+        {
+            "application_id": application_id,
+            "status": status,
+            "note": note,
+            "at": utc_now().isoformat(),
+        },
+    )
+
+
+@router.post("/applications", status_code=201)
+def create_application(application: NewApplication, db: Db) -> Application:
+    """Create a submitted application (test data)."""
+    application_id = application.application_id
+    with db.transaction() as conn:
+        if conn.execute(
+            "SELECT 1 FROM lending_applications WHERE application_id = ?", (application_id,)
+        ).fetchone():
+            raise HTTPException(409, f"loan application {application_id} already exists")
+        values = application.model_dump(mode="json")
+        insert(
+            conn,
+            "lending_applications",
+            values
+            | {
+                "applicant": json.dumps(values["applicant"]),
+                "documents": json.dumps(values["documents"]),
+                "status": "submitted",
+                "created_at": utc_now().isoformat(),
+            },
+        )
+        _record(conn, application_id, "submitted", "application received")
+        return _get(conn, application_id)
+
+
+@router.get("/applications")
+def list_applications(db: Db, status: ApplicationStatus | None = None) -> list[Application]:
+    """Applications, oldest first, optionally in one status."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"{_SELECT} WHERE ? IS NULL OR status = ? ORDER BY seq", (status, status)
+        ).fetchall()
+        return [_from_row(conn, row) for row in rows]
+
+
+@router.get("/applications/{application_id}")
+def get_application(application_id: str, db: Db) -> Application:
+    with db.transaction() as conn:
+        return _get(conn, application_id)
+
+
+@router.post("/applications/{application_id}/status")
+def change_status(
+    application_id: str, change: StatusChange, key: IdempotencyKey, response: Response, db: Db
+) -> Application:
+    """Record a decision; a change the application's status does not allow is a 409."""
+
+    def apply() -> Application:
+        application = _get(conn, application_id)
+        allowed = _REACHABLE_FROM[change.status]
+        if application.status not in allowed:
+            raise HTTPException(
+                409,
+                f"loan application {application_id} is {application.status}; it can become "
+                f"{change.status} only from {' or '.join(allowed)}",
+            )
+        conn.execute(
+            "UPDATE lending_applications SET status = ?, approved_amount = COALESCE(?, "
+            "approved_amount) WHERE application_id = ?",
+            (
+                change.status,
+                None if change.approved_amount is None else str(change.approved_amount),
+                application_id,
+            ),
+        )
+        _record(conn, application_id, change.status, change.note)
+        return _get(conn, application_id)
+
+    with db.transaction() as conn:
+        return apply_once(
+            conn,
+            response,
+            operation="loan application status",
+            key=key,
+            subject=application_id,
+            request=change,
+            result_type=Application,
+            apply=apply,
+        )

@@ -1,0 +1,447 @@
+"""Helpers for the loan-application tests.
+
+``FakeLending`` fakes the lending system, KYC, the credit bureau, payments, notifications and
+the income reader by activity name, for the time-skipping workflow tests and for recording
+replay histories; ``LendingSandbox`` seeds and reads the real sandbox over HTTP for the
+integration tests. Builders make a loan that the policy approves automatically unless a test
+says otherwise: 20,000.00 EUR over 60 months (instalment 395.08) on 4,000.00 a month of payslip
+income, with 300.00 of other debt and a bureau score of 760.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from casework.activities import policy
+from casework.activities.credit_bureau import ReportOrder
+from casework.activities.kyc import IdentityCheck, SanctionsCheck
+from casework.activities.lending import ApplicationLookup, ApplicationStatusChange
+from casework.activities.notifications import NotificationRequest
+from casework.activities.payments import DisbursementRequest, PaymentReversal
+from casework.agents.income import IncomeAssessment, IncomeReading
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.audit import AuditEvent, AuditKind
+from casework.loan_records import (
+    Applicant,
+    CreditReport,
+    CreditReportRequest,
+    IdentityVerification,
+    IncomeDocument,
+    LoanApplication,
+    SanctionsHit,
+    SanctionsScreening,
+)
+from casework.records import Notification, Payment
+from casework.tasks import HumanTask
+from casework.workflows.case import CaseState
+from casework.workflows.loan_application import (
+    LoanApplicationInput,
+    LoanApplicationResult,
+    LoanApplicationWorkflow,
+    case_id_for,
+)
+from tests.integration_support import eventually
+
+LoanHandle = WorkflowHandle[LoanApplicationWorkflow, LoanApplicationResult]
+
+
+def payslip(monthly_amount: str = "4000.00") -> IncomeDocument:
+    return IncomeDocument(
+        document_id="DOC-PAYSLIP",
+        kind="payslip",
+        description="March payslip",
+        monthly_amount=Decimal(monthly_amount),
+    )
+
+
+def freelance_statement(text: str = "Average monthly income: 4,000.00 EUR") -> IncomeDocument:
+    return IncomeDocument(
+        document_id="DOC-FREELANCE",
+        kind="freelance_statement",
+        description="Accountant's statement of freelance income",
+        text=text,
+    )
+
+
+def applicant(application_id: str, full_name: str = "Maria Keller") -> Applicant:
+    return Applicant(
+        customer_id=f"CUST-{application_id}",
+        full_name=full_name,
+        date_of_birth=date(1985, 4, 12),
+        national_id=f"ID-{application_id}",
+        country="DE",
+        email=f"{application_id.lower()}@customers.example.com",
+    )
+
+
+def loan_application(
+    application_id: str,
+    *,
+    amount: str = "20000.00",
+    term_months: int = 60,
+    declared_income: str = "4000.00",
+    documents: list[IncomeDocument] | None = None,
+) -> LoanApplication:
+    return LoanApplication(
+        application_id=application_id,
+        applicant=applicant(application_id),
+        amount=Decimal(amount),
+        currency="EUR",
+        term_months=term_months,
+        purpose="car",
+        declared_monthly_income=Decimal(declared_income),
+        documents=[payslip()] if documents is None else documents,
+        status="submitted",
+    )
+
+
+def credit_report(
+    application_id: str,
+    *,
+    score: int = 760,
+    debt: str = "300.00",
+    defaults: int = 0,
+    subject_id: str | None = None,
+    report_id: str = "CBREP-1",
+) -> CreditReport:
+    return CreditReport(
+        application_id=application_id,
+        report_id=report_id,
+        request_id="CBR-1",
+        subject_id=subject_id or f"ID-{application_id}",
+        score=score,
+        monthly_debt_payments=Decimal(debt),
+        defaults=defaults,
+        issued_at=datetime(2025, 1, 6, 9, 0, tzinfo=UTC),
+    )
+
+
+def reading(
+    income: str | None = "4000.00",
+    confidence: float = 0.9,
+    missing: list[str] | None = None,
+) -> IncomeReading:
+    return IncomeReading(
+        assessment=IncomeAssessment.SUPPORTED if income else IncomeAssessment.INSUFFICIENT,
+        verified_monthly_income=Decimal(income) if income else None,
+        confidence=confidence,
+        findings=["scripted finding"],
+        missing=missing or [],
+        explanation="scripted reading",
+    )
+
+
+@dataclass
+class FakeLending:
+    application: LoanApplication
+    identity_status: str = "verified"
+    sanctions_hits: list[SanctionsHit] = field(default_factory=list)
+    readings: list[IncomeReading | ApplicationError] = field(default_factory=lambda: [reading()])
+    """The income reader's answers, in order; the last one repeats."""
+    kyc_gate: asyncio.Event | None = None
+    """When set, identity verification waits for it: holds the case inside its KYC step."""
+    disbursement_fails: bool = False
+    verification_started: asyncio.Event = field(default_factory=asyncio.Event)
+    bureau_orders: list[ReportOrder] = field(default_factory=list)
+    status_changes: list[ApplicationStatusChange] = field(default_factory=list)
+    disbursements: dict[str, Payment] = field(default_factory=dict)
+    reversals: list[PaymentReversal] = field(default_factory=list)
+    notifications: list[NotificationRequest] = field(default_factory=list)
+    agent_requests: list[AgentRequest] = field(default_factory=list)
+
+    @property
+    def statuses(self) -> list[str]:
+        return [change.status for change in self.status_changes]
+
+    def activities(self) -> list[Callable[..., Any]]:
+        app = self.application
+
+        @activity.defn(name="lending.get_application")
+        async def get_application(lookup: ApplicationLookup) -> LoanApplication:
+            if lookup.application_id != app.application_id:
+                raise ApplicationError(
+                    f"loan application {lookup.application_id} not found",
+                    type="RecordNotFound",
+                    non_retryable=True,
+                )
+            return app
+
+        @activity.defn(name="lending.set_application_status")
+        async def set_application_status(change: ApplicationStatusChange) -> LoanApplication:
+            self.status_changes.append(change)
+            return app.model_copy(update={"status": change.status})
+
+        @activity.defn(name="kyc.verify_identity")
+        async def verify_identity(check: IdentityCheck) -> IdentityVerification:
+            self.verification_started.set()
+            if self.kyc_gate is not None:
+                await self.kyc_gate.wait()
+            failed = self.identity_status != "verified"
+            return IdentityVerification(
+                verification_id="IDV-1",
+                status="failed" if failed else "verified",
+                reasons=["date of birth does not match the document"] if failed else [],
+            )
+
+        @activity.defn(name="kyc.screen_sanctions")
+        async def screen_sanctions(check: SanctionsCheck) -> SanctionsScreening:
+            return SanctionsScreening(
+                screening_id="SCR-1",
+                status="hit" if self.sanctions_hits else "clear",
+                hits=self.sanctions_hits,
+            )
+
+        @activity.defn(name="credit_bureau.request_report")
+        async def request_report(order: ReportOrder) -> CreditReportRequest:
+            self.bureau_orders.append(order)
+            return CreditReportRequest(
+                request_id="CBR-1",
+                application_id=order.application_id,
+                subject_id=order.subject_id,
+                status="pending",
+            )
+
+        @activity.defn(name="payments.disburse")
+        async def disburse(request: DisbursementRequest) -> Payment:
+            if self.disbursement_fails:
+                raise ApplicationError(
+                    "borrower account closed", type="RequestRejected", non_retryable=True
+                )
+            if request.idempotency_key not in self.disbursements:
+                self.disbursements[request.idempotency_key] = Payment(
+                    payment_id=f"PAY-{len(self.disbursements) + 1}",
+                    invoice_id=request.application_id,
+                    supplier_id=request.borrower_id,
+                    amount=request.amount,
+                    currency=request.currency,
+                    status="completed",
+                    idempotency_key=request.idempotency_key,
+                )
+            return self.disbursements[request.idempotency_key]
+
+        @activity.defn(name="payments.reverse")
+        async def reverse(reversal: PaymentReversal) -> Payment:
+            self.reversals.append(reversal)
+            payment = next(
+                p for p in self.disbursements.values() if p.payment_id == reversal.payment_id
+            )
+            payment.status = "reversed"
+            return payment
+
+        @activity.defn(name="notifications.send")
+        async def send(request: NotificationRequest) -> Notification:
+            self.notifications.append(request)
+            return Notification(
+                notification_id=f"N-{len(self.notifications)}",
+                to=request.to,
+                subject=request.subject,
+            )
+
+        @activity.defn(name="llm.propose")
+        async def propose(request: AgentRequest) -> AgentResult:
+            self.agent_requests.append(request)
+            answer = self.readings[min(len(self.agent_requests), len(self.readings)) - 1]
+            if isinstance(answer, ApplicationError):
+                raise answer
+            return AgentResult(
+                output=answer.model_dump(mode="json"),
+                usage=AgentUsage(
+                    model="scripted",
+                    stand_in=False,
+                    prompt_tokens=120,
+                    completion_tokens=40,
+                    cost_usd=0.001,
+                    attempt=activity.info().attempt,
+                ),
+            )
+
+        return [
+            policy.load,
+            get_application,
+            set_application_status,
+            verify_identity,
+            screen_sanctions,
+            request_report,
+            disburse,
+            reverse,
+            send,
+            propose,
+        ]
+
+
+# -- driving a case -----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def loan_worker(env: WorkflowEnvironment, systems: FakeLending) -> AsyncIterator[str]:
+    task_queue = f"test-loan-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[LoanApplicationWorkflow],
+        activities=systems.activities(),
+    ):
+        yield task_queue
+
+
+async def start_loan(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    application_id: str,
+    *,
+    workflow_id: str | None = None,
+    submitted_by: str = "paul",
+) -> LoanHandle:
+    return await env.client.start_workflow(
+        LoanApplicationWorkflow.run,
+        LoanApplicationInput(application_id=application_id, submitted_by=submitted_by),
+        id=workflow_id or case_id_for(application_id),
+        task_queue=task_queue,
+    )
+
+
+async def audit(handle: WorkflowHandle) -> list[AuditEvent]:
+    return await handle.query("audit", result_type=list[AuditEvent])
+
+
+def events_of(events: list[AuditEvent], kind: AuditKind) -> list[AuditEvent]:
+    return [event for event in events if event.kind is kind]
+
+
+async def state(handle: WorkflowHandle) -> CaseState:
+    return await handle.query("state", result_type=CaseState)
+
+
+async def reaches_status(handle: WorkflowHandle, status: str, timeout: float = 15.0) -> CaseState:
+    async def probe() -> CaseState | None:
+        current = await state(handle)
+        return current if current.status == status else None
+
+    return await eventually(probe, what=f"{handle.id} to reach {status}", timeout=timeout)
+
+
+async def waits_for(handle: WorkflowHandle, words: str) -> CaseState:
+    """Until the case says it waits for something mentioning ``words``."""
+
+    async def probe() -> CaseState | None:
+        current = await state(handle)
+        return current if current.waiting_on and words in current.waiting_on else None
+
+    return await eventually(probe, what=f"{handle.id} to wait for {words!r}")
+
+
+async def opens_task(handle: WorkflowHandle) -> HumanTask:
+    async def probe() -> HumanTask | None:
+        return await handle.query("open_task", result_type=HumanTask | None)
+
+    return await eventually(probe, what=f"{handle.id} to open a task")
+
+
+async def recorded(handle: WorkflowHandle, kind: AuditKind, count: int = 1) -> list[AuditEvent]:
+    """Until the audit trail holds ``count`` events of ``kind``; returns them."""
+
+    async def probe() -> list[AuditEvent] | None:
+        found = events_of(await audit(handle), kind)
+        return found if len(found) >= count else None
+
+    return await eventually(probe, what=f"{count} {kind.value} event(s) in {handle.id}")
+
+
+# -- the real sandbox ---------------------------------------------------------------------------
+
+
+def new_application_id(label: str) -> str:
+    return f"APP-{label}-{uuid.uuid4().hex[:8]}"
+
+
+class LendingSandbox:
+    """The sandbox's lending system, KYC lists, credit bureau and ledger, over HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = await self.http.post(path, json=body)
+        assert response.is_success, f"POST {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def _get(self, path: str, **params: str) -> Any:
+        response = await self.http.get(path, params=params)
+        assert response.is_success, f"GET {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def seed(
+        self,
+        application: LoanApplication,
+        *,
+        score: int = 760,
+        debt: str = "300.00",
+        defaults: int = 0,
+        identity_status: str = "valid",
+    ) -> None:
+        """The application, the applicant's identity document and credit file."""
+        person = application.applicant
+        await self._post(
+            "/kyc/identities",
+            {
+                "document_number": person.national_id,
+                "full_name": person.full_name,
+                "date_of_birth": person.date_of_birth.isoformat(),
+                "status": identity_status,
+            },
+        )
+        await self._post(
+            "/credit-bureau/files",
+            {
+                "subject_id": person.national_id,
+                "score": score,
+                "monthly_debt_payments": debt,
+                "defaults": defaults,
+            },
+        )
+        await self._post(
+            "/lending/applications",
+            application.model_dump(
+                mode="json", exclude={"status", "approved_amount"}, exclude_none=True
+            ),
+        )
+
+    async def list_sanctioned(self, entry_id: str, name: str, dob: date | None = None) -> None:
+        body: dict[str, Any] = {"entry_id": entry_id, "name": name, "program": "EU list"}
+        if dob is not None:
+            body["date_of_birth"] = dob.isoformat()
+        await self._post("/kyc/sanctions", body)
+
+    async def bureau_request(self, application_id: str) -> dict[str, Any] | None:
+        requests = await self._get("/credit-bureau/requests", application_id=application_id)
+        return requests[0] if requests else None
+
+    async def answer(self, request_id: str) -> dict[str, Any]:
+        """Play the bureau: answer a report request."""
+        answer: dict[str, Any] = await self._post(f"/credit-bureau/requests/{request_id}/answer")
+        return answer
+
+    async def application(self, application_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._get(f"/lending/applications/{application_id}")
+        return found
+
+    async def ledger(self, application_id: str) -> list[Payment]:
+        rows = await self._get("/payments", invoice_id=application_id)
+        return [Payment.model_validate(row) for row in rows]
+
+    async def inject_fault(self, **spec: Any) -> None:
+        await self._post("/_faults", spec)

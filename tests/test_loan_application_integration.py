@@ -1,0 +1,348 @@
+"""The loan-application process with every real part running together.
+
+A Temporal CLI dev server, the real worker (real activities over HTTP; the income reader's
+``llm.propose`` through litellm to a scripted OpenAI-compatible model), the FastAPI+SQLite
+sandbox (lending, KYC, credit bureau, payments ledger). Messages reach their cases the way an
+operator sends them: ``casework deliver`` and the plain Temporal CLI. Each test checks what the
+case did to the systems of record, not only what it returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from casework import search_attributes
+from casework.audit import AuditKind
+from casework.config import Settings
+from casework.converter import data_converter
+from casework.correlation import NoCaseForMessage, bureau_report, deliver
+from casework.loan_records import FraudAlert
+from casework.sandbox.server import running_sandbox
+from casework.workers.main import running_worker
+from casework.workflows.case import CaseStatus
+from casework.workflows.loan_application import Outcome
+from tests.conftest import BIN
+from tests.integration_support import case_data, eventually
+from tests.loan_application_support import (
+    LendingSandbox,
+    LoanHandle,
+    audit,
+    events_of,
+    freelance_statement,
+    loan_application,
+    new_application_id,
+    reaches_status,
+    start_loan,
+)
+from tests.scripted_llm import (
+    SCRIPTED_API_KEY,
+    SCRIPTED_MODEL,
+    ScriptedLlmServer,
+    ScriptedReply,
+    scripted_llm_server,
+)
+
+# -- the stack, once per module -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=data_converter,
+        search_attributes=search_attributes.ALL,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
+        yield url
+
+
+class ScriptedIncomeReader:
+    """The model behind the income reader, scripted per application."""
+
+    def __init__(self, server: ScriptedLlmServer) -> None:
+        self.server = server
+        self._replies: dict[str, ScriptedReply] = {}
+        server.responder = self._answer
+
+    def answer(self, application_id: str, reply: ScriptedReply) -> None:
+        self._replies[application_id] = reply
+
+    def requests_for(self, application_id: str) -> list[dict[str, Any]]:
+        return [r for r in list(self.server.requests) if _application_of(r) == application_id]
+
+    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
+        application_id = _application_of(body)
+        reply = self._replies.get(application_id or "")
+        if reply is None:
+            # 400 is non-retryable: an unscripted case fails fast and visibly.
+            message = f"no scripted reading for {application_id!r}"
+            return ScriptedReply(status=400, error_body={"error": {"message": message}})
+        return reply
+
+
+def _application_of(request: dict[str, Any]) -> str | None:
+    data = case_data(request)
+    return None if data is None else data.get("application", {}).get("application_id")
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedIncomeReader]:
+    with scripted_llm_server() as server:
+        yield ScriptedIncomeReader(server)
+
+
+@pytest.fixture(scope="module")
+async def task_queue(
+    temporal: WorkflowEnvironment, sandbox_url: str, model: ScriptedIncomeReader
+) -> AsyncIterator[str]:
+    queue = f"casework-loans-{uuid.uuid4().hex}"
+    settings = Settings(
+        task_queue=queue,
+        sandbox_url=sandbox_url,
+        model=SCRIPTED_MODEL,
+        llm_api_base=model.server.base_url,
+        llm_api_key=SCRIPTED_API_KEY,
+    )
+    async with running_worker(temporal.client, settings):
+        yield queue
+
+
+@pytest.fixture
+async def sandbox(sandbox_url: str) -> AsyncIterator[LendingSandbox]:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10.0, trust_env=False) as http:
+        client = LendingSandbox(http)
+        yield client
+        # A test that fails before its fault is used up must not fault the next test's case.
+        (await http.delete("/_faults")).raise_for_status()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def reading_json(income: str, confidence: float) -> str:
+    """An answer matching ``casework.agents.income.IncomeReading``."""
+    return json.dumps(
+        {
+            "assessment": "supported",
+            "verified_monthly_income": income,
+            "confidence": confidence,
+            "findings": ["DOC-FREELANCE: accountant confirms the average monthly income"],
+            "missing": [],
+            "explanation": "Scripted for an integration test.",
+        }
+    )
+
+
+async def bureau_request_id(sandbox: LendingSandbox, application_id: str) -> str:
+    async def probe() -> str | None:
+        request = await sandbox.bureau_request(application_id)
+        return None if request is None else str(request["request_id"])
+
+    return await eventually(probe, what=f"a credit report request for {application_id}")
+
+
+def operator_env(temporal: WorkflowEnvironment, sandbox_url: str) -> dict[str, str]:
+    """The environment of an operator's shell pointed at the test stack."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
+    return env | {
+        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": temporal.client.namespace,
+        "CASEWORK_SANDBOX_URL": sandbox_url,
+    }
+
+
+async def run_command(command: list[str], env: dict[str, str]) -> str:
+    # In a thread: the worker serving the case runs on this event loop and must keep running.
+    completed = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert completed.returncode == 0, f"{command} failed:\n{completed.stdout}{completed.stderr}"
+    return completed.stdout
+
+
+# -- the tests ----------------------------------------------------------------------------------
+
+
+async def test_bureau_report_arriving_during_identity_checks_is_not_lost(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    sandbox: LendingSandbox,
+    sandbox_url: str,
+    model: ScriptedIncomeReader,
+) -> None:
+    application_id = new_application_id("EARLY")
+    application = loan_application(application_id, documents=[freelance_statement()])
+    await sandbox.seed(application)
+    model.answer(
+        application_id,
+        ScriptedReply(
+            content=reading_json("4000.00", 0.9), prompt_tokens=420, completion_tokens=60
+        ),
+    )
+    # Identity verification takes its time: the bureau's answer overtakes it.
+    await sandbox.inject_fault(
+        method="POST", path="/kyc/verifications", count=1, status=0, delay_seconds=8
+    )
+
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    request_id = await bureau_request_id(sandbox, application_id)
+    await sandbox.answer(request_id)
+    delivered = await run_command(
+        [str(BIN / "casework"), "deliver", "credit-report", request_id],
+        operator_env(temporal, sandbox_url),
+    )
+    watching = await reaches_status(handle, CaseStatus.DISBURSED, timeout=60)
+    events = await audit(handle)
+
+    assert f"credit_report for application {application_id} delivered to {handle.id}" in delivered
+    (message,) = events_of(events, AuditKind.MESSAGE_RECEIVED)
+    assert message.data["accepted"] is True
+    assert "kept until the credit step needs it" in message.summary
+    identity_checked = next(
+        e for e in events if e.kind is AuditKind.TOOL_CALL and "identity" in e.summary
+    )
+    assert message.seq < identity_checked.seq
+    # The income document reached the model as data, through litellm's real HTTP path.
+    (request,) = model.requests_for(application_id)
+    sent = case_data(request)
+    assert sent is not None
+    assert sent["documents"][0]["text"] == "Average monthly income: 4,000.00 EUR"
+    (proposal,) = events_of(events, AuditKind.AGENT_PROPOSAL)
+    assert proposal.data["usage"]["model"] == SCRIPTED_MODEL
+    assert proposal.data["usage"]["prompt_tokens"] == 420
+    (payment,) = await sandbox.ledger(application_id)
+    assert (payment.status, payment.amount) == ("completed", Decimal("20000.00"))
+    assert watching.facts["payment_id"] == payment.payment_id
+    assert (await sandbox.application(application_id))["status"] == "approved"
+
+    # Ending the case during the fraud watch keeps the loan: the money went out on a sound
+    # decision, and only a fraud alert claws it back.
+    await handle.cancel()
+    result = await handle.result()
+    assert (result.status, result.outcome) == (CaseStatus.DISBURSED, Outcome.AUTO_APPROVED)
+    assert [p.status for p in await sandbox.ledger(application_id)] == ["completed"]
+
+
+async def test_fraud_alert_after_approval_reverses_the_disbursement_in_the_ledger(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    sandbox: LendingSandbox,
+    sandbox_url: str,
+) -> None:
+    application_id = new_application_id("FRAUD")
+    await sandbox.seed(loan_application(application_id))
+
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    request_id = await bureau_request_id(sandbox, application_id)
+    await sandbox.answer(request_id)
+    await deliver(temporal.client, await bureau_report(sandbox.http, request_id))
+    await reaches_status(handle, CaseStatus.DISBURSED, timeout=60)
+    (paid,) = await sandbox.ledger(application_id)
+    assert paid.status == "completed"
+    # Fraud monitoring, with nothing but the plain Temporal CLI.
+    alert = FraudAlert(
+        application_id=application_id, alert_id="FA-IT-1", reason="synthetic identity"
+    )
+    await run_command(
+        [
+            str(BIN / "temporal"),
+            "workflow",
+            "signal",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "fraud_alert",
+            "--input",
+            alert.model_dump_json(),
+            "--address",
+            temporal.client.service_client.config.target_host,
+            "--namespace",
+            temporal.client.namespace,
+            "--disable-config-file",
+            "--disable-config-env",
+        ],
+        operator_env(temporal, sandbox_url),
+    )
+    result = await handle.result()
+    events = await audit(handle)
+
+    assert (result.status, result.outcome) == (
+        CaseStatus.FAILED_COMPENSATED,
+        Outcome.REVERSED_AFTER_FRAUD_ALERT,
+    )
+    (payment,) = await sandbox.ledger(application_id)
+    assert payment.payment_id == paid.payment_id
+    assert payment.status == "reversed"
+    assert result.compensated == [
+        f"disbursement {payment.payment_id} of 20,000.00 EUR reversed",
+        f"approval of {application_id} reversed",
+    ]
+    ledger_row = (await sandbox.http.get(f"/payments/{payment.payment_id}")).json()
+    assert "fraud alert FA-IT-1" in ledger_row["reversal_reason"]
+    stored = await sandbox.application(application_id)
+    assert [h["status"] for h in stored["status_history"]] == [
+        "submitted",
+        "approved",
+        "approval_reversed",
+    ]
+    compensations = [e.summary for e in events_of(events, AuditKind.COMPENSATION)]
+    assert compensations[0].startswith(f"compensated: disbursement {payment.payment_id}")
+    assert compensations[1].startswith(f"compensated: approval of {application_id} reversed")
+    outbox = (await sandbox.http.get("/notifications", params={"to": "kate@example.com"})).json()
+    assert any(n["case_id"] == handle.id for n in outbox)
+    # The case is closed now: a late message is refused to its sender, not silently dropped.
+    with pytest.raises(NoCaseForMessage, match="is completed"):
+        await deliver(temporal.client, alert)
+
+
+async def test_applicant_on_the_sanctions_list_is_declined_in_the_lending_system(
+    temporal: WorkflowEnvironment, task_queue: str, sandbox: LendingSandbox
+) -> None:
+    application_id = new_application_id("SANCTIONS")
+    application = loan_application(application_id)
+    await sandbox.seed(application)
+    person = application.applicant
+    await sandbox.list_sanctioned(
+        f"SAN-{application_id}", person.full_name.upper(), person.date_of_birth
+    )
+
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    result = await handle.result()
+
+    assert (result.status, result.outcome) == (CaseStatus.REJECTED, Outcome.SANCTIONS_HIT)
+    assert f"SAN-{application_id}" in result.message
+    assert (await sandbox.application(application_id))["status"] == "declined"
+    assert await sandbox.ledger(application_id) == []
+
+
+def test_a_malformed_message_is_refused_before_anything_is_contacted() -> None:
+    # Nothing listens on port 1: the refusal cannot have come from a case.
+    env = {**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    completed = subprocess.run(
+        [str(BIN / "casework"), "deliver", "customer-reply", "APP 1", "--text", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("casework: invalid CustomerReply: application_id:")
+    assert "text: String should have at least 1 character" in completed.stderr
