@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception, ticket_triage
+from casework.workflows import invoice_exception, lead_routing, ticket_triage
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ PROCESSES: dict[str, Process] = {
             input_model=ticket_triage.TicketTriageInput,
             case_id=lambda request: ticket_triage.case_id_for(request.ticket_id),
             description="an agent triages an IT ticket; policy decides; severity 1 pages on-call",
+        ),
+        Process(
+            name=lead_routing.CASE_TYPE,
+            workflow_type="LeadRouting",
+            input_model=lead_routing.LeadRoutingInput,
+            case_id=lambda request: lead_routing.case_id_for(request.lead_id),
+            description="score and read an inbound lead, route it to an AE by territory and load",
         ),
     ]
 }

@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from casework.activities import policy
+from casework.activities.crm_sales import CrmSalesActivities
 from casework.activities.erp import ErpActivities
 from casework.activities.itsm import ItsmActivities
 from casework.activities.llm import LlmActivities
@@ -26,9 +27,15 @@ from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.lead_routing import LeadRoutingWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 
-WORKFLOWS: list[type] = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS: list[type] = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    LeadRoutingWorkflow,
+]
 
 log = logging.getLogger("casework.worker")
 
@@ -39,6 +46,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     notifications = NotificationActivities(http)
     itsm = ItsmActivities(http)
     llm = LlmActivities(settings)
+    crm_sales = CrmSalesActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -60,6 +68,14 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         itsm.comment_on_ticket,
         llm.propose,
         llm.chat,
+        crm_sales.get_lead,
+        crm_sales.enrich_company,
+        crm_sales.find_account,
+        crm_sales.list_account_executives,
+        crm_sales.assign_lead,
+        crm_sales.unassign_lead,
+        crm_sales.nurture_lead,
+        crm_sales.queue_first_touch,
     ]
 
 
