@@ -444,8 +444,8 @@ class LeadRoutingWorkflow(CaseWorkflow):
             Outcome.TIMED_OUT: f"routed as proposed: {decided_by}",
         }[outcome]
         result_message = (
-            f"{how}; {lead.lead_id} assigned to {ae.name} ({ae.ae_id}, {ae.territory}) by "
-            f"{decision.routing.rule.value}; first touch {message.message_id} queued"
+            f"assigned to {ae.name} ({ae.ae_id}, {ae.territory}) by "
+            f"{decision.routing.rule.value}; {how}; first touch {message.message_id} queued"
         )
         self.set_status(CaseStatus.ROUTED)
         return self._result(
@@ -478,7 +478,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
             ),
             summary=f"put {lead.lead_id} in the nurture queue",
         )
-        message = f"{lead.lead_id} put in the nurture queue, unassigned: {reason}"
+        message = f"put in the nurture queue, unassigned: {reason}"
         self.set_status(status)
         if outcome is not Outcome.REJECTED:
             # The reviewer who rejected knows; otherwise nobody chose this, so sales ops is told.
