@@ -17,19 +17,27 @@ from temporalio.worker import Replayer
 from casework.converter import data_converter
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.lead_routing import LeadRoutingWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 from tests.histories.record import (
     HISTORIES,
+    LEAD_RECORDINGS,
     RECORDINGS,
     TRIAGE_RECORDINGS,
     history_path,
+    lead_history_path,
     triage_history_path,
     workflow_id_for,
 )
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 # A triage case's agent region is a child workflow: its history is stored (and replayed) apart.
-WORKFLOWS = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    LeadRoutingWorkflow,
+]
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
@@ -39,6 +47,7 @@ def test_every_recorded_scenario_has_a_stored_history() -> None:
         for r in TRIAGE_RECORDINGS
         if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
     ]
+    missing += [r.name for r in LEAD_RECORDINGS if not lead_history_path(r.name).exists()]
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 

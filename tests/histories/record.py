@@ -12,11 +12,14 @@ of record faked by activity name (``tests.fake_systems``), and saves its full hi
 ``invoice_exception_<name>.json``. Ticket-triage scenarios fake the service desk and the model
 the same way (``tests.triage_support.FakeItsm``) and save two histories each, as the agent region
 is a child workflow with a history of its own: ``ticket_triage_<name>.json`` for the case and
-``ticket_triage_<name>.agent.json`` for its region.
+``ticket_triage_<name>.agent.json`` for its region. Lead-routing scenarios fake the sales CRM
+and the lead analyst (``tests.lead_routing_support.FakeCrm``) and save
+``lead_routing_<name>.json``.
 
-Name scenarios to record only those (re-recording changes timestamps in every file):
+Name scenarios to record only those (re-recording changes timestamps in every file); lead-routing
+scenarios are named with a ``lead_`` prefix, as invoice and lead names overlap:
 
-    .venv/bin/python -m tests.histories.record severity_1_paged
+    .venv/bin/python -m tests.histories.record severity_1_paged lead_review_approved
 """
 
 from __future__ import annotations
@@ -31,14 +34,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from casework import search_attributes
+from casework.agents.lead import LeadIntent
 from casework.agents.triage import stand_in_turn
 from casework.audit import AuditEvent, AuditKind
 from casework.converter import data_converter
+from casework.crm_sales_records import Account
 from casework.records import ConfigurationItem, KbArticle, Ticket
 from casework.tasks import HumanTask, TaskDecision
 from casework.workflows.agent_region import AgentRegionWorkflow, RegionOutcome
@@ -50,6 +56,9 @@ from casework.workflows.invoice_exception import (
     Outcome,
     case_id_for,
 )
+from casework.workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow
+from casework.workflows.lead_routing import Outcome as LeadOutcome
+from casework.workflows.lead_routing import case_id_for as lead_case_id_for
 from casework.workflows.ticket_triage import (
     Acknowledgement,
     TicketTriageInput,
@@ -60,11 +69,13 @@ from casework.workflows.ticket_triage import case_id_for as triage_case_id_for
 from tests.conftest import BIN
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
+from tests.lead_routing_support import FakeCrm, make_ae, make_lead, read
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 
 HISTORIES = Path(__file__).parent
 PREFIX = "invoice_exception_"
 TRIAGE_PREFIX = "ticket_triage_"
+LEAD_PREFIX = "lead_routing_"
 REGION_SUFFIX = ".agent"
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -87,8 +98,19 @@ def ticket_id_for(name: str) -> str:
     return f"INC-REPLAY-{name}"
 
 
+def lead_history_path(name: str) -> Path:
+    return HISTORIES / f"{LEAD_PREFIX}{name}.json"
+
+
+def lead_id_for(name: str) -> str:
+    # Lead IDs allow no underscore.
+    return f"LEAD-REPLAY-{name.replace('_', '-')}"
+
+
 def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
+    if history.stem.startswith(LEAD_PREFIX):
+        return lead_case_id_for(lead_id_for(history.stem.removeprefix(LEAD_PREFIX)))
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
         case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
@@ -351,6 +373,162 @@ async def record_triage(env: WorkflowEnvironment, recording: TriageRecording) ->
     return paths
 
 
+# -- lead routing -------------------------------------------------------------------------------
+
+LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
+LeadDrive = Callable[[WorkflowEnvironment, LeadHandle], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class LeadRecording:
+    name: str
+    systems: Callable[[str], FakeCrm]
+    """Builds the faked CRM, outbox and model for the case's lead ID."""
+    drive: LeadDrive
+    outcome: LeadOutcome
+    status: CaseStatus
+
+
+def _confident_lead(lead_id: str) -> FakeCrm:
+    return FakeCrm(make_lead(lead_id))
+
+
+def _unsure_lead(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id, message="Hello, just looking around."),
+        agent_answer=read(LeadIntent.UNCLEAR, 0.3),
+    )
+
+
+def _existing_account(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        roster=[make_ae("AE-OWNER", 12, 12), make_ae("AE-E2", 3, 10)],
+        account=Account(
+            account_id="ACC-REPLAY",
+            name="Nordwind",
+            domain="nordwind.example",
+            owner_ae_id="AE-OWNER",
+        ),
+    )
+
+
+def _full_territory(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        roster=[make_ae("AE-E1", 10, 10), make_ae("AE-IS", 5, 50, territory="inside_sales")],
+    )
+
+
+def _nobody_free(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        roster=[make_ae("AE-E1", 10, 10), make_ae("AE-IS", 50, 50, territory="inside_sales")],
+    )
+
+
+def _first_touch_refused(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        first_touch_error=ApplicationError(
+            "lead is on the do-not-contact list", type="RequestConflict", non_retryable=True
+        ),
+    )
+
+
+async def _sales_ops_approves(env: WorkflowEnvironment, handle: LeadHandle) -> None:
+    await _open_task(handle)
+    await _decide(handle, approver="paul", action="approve", comment="worth a call")
+
+
+async def _sales_ops_rejects(env: WorkflowEnvironment, handle: LeadHandle) -> None:
+    await _open_task(handle)
+    await _decide(handle, approver="paul", action="reject", comment="student project")
+
+
+LEAD_RECORDINGS = (
+    LeadRecording(
+        "straight_through",
+        _confident_lead,
+        _nothing,
+        LeadOutcome.STRAIGHT_THROUGH,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "account_owner",
+        _existing_account,
+        _nothing,
+        LeadOutcome.STRAIGHT_THROUGH,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "fallback_territory",
+        _full_territory,
+        _nothing,
+        LeadOutcome.STRAIGHT_THROUGH,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "review_approved",
+        _unsure_lead,
+        _sales_ops_approves,
+        LeadOutcome.APPROVED,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "review_rejected",
+        _unsure_lead,
+        _sales_ops_rejects,
+        LeadOutcome.REJECTED,
+        CaseStatus.REJECTED,
+    ),
+    LeadRecording(
+        "review_timed_out", _unsure_lead, _nothing, LeadOutcome.TIMED_OUT, CaseStatus.ON_HOLD
+    ),
+    LeadRecording(
+        "no_capacity_nurtured",
+        _nobody_free,
+        _nothing,
+        LeadOutcome.NO_CAPACITY,
+        CaseStatus.ON_HOLD,
+    ),
+    LeadRecording(
+        "failed_compensated",
+        _first_touch_refused,
+        _nothing,
+        LeadOutcome.FAILED_COMPENSATED,
+        CaseStatus.FAILED_COMPENSATED,
+    ),
+)
+
+
+async def record_lead(env: WorkflowEnvironment, recording: LeadRecording) -> Path:
+    lead_id = lead_id_for(recording.name)
+    crm = recording.systems(lead_id)
+    task_queue = f"record-lead-{recording.name}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[LeadRoutingWorkflow],
+        activities=crm.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            LeadRoutingWorkflow.run,
+            LeadRoutingInput(lead_id=lead_id),
+            id=lead_case_id_for(lead_id),
+            task_queue=task_queue,
+        )
+        await recording.drive(env, handle)
+        result = await handle.result()
+    if (result.outcome, result.status) != (recording.outcome, recording.status):
+        raise RuntimeError(
+            f"{recording.name}: expected {recording.outcome} / {recording.status}, got {result}"
+        )
+    path = lead_history_path(recording.name)
+    path.write_text((await handle.fetch_history()).to_json() + "\n")
+    return path
+
+
 async def record(env: WorkflowEnvironment, recording: Recording) -> Path:
     invoice_id = invoice_id_for(recording.name)
     systems = recording.systems(invoice_id)
@@ -404,12 +582,19 @@ async def record_all(names: list[str] | None = None) -> None:
             if names is None or triage.name in names:
                 for path in await record_triage(env, triage):
                     print(f"recorded {path}")
+        for lead in LEAD_RECORDINGS:
+            if names is None or f"lead_{lead.name}" in names:
+                print(f"recorded {await record_lead(env, lead)}")
 
 
 def main() -> None:
     # The failed_compensated case fails an activity on purpose; its traceback is not news.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    known = {r.name for r in RECORDINGS} | {r.name for r in TRIAGE_RECORDINGS}
+    known = (
+        {r.name for r in RECORDINGS}
+        | {r.name for r in TRIAGE_RECORDINGS}
+        | {f"lead_{r.name}" for r in LEAD_RECORDINGS}
+    )
     names = sys.argv[1:] or None
     if unknown := set(names or ()) - known:
         sys.exit(f"unknown scenarios {sorted(unknown)}; known: {sorted(known)}")
