@@ -170,10 +170,14 @@ async def test_confident_lead_completes_straight_through_with_no_human(
     handle = await start_case(temporal, task_queue, lead_id)
     result = await handle.result()
     elapsed = time.monotonic() - started
+    described = await handle.describe()
+    assert described.close_time is not None
+    in_temporal = (described.close_time - described.start_time).total_seconds()
     with capsys.disabled():
         print(
-            f"\n  straight-through lead case {handle.id}: {result.status} to {result.ae_id} "
-            f"in {elapsed:.2f}s wall-clock (dev server, worker, sandbox, scripted model)"
+            f"\n  straight-through lead case {handle.id}: {result.status} to {result.ae_id} in "
+            f"{elapsed:.2f}s wall-clock from start to result ({in_temporal:.2f}s from start to "
+            "close in Temporal; dev server, real worker, sandbox, scripted model, no human)"
         )
 
     assert (result.status, result.outcome, result.decided_by) == (
@@ -197,7 +201,7 @@ async def test_confident_lead_completes_straight_through_with_no_human(
     events = await audit(handle)
     assert AuditKind.TASK_OPENED not in [event.kind for event in events]
     assert await crm.notifications(handle.id) == []
-    assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+    assert described.status is WorkflowExecutionStatus.COMPLETED
     # The three lookups ran at once, and the model read the lead as data through litellm.
     assert await ran_at_once(handle)
     (request,) = analyst.requests_for(lead_id)

@@ -213,7 +213,9 @@ class LeadRoutingWorkflow(CaseWorkflow):
         return policy, document.ref
 
     async def _gather_context(self, policy: LeadRoutingPolicy, lead_id: str) -> _Context:
-        lead: Lead = await self.call_tool(CrmSalesActivities.get_lead, LeadLookup(lead_id=lead_id))
+        lead: Lead = await self.call_tool(
+            CrmSalesActivities.get_lead, LeadLookup(lead_id=lead_id), summary=f"read lead {lead_id}"
+        )
         if lead.status != "new":
             raise ApplicationError(
                 f"lead {lead_id} is already {lead.status}"
