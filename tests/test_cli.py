@@ -100,7 +100,9 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(stack_env: dict[str
     rows = [
         line
         for line in demo.stdout.splitlines()
-        if line.split(" ", 1)[0].startswith(("invoice-exception-", "ticket-triage-"))
+        if line.split(" ", 1)[0].startswith(
+            ("invoice-exception-", "ticket-triage-", "lead-routing-")
+        )
         and "/workflows/" in line
     ]
 
@@ -121,15 +123,20 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(stack_env: dict[str
         "rejected",
     ]
     assert statuses("ticket-triage-") == ["assigned", "awaiting_approval", "escalated", "resolved"]
+    assert statuses("lead-routing-") == ["awaiting_approval", "routed", "routed", "routed"]
     assert "offline stand-in" in demo.stdout
     (waiting,) = [row.split()[0] for row in rows if "awaiting finance_manager" in row]
     (review,) = [row.split()[0] for row in rows if "awaiting service_desk_lead" in row]
     assert f"casework approve {waiting} --as carol" in demo.stdout  # bare or .venv/bin/...
     assert f"casework approve {review} --as frank" in demo.stdout
+    (lead_review,) = [row.split()[0] for row in rows if "awaiting sales_ops" in row]
+    assert f"casework approve {lead_review} --as paul" in demo.stdout
 
     inbox = casework(stack_env, "inbox", "--json")
     assert inbox.returncode == 0, inbox.stderr
-    assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted([waiting, review])
+    assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted(
+        [waiting, review, lead_review]
+    )
 
     refused = casework(stack_env, "approve", waiting, "--as", "bob")
     assert refused.returncode == 1
