@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 from casework.sandbox.models import Money, RecordId, StrictModel, Text
 from casework.sandbox.store import Db, IdempotencyKey, apply_once, columns, insert, utc_now
 
-router = APIRouter(prefix="/crm", tags=["CRM (sales)"])
+router = APIRouter(prefix="/crm", tags=["CRM: sales"])
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS crm_sales_account_executives (

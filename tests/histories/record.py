@@ -16,10 +16,9 @@ is a child workflow with a history of its own: ``ticket_triage_<name>.json`` for
 and the lead analyst (``tests.lead_routing_support.FakeCrm``) and save
 ``lead_routing_<name>.json``.
 
-Name scenarios to record only those (re-recording changes timestamps in every file); lead-routing
-scenarios are named with a ``lead_`` prefix, as invoice and lead names overlap:
+Name scenarios to record only those (re-recording changes timestamps in every file):
 
-    .venv/bin/python -m tests.histories.record severity_1_paged lead_review_approved
+    .venv/bin/python -m tests.histories.record severity_1_paged
 """
 
 from __future__ import annotations
@@ -493,7 +492,7 @@ LEAD_RECORDINGS = (
         CaseStatus.ON_HOLD,
     ),
     LeadRecording(
-        "failed_compensated",
+        "first_touch_failed_unassigned",
         _first_touch_refused,
         _nothing,
         LeadOutcome.FAILED_COMPENSATED,
@@ -583,7 +582,7 @@ async def record_all(names: list[str] | None = None) -> None:
                 for path in await record_triage(env, triage):
                     print(f"recorded {path}")
         for lead in LEAD_RECORDINGS:
-            if names is None or f"lead_{lead.name}" in names:
+            if names is None or lead.name in names:
                 print(f"recorded {await record_lead(env, lead)}")
 
 
@@ -593,7 +592,7 @@ def main() -> None:
     known = (
         {r.name for r in RECORDINGS}
         | {r.name for r in TRIAGE_RECORDINGS}
-        | {f"lead_{r.name}" for r in LEAD_RECORDINGS}
+        | {r.name for r in LEAD_RECORDINGS}
     )
     names = sys.argv[1:] or None
     if unknown := set(names or ()) - known:
