@@ -199,6 +199,7 @@ async def test_low_confidence_writes_nothing_until_sales_ops_approves(
     assert (task.role, task.eligible_roles) == ("sales_ops", ["sales_ops"])
     assert "Proposed: AE AE-E2 (AE-E2, emea, load 3/10) by territory." in task.summary
     assert 'They wrote: "Hello, just looking around."' in task.summary
+    assert "the confidence 0.50 is below 0.75" in task.summary
     assert (state.status, state.facts["route"]) == ("awaiting_approval", "review")
     assert [n.to for n in crm.notifications] == ["paul@example.com"]
     assert receipt.approver == "paul"

@@ -346,7 +346,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
         outcome = await self.request_approval(
             ApprovalRequest(
                 title=f"Lead {lead.lead_id}: {lead.company} to {ae.name}",
-                summary=_summary(context, decision),
+                summary=_summary(context, decision, policy.min_confidence),
                 evidence={
                     "decision": decision.model_dump(mode="json"),
                     "lead_message": lead.message,
@@ -578,7 +578,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
         )
 
 
-def _summary(context: _Context, decision: LeadDecision) -> str:
+def _summary(context: _Context, decision: LeadDecision, min_confidence: float) -> str:
     lead = context.lead
     ae = decision.routing.ae
     assert ae is not None
@@ -599,8 +599,8 @@ def _summary(context: _Context, decision: LeadDecision) -> str:
             if read
             else f"Agent: no read ({context.read_failure or 'unavailable'})."
         ),
-        f"Needs a person because the confidence {decision.confidence:.2f} is below the "
-        "straight-through threshold.",
+        f"Needs a person because the confidence {decision.confidence:.2f} is below "
+        f"{min_confidence:.2f}, the policy's threshold for routing without one.",
         "Approve to assign the lead and queue the first touch; reject with a comment to put it "
         "in the nurture queue, unassigned.",
     ]
