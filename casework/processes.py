@@ -8,7 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception, loan_application, refund, ticket_triage
+from casework.workflows import (
+    invoice_exception,
+    lead_routing,
+    loan_application,
+    refund,
+    ticket_triage,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,13 @@ PROCESSES: dict[str, Process] = {
             case_id=lambda request: loan_application.case_id_for(request.application_id),
             description="KYC, a late credit report and an income-reading agent decide a loan; "
             "a fraud alert after disbursement reverses it",
+        ),
+        Process(
+            name=lead_routing.CASE_TYPE,
+            workflow_type="LeadRouting",
+            input_model=lead_routing.LeadRoutingInput,
+            case_id=lambda request: lead_routing.case_id_for(request.lead_id),
+            description="score and read an inbound lead, route it to an AE by territory and load",
         ),
     ]
 }

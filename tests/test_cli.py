@@ -104,7 +104,7 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
         line
         for line in demo.stdout.splitlines()
         if line.split(" ", 1)[0].startswith(
-            ("invoice-exception-", "ticket-triage-", "loan-application-")
+            ("invoice-exception-", "ticket-triage-", "loan-application-", "lead-routing-")
         )
         and "/workflows/" in line
     ]
@@ -132,17 +132,20 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
         "failed_compensated",
         "rejected",
     ]
+    assert statuses("lead-routing-") == ["awaiting_approval", "routed", "routed", "routed"]
     assert "offline stand-in" in demo.stdout
     (waiting,) = [row.split()[0] for row in rows if "awaiting finance_manager" in row]
     (review,) = [row.split()[0] for row in rows if "awaiting service_desk_lead" in row]
     assert f"casework approve {waiting} --as carol" in demo.stdout  # bare or .venv/bin/...
     assert f"casework approve {review} --as frank" in demo.stdout
+    (lead_review,) = [row.split()[0] for row in rows if "awaiting sales_ops" in row]
+    assert f"casework approve {lead_review} --as paul" in demo.stdout
 
     inbox = casework(stack_env, "inbox", "--json")
     assert inbox.returncode == 0, inbox.stderr
     (underwriting,) = [row.split()[0] for row in rows if "awaiting underwriter" in row]
     assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted(
-        [waiting, review, underwriting]
+        [waiting, review, underwriting, lead_review]
     )
 
     refused = casework(stack_env, "approve", waiting, "--as", "bob")

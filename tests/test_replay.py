@@ -17,16 +17,19 @@ from temporalio.worker import Replayer
 from casework.converter import data_converter
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.lead_routing import LeadRoutingWorkflow
 from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
 from tests.histories.record import (
     HISTORIES,
+    LEAD_RECORDINGS,
     LOAN_RECORDINGS,
     RECORDINGS,
     REFUND_RECORDINGS,
     TRIAGE_RECORDINGS,
     history_path,
+    lead_history_path,
     loan_history_path,
     refund_history_path,
     triage_history_path,
@@ -41,6 +44,7 @@ WORKFLOWS = [
     AgentRegionWorkflow,
     RefundWorkflow,
     LoanApplicationWorkflow,
+    LeadRoutingWorkflow,
 ]
 
 
@@ -60,6 +64,14 @@ def test_every_refund_scenario_has_a_stored_history() -> None:
     names = {r.name for r in REFUND_RECORDINGS}
     assert not names & {r.name for r in (*RECORDINGS, *TRIAGE_RECORDINGS)}
     missing = [r.name for r in REFUND_RECORDINGS if not refund_history_path(r.name).exists()]
+    assert not missing, f"record them with: python -m tests.histories.record ({missing})"
+
+
+def test_every_lead_routing_scenario_has_a_stored_history() -> None:
+    # The recorder takes scenario names from the command line: one name, one process.
+    names = {r.name for r in LEAD_RECORDINGS}
+    assert not names & {r.name for r in (*RECORDINGS, *TRIAGE_RECORDINGS)}
+    missing = [r.name for r in LEAD_RECORDINGS if not lead_history_path(r.name).exists()]
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from casework.sandbox import (
     credit_bureau,
     crm,
+    crm_sales,
     erp,
     faults,
     fraud,
@@ -47,6 +48,9 @@ Stand-ins for the systems of record casework's activities act on, backed by one 
 * **Lending, KYC, credit bureau**: loan applications with income documents and a status history;
   an identity-document registry and a sanctions list with their checks; a credit bureau that
   takes report requests now and answers later.
+* **CRM (sales)**: leads (assign, unassign, nurture), accounts with their owning account
+  executive, account executives with territory, load and capacity, firmographics by web domain
+  (enrichment), and the queue of first-touch messages to leads.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -62,7 +66,15 @@ Errors are `{"detail": "..."}` with a message that names the field or record at 
 
 
 # Systems whose module holds its tables (``SCHEMA``) beside its routes.
-SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (orders, crm, fraud, lending, kyc, credit_bureau)
+SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (
+    orders,
+    crm,
+    fraud,
+    lending,
+    kyc,
+    credit_bureau,
+    crm_sales,
+)
 
 
 class Health(BaseModel):

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from casework.activities import policy
 from casework.activities.credit_bureau import CreditBureauActivities
 from casework.activities.crm import CrmActivities
+from casework.activities.crm_sales import CrmSalesActivities
 from casework.activities.erp import ErpActivities
 from casework.activities.fraud import FraudActivities
 from casework.activities.itsm import ItsmActivities
@@ -32,6 +33,7 @@ from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
+from casework.workflows.lead_routing import LeadRoutingWorkflow
 from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
@@ -42,6 +44,7 @@ WORKFLOWS: list[type] = [
     AgentRegionWorkflow,
     RefundWorkflow,
     LoanApplicationWorkflow,
+    LeadRoutingWorkflow,
 ]
 
 log = logging.getLogger("casework.worker")
@@ -59,6 +62,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     lending = LendingActivities(http)
     kyc = KycActivities(http)
     credit_bureau = CreditBureauActivities(http)
+    crm_sales = CrmSalesActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -94,6 +98,14 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         kyc.screen_sanctions,
         credit_bureau.request_report,
         payments.disburse,
+        crm_sales.get_lead,
+        crm_sales.enrich_company,
+        crm_sales.find_account,
+        crm_sales.list_account_executives,
+        crm_sales.assign_lead,
+        crm_sales.unassign_lead,
+        crm_sales.nurture_lead,
+        crm_sales.queue_first_touch,
     ]
 
 

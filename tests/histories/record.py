@@ -16,7 +16,8 @@ is a child workflow with a history of its own: ``ticket_triage_<name>.json`` for
 signals, payments and the model (``tests.refund_support.FakeRefundSystems``) and save
 ``refund_<name>.json``. Loan-application scenarios fake the lending system, KYC, the bureau,
 payments and the income reader (``tests.loan_application_support``) and save
-``loan_application_<name>.json``.
+``loan_application_<name>.json``. Lead-routing scenarios fake the sales CRM and the lead analyst
+(``tests.lead_routing_support.FakeCrm``) and save ``lead_routing_<name>.json``.
 
 Name scenarios to record only those (re-recording changes timestamps in every file):
 
@@ -36,14 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from casework import search_attributes
+from casework.agents.lead import LeadIntent
 from casework.agents.triage import stand_in_turn
 from casework.audit import AuditEvent, AuditKind
 from casework.converter import data_converter
+from casework.crm_sales_records import Account
 from casework.loan_records import FraudAlert, SanctionsHit
 from casework.records import ConfigurationItem, KbArticle, Ticket
 from casework.tasks import HumanTask, TaskDecision
@@ -56,6 +60,9 @@ from casework.workflows.invoice_exception import (
     Outcome,
     case_id_for,
 )
+from casework.workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow
+from casework.workflows.lead_routing import Outcome as LeadOutcome
+from casework.workflows.lead_routing import case_id_for as lead_case_id_for
 from casework.workflows.loan_application import (
     CREDIT_REPORT,
     FRAUD_ALERT,
@@ -77,6 +84,7 @@ from casework.workflows.ticket_triage import case_id_for as triage_case_id_for
 from tests.conftest import BIN
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
+from tests.lead_routing_support import FakeCrm, make_ae, make_lead, read
 from tests.loan_application_support import (
     FakeLending,
     LoanHandle,
@@ -96,6 +104,7 @@ PREFIX = "invoice_exception_"
 TRIAGE_PREFIX = "ticket_triage_"
 REFUND_PREFIX = "refund_"
 LOAN_PREFIX = "loan_application_"
+LEAD_PREFIX = "lead_routing_"
 REGION_SUFFIX = ".agent"
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -118,12 +127,23 @@ def ticket_id_for(name: str) -> str:
     return f"INC-REPLAY-{name}"
 
 
+def lead_history_path(name: str) -> Path:
+    return HISTORIES / f"{LEAD_PREFIX}{name}.json"
+
+
+def lead_id_for(name: str) -> str:
+    # Lead IDs allow no underscore.
+    return f"LEAD-REPLAY-{name.replace('_', '-')}"
+
+
 def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
     if history.stem.startswith(REFUND_PREFIX):
         return refund_case_id_for(refund_order_id_for(history.stem.removeprefix(REFUND_PREFIX)))
     if history.stem.startswith(LOAN_PREFIX):
         return loan_case_id_for(application_id_for(history.stem.removeprefix(LOAN_PREFIX)))
+    if history.stem.startswith(LEAD_PREFIX):
+        return lead_case_id_for(lead_id_for(history.stem.removeprefix(LEAD_PREFIX)))
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
         case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
@@ -636,6 +656,162 @@ async def record_loan(env: WorkflowEnvironment, recording: LoanRecording) -> Pat
     return path
 
 
+# -- lead routing -------------------------------------------------------------------------------
+
+LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
+LeadDrive = Callable[[WorkflowEnvironment, LeadHandle], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class LeadRecording:
+    name: str
+    systems: Callable[[str], FakeCrm]
+    """Builds the faked CRM, outbox and model for the case's lead ID."""
+    drive: LeadDrive
+    outcome: LeadOutcome
+    status: CaseStatus
+
+
+def _confident_lead(lead_id: str) -> FakeCrm:
+    return FakeCrm(make_lead(lead_id))
+
+
+def _unsure_lead(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id, message="Hello, just looking around."),
+        agent_answer=read(LeadIntent.UNCLEAR, 0.3),
+    )
+
+
+def _existing_account(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        roster=[make_ae("AE-OWNER", 12, 12), make_ae("AE-E2", 3, 10)],
+        account=Account(
+            account_id="ACC-REPLAY",
+            name="Nordwind",
+            domain="nordwind.example",
+            owner_ae_id="AE-OWNER",
+        ),
+    )
+
+
+def _full_territory(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        roster=[make_ae("AE-E1", 10, 10), make_ae("AE-IS", 5, 50, territory="inside_sales")],
+    )
+
+
+def _nobody_free(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        roster=[make_ae("AE-E1", 10, 10), make_ae("AE-IS", 50, 50, territory="inside_sales")],
+    )
+
+
+def _first_touch_refused(lead_id: str) -> FakeCrm:
+    return FakeCrm(
+        make_lead(lead_id),
+        first_touch_error=ApplicationError(
+            "lead is on the do-not-contact list", type="RequestConflict", non_retryable=True
+        ),
+    )
+
+
+async def _sales_ops_approves(env: WorkflowEnvironment, handle: LeadHandle) -> None:
+    await _open_task(handle)
+    await _decide(handle, approver="paul", action="approve", comment="worth a call")
+
+
+async def _sales_ops_rejects(env: WorkflowEnvironment, handle: LeadHandle) -> None:
+    await _open_task(handle)
+    await _decide(handle, approver="paul", action="reject", comment="student project")
+
+
+LEAD_RECORDINGS = (
+    LeadRecording(
+        "straight_through",
+        _confident_lead,
+        _nothing,
+        LeadOutcome.STRAIGHT_THROUGH,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "account_owner",
+        _existing_account,
+        _nothing,
+        LeadOutcome.STRAIGHT_THROUGH,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "fallback_territory",
+        _full_territory,
+        _nothing,
+        LeadOutcome.STRAIGHT_THROUGH,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "review_approved",
+        _unsure_lead,
+        _sales_ops_approves,
+        LeadOutcome.APPROVED,
+        CaseStatus.ROUTED,
+    ),
+    LeadRecording(
+        "review_rejected",
+        _unsure_lead,
+        _sales_ops_rejects,
+        LeadOutcome.REJECTED,
+        CaseStatus.REJECTED,
+    ),
+    LeadRecording(
+        "review_timed_out", _unsure_lead, _nothing, LeadOutcome.TIMED_OUT, CaseStatus.ON_HOLD
+    ),
+    LeadRecording(
+        "no_capacity_nurtured",
+        _nobody_free,
+        _nothing,
+        LeadOutcome.NO_CAPACITY,
+        CaseStatus.ON_HOLD,
+    ),
+    LeadRecording(
+        "first_touch_failed_unassigned",
+        _first_touch_refused,
+        _nothing,
+        LeadOutcome.FAILED_COMPENSATED,
+        CaseStatus.FAILED_COMPENSATED,
+    ),
+)
+
+
+async def record_lead(env: WorkflowEnvironment, recording: LeadRecording) -> Path:
+    lead_id = lead_id_for(recording.name)
+    crm = recording.systems(lead_id)
+    task_queue = f"record-lead-{recording.name}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[LeadRoutingWorkflow],
+        activities=crm.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            LeadRoutingWorkflow.run,
+            LeadRoutingInput(lead_id=lead_id),
+            id=lead_case_id_for(lead_id),
+            task_queue=task_queue,
+        )
+        await recording.drive(env, handle)
+        result = await handle.result()
+    if (result.outcome, result.status) != (recording.outcome, recording.status):
+        raise RuntimeError(
+            f"{recording.name}: expected {recording.outcome} / {recording.status}, got {result}"
+        )
+    path = lead_history_path(recording.name)
+    path.write_text((await handle.fetch_history()).to_json() + "\n")
+    return path
+
+
 async def record(env: WorkflowEnvironment, recording: Recording) -> Path:
     invoice_id = invoice_id_for(recording.name)
     systems = recording.systems(invoice_id)
@@ -695,6 +871,9 @@ async def record_all(names: list[str] | None = None) -> None:
         for loan in LOAN_RECORDINGS:
             if names is None or loan.name in names:
                 print(f"recorded {await record_loan(env, loan)}")
+        for lead in LEAD_RECORDINGS:
+            if names is None or lead.name in names:
+                print(f"recorded {await record_lead(env, lead)}")
 
 
 def main() -> None:
@@ -705,6 +884,7 @@ def main() -> None:
         | {r.name for r in TRIAGE_RECORDINGS}
         | {r.name for r in REFUND_RECORDINGS}
         | {r.name for r in LOAN_RECORDINGS}
+        | {r.name for r in LEAD_RECORDINGS}
     )
     names = sys.argv[1:] or None
     if unknown := set(names or ()) - known:

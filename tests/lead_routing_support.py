@@ -1,0 +1,395 @@
+"""Helpers for the lead-routing tests.
+
+``FakeCrm`` fakes the sales CRM, the notifications outbox, the lead analyst and (optionally) a
+changed policy by activity name, for the time-skipping workflow tests and for recording replay
+histories. ``CrmSales`` and ``ScriptedLeadAnalyst`` are the integration tests' view of the real
+sandbox and the scripted model, keyed by lead so one test's script never reaches another's case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+
+from casework.activities import policy
+from casework.activities.crm_sales import (
+    AccountMatch,
+    CompanyLookup,
+    Enrichment,
+    FirstTouchRequest,
+    LeadAssignment,
+    LeadLookup,
+    LeadRelease,
+    Roster,
+    RosterLookup,
+)
+from casework.activities.notifications import NotificationRequest
+from casework.activities.policy import PolicyLookup
+from casework.agents.lead import LeadIntent, LeadRead
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.crm_sales_records import (
+    Account,
+    AccountExecutive,
+    Firmographics,
+    FirstTouchMessage,
+    Lead,
+)
+from casework.policies.loader import load_policy
+from casework.policies.models import PolicyDocument, PolicyRef
+from casework.records import Notification
+from tests.integration_support import case_data
+from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+
+# The activities a case runs at once to gather its context.
+PARALLEL_LOOKUPS = frozenset(
+    {
+        "crm_sales.enrich_company",
+        "llm.propose",
+        "crm_sales.find_account",
+        "crm_sales.list_account_executives",
+    }
+)
+
+# -- records --------------------------------------------------------------------------------------
+
+
+def new_lead_id(label: str) -> str:
+    return f"LEAD-T-{label}-{uuid.uuid4().hex[:8]}"
+
+
+def make_lead(lead_id: str, **fields: Any) -> Lead:
+    """A DE lead from a software company's head of sales who asks for pricing."""
+    return Lead.model_validate(
+        {
+            "lead_id": lead_id,
+            "contact_name": "Anna Berg",
+            "email": "anna@nordwind.example",
+            "company": "Nordwind GmbH",
+            "domain": "nordwind.example",
+            "country": "DE",
+            "job_title": "Head of Sales",
+            "message": "We need pricing and a demo for 300 seats before our Q3 budget decision.",
+        }
+        | fields
+    )
+
+
+def make_ae(ae_id: str, load: int = 0, capacity: int = 10, **fields: Any) -> AccountExecutive:
+    return AccountExecutive.model_validate(
+        {
+            "ae_id": ae_id,
+            "name": f"AE {ae_id}",
+            "email": f"{ae_id.lower()}@example.com",
+            "territory": "emea",
+            "current_load": load,
+            "capacity": capacity,
+        }
+        | fields
+    )
+
+
+def software_company(domain: str = "nordwind.example", employees: int = 500) -> Firmographics:
+    return Firmographics(
+        domain=domain,
+        company_name="Nordwind GmbH",
+        industry="software",
+        employees=employees,
+        annual_revenue=Decimal("90000000"),
+        country="DE",
+    )
+
+
+def emea_roster() -> list[AccountExecutive]:
+    """Two EMEA AEs (AE-E2 the less loaded) and an inside-sales pool for the fallback."""
+    return [
+        make_ae("AE-E1", 6, 10),
+        make_ae("AE-E2", 3, 10),
+        make_ae("AE-IS", 5, 50, territory="inside_sales"),
+    ]
+
+
+def read(intent: LeadIntent = LeadIntent.PURCHASE, confidence: float = 0.9) -> LeadRead:
+    return LeadRead(
+        intent=intent,
+        confidence=confidence,
+        summary="scripted read",
+        buying_signals=["300 seats", "Q3 budget"],
+    )
+
+
+def policy_with(changes: dict[str, Any]) -> PolicyDocument:
+    """The shipped lead-routing policy with top-level keys replaced, pinned by its own hash."""
+    shipped = load_policy("lead_routing")
+    content = shipped.content | changes
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return PolicyDocument(
+        ref=PolicyRef(id="lead_routing", version=shipped.ref.version, sha256=digest),
+        content=content,
+    )
+
+
+# -- the faked systems ----------------------------------------------------------------------------
+
+
+@dataclass
+class FakeCrm:
+    """The sales CRM, the outbox, the lead analyst and the policy, in memory, by activity name."""
+
+    lead: Lead
+    roster: list[AccountExecutive] = field(default_factory=emea_roster)
+    firmographics: Firmographics | ApplicationError | None = field(default_factory=software_company)
+    account: Account | None = None
+    agent_answer: LeadRead | ApplicationError = field(default_factory=read)
+    first_touch_error: ApplicationError | None = None
+    unassign_error: ApplicationError | None = None
+    policy_changes: dict[str, Any] = field(default_factory=dict)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    """(activity, idempotency key) of every CRM write, in order."""
+    assignments: list[LeadAssignment] = field(default_factory=list)
+    first_touches: list[FirstTouchRequest] = field(default_factory=list)
+    notifications: list[NotificationRequest] = field(default_factory=list)
+    agent_requests: list[AgentRequest] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="policies.load")
+        async def load(lookup: PolicyLookup) -> PolicyDocument:
+            if lookup.policy_id == "lead_routing" and self.policy_changes:
+                return policy_with(self.policy_changes)
+            return await policy.load(lookup)
+
+        @activity.defn(name="crm_sales.get_lead")
+        async def get_lead(lookup: LeadLookup) -> Lead:
+            if lookup.lead_id != self.lead.lead_id:
+                raise ApplicationError(
+                    f"lead {lookup.lead_id} not found", type="RecordNotFound", non_retryable=True
+                )
+            return self.lead
+
+        @activity.defn(name="crm_sales.enrich_company")
+        async def enrich_company(lookup: CompanyLookup) -> Enrichment:
+            if isinstance(self.firmographics, ApplicationError):
+                raise self.firmographics
+            return Enrichment(domain=lookup.domain, firmographics=self.firmographics)
+
+        @activity.defn(name="crm_sales.find_account")
+        async def find_account(lookup: CompanyLookup) -> AccountMatch:
+            return AccountMatch(domain=lookup.domain, account=self.account)
+
+        @activity.defn(name="crm_sales.list_account_executives")
+        async def list_account_executives(lookup: RosterLookup) -> Roster:
+            return Roster(account_executives=self.roster)
+
+        @activity.defn(name="crm_sales.assign_lead")
+        async def assign_lead(assignment: LeadAssignment) -> Lead:
+            self.writes.append(("assign_lead", assignment.idempotency_key))
+            self.assignments.append(assignment)
+            return self.lead.model_copy(
+                update={"status": "assigned", "owner_ae_id": assignment.ae_id}
+            )
+
+        @activity.defn(name="crm_sales.unassign_lead")
+        async def unassign_lead(release: LeadRelease) -> Lead:
+            if self.unassign_error is not None:
+                raise self.unassign_error
+            self.writes.append(("unassign_lead", release.idempotency_key))
+            return self.lead
+
+        @activity.defn(name="crm_sales.nurture_lead")
+        async def nurture_lead(release: LeadRelease) -> Lead:
+            self.writes.append(("nurture_lead", release.idempotency_key))
+            return self.lead.model_copy(update={"status": "nurture"})
+
+        @activity.defn(name="crm_sales.queue_first_touch")
+        async def queue_first_touch(request: FirstTouchRequest) -> FirstTouchMessage:
+            if self.first_touch_error is not None:
+                raise self.first_touch_error
+            self.writes.append(("queue_first_touch", request.idempotency_key))
+            self.first_touches.append(request)
+            return FirstTouchMessage(
+                message_id=f"MSG-{len(self.first_touches)}",
+                lead_id=request.lead_id,
+                ae_id=request.ae_id,
+                to=self.lead.email,
+                subject=request.subject,
+                body=request.body,
+                status="queued",
+            )
+
+        @activity.defn(name="notifications.send")
+        async def send(request: NotificationRequest) -> Notification:
+            self.notifications.append(request)
+            return Notification(
+                notification_id=f"N-{len(self.notifications)}",
+                to=request.to,
+                subject=request.subject,
+            )
+
+        @activity.defn(name="llm.propose")
+        async def propose(request: AgentRequest) -> AgentResult:
+            self.agent_requests.append(request)
+            if isinstance(self.agent_answer, ApplicationError):
+                raise self.agent_answer
+            return AgentResult(
+                output=self.agent_answer.model_dump(mode="json"),
+                usage=AgentUsage(
+                    model="scripted",
+                    stand_in=False,
+                    prompt_tokens=120,
+                    completion_tokens=40,
+                    cost_usd=0.001,
+                    attempt=activity.info().attempt,
+                ),
+            )
+
+        return [
+            load,
+            get_lead,
+            enrich_company,
+            find_account,
+            list_account_executives,
+            assign_lead,
+            unassign_lead,
+            nurture_lead,
+            queue_first_touch,
+            send,
+            propose,
+        ]
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+async def ran_at_once(handle: WorkflowHandle, names: frozenset[str] = PARALLEL_LOOKUPS) -> bool:
+    """Whether every activity in ``names`` was scheduled before any of them completed: the
+    history's proof that they ran concurrently rather than one after another."""
+    history = await handle.fetch_history()
+    scheduled: dict[int, str] = {}
+    last_scheduled = first_completed = None
+    for position, event in enumerate(history.events):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            if name in names:
+                scheduled[event.event_id] = name
+                last_scheduled = position
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            completed = event.activity_task_completed_event_attributes.scheduled_event_id
+            if completed in scheduled and first_completed is None:
+                first_completed = position
+    return (
+        set(scheduled.values()) == names
+        and last_scheduled is not None
+        and first_completed is not None
+        and last_scheduled < first_completed
+    )
+
+
+# -- the real sandbox and the scripted model ------------------------------------------------------
+
+
+class CrmSales:
+    """The sandbox's sales CRM and outbox, seeded and inspected over HTTP as an operator would."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self._http.post(path, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def _get(self, path: str, **params: str) -> Any:
+        response = await self._http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    async def create_ae(self, ae: AccountExecutive) -> None:
+        await self._post("/crm/account-executives", ae.model_dump(mode="json"))
+
+    async def create_account(self, account: Account) -> None:
+        await self._post("/crm/accounts", account.model_dump(mode="json"))
+
+    async def create_firmographics(self, company: Firmographics) -> None:
+        await self._post("/crm/firmographics", company.model_dump(mode="json"))
+
+    async def create_lead(self, lead: Lead) -> None:
+        await self._post(
+            "/crm/leads",
+            lead.model_dump(
+                mode="json", exclude={"status", "owner_ae_id", "account_id"}, exclude_none=True
+            ),
+        )
+
+    async def lead(self, lead_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._get(f"/crm/leads/{lead_id}")
+        return found
+
+    async def ae(self, ae_id: str) -> AccountExecutive:
+        return AccountExecutive.model_validate(await self._get(f"/crm/account-executives/{ae_id}"))
+
+    async def messages(self, lead_id: str) -> list[FirstTouchMessage]:
+        rows = await self._get("/crm/messages", lead_id=lead_id)
+        return [FirstTouchMessage.model_validate(row) for row in rows]
+
+    async def notifications(self, case_id: str) -> list[Notification]:
+        rows = await self._get("/notifications", case_id=case_id)
+        return [Notification.model_validate(row) for row in rows]
+
+    async def inject_fault(self, **spec: Any) -> None:
+        await self._post("/_faults", spec)
+
+    async def clear_faults(self) -> None:
+        response = await self._http.delete("/_faults")
+        response.raise_for_status()
+
+
+def lead_id_of(chat_request: dict[str, Any]) -> str | None:
+    data = case_data(chat_request)
+    return None if data is None else data.get("lead", {}).get("lead_id")
+
+
+def read_json(intent: str, confidence: float) -> str:
+    """An answer matching ``casework.agents.lead.LeadRead``."""
+    return json.dumps(
+        {
+            "intent": intent,
+            "confidence": confidence,
+            "summary": "Scripted for an integration test.",
+            "buying_signals": ["300 seats"],
+        }
+    )
+
+
+class ScriptedLeadAnalyst:
+    """Scripts the model behind the lead analyst one lead at a time."""
+
+    def __init__(self, server: ScriptedLlmServer) -> None:
+        self.server = server
+        self._replies: dict[str, ScriptedReply] = {}
+        server.responder = self._answer
+
+    def answer(self, lead_id: str, reply: ScriptedReply) -> None:
+        self._replies[lead_id] = reply
+
+    def requests_for(self, lead_id: str) -> list[dict[str, Any]]:
+        return [body for body in list(self.server.requests) if lead_id_of(body) == lead_id]
+
+    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
+        lead_id = lead_id_of(body)
+        reply = self._replies.get(lead_id) if lead_id else None
+        if reply is None:
+            # 400 is non-retryable: an unscripted case fails fast and visibly instead of retrying.
+            return ScriptedReply(
+                status=400, error_body={"error": {"message": f"no scripted answer for {lead_id!r}"}}
+            )
+        return reply
