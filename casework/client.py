@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
@@ -10,7 +13,7 @@ from casework.config import DEFAULT_TEMPORAL_ADDRESS
 from casework.converter import data_converter
 
 
-async def connect(runtime: Runtime | None = None) -> Client:
+async def connect(runtime: Runtime | None = None, interceptors: Sequence[Any] = ()) -> Client:
     """Connect using ``temporalio.envconfig``: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
     TEMPORAL_API_KEY, TLS settings or a profile in the Temporal config file; the embedded dev
     server on 127.0.0.1:7233 when none is set.
@@ -20,4 +23,6 @@ async def connect(runtime: Runtime | None = None) -> Client:
     (temporalio/sdk-python#300)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
-    return await Client.connect(**config, data_converter=data_converter, runtime=runtime)
+    return await Client.connect(
+        **config, data_converter=data_converter, runtime=runtime, interceptors=interceptors
+    )

@@ -27,6 +27,7 @@ examples:
   casework show invoice-exception-INV-1001
   casework approve invoice-exception-INV-1001 --as bob --comment "surcharge agreed"
   casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
+  casework report --json                       KPIs: backlog, SLA, overrides, model cost
   casework demo                                one case per outcome, then a summary table
 
 Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY ... (temporalio
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("case")
     audit.add_argument("--jsonl", action="store_true", help="one JSON object per line")
 
+    report = commands.add_parser(
+        "report", help="KPIs over every case: backlog, SLA, auto-approval, overrides, cost"
+    )
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+
     commands.add_parser(
         "demo", help="seed the sandbox and run one case per outcome on the running stack"
     )
@@ -189,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
             return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
         case "audit":
             return _with_client(lambda c: cases.audit(c, args.case, args.jsonl))
+        case "report":
+            return _with_client(lambda c: cases.report(c, args.json))
         case "demo":
             from casework.cli.demo import run_demo
 
