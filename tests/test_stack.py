@@ -100,7 +100,7 @@ def pid_running(pid: int) -> bool:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[StackConfig]:
-    temporal_port, ui_port, sandbox_port = free_ports(3)
+    temporal_port, ui_port, sandbox_port, review_port, metrics_port = free_ports(5)
     stub_worker = tmp_path / "stub_worker.py"
     stub_worker.write_text(STUB_WORKER)
     config = StackConfig(
@@ -108,6 +108,8 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
         temporal_port=temporal_port,
         ui_port=ui_port,
         sandbox_port=sandbox_port,
+        review_port=review_port,
+        metrics_port=metrics_port,
         task_queue="stack-test",
         worker_command=[sys.executable, str(stub_worker)],
     )

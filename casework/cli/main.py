@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="stop the processes `casework up` started")
     commands.add_parser("status", help="show whether the embedded stack is running")
     commands.add_parser("worker", help="run a worker in the foreground")
+    ui = commands.add_parser(
+        "ui", help="run the review queue web app in the foreground (loopback only)"
+    )
+    ui.add_argument(
+        "--reset-password", metavar="USER", help="give USER a new sign-in password and print it"
+    )
 
     start = commands.add_parser("start", help="start a case")
     start.add_argument(
@@ -143,14 +149,53 @@ def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
         gc.collect()
 
 
+def _ui(settings: Settings, reset_user: str | None) -> int:
+    from casework.policies.loader import load_policy
+    from casework.policies.models import Directory
+    from casework.web.auth import Credentials
+    from casework.web.server import NotLoopback, serve
+
+    if reset_user:
+        directory = Directory.model_validate(load_policy("directory").content)
+        if reset_user not in directory.users:
+            raise CommandError(f"{reset_user!r} is not a user in the directory")
+        password = Credentials(settings.state_dir).set_password(reset_user)
+        print(f"new review-queue password for {reset_user}: {password}")
+        return 0
+    try:
+        serve(settings)
+    except NotLoopback as error:
+        raise CommandError(str(error)) from error
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     match args.command:
         case "up":
-            result = stack_up(StackConfig.from_settings(settings))
+            from casework.web.server import ensure_demo_credentials
+
+            config = StackConfig.from_settings(settings)
+            created = ensure_demo_credentials(settings)
+            result = stack_up(config)
             if not result.already_running:
-                print(f"casework is up. Web UI: {result.ui_url}  sandbox: {result.sandbox_url}")
+                print(
+                    f"casework is up. Temporal Web UI: {result.ui_url}  "
+                    f"sandbox: {result.sandbox_url}"
+                )
+                print(f"review queue: {result.review_url}  worker metrics: {result.metrics_url}")
                 print(f"logs in {result.log_dir}; stop with: casework down")
+            handout = settings.state_dir / "ui" / "demo-credentials.txt"
+            if created:
+                example = next(
+                    (u for u in ("carol", "bob", "frank") if u in created), next(iter(created))
+                )
+                print(
+                    f"review-queue passwords created for {len(created)} directory users in "
+                    f"{handout} (e.g. {example}: {created[example]})"
+                )
+            elif handout.exists():
+                print(f"review-queue sign-in: passwords in {handout}")
             return 0
         case "down":
             stack_down(StackConfig.from_settings(settings))
@@ -166,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
 
             worker_main()
             return 0
+        case "ui":
+            return _ui(settings, args.reset_password)
         case "start":
             request = cases.validate_input(args.process, args.input)
             return _with_client(
