@@ -27,7 +27,9 @@ def bar_chart(
         return Markup(f'<p class="empty">{escape(title)}: nothing yet</p>')
     top = maximum if maximum is not None else max(value for _, value in items)
     height = ROW * len(items) + 8
-    width = LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH
+    # Wide enough for the longest label at 12px (about 7px a character), so none is cut off.
+    label_width = max(LABEL_WIDTH // 2, min(360, 7 * max(len(label) for label, _ in items) + 16))
+    width = label_width + BAR_WIDTH + VALUE_WIDTH
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
@@ -38,11 +40,11 @@ def bar_chart(
         length = 0 if not top else max(1.0, BAR_WIDTH * value / top) if value else 0
         color = (colors or PALETTE)[index % len(colors or PALETTE)]
         parts += [
-            f'<text x="{LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end" font-size="12">'
+            f'<text x="{label_width - 8}" y="{y + 15}" text-anchor="end" font-size="12">'
             f"{escape(label)}</text>",
-            f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{length:.1f}" height="{ROW - 8}" '
+            f'<rect x="{label_width}" y="{y + 3}" width="{length:.1f}" height="{ROW - 8}" '
             f'fill="{color}"><title>{escape(label)}: {escape(fmt(value))}</title></rect>',
-            f'<text x="{LABEL_WIDTH + length + 6:.1f}" y="{y + 15}" font-size="12">'
+            f'<text x="{label_width + length + 6:.1f}" y="{y + 15}" font-size="12">'
             f"{escape(fmt(value))}</text>",
         ]
     parts.append("</svg>")
