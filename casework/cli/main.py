@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
 
+from casework import telemetry
 from casework.cli import cases
 from casework.cli.cases import CommandError
 from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
@@ -135,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
     async def run() -> int:
         try:
-            client = await connect(runtime=Runtime(telemetry=TelemetryConfig()))
+            client = await connect(
+                runtime=Runtime(telemetry=TelemetryConfig()),
+                interceptors=telemetry.tracing_interceptors("casework-cli"),
+            )
         except RuntimeError as error:
             raise CommandError(
                 f"cannot reach Temporal ({error}); is the stack running? try: casework up"
@@ -145,6 +149,7 @@ def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
     try:
         return asyncio.run(run())
     finally:
+        telemetry.flush_traces()
         # Release the client's runtime while the interpreter is fully alive (see connect()).
         gc.collect()
 
