@@ -369,7 +369,9 @@ def create_app(
 
 def _local(target: str) -> str:
     """Only redirect within this site: ``next`` must be a local path."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    # "//host" and "/\\host" are taken by browsers as another site.
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\\" not in target else "/"
 
 
 def _proposal_detail(event: AuditEvent | None) -> dict[str, Any]:
