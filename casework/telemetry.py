@@ -19,6 +19,7 @@ from typing import Any
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 _TRACER_PROVIDER: Any = None
+_GLOBAL_SET = False
 
 
 def runtime(metrics_address: str | None) -> Runtime:
@@ -52,7 +53,7 @@ def tracing_interceptors(service_name: str, endpoint: str | None = None) -> list
     endpoint = endpoint or otlp_endpoint()
     if endpoint is None:
         return []
-    global _TRACER_PROVIDER
+    global _TRACER_PROVIDER, _GLOBAL_SET
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -67,14 +68,30 @@ def tracing_interceptors(service_name: str, endpoint: str | None = None) -> list
         )
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-        trace.set_tracer_provider(provider)
+        if not _GLOBAL_SET:
+            # Other libraries in the process trace through the global provider; OpenTelemetry
+            # lets it be set once.
+            trace.set_tracer_provider(provider)
+            _GLOBAL_SET = True
         _TRACER_PROVIDER = provider
     # Cases are often started outside casework (the Temporal CLI, schedules) with no client
     # span to hang workflow spans from: create them anyway.
-    return [TracingInterceptor(always_create_workflow_spans=True)]
+    return [
+        TracingInterceptor(
+            _TRACER_PROVIDER.get_tracer("casework"), always_create_workflow_spans=True
+        )
+    ]
+
+
+def shutdown_tracing() -> None:
+    """Export the spans still buffered and stop exporting (before a process exits)."""
+    global _TRACER_PROVIDER
+    if _TRACER_PROVIDER is not None:
+        _TRACER_PROVIDER.shutdown()
+        _TRACER_PROVIDER = None
 
 
 def flush_traces() -> None:
-    """Export the spans still buffered (before a process exits)."""
+    """Export the spans buffered so far."""
     if _TRACER_PROVIDER is not None:
         _TRACER_PROVIDER.force_flush()

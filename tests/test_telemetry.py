@@ -66,6 +66,8 @@ def collector() -> Iterator[Collector]:
     thread = threading.Thread(target=collector.server.serve_forever, daemon=True)
     thread.start()
     yield collector
+    # Export what is left while the collector still listens, and trace nothing after the test.
+    telemetry.shutdown_tracing()
     collector.server.shutdown()
     collector.server.server_close()
 

@@ -149,7 +149,7 @@ def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
     try:
         return asyncio.run(run())
     finally:
-        telemetry.flush_traces()
+        telemetry.shutdown_tracing()
         # Release the client's runtime while the interpreter is fully alive (see connect()).
         gc.collect()
 

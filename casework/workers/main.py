@@ -101,7 +101,7 @@ async def serve(settings: Settings) -> None:
         if endpoint := telemetry.otlp_endpoint():
             log.info("OpenTelemetry traces to %s", endpoint)
         await stop.wait()
-    telemetry.flush_traces()
+    telemetry.shutdown_tracing()
     log.info("worker stopped")
 
 
