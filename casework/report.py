@@ -236,6 +236,32 @@ def _overrides(case: CaseRecord) -> tuple[int, list[Override]]:
     return decisions, overrides
 
 
+def _proposal_confidence(event: AuditEvent) -> float | None:
+    """The ``confidence`` convention; for a process not yet following it, the proposal's own."""
+    if CONFIDENCE in event.data:
+        value = event.data[CONFIDENCE]
+    else:
+        value = (event.data.get("proposal") or {}).get("confidence")
+    return None if value is None else float(value)
+
+
+def _model_usage(event: AuditEvent) -> ModelUsage | None:
+    """The ``model_usage`` convention; for a proposal recorded without it, its single call's
+    ``usage`` (an AgentUsage), so a process not yet following the convention still counts."""
+    if event.data.get(MODEL_USAGE):
+        return ModelUsage.model_validate(event.data[MODEL_USAGE])
+    usage = event.data.get("usage")
+    if event.kind is AuditKind.AGENT_PROPOSAL and MODEL_USAGE not in event.data and usage:
+        return ModelUsage(
+            agent=str(event.data.get("agent", "")),
+            model_calls=1,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            cost_usd=float(usage.get("cost_usd") or 0),
+        )
+    return None
+
+
 def _failure_reason(case: CaseRecord) -> str | None:
     status = case.status
     if not (status.startswith("failed") or status.startswith("workflow_")):
@@ -312,18 +338,22 @@ def compute(cases: Iterable[CaseRecord], now: datetime | None = None) -> Report:
             for event in case.audit:
                 if (
                     event.kind is AuditKind.AGENT_PROPOSAL
-                    and event.data.get(CONFIDENCE) is not None
+                    and (confidence := _proposal_confidence(event)) is not None
                 ):
-                    confidences[kind].append(float(event.data[CONFIDENCE]))
-                if event.data.get(MODEL_USAGE):
-                    case_spend.add(ModelUsage.model_validate(event.data[MODEL_USAGE]))
+                    confidences[kind].append(confidence)
+                if usage := _model_usage(event):
+                    case_spend.add(usage)
                 if event.kind is AuditKind.COMPENSATION:
                     compensations.append(
                         Compensation(
                             case_id=case.case_id,
                             case_type=kind,
                             step=str(event.data.get("step", event.summary)),
-                            ok=bool(event.data.get("ok", True)),
+                            ok=bool(
+                                event.data.get(
+                                    "ok", not event.summary.startswith("compensation FAILED")
+                                )
+                            ),
                         )
                     )
             spend_by_case[case.case_id] = case_spend.finish()

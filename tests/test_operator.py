@@ -77,7 +77,9 @@ class Stack:
 
     def audit(self, case_id: str) -> list[dict[str, Any]]:
         trail = self.run("audit", case_id, "--jsonl").stdout
-        return [json.loads(line) for line in trail.splitlines()]
+        lines = [json.loads(line) for line in trail.splitlines()]
+        # Plain events, or events inside a hash-chained export (which ends with a summary line).
+        return [line.get("event", line) for line in lines if not line.get("end")]
 
 
 @pytest.fixture(scope="module")

@@ -256,3 +256,31 @@ def test_compensations_and_failure_reasons() -> None:
         ),
     ]
     assert report.failure_reasons == {"erp.set_invoice_status failed": 1, "InvalidInput": 1}
+
+
+def test_a_process_not_yet_following_the_conventions_still_counts() -> None:
+    legacy = case(
+        "ref-a",
+        "refund",
+        "refunded",
+        [
+            event(
+                AuditKind.AGENT_PROPOSAL,
+                agent="refund_analyst",
+                proposal={"recommendation": "investigate", "confidence": 0.7},
+                usage={"model": "m", "prompt_tokens": 50, "completion_tokens": 5, "cost_usd": 0.1},
+            ),
+            event(AuditKind.COMPENSATION, "compensation FAILED, needs a person: refund R-1"),
+            event(AuditKind.CASE_COMPLETED),
+        ],
+        closed_at=T0 + timedelta(seconds=5),
+    )
+
+    report = compute([legacy], NOW)
+
+    assert report.confidence.by_process == {"refund": [0.7]}
+    spend = report.model_usage_by_process["refund"]
+    assert (spend.model_calls, spend.tokens, spend.cost_usd) == (1, 55, 0.1)
+    assert [c.ok for c in report.compensations] == [False]
+    # Without recommended_action there is nothing to override.
+    assert report.override.of == 0
