@@ -9,13 +9,17 @@ install: $(INSTALLED)
 
 # Re-install whenever the pinned dependencies change.
 $(INSTALLED): pyproject.toml
+	@echo "creating $(VENV) and installing casework with its pinned dependencies (about a minute the first time) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@echo "installed into $(VENV)"
 	touch $@
 
 demo: install
+	@echo "== starting the embedded stack (Temporal dev server, sandbox, worker, review queue) =="
 	$(BIN)/casework up
+	@echo "== running the demo cases =="
 	$(BIN)/casework demo
 
 test: install lint

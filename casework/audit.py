@@ -1,4 +1,20 @@
-"""The typed audit trail every case keeps, readable by query and exportable as JSON lines."""
+"""The typed audit trail every case keeps, readable by query and exportable as JSON lines.
+
+Besides each event's own data, a few keys mean the same in every process, so that the KPI
+report (``casework report``) and the worker's metrics read every process alike. Processes set
+them through ``CaseWorkflow``'s helpers (``record_proposal``, ``record_model_usage``,
+``record_compensation``) rather than by hand:
+
+- ``model_usage`` (:class:`ModelUsage`), on any event of a case's own trail: model calls the
+  case paid for, each counted exactly once. An agent region's calls are counted in its parent
+  case, when the region ends.
+- ``recommended_action`` (``approve`` / ``reject`` / None) and ``confidence`` (0..1 or None) on
+  ``agent_proposal``: what the agent's proposal means for the human task that may follow.
+  Approving the task follows the agent when it recommends ``approve``; rejecting follows it
+  when it recommends ``reject``. A person who does otherwise overrides the agent.
+- ``task_kind`` (``approval`` / ``question``) on ``task_opened``.
+- ``step`` and ``ok`` on ``compensation``: what was undone, and whether undoing it worked.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +59,27 @@ class AuditEvent(BaseModel):
     kind: AuditKind
     summary: str
     data: dict[str, Any] = {}
+
+
+MODEL_USAGE = "model_usage"
+RECOMMENDED_ACTION = "recommended_action"
+CONFIDENCE = "confidence"
+
+
+class ModelUsage(BaseModel):
+    """What one agent's model calls cost a case: the unit of the cost KPIs and metrics."""
+
+    agent: str
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    """0 where the price is unknown (self-hosted models) or nothing was spent (the stand-in)."""
+    models: list[str] = []
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 # -- tamper-evident export ------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
@@ -11,7 +14,11 @@ from casework.config import DEFAULT_TEMPORAL_ADDRESS, Settings
 from casework.converter import data_converter, encrypting_converter
 
 
-async def connect(runtime: Runtime | None = None, settings: Settings | None = None) -> Client:
+async def connect(
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Any] = (),
+    settings: Settings | None = None,
+) -> Client:
     """Connect using ``temporalio.envconfig``: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
     TEMPORAL_API_KEY, TLS settings or a profile in the Temporal config file; the embedded dev
     server on 127.0.0.1:7233 when none is set.
@@ -25,4 +32,6 @@ async def connect(runtime: Runtime | None = None, settings: Settings | None = No
     config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
     ring = load_key_ring((settings or Settings.from_env()).state_dir)
     converter = encrypting_converter(ring) if ring else data_converter
-    return await Client.connect(**config, data_converter=converter, runtime=runtime)
+    return await Client.connect(
+        **config, data_converter=converter, runtime=runtime, interceptors=interceptors
+    )

@@ -20,6 +20,8 @@ DEFAULT_UI_PORT = 8233
 DEFAULT_SANDBOX_HOST = "127.0.0.1"
 DEFAULT_SANDBOX_PORT = 8787
 DEFAULT_CODEC_PORT = 8789
+DEFAULT_REVIEW_PORT = 8790
+DEFAULT_METRICS_PORT = 9464
 
 
 class SettingsError(ValueError):
@@ -44,8 +46,13 @@ class Settings(BaseModel):
     task_queue: str = TASK_QUEUE
     sandbox_url: str = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
     ui_url: str = f"http://localhost:{DEFAULT_UI_PORT}"
+    """The Temporal Web UI, for links to cases."""
     codec_url: str = f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_CODEC_PORT}"
     """The codec server the Web UI decrypts payloads through (see casework.codec_server)."""
+    review_url: str = f"http://127.0.0.1:{DEFAULT_REVIEW_PORT}"
+    """casework's review queue (``casework ui``); it only ever listens on loopback."""
+    metrics_address: str | None = None
+    """``host:port`` where the worker serves Prometheus metrics; None: no endpoint."""
     state_dir: Path = Path(".casework")
     model: str | None = None
     """litellm model name; None means the offline stand-in model answers."""
@@ -65,6 +72,8 @@ class Settings(BaseModel):
             codec_url=env.get(
                 "CASEWORK_CODEC_URL", f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_CODEC_PORT}"
             ),
+            review_url=env.get("CASEWORK_REVIEW_URL", f"http://127.0.0.1:{DEFAULT_REVIEW_PORT}"),
+            metrics_address=env.get("CASEWORK_METRICS_ADDRESS") or None,
             state_dir=Path(env.get("CASEWORK_HOME", ".casework")),
             model=env.get("CASEWORK_MODEL") or None,
             llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,

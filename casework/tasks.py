@@ -68,6 +68,8 @@ class HumanTask(BaseModel):
     amount: Decimal = Decimal(0)
     currency: str = ""
     requested_by: str
+    submitter_may_decide: bool = False
+    """Whether the policy lets ``requested_by`` decide this task (segregation of duties off)."""
     opened_at: datetime
     due_at: datetime
     tier: int

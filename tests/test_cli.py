@@ -42,6 +42,8 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "CASEWORK_UI_URL": f"http://localhost:{_free_port()}",
         "CASEWORK_SANDBOX_URL": f"http://127.0.0.1:{_free_port()}",
         "CASEWORK_CODEC_URL": f"http://127.0.0.1:{_free_port()}",
+        "CASEWORK_REVIEW_URL": f"http://127.0.0.1:{_free_port()}",
+        "CASEWORK_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}",
         "CASEWORK_TASK_QUEUE": "casework-cli-test",
     }
     env.pop("CASEWORK_MODEL", None)

@@ -103,7 +103,7 @@ def pid_running(pid: int) -> bool:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[StackConfig]:
-    temporal_port, ui_port, sandbox_port, codec_port = free_ports(4)
+    temporal_port, ui_port, sandbox_port, codec_port, review_port, metrics_port = free_ports(6)
     stub_worker = tmp_path / "stub_worker.py"
     stub_worker.write_text(STUB_WORKER)
     config = StackConfig(
@@ -112,6 +112,8 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
         ui_port=ui_port,
         sandbox_port=sandbox_port,
         codec_port=codec_port,
+        review_port=review_port,
+        metrics_port=metrics_port,
         task_queue="stack-test",
         worker_command=[sys.executable, str(stub_worker)],
     )
@@ -206,7 +208,7 @@ def test_down_stops_everything_and_a_second_down_says_so(config: StackConfig) ->
 
     stopped = stack_down(config, progress)
 
-    assert stopped == ["worker", "sandbox", "temporal", "codec"]
+    assert stopped == ["ui", "worker", "sandbox", "temporal", "codec"]
     assert "stopped Temporal dev server" in progress.messages
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name
@@ -235,7 +237,7 @@ def test_the_stack_outlives_the_up_process_and_another_process_stops_it(
     started = pids(config)
     assert all(status.healthy for status in stack_status(config).values())
 
-    assert stack_down(config, quiet) == ["worker", "sandbox", "temporal", "codec"]
+    assert stack_down(config, quiet) == ["ui", "worker", "sandbox", "temporal", "codec"]
 
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,18 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from casework import backlog
 from casework import search_attributes as sa
 from casework.audit import AuditChainError, AuditEvent, export_lines, verify_lines
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
+from casework.decisions import DecisionError, send_decision
 from casework.policies.loader import load_policy
 from casework.policies.models import Directory
 from casework.processes import PROCESSES
 from casework.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
-from casework.workflows.case import CaseState, CaseStatus
+from casework.workflows.case import CaseState
 from casework.workflows.ticket_triage import Acknowledgement
 
 
@@ -280,16 +283,13 @@ async def decide(
     amount: Decimal | None,
     task_id: str | None = None,
 ) -> int:
-    handle, description = await _describe(client, case_id)
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        raise CommandError(f"case {case_id} is no longer running; nothing to decide")
     decision = TaskDecision(
         approver=approver, action=action, comment=comment, amount=amount, task_id=task_id
     )
     try:
-        receipt = await handle.execute_update("decide", decision, result_type=DecisionReceipt)
-    except WorkflowUpdateFailedError as error:
-        raise CommandError(_root_message(error)) from error
+        receipt = await send_decision(client, case_id, decision)
+    except DecisionError as error:
+        raise CommandError(str(error)) from error
     print(receipt.message)
     return 0
 
@@ -332,24 +332,18 @@ async def acknowledge(client: Client, case_id: str, responder: str) -> int:
 
 
 async def inbox(client: Client, settings: Settings, role: str | None, as_json: bool) -> int:
-    statuses = ", ".join(
-        f"'{status.value}'" for status in (CaseStatus.AWAITING_APPROVAL, CaseStatus.AWAITING_INPUT)
-    )
-    query = f"{sa.CASE_STATUS.name} IN ({statuses})"
-    tasks: list[HumanTask] = []
-    async for execution in client.list_workflows(query):
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        # The ApproverRole search attribute holds one role, so parallel reviews are filtered
-        # here, task by task.
-        open_tasks = await handle.query("open_tasks", result_type=list[HumanTask])
-        tasks.extend(task for task in open_tasks if role is None or task.role == role)
-    tasks.sort(key=lambda task: task.due_at)
+    tasks = [
+        item.task
+        for item in await backlog.open_tasks(client)
+        if role is None or item.task.role == role
+    ]
     if as_json:
         print(json.dumps([task.model_dump(mode="json") for task in tasks], indent=2))
         return 0
     if not tasks:
         print("no cases awaiting approval" + (f" for {role}" if role else ""))
         return 0
+    now = datetime.now(UTC)
     rows = [
         [
             task.case_id,
@@ -357,11 +351,13 @@ async def inbox(client: Client, settings: Settings, role: str | None, as_json: b
             task.role,
             f"{task.amount:,.2f} {task.currency}" if task.currency else "-",
             f"{task.due_at:%Y-%m-%d %H:%M}",
+            backlog.sla_state(task, now).value,
             task.requested_by,
         ]
         for task in tasks
     ]
-    print(table(["case", "task", "assigned to", "amount", "due (UTC)", "submitted by"], rows))
+    headers = ["case", "task", "assigned to", "amount", "due (UTC)", "SLA", "submitted by"]
+    print(table(headers, rows))
     print(
         "\napprovals: casework approve CASE --as USER  |  casework reject CASE --as USER "
         '--comment ...\nquestions: casework answer CASE --as USER --text "..."'
@@ -391,4 +387,12 @@ async def audit(client: Client, case_id: str, as_jsonl: bool) -> int:
         return 0
     rows = [[str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind.value, e.summary] for e in events]
     print(table(["#", "at (UTC)", "kind", "summary"], rows))
+    return 0
+
+
+async def report(client: Client, as_json: bool) -> int:
+    from casework.report import build, render_text
+
+    result = await build(client)
+    print(result.model_dump_json(indent=2) if as_json else render_text(result))
     return 0

@@ -183,6 +183,13 @@ async def run_demo(client: Client, settings: Settings) -> int:
             f"  {temporal} workflow signal --workflow-id {handle.id} --name decide "
             f'--input \'{{"approver": "{approver}", "action": "approve"}}\''
         )
+    if waiting:
+        print(
+            f"or decide in the review queue at {settings.review_url}, signed in as "
+            + " / ".join(sorted({demo_approver(task.role) for _, task in waiting}))
+            + f" (passwords in {settings.state_dir / 'ui' / 'demo-credentials.txt'})"
+        )
+    print(f"KPIs: {casework} report, or {settings.review_url}/report")
     print(f"\nthe stack keeps running: {casework} inbox | show CASE | audit CASE;")
     print("stop it with: make down")
     outcomes = [row[2] for row in rows]

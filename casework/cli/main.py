@@ -13,6 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
 
+from casework import telemetry
 from casework.cli import cases, deliver
 from casework.cli.cases import CommandError
 from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
@@ -30,6 +31,7 @@ examples:
   casework approve invoice-exception-INV-1001 --as bob --comment "surcharge agreed"
   casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
   casework audit --verify audit.jsonl          detect any edited, removed or reordered line
+  casework report --json                       KPIs: backlog, SLA, overrides, model cost
   casework demo                                one case per outcome, then a summary table
 
 Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY ... (temporalio
@@ -61,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("down", help="stop the processes `casework up` started")
     commands.add_parser("status", help="show whether the embedded stack is running")
     commands.add_parser("worker", help="run a worker in the foreground")
+    ui = commands.add_parser(
+        "ui", help="run the review queue web app in the foreground (loopback only)"
+    )
+    ui.add_argument(
+        "--reset-password", metavar="USER", help="give USER a new sign-in password and print it"
+    )
 
     start = commands.add_parser("start", help="start a case")
     start.add_argument(
@@ -131,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="check an exported file: any edited, removed or reordered line is named",
     )
 
+    report = commands.add_parser(
+        "report", help="KPIs over every case: backlog, SLA, auto-approval, overrides, cost"
+    )
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+
     commands.add_parser(
         "demo", help="seed the sandbox and run one case per outcome on the running stack"
     )
@@ -140,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
     async def run() -> int:
         try:
-            client = await connect(runtime=Runtime(telemetry=TelemetryConfig()))
+            client = await connect(
+                runtime=Runtime(telemetry=TelemetryConfig()),
+                interceptors=telemetry.tracing_interceptors("casework-cli"),
+            )
         except RuntimeError as error:
             raise CommandError(
                 f"cannot reach Temporal ({error}); is the stack running? try: casework up"
@@ -152,22 +168,62 @@ def _with_client(command: Callable[[Client], Awaitable[int]]) -> int:
     try:
         return asyncio.run(run())
     finally:
+        telemetry.shutdown_tracing()
         # Release the client's runtime while the interpreter is fully alive (see connect()).
         gc.collect()
+
+
+def _ui(settings: Settings, reset_user: str | None) -> int:
+    from casework.policies.loader import load_policy
+    from casework.policies.models import Directory
+    from casework.web.auth import Credentials
+    from casework.web.server import NotLoopback, serve
+
+    if reset_user:
+        directory = Directory.model_validate(load_policy("directory").content)
+        if reset_user not in directory.users:
+            raise CommandError(f"{reset_user!r} is not a user in the directory")
+        password = Credentials(settings.state_dir).set_password(reset_user)
+        print(f"new review-queue password for {reset_user}: {password}")
+        return 0
+    try:
+        serve(settings)
+    except NotLoopback as error:
+        raise CommandError(str(error)) from error
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     match args.command:
         case "up":
-            result = stack_up(StackConfig.from_settings(settings))
+            from casework.web.server import ensure_demo_credentials
+
+            config = StackConfig.from_settings(settings)
+            created = ensure_demo_credentials(settings)
+            result = stack_up(config)
             if not result.already_running:
-                print(f"casework is up. Web UI: {result.ui_url}  sandbox: {result.sandbox_url}")
+                print(
+                    f"casework is up. Temporal Web UI: {result.ui_url}  "
+                    f"sandbox: {result.sandbox_url}"
+                )
+                print(f"review queue: {result.review_url}  worker metrics: {result.metrics_url}")
                 print(
                     f"payloads are encrypted with the key ring {result.key_ring}; the Web UI "
                     f"decrypts them through the codec server at {result.codec_url}"
                 )
                 print(f"logs in {result.log_dir}; stop with: casework down")
+            handout = settings.state_dir / "ui" / "demo-credentials.txt"
+            if created:
+                example = next(
+                    (u for u in ("carol", "bob", "frank") if u in created), next(iter(created))
+                )
+                print(
+                    f"review-queue passwords created for {len(created)} directory users in "
+                    f"{handout} (e.g. {example}: {created[example]})"
+                )
+            elif handout.exists():
+                print(f"review-queue sign-in: passwords in {handout}")
             return 0
         case "down":
             stack_down(StackConfig.from_settings(settings))
@@ -183,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
 
             worker_main()
             return 0
+        case "ui":
+            return _ui(settings, args.reset_password)
         case "start":
             request = cases.validate_input(args.process, args.input)
             return _with_client(
@@ -219,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
             if args.case is None:
                 raise CommandError("audit needs a CASE, or --verify FILE")
             return _with_client(lambda c: cases.audit(c, args.case, args.jsonl))
+        case "report":
+            return _with_client(lambda c: cases.report(c, args.json))
         case "demo":
             from casework.cli.demo import run_demo
 

@@ -1,4 +1,4 @@
-"""The embedded stack: Temporal dev server, sandbox and worker as background processes.
+"""The embedded stack: Temporal dev server, sandbox, worker and review queue in the background.
 
 ``casework up`` starts them detached from the terminal (their own session, output in
 ``state_dir/logs``) and records what it started in ``state_dir/stack.json``; ``casework down``
@@ -42,7 +42,9 @@ from temporalio.service import RPCError
 from casework.codec import KEY_RING_FILE, ensure_key_ring
 from casework.config import (
     DEFAULT_CODEC_PORT,
+    DEFAULT_METRICS_PORT,
     DEFAULT_NAMESPACE,
+    DEFAULT_REVIEW_PORT,
     DEFAULT_SANDBOX_PORT,
     DEFAULT_UI_PORT,
     TASK_QUEUE,
@@ -50,10 +52,10 @@ from casework.config import (
 )
 from casework.search_attributes import dev_server_flags
 
-Component = Literal["codec", "temporal", "sandbox", "worker"]
-COMPONENTS: tuple[Component, ...] = ("codec", "temporal", "sandbox", "worker")
-"""Start order (the Web UI calls the codec server; the worker needs Temporal and the sandbox);
-``down`` stops them in reverse."""
+Component = Literal["codec", "temporal", "sandbox", "worker", "ui"]
+COMPONENTS: tuple[Component, ...] = ("codec", "temporal", "sandbox", "worker", "ui")
+"""Start order (the Web UI calls the codec server; the worker needs Temporal and the sandbox;
+the review queue needs the worker); ``down`` stops them in reverse."""
 
 DEFAULT_TEMPORAL_PORT = 7233
 
@@ -62,10 +64,12 @@ _LABELS: dict[Component, str] = {
     "temporal": "Temporal dev server",
     "sandbox": "sandbox",
     "worker": "worker",
+    "ui": "review queue",
 }
 _POLL_SECONDS = 0.1
 _PROBE_TIMEOUT = timedelta(seconds=2)
 _STOP_GRACE_SECONDS = 10.0
+_PROGRESS_EVERY_SECONDS = 5.0
 _LOG_TAIL_LINES = 20
 _HAS_PROC = Path("/proc/self/stat").exists()
 # Settings that decide where the stack listens; an `up` asking for different ones than the
@@ -76,6 +80,8 @@ _ADDRESS_FIELDS = {
     "ui_port",
     "sandbox_port",
     "codec_port",
+    "review_port",
+    "metrics_port",
     "namespace",
     "task_queue",
 }
@@ -96,6 +102,10 @@ class StackConfig(BaseModel):
     ui_port: int = DEFAULT_UI_PORT
     sandbox_port: int = DEFAULT_SANDBOX_PORT
     codec_port: int = DEFAULT_CODEC_PORT
+    review_port: int = DEFAULT_REVIEW_PORT
+    """casework's review queue (``casework ui``)."""
+    metrics_port: int = DEFAULT_METRICS_PORT
+    """Where the worker serves Prometheus metrics."""
     namespace: str = DEFAULT_NAMESPACE
     task_queue: str = TASK_QUEUE
     components: tuple[Component, ...] = COMPONENTS
@@ -114,6 +124,8 @@ class StackConfig(BaseModel):
             ui_port=_port(settings.ui_url, DEFAULT_UI_PORT),
             sandbox_port=_port(settings.sandbox_url, DEFAULT_SANDBOX_PORT),
             codec_port=_port(settings.codec_url, DEFAULT_CODEC_PORT),
+            review_port=_port(settings.review_url, DEFAULT_REVIEW_PORT),
+            metrics_port=_port(f"//{settings.metrics_address or ''}", DEFAULT_METRICS_PORT),
             namespace=profile.namespace or DEFAULT_NAMESPACE,
             task_queue=settings.task_queue,
         )
@@ -139,6 +151,14 @@ class StackConfig(BaseModel):
         return self.state_dir / KEY_RING_FILE
 
     @property
+    def review_url(self) -> str:
+        return f"http://{self.host}:{self.review_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
@@ -156,6 +176,8 @@ class UpResult(BaseModel):
     sandbox_url: str
     codec_url: str
     key_ring: Path
+    review_url: str
+    metrics_url: str
     log_dir: Path
     already_running: bool
     started: list[str]
@@ -270,7 +292,7 @@ async def _up(
                 state.processes[name] = launch.process
                 _save_state(state)
             began = time.monotonic()
-            await _wait_healthy(probe, launch, deadline, timeout_seconds)
+            await _wait_healthy(probe, launch, deadline, timeout_seconds, progress)
             if launch.popen is not None:
                 progress(f"{_LABELS[name]} healthy ({time.monotonic() - began:.1f}s)")
     except BaseException:
@@ -289,6 +311,8 @@ async def _up(
         sandbox_url=config.sandbox_url,
         codec_url=config.codec_url,
         key_ring=config.key_ring,
+        review_url=config.review_url,
+        metrics_url=config.metrics_url,
         log_dir=config.log_dir,
         already_running=not started,
         started=[launch.name for launch in started],
@@ -323,7 +347,12 @@ def _start(config: StackConfig, name: Component, progress: Callable[[str], None]
         case "codec":
             progress(f"starting codec server on {config.codec_url} ...")
         case "worker":
-            progress(f"starting worker on task queue {config.task_queue!r} ...")
+            progress(
+                f"starting worker on task queue {config.task_queue!r} "
+                f"(metrics {config.metrics_url}) ..."
+            )
+        case "ui":
+            progress(f"starting review queue on {config.review_url} ...")
     command = _command(config, name)
     log = config.log_dir / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -401,19 +430,36 @@ def _command(config: StackConfig, name: Component) -> list[str]:
             ]
         case "worker":
             return config.worker_command or [sys.executable, "-m", "casework.workers"]
+        case "ui":
+            return [sys.executable, "-m", "casework.web"]
 
 
 def _environment(config: StackConfig, name: Component) -> dict[str, str] | None:
-    if name != "worker":
-        return None  # inherit
-    return {
-        **os.environ,
-        "TEMPORAL_ADDRESS": config.temporal_address,
-        "TEMPORAL_NAMESPACE": config.namespace,
-        "CASEWORK_SANDBOX_URL": config.sandbox_url,
-        "CASEWORK_TASK_QUEUE": config.task_queue,
-        "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
-    }
+    match name:
+        case "worker":
+            return {
+                **os.environ,
+                "TEMPORAL_ADDRESS": config.temporal_address,
+                "TEMPORAL_NAMESPACE": config.namespace,
+                "CASEWORK_SANDBOX_URL": config.sandbox_url,
+                "CASEWORK_TASK_QUEUE": config.task_queue,
+                "CASEWORK_METRICS_ADDRESS": f"{config.host}:{config.metrics_port}",
+                "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
+            }
+        case "ui":
+            return {
+                **os.environ,
+                "TEMPORAL_ADDRESS": config.temporal_address,
+                "TEMPORAL_NAMESPACE": config.namespace,
+                "CASEWORK_REVIEW_URL": config.review_url,
+                "CASEWORK_UI_URL": config.ui_url,
+                "CASEWORK_TASK_QUEUE": config.task_queue,
+                # Sign-in state lives beside the stack's, wherever the stack was started from.
+                "CASEWORK_HOME": str(config.state_dir.resolve()),
+                # The review queue reads (and sends) case payloads: the same key ring.
+                "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
+            }
+    return None  # inherit
 
 
 def _temporal_binary() -> str:
@@ -446,6 +492,7 @@ class _Probe:
             "temporal": self._temporal,
             "sandbox": self._sandbox,
             "worker": self._worker,
+            "ui": self._ui,
         }
         try:
             return await check[name](process)
@@ -491,6 +538,13 @@ class _Probe:
             response = await http.get(f"{base_url}/health")
         return response.status_code == 200
 
+    async def _ui(self, process: _Process) -> bool:
+        async with httpx.AsyncClient(
+            timeout=_PROBE_TIMEOUT.total_seconds(), trust_env=False
+        ) as http:
+            response = await http.get(f"{self._config.review_url}/healthz")
+        return response.status_code == 200
+
     async def _worker(self, process: _Process) -> bool:
         client = await self._connect()
         response = await client.workflow_service.describe_task_queue(
@@ -510,11 +564,21 @@ class _Probe:
 
 
 async def _wait_healthy(
-    probe: _Probe, launch: _Launch, deadline: float, timeout_seconds: float
+    probe: _Probe,
+    launch: _Launch,
+    deadline: float,
+    timeout_seconds: float,
+    progress: Callable[[str], None] = print,
 ) -> None:
     label = _LABELS[launch.name]
     process = launch.process
+    began = time.monotonic()
+    next_note = began + _PROGRESS_EVERY_SECONDS
     while not await probe.healthy(launch.name, process):
+        if time.monotonic() >= next_note:
+            # A slow machine can take a while: say so rather than sit silent.
+            progress(f"  still waiting for the {label} ({time.monotonic() - began:.0f}s) ...")
+            next_note += _PROGRESS_EVERY_SECONDS
         if not launch.running():
             code = launch.popen.poll() if launch.popen else None
             status = f" with code {code}" if code is not None else ""
@@ -615,6 +679,18 @@ def _check_ports_free(config: StackConfig, names: list[Component]) -> None:
         ports.append(
             (config.sandbox_port, "sandbox", f"CASEWORK_SANDBOX_URL=http://{config.host}:<port>")
         )
+    if "worker" in names and config.worker_command is None:
+        ports.append(
+            (
+                config.metrics_port,
+                "worker metrics",
+                f"CASEWORK_METRICS_ADDRESS={config.host}:<port>",
+            )
+        )
+    if "ui" in names:
+        ports.append(
+            (config.review_port, "review queue", f"CASEWORK_REVIEW_URL=http://{config.host}:<port>")
+        )
     problems = [
         f"port {port} ({purpose}) on {config.host} is already in use by another process; "
         f"stop it or set {setting} to use another port"
@@ -681,6 +757,7 @@ def _summary(config: StackConfig, names: list[Component]) -> str:
         "sandbox": f"sandbox {config.sandbox_url}",
         "worker": f"worker on task queue {config.task_queue!r}",
         "codec": f"codec server {config.codec_url}",
+        "ui": f"review queue {config.review_url}",
     }
     return ", ".join(part for name, part in parts.items() if name in names)
 

@@ -16,6 +16,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from casework import telemetry
 from casework.activities import policy
 from casework.activities.credit_bureau import CreditBureauActivities
 from casework.activities.crm import CrmActivities
@@ -124,7 +125,10 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
 
 
 async def serve(settings: Settings) -> None:
-    client = await connect()
+    client = await connect(
+        runtime=telemetry.runtime(settings.metrics_address),
+        interceptors=telemetry.tracing_interceptors("casework-worker"),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -138,7 +142,12 @@ async def serve(settings: Settings) -> None:
             settings.sandbox_url,
             model,
         )
+        if settings.metrics_address:
+            log.info("Prometheus metrics on http://%s/metrics", settings.metrics_address)
+        if endpoint := telemetry.otlp_endpoint():
+            log.info("OpenTelemetry traces to %s", endpoint)
         await stop.wait()
+    telemetry.shutdown_tracing()
     log.info("worker stopped")
 
 

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         Tool,
         final_answer_schema,
     )
-    from casework.audit import AuditKind
+    from casework.audit import AuditKind, ModelUsage
     from casework.converter import validation_problems
     from casework.policies.models import AgentBudget, Directory, Duration
     from casework.workflows.case import TOOL_RETRY, TOOL_TIMEOUT, CaseWorkflow, failure_message
@@ -101,6 +101,17 @@ class AgentRegionResult(BaseModel):
     cost_usd: float
     models: list[str]
 
+    def model_usage(self, agent: str) -> ModelUsage:
+        """The region's spend, for the parent case to record (``record_agent_region``)."""
+        return ModelUsage(
+            agent=agent,
+            model_calls=self.model_calls,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost_usd=self.cost_usd,
+            models=self.models,
+        )
+
 
 class _Spend(BaseModel):
     model_calls: int = 0
@@ -125,6 +136,8 @@ def as_data(tag: str, value: Any, limit: int | None = None) -> str:
 @workflow.defn(name="AgentRegion")
 class AgentRegionWorkflow(CaseWorkflow):
     case_type = "agent-region"
+    # Its outcome and spend are its parent case's to report.
+    counts_as_case = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -330,6 +343,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             AuditKind.AGENT_REGION_ENDED,
             f"{outcome.value}: {reason} ({spend.model_calls} model calls, "
             f"{spend.tool_calls} tool calls, {spend.refused_tool_calls} refused)",
+            outcome=outcome,
             spend=spend,
         )
         return AgentRegionResult(

@@ -26,8 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.notifications import NotificationActivities, NotificationRequest
     from casework.activities.policy import PolicyLookup
     from casework.activities.policy import load as load_policy
-    from casework.audit import AuditEvent, AuditKind
+    from casework.agents.messages import AgentUsage
+    from casework.audit import (
+        CONFIDENCE,
+        MODEL_USAGE,
+        RECOMMENDED_ACTION,
+        AuditEvent,
+        AuditKind,
+        ModelUsage,
+    )
     from casework.converter import INVALID_INPUT
+    from casework.metrics import CaseMetrics
     from casework.policies.evaluator import (
         answer_refusal_reasons,
         eligible_roles,
@@ -145,13 +154,33 @@ def failure_message(error: BaseException) -> str:
 def refuse_update(what: str, reasons: list[str]) -> None:
     """For update validators: a refused update is rejected before it reaches history."""
     if reasons:
+        # The reasons travel as the error's details too, so a client (the CLI, the review
+        # queue) can show them one by one.
         raise ApplicationError(
-            f"{what} refused: " + "; ".join(reasons), type=DECISION_REFUSED, non_retryable=True
+            f"{what} refused: " + "; ".join(reasons),
+            reasons,
+            type=DECISION_REFUSED,
+            non_retryable=True,
         )
+
+
+def usage_of_call(agent: str, usage: AgentUsage) -> ModelUsage:
+    """The spend of one model call, as the audit trail's ``model_usage`` convention counts it."""
+    return ModelUsage(
+        agent=agent,
+        model_calls=1,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=usage.cost_usd or 0.0,
+        models=[usage.model],
+    )
 
 
 class CaseWorkflow:
     case_type: ClassVar[str]
+    counts_as_case: ClassVar[bool] = True
+    """False for helper workflows (the agent region) whose outcome and spend their parent case
+    reports: they are then not counted as cases of their own by metrics and the KPI report."""
 
     def __init__(self) -> None:
         self._audit: list[AuditEvent] = []
@@ -163,19 +192,79 @@ class CaseWorkflow:
         self._requested_by = ""
         self._input_name = ""
         self._submitter_may_approve = False
+        self._metrics: CaseMetrics | None = None
 
     # -- audit and status -------------------------------------------------------------------
 
     def record(self, kind: AuditKind, summary: str, **data: Any) -> None:
-        self._audit.append(
-            AuditEvent(
-                seq=len(self._audit) + 1,
-                at=workflow.now(),
-                kind=kind,
-                summary=summary,
-                data=to_jsonable_python(data),
-            )
+        event = AuditEvent(
+            seq=len(self._audit) + 1,
+            at=workflow.now(),
+            kind=kind,
+            summary=summary,
+            data=to_jsonable_python(data),
         )
+        self._audit.append(event)
+        if self._metrics is None:
+            self._metrics = CaseMetrics(self.case_type, self.counts_as_case)
+        self._metrics.count(
+            event,
+            self._status,
+            decided_automatically=not any(t.kind is TaskKind.APPROVAL for t in self._tasks),
+        )
+
+    def record_proposal(
+        self,
+        agent: str,
+        summary: str,
+        *,
+        recommended_action: str | None,
+        confidence: float | None,
+        model_usage: ModelUsage | None = None,
+        **data: Any,
+    ) -> None:
+        """Record what an agent proposed, in the terms every process's KPIs share.
+
+        ``recommended_action`` is what the proposal means for a human task that may follow:
+        ``approve`` when approving the task does what the agent proposes, ``reject`` when the
+        agent advises against what approval would do (an invoice agent recommending reject or
+        hold), None when neither reading fits. A person deciding otherwise overrides the agent.
+        ``model_usage`` is the spend of the calls behind this proposal, if not recorded elsewhere.
+        """
+        if recommended_action not in (None, "approve", "reject"):
+            raise ValueError(
+                f"recommended_action must be approve, reject or None, not {recommended_action!r}"
+            )
+        self.record(
+            AuditKind.AGENT_PROPOSAL,
+            summary,
+            agent=agent,
+            **{RECOMMENDED_ACTION: recommended_action, CONFIDENCE: confidence},
+            **({MODEL_USAGE: model_usage} if model_usage is not None else {}),
+            **data,
+        )
+
+    def record_agent_region(
+        self, summary: str, *, outcome: str, model_usage: ModelUsage, **data: Any
+    ) -> None:
+        """Record that an agent region (a child workflow) ended: its outcome, and the spend of
+        all its model calls, which the case pays for."""
+        self.record(
+            AuditKind.AGENT_REGION_ENDED, summary, outcome=outcome, model_usage=model_usage, **data
+        )
+
+    def record_compensation(self, step: str, why: str, error: BaseException | None) -> None:
+        """Record one saga compensation: what was undone, or that undoing it failed."""
+        if error is None:
+            self.record(AuditKind.COMPENSATION, f"compensated: {step} ({why})", step=step, ok=True)
+        else:
+            self.record(
+                AuditKind.COMPENSATION,
+                f"compensation FAILED, needs a person: {step}: {failure_message(error)}",
+                step=step,
+                ok=False,
+                error=failure_message(error),
+            )
 
     def set_status(
         self, status: str, *, approver_role: str | None = None, amount: Decimal | None = None
@@ -385,6 +474,7 @@ class CaseWorkflow:
             requested_by=self._requested_by,
             opened_at=now,
             due_at=now + sla,
+            submitter_may_decide=self._submitter_may_approve,
             **fields,
         )
         self._tasks.append(task)
@@ -435,6 +525,7 @@ class CaseWorkflow:
             AuditKind.TASK_OPENED,
             f"approval task assigned to {task.role}, due {task.due_at.isoformat()}",
             task_id=task.task_id,
+            task_kind=task.kind,
             role=task.role,
             eligible_roles=task.eligible_roles,
             amount=task.amount,
@@ -508,6 +599,7 @@ class CaseWorkflow:
             AuditKind.TASK_OPENED,
             f"question for {', '.join(roles)}, due {task.due_at.isoformat()}: {question}",
             task_id=task.task_id,
+            task_kind=task.kind,
             role=task.role,
             eligible_roles=roles,
             due_at=task.due_at,

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         SYSTEM_PROMPT,
         TASK,
         InvoiceProposal,
+        Recommendation,
     )
     from casework.agents.messages import AgentRequest, AgentResult
     from casework.audit import AuditKind
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
+        usage_of_call,
     )
     from casework.workflows.saga import CompensationReport, Saga
 
@@ -262,11 +264,16 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         proposal = InvoiceProposal.model_validate(result.output)
         usage = result.usage
         model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
-        self.record(
-            AuditKind.AGENT_PROPOSAL,
+        self.record_proposal(
+            INVOICE_ANALYST,
             f"{INVOICE_ANALYST} on {model_label} recommends {proposal.recommendation.value} "
             f"with confidence {proposal.confidence:.2f}",
-            agent=INVOICE_ANALYST,
+            # Hold, like reject, advises against paying now: approving overrides it.
+            recommended_action=(
+                "approve" if proposal.recommendation is Recommendation.APPROVE else "reject"
+            ),
+            confidence=proposal.confidence,
+            model_usage=usage_of_call(INVOICE_ANALYST, usage),
             proposal=proposal,
             usage=usage,
         )
@@ -383,13 +390,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
 
     async def _compensate(self, why: str) -> CompensationReport:
         def on_step(description: str, error: BaseException | None) -> None:
-            if error is None:
-                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
-            else:
-                self.record(
-                    AuditKind.COMPENSATION,
-                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
-                )
+            self.record_compensation(description, why, error)
 
         return await self._saga.compensate(on_step)
 

@@ -141,6 +141,16 @@ class TicketTriageWorkflow(CaseWorkflow):
             if region.outcome is RegionOutcome.ANSWERED and region.output is not None
             else None
         )
+        if proposal is not None:
+            self.record_proposal(
+                TRIAGE_AGENT,
+                f"{TRIAGE_AGENT} proposes {proposal.action.value} ({proposal.category}, severity "
+                f"{proposal.severity}) with confidence {proposal.confidence:.2f}",
+                # A review approves the proposal as it stands: approving follows the agent.
+                recommended_action="approve",
+                confidence=proposal.confidence,
+                proposal=proposal,
+            )
         item = await self._affected_item(ticket)
         article_exists = bool(proposal and proposal.kb_article_id) and await self._article_exists(
             proposal.kb_article_id or ""
@@ -220,12 +230,13 @@ class TicketTriageWorkflow(CaseWorkflow):
             id=region_id,
             static_summary=f"{TRIAGE_AGENT} triaging {ticket.ticket_id}",
         )
-        self.record(
-            AuditKind.AGENT_REGION_ENDED,
+        self.record_agent_region(
             f"{TRIAGE_AGENT} {result.outcome.value}: {result.reason} ({result.model_calls} model "
             f"calls, {result.tool_calls} tool calls, {result.refused_tool_calls} refused, "
             f"{result.prompt_tokens + result.completion_tokens} tokens, "
             f"${result.cost_usd:.4f}, on {', '.join(result.models) or 'no model'})",
+            outcome=result.outcome.value,
+            model_usage=result.model_usage(TRIAGE_AGENT),
             region=result,
         )
         self._facts.update(agent=result.outcome.value, agent_models=", ".join(result.models))

@@ -1,0 +1,75 @@
+"""Sending a person's decision to a case: the one path the CLI and the review queue share.
+
+Decisions go as the validated ``decide`` update, so a refused one never reaches the case's
+history and the sender learns why at once. Anything added to how a decision is sent (signing it,
+say) belongs here, so every way of deciding gets it.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from casework.tasks import DecisionReceipt, TaskDecision
+
+
+class DecisionError(Exception):
+    """The decision was not recorded; ``reasons`` says why, one reason per entry."""
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or [message]
+
+
+class CaseNotFound(DecisionError):
+    pass
+
+
+class CaseClosed(DecisionError):
+    pass
+
+
+class DecisionRefused(DecisionError):
+    """The case refused the decision (wrong role, over the limit, the submitter, task closed)."""
+
+
+async def running_case(client: Client, case_id: str) -> WorkflowHandle:
+    handle = client.get_workflow_handle(case_id)
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise CaseNotFound(
+                f"no case {case_id!r}; list waiting cases with: casework inbox"
+            ) from error
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise CaseClosed(f"case {case_id} is no longer running; nothing to decide")
+    return handle
+
+
+async def send_decision(client: Client, case_id: str, decision: TaskDecision) -> DecisionReceipt:
+    """Send ``decision`` to the case as the ``decide`` update; raise :class:`DecisionError` if it
+    is not recorded."""
+    handle = await running_case(client, case_id)
+    try:
+        return await handle.execute_update("decide", decision, result_type=DecisionReceipt)
+    except WorkflowUpdateFailedError as error:
+        raise DecisionRefused(*refusal(error)) from error
+
+
+def refusal(error: BaseException) -> tuple[str, list[str]]:
+    """The message and the separate reasons of a refused update."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    if isinstance(error, ApplicationError):
+        details = list(error.details)
+        reasons = [str(r) for r in details[0]] if details and isinstance(details[0], list) else []
+        return error.message, reasons or [error.message]
+    return str(error), [str(error)]

@@ -1,0 +1,576 @@
+"""KPIs over every case: what ``casework report`` prints and the review queue's report page shows.
+
+Generic over processes: it reads only what every ``CaseWorkflow`` offers (the ``CaseType`` and
+``CaseStatus`` search attributes, the ``open_tasks`` and ``audit`` queries) and the audit
+conventions in :mod:`casework.audit`. :func:`collect` gathers the cases from Temporal;
+:func:`compute` is pure, so the KPI definitions are tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from casework import search_attributes as sa
+from casework.audit import (
+    CONFIDENCE,
+    MODEL_USAGE,
+    RECOMMENDED_ACTION,
+    AuditEvent,
+    AuditKind,
+    ModelUsage,
+)
+from casework.backlog import SlaState, sla_state
+from casework.cli.output import table
+from casework.tasks import HumanTask, TaskKind
+from casework.workflows.case import CaseStatus
+
+CASES_QUERY = f"{sa.CASE_TYPE.name} IS NOT NULL"
+QUERY_TIMEOUT = timedelta(seconds=15)
+
+IN_PROGRESS = frozenset(
+    {
+        CaseStatus.STARTED,
+        CaseStatus.ANALYSING,
+        CaseStatus.AWAITING_APPROVAL,
+        CaseStatus.AWAITING_INPUT,
+        CaseStatus.EXECUTING,
+        CaseStatus.AWAITING_EXTERNAL,
+    }
+)
+CONFIDENCE_BUCKETS = 10
+
+
+class CaseRecord(BaseModel):
+    """One case as the report sees it."""
+
+    case_id: str
+    case_type: str
+    case_status: str
+    """The CaseStatus search attribute: the process's own word for where the case stands."""
+    execution_status: str
+    """Temporal's: running, completed, failed, terminated, canceled, timed_out ..."""
+    started_at: datetime
+    closed_at: datetime | None = None
+    open_tasks: list[HumanTask] = []
+    audit: list[AuditEvent] | None = None
+    """None when the audit trail could not be read (no worker to answer the query)."""
+    failure: str | None = None
+    """Why the workflow itself failed, for failed executions."""
+
+    @property
+    def status(self) -> str:
+        """The status the report groups by: the case's own, unless the workflow ended without
+        reaching one (failed, terminated, timed out), which then says so."""
+        if self.execution_status in ("running", "completed") or (
+            self.case_status and self.case_status not in IN_PROGRESS
+        ):
+            return self.case_status or self.execution_status
+        return f"workflow_{self.execution_status}"
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+class Rate(BaseModel):
+    count: int
+    of: int
+    rate: float | None
+    """count / of, or None when there is nothing to divide by."""
+
+
+def _rate(count: int, of: int) -> Rate:
+    return Rate(count=count, of=of, rate=round(count / of, 4) if of else None)
+
+
+class SlaSummary(BaseModel):
+    on_track: int = 0
+    at_risk: int = 0
+    breached: int = 0
+    at_risk_tasks: list[str] = []
+    breached_tasks: list[str] = []
+
+
+class Override(BaseModel):
+    case_id: str
+    task_id: str | None
+    approver: str
+    recommended: str
+    decided: str
+
+
+class ConfidenceSummary(BaseModel):
+    count: int
+    mean: float | None
+    median: float | None
+    buckets: list[int]
+    """Proposals per tenth of confidence: [0, 0.1), [0.1, 0.2) ... [0.9, 1.0]."""
+    by_process: dict[str, list[float]]
+
+
+class Spend(BaseModel):
+    cases: int = 0
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls_per_case: float | None = None
+    tokens_per_case: float | None = None
+    cost_usd_per_case: float | None = None
+
+    def add(self, usage: ModelUsage) -> None:
+        self.model_calls += usage.model_calls
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.tokens += usage.tokens
+        self.cost_usd = round(self.cost_usd + usage.cost_usd, 8)
+
+    def finish(self) -> Spend:
+        if self.cases:
+            self.model_calls_per_case = round(self.model_calls / self.cases, 4)
+            self.tokens_per_case = round(self.tokens / self.cases, 4)
+            self.cost_usd_per_case = round(self.cost_usd / self.cases, 8)
+        return self
+
+
+class Compensation(BaseModel):
+    case_id: str
+    case_type: str
+    step: str
+    ok: bool
+
+
+class Failure(BaseModel):
+    case_id: str
+    case_type: str
+    status: str
+    reason: str
+
+
+class CycleTime(BaseModel):
+    count: int
+    median_seconds: float | None
+
+
+class Report(BaseModel):
+    generated_at: datetime
+    cases: int
+    cases_by_process: dict[str, int]
+    cases_by_process_and_status: dict[str, dict[str, int]]
+    backlog_by_role: dict[str, int]
+    """Open approval tasks, by the role they are assigned to."""
+    questions_by_role: dict[str, int]
+    sla: SlaSummary
+    auto_approval: Rate
+    """Cases the policy decided without a person, of cases decided (by policy or routed to one)."""
+    auto_approval_by_process: dict[str, Rate]
+    override: Rate
+    """Human decisions that differ from the agent's recommendation, of decisions on cases with
+    a recommendation in approve/reject terms."""
+    override_by_process: dict[str, Rate]
+    overrides: list[Override]
+    confidence: ConfidenceSummary
+    model_usage: Spend
+    model_usage_by_process: dict[str, Spend]
+    model_usage_by_case: dict[str, Spend]
+    compensations: list[Compensation]
+    compensations_by_process: dict[str, int]
+    failures: list[Failure]
+    failure_reasons: dict[str, int]
+    cycle_time: CycleTime
+    cycle_time_by_process: dict[str, CycleTime]
+    unreadable_audit: list[str] = []
+    """Cases whose audit trail could not be read: their KPIs beyond status are missing."""
+
+
+def _events(case: CaseRecord, kind: AuditKind) -> list[AuditEvent]:
+    return [event for event in case.audit or [] if event.kind is kind]
+
+
+def _is_decided(case: CaseRecord) -> tuple[bool, bool]:
+    """(decided, automatically): routed to a person, or completed without an approval task."""
+    audit = case.audit or []
+    approval_tasks = [
+        e
+        for e in audit
+        if e.kind is AuditKind.TASK_OPENED
+        and e.data.get("task_kind", TaskKind.APPROVAL.value) == TaskKind.APPROVAL.value
+    ]
+    completed = any(e.kind is AuditKind.CASE_COMPLETED for e in audit)
+    if approval_tasks:
+        return True, False
+    return completed, completed
+
+
+def _overrides(case: CaseRecord) -> tuple[int, list[Override]]:
+    """Human decisions following a recommendation in approve/reject terms, and the overrides."""
+    recommended: str | None = None
+    decisions = 0
+    overrides: list[Override] = []
+    for event in case.audit or []:
+        if event.kind is AuditKind.AGENT_PROPOSAL:
+            recommended = event.data.get(RECOMMENDED_ACTION)
+        elif event.kind is AuditKind.HUMAN_DECISION and recommended:
+            decision = event.data.get("decision") or {}
+            decisions += 1
+            if decision.get("action") != recommended:
+                overrides.append(
+                    Override(
+                        case_id=case.case_id,
+                        task_id=event.data.get("task_id"),
+                        approver=str(decision.get("approver", "")),
+                        recommended=recommended,
+                        decided=str(decision.get("action", "")),
+                    )
+                )
+    return decisions, overrides
+
+
+def _proposal_confidence(event: AuditEvent) -> float | None:
+    """The ``confidence`` convention; for a process not yet following it, the proposal's own."""
+    if CONFIDENCE in event.data:
+        value = event.data[CONFIDENCE]
+    else:
+        value = (event.data.get("proposal") or {}).get("confidence")
+    return None if value is None else float(value)
+
+
+def _model_usage(event: AuditEvent) -> ModelUsage | None:
+    """The ``model_usage`` convention; for a proposal recorded without it, its single call's
+    ``usage`` (an AgentUsage), so a process not yet following the convention still counts."""
+    if event.data.get(MODEL_USAGE):
+        return ModelUsage.model_validate(event.data[MODEL_USAGE])
+    usage = event.data.get("usage")
+    if event.kind is AuditKind.AGENT_PROPOSAL and MODEL_USAGE not in event.data and usage:
+        return ModelUsage(
+            agent=str(event.data.get("agent", "")),
+            model_calls=1,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            cost_usd=float(usage.get("cost_usd") or 0),
+        )
+    return None
+
+
+def _failure_reason(case: CaseRecord) -> str | None:
+    status = case.status
+    if not (status.startswith("failed") or status.startswith("workflow_")):
+        return None
+    if case.failure:
+        return case.failure
+    tool_failures = _events(case, AuditKind.TOOL_FAILED)
+    if tool_failures:
+        return tool_failures[-1].summary
+    completed = _events(case, AuditKind.CASE_COMPLETED)
+    if completed:
+        return completed[-1].summary
+    return status
+
+
+def _reason_key(reason: str) -> str:
+    """Failure reasons grouped by their first clause, without case-specific detail."""
+    return reason.split(":")[0].strip()[:80]
+
+
+def compute(cases: Iterable[CaseRecord], now: datetime | None = None) -> Report:
+    now = now or datetime.now(UTC)
+    cases = sorted(cases, key=lambda case: case.started_at)
+    by_process: Counter[str] = Counter()
+    by_status: dict[str, Counter[str]] = defaultdict(Counter)
+    backlog: Counter[str] = Counter()
+    questions: Counter[str] = Counter()
+    sla = SlaSummary()
+    decided: Counter[str] = Counter()
+    automatic: Counter[str] = Counter()
+    with_recommendation: Counter[str] = Counter()
+    overridden: Counter[str] = Counter()
+    overrides: list[Override] = []
+    confidences: dict[str, list[float]] = defaultdict(list)
+    spend_total = Spend()
+    spend_by_process: dict[str, Spend] = defaultdict(Spend)
+    spend_by_case: dict[str, Spend] = {}
+    compensations: list[Compensation] = []
+    failures: list[Failure] = []
+    cycle: dict[str, list[float]] = defaultdict(list)
+    unreadable: list[str] = []
+
+    for case in cases:
+        kind = case.case_type
+        by_process[kind] += 1
+        by_status[kind][case.status] += 1
+        for task in case.open_tasks:
+            if task.kind is TaskKind.QUESTION:
+                questions[task.role] += 1
+                continue
+            backlog[task.role] += 1
+            state = sla_state(task, now)
+            if state is SlaState.AT_RISK:
+                sla.at_risk += 1
+                sla.at_risk_tasks.append(task.task_id)
+            elif state is SlaState.BREACHED:
+                sla.breached += 1
+                sla.breached_tasks.append(task.task_id)
+            else:
+                sla.on_track += 1
+        if case.closed_at is not None:
+            cycle[kind].append((case.closed_at - case.started_at).total_seconds())
+        if case.audit is None:
+            unreadable.append(case.case_id)
+        else:
+            is_decided, is_automatic = _is_decided(case)
+            decided[kind] += is_decided
+            automatic[kind] += is_automatic
+            decisions, case_overrides = _overrides(case)
+            with_recommendation[kind] += decisions
+            overridden[kind] += len(case_overrides)
+            overrides += case_overrides
+            case_spend = Spend(cases=1)
+            for event in case.audit:
+                if (
+                    event.kind is AuditKind.AGENT_PROPOSAL
+                    and (confidence := _proposal_confidence(event)) is not None
+                ):
+                    confidences[kind].append(confidence)
+                if usage := _model_usage(event):
+                    case_spend.add(usage)
+                if event.kind is AuditKind.COMPENSATION:
+                    compensations.append(
+                        Compensation(
+                            case_id=case.case_id,
+                            case_type=kind,
+                            step=str(event.data.get("step", event.summary)),
+                            ok=bool(
+                                event.data.get(
+                                    "ok", not event.summary.startswith("compensation FAILED")
+                                )
+                            ),
+                        )
+                    )
+            spend_by_case[case.case_id] = case_spend.finish()
+            process_spend = spend_by_process[kind]
+            process_spend.cases += 1
+            spend_total.cases += 1
+            for spend in (process_spend, spend_total):
+                spend.add(
+                    ModelUsage(
+                        agent="",
+                        model_calls=case_spend.model_calls,
+                        prompt_tokens=case_spend.prompt_tokens,
+                        completion_tokens=case_spend.completion_tokens,
+                        cost_usd=case_spend.cost_usd,
+                    )
+                )
+        reason = _failure_reason(case)
+        if reason is not None:
+            failures.append(
+                Failure(case_id=case.case_id, case_type=kind, status=case.status, reason=reason)
+            )
+
+    all_confidences = [c for values in confidences.values() for c in values]
+    buckets = [0] * CONFIDENCE_BUCKETS
+    for value in all_confidences:
+        buckets[min(int(value * CONFIDENCE_BUCKETS), CONFIDENCE_BUCKETS - 1)] += 1
+    all_cycles = [seconds for values in cycle.values() for seconds in values]
+    processes = sorted(by_process)
+    return Report(
+        generated_at=now,
+        cases=sum(by_process.values()),
+        cases_by_process=dict(sorted(by_process.items())),
+        cases_by_process_and_status={
+            kind: dict(sorted(by_status[kind].items())) for kind in processes
+        },
+        backlog_by_role=dict(sorted(backlog.items())),
+        questions_by_role=dict(sorted(questions.items())),
+        sla=sla,
+        auto_approval=_rate(sum(automatic.values()), sum(decided.values())),
+        auto_approval_by_process={k: _rate(automatic[k], decided[k]) for k in processes},
+        override=_rate(sum(overridden.values()), sum(with_recommendation.values())),
+        override_by_process={k: _rate(overridden[k], with_recommendation[k]) for k in processes},
+        overrides=overrides,
+        confidence=ConfidenceSummary(
+            count=len(all_confidences),
+            mean=round(statistics.fmean(all_confidences), 4) if all_confidences else None,
+            median=round(statistics.median(all_confidences), 4) if all_confidences else None,
+            buckets=buckets,
+            by_process={k: confidences[k] for k in processes if confidences[k]},
+        ),
+        model_usage=spend_total.finish(),
+        model_usage_by_process={
+            k: spend_by_process[k].finish() for k in processes if k in spend_by_process
+        },
+        model_usage_by_case=spend_by_case,
+        compensations=compensations,
+        compensations_by_process=dict(Counter(c.case_type for c in compensations)),
+        failures=failures,
+        failure_reasons=dict(Counter(_reason_key(f.reason) for f in failures)),
+        cycle_time=_cycle(all_cycles),
+        cycle_time_by_process={k: _cycle(cycle[k]) for k in processes if cycle[k]},
+        unreadable_audit=unreadable,
+    )
+
+
+def _cycle(seconds: list[float]) -> CycleTime:
+    return CycleTime(
+        count=len(seconds),
+        median_seconds=round(statistics.median(seconds), 3) if seconds else None,
+    )
+
+
+# -- reading the cases from Temporal ------------------------------------------------------------
+
+
+async def collect(client: Client, concurrency: int = 8) -> list[CaseRecord]:
+    """Every case in the namespace (top-level workflows with a ``CaseType``), with its open tasks
+    and audit trail. Closed cases answer the ``audit`` query by replaying on a worker."""
+    executions = [
+        execution
+        async for execution in client.list_workflows(CASES_QUERY)
+        if not execution.parent_id
+    ]
+    limit = asyncio.Semaphore(concurrency)
+
+    async def read(execution: Any) -> CaseRecord:
+        async with limit:
+            return await _read_case(client, execution)
+
+    return list(await asyncio.gather(*(read(execution) for execution in executions)))
+
+
+async def _read_case(client: Client, execution: Any) -> CaseRecord:
+    handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+    status = execution.status or WorkflowExecutionStatus.RUNNING
+    record = CaseRecord(
+        case_id=execution.id,
+        case_type=execution.typed_search_attributes.get(sa.CASE_TYPE) or "",
+        case_status=execution.typed_search_attributes.get(sa.CASE_STATUS) or "",
+        execution_status=status.name.lower(),
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )
+    try:
+        record.audit = await handle.query(
+            "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+        )
+        if status is WorkflowExecutionStatus.RUNNING:
+            record.open_tasks = await handle.query(
+                "open_tasks", result_type=list[HumanTask], rpc_timeout=QUERY_TIMEOUT
+            )
+    except (RPCError, RuntimeError):
+        record.audit = None
+    if status is WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except WorkflowFailureError as error:
+            record.failure = _root_message(error)
+    return record
+
+
+def _root_message(error: BaseException) -> str:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    if isinstance(error, ApplicationError):
+        return f"{error.type}: {error.message}" if error.type else error.message
+    return str(error)
+
+
+async def build(client: Client) -> Report:
+    return compute(await collect(client))
+
+
+# -- as text ------------------------------------------------------------------------------------
+
+
+def _percent(rate: Rate) -> str:
+    return "-" if rate.rate is None else f"{rate.rate:.0%} ({rate.count} of {rate.of})"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render_text(report: Report) -> str:
+    lines = [f"casework report, {report.generated_at:%Y-%m-%d %H:%M} UTC: {report.cases} cases", ""]
+    rows = [
+        [kind, str(count), status]
+        for kind, statuses in report.cases_by_process_and_status.items()
+        for status, count in statuses.items()
+    ]
+    lines += [table(["process", "cases", "status"], rows), ""]
+    lines.append(
+        "approval backlog: "
+        + (", ".join(f"{r} {n}" for r, n in report.backlog_by_role.items()) or "none")
+    )
+    lines.append(
+        f"SLA: {report.sla.on_track} on track, {report.sla.at_risk} at risk (80% of the SLA "
+        f"passed), {report.sla.breached} breached"
+    )
+    lines.append(f"auto-approval rate: {_percent(report.auto_approval)}")
+    lines.append(f"override rate: {_percent(report.override)}")
+    conf = report.confidence
+    lines.append(
+        f"agent confidence: {conf.count} proposals, median "
+        + ("-" if conf.median is None else f"{conf.median:.2f}")
+        + ", by tenth: "
+        + " ".join(str(n) for n in conf.buckets)
+    )
+    lines.append(
+        f"median cycle time: {_duration(report.cycle_time.median_seconds)} over "
+        f"{report.cycle_time.count} closed cases"
+    )
+    lines.append("")
+    rows = [
+        [
+            kind,
+            str(spend.cases),
+            str(spend.model_calls),
+            str(spend.tokens),
+            f"{spend.cost_usd:.4f}",
+            f"{spend.model_calls_per_case or 0:.2f}",
+            f"{spend.tokens_per_case or 0:.0f}",
+            f"{spend.cost_usd_per_case or 0:.4f}",
+        ]
+        for kind, spend in [*report.model_usage_by_process.items(), ("all", report.model_usage)]
+    ]
+    lines += [
+        table(
+            [
+                "process",
+                "cases",
+                "calls",
+                "tokens",
+                "cost $",
+                "calls/case",
+                "tokens/case",
+                "$/case",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    lines.append(f"compensations: {len(report.compensations)}")
+    for item in report.compensations:
+        lines.append(f"  {item.case_id}: {item.step}" + ("" if item.ok else " (FAILED)"))
+    lines.append(f"failures: {len(report.failures)}")
+    for failure in report.failures:
+        lines.append(f"  {failure.case_id} [{failure.status}]: {failure.reason}")
+    if report.unreadable_audit:
+        lines.append(
+            "audit trail unreadable (is a worker running?): " + ", ".join(report.unreadable_audit)
+        )
+    return "\n".join(lines)

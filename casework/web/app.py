@@ -1,0 +1,441 @@
+"""The review queue: approvers decide in the browser what the CLI lets them decide.
+
+Server-rendered HTML (FastAPI + Jinja2), no JavaScript. Every page needs a signed-in directory
+user. Decisions go through :func:`casework.decisions.send_decision`, the path the CLI uses, so
+the case validates them the same way and a refusal comes back with its reasons. Every form
+carries a CSRF token bound to the session; a post without it is refused before anything is sent.
+It listens on loopback only and answers only requests addressed to a loopback host name, so a
+page on another site cannot reach it through DNS rebinding either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from casework import backlog, report
+from casework.audit import CONFIDENCE, RECOMMENDED_ACTION, AuditEvent, AuditKind
+from casework.cli.output import web_ui_link
+from casework.config import Settings
+from casework.decisions import DecisionError, send_decision
+from casework.policies.loader import load_policy
+from casework.policies.models import Directory
+from casework.tasks import TaskDecision, TaskKind
+from casework.web import charts
+from casework.web.auth import (
+    FLASH_COOKIE,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Credentials,
+    Session,
+    Signer,
+)
+from casework.workflows.case import CaseState
+
+TEMPLATES = Path(__file__).parent / "templates"
+MAX_FORM_BYTES = 64 * 1024
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class Forbidden(Exception):
+    pass
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True
+    )
+    env.filters["money"] = lambda value: f"{Decimal(str(value)):,.2f}"
+    env.filters["when"] = lambda value: f"{value:%Y-%m-%d %H:%M} UTC" if value else "-"
+    env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str)
+    env.filters["quote"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+def create_app(
+    settings: Settings,
+    connect: Callable[[], Awaitable[Client]],
+    directory: Directory | None = None,
+) -> FastAPI:
+    """The review queue app. ``connect`` makes its Temporal client when the app starts."""
+    credentials = Credentials(settings.state_dir)
+    signer = Signer(credentials.secret())
+    env = _environment()
+    state: dict[str, Any] = {}
+
+    def get_directory() -> Directory:
+        return directory or Directory.model_validate(load_policy("directory").content)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["client"] = await connect()
+        yield
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def client() -> Client:
+        return state["client"]
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+        if host not in LOOPBACK_HOSTS:
+            return PlainTextResponse("casework's review queue only answers on loopback", 421)
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(**context), status_code=status_code)
+
+    def session_of(request: Request) -> Session | None:
+        session = signer.session(request.cookies.get(SESSION_COOKIE))
+        if session is None or session.user not in get_directory().users:
+            return None
+        return session
+
+    def page(request: Request, session: Session, **context: Any) -> dict[str, Any]:
+        user = get_directory().users[session.user]
+        return {
+            "me": session.user,
+            "my_name": user.name,
+            "my_role": user.role,
+            "csrf": signer.csrf_token(session.nonce),
+            "flash": signer.unsign("flash", request.cookies.get(FLASH_COOKIE)),
+            **context,
+        }
+
+    def to_login(request: Request) -> RedirectResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+    async def form(request: Request) -> dict[str, str]:
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise Forbidden("form too large")
+        parsed = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
+        return {key: values[-1] for key, values in parsed.items()}
+
+    def checked(request: Request, fields: dict[str, str]) -> Session:
+        """The session a state-changing post comes from, with a valid CSRF token, or refuse."""
+        session = session_of(request)
+        if session is None:
+            raise Forbidden("not signed in")
+        if not signer.csrf_ok(session.nonce, fields.get("csrf_token")):
+            raise Forbidden("the form's CSRF token is missing or wrong")
+        return session
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, error: Forbidden) -> PlainTextResponse:
+        return PlainTextResponse(f"refused: {error}", status_code=403)
+
+    # -- sign-in ----------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    async def health() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/login")
+    async def login_page(request: Request, next: str = "/", error: str = "") -> HTMLResponse:
+        nonce = signer.sign("login", datetime.now(UTC).isoformat())
+        response = render(
+            "login.html",
+            csrf=signer.csrf_token(nonce),
+            next=_local(next),
+            error=error,
+            users=sorted(get_directory().users),
+        )
+        response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", max_age=3600)
+        return response
+
+    @app.post("/login")
+    async def login(request: Request) -> Any:
+        fields = await form(request)
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        if signer.unsign("login", nonce) is None or not signer.csrf_ok(
+            nonce, fields.get("csrf_token")
+        ):
+            raise Forbidden("the sign-in form's CSRF token is missing or wrong")
+        user, password = fields.get("user", "").strip(), fields.get("password", "")
+        if user not in get_directory().users or not credentials.verify(user, password):
+            query = urlencode({"next": _local(fields.get("next", "/")), "error": "1"})
+            return RedirectResponse(f"/login?{query}", status_code=303)
+        _, cookie = signer.new_session(user)
+        response = RedirectResponse(_local(fields.get("next", "/")), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, cookie, httponly=True, samesite="strict", max_age=SESSION_SECONDS
+        )
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> RedirectResponse:
+        checked(request, await form(request))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # -- the queue --------------------------------------------------------------------------
+
+    @app.get("/")
+    async def queue(request: Request, process: str = "", role: str = "") -> Any:
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        now = datetime.now(UTC)
+        mine = backlog.decidable(get_directory(), session.user, await backlog.open_tasks(client()))
+        processes = sorted({item.case_type for item in mine})
+        roles = sorted({item.task.role for item in mine})
+        shown = [
+            item
+            for item in mine
+            if (not process or item.case_type == process) and (not role or item.task.role == role)
+        ]
+        limit = get_directory().roles.get(get_directory().users[session.user].role)
+        rows = [
+            {
+                "case_type": item.case_type,
+                "task": item.task,
+                "sla": backlog.sla_state(item.task, now).value,
+                "over_limit": bool(
+                    limit
+                    and limit.approval_limit is not None
+                    and item.task.amount > limit.approval_limit
+                ),
+            }
+            for item in shown
+        ]
+        response = render(
+            "queue.html",
+            **page(
+                request,
+                session,
+                rows=rows,
+                processes=processes,
+                roles=roles,
+                process=process,
+                role=role,
+                total=len(mine),
+            ),
+        )
+        response.delete_cookie(FLASH_COOKIE)
+        return response
+
+    # -- a case -----------------------------------------------------------------------------
+
+    async def case_context(case_id: str, session: Session) -> dict[str, Any] | None:
+        handle = client().get_workflow_handle(case_id)
+        try:
+            description = await handle.describe()
+            case = await handle.query("state", result_type=CaseState)
+            audit = await handle.query("audit", result_type=list[AuditEvent])
+        except RPCError as error:
+            if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None
+            raise
+        now = datetime.now(UTC)
+        directory = get_directory()
+        running = description.status == WorkflowExecutionStatus.RUNNING
+        tasks = [
+            {
+                "task": task,
+                "sla": backlog.sla_state(task, now).value,
+                "may_decide": running
+                and task.kind is TaskKind.APPROVAL
+                and backlog.may_decide(directory, session.user, task),
+            }
+            for task in case.open_tasks
+        ]
+        proposals = [e for e in audit if e.kind is AuditKind.AGENT_PROPOSAL]
+        decisions = [e for e in audit if e.kind is AuditKind.POLICY_DECISION]
+        started = next((e for e in audit if e.kind is AuditKind.CASE_STARTED), None)
+        proposal = proposals[-1] if proposals else None
+        policy_decision = decisions[-1] if decisions else None
+        return {
+            "case": case,
+            "execution": (description.status.name.lower() if description.status else "unknown"),
+            "tasks": tasks,
+            "audit": audit,
+            "proposal": proposal,
+            "recommended": proposal.data.get(RECOMMENDED_ACTION) if proposal else None,
+            "confidence": proposal.data.get(CONFIDENCE) if proposal else None,
+            "proposal_detail": _proposal_detail(proposal),
+            "policy_decision": policy_decision,
+            "policy_ref": _policy_ref(policy_decision),
+            "case_input": (started.data.get("input") if started else None) or {},
+            "web_ui": web_ui_link(settings.ui_url, client().namespace, case_id),
+        }
+
+    @app.get("/cases/{case_id}")
+    async def case_page(request: Request, case_id: str) -> Any:
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        context = await case_context(case_id, session)
+        if context is None:
+            return render("missing.html", 404, **page(request, session, case_id=case_id))
+        response = render("case.html", **page(request, session, **context))
+        response.delete_cookie(FLASH_COOKIE)
+        return response
+
+    @app.post("/cases/{case_id}/decide")
+    async def decide(request: Request, case_id: str) -> Any:
+        fields = await form(request)
+        session = checked(request, fields)
+        action = fields.get("action", "")
+        comment = fields.get("comment", "").strip() or None
+        problems: list[str] = []
+        amount: Decimal | None = None
+        raw_amount = fields.get("amount", "").strip().replace(",", "")
+        if raw_amount and action == "approve":
+            try:
+                amount = Decimal(raw_amount)
+            except InvalidOperation:
+                problems.append(f"amount {raw_amount!r} is not a number")
+            else:
+                if not amount.is_finite():
+                    problems.append(f"amount {raw_amount!r} is not a number")
+        if not problems:
+            decision = TaskDecision(
+                approver=session.user,
+                action=action,
+                amount=amount,
+                comment=comment,
+                task_id=fields.get("task_id") or None,
+            )
+            try:
+                receipt = await send_decision(client(), case_id, decision)
+            except DecisionError as error:
+                problems = error.reasons
+            else:
+                response = RedirectResponse(f"/cases/{quote(case_id, safe='')}", status_code=303)
+                response.set_cookie(
+                    FLASH_COOKIE,
+                    signer.sign("flash", receipt.message),
+                    httponly=True,
+                    samesite="strict",
+                    max_age=60,
+                )
+                return response
+        context = await case_context(case_id, session)
+        if context is None:
+            return render("missing.html", 404, **page(request, session, case_id=case_id))
+        return render(
+            "case.html",
+            409,
+            **page(request, session, **context, refused=problems, form=fields),
+        )
+
+    # -- KPIs -------------------------------------------------------------------------------
+
+    @app.get("/report")
+    async def report_page(request: Request) -> Any:
+        session = session_of(request)
+        if session is None:
+            return to_login(request)
+        kpis = await report.build(client())
+        return render("report.html", **page(request, session, report=kpis, charts=_charts(kpis)))
+
+    @app.get("/report.json")
+    async def report_json(request: Request) -> Any:
+        if session_of(request) is None:
+            return JSONResponse({"error": "not signed in"}, status_code=401)
+        return JSONResponse(json.loads((await report.build(client())).model_dump_json()))
+
+    return app
+
+
+def _local(target: str) -> str:
+    """Only redirect within this site: ``next`` must be a local path."""
+    # "//host" and "/\\host" are taken by browsers as another site.
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\\" not in target else "/"
+
+
+def _proposal_detail(event: AuditEvent | None) -> dict[str, Any]:
+    if event is None:
+        return {}
+    proposal = event.data.get("proposal") or {}
+    return proposal if isinstance(proposal, dict) else {}
+
+
+def _policy_ref(event: AuditEvent | None) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    ref = (event.data.get("decision") or {}).get("policy")
+    return ref if isinstance(ref, dict) else None
+
+
+def _charts(kpis: report.Report) -> dict[str, Any]:
+    status_items = [
+        (f"{kind}: {status}", count)
+        for kind, statuses in kpis.cases_by_process_and_status.items()
+        for status, count in statuses.items()
+    ]
+    rates = [
+        (f"{kind} auto-approval", rate.rate)
+        for kind, rate in kpis.auto_approval_by_process.items()
+        if rate.rate is not None
+    ] + [
+        (f"{kind} override", rate.rate)
+        for kind, rate in kpis.override_by_process.items()
+        if rate.rate is not None
+    ]
+    tenths = [f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(len(kpis.confidence.buckets))]
+    return {
+        "statuses": charts.bar_chart("Cases by process and status", status_items),
+        "backlog": charts.bar_chart("Approval backlog by role", list(kpis.backlog_by_role.items())),
+        "sla": charts.bar_chart(
+            "Open approval tasks by SLA state",
+            [
+                ("on track", kpis.sla.on_track),
+                ("at risk", kpis.sla.at_risk),
+                ("breached", kpis.sla.breached),
+            ],
+            colors=["#20bf6b", "#f7b731", "#eb3b5a"],
+        ),
+        "rates": charts.bar_chart(
+            "Auto-approval and override rates", rates, fmt=charts.percent, maximum=1.0
+        ),
+        "confidence": charts.bar_chart(
+            "Agent confidence distribution",
+            list(zip(tenths, kpis.confidence.buckets, strict=True)),
+        ),
+        "cost": charts.bar_chart(
+            "Model cost per case (USD)",
+            [(k, s.cost_usd_per_case or 0.0) for k, s in kpis.model_usage_by_process.items()],
+            fmt=lambda value: f"${value:.4f}",
+        ),
+        "tokens": charts.bar_chart(
+            "Model tokens per case",
+            [(k, s.tokens_per_case or 0.0) for k, s in kpis.model_usage_by_process.items()],
+            fmt=lambda value: f"{value:,.0f}",
+        ),
+        "cycle": charts.bar_chart(
+            "Median cycle time (seconds)",
+            [(k, c.median_seconds or 0.0) for k, c in kpis.cycle_time_by_process.items()],
+            fmt=lambda value: f"{value:,.1f}s",
+        ),
+    }
