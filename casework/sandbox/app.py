@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from casework.sandbox import erp, faults, itsm, notifications, payments
+from casework.sandbox import erp, erp_vendors, faults, itsm, notifications, payments, vendors
 from casework.sandbox.store import Database
 
 DESCRIPTION = """
@@ -27,6 +27,10 @@ Stand-ins for the systems of record casework's activities act on, backed by one 
 * **ITSM**: a service desk with tickets (classify, assign, comment, resolve; similar tickets),
   a configuration database of services and servers with their on-call owners, and a knowledge
   base with word-overlap search. Ticket and article text is stored and returned verbatim.
+* **Vendor portal**: vendor applications with the documents vendors upload (a new upload of a
+  kind replaces the previous one) and the application's status; document text is verbatim.
+* **ERP vendor master**: vendors created from approved applications (`/erp/vendors`), one
+  active vendor per tax ID, deactivation.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -42,7 +46,7 @@ Errors are `{"detail": "..."}` with a message that names the field or record at 
 
 
 # Systems whose module holds its tables (``SCHEMA``) beside its routes.
-SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = ()
+SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (vendors, erp_vendors)
 
 
 class Health(BaseModel):
