@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import invoice_exception, ticket_triage
+from casework.workflows import invoice_exception, ticket_triage, vendor_onboarding
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ PROCESSES: dict[str, Process] = {
             input_model=ticket_triage.TicketTriageInput,
             case_id=lambda request: ticket_triage.case_id_for(request.ticket_id),
             description="an agent triages an IT ticket; policy decides; severity 1 pages on-call",
+        ),
+        Process(
+            name=vendor_onboarding.CASE_TYPE,
+            workflow_type="VendorOnboarding",
+            input_model=vendor_onboarding.VendorOnboardingInput,
+            case_id=lambda request: vendor_onboarding.case_id_for(request.application_id),
+            description="check a vendor's documents; all reviews approve; create it in the ERP",
         ),
     ]
 }

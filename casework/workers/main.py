@@ -18,17 +18,25 @@ from temporalio.worker import Worker
 
 from casework.activities import policy
 from casework.activities.erp import ErpActivities
+from casework.activities.erp_vendors import ErpVendorActivities
 from casework.activities.itsm import ItsmActivities
 from casework.activities.llm import LlmActivities
 from casework.activities.notifications import NotificationActivities
 from casework.activities.payments import PaymentActivities
+from casework.activities.vendors import VendorPortalActivities
 from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
+from casework.workflows.vendor_onboarding import VendorOnboardingWorkflow
 
-WORKFLOWS: list[type] = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS: list[type] = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    VendorOnboardingWorkflow,
+]
 
 log = logging.getLogger("casework.worker")
 
@@ -39,6 +47,8 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     notifications = NotificationActivities(http)
     itsm = ItsmActivities(http)
     llm = LlmActivities(settings)
+    vendor_portal = VendorPortalActivities(http)
+    erp_vendors = ErpVendorActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -60,6 +70,10 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         itsm.comment_on_ticket,
         llm.propose,
         llm.chat,
+        vendor_portal.get_application,
+        vendor_portal.set_application_status,
+        erp_vendors.create_vendor,
+        erp_vendors.deactivate_vendor,
     ]
 
 
