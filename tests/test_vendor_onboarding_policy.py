@@ -206,13 +206,19 @@ def _resubmission(**fields: str) -> DocumentResubmission:
         ),
         (_resubmission(), None, set(), ["the case is not waiting for documents"]),
         (
+            _resubmission(document_id="TAX-1"),
+            None,
+            {"TAX-1"},
+            ["document TAX-1 was already received", "the case is not waiting for documents"],
+        ),
+        (
             _resubmission(kind="bank_confirmation", document_id="TAX-1"),
             ["tax_certificate", "company_registration"],
             {"TAX-1"},
             [
+                "document TAX-1 was already received",
                 "bank_confirmation is not awaited; the case waits for: tax_certificate, "
                 "company_registration",
-                "document TAX-1 was already received",
             ],
         ),
     ],

@@ -355,6 +355,31 @@ async def test_closing_the_application_failing_deactivates_the_new_erp_vendor(
     assert systems.deactivations[0].idempotency_key == f"{handle.id}:erp-vendor-deactivation"
 
 
+async def test_an_erp_refusing_the_vendor_puts_the_approved_application_on_hold(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    refused = ApplicationError(
+        "POST /erp/vendors answered 409: tax_id: vendor VEN-000007 already has tax ID DE1",
+        type="RequestConflict",
+        non_retryable=True,
+    )
+    systems = FakeVendorSystems(application("APP-N1"), create_error=refused)
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-N1")
+        await open_reviews(handle, 2)
+        await decide(handle, approver="mia", action="approve")
+        await decide(handle, approver="carol", action="approve")
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == (
+        CaseStatus.FAILED_NEEDS_ATTENTION,
+        Outcome.ERP_REFUSED,
+    )
+    assert "vendor VEN-000007 already has tax ID" in result.message
+    assert "nothing was written" in result.message
+    assert systems.statuses == ["on_hold"] and systems.vendors == {}
+
+
 async def test_a_cancelled_case_withdraws_its_open_reviews(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

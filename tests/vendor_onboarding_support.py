@@ -1,5 +1,9 @@
-"""Helpers for the vendor-onboarding tests: sample applications and documents, the vendor portal,
-ERP vendor master, outbox and document checker faked by activity name, and case helpers.
+"""Helpers for the vendor-onboarding tests.
+
+Sample applications and documents; the vendor portal, ERP vendor master, outbox and document
+checker faked by activity name (workflow tests, replay recordings); case helpers; and for the
+integration tests the sandbox over HTTP, the scripted model keyed by document, and the command
+line run against the test's dev server.
 
 Documents are plain text (the text of a scan); the offline stand-in checker reads their
 ``Label: value`` lines, so the fakes answer like the real process would without a model.
@@ -8,12 +12,16 @@ Documents are plain text (the text of a scan); the offline stand-in checker read
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
@@ -44,7 +52,9 @@ from casework.workflows.vendor_onboarding import (
     VendorOnboardingWorkflow,
     case_id_for,
 )
-from tests.integration_support import eventually
+from tests.conftest import BIN
+from tests.integration_support import case_data, eventually
+from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 
 CaseHandle = WorkflowHandle[VendorOnboardingWorkflow, VendorOnboardingResult]
 
@@ -144,6 +154,8 @@ class FakeVendorSystems:
     vendors: dict[str, ErpVendor] = field(default_factory=dict)
     """ERP vendors by the idempotency key that created them."""
     create_calls: int = 0
+    create_error: ApplicationError | None = None
+    """What the fake ERP answers every vendor creation with, if set."""
     deactivations: list[VendorDeactivation] = field(default_factory=list)
     notifications: list[NotificationRequest] = field(default_factory=list)
     agent_requests: list[AgentRequest] = field(default_factory=list)
@@ -177,6 +189,8 @@ class FakeVendorSystems:
         @activity.defn(name="erp.create_vendor")
         async def create_vendor(creation: VendorCreation) -> ErpVendor:
             self.create_calls += 1
+            if self.create_error is not None:
+                raise self.create_error
             if creation.idempotency_key not in self.vendors:
                 self.vendors[creation.idempotency_key] = ErpVendor(
                     vendor_id=f"VEN-{len(self.vendors) + 1:06d}",
@@ -343,3 +357,132 @@ async def model_calls(handle: WorkflowHandle) -> tuple[list[int], list[int]]:
         and event.activity_task_completed_event_attributes.scheduled_event_id in scheduled
     ]
     return sorted(scheduled), ended
+
+
+# -- the real stack: the sandbox over HTTP, the scripted model, the command line ----------------
+
+
+def document_id_of(chat_request: dict[str, Any]) -> str | None:
+    data = case_data(chat_request)
+    return None if data is None else data.get("document", {}).get("document_id")
+
+
+def extraction_reply(kind: str, **fields: Any) -> ScriptedReply:
+    """The model's answer for one document: a ``DocumentExtraction`` as JSON."""
+    values = {"document_kind": kind, "issues": [], "confidence": 0.93} | fields
+    return ScriptedReply(content=json.dumps(values), prompt_tokens=210, completion_tokens=35)
+
+
+class ScriptedChecker:
+    """Scripts the model behind the document checker, one document at a time: keyed by the
+    document in the request's case data, so a test's leftovers never reach another's case."""
+
+    def __init__(self, server: ScriptedLlmServer) -> None:
+        self.server = server
+        self._replies: dict[str, ScriptedReply] = {}
+        server.responder = self._answer
+
+    def answer(self, document_id: str, reply: ScriptedReply) -> None:
+        self._replies[document_id] = reply
+
+    def answer_valid(self, application: VendorApplication) -> None:
+        """Readings of the application's three documents that match what it states."""
+        name, prefix = application.vendor_name, application.application_id
+        self.answer(f"{prefix}-REG", extraction_reply("company_registration", company_name=name))
+        self.answer(
+            f"{prefix}-TAX",
+            extraction_reply(
+                "tax_certificate",
+                company_name=name,
+                tax_id=application.tax_id,
+                valid_until="2099-12-31",
+            ),
+        )
+        self.answer(
+            f"{prefix}-BANK",
+            extraction_reply("bank_confirmation", company_name=name, iban=application.bank_account),
+        )
+
+    def requests_for(self, document_id: str) -> list[dict[str, Any]]:
+        return [body for body in list(self.server.requests) if document_id_of(body) == document_id]
+
+    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
+        document_id = document_id_of(body)
+        reply = self._replies.get(document_id or "")
+        if reply is None:
+            # 400 is non-retryable: an unscripted document fails fast instead of being retried.
+            message = f"no scripted reading of document {document_id!r}"
+            return ScriptedReply(status=400, error_body={"error": {"message": message}})
+        return reply
+
+
+class VendorSystems:
+    """The sandbox's vendor portal, ERP vendor master and outbox, as an operator sees them."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def seed(self, application: VendorApplication) -> None:
+        body = application.model_dump(
+            mode="json", exclude={"status", "erp_vendor_id", "documents"}
+        ) | {
+            "documents": [
+                d.model_dump(mode="json", exclude={"uploaded_at"}) for d in application.documents
+            ]
+        }
+        response = await self._http.post("/vendors/applications", json=body)
+        assert response.status_code == 201, response.text
+
+    async def application(self, application_id: str) -> dict[str, Any]:
+        response = await self._http.get(f"/vendors/applications/{application_id}")
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def erp_vendors(self, application_id: str) -> list[dict[str, Any]]:
+        response = await self._http.get("/erp/vendors", params={"application_id": application_id})
+        response.raise_for_status()
+        vendors: list[dict[str, Any]] = response.json()
+        return vendors
+
+    async def notifications(self, *, to: str, case_id: str) -> list[Notification]:
+        response = await self._http.get("/notifications", params={"to": to, "case_id": case_id})
+        response.raise_for_status()
+        return [Notification.model_validate(row) for row in response.json()]
+
+    async def inject_fault(self, **spec: Any) -> None:
+        (await self._http.post("/_faults", json=spec)).raise_for_status()
+
+    async def clear_faults(self) -> None:
+        (await self._http.delete("/_faults")).raise_for_status()
+
+
+def new_application(label: str, **documents: Any) -> VendorApplication:
+    """An application of a vendor of its own: the ERP takes one active vendor per tax ID.
+
+    ``documents``: text overrides as for ``documents_for``."""
+    application_id = f"APP-IT-{label}-{uuid.uuid4().hex[:8]}"
+    tax_id = f"DE{uuid.uuid4().int % 10**9:09d}"
+    texts = documents_for(
+        application_id, tax_certificate=tax_certificate_text(tax_id=tax_id), **documents
+    )
+    return application(application_id, texts, tax_id=tax_id)
+
+
+async def run_command(
+    temporal: WorkflowEnvironment, *command: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``casework`` or ``temporal`` against the test's dev server, as an operator would.
+
+    In a thread: the worker serving the case runs on this event loop and must keep running.
+    """
+    address = temporal.client.service_client.config.target_host
+    # A developer's own TEMPORAL_* settings or profile must not redirect the command.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
+    env |= {"TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": temporal.client.namespace}
+    argv = [str(BIN / command[0]), *command[1:]]
+    if command[0] == "temporal":
+        argv += ["--address", address, "--disable-config-file", "--disable-config-env"]
+    return await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, timeout=60, env=env
+    )

@@ -192,15 +192,15 @@ def resubmission_refusals(
             f"the document is for application {submission.application_id}, "
             f"this case is for {application_id}"
         ]
-    if awaited_kinds is None:
-        return ["the case is not waiting for documents"]
     reasons = []
-    if submission.kind not in awaited_kinds:
+    if submission.document_id in known_document_ids:
+        reasons.append(f"document {submission.document_id} was already received")
+    if awaited_kinds is None:
+        reasons.append("the case is not waiting for documents")
+    elif submission.kind not in awaited_kinds:
         reasons.append(
             f"{submission.kind} is not awaited; the case waits for: " + ", ".join(awaited_kinds)
         )
-    if submission.document_id in known_document_ids:
-        reasons.append(f"document {submission.document_id} was already received")
     return reasons
 
 

@@ -119,6 +119,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     DOCUMENTS_TIMED_OUT = "documents_timed_out"
     REVIEW_TIMED_OUT = "review_timed_out"
+    ERP_REFUSED = "erp_refused"
     FAILED_COMPENSATED = "failed_compensated"
 
 
@@ -542,21 +543,24 @@ class VendorOnboardingWorkflow(CaseWorkflow):
     ) -> VendorOnboardingResult:
         self.set_status(CaseStatus.EXECUTING)
         approvers = [review.decided_by for review in reviews if review.decided_by]
-        vendor: ErpVendor = await self.call_tool(
-            ErpVendorActivities.create_vendor,
-            VendorCreation(
-                name=application.vendor_name,
-                country=application.country,
-                tax_id=application.tax_id,
-                bank_account=application.bank_account,
-                contact_email=application.contact_email,
-                application_id=application.application_id,
-                approved_by=approvers,
-                documents=[c.document_id for c in self._document_checks() if c.document_id],
-                idempotency_key=self.idempotency_key("erp-vendor"),
-            ),
-            summary=f"created {application.vendor_name} in the ERP vendor master",
-        )
+        try:
+            vendor: ErpVendor = await self.call_tool(
+                ErpVendorActivities.create_vendor,
+                VendorCreation(
+                    name=application.vendor_name,
+                    country=application.country,
+                    tax_id=application.tax_id,
+                    bank_account=application.bank_account,
+                    contact_email=application.contact_email,
+                    application_id=application.application_id,
+                    approved_by=approvers,
+                    documents=[c.document_id for c in self._document_checks() if c.document_id],
+                    idempotency_key=self.idempotency_key("erp-vendor"),
+                ),
+                summary=f"created {application.vendor_name} in the ERP vendor master",
+            )
+        except ActivityError as error:
+            return await self._erp_refused(policy_ref, application, reviews, error)
         self._saga.add(
             f"ERP vendor {vendor.vendor_id} deactivated",
             lambda: self.call_tool(
@@ -679,6 +683,33 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             CaseStatus.REJECTED,
             Outcome.DOCUMENTS_TIMED_OUT,
             message,
+        )
+
+    async def _erp_refused(
+        self,
+        policy_ref: PolicyRef,
+        application: VendorApplication,
+        reviews: list[ReviewResult],
+        error: ActivityError,
+    ) -> VendorOnboardingResult:
+        """Approved, but the ERP would not create the vendor (a vendor with this tax ID exists
+        already, say): nothing was written, and a person has to sort it out."""
+        message = (
+            f"approved, but the ERP did not create the vendor ({failure_message(error)}); "
+            "nothing was written; the application is on hold for a person"
+        )
+        await self._close_application(application, "on_hold", message)
+        self.set_status(CaseStatus.FAILED_NEEDS_ATTENTION)
+        await self.notify(
+            self._requested_by, f"Vendor {application.vendor_name} needs attention", message, "erp"
+        )
+        return self._result(
+            policy_ref,
+            application,
+            CaseStatus.FAILED_NEEDS_ATTENTION,
+            Outcome.ERP_REFUSED,
+            message,
+            reviews=reviews,
         )
 
     async def _fail_compensated(
