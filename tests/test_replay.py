@@ -18,27 +18,41 @@ from casework.converter import data_converter
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
+from casework.workflows.vendor_onboarding import VendorOnboardingWorkflow
 from tests.histories.record import (
     HISTORIES,
     RECORDINGS,
     TRIAGE_RECORDINGS,
+    VENDOR_RECORDINGS,
     history_path,
     triage_history_path,
+    vendor_history_path,
     workflow_id_for,
 )
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 # A triage case's agent region is a child workflow: its history is stored (and replayed) apart.
-WORKFLOWS = [InvoiceExceptionWorkflow, TicketTriageWorkflow, AgentRegionWorkflow]
+WORKFLOWS = [
+    InvoiceExceptionWorkflow,
+    TicketTriageWorkflow,
+    AgentRegionWorkflow,
+    VendorOnboardingWorkflow,
+]
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
     assert HISTORY_FILES, f"no stored histories in {HISTORIES}"
-    missing = [r.name for r in RECORDINGS if not history_path(r.name).exists()] + [
-        r.name
-        for r in TRIAGE_RECORDINGS
-        if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
-    ]
+    missing = (
+        [r.name for r in RECORDINGS if not history_path(r.name).exists()]
+        + [
+            r.name
+            for r in TRIAGE_RECORDINGS
+            if not all(
+                triage_history_path(r.name, region=region).exists() for region in (False, True)
+            )
+        ]
+        + [r.name for r in VENDOR_RECORDINGS if not vendor_history_path(r.name).exists()]
+    )
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 
