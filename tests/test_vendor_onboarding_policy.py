@@ -50,7 +50,7 @@ def extraction(**fields: object) -> DocumentExtraction:
         "document_kind": "tax_certificate",
         "company_name": VENDOR_NAME,
         "tax_id": TAX_ID,
-        "valid_until": date(2099, 12, 31),
+        "valid_until": date(9999, 12, 31),
         "confidence": 0.9,
     }
     return DocumentExtraction.model_validate(values | fields)

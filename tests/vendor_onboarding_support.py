@@ -63,6 +63,8 @@ TAX_ID = "DE123456789"
 IBAN = "DE89370400440532013000"
 FOREIGN_IBAN = "GB33BUKB20201555555555"
 CONTACT = "onboarding@nordwind.example"
+# The session's time-skipping server may have skipped decades ahead: "valid" must stay valid.
+FAR_FUTURE = "9999-12-31"
 
 # -- documents ----------------------------------------------------------------------------------
 
@@ -72,7 +74,7 @@ def registration_text(name: str = VENDOR_NAME) -> str:
 
 
 def tax_certificate_text(
-    name: str = VENDOR_NAME, tax_id: str = TAX_ID, valid_until: str = "2099-12-31"
+    name: str = VENDOR_NAME, tax_id: str = TAX_ID, valid_until: str = FAR_FUTURE
 ) -> str:
     return (
         f"TAX REGISTRATION CERTIFICATE\nCompany: {name}\nTax ID: {tax_id}\n"
@@ -395,7 +397,7 @@ class ScriptedChecker:
                 "tax_certificate",
                 company_name=name,
                 tax_id=application.tax_id,
-                valid_until="2099-12-31",
+                valid_until=FAR_FUTURE,
             ),
         )
         self.answer(

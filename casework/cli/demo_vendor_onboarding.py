@@ -11,6 +11,7 @@ import json
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,16 +26,20 @@ from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.vendor_onboarding import VendorOnboardingInput, case_id_for
 
 APPROVE = "approve"
+VALID = timedelta(days=3 * 365)
+EXPIRED = timedelta(days=-200)
 
 
 def registration_text(name: str) -> str:
     return f"COMMERCIAL REGISTER EXTRACT\nCompany: {name}\nRegister court: Hamburg HRB 40712\n"
 
 
-def tax_certificate_text(name: str, tax_id: str, valid_until: str = "2030-12-31") -> str:
+def tax_certificate_text(name: str, tax_id: str, valid_for: timedelta = VALID) -> str:
+    """A certificate valid for ``valid_for`` from today; negative: expired that long ago."""
+    valid_until = date.today() + valid_for
     return (
         f"TAX REGISTRATION CERTIFICATE\nCompany: {name}\nTax ID: {tax_id}\n"
-        f"Valid until: {valid_until}\nIssued by: Finanzamt Hamburg-Mitte\n"
+        f"Valid until: {valid_until.isoformat()}\nIssued by: Finanzamt Hamburg-Mitte\n"
     )
 
 
@@ -53,7 +58,7 @@ class VendorScenario:
     """What each reviewer role decides once its task is open, in this order."""
     bank_letter_name: str | None = None
     """Submit a bank confirmation naming this company instead of the vendor."""
-    tax_valid_until: str = "2030-12-31"
+    tax_valid_for: timedelta = VALID
     resubmit: bool = False
     """The vendor sends a corrected bank confirmation when the case asks for it."""
 
@@ -111,7 +116,7 @@ SCENARIOS = [
         "expired tax certificate: waits for the vendor",
         "Harburger Metallbau GmbH",
         expected=CaseStatus.AWAITING_EXTERNAL,
-        tax_valid_until="2024-03-31",
+        tax_valid_for=EXPIRED,
     ),
 ]
 
@@ -130,7 +135,7 @@ async def seed(sandbox: httpx.AsyncClient, batch: int, scenario: VendorScenario)
     name, tax_id = scenario.vendor_name, _tax_id(batch, scenario)
     texts = {
         "REG": ("company_registration", registration_text(name)),
-        "TAX": ("tax_certificate", tax_certificate_text(name, tax_id, scenario.tax_valid_until)),
+        "TAX": ("tax_certificate", tax_certificate_text(name, tax_id, scenario.tax_valid_for)),
         "BANK": (
             "bank_confirmation",
             bank_confirmation_text(scenario.bank_letter_name or name, scenario.iban),
