@@ -334,6 +334,26 @@ async def test_a_review_nobody_decides_puts_the_application_on_hold(
     assert systems.statuses == ["on_hold"] and systems.create_calls == 0
 
 
+async def test_a_review_that_fails_does_not_keep_the_case_waiting_for_the_others(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    systems = FakeVendorSystems(application("APP-O1"), failing_recipients={"carol@example.com"})
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-O1")
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        events = await audit(handle)
+
+    (withdrawn,) = [e for e in events if e.summary.startswith("withdrew")]
+    assert withdrawn.data["role"] == "legal_counsel"
+    assert "the finance review failed (RequestRejected: mailbox carol@example.com" in (
+        withdrawn.summary
+    )
+    # Withdrawn at once, not after legal's three days.
+    assert withdrawn.at - events[0].at < timedelta(minutes=1)
+    assert not events_of(events, AuditKind.TASK_TIMED_OUT)
+
+
 async def test_closing_the_application_failing_deactivates_the_new_erp_vendor(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

@@ -161,6 +161,8 @@ class FakeVendorSystems:
     deactivations: list[VendorDeactivation] = field(default_factory=list)
     notifications: list[NotificationRequest] = field(default_factory=list)
     agent_requests: list[AgentRequest] = field(default_factory=list)
+    failing_recipients: set[str] = field(default_factory=set)
+    """Addresses the fake outbox refuses for good."""
     status_gate: asyncio.Event | None = None
     """When set, application status changes wait for it: holds a case while it closes."""
 
@@ -216,6 +218,12 @@ class FakeVendorSystems:
 
         @activity.defn(name="notifications.send")
         async def send(request: NotificationRequest) -> Notification:
+            if request.to in self.failing_recipients:
+                raise ApplicationError(
+                    f"mailbox {request.to} does not exist",
+                    type="RequestRejected",
+                    non_retryable=True,
+                )
             self.notifications.append(request)
             return Notification(
                 notification_id=f"N-{len(self.notifications)}",

@@ -445,21 +445,33 @@ class VendorOnboardingWorkflow(CaseWorkflow):
 
         async def review(name: str) -> ApprovalOutcome:
             rule = policy.reviews[name]
-            outcome = await self.request_approval(
-                ApprovalRequest(
-                    title=f"{name.capitalize()} review of vendor {application.vendor_name}",
-                    summary=summary,
-                    evidence={"review": name, **evidence},
-                    amount=Decimal(0),
-                    currency="",
-                    tiers=rule.tiers,
-                    start_tier=0,
-                    escalate=rule.escalate,
+            try:
+                outcome = await self.request_approval(
+                    ApprovalRequest(
+                        title=f"{name.capitalize()} review of vendor {application.vendor_name}",
+                        summary=summary,
+                        evidence={"review": name, **evidence},
+                        amount=Decimal(0),
+                        currency="",
+                        tiers=rule.tiers,
+                        start_tier=0,
+                        escalate=rule.escalate,
+                    )
                 )
-            )
+            except ActivityError as error:
+                # This review cannot go on, so neither can the case: the others are moot, and
+                # the failure must not wait for them to be decided before it surfaces.
+                self._withdraw_reviews(
+                    f"the {name} review failed ({failure_message(error)})", settled_by=name
+                )
+                raise
             settlement = settle(self._review_results())
             if settlement is not None and settlement.verdict is not Verdict.ONBOARD:
-                self._withdraw_reviews(settlement, settled_by=name)
+                self._withdraw_reviews(
+                    "; ".join(settlement.reasons)
+                    + ", and onboarding needs every review's approval",
+                    settled_by=name,
+                )
             return outcome
 
         self._reviews = {name: asyncio.create_task(review(name)) for name in names}
@@ -478,18 +490,14 @@ class VendorOnboardingWorkflow(CaseWorkflow):
                 )
         return self._review_results()
 
-    def _withdraw_reviews(self, settlement: Settlement, settled_by: str) -> None:
+    def _withdraw_reviews(self, why: str, settled_by: str) -> None:
         for name, running in self._reviews.items():
             if name == settled_by or running.done():
                 continue
             running.cancel()
             for task in self._tasks_of(name):
                 if task.status is TaskStatus.OPEN:
-                    self._withdraw(
-                        task,
-                        "; ".join(settlement.reasons)
-                        + ", and onboarding needs every review's approval",
-                    )
+                    self._withdraw(task, why)
 
     def _withdraw(self, task: HumanTask, why: str) -> None:
         task.status = TaskStatus.WITHDRAWN
