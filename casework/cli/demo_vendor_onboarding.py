@@ -55,12 +55,13 @@ class VendorScenario:
     expected: str
     iban: str = "DE89370400440532013000"
     decisions: dict[str, TaskDecision] = field(default_factory=dict)
-    """What each reviewer role decides once its task is open, in this order."""
+    """What each reviewer role decides once its task is open; tasks are decided in the order
+    they opened (legal first)."""
     bank_letter_name: str | None = None
     """Submit a bank confirmation naming this company instead of the vendor."""
     tax_valid_for: timedelta = VALID
     resubmit: bool = False
-    """The vendor sends a corrected bank confirmation when the case asks for it."""
+    """The vendor sends the corrected document when the case asks for it."""
 
 
 def _approve(approver: str, comment: str | None = None) -> TaskDecision:
