@@ -148,19 +148,14 @@ async def test_vendor_is_onboarded_once_after_one_model_call_per_document_and_bo
     assert (portal["status"], portal["erp_vendor_id"]) == ("onboarded", result.erp_vendor_id)
     # Each document went to the model once, through litellm's real HTTP path, on its own, and
     # the model saw the document, never the application it is compared with.
-    for suffix in ("REG", "TAX", "BANK"):
-        (request,) = checker.requests_for(f"{application_id}-{suffix}")
+    for document in vendor_application.documents:
+        (request,) = checker.requests_for(document.document_id)
         assert request["model"] == "scripted-model"
-        assert case_data(request) == {
-            "document": {
-                "document_id": f"{application_id}-{suffix}",
-                "content": next(
-                    d.content
-                    for d in vendor_application.documents
-                    if d.document_id.endswith(suffix)
-                ),
-            }
-        }
+        sent = case_data(request)
+        assert sent is not None and list(sent) == ["document"]
+        assert set(sent["document"]) == {"document_id", "content"}
+        title, company = document.content.splitlines()[:2]
+        assert sent["document"]["content"].startswith(f"{title}\n{company}\n")
     scheduled, ended = await model_calls(handle)
     assert len(scheduled) == 3 and max(scheduled) < min(ended)
     proposals = events_of(await audit(handle), AuditKind.AGENT_PROPOSAL)
@@ -242,8 +237,10 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
     waiting = await reached(handle, CaseStatus.AWAITING_EXTERNAL)
     assert waiting.waiting_on is not None and "casework resubmit" in waiting.waiting_on
     # The plain Temporal CLI signal: malformed, so recorded and ignored with the reason.
+    home = tmp_path_factory.mktemp("operator")
     signal = await run_command(
         temporal,
+        home,
         "temporal",
         "workflow",
         "signal",
@@ -261,6 +258,7 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
     letter.write_text(bank_confirmation_text())
     sent = await run_command(
         temporal,
+        home,
         "casework",
         "resubmit",
         handle.id,
@@ -276,6 +274,7 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
     assert sent.returncode == 0, sent.stdout + sent.stderr
     again = await run_command(
         temporal,
+        home,
         "casework",
         "resubmit",
         handle.id,

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -480,16 +481,25 @@ def new_application(label: str, **documents: Any) -> VendorApplication:
 
 
 async def run_command(
-    temporal: WorkflowEnvironment, *command: str
+    temporal: WorkflowEnvironment, home: Path, *command: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``casework`` or ``temporal`` against the test's dev server, as an operator would.
 
+    ``home`` is the command's CASEWORK_HOME: a developer's own stack state (or TEMPORAL_* and
+    CASEWORK_* settings) must not redirect the command or change how it encodes payloads.
     In a thread: the worker serving the case runs on this event loop and must keep running.
     """
     address = temporal.client.service_client.config.target_host
-    # A developer's own TEMPORAL_* settings or profile must not redirect the command.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
-    env |= {"TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": temporal.client.namespace}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TEMPORAL_", "CASEWORK_"))
+    }
+    env |= {
+        "TEMPORAL_ADDRESS": address,
+        "TEMPORAL_NAMESPACE": temporal.client.namespace,
+        "CASEWORK_HOME": str(home),
+    }
     argv = [str(BIN / command[0]), *command[1:]]
     if command[0] == "temporal":
         argv += ["--address", address, "--disable-config-file", "--disable-config-env"]
