@@ -114,14 +114,16 @@ def vendor_history_path(name: str) -> Path:
     return HISTORIES / f"{VENDOR_PREFIX}{name}.json"
 
 
-def application_id_for(name: str) -> str:
+def vendor_application_id_for(name: str) -> str:
     return f"APP-REPLAY-{name}"
 
 
 def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
     if history.stem.startswith(VENDOR_PREFIX):
-        return vendor_case_id_for(application_id_for(history.stem.removeprefix(VENDOR_PREFIX)))
+        return vendor_case_id_for(
+            vendor_application_id_for(history.stem.removeprefix(VENDOR_PREFIX))
+        )
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
         case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
@@ -430,7 +432,7 @@ def _reviewers(*decisions: tuple[str, str]) -> VendorDrive:
 
 async def _resubmit_then_approve(env: WorkflowEnvironment, handle: VendorHandle) -> None:
     await reached(handle, CaseStatus.AWAITING_EXTERNAL)
-    application_id = application_id_for("resubmitted")
+    application_id = vendor_application_id_for("resubmitted")
     valid = resubmission(
         application_id, f"{application_id}-TAX-2", "tax_certificate", tax_certificate_text()
     )
@@ -478,12 +480,14 @@ VENDOR_RECORDINGS = (
         _nothing,
         VendorOutcome.DOCUMENTS_TIMED_OUT,
     ),
-    VendorRecording("review_timed_out", _vendor_in_order, _nothing, VendorOutcome.REVIEW_TIMED_OUT),
+    VendorRecording(
+        "legal_undecided_on_hold", _vendor_in_order, _nothing, VendorOutcome.REVIEW_TIMED_OUT
+    ),
 )
 
 
 async def record_vendor(env: WorkflowEnvironment, recording: VendorRecording) -> Path:
-    application_id = application_id_for(recording.name)
+    application_id = vendor_application_id_for(recording.name)
     systems = recording.systems(application_id)
     task_queue = f"record-{recording.name}"
     async with Worker(
