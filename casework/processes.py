@@ -14,6 +14,7 @@ from casework.workflows import (
     loan_application,
     refund,
     ticket_triage,
+    vendor_onboarding,
 )
 
 
@@ -65,6 +66,13 @@ PROCESSES: dict[str, Process] = {
             input_model=lead_routing.LeadRoutingInput,
             case_id=lambda request: lead_routing.case_id_for(request.lead_id),
             description="score and read an inbound lead, route it to an AE by territory and load",
+        ),
+        Process(
+            name=vendor_onboarding.CASE_TYPE,
+            workflow_type="VendorOnboarding",
+            input_model=vendor_onboarding.VendorOnboardingInput,
+            case_id=lambda request: vendor_onboarding.case_id_for(request.application_id),
+            description="check a vendor's documents; all reviews approve; create it in the ERP",
         ),
     ]
 }

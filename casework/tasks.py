@@ -55,6 +55,9 @@ class TaskStatus(StrEnum):
     DECIDED = "decided"
     ESCALATED = "escalated"
     TIMED_OUT = "timed_out"
+    WITHDRAWN = "withdrawn"
+    """Closed without a decision: the case no longer needs it (a parallel review already
+    settled the outcome, or the case was cancelled)."""
 
 
 class HumanTask(BaseModel):

@@ -21,6 +21,7 @@ from casework.workflows.lead_routing import LeadRoutingWorkflow
 from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
+from casework.workflows.vendor_onboarding import VendorOnboardingWorkflow
 from tests.histories.record import (
     HISTORIES,
     LEAD_RECORDINGS,
@@ -28,11 +29,13 @@ from tests.histories.record import (
     RECORDINGS,
     REFUND_RECORDINGS,
     TRIAGE_RECORDINGS,
+    VENDOR_RECORDINGS,
     history_path,
     lead_history_path,
     loan_history_path,
     refund_history_path,
     triage_history_path,
+    vendor_history_path,
     workflow_id_for,
 )
 
@@ -45,6 +48,7 @@ WORKFLOWS = [
     RefundWorkflow,
     LoanApplicationWorkflow,
     LeadRoutingWorkflow,
+    VendorOnboardingWorkflow,
 ]
 
 
@@ -56,6 +60,7 @@ def test_every_recorded_scenario_has_a_stored_history() -> None:
         if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
     ]
     missing += [r.name for r in LOAN_RECORDINGS if not loan_history_path(r.name).exists()]
+    missing += [r.name for r in VENDOR_RECORDINGS if not vendor_history_path(r.name).exists()]
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 

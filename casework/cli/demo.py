@@ -20,7 +20,13 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.cli import demo_lead_routing, demo_loan_application, demo_refund, demo_triage
+from casework.cli import (
+    demo_lead_routing,
+    demo_loan_application,
+    demo_refund,
+    demo_triage,
+    demo_vendor_onboarding,
+)
 from casework.cli.cases import CommandError, directory_users, drive_case, link
 from casework.cli.output import table
 from casework.cli.seeding import DemoCase, ProcessDemo, create_once, sandbox_request
@@ -40,6 +46,7 @@ SUPPLIER = {
 # The processes whose demos seed, start and drive their own cases beside the two above.
 PROCESS_DEMOS: tuple[ProcessDemo, ...] = (
     demo_refund.run,
+    demo_vendor_onboarding.run,
     demo_loan_application.run,
     demo_lead_routing.run,
 )

@@ -32,6 +32,7 @@ examples:
   casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
   casework audit --verify audit.jsonl          detect any edited, removed or reordered line
   casework report --json                       KPIs: backlog, SLA, overrides, model cost
+  casework resubmit vendor-onboarding-APP-1001 --kind tax_certificate --file tax.txt
   casework demo                                one case per outcome, then a summary table
 
 Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY ... (temporalio
@@ -116,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     acknowledge.add_argument("--as", dest="user", required=True, help="who was paged")
 
     deliver.add_parser(commands)
+    resubmit = commands.add_parser(
+        "resubmit", help="send a vendor's document to a vendor-onboarding case waiting for it"
+    )
+    resubmit.add_argument("case")
+    resubmit.add_argument(
+        "--kind", required=True, help="what the document is, e.g. tax_certificate"
+    )
+    content = resubmit.add_mutually_exclusive_group(required=True)
+    content.add_argument("--file", help="the document's text (UTF-8)")
+    content.add_argument("--text", help="the document's text, inline")
+    resubmit.add_argument("--document-id", help="default: derived from the application and text")
+    resubmit.add_argument("--filename", help="the file name the vendor gave it")
+    resubmit.add_argument("--as", dest="sender", help="who at the vendor sends it")
 
     inbox = commands.add_parser(
         "inbox", help="cases awaiting a decision or an answer, soonest due first"
@@ -269,6 +283,21 @@ def run(args: argparse.Namespace) -> int:
         case "deliver":
             message = deliver.message_from(args)
             return _with_client(lambda c: deliver.run(c, settings, args, message))
+        case "resubmit":
+            from casework.cli.resubmit import read_document, resubmit
+
+            text = args.text if args.file is None else read_document(args.file)
+            return _with_client(
+                lambda c: resubmit(
+                    c,
+                    args.case,
+                    args.kind,
+                    text,
+                    filename=args.filename or (Path(args.file).name if args.file else None),
+                    document_id=args.document_id,
+                    submitted_by=args.sender,
+                )
+            )
         case "inbox":
             return _with_client(lambda c: cases.inbox(c, settings, args.role, args.json))
         case "audit" if args.verify:

@@ -20,6 +20,7 @@ from casework.sandbox import (
     crm,
     crm_sales,
     erp,
+    erp_vendors,
     faults,
     fraud,
     itsm,
@@ -28,6 +29,7 @@ from casework.sandbox import (
     notifications,
     orders,
     payments,
+    vendors,
 )
 from casework.sandbox.store import Database
 
@@ -51,6 +53,10 @@ Stand-ins for the systems of record casework's activities act on, backed by one 
 * **CRM (sales)**: leads (assign, unassign, nurture), accounts with their owning account
   executive, account executives with territory, load and capacity, firmographics by web domain
   (enrichment), and the queue of first-touch messages to leads.
+* **Vendor portal**: vendor applications with the documents vendors upload (a new upload of a
+  kind replaces the previous one) and the application's status; document text is verbatim.
+* **ERP vendor master**: vendors created from approved applications (`/erp/vendors`), one
+  active vendor per tax ID, deactivation.
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -74,6 +80,8 @@ SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (
     kyc,
     credit_bureau,
     crm_sales,
+    vendors,
+    erp_vendors,
 )
 
 

@@ -22,6 +22,7 @@ from casework.activities.credit_bureau import CreditBureauActivities
 from casework.activities.crm import CrmActivities
 from casework.activities.crm_sales import CrmSalesActivities
 from casework.activities.erp import ErpActivities
+from casework.activities.erp_vendors import ErpVendorActivities
 from casework.activities.fraud import FraudActivities
 from casework.activities.itsm import ItsmActivities
 from casework.activities.kyc import KycActivities
@@ -30,6 +31,7 @@ from casework.activities.llm import LlmActivities
 from casework.activities.notifications import NotificationActivities
 from casework.activities.orders import OrderActivities
 from casework.activities.payments import PaymentActivities
+from casework.activities.vendors import VendorPortalActivities
 from casework.client import connect
 from casework.config import Settings
 from casework.workflows.agent_region import AgentRegionWorkflow
@@ -38,6 +40,7 @@ from casework.workflows.lead_routing import LeadRoutingWorkflow
 from casework.workflows.loan_application import LoanApplicationWorkflow
 from casework.workflows.refund import RefundWorkflow
 from casework.workflows.ticket_triage import TicketTriageWorkflow
+from casework.workflows.vendor_onboarding import VendorOnboardingWorkflow
 
 WORKFLOWS: list[type] = [
     InvoiceExceptionWorkflow,
@@ -46,6 +49,7 @@ WORKFLOWS: list[type] = [
     RefundWorkflow,
     LoanApplicationWorkflow,
     LeadRoutingWorkflow,
+    VendorOnboardingWorkflow,
 ]
 
 log = logging.getLogger("casework.worker")
@@ -64,6 +68,8 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
     kyc = KycActivities(http)
     credit_bureau = CreditBureauActivities(http)
     crm_sales = CrmSalesActivities(http)
+    vendor_portal = VendorPortalActivities(http)
+    erp_vendors = ErpVendorActivities(http)
     return [
         policy.load,
         erp.get_invoice,
@@ -107,6 +113,10 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         crm_sales.unassign_lead,
         crm_sales.nurture_lead,
         crm_sales.queue_first_touch,
+        vendor_portal.get_application,
+        vendor_portal.set_application_status,
+        erp_vendors.create_vendor,
+        erp_vendors.deactivate_vendor,
     ]
 
 

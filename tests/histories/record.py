@@ -18,6 +18,8 @@ signals, payments and the model (``tests.refund_support.FakeRefundSystems``) and
 payments and the income reader (``tests.loan_application_support``) and save
 ``loan_application_<name>.json``. Lead-routing scenarios fake the sales CRM and the lead analyst
 (``tests.lead_routing_support.FakeCrm``) and save ``lead_routing_<name>.json``.
+Vendor-onboarding scenarios fake the vendor portal, ERP vendor master and document checker
+(``tests.vendor_onboarding_support.FakeVendorSystems``) and save ``vendor_onboarding_<name>.json``.
 
 Name scenarios to record only those (re-recording changes timestamps in every file):
 
@@ -81,6 +83,13 @@ from casework.workflows.ticket_triage import (
     TicketTriageWorkflow,
 )
 from casework.workflows.ticket_triage import case_id_for as triage_case_id_for
+from casework.workflows.vendor_onboarding import Outcome as VendorOutcome
+from casework.workflows.vendor_onboarding import (
+    VendorOnboardingInput,
+    VendorOnboardingResult,
+    VendorOnboardingWorkflow,
+)
+from casework.workflows.vendor_onboarding import case_id_for as vendor_case_id_for
 from tests.conftest import BIN
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
@@ -98,6 +107,18 @@ from tests.loan_application_support import (
 )
 from tests.refund_support import FakeRefundSystems, fraud_signal, order
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
+from tests.vendor_onboarding_support import (
+    FOREIGN_IBAN,
+    FakeVendorSystems,
+    application,
+    audited,
+    bank_confirmation_text,
+    documents_for,
+    open_reviews,
+    reached,
+    resubmission,
+    tax_certificate_text,
+)
 
 HISTORIES = Path(__file__).parent
 PREFIX = "invoice_exception_"
@@ -105,6 +126,7 @@ TRIAGE_PREFIX = "ticket_triage_"
 REFUND_PREFIX = "refund_"
 LOAN_PREFIX = "loan_application_"
 LEAD_PREFIX = "lead_routing_"
+VENDOR_PREFIX = "vendor_onboarding_"
 REGION_SUFFIX = ".agent"
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -136,6 +158,14 @@ def lead_id_for(name: str) -> str:
     return f"LEAD-REPLAY-{name.replace('_', '-')}"
 
 
+def vendor_history_path(name: str) -> Path:
+    return HISTORIES / f"{VENDOR_PREFIX}{name}.json"
+
+
+def vendor_application_id_for(name: str) -> str:
+    return f"APP-REPLAY-{name}"
+
+
 def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
     if history.stem.startswith(REFUND_PREFIX):
@@ -144,6 +174,10 @@ def workflow_id_for(history: Path) -> str:
         return loan_case_id_for(application_id_for(history.stem.removeprefix(LOAN_PREFIX)))
     if history.stem.startswith(LEAD_PREFIX):
         return lead_case_id_for(lead_id_for(history.stem.removeprefix(LEAD_PREFIX)))
+    if history.stem.startswith(VENDOR_PREFIX):
+        return vendor_case_id_for(
+            vendor_application_id_for(history.stem.removeprefix(VENDOR_PREFIX))
+        )
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
         case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
@@ -812,6 +846,131 @@ async def record_lead(env: WorkflowEnvironment, recording: LeadRecording) -> Pat
     return path
 
 
+# -- vendor onboarding --------------------------------------------------------------------------
+
+VendorHandle = WorkflowHandle[VendorOnboardingWorkflow, VendorOnboardingResult]
+VendorDrive = Callable[[WorkflowEnvironment, VendorHandle], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class VendorRecording:
+    name: str
+    systems: Callable[[str], FakeVendorSystems]
+    """Builds the faked vendor portal, ERP vendor master and checker for the application ID."""
+    drive: VendorDrive
+    outcome: VendorOutcome
+
+
+def _vendor_in_order(application_id: str) -> FakeVendorSystems:
+    return FakeVendorSystems(application(application_id))
+
+
+def _vendor_expired_tax_certificate(application_id: str) -> FakeVendorSystems:
+    expired = tax_certificate_text(valid_until="2020-12-31")
+    return FakeVendorSystems(
+        application(application_id, documents_for(application_id, tax_certificate=expired))
+    )
+
+
+def _vendor_foreign_bank_account(application_id: str) -> FakeVendorSystems:
+    foreign = bank_confirmation_text(iban=FOREIGN_IBAN)
+    documents = documents_for(application_id, bank_confirmation=foreign)
+    return FakeVendorSystems(application(application_id, documents, bank_account=FOREIGN_IBAN))
+
+
+def _reviewers(*decisions: tuple[str, str]) -> VendorDrive:
+    """Each (approver, action) in turn, once every review task is open."""
+
+    async def drive(env: WorkflowEnvironment, handle: VendorHandle) -> None:
+        reviews = 3 if any(approver == "liam" for approver, _ in decisions) else 2
+        await open_reviews(handle, reviews)
+        for approver, action in decisions:
+            await _decide(handle, approver=approver, action=action, comment=f"{approver}: {action}")
+
+    return drive
+
+
+async def _resubmit_then_approve(env: WorkflowEnvironment, handle: VendorHandle) -> None:
+    await reached(handle, CaseStatus.AWAITING_EXTERNAL)
+    application_id = vendor_application_id_for("resubmitted")
+    valid = resubmission(
+        application_id, f"{application_id}-TAX-2", "tax_certificate", tax_certificate_text()
+    )
+    # A malformed resubmission first: recorded and ignored; then the real one.
+    await handle.signal("resubmit", valid.model_dump(exclude={"content"}))
+    await audited(handle, AuditKind.DECISION_REFUSED)
+    await handle.signal("resubmit", valid)
+    await _reviewers(("mia", "approve"), ("carol", "approve"))(env, handle)
+
+
+VENDOR_RECORDINGS = (
+    VendorRecording(
+        "onboarded",
+        _vendor_in_order,
+        _reviewers(("mia", "approve"), ("carol", "approve")),
+        VendorOutcome.ONBOARDED,
+    ),
+    VendorRecording(
+        "legal_approved_finance_rejected",
+        _vendor_in_order,
+        _reviewers(("mia", "approve"), ("carol", "reject")),
+        VendorOutcome.REJECTED,
+    ),
+    VendorRecording(
+        "legal_rejected_finance_withdrawn",
+        _vendor_in_order,
+        _reviewers(("mia", "reject")),
+        VendorOutcome.REJECTED,
+    ),
+    VendorRecording(
+        "procurement_rejected",
+        _vendor_foreign_bank_account,
+        _reviewers(("mia", "approve"), ("carol", "approve"), ("liam", "reject")),
+        VendorOutcome.REJECTED,
+    ),
+    VendorRecording(
+        "resubmitted",
+        _vendor_expired_tax_certificate,
+        _resubmit_then_approve,
+        VendorOutcome.ONBOARDED,
+    ),
+    VendorRecording(
+        "documents_timed_out",
+        _vendor_expired_tax_certificate,
+        _nothing,
+        VendorOutcome.DOCUMENTS_TIMED_OUT,
+    ),
+    VendorRecording(
+        "legal_undecided_on_hold", _vendor_in_order, _nothing, VendorOutcome.REVIEW_TIMED_OUT
+    ),
+)
+
+
+async def record_vendor(env: WorkflowEnvironment, recording: VendorRecording) -> Path:
+    application_id = vendor_application_id_for(recording.name)
+    systems = recording.systems(application_id)
+    task_queue = f"record-{recording.name}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[VendorOnboardingWorkflow],
+        activities=systems.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            VendorOnboardingWorkflow.run,
+            VendorOnboardingInput(application_id=application_id, submitted_by="alice"),
+            id=vendor_case_id_for(application_id),
+            task_queue=task_queue,
+        )
+        await recording.drive(env, handle)
+        result = await handle.result()
+    if result.outcome is not recording.outcome:
+        raise RuntimeError(f"{recording.name}: expected {recording.outcome}, got {result}")
+    path = vendor_history_path(recording.name)
+    path.write_text((await handle.fetch_history()).to_json() + "\n")
+    return path
+
+
 async def record(env: WorkflowEnvironment, recording: Recording) -> Path:
     invoice_id = invoice_id_for(recording.name)
     systems = recording.systems(invoice_id)
@@ -874,6 +1033,10 @@ async def record_all(names: list[str] | None = None) -> None:
         for lead in LEAD_RECORDINGS:
             if names is None or lead.name in names:
                 print(f"recorded {await record_lead(env, lead)}")
+        for vendor in VENDOR_RECORDINGS:
+            if names is None or vendor.name in names:
+                path = await record_vendor(env, vendor)
+                print(f"recorded {path}")
 
 
 def main() -> None:
@@ -885,6 +1048,7 @@ def main() -> None:
         | {r.name for r in REFUND_RECORDINGS}
         | {r.name for r in LOAN_RECORDINGS}
         | {r.name for r in LEAD_RECORDINGS}
+        | {r.name for r in VENDOR_RECORDINGS}
     )
     names = sys.argv[1:] or None
     if unknown := set(names or ()) - known:

