@@ -73,7 +73,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.policies.models import AgentSettings, PolicyRef, format_duration
     from casework.records import Payment
-    from casework.tasks import DecisionAction
+    from casework.tasks import DecisionAction, TaskKind
     from casework.workflows.case import (
         COMPENSATION_RETRY,
         TOOL_RETRY,
@@ -478,6 +478,9 @@ class LoanApplicationWorkflow(CaseWorkflow):
             AuditKind.TASK_OPENED,
             f"asked the applicant for more information, reply due {request.due_at.isoformat()}: "
             + "; ".join(request.missing),
+            # A question to the applicant, not an approval: the case is not routed to a person
+            # by asking, and the KPI report must not count it so.
+            task_kind=TaskKind.QUESTION,
             missing=request.missing,
             due_at=request.due_at,
         )
