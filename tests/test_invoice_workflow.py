@@ -358,7 +358,8 @@ async def test_erp_failure_after_payment_reverses_the_payment(
     assert [r.payment_id for r in systems.reversals] == [payment.payment_id]
     assert result.compensated == [f"payment {payment.payment_id} of 3,000.00 EUR reversed"]
     assert "locked by period close" in result.message
-    assert AuditKind.COMPENSATION in kinds(events)
+    (compensation,) = [e for e in events if e.kind is AuditKind.COMPENSATION]
+    assert compensation.data == {"step": result.compensated[0], "ok": True}
     assert AuditKind.TOOL_FAILED in kinds(events)
 
 

@@ -18,6 +18,7 @@ from casework.agents.lead import LeadIntent
 from casework.audit import AuditEvent, AuditKind
 from casework.crm_sales_records import Account
 from casework.policies.lead_routing import RoutingRule
+from casework.report import CaseRecord, compute
 from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.lead_routing import (
@@ -145,6 +146,19 @@ async def test_confident_lead_is_routed_straight_through_with_no_task(
     assert parallel
     decision = next(e for e in events if e.kind is AuditKind.POLICY_DECISION)
     assert decision.data["decision"]["policy"]["id"] == "lead_routing"
+    # The KPI conventions, beside the read and usage the trail always carried.
+    (proposed,) = [e for e in events if e.kind is AuditKind.AGENT_PROPOSAL]
+    assert (proposed.data["recommended_action"], proposed.data["confidence"]) == ("approve", 0.9)
+    assert proposed.data["model_usage"] == {
+        "agent": "lead_analyst",
+        "model_calls": 1,
+        "prompt_tokens": 120,
+        "completion_tokens": 40,
+        "cost_usd": 0.001,
+        "models": ["scripted"],
+    }
+    assert proposed.data["proposal"]["intent"] == "purchase"
+    assert proposed.data["usage"]["prompt_tokens"] == 120
 
 
 async def test_the_agent_reads_the_lead_as_data_without_its_email(
@@ -221,6 +235,7 @@ async def test_rejected_routing_puts_the_lead_in_nurture_unassigned(
         await open_task(handle)
         await decide(handle, approver="paul", action="reject", comment="student project")
         result = await handle.result()
+        events = await audit(handle)
 
     assert (result.status, result.outcome, result.decided_by, result.ae_id) == (
         CaseStatus.REJECTED,
@@ -233,6 +248,21 @@ async def test_rejected_routing_puts_the_lead_in_nurture_unassigned(
     assert crm.writes == [("nurture_lead", f"{handle.id}:nurture")]
     # Only the review request: the reviewer needs no news of their own rejection.
     assert [n.subject.split(":")[0] for n in crm.notifications] == ["Approval needed"]
+    # Rejecting the routing the agent's read went into overrides the agent, in the KPIs.
+    report = compute(
+        [
+            CaseRecord(
+                case_id=handle.id,
+                case_type="lead-routing",
+                case_status=result.status,
+                execution_status="completed",
+                started_at=events[0].at,
+                audit=events,
+            )
+        ]
+    )
+    assert (report.override.count, report.override.of) == (1, 1)
+    assert report.overrides[0].recommended == "approve"
 
 
 async def test_unreviewed_routing_times_out_to_the_nurture_queue(
@@ -376,7 +406,8 @@ async def test_first_touch_failing_for_good_unassigns_the_lead(
         ("assign_lead", f"{handle.id}:assign"),
         ("unassign_lead", f"{handle.id}:unassign"),
     ]
-    assert AuditKind.COMPENSATION in kinds(events)
+    (compensation,) = [e for e in events if e.kind is AuditKind.COMPENSATION]
+    assert compensation.data == {"step": result.compensated[0], "ok": True}
     assert crm.notifications[-1].subject.endswith("could not be routed")
 
 
@@ -388,10 +419,17 @@ async def test_a_failed_compensation_leaves_the_case_needing_attention(
     async with case_worker(time_skipping_env, crm) as queue:
         handle = await start_case(time_skipping_env, queue, crm)
         result = await handle.result()
+        events = await audit(handle)
 
     assert (result.status, result.ae_id) == (CaseStatus.FAILED_NEEDS_ATTENTION, "AE-E2")
     assert result.compensation_failed == [f"lead {crm.lead.lead_id} unassigned from AE-E2"]
     assert "NOT compensated" in result.message
+    (compensation,) = [e for e in events if e.kind is AuditKind.COMPENSATION]
+    assert (compensation.data["step"], compensation.data["ok"]) == (
+        result.compensation_failed[0],
+        False,
+    )
+    assert "CRM locked" in compensation.data["error"]
 
 
 async def test_cancelled_during_review_says_nothing_was_written(

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
 from casework.loan_records import CustomerReply, FraudAlert, SanctionsHit
+from casework.report import CaseRecord, compute
 from casework.tasks import DecisionReceipt, TaskDecision
 from casework.workflows.case import CaseStatus
 from casework.workflows.loan_application import (
@@ -336,6 +337,29 @@ async def test_more_information_answered_in_time_is_read_again_and_approved(
     assert len(second.context["documents"]) == 2
     decisions = [e.data.get("decision") for e in events_of(events, AuditKind.POLICY_DECISION)]
     assert [d["route"] for d in decisions if d] == ["more_information", "auto_approve"]
+    # Each reading is a proposal of its own, with its call's spend; the income reader proposes
+    # no underwriting decision, so nobody can follow or override it.
+    readings = events_of(events, AuditKind.AGENT_PROPOSAL)
+    assert [(e.data["recommended_action"], e.data["confidence"]) for e in readings] == [
+        (None, 0.4),
+        (None, 0.9),
+    ]
+    assert [
+        (e.data["model_usage"]["agent"], e.data["model_usage"]["model_calls"]) for e in readings
+    ] == [("income_reader", 1), ("income_reader", 1)]
+    assert [e.data["proposal"]["confidence"] for e in readings] == [0.4, 0.9]
+    # Asking the applicant is a question, not an approval task: the policy still decided alone.
+    (asked,) = events_of(events, AuditKind.TASK_OPENED)
+    assert asked.data["task_kind"] == "question"
+    record = CaseRecord(
+        case_id=handle.id,
+        case_type="loan-application",
+        case_status=result.status,
+        execution_status="completed",
+        started_at=events[0].at,
+        audit=events,
+    )
+    assert compute([record]).auto_approval.model_dump() == {"count": 1, "of": 1, "rate": 1.0}
 
 
 async def test_more_information_unanswered_for_three_days_goes_to_an_underwriter(
@@ -400,6 +424,9 @@ async def test_fraud_alert_after_disbursement_reverses_disbursement_and_approval
         "fraud-monitoring: mule account pattern)",
         "compensated: approval of APP-F1 reversed (fraud alert FA-1 from fraud-monitoring: "
         "mule account pattern)",
+    ]
+    assert [e.data for e in events_of(events, AuditKind.COMPENSATION)] == [
+        {"step": step, "ok": True} for step in result.compensated
     ]
     assert any(n.to == "kate@example.com" for n in systems.notifications)
 

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         TaskKind,
         TaskStatus,
     )
+    from casework.workflows.saga import CompensationReport, Saga
 
 DECISION_REFUSED = "DecisionRefused"
 DIRECTORY_ID = "directory"
@@ -265,6 +266,15 @@ class CaseWorkflow:
                 ok=False,
                 error=failure_message(error),
             )
+
+    async def compensate(self, saga: Saga, why: str) -> CompensationReport:
+        """Undo ``saga``'s writes, newest first, recording each through ``record_compensation``
+        so every process's compensations count alike; ``why`` goes into each entry."""
+
+        def on_step(step: str, error: BaseException | None) -> None:
+            self.record_compensation(step, why, error)
+
+        return await saga.compensate(on_step)
 
     def set_status(
         self, status: str, *, approver_role: str | None = None, amount: Decimal | None = None

@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         failure_message,
         usage_of_call,
     )
-    from casework.workflows.saga import CompensationReport, Saga
+    from casework.workflows.saga import Saga
 
 CASE_TYPE = "invoice-exception"
 POLICY_ID = "invoice_exception"
@@ -178,7 +178,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                 )
         except asyncio.CancelledError:
             # A cancelled case must not leave money moved: undo what was done, then report it.
-            report = await self._compensate("the case was cancelled")
+            report = await self.compensate(self._saga, "the case was cancelled")
             self.set_status(CaseStatus.CANCELLED_COMPENSATED)
             self.record(
                 AuditKind.CASE_COMPLETED,
@@ -388,17 +388,11 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             policy=policy_ref,
         )
 
-    async def _compensate(self, why: str) -> CompensationReport:
-        def on_step(description: str, error: BaseException | None) -> None:
-            self.record_compensation(description, why, error)
-
-        return await self._saga.compensate(on_step)
-
     async def _fail_compensated(
         self, invoice: Invoice, policy_ref: PolicyRef, error: ActivityError
     ) -> InvoiceExceptionResult:
         cause = failure_message(error)
-        report = await self._compensate(f"ERP status update failed: {cause}")
+        report = await self.compensate(self._saga, f"ERP status update failed: {cause}")
         status = (
             CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
         )

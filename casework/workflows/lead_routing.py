@@ -57,8 +57,9 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
+        usage_of_call,
     )
-    from casework.workflows.saga import CompensationReport, Saga
+    from casework.workflows.saga import Saga
 
 CASE_TYPE = "lead-routing"
 POLICY_ID = "lead_routing"
@@ -191,7 +192,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
                 result = await self._review(policy, context, decision)
         except asyncio.CancelledError:
             # A cancelled case must not leave a lead with an AE nobody messaged: undo, then say so.
-            report = await self._compensate("the case was cancelled")
+            report = await self.compensate(self._saga, "the case was cancelled")
             self.set_status(CaseStatus.CANCELLED_COMPENSATED)
             self.record(
                 AuditKind.CASE_COMPLETED,
@@ -307,11 +308,15 @@ class LeadRoutingWorkflow(CaseWorkflow):
         read = LeadRead.model_validate(result.output)
         usage = result.usage
         model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
-        self.record(
-            AuditKind.AGENT_PROPOSAL,
+        self.record_proposal(
+            LEAD_ANALYST,
             f"{LEAD_ANALYST} on {model_label} reads {read.intent.value} "
             f"with confidence {read.confidence:.2f}",
-            agent=LEAD_ANALYST,
+            # As in triage: a review approves the routing the read went into, so approving
+            # follows the agent and rejecting overrides it.
+            recommended_action="approve",
+            confidence=read.confidence,
+            model_usage=usage_of_call(LEAD_ANALYST, usage),
             proposal=read,
             usage=usage,
         )
@@ -492,18 +497,6 @@ class LeadRoutingWorkflow(CaseWorkflow):
             )
         return self._result(decision, lead, status, outcome, message, decided_by=decided_by)
 
-    async def _compensate(self, why: str) -> CompensationReport:
-        def on_step(description: str, error: BaseException | None) -> None:
-            if error is None:
-                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
-            else:
-                self.record(
-                    AuditKind.COMPENSATION,
-                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
-                )
-
-        return await self._saga.compensate(on_step)
-
     async def _fail_compensated(
         self,
         policy: LeadRoutingPolicy,
@@ -514,7 +507,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
     ) -> LeadRoutingResult:
         cause = failure_message(error)
         lead = context.lead
-        report = await self._compensate(f"queuing the first touch failed: {cause}")
+        report = await self.compensate(self._saga, f"queuing the first touch failed: {cause}")
         status = (
             CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
         )

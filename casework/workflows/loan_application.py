@@ -73,7 +73,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.policies.models import AgentSettings, PolicyRef, format_duration
     from casework.records import Payment
-    from casework.tasks import DecisionAction
+    from casework.tasks import DecisionAction, TaskKind
     from casework.workflows.case import (
         COMPENSATION_RETRY,
         TOOL_RETRY,
@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
+        usage_of_call,
         wait_within,
     )
     from casework.workflows.saga import CompensationReport, Saga
@@ -418,12 +419,16 @@ class LoanApplicationWorkflow(CaseWorkflow):
         usage = result.usage
         model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
         income = reading.verified_monthly_income
-        self.record(
-            AuditKind.AGENT_PROPOSAL,
+        self.record_proposal(
+            INCOME_READER,
             f"{INCOME_READER} on {model_label}: income {reading.assessment.value}"
             + (f", {money(income)} {application.currency} a month" if income is not None else "")
             + f", confidence {reading.confidence:.2f}",
-            agent=INCOME_READER,
+            # It reads the income; the underwriting decision a person may approve is not its
+            # proposal, so a decision either way neither follows nor overrides it.
+            recommended_action=None,
+            confidence=reading.confidence,
+            model_usage=usage_of_call(INCOME_READER, usage),
             proposal=reading,
             usage=usage,
         )
@@ -473,6 +478,9 @@ class LoanApplicationWorkflow(CaseWorkflow):
             AuditKind.TASK_OPENED,
             f"asked the applicant for more information, reply due {request.due_at.isoformat()}: "
             + "; ".join(request.missing),
+            # A question to the applicant, not an approval: the case is not routed to a person
+            # by asking, and the KPI report must not count it so.
+            task_kind=TaskKind.QUESTION,
             missing=request.missing,
             due_at=request.due_at,
         )
@@ -792,18 +800,9 @@ class LoanApplicationWorkflow(CaseWorkflow):
         )
 
     async def _compensate(self, why: str) -> CompensationReport:
+        # The reversals tell the lending system and the payments API why, in their own records.
         self._reversal_reason = f"case {workflow.info().workflow_id}: {why}"[:2000]
-
-        def on_step(description: str, error: BaseException | None) -> None:
-            if error is None:
-                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
-            else:
-                self.record(
-                    AuditKind.COMPENSATION,
-                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
-                )
-
-        return await self._saga.compensate(on_step)
+        return await self.compensate(self._saga, why)
 
     # -- writes and letters -----------------------------------------------------------------
 

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SYSTEM_PROMPT,
         TASK,
         RefundProposal,
+        RefundRecommendation,
     )
     from casework.audit import AuditKind
     from casework.policies.evaluator import money
@@ -63,8 +64,9 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
+        usage_of_call,
     )
-    from casework.workflows.saga import CompensationReport, Saga
+    from casework.workflows.saga import Saga
 
 CASE_TYPE = "refund"
 POLICY_ID = "refund"
@@ -197,7 +199,7 @@ class RefundWorkflow(CaseWorkflow):
             )
         except asyncio.CancelledError:
             # A cancelled case must not leave money moved: undo what was done, then report it.
-            report = await self._compensate("the case was cancelled")
+            report = await self.compensate(self._saga, "the case was cancelled")
             self.set_status(CaseStatus.CANCELLED_COMPENSATED)
             self.record(
                 AuditKind.CASE_COMPLETED,
@@ -322,11 +324,17 @@ class RefundWorkflow(CaseWorkflow):
         proposal = RefundProposal.model_validate(result.output)
         usage = result.usage
         model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
-        self.record(
-            AuditKind.AGENT_PROPOSAL,
+        self.record_proposal(
+            REFUND_ANALYST,
             f"{REFUND_ANALYST} on {model_label} recommends {proposal.recommendation.value} "
             f"with confidence {proposal.confidence:.2f}: {proposal.reason}",
-            agent=REFUND_ANALYST,
+            # Approving the task refunds: an analyst advising reject or investigate is overridden
+            # by an approval, as is an invoice analyst advising hold.
+            recommended_action=(
+                "approve" if proposal.recommendation is RefundRecommendation.APPROVE else "reject"
+            ),
+            confidence=proposal.confidence,
+            model_usage=usage_of_call(REFUND_ANALYST, usage),
             proposal=proposal,
             usage=usage,
         )
@@ -476,23 +484,11 @@ class RefundWorkflow(CaseWorkflow):
             policy=policy_ref,
         )
 
-    async def _compensate(self, why: str) -> CompensationReport:
-        def on_step(description: str, error: BaseException | None) -> None:
-            if error is None:
-                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
-            else:
-                self.record(
-                    AuditKind.COMPENSATION,
-                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
-                )
-
-        return await self._saga.compensate(on_step)
-
     async def _fail_compensated(
         self, context: _Context, policy_ref: PolicyRef, refund: Refund, error: ActivityError
     ) -> RefundResult:
         cause = failure_message(error)
-        report = await self._compensate(f"CRM update failed: {cause}")
+        report = await self.compensate(self._saga, f"CRM update failed: {cause}")
         status = (
             CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
         )
