@@ -290,6 +290,7 @@ RECOMMENDATION_READINGS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "ticket-triage": lambda p: "approve",
     "lead-routing": lambda p: "approve",
     "loan-application": lambda p: None,
+    "vendor-onboarding": lambda p: None,
 }
 
 

@@ -80,9 +80,10 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
+        usage_of_call,
         wait_within,
     )
-    from casework.workflows.saga import CompensationReport, Saga
+    from casework.workflows.saga import Saga
 
 CASE_TYPE = "vendor-onboarding"
 POLICY_ID = "vendor_onboarding"
@@ -351,13 +352,17 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         extraction = DocumentExtraction.model_validate(result.output)
         usage = result.usage
         model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
-        self.record(
-            AuditKind.AGENT_PROPOSAL,
+        self.record_proposal(
+            DOCUMENT_CHECKER,
             f"{DOCUMENT_CHECKER} on {model_label} read {document.document_id} as "
             f"{extraction.document_kind} with confidence {extraction.confidence:.2f}",
-            agent=DOCUMENT_CHECKER,
+            # It reads a document; the reviews that follow decide on the vendor, which is not
+            # its proposal, so no decision either follows or overrides it.
+            recommended_action=None,
+            confidence=extraction.confidence,
+            model_usage=usage_of_call(DOCUMENT_CHECKER, usage),
             document_id=document.document_id,
-            extraction=extraction,
+            proposal=extraction,
             usage=usage,
         )
         self._facts["agent_model"] = model_label
@@ -728,7 +733,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         error: ActivityError,
     ) -> VendorOnboardingResult:
         cause = failure_message(error)
-        report = await self._compensate(f"closing the application failed: {cause}")
+        report = await self.compensate(self._saga, f"closing the application failed: {cause}")
         status = (
             CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
         )
@@ -758,25 +763,13 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         for task in self.open_tasks():
             self._withdraw(task, "the case was cancelled")
         self._waiting_for = None
-        report = await self._compensate("the case was cancelled")
+        report = await self.compensate(self._saga, "the case was cancelled")
         self.set_status(CaseStatus.CANCELLED_COMPENSATED)
         self.record(
             AuditKind.CASE_COMPLETED,
             "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
             report=report,
         )
-
-    async def _compensate(self, why: str) -> CompensationReport:
-        def on_step(description: str, error: BaseException | None) -> None:
-            if error is None:
-                self.record(AuditKind.COMPENSATION, f"compensated: {description} ({why})")
-            else:
-                self.record(
-                    AuditKind.COMPENSATION,
-                    f"compensation FAILED, needs a person: {description}: {failure_message(error)}",
-                )
-
-        return await self._saga.compensate(on_step)
 
     # -- helpers ----------------------------------------------------------------------------
 
