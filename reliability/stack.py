@@ -284,10 +284,14 @@ def worker_environment(model: FaultyModel, policy_dir: Path) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def running_stack(work: Path, model_replies: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    work: Path, model_replies: Any, *, offline_model: bool = False
+) -> AsyncIterator[Stack]:
     """Dev server, sandbox, scripted model and worker, all up; everything stopped on exit.
 
-    ``model_replies`` is the ``FaultyModel``'s source of good answers (the case drivers).
+    ``model_replies`` is the ``FaultyModel``'s source of good answers (the case drivers). With
+    ``offline_model`` the worker uses casework's offline stand-in instead (no HTTP per call),
+    for runs that measure scale rather than model faults.
     """
     async with AsyncExitStack() as exit_stack:
         server = DevServer(work / "temporal.db", work / "temporal.log")
@@ -318,6 +322,12 @@ async def running_stack(work: Path, model_replies: Any) -> AsyncIterator[Stack]:
             task_queue=f"reliability-{uuid.uuid4().hex[:6]}",
             worker_env=worker_environment(model, write_policies(work / "policies")),
         )
+        if offline_model:
+            stack.worker_env = {
+                key: value
+                for key, value in stack.worker_env.items()
+                if not key.startswith("CASEWORK_LLM") and key != "CASEWORK_MODEL"
+            }
         exit_stack.callback(stack.stop_worker)
         await stack.start_worker()
         progress(f"worker polling {stack.task_queue!r} (pid {stack.worker_pid})")
