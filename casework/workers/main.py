@@ -51,6 +51,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         erp.set_invoice_status,
         payments.pay,
         payments.reverse,
+        payments.find,
         notifications.send,
         itsm.get_ticket,
         itsm.get_configuration_item,
