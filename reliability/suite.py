@@ -375,6 +375,11 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _aimed(spec: dict[str, Any], case: PlannedCase) -> bool:
+    """Whether a fault spec can only hit this case (its path or idempotency key names it)."""
+    return case.key in spec["path"] or case.key in spec.get("idempotency_key", "")
+
+
 def _fault_order(kind: str) -> tuple[int, str]:
     order = [WORKER_KILLED, SERVER_RESTARTED, HELD, *SandboxFault, *ModelFault]
     return (order.index(kind) if kind in order else len(order), kind)
@@ -437,7 +442,7 @@ class Run:
                 continue
             self.planned[case.sandbox_fault] += 1
             for spec in case.driver.fault_specs(case.sandbox_fault, case.key):
-                if case.key in spec["path"]:
+                if _aimed(spec, case):
                     await self.add_fault(case.sandbox_fault, spec)
                 else:
                     # One spec per shared route, given as many calls as cases planned it.
@@ -584,7 +589,7 @@ class Run:
                 continue
             for spec in case.driver.held_after_decision(case.key):
                 spec = spec | {"status": 0, "delay_seconds": HOLD_SECONDS}
-                if case.key in spec["path"]:
+                if _aimed(spec, case):
                     await self.add_fault(HELD, spec)
                 else:
                     merged = shared.setdefault(spec["path"], spec | {"count": 0})

@@ -36,6 +36,7 @@ class SandboxFault(StrEnum):
     SLOW = "sandbox slow response"
     RESPONSE_LOST = "sandbox processed, response lost"
     REJECTED_AFTER_PAYMENT = "sandbox 4xx after payment"
+    OUTCOME_UNKNOWN = "sandbox payment made, every answer lost"
 
 
 class People(StrEnum):
@@ -194,8 +195,10 @@ class CaseDriver(ABC):
 
     @abstractmethod
     def fault_specs(self, fault: SandboxFault, key: str) -> list[dict[str, Any]]:
-        """``/_faults`` specs that give this case ``fault``. A path naming the case hits only it;
-        a shared path (``/payments``) hits whichever case comes first, and is counted as such."""
+        """``/_faults`` specs that give this case ``fault``: aim each at the case, by a path
+        naming it or by ``idempotency_key`` (``"<case id>:payment"``), so it cannot hit another
+        case and change that case's outcome. (A spec aimed at neither is shared: the suite
+        merges such specs and counts them, but cannot tell which case they hit.)"""
 
     def held_after_decision(self, key: str) -> list[dict[str, Any]]:
         """``/_faults`` specs (method and path; the suite sets the delay) matching the first

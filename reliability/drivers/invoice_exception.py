@@ -11,7 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from casework.audit import AuditKind
-from casework.workflows.case import CaseStatus
+from casework.workflows.case import TOOL_RETRY, CaseStatus
 from casework.workflows.invoice_exception import InvoiceExceptionInput, case_id_for
 from reliability.drivers.base import (
     CaseDriver,
@@ -142,6 +142,9 @@ class InvoiceExceptionDriver(CaseDriver):
     # -- faults -----------------------------------------------------------------------------
 
     def fault_specs(self, fault: SandboxFault, key: str) -> list[dict[str, Any]]:
+        case_id = self.case_id(key)
+        payment = {"method": "POST", "path": "/payments", "idempotency_key": f"{case_id}:payment"}
+        status = {"method": "POST", "path": f"/erp/invoices/{key}/status"}
         match fault:
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": f"/erp/invoices/{key}", "count": 2}]
@@ -167,28 +170,36 @@ class InvoiceExceptionDriver(CaseDriver):
                 # The payment and the ERP update are made, then their answers are lost: the
                 # retries must find the first ones (idempotency keys), not make new ones.
                 return [
-                    {"method": "POST", "path": "/payments", "status": 503, "when": "after"},
-                    {
-                        "method": "POST",
-                        "path": f"/erp/invoices/{key}/status",
-                        "status": 503,
-                        "when": "after",
-                    },
+                    payment | {"status": 503, "when": "after"},
+                    status | {"status": 503, "when": "after"},
                 ]
             case SandboxFault.REJECTED_AFTER_PAYMENT:
                 # The ERP refuses "paid" for good after the payment went out: the payment must
                 # be reversed, and the reversal itself has to ride out a 503 first.
                 return [
-                    {"method": "POST", "path": f"/erp/invoices/{key}/status", "status": 422},
-                    {"method": "POST", "path": "/payments/*/reverse", "status": 503},
+                    status | {"status": 422},
+                    {
+                        "method": "POST",
+                        "path": "/payments/*/reverse",
+                        "idempotency_key": f"{case_id}:payment-reversal",
+                        "status": 503,
+                    },
+                ]
+            case SandboxFault.OUTCOME_UNKNOWN:
+                # Paid on the first attempt, and every answer lost for as long as the case
+                # retries: only the ledger knows. The case must find the payment and reverse it.
+                return [
+                    payment | {"status": 503, "when": "after", "count": TOOL_RETRY.maximum_attempts}
                 ]
         return []
 
     def held_after_decision(self, key: str) -> list[dict[str, Any]]:
-        return [{"method": "POST", "path": "/payments"}]
+        return [
+            {"method": "POST", "path": "/payments", "idempotency_key": f"{self.case_id(key)}:*"}
+        ]
 
     def compatible(self, scenario: Scenario, fault: SandboxFault) -> bool:
-        if fault is SandboxFault.REJECTED_AFTER_PAYMENT:
+        if fault in (SandboxFault.REJECTED_AFTER_PAYMENT, SandboxFault.OUTCOME_UNKNOWN):
             return scenario.name in PAYS
         if fault is SandboxFault.RESPONSE_LOST:
             return scenario is not LEAVE
@@ -211,7 +222,10 @@ class InvoiceExceptionDriver(CaseDriver):
         )
 
     def expected_statuses(self, case: PlannedCase) -> frozenset[str]:
-        if case.sandbox_fault is SandboxFault.REJECTED_AFTER_PAYMENT:
+        if case.sandbox_fault in (
+            SandboxFault.REJECTED_AFTER_PAYMENT,
+            SandboxFault.OUTCOME_UNKNOWN,
+        ):
             return frozenset({CaseStatus.FAILED_COMPENSATED})
         return frozenset(
             {

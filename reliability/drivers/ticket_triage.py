@@ -48,10 +48,11 @@ def _tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, 
 class TicketTriageDriver(CaseDriver):
     process = "ticket-triage"
     scenarios = (ASSIGN, REVIEW, ASSIGN, LEAVE)
-    # Triage has no saga: a write refused for good fails the case by design, so the "4xx after
-    # a payment" fault belongs to processes that pay or refund.
+    # Triage moves no money and has no saga: a ticket write that fails for good fails the case
+    # (saying which write), so the faults about undoing a payment are not its own.
     sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
-        SandboxFault.REJECTED_AFTER_PAYMENT
+        SandboxFault.REJECTED_AFTER_PAYMENT,
+        SandboxFault.OUTCOME_UNKNOWN,
     }
     submitter = "erin"
     waiting_scenario = LEAVE
