@@ -183,6 +183,9 @@ class CaseVerdict:
     task_failures: int = 0
     task_timeouts: int = 0
     retried_activities: Counter[str] = field(default_factory=Counter)
+    stranded_activities: Counter[str] = field(default_factory=Counter)
+    """Activity type -> how many were retried after a start-to-close timeout: the attempt was
+    lost (its worker killed) and Temporal ran it again."""
     """Activity type -> how many of its activities needed more than one attempt."""
     stuck: bool = False
     settled: bool = True
@@ -332,6 +335,7 @@ def render(report: Report) -> str:
     compensated, reversed_ = report.compensated
     outcomes = Counter(v.outcome.status for v in report.verdicts)
     retried: Counter[str] = sum((v.retried_activities for v in report.verdicts), Counter())
+    stranded: Counter[str] = sum((v.stranded_activities for v in report.verdicts), Counter())
     lines = [
         f"reliability suite, {report.size.name} size: {report.cases} cases in "
         f"{report.seconds:.0f} s",
@@ -357,6 +361,8 @@ def render(report: Report) -> str:
         f"compensated cases with their reversal: {reversed_}/{compensated}",
         "activities that needed more than one attempt: "
         + (", ".join(f"{name} {n}" for name, n in retried.most_common()) or "none"),
+        "of which run again after their attempt was lost with a killed worker (start-to-close "
+        "timeout): " + (", ".join(f"{name} {n}" for name, n in stranded.most_common()) or "none"),
         "workflow tasks timed out (a killed worker's): "
         f"{sum(v.task_timeouts for v in report.verdicts)}",
         *report.notes,
@@ -609,6 +615,18 @@ class Run:
         )
         return waiting * 2 >= len(deciding) or self.waiting_for_people()
 
+    async def until_a_held_write_is_in_flight(self, timeout: float = 60) -> None:
+        """Until the sandbox is holding a write a decision set off (it holds each for
+        ``HOLD_SECONDS``), so that the kill that follows strands it."""
+        held = {fault_id for fault_id, (kind, _) in self.fault_ids.items() if kind == HELD}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            faults = (await self.stack.http.get("/_faults")).json()
+            remaining = {fault["id"]: fault["remaining"] for fault in faults}
+            if any(remaining.get(i, 0) < self.fault_ids[i][1] for i in held):
+                return
+            await asyncio.sleep(0.1)
+
     async def chaos(self) -> None:
         size = self.size
         # Analysis: model calls, reads and the straight-through cases' writes in flight.
@@ -624,7 +642,7 @@ class Run:
         await self.hold_next_writes()
         self.people_go.set()
         progress("people start deciding")
-        await asyncio.sleep(2.5)
+        await self.until_a_held_write_is_in_flight()
         await self.kill_worker("while decided cases write (held in flight)")
         await self.restart_server("while writes are in flight and cases wait")
         for _ in range(size.late_kills):
@@ -670,7 +688,7 @@ class Run:
             )
         if settled:
             problems += case.driver.problems(case, outcome, ledger)
-        failures, timeouts, retried = await self.history_counts(case.case_id)
+        failures, timeouts, retried, stranded = await self.history_counts(case.case_id)
         pending = description.raw_description.pending_workflow_task
         stuck = (
             execution == "RUNNING"
@@ -685,19 +703,22 @@ class Run:
             task_failures=failures,
             task_timeouts=timeouts,
             retried_activities=retried,
+            stranded_activities=stranded,
             stuck=stuck,
             settled=settled,
         )
 
-    async def history_counts(self, workflow_id: str) -> tuple[int, int, Counter[str]]:
-        """Workflow task failures and timeouts, and the activities that needed more than one
-        attempt (by type), in a case's history and its child workflows' (an agent region)."""
+    async def history_counts(self, workflow_id: str) -> tuple[int, int, Counter[str], Counter[str]]:
+        """Workflow task failures and timeouts; the activities that needed more than one attempt,
+        and those run again because an attempt timed out (by type); in a case's history and its
+        child workflows' (an agent region)."""
         history = await retrying(
             lambda: self.client.get_workflow_handle(workflow_id).fetch_history(),
             what=f"history of {workflow_id}",
         )
         failures = timeouts = 0
         retried: Counter[str] = Counter()
+        stranded: Counter[str] = Counter()
         activity_types: dict[int, str] = {}
         for event in history.events:
             match event.event_type:
@@ -710,15 +731,19 @@ class Run:
                     activity_types[event.event_id] = attributes.activity_type.name
                 case EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                     started = event.activity_task_started_event_attributes
+                    name = activity_types.get(started.scheduled_event_id, "?")
                     if started.attempt > 1:
-                        retried[activity_types.get(started.scheduled_event_id, "?")] += 1
+                        retried[name] += 1
+                        if started.last_failure.HasField("timeout_failure_info"):
+                            stranded[name] += 1
                 case EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
                     child = event.child_workflow_execution_started_event_attributes
                     more = await self.history_counts(child.workflow_execution.workflow_id)
                     failures += more[0]
                     timeouts += more[1]
                     retried += more[2]
-        return failures, timeouts, retried
+                    stranded += more[3]
+        return failures, timeouts, retried, stranded
 
 
 async def run_suite(
