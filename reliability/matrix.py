@@ -399,6 +399,7 @@ async def matrix_rows(matrix: Matrix, tag: str) -> None:
     # 2. The rest, one group per case at a time, the groups side by side.
     await asyncio.gather(
         *(decision_rows(matrix, driver) for driver in drivers),
+        *(signal_rows(matrix, driver) for driver in drivers),
         *(unknown_record_rows(matrix, driver, tag) for driver in drivers),
         policy_rows(matrix),
     )
@@ -474,14 +475,22 @@ async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
             case=waiting,
             tool="temporal",
         )
-    # Malformed signals: recorded in the audit trail and ignored.
+
+
+async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
+    """Malformed signals, on a waiting case of their own (they run beside the decisions):
+    recorded in the audit trail and ignored."""
+    waiting = matrix.cases[(driver.process, "signalled")]
+    case_id = waiting.case_id
+    # Who is named does not matter: these fail before anyone's role is looked at.
+    eligible = "bob"
     for inputs, expect in (
         ([], ["expected one TaskDecision, got 0 payloads"]),
         (['{"approver": 5, "action": "approve"}'], ["approver: Input should be a valid string"]),
         (["{}"], ["approver: Field required", "action: Field required"]),
         (["[1, 2]"], ["valid dictionary"]),
         ([json.dumps({"approver": eligible, "action": "approve", "amount": "lots"})], ["amount"]),
-        (['{"approver": "bob", "action": "approve"}', "{}"], ["got 2 payloads"]),
+        ([json.dumps({"approver": eligible, "action": "approve"}), "{}"], ["got 2 payloads"]),
         (
             [json.dumps({"approver": eligible, "action": "approve", "comment": OVERSIZED})],
             [f"at most {MAX_COMMENT_CHARS} characters"],
@@ -591,6 +600,7 @@ async def run_matrix(work: Path | None = None) -> list[Row]:
         for driver in DRIVERS.values():
             for role, scenario in (
                 ("waiting", driver.waiting_scenario),
+                ("signalled", driver.waiting_scenario),
                 ("finished", driver.finished_scenario),
             ):
                 key = driver.new_key(f"M{tag}", len(cases))

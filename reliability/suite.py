@@ -159,14 +159,17 @@ def plan_cases(drivers: Iterable[CaseDriver], size: Size, tag: str) -> list[Plan
             )
             if target is not None:
                 target.sandbox_fault = kind
-        # Beyond one of each, about half the cases meet a model fault and half a sandbox fault.
+        # Beyond one of each, about half the cases meet a model fault and half a sandbox fault:
+        # of the kinds that can fire in a case's scenario, the one given least so far.
+        given = Counter(c.sandbox_fault for c in own if c.sandbox_fault)
         for number, case in enumerate(own):
             if case.model_fault is None and model_kinds and number % 2 == 0:
                 case.model_fault = model_kinds[number // 2 % len(model_kinds)]
-            if case.sandbox_fault is None and sandbox_kinds and number % 2 == 1:
-                kind = sandbox_kinds[number // 2 % len(sandbox_kinds)]
-                if driver.compatible(case.scenario, kind):
-                    case.sandbox_fault = kind
+            if case.sandbox_fault is None and number % 2 == 1:
+                fits = [k for k in sandbox_kinds if driver.compatible(case.scenario, k)]
+                if fits:
+                    case.sandbox_fault = min(fits, key=lambda k: given[k])
+                    given[case.sandbox_fault] += 1
         cases += own
     return cases
 
