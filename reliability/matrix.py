@@ -396,6 +396,7 @@ async def matrix_rows(matrix: Matrix, tag: str) -> None:
         ["invalid choice: 'refund-everything'"],
         code=2,
     )
+    progress(f"{len(matrix.rows)} rows of invalid input; now decisions, signals and policies")
     # 2. The rest, one group per case at a time, the groups side by side.
     await asyncio.gather(
         *(decision_rows(matrix, driver) for driver in drivers),
@@ -620,6 +621,7 @@ async def run_matrix(work: Path | None = None) -> list[Row]:
         matrix = Matrix(stack, cases)
         progress("sending bad input")
         await matrix_rows(matrix, tag)
+        progress(f"{len(matrix.rows)} rows sent")
     if all(row.passed for row in matrix.rows):
         shutil.rmtree(work, ignore_errors=True)
     return matrix.rows
