@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -54,7 +54,7 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
 )
-from reliability.model import ModelFault
+from reliability.model import ModelFault, turn_of
 from reliability.stack import Stack, retrying, running_stack
 from tests.scripted_llm import ScriptedReply
 
@@ -419,8 +419,6 @@ class Run:
     # -- the model's good answers -----------------------------------------------------------
 
     def good_reply(self, request: dict[str, Any]) -> tuple[str, ScriptedReply] | None:
-        from reliability.model import turn_of
-
         for driver in {case.driver for case in self.cases}:
             case_id = driver.case_of(request)
             if case_id is not None and case_id in self.by_id:
@@ -505,13 +503,11 @@ class Run:
         return [case for case in self.cases if not self.settled(case)]
 
     async def watch(self) -> None:
-        """Keep the view of the cases fresh, report progress, and play people's part."""
+        """Keep the view of the cases fresh and report progress."""
         last_report = 0.0
         while not self.done.is_set():
             with suppress(RPCError, RuntimeError):
                 await self.refresh()
-                if self.people_go.is_set():
-                    await self.play_people()
             if time.monotonic() - last_report > 5:
                 last_report = time.monotonic()
                 statuses = Counter(status for status, _ in self.visible.values())
@@ -523,6 +519,23 @@ class Run:
                     f"{statuses.get(WorkflowExecutionStatus.COMPLETED, 0)} completed, "
                     f"{waiting} waiting for people; worker #{self.stack.worker_generation}"
                 )
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def people(self) -> None:
+        """Once people start deciding, answer every case that waits for them, pass after pass.
+
+        A person whose decision fails (the server restarting, the worker gone, the update timing
+        out) simply tries again on the next pass, as a person would.
+        """
+        await self.people_go.wait()
+        seen: set[str] = set()
+        while not self.done.is_set():
+            try:
+                await self.play_people()
+            except Exception as error:
+                if type(error).__name__ not in seen:
+                    seen.add(type(error).__name__)
+                    progress(f"people's part met {type(error).__name__}; trying again")
             await asyncio.sleep(POLL_SECONDS)
 
     async def play_people(self) -> None:
@@ -541,14 +554,13 @@ class Run:
             if not fresh:
                 return
             state = state.model_copy(update={"open_tasks": fresh})
-            try:
-                await asyncio.wait_for(case.driver.respond(self.client, case, state), 30)
-            except (WorkflowUpdateFailedError, RPCError, TimeoutError, RuntimeError):
-                return  # the server restarted or the task closed meanwhile: look again later
+            await asyncio.wait_for(case.driver.respond(self.client, case, state), 30)
             self.decided_tasks.update(task.task_id for task in fresh)
 
         async def guarded(case: PlannedCase) -> None:
-            with suppress(RPCError, RuntimeError, TimeoutError):
+            # The server restarted, the worker is gone, the update timed out, or the task closed
+            # meanwhile: look again on the next pass.
+            with suppress(Exception):
                 await respond(case)
 
         await gather_limited(8, (lambda c=c: guarded(c) for c in asking))
@@ -785,14 +797,15 @@ async def run_suite(
             )
         )
         await run.start_cases()
-        watcher = asyncio.create_task(run.watch())
+        watchers = [asyncio.create_task(run.watch()), asyncio.create_task(run.people())]
         try:
             await run.chaos()
             progress("last fault injected; waiting for every case to settle")
             await run.settle()
         finally:
             run.done.set()
-            await watcher
+            run.people_go.set()
+            await asyncio.gather(*watchers)
         await run.refresh()
         progress("checking every case against the ledger and its history")
         await run.count_injected()
