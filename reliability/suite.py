@@ -360,12 +360,17 @@ def render(report: Report) -> str:
             case_rows,
         ),
         "",
-        "outcomes: " + ", ".join(f"{status} {n}" for status, n in sorted(outcomes.items())),
+        _wrap("outcomes:", [f"{status} {n}" for status, n in sorted(outcomes.items())]),
         f"compensated cases with their reversal: {reversed_}/{compensated}",
-        "activities that needed more than one attempt: "
-        + (", ".join(f"{name} {n}" for name, n in retried.most_common()) or "none"),
-        "of which run again after their attempt was lost with a killed worker (start-to-close "
-        "timeout): " + (", ".join(f"{name} {n}" for name, n in stranded.most_common()) or "none"),
+        _wrap(
+            "activities that needed more than one attempt:",
+            [f"{name} {n}" for name, n in retried.most_common()] or ["none"],
+        ),
+        _wrap(
+            "of which run again after their attempt was lost with a killed worker "
+            "(start-to-close timeout):",
+            [f"{name} {n}" for name, n in stranded.most_common()] or ["none"],
+        ),
         "workflow tasks timed out (a killed worker's): "
         f"{sum(v.task_timeouts for v in report.verdicts)}",
         *report.notes,
@@ -378,9 +383,20 @@ def render(report: Report) -> str:
         lines.append(f"logs and databases kept in {report.work}")
     else:
         lines.append(
-            "every invariant held: every case final or waiting, 0 duplicates, 0 lost, "
+            "every invariant held: every case final or waiting, 0 duplicates, 0 lost,\n"
             "every compensation reversed, no workflow task failed or stuck"
         )
+    return "\n".join(lines)
+
+
+def _wrap(prefix: str, items: list[str], width: int = 100) -> str:
+    """``prefix item, item, ...`` in lines of at most ``width``, never splitting an item."""
+    lines = [prefix]
+    for number, item in enumerate(items):
+        text = item + ("," if number < len(items) - 1 else "")
+        if len(lines[-1]) + 1 + len(text) > width:
+            lines.append(" ")
+        lines[-1] += " " + text
     return "\n".join(lines)
 
 
