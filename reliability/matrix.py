@@ -565,7 +565,7 @@ async def policy_rows(matrix: Matrix) -> None:
             async def act() -> tuple[int, str]:
                 nonlocal output
                 code, output = await matrix.command([sys.executable, "-m", "casework.workers"], env)
-                return code, output
+                return code, output.replace(str(folder), "<policy dir>")
 
             async def check() -> str:
                 assert "polling" not in output, "the worker started polling"
