@@ -53,3 +53,13 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
+
+# Reliability (docs/reliability.md): faults, bad input, restarts. The CI size of the fault
+# suite and the bad-input matrix run inside `make test`; these are the full sizes.
+.PHONY: reliability reliability-load
+reliability: install
+	$(BIN)/python -m reliability all --size full
+
+reliability-load: install
+	$(BIN)/python -m reliability faults --size load
+	$(BIN)/python -m reliability waiting --cases 10000

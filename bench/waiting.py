@@ -47,7 +47,16 @@ def rss_bytes(pid: int) -> int:
 
 
 class WorkerProcess:
-    def __init__(self, address: str, sandbox_url: str, task_queue: str, log: Path) -> None:
+    def __init__(
+        self,
+        address: str,
+        sandbox_url: str,
+        task_queue: str,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        """``extra_env`` is laid over the rest (the reliability suite points the worker at a
+        scripted model and a policy folder of its own)."""
         env = os.environ | {
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_NAMESPACE": "default",
@@ -55,6 +64,7 @@ class WorkerProcess:
             "CASEWORK_TASK_QUEUE": task_queue,
         }
         env.pop("CASEWORK_MODEL", None)  # the offline stand-in answers, as in rows 1 and 2
+        env |= extra_env or {}
         self._log_path = log
         self._log = log.open("ab")
         self.process = subprocess.Popen(
@@ -80,6 +90,12 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when a machine dies; in-flight work is simply lost."""
+        self.process.kill()
         self.process.wait(timeout=60)
         self._log.close()
 

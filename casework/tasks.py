@@ -11,7 +11,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+MAX_COMMENT_CHARS = 2000
+"""A decision's comment travels into the audit trail, notifications, the ERP and the ticket:
+a person's reason fits in 2,000 characters (the same as an invoice note). Longer is refused."""
+MAX_ANSWER_CHARS = 4000
+"""An answer goes back to the agent that asked, inside its conversation budget."""
 
 
 class DecisionAction(StrEnum):
@@ -30,7 +36,7 @@ class TaskDecision(BaseModel):
     action: str
     amount: Decimal | None = None
     """Approve with an edited amount (for example only the part that matches the PO)."""
-    comment: str | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
     task_id: str | None = None
     """Optional: when given, the decision only applies to that task."""
 
@@ -39,7 +45,7 @@ class TaskAnswer(BaseModel):
     """A person's answer to an agent's question, sent as the ``answer`` update or signal."""
 
     responder: str
-    text: str
+    text: str = Field(max_length=MAX_ANSWER_CHARS)
     task_id: str | None = None
 
 

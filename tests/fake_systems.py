@@ -22,7 +22,7 @@ from casework.activities.erp import (
     SupplierLookup,
 )
 from casework.activities.notifications import NotificationRequest
-from casework.activities.payments import PaymentRequest, PaymentReversal
+from casework.activities.payments import PaymentLookup, PaymentRequest, PaymentReversal
 from casework.agents.invoice import InvoiceProposal, Recommendation
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.records import (
@@ -108,6 +108,10 @@ class FakeSystems:
     agent_requests: list[AgentRequest] = field(default_factory=list)
     payment_gate: asyncio.Event | None = None
     """When set, payments wait for it: holds a case mid-execution."""
+    lose_payment_answers: bool = False
+    """Payments go through, but every answer is lost (the caller sees it fail each time)."""
+    refuse_payments: bool = False
+    """Payments are refused for good before anything is paid."""
 
     def activities(self) -> list[Callable[..., Any]]:
         s = self.scenario
@@ -148,6 +152,10 @@ class FakeSystems:
         @activity.defn(name="payments.pay")
         async def pay(request: PaymentRequest) -> Payment:
             self.pay_calls += 1
+            if self.refuse_payments:
+                raise ApplicationError(
+                    "POST /payments answered 422", type="RequestRejected", non_retryable=True
+                )
             if self.payment_gate is not None:
                 await self.payment_gate.wait()
             if request.idempotency_key not in self.payments:
@@ -160,7 +168,13 @@ class FakeSystems:
                     status="completed",
                     idempotency_key=request.idempotency_key,
                 )
+            if self.lose_payment_answers:
+                raise ApplicationError("POST /payments answered 503", type="SystemUnavailable")
             return self.payments[request.idempotency_key]
+
+        @activity.defn(name="payments.find")
+        async def find(lookup: PaymentLookup) -> Payment | None:
+            return self.payments.get(lookup.idempotency_key)
 
         @activity.defn(name="payments.reverse")
         async def reverse(reversal: PaymentReversal) -> Payment:
@@ -203,6 +217,7 @@ class FakeSystems:
             list_goods_receipts,
             set_invoice_status,
             pay,
+            find,
             reverse,
             send,
             propose,

@@ -63,6 +63,11 @@ class RefundLookup(BaseModel):
 _refunds = TypeAdapter(list[Refund])
 
 
+class PaymentLookup(BaseModel):
+    invoice_id: str
+    idempotency_key: str
+
+
 class PaymentActivities:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
@@ -139,3 +144,18 @@ class PaymentActivities:
                 params={"customer_id": lookup.customer_id},
             )
         )
+
+    @activity.defn(name="payments.find")
+    async def find(self, lookup: PaymentLookup) -> Payment | None:
+        """The payment made under ``idempotency_key``, if any.
+
+        After a payment whose answers were all lost, only the ledger can say whether it went
+        through; the key is the case's own, so nothing else can have made it.
+        """
+        rows = await call(
+            self._client, "GET", "/payments", params={"invoice_id": lookup.invoice_id}
+        )
+        for row in rows:
+            if row.get("idempotency_key") == lookup.idempotency_key:
+                return Payment.model_validate(row)
+        return None

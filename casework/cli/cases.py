@@ -283,9 +283,12 @@ async def decide(
     amount: Decimal | None,
     task_id: str | None = None,
 ) -> int:
-    decision = TaskDecision(
-        approver=approver, action=action, comment=comment, amount=amount, task_id=task_id
-    )
+    try:
+        decision = TaskDecision(
+            approver=approver, action=action, comment=comment, amount=amount, task_id=task_id
+        )
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
     try:
         receipt = await send_decision(client, case_id, decision)
     except DecisionError as error:
@@ -306,11 +309,11 @@ async def answer(
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise CommandError(f"case {case_id} has no question waiting for an answer")
     try:
-        receipt = await handle.execute_update(
-            "answer",
-            TaskAnswer(responder=responder, text=text, task_id=task_id),
-            result_type=DecisionReceipt,
-        )
+        reply = TaskAnswer(responder=responder, text=text, task_id=task_id)
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
+    try:
+        receipt = await handle.execute_update("answer", reply, result_type=DecisionReceipt)
     except WorkflowUpdateFailedError as error:
         raise CommandError(_root_message(error)) from error
     print(receipt.message)

@@ -36,6 +36,12 @@ class FaultSpec(StrictModel):
         503, description="Status to answer with; 0 or 200 means delay only, then process."
     )
     delay_seconds: float = Field(0, ge=0, le=300)
+    idempotency_key: str = Field(
+        "*",
+        description="Glob matched against the request's Idempotency-Key header, e.g. "
+        "'invoice-exception-INV-1001:*' for one case's writes; '*' (the default) matches any "
+        "request, with a key or without.",
+    )
     when: Literal["before", "after"] = Field(
         "before",
         description="'before': answer without processing. 'after': process the request, then "
@@ -82,12 +88,16 @@ class FaultRegistry:
         self._faults.clear()
         return cleared
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, key: str | None = None) -> Fault | None:
         """Use up one call of the oldest fault matching this request, if any."""
         if path in EXEMPT_PATHS:
             return None
         for fault in self._faults:
-            if fnmatchcase(method, fault.method) and fnmatchcase(path, fault.path):
+            if (
+                fnmatchcase(method, fault.method)
+                and fnmatchcase(path, fault.path)
+                and (fault.idempotency_key == "*" or fnmatchcase(key or "", fault.idempotency_key))
+            ):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
@@ -103,7 +113,10 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = None
         if scope["type"] == "http":
-            fault = self.registry.take(scope["method"], scope["path"])
+            key = dict(scope["headers"]).get(b"idempotency-key")
+            fault = self.registry.take(
+                scope["method"], scope["path"], key.decode("latin-1") if key else None
+            )
         if fault is None:
             await self.app(scope, receive, send)
             return

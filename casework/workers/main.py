@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,8 @@ from casework.activities.payments import PaymentActivities
 from casework.activities.vendors import VendorPortalActivities
 from casework.client import connect
 from casework.config import Settings
+from casework.policies.loader import policy_dir
+from casework.policies.registry import policy_problems
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
 from casework.workflows.lead_routing import LeadRoutingWorkflow
@@ -79,6 +82,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         erp.set_invoice_status,
         payments.pay,
         payments.reverse,
+        payments.find,
         notifications.send,
         itsm.get_ticket,
         itsm.get_configuration_item,
@@ -161,6 +165,18 @@ async def serve(settings: Settings) -> None:
     log.info("worker stopped")
 
 
+def check_policies() -> None:
+    """Refuse to start on a broken policy, naming file and field, rather than fail each case
+    that loads it."""
+    directory = policy_dir()
+    if problems := policy_problems(directory):
+        print(f"casework worker: not starting: invalid policy in {directory}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    check_policies()
     asyncio.run(serve(Settings.from_env()))

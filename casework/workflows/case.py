@@ -12,14 +12,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
+    from pydantic import BaseModel, ValidationError
     from pydantic_core import to_jsonable_python
 
     from casework import search_attributes as sa
@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         AuditKind,
         ModelUsage,
     )
-    from casework.converter import INVALID_INPUT
+    from casework.converter import INVALID_INPUT, describe_validation_error
     from casework.metrics import CaseMetrics
     from casework.policies.evaluator import (
         answer_refusal_reasons,
@@ -52,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
     )
     from casework.workflows.saga import CompensationReport, Saga
+
+M = TypeVar("M", bound=BaseModel)
 
 DECISION_REFUSED = "DecisionRefused"
 DIRECTORY_ID = "directory"
@@ -583,7 +585,10 @@ class CaseWorkflow:
         refuse_update("decision", self._refusals(decision))
 
     @workflow.signal(name="decide")
-    def decide_by_signal(self, decision: TaskDecision) -> None:
+    def decide_by_signal(self, *payloads: Any) -> None:
+        decision = self.signal_input("decision", TaskDecision, payloads)
+        if decision is None:
+            return
         reasons = self._refusals(decision)
         if not self.ignore_signal("decision", decision.approver, reasons, decision=decision):
             self._accept(decision)
@@ -665,10 +670,35 @@ class CaseWorkflow:
         refuse_update("answer", self._answer_refusals(answer))
 
     @workflow.signal(name="answer")
-    def answer_by_signal(self, answer: TaskAnswer) -> None:
+    def answer_by_signal(self, *payloads: Any) -> None:
+        answer = self.signal_input("answer", TaskAnswer, payloads)
+        if answer is None:
+            return
         reasons = self._answer_refusals(answer)
         if not self.ignore_signal("answer", answer.responder, reasons, answer=answer):
             self._accept_answer(answer)
+
+    def signal_input(self, what: str, model: type[M], payloads: tuple[Any, ...]) -> M | None:
+        """A signal's input, validated here rather than by the data converter.
+
+        Decoded by the converter, a malformed signal would be dropped unseen, and one sent with
+        no payload at all would fail every workflow task of the case (the handler's argument is
+        missing), leaving it stuck. So signal handlers take whatever was sent; anything but one
+        valid payload is recorded in the audit trail and ignored, like any invalid signal.
+        """
+        if len(payloads) == 1:
+            try:
+                return model.model_validate(payloads[0])
+            except ValidationError as error:
+                problem = describe_validation_error(error)
+        else:
+            problem = f"expected one {model.__name__}, got {len(payloads)} payloads"
+        self.record(
+            AuditKind.DECISION_REFUSED,
+            f"ignored a malformed {what} signal: {problem}",
+            reasons=[problem],
+        )
+        return None
 
     def ignore_signal(self, what: str, sender: str, reasons: list[str], **data: Any) -> bool:
         """Signals cannot be refused to the sender: an invalid one is recorded and ignored.

@@ -28,7 +28,12 @@ with workflow.unsafe.imports_passed_through():
         PurchaseOrderLookup,
         SupplierLookup,
     )
-    from casework.activities.payments import PaymentActivities, PaymentRequest, PaymentReversal
+    from casework.activities.payments import (
+        PaymentActivities,
+        PaymentLookup,
+        PaymentRequest,
+        PaymentReversal,
+    )
     from casework.agents.invoice import (
         INVOICE_ANALYST,
         INVOICE_PROPOSAL,
@@ -67,6 +72,9 @@ with workflow.unsafe.imports_passed_through():
 CASE_TYPE = "invoice-exception"
 POLICY_ID = "invoice_exception"
 SETTLED_STATUSES = frozenset({"paid", "rejected"})
+# workflow.patched() ID: a payment that failed for good is looked up in the ledger and reversed
+# if it went through, instead of failing the case with the money possibly moved.
+RECONCILE_FAILED_PAYMENT = "reconcile-failed-payment"
 
 AGENT_TIMEOUT = timedelta(minutes=2)
 # A few attempts only: a model that keeps answering badly is routed to a person, not retried
@@ -327,30 +335,25 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         policy_ref: PolicyRef,
     ) -> InvoiceExceptionResult:
         self.set_status(CaseStatus.EXECUTING, amount=amount)
-        payment: Payment = await self.call_tool(
-            PaymentActivities.pay,
-            PaymentRequest(
-                invoice_id=invoice.invoice_id,
-                supplier_id=invoice.supplier_id,
-                amount=amount,
-                currency=invoice.currency,
-                reference=workflow.info().workflow_id,
-                idempotency_key=self.idempotency_key("payment"),
-            ),
-            summary=f"paid {money(amount)} {invoice.currency} for {invoice.invoice_id}",
-        )
-        self._saga.add(
-            f"payment {payment.payment_id} of {money(amount)} {invoice.currency} reversed",
-            lambda: self.call_tool(
-                PaymentActivities.reverse,
-                PaymentReversal(
-                    payment_id=payment.payment_id,
-                    reason=f"case {workflow.info().workflow_id} could not complete",
-                    idempotency_key=self.idempotency_key("payment-reversal"),
+        try:
+            payment: Payment = await self.call_tool(
+                PaymentActivities.pay,
+                PaymentRequest(
+                    invoice_id=invoice.invoice_id,
+                    supplier_id=invoice.supplier_id,
+                    amount=amount,
+                    currency=invoice.currency,
+                    reference=workflow.info().workflow_id,
+                    idempotency_key=self.idempotency_key("payment"),
                 ),
-                retry_policy=COMPENSATION_RETRY,
-            ),
-        )
+                summary=f"paid {money(amount)} {invoice.currency} for {invoice.invoice_id}",
+            )
+        except ActivityError as error:
+            # Cases that failed here before the change keep failing on replay.
+            if not workflow.patched(RECONCILE_FAILED_PAYMENT):
+                raise
+            return await self._payment_failed(invoice, policy_ref, error)
+        self._register_reversal(payment, amount, invoice.currency)
         try:
             await self.call_tool(
                 ErpActivities.set_invoice_status,
@@ -388,16 +391,64 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             policy=policy_ref,
         )
 
-    async def _fail_compensated(
+    def _register_reversal(self, payment: Payment, amount: Decimal, currency: str) -> None:
+        self._saga.add(
+            f"payment {payment.payment_id} of {money(amount)} {currency} reversed",
+            lambda: self.call_tool(
+                PaymentActivities.reverse,
+                PaymentReversal(
+                    payment_id=payment.payment_id,
+                    reason=f"case {workflow.info().workflow_id} could not complete",
+                    idempotency_key=self.idempotency_key("payment-reversal"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+
+    async def _payment_failed(
         self, invoice: Invoice, policy_ref: PolicyRef, error: ActivityError
     ) -> InvoiceExceptionResult:
+        """The payment failed for good, yet it may have gone through with every answer lost:
+        the ledger says, under the case's own idempotency key. What went through is reversed;
+        when the ledger cannot be read either, a person must look (failed_needs_attention)."""
+        try:
+            found: Payment | None = await self.call_tool(
+                PaymentActivities.find,
+                PaymentLookup(
+                    invoice_id=invoice.invoice_id, idempotency_key=self.idempotency_key("payment")
+                ),
+                retry_policy=COMPENSATION_RETRY,
+                summary=f"looked up the payment for {invoice.invoice_id} after it failed",
+            )
+        except ActivityError:
+            self._saga.add(
+                f"a possible payment for {invoice.invoice_id} (the ledger could not be read)",
+                lambda: _raise(f"check the ledger for {self.idempotency_key('payment')}"),
+            )
+        else:
+            if found is not None and found.status != "reversed":
+                self._register_reversal(found, found.amount, found.currency)
+        return await self._fail_compensated(
+            invoice, policy_ref, error, step=f"paying {invoice.invoice_id}"
+        )
+
+    async def _fail_compensated(
+        self,
+        invoice: Invoice,
+        policy_ref: PolicyRef,
+        error: ActivityError,
+        step: str | None = None,
+    ) -> InvoiceExceptionResult:
         cause = failure_message(error)
-        report = await self.compensate(self._saga, f"ERP status update failed: {cause}")
+        what = step or f"marking {invoice.invoice_id} paid in the ERP"
+        report = await self.compensate(
+            self._saga, f"payment failed: {cause}" if step else f"ERP status update failed: {cause}"
+        )
         status = (
             CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
         )
         message = (
-            f"marking {invoice.invoice_id} paid in the ERP failed ({cause}); compensated: "
+            f"{what} failed ({cause}); compensated: "
             + (", ".join(report.compensated) or "nothing")
             + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
         )
@@ -498,3 +549,8 @@ def _summary(
             lines.append(f"Agent suggests paying {money(proposal.suggested_amount)}.")
     lines.append("Needs a person because: " + "; ".join(decision.reasons) + ".")
     return "\n".join(lines)
+
+
+async def _raise(message: str) -> None:
+    """A compensation that cannot run: reported as failed, so the case needs a person."""
+    raise ApplicationError(message, type="CompensationImpossible", non_retryable=True)

@@ -11,6 +11,7 @@ and only as the policy decided, whatever the ticket's text asks for.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -480,7 +481,10 @@ class TicketTriageWorkflow(CaseWorkflow):
         refuse_update("acknowledgement", self._ack_refusals(ack))
 
     @workflow.signal(name="acknowledge")
-    def acknowledge_by_signal(self, ack: Acknowledgement) -> None:
+    def acknowledge_by_signal(self, *payloads: Any) -> None:
+        ack = self.signal_input("acknowledgement", Acknowledgement, payloads)
+        if ack is None:
+            return
         if not self.ignore_signal("acknowledgement", ack.responder, self._ack_refusals(ack)):
             self._accept_ack(ack)
 

@@ -273,6 +273,14 @@ RECORDINGS = (
         _invalid_signal_then_update,
         Outcome.APPROVED,
     ),
+    # Behind workflow.patched("reconcile-failed-payment"): the payment went through but every
+    # answer was lost; the case finds it in the ledger and reverses it.
+    Recording(
+        "payment_outcome_unknown",
+        lambda invoice_id: FakeSystems(scenario(invoice_id), lose_payment_answers=True),
+        _nothing,
+        Outcome.FAILED_COMPENSATED,
+    ),
 )
 
 

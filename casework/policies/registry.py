@@ -1,0 +1,70 @@
+"""Which model each policy document must validate against, and the check the worker runs on
+every document before it starts.
+
+Cases load their policy through an activity when they start, so without this check a mistyped
+policy surfaces only as failing cases. A process with a policy of its own adds one entry to
+``POLICY_MODELS``; a document no entry names still gets the loader's checks (YAML, ``id``,
+``version``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from casework.converter import validation_problems
+from casework.masking import MASKING_POLICY_ID, MaskingPolicy
+from casework.policies.lead_routing import LeadRoutingPolicy
+from casework.policies.loader import PolicyNotFoundError, load_policy
+from casework.policies.loan_application import LoanApplicationPolicy
+from casework.policies.models import (
+    Directory,
+    InvoiceExceptionPolicy,
+    PolicyModel,
+    TicketTriagePolicy,
+)
+from casework.policies.refund import RefundPolicy
+from casework.policies.vendor_onboarding import VendorOnboardingPolicy
+
+POLICY_MODELS: dict[str, type[PolicyModel]] = {
+    "directory": Directory,
+    "invoice_exception": InvoiceExceptionPolicy,
+    "ticket_triage": TicketTriagePolicy,
+    "refund": RefundPolicy,
+    "vendor_onboarding": VendorOnboardingPolicy,
+    "loan_application": LoanApplicationPolicy,
+    "lead_routing": LeadRoutingPolicy,
+    MASKING_POLICY_ID: MaskingPolicy,
+}
+
+
+def policy_problems(directory: Path) -> list[str]:
+    """Every problem with the policy documents in ``directory``, each naming file and field;
+    empty when all of them are valid."""
+    problems: list[str] = []
+    ids = sorted({path.stem for path in directory.glob("*.yaml")} | set(POLICY_MODELS))
+    for policy_id in ids:
+        path = directory / f"{policy_id}.yaml"
+        try:
+            document = load_policy(policy_id, directory)
+        except PolicyNotFoundError as error:
+            problems.append(str(error))
+            continue
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problems.append(f"{path}: not valid YAML: {where}{getattr(error, 'problem', error)}")
+            continue
+        except ValueError as error:
+            problems.append(str(error))  # the loader's message names the file
+            continue
+        model = POLICY_MODELS.get(policy_id)
+        if model is None:
+            continue
+        try:
+            model.model_validate(document.content)
+        except ValidationError as error:
+            problems.append(f"{path}: {validation_problems(error)}")
+    return problems

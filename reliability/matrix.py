@@ -1,0 +1,649 @@
+"""The bad-input matrix: garbage in, a clear error out, and nothing changed.
+
+Each row sends one bad thing the way a person would (the ``casework`` CLI, the plain
+``temporal`` CLI, a policy file edited by hand), records what the person saw, and checks that
+nothing changed: the sandbox's ledger for the case, the case's state and open tasks, its history
+(the same length for everything refused before it reaches history; for a signal, which cannot be
+refused, only the signal and the workflow task that recorded and ignored it), no workflow task
+failure, and no case started where none should be.
+
+Rows are generated per process from its input model and its case driver, so a new process gets
+its rows by being in ``reliability.drivers.DRIVERS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from bench.infra import progress
+from casework.audit import AuditEvent
+from casework.policies.loader import BUNDLED_POLICY_DIR
+from casework.processes import PROCESSES
+from casework.tasks import MAX_COMMENT_CHARS
+from casework.workflows.case import CaseState
+from reliability.drivers import DRIVERS
+from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
+from reliability.stack import NAMESPACE, Stack, running_stack
+from reliability.suite import CI, Run
+from tests.scripted_llm import ScriptedReply
+
+CASEWORK = Path(sys.executable).parent / "casework"
+TEMPORAL = Path(sys.executable).parent / "temporal"
+COMMAND_TIMEOUT = 90.0
+SIGNAL_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+}
+OVERSIZED = "x" * (MAX_COMMENT_CHARS + 1)
+
+
+GROUPS = [
+    "invalid case input",
+    "unknown process name",
+    "unknown IDs",
+    "second start",
+    "decision (",
+    "decision by update",
+    "malformed signal",
+    "policy file",
+]
+
+
+@dataclass
+class Row:
+    group: str
+    sent: str
+    saw: str = ""
+    unchanged: str = ""
+    passed: bool = False
+    why: str = ""
+
+
+@dataclass
+class Snapshot:
+    exists: bool
+    events: list[int] = field(default_factory=list)
+    status: str = ""
+    tasks: list[tuple[str, str]] = field(default_factory=list)
+    audit: list[AuditEvent] = field(default_factory=list)
+    ledger: Ledger | None = None
+
+
+def _short(text: str, limit: int = 220) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(argv: list[str]) -> str:
+    parts = []
+    for arg in argv:
+        if len(arg) > 60:
+            arg = f"<{len(arg):,} chars>" if arg.count("x") > 1000 else arg[:57] + "..."
+        parts.append(f"'{arg}'" if any(c in arg for c in ' {["') else arg)
+    return " ".join(parts)
+
+
+class Matrix:
+    def __init__(self, stack: Stack, cases: dict[tuple[str, str], PlannedCase]) -> None:
+        self.stack = stack
+        self.cases = cases
+        """(process, "waiting" | "finished") -> its case."""
+        self.rows: list[Row] = []
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("CASEWORK_", "TEMPORAL_"))
+        } | {
+            "TEMPORAL_ADDRESS": stack.server.address,
+            "TEMPORAL_NAMESPACE": NAMESPACE,
+            "CASEWORK_TASK_QUEUE": stack.task_queue,
+            "CASEWORK_SANDBOX_URL": stack.sandbox.url,
+        }
+
+    @property
+    def client(self) -> Client:
+        return self.stack.client
+
+    # -- running commands -------------------------------------------------------------------
+
+    async def command(self, argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env or self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+        return process.returncode or 0, output.decode(errors="replace")
+
+    async def casework(self, *args: str) -> tuple[int, str]:
+        return await self.command([str(CASEWORK), *args])
+
+    async def temporal(self, *args: str) -> tuple[int, str]:
+        return await self.command(
+            [
+                str(TEMPORAL),
+                *args[:2],
+                "--address",
+                self.stack.server.address,
+                "--namespace",
+                NAMESPACE,
+                *args[2:],
+            ]
+        )
+
+    # -- looking ----------------------------------------------------------------------------
+
+    async def snapshot(self, case: PlannedCase | None, case_id: str | None = None) -> Snapshot:
+        case_id = case_id or (case.case_id if case else None)
+        assert case_id is not None
+        handle = self.client.get_workflow_handle(case_id)
+        try:
+            history = await handle.fetch_history()
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return Snapshot(exists=False)
+            raise
+        state = await handle.query("state", result_type=CaseState)
+        return Snapshot(
+            exists=True,
+            events=[event.event_type for event in history.events],
+            status=state.status,
+            tasks=[(task.task_id, task.status.value) for task in state.open_tasks],
+            audit=await handle.query("audit", result_type=list[AuditEvent]),
+            ledger=await case.driver.ledger(self.stack.http, case.key) if case else None,
+        )
+
+    async def workflow_count(self) -> int:
+        return (await self.client.count_workflows()).count
+
+    # -- rows -------------------------------------------------------------------------------
+
+    async def row(
+        self,
+        group: str,
+        sent: str,
+        act: Callable[[], Awaitable[tuple[int, str]]],
+        *,
+        code: int | None,
+        expect: list[str],
+        check: Callable[[], Awaitable[str]],
+    ) -> None:
+        """Run one row: ``act`` returns (exit code, what the user saw); ``check`` says what stayed
+        the same, raising AssertionError when something changed."""
+        row = Row(group=group, sent=sent)
+        self.rows.append(row)
+        try:
+            exit_code, saw = await act()
+            row.saw = f"[exit {exit_code}] {_short(saw)}"
+            problems = []
+            if code is not None and exit_code != code:
+                problems.append(f"exit code {exit_code}, expected {code}")
+            problems += [f"output lacks {text!r}" for text in expect if text not in saw]
+            row.unchanged = await check()
+            row.why = "; ".join(problems)
+            row.passed = not problems
+        except AssertionError as error:
+            row.why = f"something changed: {error}"
+        except Exception as error:
+            row.why = f"{type(error).__name__}: {error}"
+
+    async def refused(
+        self,
+        group: str,
+        args: list[str],
+        expect: list[str],
+        *,
+        case: PlannedCase | None = None,
+        code: int = 1,
+        tool: str = "casework",
+        absent: str | None = None,
+    ) -> None:
+        """A command refused before anything happens: the case (if any) is exactly as before;
+        ``absent``, a case that must still not exist; neither: no workflow at all was started
+        (only while nothing else runs)."""
+        before = await self.snapshot(case) if case else None
+        count = await self.workflow_count() if case is None and absent is None else 0
+        run = self.casework if tool == "casework" else self.temporal
+
+        async def check() -> str:
+            if absent is not None:
+                assert not (await self.snapshot(None, absent)).exists, f"{absent} exists"
+                return f"no case {absent}"
+            if case is None:
+                after_count = await self.workflow_count()
+                assert after_count == count, f"{after_count - count} workflow(s) started"
+                return "no case started"
+            assert before is not None
+            after = await self.snapshot(case)
+            _same_case(before, after, history_may_grow=False)
+            return f"history ({len(after.events)} events), tasks, audit, ledger unchanged"
+
+        await self.row(
+            group,
+            f"{tool} {_shown(args)}",
+            lambda: run(*args),
+            code=code,
+            expect=expect,
+            check=check,
+        )
+
+    async def signal(self, case: PlannedCase, inputs: list[str], expect: list[str]) -> None:
+        """A signal the plain Temporal CLI sends: it cannot be refused to the sender, so it must
+        be recorded in the audit trail and ignored, changing nothing else."""
+        before = await self.snapshot(case)
+        args = ["workflow", "signal", "--workflow-id", case.case_id, "--name", "decide"]
+        for value in inputs:
+            args += ["--input", value]
+
+        async def act() -> tuple[int, str]:
+            code, output = await self.temporal(*args)
+            if code != 0:
+                return code, output
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                after = await self.snapshot(case)
+                if len(after.audit) > len(before.audit):
+                    return code, f"{output.strip()}; casework audit: {after.audit[-1].summary}"
+                await asyncio.sleep(0.2)
+            return code, f"{output.strip()}; nothing in the audit trail"
+
+        async def check() -> str:
+            after = await self.snapshot(case)
+            _same_case(before, after, history_may_grow=True)
+            new_audit = after.audit[len(before.audit) :]
+            assert [e.kind.value for e in new_audit] == ["decision_refused"], (
+                f"audit gained {[e.kind.value for e in new_audit]}"
+            )
+            return "status, tasks, ledger unchanged; history +signal only; recorded, ignored"
+
+        await self.row(
+            f"malformed signal (temporal CLI, {case.process})",
+            f"temporal {_shown(args)}",
+            act,
+            code=0,
+            expect=expect,
+            check=check,
+        )
+
+    async def start_fails(self, driver: CaseDriver, what: str, body: dict[str, Any], say: str):
+        """Well-formed input naming what does not exist: the case fails at once, saying what,
+        and writes nothing."""
+        request = PROCESSES[driver.process].input_model.model_validate(body)
+        case_id = PROCESSES[driver.process].case_id(request)
+        key = next(iter(body.values()))
+        args = ["start", driver.process, "--input", json.dumps(body), "--wait"]
+
+        async def act() -> tuple[int, str]:
+            code, output = await self.casework(*args)
+            _, shown = await self.casework("show", case_id)
+            ended = output.strip().splitlines()[-1].strip() if output.strip() else ""
+            return code, f"{ended}; casework show: {_failed_line(shown)}"
+
+        async def check() -> str:
+            description = await self.client.get_workflow_handle(case_id).describe()
+            assert description.status == WorkflowExecutionStatus.FAILED, (
+                f"the case is {description.status}"
+            )
+            ledger = await driver.ledger(self.stack.http, key)
+            assert not sum(ledger.writes.values()), f"wrote {ledger.writes}"
+            return "no write; the case failed at once (its ID may be started again)"
+
+        await self.row(
+            f"unknown IDs ({driver.process})",
+            f"casework {_shown(args)}",
+            act,
+            code=1,
+            expect=["ended failed", say],
+            check=check,
+        )
+
+
+def _failed_line(shown: str) -> str:
+    for line in shown.splitlines():
+        if line.strip().startswith("failed:"):
+            return line.strip()
+    return _short(shown, 100)
+
+
+def _same_case(before: Snapshot, after: Snapshot, *, history_may_grow: bool) -> None:
+    assert after.exists, "the case disappeared"
+    assert after.status == before.status, f"status {before.status} -> {after.status}"
+    assert after.tasks == before.tasks, f"open tasks {before.tasks} -> {after.tasks}"
+    assert after.ledger == before.ledger, f"ledger {before.ledger} -> {after.ledger}"
+    new = after.events[len(before.events) :]
+    assert after.events[: len(before.events)] == before.events, "history rewritten"
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in new, "a workflow task failed"
+    if history_may_grow:
+        unexpected = [EventType.Name(e) for e in new if e not in SIGNAL_EVENTS]
+        assert not unexpected, f"history gained {unexpected}"
+    else:
+        assert not new, f"history gained {[EventType.Name(e) for e in new]}"
+        assert len(after.audit) == len(before.audit), "the audit trail changed"
+
+
+# -- generating rows ----------------------------------------------------------------------------
+
+
+def _wrong_value(annotation: Any) -> Any:
+    """A JSON value of the wrong type for a field of this annotation."""
+    kinds = set(get_args(annotation)) or {annotation}
+    if kinds & {int, float, Decimal}:
+        return "lots"
+    if str in kinds:
+        return 12345
+    if bool in kinds:
+        return "maybe"
+    return {"unexpected": "object"}
+
+
+def input_rows(driver: CaseDriver, tag: str) -> list[tuple[str, dict[str, Any] | str, list[str]]]:
+    """Rows from the process's input model: each required field missing, each field of the
+    wrong type, each amount negative, an unknown field, and input that is not JSON."""
+    model: type[BaseModel] = PROCESSES[driver.process].input_model
+    valid = driver.case_input(driver.new_key(tag, 99)).model_dump(mode="json", exclude_none=True)
+    name = model.__name__
+    rows: list[tuple[str, dict[str, Any] | str, list[str]]] = []
+    for field_name, info in model.model_fields.items():
+        if info.is_required():
+            body = {k: v for k, v in valid.items() if k != field_name}
+            rows.append((f"{field_name} missing", body, [name, f"{field_name}: Field required"]))
+    for field_name, info in model.model_fields.items():
+        wrong = _wrong_value(info.annotation)
+        rows.append((f"{field_name} of the wrong type", valid | {field_name: wrong}, [field_name]))
+        kinds = set(get_args(info.annotation)) or {info.annotation}
+        if kinds & {int, float, Decimal}:
+            rows.append((f"{field_name} negative", valid | {field_name: -100}, [field_name]))
+    rows.append(("an unknown field", valid | {"surprise": 1}, ["surprise", "Extra inputs"]))
+    rows.append(("not JSON", "{oops", ["not valid JSON"]))
+    return rows
+
+
+async def matrix_rows(matrix: Matrix, tag: str) -> None:
+    drivers = list(DRIVERS.values())
+    # 1. Input refused before anything starts (no server needed; one at a time, so the
+    #    namespace's workflow count proves nothing started).
+    for driver in drivers:
+        for what, body, expect in input_rows(driver, tag):
+            raw = body if isinstance(body, str) else json.dumps(body)
+            await matrix.refused(
+                f"invalid case input ({driver.process}): {what}",
+                ["start", driver.process, "--input", raw],
+                expect,
+            )
+    await matrix.refused(
+        "unknown process name",
+        ["start", "refund-everything", "--input", "{}"],
+        ["invalid choice: 'refund-everything'"],
+        code=2,
+    )
+    progress(f"{len(matrix.rows)} rows of invalid input; now decisions, signals and policies")
+    # 2. The rest, one group per case at a time, the groups side by side.
+    await asyncio.gather(
+        *(decision_rows(matrix, driver) for driver in drivers),
+        *(signal_rows(matrix, driver) for driver in drivers),
+        *(unknown_record_rows(matrix, driver, tag) for driver in drivers),
+        policy_rows(matrix),
+    )
+
+
+async def unknown_record_rows(matrix: Matrix, driver: CaseDriver, tag: str) -> None:
+    for what, body, say in driver.unknown_records(tag):
+        await matrix.start_fails(driver, what, body, say)
+
+
+async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
+    waiting = matrix.cases[(driver.process, "waiting")]
+    finished = matrix.cases[(driver.process, "finished")]
+    state = await matrix.client.get_workflow_handle(waiting.case_id).query(
+        "state", result_type=CaseState
+    )
+    task = state.open_tasks[0]
+    people = directory()
+    eligible = next(
+        name
+        for name, user in sorted(people.users.items())
+        if user.role in task.eligible_roles and name != driver.submitter
+    )
+    outsider = next(
+        name
+        for name, user in sorted(people.users.items())
+        if user.role not in task.eligible_roles and name != driver.submitter
+    )
+    case_id = waiting.case_id
+    group = f"decision ({driver.process})"
+    second = f"second start ({driver.process})"
+    for case in (waiting, finished):
+        body = driver.case_input(case.key).model_dump(mode="json", exclude_none=True)
+        await matrix.refused(
+            second,
+            ["start", driver.process, "--input", json.dumps(body)],
+            [f"case {case.case_id} already exists"],
+            case=case,
+        )
+    cases = [
+        (["approve", case_id, "--as", "mallory"], ["unknown approver 'mallory'"], 1),
+        (["approve", case_id, "--as", outsider], [f"{outsider} (", "may not decide"], 1),
+        (["approve", case_id, "--as", driver.submitter], ["submitted this case"], 1),
+        (["reject", case_id, "--as", eligible, "--comment", ""], ["needs a comment"], 1),
+        (["approve", case_id, "--as", eligible, "--amount", "-5"], ["positive number"], 2),
+        (
+            ["approve", case_id, "--as", eligible, "--comment", OVERSIZED],
+            [f"comment: String should have at most {MAX_COMMENT_CHARS} characters"],
+            1,
+        ),
+        (["approve", finished.case_id, "--as", eligible], ["no longer running"], 1),
+        (["approve", f"{driver.process}-NO-SUCH-CASE", "--as", eligible], ["no case"], 1),
+    ]
+    for args, expect, code in cases:
+        target = finished if finished.case_id in args else waiting
+        if "NO-SUCH-CASE" in args[1]:
+            await matrix.refused(group, args, expect, code=code, absent=args[1])
+        else:
+            await matrix.refused(group, args, expect, case=target, code=code)
+    update = ["workflow", "update", "execute", "--workflow-id", case_id, "--name", "decide"]
+    for body, expect in (
+        ({"approver": eligible, "action": "aprove"}, ["action must be one of"]),
+        ({"approver": eligible, "action": "approve", "amount": "-5"}, ["edited amount"]),
+        ({"approver": 5, "action": "approve"}, ["approver: Input should be a valid string"]),
+        # Refused by the SDK before the validator runs; nothing reaches the case.
+        (None, ["missing 1 required positional argument: 'decision'"]),
+    ):
+        args = update + (["--input", json.dumps(body)] if body is not None else [])
+        await matrix.refused(
+            f"decision by update (temporal CLI, {driver.process})",
+            args,
+            expect,
+            case=waiting,
+            tool="temporal",
+        )
+
+
+async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
+    """Malformed signals, on a waiting case of their own (they run beside the decisions):
+    recorded in the audit trail and ignored."""
+    waiting = matrix.cases[(driver.process, "signalled")]
+    case_id = waiting.case_id
+    # Who is named does not matter: these fail before anyone's role is looked at.
+    eligible = "bob"
+    for inputs, expect in (
+        ([], ["expected one TaskDecision, got 0 payloads"]),
+        (['{"approver": 5, "action": "approve"}'], ["approver: Input should be a valid string"]),
+        (["{}"], ["approver: Field required", "action: Field required"]),
+        (["[1, 2]"], ["valid dictionary"]),
+        ([json.dumps({"approver": eligible, "action": "approve", "amount": "lots"})], ["amount"]),
+        ([json.dumps({"approver": eligible, "action": "approve"}), "{}"], ["got 2 payloads"]),
+        (
+            [json.dumps({"approver": eligible, "action": "approve", "comment": OVERSIZED})],
+            [f"at most {MAX_COMMENT_CHARS} characters"],
+        ),
+        (['{"approver": "mallory", "action": "approve"}'], ["unknown approver 'mallory'"]),
+    ):
+        await matrix.signal(waiting, inputs, expect)
+    await matrix.refused(
+        f"malformed signal (temporal CLI, {driver.process})",
+        ["workflow", "signal", "--workflow-id", case_id, "--name", "decide", "--input", "{oops"],
+        ["not valid JSON"],
+        case=waiting,
+        tool="temporal",
+    )
+
+
+# -- policy files -------------------------------------------------------------------------------
+
+PolicyEdit = tuple[str, str, Callable[[str], str], list[str]]
+
+
+def policy_edits() -> list[PolicyEdit]:
+    """(file, what, edit of its text, what the worker must name). Each policy gets an unknown
+    key; the shipped ones a field error of their own too."""
+    edits: list[PolicyEdit] = [
+        (
+            path.name,
+            "an unknown key",
+            lambda text: text + "\nsurprise: 1\n",
+            [path.name, "surprise: Extra inputs are not permitted"],
+        )
+        for path in sorted(BUNDLED_POLICY_DIR.glob("*.yaml"))
+    ]
+    edits += [
+        (
+            "invoice_exception.yaml",
+            "a negative tolerance",
+            lambda text: text.replace("  percent: 2.0", "  percent: -2.0"),
+            ["invoice_exception.yaml", "tolerance.percent"],
+        ),
+        (
+            "ticket_triage.yaml",
+            "an SLA that is not a duration",
+            lambda text: text.replace("sla: 8h}", "sla: soon}", 1),
+            ["ticket_triage.yaml", "review.tiers.0.sla"],
+        ),
+        (
+            "directory.yaml",
+            "broken YAML",
+            lambda text: text.replace("users:", "users: [", 1),
+            ["directory.yaml", "not valid YAML", "line"],
+        ),
+    ]
+    return edits
+
+
+async def policy_rows(matrix: Matrix) -> None:
+    async def one(name: str, what: str, edit: Callable[[str], str], expect: list[str]) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="casework-policy-"))
+        try:
+            for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
+                shutil.copy(source, folder / source.name)
+            target = folder / name
+            edited = edit(target.read_text())
+            if edited == target.read_text():
+                raise AssertionError(f"the edit of {name} changed nothing")
+            target.write_text(edited)
+            env = matrix.env | {"CASEWORK_POLICY_DIR": str(folder)}
+            output = ""
+
+            async def act() -> tuple[int, str]:
+                nonlocal output
+                code, output = await matrix.command([sys.executable, "-m", "casework.workers"], env)
+                return code, output.replace(str(folder), "<policy dir>")
+
+            async def check() -> str:
+                assert "polling" not in output, "the worker started polling"
+                return "the worker exited before connecting: no case touched"
+
+            await matrix.row(
+                "policy file with an error",
+                f"{name} with {what}; python -m casework.workers",
+                act,
+                code=2,
+                expect=[*expect, "casework worker: not starting"],
+                check=check,
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    await asyncio.gather(*(one(*edit) for edit in policy_edits()))
+
+
+# -- the whole matrix ---------------------------------------------------------------------------
+
+
+async def run_matrix(work: Path | None = None) -> list[Row]:
+    work = work or Path(tempfile.mkdtemp(prefix="casework-matrix-"))
+    tag = uuid.uuid4().hex[:4].upper()
+    run: Run | None = None
+
+    def good_reply(request: dict[str, Any]) -> tuple[str, ScriptedReply] | None:
+        return run.good_reply(request) if run else None
+
+    async with running_stack(work, good_reply) as stack:
+        cases: dict[tuple[str, str], PlannedCase] = {}
+        for driver in DRIVERS.values():
+            for role, scenario in (
+                ("waiting", driver.waiting_scenario),
+                ("signalled", driver.waiting_scenario),
+                ("finished", driver.finished_scenario),
+            ):
+                key = driver.new_key(f"M{tag}", len(cases))
+                cases[(driver.process, role)] = PlannedCase(
+                    driver, key, driver.case_id(key), scenario
+                )
+        run = Run(stack, list(cases.values()), CI)
+        await run.seed()
+        await run.start_cases()
+        progress("waiting for one case per process to wait, and one to finish")
+        deadline = time.monotonic() + 120
+        while run.unsettled() and time.monotonic() < deadline:
+            await run.refresh()
+            await asyncio.sleep(0.5)
+        if run.unsettled():
+            raise RuntimeError(f"cases did not settle: {[c.case_id for c in run.unsettled()]}")
+        matrix = Matrix(stack, cases)
+        progress("sending bad input")
+        await matrix_rows(matrix, tag)
+        progress(f"{len(matrix.rows)} rows sent")
+    if all(row.passed for row in matrix.rows):
+        shutil.rmtree(work, ignore_errors=True)
+    return matrix.rows
+
+
+def _rank(row: Row) -> int:
+    return next((n for n, prefix in enumerate(GROUPS) if row.group.startswith(prefix)), 99)
+
+
+def render_matrix(rows: list[Row]) -> str:
+    # Groups ran side by side; show them one after another.
+    rows = sorted(rows, key=_rank)
+    lines = [
+        f"bad-input matrix: {sum(r.passed for r in rows)}/{len(rows)} rows hold",
+        "",
+    ]
+    for number, row in enumerate(rows, 1):
+        mark = "ok  " if row.passed else "FAIL"
+        lines.append(f"{mark} {number:>3}. {row.group}")
+        lines.append(f"          sent:      {row.sent}")
+        lines.append(f"          user saw:  {row.saw}")
+        lines.append(f"          unchanged: {row.unchanged or '-'}")
+        if row.why:
+            lines.append(f"          PROBLEM:   {row.why}")
+    return "\n".join(lines)
