@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -54,6 +54,19 @@ with workflow.unsafe.imports_passed_through():
     from casework.workflows.saga import CompensationReport, Saga
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class CaseResult(Protocol):
+    """What every process's result says: how the case ended, in words for people."""
+
+    @property
+    def outcome(self) -> StrEnum: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+R = TypeVar("R", bound=CaseResult)
 
 DECISION_REFUSED = "DecisionRefused"
 DIRECTORY_ID = "directory"
@@ -277,6 +290,23 @@ class CaseWorkflow:
             self.record_compensation(step, why, error)
 
         return await saga.compensate(on_step)
+
+    def record_cancellation(self, report: CompensationReport) -> None:
+        """Close a cancelled case saying what its compensation undid."""
+        self.set_status(CaseStatus.CANCELLED_COMPENSATED)
+        self.record(
+            AuditKind.CASE_COMPLETED,
+            "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
+            report=report,
+        )
+
+    async def complete(self, result: R) -> R:
+        """Close the case with ``result``: its outcome in the facts and the trail, then let
+        in-flight update handlers finish."""
+        self._facts.update(outcome=result.outcome.value, message=result.message)
+        self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
+        await self.finish_handlers()
+        return result
 
     def set_status(
         self, status: str, *, approver_role: str | None = None, amount: Decimal | None = None

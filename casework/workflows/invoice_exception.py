@@ -186,18 +186,9 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                 )
         except asyncio.CancelledError:
             # A cancelled case must not leave money moved: undo what was done, then report it.
-            report = await self.compensate(self._saga, "the case was cancelled")
-            self.set_status(CaseStatus.CANCELLED_COMPENSATED)
-            self.record(
-                AuditKind.CASE_COMPLETED,
-                "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
-                report=report,
-            )
+            self.record_cancellation(await self.compensate(self._saga, "the case was cancelled"))
             raise
-        self._facts.update(outcome=result.outcome.value, message=result.message)
-        self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
-        await self.finish_handlers()
-        return result
+        return await self.complete(result)
 
     # -- steps ------------------------------------------------------------------------------
 

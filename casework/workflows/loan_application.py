@@ -216,18 +216,9 @@ class LoanApplicationWorkflow(CaseWorkflow):
             result = await self._decide_and_execute(policy, policy_ref, application)
         except asyncio.CancelledError:
             # A cancelled case must not leave money out or an approval standing: undo, report.
-            report = await self._compensate("the case was cancelled")
-            self.set_status(CaseStatus.CANCELLED_COMPENSATED)
-            self.record(
-                AuditKind.CASE_COMPLETED,
-                "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
-                report=report,
-            )
+            self.record_cancellation(await self._compensate("the case was cancelled"))
             raise
-        self._facts.update(outcome=result.outcome.value, message=result.message)
-        self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
-        await self.finish_handlers()
-        return result
+        return await self.complete(result)
 
     # -- steps ------------------------------------------------------------------------------
 

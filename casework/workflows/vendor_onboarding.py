@@ -181,10 +181,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         except asyncio.CancelledError:
             await self._cancelled()
             raise
-        self._facts.update(outcome=result.outcome.value, message=result.message)
-        self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
-        await self.finish_handlers()
-        return result
+        return await self.complete(result)
 
     async def _onboard_if_all_agree(
         self,
@@ -763,13 +760,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         for task in self.open_tasks():
             self._withdraw(task, "the case was cancelled")
         self._waiting_for = None
-        report = await self.compensate(self._saga, "the case was cancelled")
-        self.set_status(CaseStatus.CANCELLED_COMPENSATED)
-        self.record(
-            AuditKind.CASE_COMPLETED,
-            "cancelled; compensated: " + (", ".join(report.compensated) or "nothing to undo"),
-            report=report,
-        )
+        self.record_cancellation(await self.compensate(self._saga, "the case was cancelled"))
 
     # -- helpers ----------------------------------------------------------------------------
 
