@@ -181,15 +181,15 @@ class CaseDriver(ABC):
         unknown submitter): (what, input, what the failure must say)."""
         return []
 
-    # -- the model --------------------------------------------------------------------------
+    # -- the model (every process has an agent, so every driver answers its calls) ----------
 
+    @abstractmethod
     def case_of(self, request: dict[str, Any]) -> str | None:
         """The case ID a chat request to the model belongs to; None if not this process's."""
-        return None
 
+    @abstractmethod
     def model_reply(self, case: PlannedCase, turn: int, request: dict[str, Any]) -> ScriptedReply:
         """What a well-behaved model answers the case's ``turn``-th model call."""
-        raise NotImplementedError(f"{self.process} calls no model")
 
     # -- faults -----------------------------------------------------------------------------
 
