@@ -36,6 +36,11 @@ class AgentUsage(BaseModel):
     masked: dict[str, int] = {}
     """Sensitive values masked before the call, counted by kind (never the values)."""
 
+    @property
+    def label(self) -> str:
+        """The model as people read it in the trail and the case's facts."""
+        return f"{self.model} (offline stand-in)" if self.stand_in else self.model
+
 
 class AgentResult(BaseModel):
     output: dict[str, Any]

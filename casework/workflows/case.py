@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.notifications import NotificationActivities, NotificationRequest
     from casework.activities.policy import PolicyLookup
     from casework.activities.policy import load as load_policy
-    from casework.agents.messages import AgentUsage
+    from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
     from casework.audit import (
         CONFIDENCE,
         MODEL_USAGE,
@@ -77,6 +77,16 @@ TOOL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=4,
+)
+AGENT_TIMEOUT = timedelta(minutes=2)
+# A few attempts only: an agent that keeps answering badly is left out and a person or the
+# policy goes on without it, rather than retried forever. Auth and bad-request errors are
+# non-retryable and skip straight to that.
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
 )
 # Undoing a write matters more than making it: keep trying much longer before giving up.
 COMPENSATION_RETRY = RetryPolicy(
@@ -410,6 +420,18 @@ class CaseWorkflow:
         return document
 
     # -- tools ------------------------------------------------------------------------------
+
+    async def propose(self, request: AgentRequest, summary: str | None = None) -> AgentResult:
+        """Ask an agent for a proposal (``llm.propose``), with the timeout and retries every
+        agent gets; an ``ActivityError`` means it gave none, and the caller carries on."""
+        return await workflow.execute_activity(
+            "llm.propose",
+            request,
+            result_type=AgentResult,
+            start_to_close_timeout=AGENT_TIMEOUT,
+            retry_policy=AGENT_RETRY,
+            summary=summary,
+        )
 
     async def call_tool(
         self,

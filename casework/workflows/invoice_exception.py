@@ -10,12 +10,10 @@ payment is reversed and the case ends ``failed_compensated``, saying what was un
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -75,16 +73,6 @@ SETTLED_STATUSES = frozenset({"paid", "rejected"})
 # workflow.patched() ID: a payment that failed for good is looked up in the ledger and reversed
 # if it went through, instead of failing the case with the money possibly moved.
 RECONCILE_FAILED_PAYMENT = "reconcile-failed-payment"
-
-AGENT_TIMEOUT = timedelta(minutes=2)
-# A few attempts only: a model that keeps answering badly is routed to a person, not retried
-# forever. Auth and bad-request errors are non-retryable and skip straight to that.
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-)
 
 
 class InvoiceExceptionInput(BaseModel):
@@ -246,13 +234,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             max_tokens=settings.max_tokens,
         )
         try:
-            result: AgentResult = await workflow.execute_activity(
-                "llm.propose",
-                request,
-                result_type=AgentResult,
-                start_to_close_timeout=AGENT_TIMEOUT,
-                retry_policy=AGENT_RETRY,
-            )
+            result: AgentResult = await self.propose(request)
         except ActivityError as error:
             # The agent only advises: without it the case still proceeds, to a person.
             self.record(
@@ -262,7 +244,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             return None
         proposal = InvoiceProposal.model_validate(result.output)
         usage = result.usage
-        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        model_label = usage.label
         self.record_proposal(
             INVOICE_ANALYST,
             f"{INVOICE_ANALYST} on {model_label} recommends {proposal.recommendation.value} "

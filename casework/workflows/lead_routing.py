@@ -13,12 +13,10 @@ the assignment, the assignment is undone and the case ends ``failed_compensated`
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -64,15 +62,6 @@ with workflow.unsafe.imports_passed_through():
 CASE_TYPE = "lead-routing"
 POLICY_ID = "lead_routing"
 MESSAGE_EXCERPT_CHARS = 300
-
-AGENT_TIMEOUT = timedelta(minutes=2)
-# A few attempts only: without a read the lead still gets routed, by a person.
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-)
 
 
 class LeadRoutingInput(BaseModel):
@@ -285,20 +274,14 @@ class LeadRoutingWorkflow(CaseWorkflow):
             max_tokens=settings.max_tokens,
         )
         try:
-            result: AgentResult = await workflow.execute_activity(
-                "llm.propose",
-                request,
-                result_type=AgentResult,
-                start_to_close_timeout=AGENT_TIMEOUT,
-                retry_policy=AGENT_RETRY,
-            )
+            result: AgentResult = await self.propose(request)
         except ActivityError as error:
             reason = failure_message(error)
             self.record(AuditKind.AGENT_FAILED, f"{LEAD_ANALYST} gave no usable read: {reason}")
             return None, reason
         read = LeadRead.model_validate(result.output)
         usage = result.usage
-        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        model_label = usage.label
         self.record_proposal(
             LEAD_ANALYST,
             f"{LEAD_ANALYST} on {model_label} reads {read.intent.value} "

@@ -17,7 +17,7 @@ and ignored with the reason.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -93,16 +93,6 @@ POLICY_ID = "loan_application"
 CREDIT_REPORT = "credit_report"
 CUSTOMER_REPLY = "customer_reply"
 FRAUD_ALERT = "fraud_alert"
-
-AGENT_TIMEOUT = timedelta(minutes=2)
-# A few attempts only: a model that keeps answering badly is routed to a person, not retried
-# forever. Auth and bad-request errors are non-retryable and skip straight to that.
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-)
 
 
 class LoanApplicationInput(BaseModel):
@@ -391,12 +381,8 @@ class LoanApplicationWorkflow(CaseWorkflow):
             max_tokens=settings.max_tokens,
         )
         try:
-            result: AgentResult = await workflow.execute_activity(
-                "llm.propose",
+            result: AgentResult = await self.propose(
                 request,
-                result_type=AgentResult,
-                start_to_close_timeout=AGENT_TIMEOUT,
-                retry_policy=AGENT_RETRY,
                 summary=f"{INCOME_READER} reading {len(unread)} document(s)",
             )
         except ActivityError as error:
@@ -408,7 +394,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
             return None, problem
         reading = IncomeReading.model_validate(result.output)
         usage = result.usage
-        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        model_label = usage.label
         income = reading.verified_monthly_income
         self.record_proposal(
             INCOME_READER,

@@ -14,12 +14,10 @@ is reversed and the case ends ``failed_compensated``, saying what was undone.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -70,16 +68,6 @@ with workflow.unsafe.imports_passed_through():
 
 CASE_TYPE = "refund"
 POLICY_ID = "refund"
-
-AGENT_TIMEOUT = timedelta(minutes=2)
-# A few attempts only: a model that keeps answering badly is routed to a person, not retried
-# forever. Auth and bad-request errors are non-retryable and skip straight to that.
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-)
 
 
 class RefundInput(BaseModel):
@@ -298,13 +286,7 @@ class RefundWorkflow(CaseWorkflow):
             max_tokens=settings.max_tokens,
         )
         try:
-            result: AgentResult = await workflow.execute_activity(
-                "llm.propose",
-                agent_request,
-                result_type=AgentResult,
-                start_to_close_timeout=AGENT_TIMEOUT,
-                retry_policy=AGENT_RETRY,
-            )
+            result: AgentResult = await self.propose(agent_request)
         except ActivityError as error:
             # The agent only advises: without it the case still proceeds, to a person.
             self.record(
@@ -314,7 +296,7 @@ class RefundWorkflow(CaseWorkflow):
             return None
         proposal = RefundProposal.model_validate(result.output)
         usage = result.usage
-        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        model_label = usage.label
         self.record_proposal(
             REFUND_ANALYST,
             f"{REFUND_ANALYST} on {model_label} recommends {proposal.recommendation.value} "

@@ -21,7 +21,6 @@ from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -90,15 +89,6 @@ POLICY_ID = "vendor_onboarding"
 CLOSED_APPLICATION_STATUSES = frozenset({"onboarded", "rejected", "expired"})
 # The sandbox's limit for notes and message bodies.
 MAX_TEXT = 2000
-
-AGENT_TIMEOUT = timedelta(minutes=2)
-# A few attempts only: a document the model keeps failing on goes to the reviewers unverified.
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-)
 
 
 class VendorOnboardingInput(BaseModel):
@@ -330,12 +320,8 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             max_tokens=settings.max_tokens,
         )
         try:
-            result: AgentResult = await workflow.execute_activity(
-                "llm.propose",
+            result: AgentResult = await self.propose(
                 request,
-                result_type=AgentResult,
-                start_to_close_timeout=AGENT_TIMEOUT,
-                retry_policy=AGENT_RETRY,
                 summary=f"{DOCUMENT_CHECKER}: {document.document_id} ({document.kind})",
             )
         except ActivityError as error:
@@ -348,7 +334,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             return None, reason
         extraction = DocumentExtraction.model_validate(result.output)
         usage = result.usage
-        model_label = f"{usage.model} (offline stand-in)" if usage.stand_in else usage.model
+        model_label = usage.label
         self.record_proposal(
             DOCUMENT_CHECKER,
             f"{DOCUMENT_CHECKER} on {model_label} read {document.document_id} as "
