@@ -560,10 +560,13 @@ class CaseWorkflow:
             return named, []
         open_tasks = self.open_tasks()
         of_kind = [task for task in open_tasks if task.kind is kind]
-        if not of_kind:
-            # Let the evaluator explain: an open task of the other kind, or the last one closed.
-            return (open_tasks or self._tasks or [None])[-1], []
         role = self._directory.users[person].role if person in self._directory.users else None
+        if not of_kind:
+            # Let the evaluator explain: an open task of the other kind, or else the sender's
+            # own latest task (with parallel reviews the case's last task may be another
+            # reviewer's), or the last one closed.
+            own = [task for task in self._tasks if role in task.eligible_roles]
+            return (open_tasks or own or self._tasks or [None])[-1], []
         eligible = [task for task in of_kind if role in task.eligible_roles]
         if len(eligible) > 1:
             return None, [

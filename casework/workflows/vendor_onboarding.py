@@ -65,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
         risk_flags,
         settle,
     )
-    from casework.tasks import DecisionAction, HumanTask, TaskDecision, TaskStatus
+    from casework.tasks import DecisionAction, HumanTask, TaskStatus
     from casework.vendor_records import (
         DocumentResubmission,
         ErpVendor,
@@ -839,17 +839,6 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             f"{request.due_at:%Y-%m-%d %H:%M} UTC: casework resubmit "
             f"{workflow.info().workflow_id} --kind {kind} --file PATH"
         )
-
-    def _refusals(self, decision: TaskDecision) -> list[str]:
-        # With parallel reviews, the last task of the case may be another reviewer's: a late
-        # decision that names no task is judged against the sender's own latest task, so it
-        # hears that *their* review was withdrawn or decided.
-        if decision.task_id is None and not self.open_tasks() and self._directory is not None:
-            user = self._directory.users.get(decision.approver)
-            own = [task for task in self._tasks if user and user.role in task.eligible_roles]
-            if own:
-                decision = decision.model_copy(update={"task_id": own[-1].task_id})
-        return super()._refusals(decision)
 
     @workflow.signal(name="resubmit")
     def resubmit(self, payload: Any) -> None:
