@@ -31,6 +31,7 @@ from bench.overhead import Latency, Overhead, bare_worker, measure_latency, meas
 from bench.waiting import Waiting, measure_waiting
 from casework.config import Settings
 from casework.sandbox.server import running_sandbox
+from casework.signing_keys import keys_environment
 from casework.workers.main import running_worker
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
 
@@ -149,6 +150,9 @@ async def run(sizes: Sizes, mode: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="casework-bench-") as tmp:
         work = Path(tmp)
         db_file = work / "temporal.db"
+        # Decision keys of this run's own: workers in this process (their policies.load) and the
+        # worker process of row 3 read them from the environment; bench.infra.signed signs.
+        os.environ.update(keys_environment(work / "keys"))
         progress(f"starting a fresh dev server ({TEMPORAL_BIN}) and the sandbox in {work}")
         async with dev_server(db_file) as env:
             client = env.client

@@ -38,7 +38,7 @@ from bench.baseline import (
     Step,
     replay_step,
 )
-from bench.infra import progress
+from bench.infra import progress, signed
 from casework.agents import invoice, registry, triage
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.tools import FINAL_ANSWER
@@ -195,7 +195,7 @@ async def _play_people(handle: WorkflowHandle, decision: TaskDecision | None) ->
             choice = decision or TaskDecision(
                 approver=demo.demo_approver(task.role), action="approve", comment="benchmark"
             )
-            await handle.execute_update("decide", choice)
+            await handle.execute_update("decide", signed(handle.id, choice))
         elif state.waiting_on and "acknowledge" in state.waiting_on:
             await handle.execute_update("acknowledge", Acknowledgement(responder="ivy"))
         await asyncio.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import statistics
 import sys
 import time
@@ -21,6 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
 from casework.converter import data_converter
+from casework.signing import sign_decision
+from casework.signing_keys import load_signing_key
+from casework.tasks import TaskDecision
 from casework.workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
@@ -192,3 +196,9 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def signed(case_id: str, decision: TaskDecision) -> TaskDecision:
+    """``decision`` signed by its approver for ``case_id``, with this run's keys."""
+    keys = Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"])
+    return sign_decision(decision, case_id, load_signing_key(decision.approver, keys))

@@ -27,6 +27,7 @@ from bench.infra import (
     median,
     percentile,
     progress,
+    signed,
     start_invoice_case,
     wait_for_count,
 )
@@ -181,8 +182,9 @@ async def measure_latency(
     bare_ms: list[float] = []
     decision = TaskDecision(approver="bob", action="approve", comment="benchmark")
     for invoice_id, handle, bare in zip(ids, handles, bare_handles, strict=True):
+        approval = signed(handle.id, decision)
         sent = time.time()
-        await handle.signal("decide", decision)
+        await handle.signal("decide", approval)
         await handle.result()
         paid_at = await sandbox.payment_created_at(invoice_id)
         if paid_at is None:

@@ -28,6 +28,7 @@ from bench.infra import (
     db_size_bytes,
     gather_limited,
     progress,
+    signed,
     start_invoice_case,
     wait_for_count,
 )
@@ -168,12 +169,13 @@ async def _start_batch(
 
 async def _approve_all(client: Client, ids: list[str], tag: str) -> float:
     decision = TaskDecision(approver="bob", action="approve", comment="bulk approval")
+    approvals = {i: signed(f"invoice-exception-{i}", decision) for i in ids}
     started = time.perf_counter()
     await gather_limited(
         SIGNAL_CONCURRENCY,
         (
             lambda i=i: client.get_workflow_handle(f"invoice-exception-{i}").signal(
-                "decide", decision
+                "decide", approvals[i]
             )
             for i in ids
         ),

@@ -1,12 +1,13 @@
 """Sending a person's decision to a case: the one path the CLI and the review queue share.
 
 Decisions go as the validated ``decide`` update, so a refused one never reaches the case's
-history and the sender learns why at once. Anything added to how a decision is sent (signing it,
-say) belongs here, so every way of deciding gets it.
+history and the sender learns why at once. It is signed here with the approver's key (the case
+refuses unsigned ones), so every way of deciding signs the same way.
 """
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -16,6 +17,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from casework.signing import sign_decision
 from casework.tasks import DecisionReceipt, TaskDecision
 
 
@@ -54,12 +56,21 @@ async def running_case(client: Client, case_id: str) -> WorkflowHandle:
     return handle
 
 
-async def send_decision(client: Client, case_id: str, decision: TaskDecision) -> DecisionReceipt:
-    """Send ``decision`` to the case as the ``decide`` update; raise :class:`DecisionError` if it
-    is not recorded."""
-    handle = await running_case(client, case_id)
+async def send_decision(
+    client: Client, case_id: str, decision: TaskDecision, key: Ed25519PrivateKey
+) -> DecisionReceipt:
+    """Sign ``decision`` with the approver's ``key`` and send it to the case as the ``decide``
+    update; raise :class:`DecisionError` if it is not recorded."""
+    return await decide_on(await running_case(client, case_id), decision, key)
+
+
+async def decide_on(
+    handle: WorkflowHandle, decision: TaskDecision, key: Ed25519PrivateKey
+) -> DecisionReceipt:
+    """:func:`send_decision` to a case the caller already holds a handle on."""
+    signed = sign_decision(decision, handle.id, key)
     try:
-        return await handle.execute_update("decide", decision, result_type=DecisionReceipt)
+        return await handle.execute_update("decide", signed, result_type=DecisionReceipt)
     except WorkflowUpdateFailedError as error:
         raise DecisionRefused(*refusal(error)) from error
 

@@ -39,6 +39,11 @@ class TaskDecision(BaseModel):
     comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
     task_id: str | None = None
     """Optional: when given, the decision only applies to that task."""
+    nonce: str | None = Field(default=None, max_length=64)
+    """A one-time value the signature covers, so a signed decision is accepted once."""
+    signature: str | None = Field(default=None, max_length=128)
+    """The approver's Ed25519 signature (base64) over this decision for this case: see
+    ``casework.signing``. A case refuses a decision without a valid one."""
 
 
 class TaskAnswer(BaseModel):

@@ -36,7 +36,7 @@ from bench.infra import progress
 from casework.audit import AuditEvent
 from casework.policies.loader import BUNDLED_POLICY_DIR
 from casework.processes import PROCESSES
-from casework.tasks import MAX_COMMENT_CHARS
+from casework.tasks import MAX_COMMENT_CHARS, TaskDecision
 from casework.workflows.case import CaseState
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
@@ -108,16 +108,20 @@ class Matrix:
         self.cases = cases
         """(process, "waiting" | "finished") -> its case."""
         self.rows: list[Row] = []
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("CASEWORK_", "TEMPORAL_"))
-        } | {
-            "TEMPORAL_ADDRESS": stack.server.address,
-            "TEMPORAL_NAMESPACE": NAMESPACE,
-            "CASEWORK_TASK_QUEUE": stack.task_queue,
-            "CASEWORK_SANDBOX_URL": stack.sandbox.url,
-        }
+        self.env = (
+            {
+                key: value
+                for key, value in os.environ.items()
+                if not key.startswith(("CASEWORK_", "TEMPORAL_"))
+            }
+            | {
+                "TEMPORAL_ADDRESS": stack.server.address,
+                "TEMPORAL_NAMESPACE": NAMESPACE,
+                "CASEWORK_TASK_QUEUE": stack.task_queue,
+                "CASEWORK_SANDBOX_URL": stack.sandbox.url,
+            }
+            | stack.key_env
+        )
 
     @property
     def client(self) -> Client:
@@ -441,7 +445,7 @@ async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
             case=case,
         )
     cases = [
-        (["approve", case_id, "--as", "mallory"], ["unknown approver 'mallory'"], 1),
+        (["approve", case_id, "--as", "mallory"], ["no signing key for 'mallory'"], 1),
         (["approve", case_id, "--as", outsider], [f"{outsider} (", "may not decide"], 1),
         (["approve", case_id, "--as", driver.submitter], ["submitted this case"], 1),
         (["reject", case_id, "--as", eligible, "--comment", ""], ["needs a comment"], 1),
@@ -460,10 +464,20 @@ async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
             await matrix.refused(group, args, expect, code=code, absent=args[1])
         else:
             await matrix.refused(group, args, expect, case=target, code=code)
+
+    def signed(**fields: Any) -> dict[str, Any]:
+        decision = matrix.stack.sign(case_id, TaskDecision(**fields))
+        return decision.model_dump(mode="json", exclude_none=True)
+
     update = ["workflow", "update", "execute", "--workflow-id", case_id, "--name", "decide"]
     for body, expect in (
-        ({"approver": eligible, "action": "aprove"}, ["action must be one of"]),
-        ({"approver": eligible, "action": "approve", "amount": "-5"}, ["edited amount"]),
+        ({"approver": eligible, "action": "approve"}, ["the decision is not signed"]),
+        (signed(approver=eligible, action="aprove"), ["action must be one of"]),
+        (signed(approver=eligible, action="approve", amount=-5), ["edited amount"]),
+        (
+            signed(approver=outsider, action="approve") | {"approver": eligible},
+            [f"the signature is not {eligible}'s"],
+        ),
         ({"approver": 5, "action": "approve"}, ["approver: Input should be a valid string"]),
         # Refused by the SDK before the validator runs; nothing reaches the case.
         (None, ["missing 1 required positional argument: 'decision'"]),
@@ -485,6 +499,8 @@ async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
     case_id = waiting.case_id
     # Who is named does not matter: these fail before anyone's role is looked at.
     eligible = "bob"
+    carols = matrix.stack.sign(case_id, TaskDecision(approver="carol", action="approve"))
+    forged = carols.model_dump(mode="json", exclude_none=True) | {"approver": eligible}
     for inputs, expect in (
         ([], ["expected one TaskDecision, got 0 payloads"]),
         (['{"approver": 5, "action": "approve"}'], ["approver: Input should be a valid string"]),
@@ -496,7 +512,8 @@ async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
             [json.dumps({"approver": eligible, "action": "approve", "comment": OVERSIZED})],
             [f"at most {MAX_COMMENT_CHARS} characters"],
         ),
-        (['{"approver": "mallory", "action": "approve"}'], ["unknown approver 'mallory'"]),
+        (['{"approver": "mallory", "action": "approve"}'], ["the decision is not signed"]),
+        ([json.dumps(forged)], ["the signature is not bob's"]),
     ):
         await matrix.signal(waiting, inputs, expect)
     await matrix.refused(

@@ -37,6 +37,9 @@ from bench.waiting import WorkerProcess
 from casework.converter import data_converter
 from casework.policies.loader import BUNDLED_POLICY_DIR
 from casework.search_attributes import dev_server_flags
+from casework.signing import sign_decision
+from casework.signing_keys import keys_environment, load_signing_key
+from casework.tasks import TaskDecision
 from reliability.model import FALLBACK_MODEL, FaultyModel
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
 
@@ -230,9 +233,16 @@ class Stack:
     model: FaultyModel
     task_queue: str
     worker_env: dict[str, str]
+    key_env: dict[str, str]
+    """Where this stack's decision keys are (``casework.signing_keys.keys_environment``)."""
     worker: WorkerProcess | None = None
     worker_generation: int = 0
     events: list[str] = field(default_factory=list)
+
+    def sign(self, case_id: str, decision: TaskDecision) -> TaskDecision:
+        """``decision`` signed by its approver for ``case_id``, as ``casework approve`` does."""
+        keys = Path(self.key_env["CASEWORK_SIGNING_KEYS_DIR"])
+        return sign_decision(decision, case_id, load_signing_key(decision.approver, keys))
 
     @property
     def worker_pid(self) -> int | None:
@@ -312,6 +322,7 @@ async def running_stack(
         http = await exit_stack.enter_async_context(
             httpx.AsyncClient(base_url=sandbox.url, timeout=30.0, trust_env=False)
         )
+        key_env = keys_environment(work / "keys")
         stack = Stack(
             work=work,
             server=server,
@@ -320,7 +331,8 @@ async def running_stack(
             client=client,
             model=model,
             task_queue=f"reliability-{uuid.uuid4().hex[:6]}",
-            worker_env=worker_environment(model, write_policies(work / "policies")),
+            worker_env=worker_environment(model, write_policies(work / "policies")) | key_env,
+            key_env=key_env,
         )
         if offline_model:
             stack.worker_env = {

@@ -570,7 +570,9 @@ class Run:
             if not fresh:
                 return
             state = state.model_copy(update={"open_tasks": fresh})
-            await asyncio.wait_for(case.driver.respond(self.client, case, state), 30)
+            await asyncio.wait_for(
+                case.driver.respond(self.client, case, state, self.stack.sign), 30
+            )
             self.decided_tasks.update(task.task_id for task in fresh)
 
         async def guarded(case: PlannedCase) -> None:

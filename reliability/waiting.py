@@ -114,13 +114,14 @@ async def run_waiting(cases: int, work: Path | None = None) -> WaitingResult:
         )
 
         decision = TaskDecision(approver="bob", action="approve", comment="bulk approval")
+        signed = {i: stack.sign(f"invoice-exception-{i}", decision) for i in ids}
         finishing = time.monotonic()
         await gather_limited(
             SIGNAL_CONCURRENCY,
             (
                 lambda i=i: retrying(
                     lambda: client.get_workflow_handle(f"invoice-exception-{i}").signal(
-                        "decide", decision
+                        "decide", signed[i]
                     ),
                     what=f"approve {i}",
                 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,8 +13,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
 from casework.converter import data_converter
+from tests.signing_support import install_test_keys
 
 BIN = Path(sys.prefix) / "bin"
+TEST_KEYS = Path(tempfile.mkdtemp(prefix="casework-test-keys-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any worker or CLI starts, so every process the tests launch inherits the keys.
+    install_test_keys(TEST_KEYS)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(TEST_KEYS, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

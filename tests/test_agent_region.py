@@ -24,7 +24,7 @@ from casework.audit import AuditKind
 from casework.policies.evaluator import TriageRoute
 from casework.policies.loader import load_policy
 from casework.policies.models import AgentBudget, Directory, TicketTriagePolicy
-from casework.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
+from casework.tasks import DecisionReceipt, TaskAnswer, TaskKind
 from casework.workers.main import running_worker
 from casework.workflows.agent_region import (
     AgentRegionInput,
@@ -35,6 +35,7 @@ from casework.workflows.case import CaseStatus
 from casework.workflows.ticket_triage import TicketTriageResult
 from tests.integration_support import eventually
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply
+from tests.signing_support import decide
 from tests.triage_support import (
     Stack,
     TriageHandle,
@@ -94,11 +95,7 @@ def tool_result(content: str) -> object:
 async def reject(handle: TriageHandle, comment: str = "needs a closer look") -> TicketTriageResult:
     """frank (service_desk_lead) rejects the review task: the ticket goes to the fallback team."""
     await open_task(handle, "a review task")
-    await handle.execute_update(
-        "decide",
-        TaskDecision(approver="frank", action="reject", comment=comment),
-        result_type=DecisionReceipt,
-    )
+    await decide(handle, approver="frank", action="reject", comment=comment)
     return await handle.result()
 
 

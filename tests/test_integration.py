@@ -26,7 +26,7 @@ from casework.audit import AuditEvent, AuditKind
 from casework.config import Settings
 from casework.converter import data_converter
 from casework.sandbox.server import running_sandbox
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.workers.main import running_worker
 from casework.workflows.invoice_exception import (
     InvoiceExceptionInput,
@@ -44,6 +44,7 @@ from tests.integration_support import (
     proposal_json,
 )
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
+from tests.signing_support import casework_sign, decide
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
 
@@ -215,9 +216,7 @@ async def test_case_needing_approval_is_found_by_visibility_and_approved_by_upda
         return None  # visibility is eventually consistent: not indexed yet
 
     assert await eventually(listed, what="the case in the ap_supervisor backlog") == handle.id
-    receipt = await handle.execute_update(
-        "decide", TaskDecision(approver="bob", action="approve"), result_type=DecisionReceipt
-    )
+    receipt = await decide(handle, approver="bob", action="approve")
     result = await handle.result()
 
     assert receipt.task_id == task.task_id
@@ -262,7 +261,7 @@ async def test_case_started_and_approved_with_the_plain_temporal_cli(
         "--name",
         "decide",
         "--input",
-        json.dumps({"approver": "bob", "action": "approve", "comment": "ok"}),
+        await casework_sign(workflow_id, "bob", "approve", "--comment", "ok"),
     )
     result = await handle.result()
 

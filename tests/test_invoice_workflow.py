@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 
 from casework.agents.invoice import Recommendation
 from casework.audit import AuditEvent, AuditKind
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
@@ -26,6 +26,7 @@ from casework.workflows.invoice_exception import (
     case_id_for,
 )
 from tests.fake_systems import FakeSystems, proposal, scenario
+from tests.signing_support import decide, signed
 
 
 @asynccontextmanager
@@ -67,12 +68,6 @@ async def cancel(handle: WorkflowHandle) -> None:
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
-
-
-async def decide(handle: WorkflowHandle, **fields: object) -> DecisionReceipt:
-    return await handle.execute_update(
-        "decide", TaskDecision(**fields), result_type=DecisionReceipt
-    )
 
 
 async def audit(handle: WorkflowHandle) -> list[AuditEvent]:
@@ -259,14 +254,16 @@ async def test_duplicate_decision_by_update_is_refused_once_the_task_is_decided(
 async def test_duplicate_decision_by_signal_is_recorded_and_ignored(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    systems = FakeSystems(scenario("INV-G1", invoice_price="31.50"))
+    # The payment waits until the second signal is in: it must find the case still running.
+    systems = FakeSystems(scenario("INV-G1", invoice_price="31.50"), payment_gate=asyncio.Event())
     async with case_worker(time_skipping_env, systems) as queue:
         handle = await start_case(time_skipping_env, queue, "INV-G1")
         await open_task(handle)
-        first = TaskDecision(approver="bob", action="approve", comment="first")
-        second = TaskDecision(approver="carol", action="reject", comment="second")
-        await handle.signal("decide", first)
+        await handle.signal("decide", signed(handle.id, approver="bob", action="approve"))
+        second = signed(handle.id, approver="carol", action="reject", comment="second")
         await handle.signal("decide", second)
+        assert systems.payment_gate is not None
+        systems.payment_gate.set()
         result = await handle.result()
         events = await audit(handle)
 
@@ -286,8 +283,8 @@ async def test_invalid_signal_is_recorded_and_the_task_stays_open(
     async with case_worker(time_skipping_env, systems) as queue:
         handle = await start_case(time_skipping_env, queue, "INV-G2")
         await open_task(handle)
-        await handle.signal("decide", TaskDecision(approver="alice", action="approve"))
-        await handle.signal("decide", TaskDecision(approver="bob", action="approve"))
+        await handle.signal("decide", signed(handle.id, approver="alice", action="approve"))
+        await handle.signal("decide", signed(handle.id, approver="bob", action="approve"))
         result = await handle.result()
         events = await audit(handle)
 

@@ -26,7 +26,7 @@ from casework.converter import data_converter
 from casework.crm_sales_records import Account, Firmographics
 from casework.policies.lead_routing import RoutingRule
 from casework.sandbox.server import running_sandbox
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.workers.main import running_worker
 from casework.workflows.case import CaseStatus
 from casework.workflows.lead_routing import (
@@ -48,6 +48,7 @@ from tests.lead_routing_support import (
     read_json,
 )
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
+from tests.signing_support import decide
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -261,10 +262,8 @@ async def test_unsure_lead_waits_for_sales_ops_with_the_crm_untouched(
     (asked,) = await crm.notifications(handle.id)
     assert asked.to == "paul@example.com"
 
-    receipt = await handle.execute_update(
-        "decide",
-        TaskDecision(approver="paul", action="approve", comment="real team, worth a call"),
-        result_type=DecisionReceipt,
+    receipt = await decide(
+        handle, approver="paul", action="approve", comment="real team, worth a call"
     )
     result = await handle.result()
 

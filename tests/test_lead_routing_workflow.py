@@ -19,7 +19,7 @@ from casework.audit import AuditEvent, AuditKind
 from casework.crm_sales_records import Account
 from casework.policies.lead_routing import RoutingRule
 from casework.report import CaseRecord, compute
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.lead_routing import (
     LeadRoutingInput,
@@ -35,6 +35,7 @@ from tests.lead_routing_support import (
     ran_at_once,
     read,
 )
+from tests.signing_support import decide
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -75,12 +76,6 @@ async def cancel(handle: WorkflowHandle) -> None:
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
-
-
-async def decide(handle: WorkflowHandle, **fields: Any) -> DecisionReceipt:
-    return await handle.execute_update(
-        "decide", TaskDecision(**fields), result_type=DecisionReceipt
-    )
 
 
 async def audit(handle: WorkflowHandle) -> list[AuditEvent]:

@@ -19,7 +19,6 @@ from temporalio.testing import WorkflowEnvironment
 from casework.audit import AuditKind
 from casework.loan_records import CustomerReply, FraudAlert, SanctionsHit
 from casework.report import CaseRecord, compute
-from casework.tasks import DecisionReceipt, TaskDecision
 from casework.workflows.case import CaseStatus
 from casework.workflows.loan_application import (
     CREDIT_REPORT,
@@ -43,12 +42,7 @@ from tests.loan_application_support import (
     start_loan,
     waits_for,
 )
-
-
-async def decide(handle: WorkflowHandle, **fields: object) -> DecisionReceipt:
-    return await handle.execute_update(
-        "decide", TaskDecision(**fields), result_type=DecisionReceipt
-    )
+from tests.signing_support import decide
 
 
 async def cancel(handle: WorkflowHandle) -> None:

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from casework.audit import AuditKind
 from casework.tasks import MAX_COMMENT_CHARS, TaskDecision
 from tests.fake_systems import FakeSystems, scenario
+from tests.signing_support import signed
 from tests.test_invoice_workflow import audit, case_worker, open_task, start_case
 
 
@@ -33,7 +34,7 @@ async def test_malformed_decide_signals_are_recorded_and_ignored(
             "decide",
             {"approver": "bob", "action": "approve", "comment": "x" * (MAX_COMMENT_CHARS + 1)},
         )
-        await handle.signal("decide", TaskDecision(approver="bob", action="approve"))
+        await handle.signal("decide", signed(handle.id, approver="bob", action="approve"))
         # A wedged case never finishes: fail instead of hanging.
         result = await asyncio.wait_for(handle.result(), timeout=60)
         events = await audit(handle)

@@ -22,8 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.notifications import NotificationRequest
     from casework.policies.models import ApprovalTier
     from casework.records import Notification
-    from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+    from casework.tasks import DecisionReceipt, HumanTask
     from casework.workflows.case import ApprovalRequest, CaseState, CaseWorkflow
+    from tests.signing_support import decide, signed
 
 
 def review(title: str, role: str) -> ApprovalRequest:
@@ -85,12 +86,6 @@ async def both_open(handle: WorkflowHandle) -> list[HumanTask]:
     raise AssertionError("the case never opened both reviews")
 
 
-async def decide(handle: WorkflowHandle, **fields: object) -> DecisionReceipt:
-    return await handle.execute_update(
-        "decide", TaskDecision(**fields), result_type=DecisionReceipt
-    )
-
-
 async def test_each_reviewer_decides_their_own_task_without_naming_it(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
@@ -122,4 +117,19 @@ async def test_a_decision_for_a_task_the_sender_may_not_decide_is_refused(
 
         await decide(handle, approver="mia", action="approve")
         await decide(handle, approver="carol", action="approve")
+        assert await handle.result() == ["legal_counsel:approve", "finance_manager:approve"]
+
+
+async def test_a_signed_decision_counts_once_and_is_not_replayed_on_another_task(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    async with started_case(time_skipping_env) as handle:
+        await both_open(handle)
+        approval = signed(handle.id, approver="carol", action="approve")
+        await handle.execute_update("decide", approval, result_type=DecisionReceipt)
+        with pytest.raises(WorkflowUpdateFailedError) as replayed:
+            await handle.execute_update("decide", approval, result_type=DecisionReceipt)
+        assert "already used on this case (a replay)" in str(replayed.value.cause)
+
+        await decide(handle, approver="mia", action="approve")
         assert await handle.result() == ["legal_counsel:approve", "finance_manager:approve"]

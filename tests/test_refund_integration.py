@@ -27,7 +27,7 @@ from casework.audit import AuditEvent, AuditKind
 from casework.config import Settings
 from casework.converter import data_converter
 from casework.sandbox.server import running_sandbox
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.workers.main import running_worker
 from casework.workflows.refund import (
     Outcome,
@@ -40,6 +40,7 @@ from tests.conftest import BIN
 from tests.integration_support import case_data, eventually
 from tests.refund_support import RefundSystems, ScriptedRefundAnalyst
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from tests.signing_support import casework_sign, decide
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
 
@@ -224,10 +225,8 @@ async def test_support_lead_finds_the_request_in_the_backlog_and_approves_it(
         return None  # visibility is eventually consistent: not indexed yet
 
     assert await eventually(listed, what="the case in the support_lead backlog") == handle.id
-    receipt = await handle.execute_update(
-        "decide",
-        TaskDecision(approver="judy", action="approve", comment="photo shows the damage"),
-        result_type=DecisionReceipt,
+    receipt = await decide(
+        handle, approver="judy", action="approve", comment="photo shows the damage"
     )
     result = await handle.result()
 
@@ -276,7 +275,7 @@ async def test_fraud_investigator_clears_a_flagged_refund_with_the_plain_tempora
         "--name",
         "decide",
         "--input",
-        json.dumps({"approver": "kate", "action": "approve", "comment": "travelling abroad"}),
+        await casework_sign(workflow_id, "kate", "approve", "--comment", "travelling abroad"),
     )
     result = await handle.result()
 

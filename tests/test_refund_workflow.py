@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from casework.agents.refund import RefundProposal, RefundRecommendation
 from casework.audit import AuditEvent, AuditKind
 from casework.records_refund import Refund
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.workflows.case import CaseState
 from casework.workflows.refund import (
     Outcome,
@@ -40,6 +40,7 @@ from tests.refund_support import (
     order,
     proposal,
 )
+from tests.signing_support import decide
 
 CUSTOMER_EMAIL = "ann.lee@example.com"
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
@@ -98,12 +99,6 @@ async def cancel(handle: WorkflowHandle) -> None:
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
-
-
-async def decide(handle: WorkflowHandle, **fields: object) -> DecisionReceipt:
-    return await handle.execute_update(
-        "decide", TaskDecision(**fields), result_type=DecisionReceipt
-    )
 
 
 async def audit(handle: WorkflowHandle) -> list[AuditEvent]:

@@ -22,12 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 from casework.activities.llm import STAND_IN_MODEL
 from casework.audit import AuditKind
 from casework.policies.evaluator import TriageRoute
-from casework.tasks import DecisionReceipt, TaskDecision
 from casework.workers.main import running_worker
 from casework.workflows.agent_region import RegionOutcome
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.ticket_triage import Acknowledgement
 from tests.integration_support import case_data, eventually
+from tests.signing_support import decide
 from tests.triage_support import (
     Stack,
     TriageHandle,
@@ -68,13 +68,9 @@ async def stack(
         yield running
 
 
-async def decide(handle: TriageHandle, approver: str, action: str, comment: str = "") -> None:
+async def review(handle: TriageHandle, approver: str, action: str, comment: str = "") -> None:
     await open_task(handle, "a review task")
-    await handle.execute_update(
-        "decide",
-        TaskDecision(approver=approver, action=action, comment=comment or None),
-        result_type=DecisionReceipt,
-    )
+    await decide(handle, approver=approver, action=action, comment=comment or None)
 
 
 # -- the routes ---------------------------------------------------------------------------------
@@ -151,7 +147,7 @@ async def test_auto_resolve_citing_an_article_that_does_not_exist_goes_to_a_pers
     task = await open_task(handle, "a review task")
     assert task.role == "service_desk_lead"
     assert "cited article KB-DOES-NOT-EXIST does not exist" in task.summary
-    await decide(handle, "frank", "reject", "no such article")
+    await review(handle, "frank", "reject", "no such article")
     result = await handle.result()
 
     assert (result.route, result.team, result.decided_by) == (
@@ -290,7 +286,7 @@ async def test_injected_instructions_write_nothing_beyond_what_the_policy_decide
     handle = await stack.start(ticket_id)
     task = await open_task(handle, "a review task")
     # Even a reviewer who approves cannot take the ticket outside the policy.
-    await decide(handle, "frank", "approve")
+    await review(handle, "frank", "approve")
     result = await handle.result()
     region = await region_of(stack.client, handle)
     outcome = await region.result()
@@ -346,7 +342,7 @@ async def test_rejected_proposal_does_not_reclassify_a_severity_1_ticket(stack: 
     handle = await stack.start(ticket_id)
     task = await open_task(handle, "a review task")
     assert "category 'cosmetic' is not one the policy knows" in task.summary
-    await decide(handle, "frank", "reject", "this is an outage, not cosmetic")
+    await review(handle, "frank", "reject", "this is an outage, not cosmetic")
     # The requester's severity 1 pages (no item on the ticket: the service desk lead first).
     await audited(
         handle, "frank to be paged", lambda events: bool(events_of(events, AuditKind.PAGE_SENT))

@@ -32,6 +32,7 @@ from casework.workflows.vendor_onboarding import (
 from tests.conftest import BIN
 from tests.integration_support import case_data
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from tests.signing_support import decide
 from tests.vendor_onboarding_support import (
     CONTACT,
     VENDOR_NAME,
@@ -41,7 +42,6 @@ from tests.vendor_onboarding_support import (
     audit,
     audited,
     bank_confirmation_text,
-    decide,
     events_of,
     extraction_reply,
     model_calls,

@@ -14,6 +14,7 @@ from casework.audit import AuditKind
 from casework.policies.vendor_onboarding import DocumentVerdict, ReviewStatus
 from casework.workflows.case import CaseStatus
 from casework.workflows.vendor_onboarding import Outcome
+from tests.signing_support import decide
 from tests.vendor_onboarding_support import (
     CONTACT,
     FOREIGN_IBAN,
@@ -24,7 +25,6 @@ from tests.vendor_onboarding_support import (
     bank_confirmation_text,
     cancel,
     case_worker,
-    decide,
     documents_for,
     events_of,
     model_calls,

@@ -39,7 +39,7 @@ from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.agents.vendor_documents import DocumentExtraction, stand_in_extraction
 from casework.audit import AuditEvent, AuditKind
 from casework.records import Notification
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask
 from casework.vendor_records import (
     DocumentResubmission,
     ErpVendor,
@@ -318,12 +318,6 @@ async def open_reviews(handle: WorkflowHandle, count: int) -> dict[str, HumanTas
 
     tasks = await eventually(probe, what=f"{handle.id} to open {count} reviews")
     return {task.role: task for task in tasks}
-
-
-async def decide(handle: WorkflowHandle, **fields: object) -> DecisionReceipt:
-    return await handle.execute_update(
-        "decide", TaskDecision(**fields), result_type=DecisionReceipt
-    )
 
 
 async def audit(handle: WorkflowHandle) -> list[AuditEvent]:

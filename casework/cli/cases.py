@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
@@ -33,6 +34,8 @@ from casework.decisions import DecisionError, send_decision
 from casework.policies.loader import load_policy
 from casework.policies.models import Directory
 from casework.processes import PROCESSES
+from casework.signing import sign_decision
+from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
 from casework.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
 from casework.workflows.case import CaseState
 from casework.workflows.ticket_triage import Acknowledgement
@@ -274,23 +277,35 @@ def _root_message(error: BaseException) -> str:
     return str(error.message if isinstance(error, ApplicationError) else error)
 
 
-async def decide(
-    client: Client,
-    case_id: str,
-    approver: str,
-    action: str,
-    comment: str | None,
-    amount: Decimal | None,
-    task_id: str | None = None,
-) -> int:
+def decision_of(
+    approver: str, action: str, comment: str | None, amount: Decimal | None, task_id: str | None
+) -> TaskDecision:
     try:
-        decision = TaskDecision(
+        return TaskDecision(
             approver=approver, action=action, comment=comment, amount=amount, task_id=task_id
         )
     except ValidationError as error:
         raise CommandError(describe_validation_error(error)) from error
+
+
+def signing_key(settings: Settings, user: str) -> Ed25519PrivateKey:
     try:
-        receipt = await send_decision(client, case_id, decision)
+        return load_signing_key(user, signing_keys_dir(settings.state_dir))
+    except SigningKeyError as error:
+        raise CommandError(str(error)) from error
+
+
+def sign(settings: Settings, case_id: str, decision: TaskDecision) -> int:
+    """Print ``decision`` signed for ``case_id``: the payload for ``temporal workflow signal``."""
+    signed = sign_decision(decision, case_id, signing_key(settings, decision.approver))
+    print(signed.model_dump_json(exclude_none=True))
+    return 0
+
+
+async def decide(client: Client, settings: Settings, case_id: str, decision: TaskDecision) -> int:
+    key = signing_key(settings, decision.approver)
+    try:
+        receipt = await send_decision(client, case_id, decision, key)
     except DecisionError as error:
         raise CommandError(str(error)) from error
     print(receipt.message)

@@ -29,9 +29,15 @@ from casework.cli import (
 )
 from casework.cli.cases import CommandError, directory_users, drive_case, link
 from casework.cli.output import table
-from casework.cli.seeding import DemoCase, ProcessDemo, create_once, sandbox_request
+from casework.cli.seeding import (
+    DemoCase,
+    ProcessDemo,
+    create_once,
+    decide_as_demo_user,
+    sandbox_request,
+)
 from casework.config import Settings
-from casework.tasks import DecisionReceipt, HumanTask, TaskDecision
+from casework.tasks import HumanTask, TaskDecision
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.invoice_exception import InvoiceExceptionInput, case_id_for
 
@@ -141,7 +147,7 @@ async def run_demo(client: Client, settings: Settings) -> int:
         triage_handles = await demo_triage.start(client, settings, ticket_ids)
         _, *process_cases = await asyncio.gather(
             asyncio.gather(
-                *(drive_case(handles[s.suffix], _approver(s)) for s in SCENARIOS),
+                *(drive_case(handles[s.suffix], _approver(s, settings)) for s in SCENARIOS),
                 *(
                     drive_case(triage_handles[s.suffix], demo_triage.on_call(s))
                     for s in demo_triage.SCENARIOS
@@ -185,10 +191,10 @@ async def run_demo(client: Client, settings: Settings) -> int:
         approver = demo_approver(task.role)
         print(f"{handle.id} is waiting for {task.role}. Approve it with:")
         print(f'  {casework} approve {handle.id} --as {approver} --comment "looks right"')
-        print("or with the Temporal CLI:")
+        print("or with the Temporal CLI (cases accept only decisions signed by the approver):")
         print(
             f"  {temporal} workflow signal --workflow-id {handle.id} --name decide "
-            f'--input \'{{"approver": "{approver}", "action": "approve"}}\''
+            f'--input "$({casework} sign {handle.id} --as {approver} --action approve)"'
         )
     if waiting:
         print(
@@ -223,15 +229,16 @@ def demo_approver(role: str) -> str:
     return next(iter(directory_users([role])), "<user>")
 
 
-def _approver(scenario: Scenario) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
+def _approver(
+    scenario: Scenario, settings: Settings
+) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
     """The scenario's approver: decides once when the task opens, then leaves the case be."""
     pending = [scenario.decision] if scenario.decision else []
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if not pending or state.open_task is None:
             return False
-        receipt = await handle.execute_update("decide", pending.pop(), result_type=DecisionReceipt)
-        print(f"  {handle.id}: {receipt.message}")
+        await decide_as_demo_user(handle, settings, pending.pop())
         return True
 
     return respond

@@ -16,9 +16,9 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from casework.cli.cases import drive_case
-from casework.cli.seeding import DemoCase, sandbox_request
+from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
 from casework.config import Settings
-from casework.tasks import DecisionReceipt, TaskDecision
+from casework.tasks import TaskDecision
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.refund import RefundInput, case_id_for
 
@@ -89,7 +89,9 @@ async def run(
             task_queue=settings.task_queue,
         )
         handles.append((scenario, handle))
-    await asyncio.gather(*(drive_case(handle, _decider(scenario)) for scenario, handle in handles))
+    await asyncio.gather(
+        *(drive_case(handle, _decider(scenario, settings)) for scenario, handle in handles)
+    )
     return [DemoCase(handle, scenario.story, scenario.expected) for scenario, handle in handles]
 
 
@@ -157,15 +159,16 @@ async def _seed(sandbox: httpx.AsyncClient, batch: int, scenario: RefundScenario
     return order_id
 
 
-def _decider(scenario: RefundScenario) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
+def _decider(
+    scenario: RefundScenario, settings: Settings
+) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
     """Decides once when the task opens, then leaves the case be."""
     pending = [scenario.decision] if scenario.decision else []
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if not pending or state.open_task is None:
             return False
-        receipt = await handle.execute_update("decide", pending.pop(), result_type=DecisionReceipt)
-        print(f"  {handle.id}: {receipt.message}")
+        await decide_as_demo_user(handle, settings, pending.pop())
         return True
 
     return respond

@@ -18,9 +18,9 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from casework.cli.cases import drive_case
-from casework.cli.seeding import DemoCase, sandbox_request
+from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
 from casework.config import Settings
-from casework.tasks import DecisionReceipt, TaskDecision
+from casework.tasks import TaskDecision
 from casework.vendor_records import DocumentResubmission
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.vendor_onboarding import VendorOnboardingInput, case_id_for
@@ -187,7 +187,7 @@ def corrected_document(
 
 
 def people(
-    scenario: VendorScenario, resubmission: DocumentResubmission
+    scenario: VendorScenario, resubmission: DocumentResubmission, settings: Settings
 ) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
     """The reviewers decide their open tasks as the scenario says (legal before finance); the
     vendor resubmits once when asked. Anything else is left waiting."""
@@ -199,10 +199,7 @@ def people(
             ours = [task for task in state.open_tasks if task.role in pending]
             for task in ours:
                 decision = pending.pop(task.role).model_copy(update={"task_id": task.task_id})
-                receipt = await handle.execute_update(
-                    "decide", decision, result_type=DecisionReceipt
-                )
-                print(f"  {handle.id}: {receipt.message}")
+                await decide_as_demo_user(handle, settings, decision)
             return bool(ours)
         if sent:
             return True  # the case is still checking what the vendor sent
@@ -232,7 +229,8 @@ async def run(
     await asyncio.gather(
         *(
             drive_case(
-                handle, people(scenario, corrected_document(batch, scenario, application_id))
+                handle,
+                people(scenario, corrected_document(batch, scenario, application_id), settings),
             )
             for scenario, application_id, handle in cases
         )

@@ -11,6 +11,9 @@ from temporalio.client import Client, WorkflowHandle
 
 from casework.cli.cases import CommandError
 from casework.config import Settings
+from casework.decisions import decide_on
+from casework.signing_keys import load_signing_key, signing_keys_dir
+from casework.tasks import TaskDecision
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,12 @@ async def create_once(
     """Create a reference record unless an earlier demo run already did."""
     if (await sandbox.get(path)).status_code == 404:
         await sandbox_request(sandbox, "POST", collection, body)
+
+
+async def decide_as_demo_user(
+    handle: WorkflowHandle, settings: Settings, decision: TaskDecision
+) -> None:
+    """Send a demo person's decision, signed with their generated key, and say so."""
+    key = load_signing_key(decision.approver, signing_keys_dir(settings.state_dir))
+    receipt = await decide_on(handle, decision, key)
+    print(f"  {handle.id}: {receipt.message}")

@@ -51,6 +51,7 @@ from casework.config import (
     Settings,
 )
 from casework.search_attributes import dev_server_flags
+from casework.signing_keys import KEYS_SUBDIR, ensure_demo_keys, public_keys_path
 
 Component = Literal["codec", "temporal", "sandbox", "worker", "ui"]
 COMPONENTS: tuple[Component, ...] = ("codec", "temporal", "sandbox", "worker", "ui")
@@ -278,6 +279,12 @@ async def _up(
     if not config.key_ring.exists():
         progress(f"generating the payload encryption key ring {config.key_ring} (keep it safe)")
         ensure_key_ring(config.state_dir)
+    if not public_keys_path(config.state_dir).exists():
+        progress(
+            "generating the directory users' decision signing keys under "
+            f"{config.state_dir / KEYS_SUBDIR}"
+        )
+    ensure_demo_keys(config.state_dir)
     probe = _Probe(config)
     started: list[_Launch] = []
     try:
@@ -445,6 +452,7 @@ def _environment(config: StackConfig, name: Component) -> dict[str, str] | None:
                 "CASEWORK_TASK_QUEUE": config.task_queue,
                 "CASEWORK_METRICS_ADDRESS": f"{config.host}:{config.metrics_port}",
                 "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
+                "CASEWORK_DECISION_KEYS_FILE": str(public_keys_path(config.state_dir).resolve()),
             }
         case "ui":
             return {

@@ -161,11 +161,17 @@ class User(PolicyModel):
     email: str
 
 
+DIRECTORY_ID = "directory"
+
+
 class Directory(PolicyModel):
     id: str
     version: int
     roles: dict[str, Role]
     users: dict[str, User]
+    public_keys: dict[str, str] = {}
+    """Each user's Ed25519 decision key (base64). Not written in the document: the
+    ``policies.load`` activity adds them from the worker's key file (casework.signing_keys)."""
 
 
 class PolicyDocument(BaseModel):

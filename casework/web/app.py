@@ -32,6 +32,7 @@ from casework.config import Settings
 from casework.decisions import DecisionError, send_decision
 from casework.policies.loader import load_policy
 from casework.policies.models import Directory
+from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
 from casework.tasks import TaskDecision, TaskKind
 from casework.web import charts
 from casework.web.auth import (
@@ -326,7 +327,11 @@ def create_app(
                 task_id=fields.get("task_id") or None,
             )
             try:
-                receipt = await send_decision(client(), case_id, decision)
+                # The queue signs as the signed-in person, with their key from the state dir.
+                key = load_signing_key(session.user, signing_keys_dir(settings.state_dir))
+                receipt = await send_decision(client(), case_id, decision, key)
+            except SigningKeyError as error:
+                problems = [str(error)]
             except DecisionError as error:
                 problems = error.reasons
             else:

@@ -35,8 +35,10 @@ from casework.activities.payments import PaymentActivities
 from casework.activities.vendors import VendorPortalActivities
 from casework.client import connect
 from casework.config import Settings
-from casework.policies.loader import policy_dir
+from casework.policies.loader import load_policy, policy_dir
+from casework.policies.models import DIRECTORY_ID, Directory
 from casework.policies.registry import policy_problems
+from casework.signing_keys import SigningKeyError, load_public_keys
 from casework.workflows.agent_region import AgentRegionWorkflow
 from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
 from casework.workflows.lead_routing import LeadRoutingWorkflow
@@ -176,7 +178,21 @@ def check_policies() -> None:
         sys.exit(2)
 
 
+def check_decision_keys(settings: Settings) -> None:
+    """Refuse to start without the users' public decision keys: every case would fail when it
+    loads its directory. Users without a key are named, since their decisions will be refused."""
+    try:
+        keys = load_public_keys(settings.state_dir)
+    except SigningKeyError as error:
+        print(f"casework worker: not starting: {error}", file=sys.stderr)
+        sys.exit(2)
+    users = Directory.model_validate(load_policy(DIRECTORY_ID).content).users
+    if unkeyed := sorted(set(users) - set(keys)):
+        log.warning("no decision key for %s: their decisions will be refused", ", ".join(unkeyed))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     check_policies()
+    check_decision_keys(Settings.from_env())
     asyncio.run(serve(Settings.from_env()))

@@ -42,7 +42,8 @@ with workflow.unsafe.imports_passed_through():
         eligible_roles,
         refusal_reasons,
     )
-    from casework.policies.models import ApprovalTier, Directory, PolicyDocument
+    from casework.policies.models import DIRECTORY_ID, ApprovalTier, Directory, PolicyDocument
+    from casework.signing import signature_refusal
     from casework.tasks import (
         DecisionReceipt,
         HumanTask,
@@ -54,6 +55,9 @@ with workflow.unsafe.imports_passed_through():
     from casework.workflows.saga import CompensationReport, Saga
 
 M = TypeVar("M", bound=BaseModel)
+
+SIGNED_DECISIONS = "signed-decisions"
+"""Patch ID: cases started before decisions were signed keep accepting unsigned ones."""
 
 
 class CaseResult(Protocol):
@@ -69,7 +73,6 @@ class CaseResult(Protocol):
 R = TypeVar("R", bound=CaseResult)
 
 DECISION_REFUSED = "DecisionRefused"
-DIRECTORY_ID = "directory"
 
 TOOL_TIMEOUT = timedelta(seconds=30)
 TOOL_RETRY = RetryPolicy(
@@ -215,6 +218,8 @@ class CaseWorkflow:
         self._facts: dict[str, Any] = {}
         self._tasks: list[HumanTask] = []
         self._directory: Directory | None = None
+        self._decisions_signed = False
+        self._used_nonces: set[str] = set()
         self._requested_by = ""
         self._input_name = ""
         self._submitter_may_approve = False
@@ -393,7 +398,9 @@ class CaseWorkflow:
 
     async def load_governance(self, policy_id: str) -> PolicyDocument:
         """Load the case's policy and the directory, through activities: the exact text decided
-        under is then in the history, and the case keeps it for its whole life."""
+        under is then in the history, and the case keeps it for its whole life. The directory
+        brings its users' public keys, which every decision's signature is checked against."""
+        self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
         document = await self.call_tool(
             load_policy, PolicyLookup(policy_id=policy_id), summary=f"loaded policy {policy_id}"
         )
@@ -600,9 +607,26 @@ class CaseWorkflow:
         )
         return task
 
+    def _signature_refusals(self, decision: TaskDecision) -> list[str]:
+        """Who sent a decision is proven before what they may decide is considered."""
+        if not self._decisions_signed or self._directory is None:
+            return []
+        case_id = workflow.info().workflow_id
+        # cryptography imports its exception classes from Rust on the first failed check; in the
+        # sandbox that import must be passed through, or the worker aborts.
+        with workflow.unsafe.imports_passed_through():
+            reason = signature_refusal(case_id, decision, self._directory.public_keys)
+        if reason:
+            return [reason]
+        if decision.nonce in self._used_nonces:
+            return ["this signed decision was already used on this case (a replay); sign a new one"]
+        return []
+
     def _refusals(self, decision: TaskDecision) -> list[str]:
         if self._directory is None:
             return ["the case has not loaded its approval directory yet"]
+        if unproven := self._signature_refusals(decision):
+            return unproven
         task, ambiguity = self._task_for(TaskKind.APPROVAL, decision.task_id, decision.approver)
         return ambiguity or refusal_reasons(
             self._directory,
@@ -616,6 +640,8 @@ class CaseWorkflow:
         assert task is not None
         task.decision = decision
         task.status = TaskStatus.DECIDED
+        if decision.nonce:
+            self._used_nonces.add(decision.nonce)
         amount_note = "" if decision.amount is None else f" for {decision.amount} {task.currency}"
         self.record(
             AuditKind.HUMAN_DECISION,

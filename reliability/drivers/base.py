@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -28,6 +29,9 @@ from casework.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision,
 from casework.workflows.case import CaseState, CaseStatus
 from reliability.model import ModelFault
 from tests.scripted_llm import ScriptedReply
+
+Signer = Callable[[str, TaskDecision], TaskDecision]
+"""Signs a decision for a case as its approver (``reliability.stack.Stack.sign``)."""
 
 
 class SandboxFault(StrEnum):
@@ -213,8 +217,11 @@ class CaseDriver(ABC):
 
     # -- people -----------------------------------------------------------------------------
 
-    async def respond(self, client: Client, case: PlannedCase, state: CaseState) -> bool:
-        """People's part when the case waits: decide (or answer) as the scenario says.
+    async def respond(
+        self, client: Client, case: PlannedCase, state: CaseState, sign: Signer
+    ) -> bool:
+        """People's part when the case waits: decide (or answer) as the scenario says, each
+        decision signed by its approver with ``sign``.
 
         Returns whether anything was sent. Sent as the ``decide``/``answer`` update, as the CLI
         does, so a refusal comes back as an error instead of being recorded and ignored.
@@ -237,7 +244,8 @@ class CaseDriver(ABC):
                 comment="approved by the reliability suite" if approve else "rejected: test",
                 task_id=task.task_id,
             )
-            await handle.execute_update("decide", decision, result_type=DecisionReceipt)
+            signed = sign(case.case_id, decision)
+            await handle.execute_update("decide", signed, result_type=DecisionReceipt)
         return bool(state.open_tasks)
 
     # -- checking ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import asyncio
 import gc
 import logging
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,6 +107,7 @@ from tests.loan_application_support import (
     waits_for,
 )
 from tests.refund_support import FakeRefundSystems, fraud_signal, order
+from tests.signing_support import install_test_keys, signed
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 from tests.vendor_onboarding_support import (
     FOREIGN_IBAN,
@@ -204,7 +206,7 @@ async def _open_task(handle: CaseHandle) -> HumanTask:
 
 
 async def _decide(handle: CaseHandle, **decision: str) -> None:
-    await handle.execute_update("decide", TaskDecision(**decision))
+    await handle.execute_update("decide", signed(handle.id, **decision))
 
 
 async def _nothing(env: WorkflowEnvironment, handle: CaseHandle) -> None:
@@ -235,15 +237,32 @@ async def _reject(env: WorkflowEnvironment, handle: CaseHandle) -> None:
 async def _invalid_signal_then_update(env: WorkflowEnvironment, handle: CaseHandle) -> None:
     await _open_task(handle)
     # alice submitted the case: her signal is recorded as refused and the task stays open.
-    await handle.signal("decide", TaskDecision(approver="alice", action="approve"))
+    await handle.signal("decide", signed(handle.id, approver="alice", action="approve"))
+    await _refusals_recorded(handle, 1)
+    await _decide(handle, approver="bob", action="approve")
+
+
+async def _refusals_recorded(handle: CaseHandle, count: int) -> None:
+    """Wait for signals to land first, so the history always holds them before what follows."""
 
     async def refused() -> list[AuditEvent] | None:
         events = await handle.query("audit", result_type=list[AuditEvent])
-        return [e for e in events if e.kind is AuditKind.DECISION_REFUSED] or None
+        found = [e for e in events if e.kind is AuditKind.DECISION_REFUSED]
+        return found if len(found) >= count else None
 
-    # Wait for the signal to land first, so the history always holds it before the update.
-    await eventually(refused, what="the invalid signal to be recorded")
-    await _decide(handle, approver="bob", action="approve")
+    await eventually(refused, what=f"{count} refused signal(s) to be recorded")
+
+
+async def _unsigned_and_forged_then_signed(env: WorkflowEnvironment, handle: CaseHandle) -> None:
+    await _open_task(handle)
+    await handle.signal("decide", TaskDecision(approver="bob", action="approve"))
+    # Signed by carol's key but claiming to be bob: the signature is not bob's.
+    forged = signed(handle.id, approver="carol", action="approve").model_copy(
+        update={"approver": "bob"}
+    )
+    await handle.signal("decide", forged)
+    await _refusals_recorded(handle, 2)
+    await handle.signal("decide", signed(handle.id, approver="bob", action="approve"))
 
 
 def _price_variance(invoice_id: str) -> FakeSystems:
@@ -271,6 +290,14 @@ RECORDINGS = (
         "invalid_signal_then_update",
         _price_variance,
         _invalid_signal_then_update,
+        Outcome.APPROVED,
+    ),
+    # Behind workflow.patched("signed-decisions"): every history above that holds a decision
+    # was first recorded before decisions were signed, and replays on the unpatched path.
+    Recording(
+        "unsigned_and_forged_then_signed",
+        _price_variance,
+        _unsigned_and_forged_then_signed,
         Outcome.APPROVED,
     ),
     # Behind workflow.patched("reconcile-failed-payment"): the payment went through but every
@@ -1022,29 +1049,31 @@ async def record_all(names: list[str] | None = None) -> None:
             )
         ),
     )
-    async with env:
-        await search_attributes.register(env.client, "default")
-        for recording in RECORDINGS:
-            if names is None or recording.name in names:
-                path = await record(env, recording)
-                print(f"recorded {path}")
-        for triage in TRIAGE_RECORDINGS:
-            if names is None or triage.name in names:
-                for path in await record_triage(env, triage):
+    with tempfile.TemporaryDirectory(prefix="casework-record-keys-") as keys:
+        async with env:
+            await search_attributes.register(env.client, "default")
+            install_test_keys(Path(keys))
+            for recording in RECORDINGS:
+                if names is None or recording.name in names:
+                    path = await record(env, recording)
                     print(f"recorded {path}")
-        for refund in REFUND_RECORDINGS:
-            if names is None or refund.name in names:
-                print(f"recorded {await record_refund(env, refund)}")
-        for loan in LOAN_RECORDINGS:
-            if names is None or loan.name in names:
-                print(f"recorded {await record_loan(env, loan)}")
-        for lead in LEAD_RECORDINGS:
-            if names is None or lead.name in names:
-                print(f"recorded {await record_lead(env, lead)}")
-        for vendor in VENDOR_RECORDINGS:
-            if names is None or vendor.name in names:
-                path = await record_vendor(env, vendor)
-                print(f"recorded {path}")
+            for triage in TRIAGE_RECORDINGS:
+                if names is None or triage.name in names:
+                    for path in await record_triage(env, triage):
+                        print(f"recorded {path}")
+            for refund in REFUND_RECORDINGS:
+                if names is None or refund.name in names:
+                    print(f"recorded {await record_refund(env, refund)}")
+            for loan in LOAN_RECORDINGS:
+                if names is None or loan.name in names:
+                    print(f"recorded {await record_loan(env, loan)}")
+            for lead in LEAD_RECORDINGS:
+                if names is None or lead.name in names:
+                    print(f"recorded {await record_lead(env, lead)}")
+            for vendor in VENDOR_RECORDINGS:
+                if names is None or vendor.name in names:
+                    path = await record_vendor(env, vendor)
+                    print(f"recorded {path}")
 
 
 def main() -> None:

@@ -1,0 +1,87 @@
+"""Signed decisions: proof of who sent a decision, checked by the case itself.
+
+A decision is signed with its approver's Ed25519 key over a canonical message that names the case
+(so it cannot be replayed on another one) and carries a one-time nonce (so it cannot be replayed on
+the same one). The case verifies it with the public key its directory holds for the approver.
+Everything here is pure computation over bytes, so workflow code may call it: the same payload
+gets the same verdict on every replay. Key files are handled in ``casework.signing_keys``.
+
+The message, for anyone signing in another language::
+
+    b"casework-decision/v1\\n" + JSON of {action, amount, approver, case_id, comment, nonce,
+    task_id} with sorted keys, no spaces, ASCII escapes; ``amount`` is a plain decimal string
+    without trailing zeros ("1200.5") or null
+
+and the signature is the base64 of the 64-byte Ed25519 signature of those bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from casework.tasks import TaskDecision
+
+MESSAGE_PREFIX = b"casework-decision/v1\n"
+NONCE_BYTES = 16
+
+
+def decision_message(case_id: str, decision: TaskDecision) -> bytes:
+    """The exact bytes a decision's signature covers."""
+    amount = None if decision.amount is None else format(decision.amount.normalize(), "f")
+    fields = {
+        "action": decision.action,
+        "amount": amount,
+        "approver": decision.approver,
+        "case_id": case_id,
+        "comment": decision.comment,
+        "nonce": decision.nonce,
+        "task_id": decision.task_id,
+    }
+    return MESSAGE_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_decision(decision: TaskDecision, case_id: str, key: Ed25519PrivateKey) -> TaskDecision:
+    """``decision`` with a fresh nonce and its approver's signature for ``case_id``."""
+    unsigned = decision.model_copy(
+        update={"nonce": secrets.token_hex(NONCE_BYTES), "signature": None}
+    )
+    signature = key.sign(decision_message(case_id, unsigned))
+    return unsigned.model_copy(update={"signature": base64.b64encode(signature).decode()})
+
+
+def public_key_text(key: Ed25519PrivateKey) -> str:
+    """The base64 of the raw 32-byte public key, as the directory's key file holds it."""
+    return base64.b64encode(key.public_key().public_bytes_raw()).decode()
+
+
+def signature_refusal(
+    case_id: str, decision: TaskDecision, public_keys: Mapping[str, str]
+) -> str | None:
+    """Why ``decision`` is not provably its approver's for ``case_id``; None when it is."""
+    if not decision.signature or not decision.nonce:
+        return (
+            "the decision is not signed: send it with `casework approve`/`reject`, or sign the "
+            "payload with `casework sign` (README: Signed decisions)"
+        )
+    encoded = public_keys.get(decision.approver)
+    if encoded is None:
+        return f"{decision.approver!r} has no decision key in the directory"
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(encoded, validate=True))
+        key.verify(
+            base64.b64decode(decision.signature, validate=True),
+            decision_message(case_id, decision),
+        )
+    except (binascii.Error, ValueError, InvalidSignature):
+        return (
+            f"the signature is not {decision.approver}'s on this decision for case {case_id} "
+            "(forged, altered after signing, or signed for another case)"
+        )
+    return None

@@ -1,0 +1,61 @@
+"""Decision keys for the test session, and sending decisions signed like `casework approve` does.
+
+``conftest.py`` generates a key for every directory user once per session and points
+``CASEWORK_DECISION_KEYS_FILE`` (workers, and the ``policies.load`` activity in-process) and
+``CASEWORK_SIGNING_KEYS_DIR`` (the CLI and these helpers) at them, so processes the tests start
+inherit the same keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import WorkflowHandle
+
+from casework.signing import sign_decision
+from casework.signing_keys import keys_environment, load_signing_key
+from casework.tasks import DecisionReceipt, TaskDecision
+
+
+def install_test_keys(directory: Path) -> None:
+    os.environ.update(keys_environment(directory))
+
+
+def key_of(user: str) -> Ed25519PrivateKey:
+    return load_signing_key(user, Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"]))
+
+
+def signed(case_id: str, **fields: Any) -> TaskDecision:
+    """``TaskDecision(**fields)`` signed by its approver for ``case_id``."""
+    decision = TaskDecision(**fields)
+    return sign_decision(decision, case_id, key_of(decision.approver))
+
+
+async def decide(handle: WorkflowHandle, **fields: Any) -> DecisionReceipt:
+    """Send ``TaskDecision(**fields)``, signed by its approver, as the ``decide`` update (a
+    refusal raises ``WorkflowUpdateFailedError``, as the update does)."""
+    return await handle.execute_update(
+        "decide", signed(handle.id, **fields), result_type=DecisionReceipt
+    )
+
+
+async def casework_sign(case_id: str, approver: str, action: str, *options: str) -> str:
+    """The payload ``casework sign`` prints, as the README has people pass it to
+    ``temporal workflow signal --input``."""
+    command = [str(Path(sys.prefix) / "bin" / "casework"), "sign", case_id, "--as", approver]
+    # In a thread: a worker serving the case may run on this event loop.
+    completed = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--action", action, *options],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert completed.returncode == 0, f"casework sign failed:\n{completed.stderr}"
+    return completed.stdout.strip()
