@@ -145,3 +145,12 @@ def test_casework_sign_without_a_key_says_where_it_looked(tmp_path: Path) -> Non
     )
     assert completed.returncode != 0
     assert f"no signing key for 'bob' at {tmp_path / 'bob.json'}" in completed.stderr
+
+
+def test_casework_sign_refuses_an_amount_on_a_rejection() -> None:
+    sign = [str(BIN / "casework"), "sign", CASE, "--as", "bob", "--action", "reject"]
+    completed = subprocess.run(
+        [*sign, "--comment", "no", "--amount", "5"], capture_output=True, text=True
+    )
+    assert completed.returncode == 1
+    assert "--amount edits what is approved: it needs --action approve" in completed.stderr

@@ -283,8 +283,11 @@ def run(args: argparse.Namespace) -> int:
             decision = cases.decision_of(args.user, args.command, args.comment, amount, args.task)
             return _with_client(lambda c: cases.decide(c, settings, args.case, decision))
         case "sign":
-            amount = args.amount if args.action == "approve" else None
-            decision = cases.decision_of(args.user, args.action, args.comment, amount, args.task)
+            if args.amount is not None and args.action != "approve":
+                raise CommandError("--amount edits what is approved: it needs --action approve")
+            decision = cases.decision_of(
+                args.user, args.action, args.comment, args.amount, args.task
+            )
             return cases.sign(settings, args.case, decision)
         case "answer":
             return _with_client(
