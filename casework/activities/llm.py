@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from casework.agents import registry
 from casework.agents.messages import (
     CASE_DATA,
+    DATA_BLOCK,
     AgentRequest,
     AgentResult,
     AgentUsage,
@@ -118,6 +119,10 @@ class LlmActivities:
         attempt = activity.info().attempt
         model = self._choose_model(request, attempt)
         masker = self._masker()
+        # The whole conversation is learnt before any of it is masked: a value named in a tool
+        # result is masked in the messages before it too (an answer from a person, say).
+        for message in request.messages:
+            _learn(message, masker)
         messages = [_to_openai(_masked(message, masker)) for message in request.messages]
         tools = [
             {
@@ -218,13 +223,22 @@ class LlmActivities:
             raise _provider_error(err, model) from err
 
 
+def _learn(message: ChatMessage, masker: Masker) -> None:
+    """Note the sensitive fields of every JSON record a message carries, whether it is the whole
+    text (content or tool-call arguments) or inside the data blocks the agent region wraps case
+    data and tool results in. Masking the text then puts a token (a plain string) in place of
+    each value, wherever it appears, and the JSON in a block stays valid."""
+    for text in (message.content or "", *(call.arguments for call in message.tool_calls)):
+        for candidate in (text, *(block.group(2) for block in DATA_BLOCK.finditer(text))):
+            # Text, or a tool result cut to size, is not JSON: free-text patterns still apply.
+            with contextlib.suppress(json.JSONDecodeError):
+                masker.learn(json.loads(candidate))
+
+
 def _masked(message: ChatMessage, masker: Masker) -> ChatMessage:
-    """The message as the provider may see it. Tool results are JSON records: their sensitive
-    fields are learnt first, so those values are masked in every later message too."""
+    """The message as the provider may see it, once ``_learn`` has seen the conversation."""
     if message.content is None:
         return message
-    with contextlib.suppress(json.JSONDecodeError):
-        masker.learn(json.loads(message.content))
     return message.model_copy(
         update={
             "content": masker.mask_text(message.content),
