@@ -6,14 +6,25 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 from casework.activities.llm import LlmActivities
-from casework.agents.messages import AgentRequest, ChatMessage, ChatRequest, ToolCall, ToolSchema
+from casework.agents.messages import (
+    CASE_DATA,
+    TOOL_RESULT,
+    AgentRequest,
+    ChatMessage,
+    ChatRequest,
+    ToolCall,
+    ToolSchema,
+    as_data,
+)
 from casework.config import Settings
 from casework.masking import Masker, MaskingPolicy, load_masking_policy
+from casework.workflows.agent_region import REGION_RULES
 from tests.scripted_llm import (
     SCRIPTED_API_KEY,
     SCRIPTED_MODEL,
@@ -37,8 +48,11 @@ SENSITIVE = {
 VALUES = ["NL91ABNA0417164300", "DE123456789", "Maria Schmidt", IBAN, CARD, "maria@acme.example"]
 
 
+KEY = b"test-key"
+
+
 def masker() -> Masker:
-    return Masker(load_masking_policy(), b"test-key")
+    return Masker(load_masking_policy(), KEY)
 
 
 def test_fields_and_free_text_are_masked_with_stable_tokens() -> None:
@@ -89,14 +103,18 @@ def server() -> Iterator[ScriptedLlmServer]:
 
 
 @pytest.fixture
-def llm(server: ScriptedLlmServer, tmp_path: Path) -> LlmActivities:
-    settings = Settings(
+def settings(server: ScriptedLlmServer, tmp_path: Path) -> Settings:
+    return Settings(
         model=SCRIPTED_MODEL,
         llm_api_base=server.base_url,
         llm_api_key=SCRIPTED_API_KEY,
         llm_timeout_seconds=5,
         state_dir=tmp_path,
     )
+
+
+@pytest.fixture
+def llm(settings: Settings) -> LlmActivities:
     return LlmActivities(settings)
 
 
@@ -165,3 +183,118 @@ async def test_a_tool_called_with_a_token_receives_the_real_value(
     assert "NL91ABNA0417164300" not in json.dumps(server.requests)
     (call,) = result.message.tool_calls
     assert json.loads(call.arguments) == {"account": "NL91ABNA0417164300"}
+
+
+# -- the agent region's conversation: JSON inside <case_data> and <tool_result> blocks ----------
+
+REQUESTER = "Maria Schmidt"
+CONTACT = "Jonas Weber"
+ACCOUNT = "0532013000"  # no free-text pattern knows this account number: only its field name
+CASE = {"ticket": {"ticket_id": "INC-7", "requester_name": REQUESTER, "title": "Refund </b>"}}
+SUPPLIER = {
+    "supplier_id": "S1",
+    "name": "Acme Widgets",
+    "contact_name": CONTACT,
+    "bank_account": ACCOUNT,
+    "note": f"Ask {CONTACT} (Köln) before paying",
+}
+_BLOCK = re.compile(r"<(case_data|tool_result)>\n(.*)\n</\1>", re.DOTALL)
+_TOKEN = re.compile(r"\[\[[A-Z_]+:[0-9a-f]{8}\]\]")
+
+
+def region_conversation() -> list[ChatMessage]:
+    """A conversation as the agent region builds it: case data in its <case_data> block, then a
+    person's answer (naming the contact before any record does) and a supplier record, each in
+    a <tool_result> block."""
+    return [
+        ChatMessage(role="system", content=f"You check suppliers.\n\n{REGION_RULES}"),
+        ChatMessage(role="user", content=f"Check the payee.\n\n{as_data(CASE_DATA, CASE)}"),
+        ChatMessage(
+            role="assistant",
+            tool_calls=[
+                ToolCall(id="call-1", name="ask_human", arguments='{"question": "Who?"}'),
+                ToolCall(id="call-2", name="get_supplier", arguments='{"id": "S1"}'),
+            ],
+        ),
+        ChatMessage(
+            role="tool",
+            tool_call_id="call-1",
+            content=as_data(TOOL_RESULT, f"frank answered: {CONTACT} knows"),
+        ),
+        ChatMessage(
+            role="tool", tool_call_id="call-2", content=as_data(TOOL_RESULT, SUPPLIER, limit=4000)
+        ),
+    ]
+
+
+def block(message: dict[str, Any]) -> tuple[str, str]:
+    """A sent message's delimited block: its tag and its content."""
+    match = _BLOCK.search(message["content"])
+    assert match is not None, message
+    return match.group(1), match.group(2)
+
+
+async def test_the_agent_regions_records_reach_the_model_masked_and_tools_get_real_values(
+    server: ScriptedLlmServer, llm: LlmActivities
+) -> None:
+    def answer(body: dict[str, Any]) -> ScriptedReply:
+        # The model reads the supplier record in its block and calls a tool with its tokens.
+        tag, content = block(body["messages"][-1])
+        supplier = json.loads(content)
+        assert tag == TOOL_RESULT
+        arguments = {"name": supplier["contact_name"], "account": supplier["bank_account"]}
+        call = {
+            "id": "call-3",
+            "type": "function",
+            "function": {"name": "check_payee", "arguments": json.dumps(arguments)},
+        }
+        return ScriptedReply(tool_calls=[call])
+
+    server.responder = answer
+    request = ChatRequest(
+        agent="payee_checker",
+        output="test.verdict",
+        messages=region_conversation(),
+        tools=[ToolSchema(name="check_payee", description="-", parameters={"type": "object"})],
+    )
+    result = await ActivityEnvironment().run(llm.chat, request)
+
+    [sent] = server.requests
+    for value in (REQUESTER, CONTACT, ACCOUNT):
+        assert value not in json.dumps(sent, ensure_ascii=False), value
+    _, user, _, answered, looked_up = sent["messages"]
+    ticket = json.loads(block(user)[1])["ticket"]
+    assert ticket["requester_name"].startswith("[[PERSON:"), ticket
+    supplier = json.loads(block(looked_up)[1])
+    assert supplier["contact_name"].startswith("[[PERSON:"), supplier
+    assert supplier["bank_account"].startswith("[[BANK_ACCOUNT:"), supplier
+    # The person's answer came before the record naming the contact, and is masked all the same.
+    assert supplier["contact_name"] in answered["content"]
+    assert supplier["contact_name"] in supplier["note"]
+    assert result.usage.masked == {"BANK_ACCOUNT": 1, "PERSON": 4}
+
+    # Unmasked on the way back: the tool the model called gets the real values.
+    (call,) = result.message.tool_calls
+    assert json.loads(call.arguments) == {"name": CONTACT, "account": ACCOUNT}
+
+
+async def test_the_regions_blocks_stay_valid_json_once_masked(
+    server: ScriptedLlmServer, settings: Settings
+) -> None:
+    server.enqueue(ScriptedReply(content="checked"))
+    request = ChatRequest(
+        agent="payee_checker", output="test.verdict", messages=region_conversation(), tools=[]
+    )
+    await ActivityEnvironment().run(LlmActivities(settings, masking_key=KEY).chat, request)
+
+    [sent] = server.requests
+    blocks = [block(message) for message in sent["messages"] if message["role"] in ("user", "tool")]
+    assert [tag for tag, _ in blocks] == [CASE_DATA, TOOL_RESULT, TOOL_RESULT]
+    (_, case), (_, answer), (_, supplier) = blocks
+    # Masked in place, each record parses to exactly what masking it as data gives: the same
+    # structure and readable values, tokens (plain JSON strings) where the sensitive ones were.
+    assert json.loads(case) == masker().mask_data(CASE)
+    assert json.loads(supplier) == masker().mask_data(SUPPLIER)
+    assert json.loads(case)["ticket"]["title"] == "Refund </b>"
+    assert json.loads(supplier)["name"] == "Acme Widgets"
+    assert _TOKEN.fullmatch(answer.removeprefix("frank answered: ").removesuffix(" knows"))

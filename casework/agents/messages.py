@@ -3,9 +3,29 @@ import it; the activity itself lives in ``casework.activities.llm``."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
+
+CASE_DATA = "case_data"
+"""Tag of the block case data reaches a model in: ``<case_data>...</case_data>``."""
+TOOL_RESULT = "tool_result"
+"""Tag of the block a tool's result reaches a model in."""
+DATA_BLOCK = re.compile(rf"<({CASE_DATA}|{TOOL_RESULT})>\n(.*?)\n</\1>", re.DOTALL)
+"""A block written by ``as_data``: group 1 is its tag, group 2 its content (JSON, unless the
+content was text or was cut)."""
+
+
+def as_data(tag: str, value: Any, limit: int | None = None) -> str:
+    """Wrap untrusted content in a delimited block the model is told to treat as data."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f" ... [cut: {len(text) - limit} more characters]"
+    # "</" is escaped so the content cannot close the block early and pose as instructions.
+    escaped = text.replace("</", "<\\/")
+    return f"<{tag}>\n{escaped}\n</{tag}>"
 
 
 class AgentRequest(BaseModel):

@@ -4,13 +4,12 @@ proposes how to handle it. It only proposes; the ticket-triage policy decides.""
 from __future__ import annotations
 
 import json
-import re
 from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from casework.agents.messages import ChatMessage, ToolCall
+from casework.agents.messages import DATA_BLOCK, ChatMessage, ToolCall
 from casework.agents.registry import AgentOutput, register
 from casework.agents.tools import FINAL_ANSWER
 
@@ -76,11 +75,10 @@ _TEAMS = {
     "security": "security-ops",
 }
 _OUTAGE_WORDS = ("down", "outage", "unavailable", "not responding", "all users")
-_DATA_BLOCK = re.compile(r"<(case_data|tool_result)>\n(.*)\n</\1>", re.DOTALL)
 
 
 def _data(content: str | None) -> Any:
-    match = _DATA_BLOCK.search(content or "")
+    match = DATA_BLOCK.search(content or "")
     if match is None:
         return None
     try:
