@@ -90,7 +90,7 @@ class Responder:
             side, case_id = "casework", f"ticket-triage-{data['ticket']['ticket_id']}"
             turn = triage.stand_in_turn([_chat_message(m) for m in body["messages"]])
             content = turn.content
-            calls = [_wire_call(call) for call in turn.tool_calls]
+            calls = [call.wire() for call in turn.tool_calls]
         else:
             side, case_id = "casework", f"invoice-exception-{data['invoice']['invoice_id']}"
             proposal = registry.get(invoice.INVOICE_PROPOSAL).stand_in(data)
@@ -115,7 +115,7 @@ class Responder:
         number = sum(1 for m in messages if m["role"] == "assistant")
         step = self.plans[case_id][number]
         call = ToolCall(id=f"call-{number + 1}", name=step.tool, arguments=step.arguments)
-        return None, [_wire_call(call)]
+        return None, [call.wire()]
 
     def totals(self, side: str, prefix: str = "") -> tuple[int, Usage]:
         """How many cases of ``side`` (whose id starts with ``prefix``) called the model, and
@@ -140,14 +140,6 @@ def _chat_message(wire: dict[str, Any]) -> ChatMessage:
         ],
         tool_call_id=wire.get("tool_call_id"),
     )
-
-
-def _wire_call(call: ToolCall) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments},
-    }
 
 
 # -- running the demo's case mix --------------------------------------------------------------

@@ -24,6 +24,7 @@ CASEWORK = str(BIN / "casework")
 
 
 def free_ports(count: int) -> list[int]:
+    # Hold all sockets open at once so the kernel hands out distinct ports.
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:

@@ -64,15 +64,7 @@ class StandInResponder:
             turn = output.stand_in_turn(messages)
             reply = ScriptedReply(
                 content=turn.content,
-                tool_calls=[
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments},
-                    }
-                    for call in turn.tool_calls
-                ]
-                or None,
+                tool_calls=[call.wire() for call in turn.tool_calls] or None,
             )
         else:
             context = case_data(body)

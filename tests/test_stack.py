@@ -34,6 +34,7 @@ from casework.cli.stack import (
 )
 from casework.codec import load_key_ring
 from casework.config import Settings
+from tests.stack_support import free_ports
 
 # Polls the task queue the stack tells it about, like the real worker, without depending on
 # the real worker's workflows and activities.
@@ -81,18 +82,6 @@ class Progress:
 
 def quiet(message: str) -> None:
     pass
-
-
-def free_ports(count: int) -> list[int]:
-    # Hold all sockets open at once so the kernel hands out distinct ports.
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def pid_running(pid: int) -> bool:

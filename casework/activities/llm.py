@@ -150,15 +150,7 @@ class LlmActivities:
                 custom_llm_provider="openai",
                 messages=messages,
                 mock_response=turn.content or "",
-                mock_tool_calls=[
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments},
-                    }
-                    for call in turn.tool_calls
-                ]
-                or None,
+                mock_tool_calls=[call.wire() for call in turn.tool_calls] or None,
             )
         else:
             response = await self._complete(model, messages, request.max_tokens, tools=tools)
@@ -253,14 +245,7 @@ def _masked(message: ChatMessage, masker: Masker) -> ChatMessage:
 def _to_openai(message: ChatMessage) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
-        wire["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for call in message.tool_calls
-        ]
+        wire["tool_calls"] = [call.wire() for call in message.tool_calls]
     if message.tool_call_id is not None:
         wire["tool_call_id"] = message.tool_call_id
     return wire

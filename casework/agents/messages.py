@@ -73,6 +73,14 @@ class ToolCall(BaseModel):
     arguments: str
     """The arguments exactly as the model wrote them: JSON text that may well be malformed."""
 
+    def wire(self) -> dict[str, Any]:
+        """The call as OpenAI-compatible APIs write it."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
 
 class ChatMessage(BaseModel):
     """One turn of a tool-calling conversation, in the shape OpenAI-compatible APIs use."""
