@@ -48,8 +48,9 @@ clean:
 
 # Benchmarks (bench/README.md): not part of `make test`. Each run starts its own dev server.
 .PHONY: bench bench-quick
+# BENCH_ARGS, e.g. "--work-dir /dev/shm": see `python -m bench --help`.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: install
 	$(BIN)/python -m bench --quick

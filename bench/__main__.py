@@ -51,7 +51,17 @@ QUICK = Sizes(straight_through=50, approvals=30, waiting=120)
 FULL = Sizes(straight_through=1000, approvals=200, waiting=10_000)
 
 
-def machine(mode: str) -> dict[str, Any]:
+def filesystem(path: Path) -> str:
+    """The type of the filesystem ``path`` is on (``tmpfs``, ``ext4`` ...), from /proc/mounts."""
+    resolved, found, kind = path.resolve(), "", "unknown"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        mount_point, fs_type = line.split()[1:3]
+        if resolved.is_relative_to(mount_point) and len(mount_point) > len(found):
+            found, kind = mount_point, fs_type
+    return kind
+
+
+def machine(mode: str, work_root: Path) -> dict[str, Any]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -75,6 +85,8 @@ def machine(mode: str) -> dict[str, Any]:
         "temporalio": version("temporalio"),
         "temporal_cli": temporal_cli,
         "litellm": version("litellm"),
+        "work_dir": str(work_root),
+        "work_filesystem": filesystem(work_root),
     }
 
 
@@ -146,8 +158,8 @@ def rows(
     ]
 
 
-async def run(sizes: Sizes, mode: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="casework-bench-") as tmp:
+async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="casework-bench-", dir=work_root) as tmp:
         work = Path(tmp)
         db_file = work / "temporal.db"
         # Decision keys of this run's own: workers in this process (their policies.load) and the
@@ -222,16 +234,24 @@ def to_json(figures: dict[str, Any], info: dict[str, Any], wall: float) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: under two minutes")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()),
+        help="where the dev server's SQLite file and the sandbox's database go (default: the "
+        "system temp dir). On a slow disk the server's fsyncs dominate row 3; a tmpfs such as "
+        "/dev/shm takes the disk out of the figures (the output and the JSON say which)",
+    )
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     sizes = QUICK if args.quick else FULL
     # The demo mix's ERP fault makes activities fail on purpose; the SDK's warnings about that
     # (with tracebacks) would bury the progress lines.
     logging.basicConfig(level=logging.ERROR)
-    info = machine(mode)
+    info = machine(mode, args.work_dir)
     print(f"casework benchmark, {mode} mode: {sizes}", flush=True)
     started = time.monotonic()
-    figures = asyncio.run(run(sizes, mode))
+    figures = asyncio.run(run(sizes, mode, args.work_dir))
     wall = time.monotonic() - started
     report = to_json(figures, info, wall)
     RESULTS.mkdir(exist_ok=True)
@@ -245,6 +265,7 @@ def main() -> None:
         f"machine: {info['cpus']} x {info['cpu_model']}, {info['memory_gib']} GiB; Python "
         f"{info['python']}, temporalio {info['temporalio']}, {info['temporal_cli'].splitlines()[0]}"
     )
+    print(f"server and sandbox databases in {info['work_dir']} ({info['work_filesystem']})")
     print(f"wall time {wall:.0f}s; figures in {RESULTS / 'latest.json'}")
 
 
