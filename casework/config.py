@@ -60,6 +60,10 @@ class Settings(BaseModel):
     llm_api_key: SecretStr | None = None
     """Never in payloads, prompts, logs or the audit trail: SecretStr prints as ``**********``."""
     llm_timeout_seconds: float = 60.0
+    max_cached_workflows: int = 1000
+    """Cases a worker keeps in memory between steps (the SDK's default). A case not cached is
+    replayed from its history on its next step: with many cases moving at once, size it to
+    them, at the memory it costs (``make bench`` row 3 measures both)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -79,4 +83,5 @@ class Settings(BaseModel):
             llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,
             llm_api_key=secret_from_env(env, "CASEWORK_LLM_API_KEY"),
             llm_timeout_seconds=float(env.get("CASEWORK_LLM_TIMEOUT", "60")),
+            max_cached_workflows=int(env.get("CASEWORK_MAX_CACHED_WORKFLOWS", "1000")),
         )

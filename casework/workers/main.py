@@ -135,6 +135,7 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
             activities=build_activities(settings, http),
+            max_cached_workflows=settings.max_cached_workflows,
         )
         async with worker:
             yield worker
