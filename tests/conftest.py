@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,16 +15,17 @@ from casework.converter import data_converter
 from tests.signing_support import install_test_keys
 
 BIN = Path(sys.prefix) / "bin"
-TEST_KEYS = Path(tempfile.mkdtemp(prefix="casework-test-keys-"))
+TEST_KEYS = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Before any worker or CLI starts, so every process the tests launch inherits the keys.
-    install_test_keys(TEST_KEYS)
+    keys = config.stash[TEST_KEYS] = tempfile.TemporaryDirectory(prefix="casework-test-keys-")
+    install_test_keys(Path(keys.name))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(TEST_KEYS, ignore_errors=True)
+    config.stash[TEST_KEYS].cleanup()
 
 
 @pytest.fixture(scope="session")
