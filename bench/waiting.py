@@ -201,8 +201,8 @@ async def measure_waiting(
 ) -> Waiting:
     task_queue = f"bench-waiting-{uuid.uuid4().hex[:6]}"
     # Room for every case of a batch: with the default 1,000, a batch of 10,000 started at once
-    # evicts each case between its steps and replays it from history every time (measured here
-    # at ~1 case/s). The memory this costs is what the RSS figures show.
+    # would evict cases between their steps and replay each from history at its next one. The
+    # memory this costs is what the RSS figures show.
     cache = {"CASEWORK_MAX_CACHED_WORKFLOWS": str(cases + 1000)}
     worker = WorkerProcess(
         address, sandbox_url, task_queue, log_dir / "worker-1.log", extra_env=cache
