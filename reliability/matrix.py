@@ -120,7 +120,7 @@ class Matrix:
                 "CASEWORK_TASK_QUEUE": stack.task_queue,
                 "CASEWORK_SANDBOX_URL": stack.sandbox.url,
             }
-            | stack.key_env
+            | stack.casework_env
         )
 
     @property

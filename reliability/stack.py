@@ -233,15 +233,16 @@ class Stack:
     model: FaultyModel
     task_queue: str
     worker_env: dict[str, str]
-    key_env: dict[str, str]
-    """Where this stack's decision keys are (``casework.signing_keys.keys_environment``)."""
+    casework_env: dict[str, str]
+    """This stack's decision keys (``casework.signing_keys.keys_environment``) and state dir,
+    for its worker and for the commands the suite runs against it."""
     worker: WorkerProcess | None = None
     worker_generation: int = 0
     events: list[str] = field(default_factory=list)
 
     def sign(self, case_id: str, decision: TaskDecision) -> TaskDecision:
         """``decision`` signed by its approver for ``case_id``, as ``casework approve`` does."""
-        keys = Path(self.key_env["CASEWORK_SIGNING_KEYS_DIR"])
+        keys = Path(self.casework_env["CASEWORK_SIGNING_KEYS_DIR"])
         return sign_decision(decision, case_id, load_signing_key(decision.approver, keys))
 
     @property
@@ -322,7 +323,9 @@ async def running_stack(
         http = await exit_stack.enter_async_context(
             httpx.AsyncClient(base_url=sandbox.url, timeout=30.0, trust_env=False)
         )
-        key_env = keys_environment(work / "keys")
+        # A home of its own: a casework up state dir where the suite runs (its codec key ring,
+        # say) must not reach the suite's worker or CLI, whose harness reads plain payloads.
+        casework_env = keys_environment(work / "keys") | {"CASEWORK_HOME": str(work / "home")}
         stack = Stack(
             work=work,
             server=server,
@@ -331,8 +334,8 @@ async def running_stack(
             client=client,
             model=model,
             task_queue=f"reliability-{uuid.uuid4().hex[:6]}",
-            worker_env=worker_environment(model, write_policies(work / "policies")) | key_env,
-            key_env=key_env,
+            worker_env=worker_environment(model, write_policies(work / "policies")) | casework_env,
+            casework_env=casework_env,
         )
         if offline_model:
             stack.worker_env = {
