@@ -40,6 +40,13 @@ def secret_from_env(env: Mapping[str, str], name: str) -> SecretStr | None:
     return None
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name) or str(default)
+    if not text.isdigit() or int(text) == 0:
+        raise SettingsError(f"{name} must be a positive whole number, got {text!r}")
+    return int(text)
+
+
 class Settings(BaseModel):
     """What a casework process needs to know about its surroundings."""
 
@@ -83,5 +90,5 @@ class Settings(BaseModel):
             llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,
             llm_api_key=secret_from_env(env, "CASEWORK_LLM_API_KEY"),
             llm_timeout_seconds=float(env.get("CASEWORK_LLM_TIMEOUT", "60")),
-            max_cached_workflows=int(env.get("CASEWORK_MAX_CACHED_WORKFLOWS", "1000")),
+            max_cached_workflows=_positive_int(env, "CASEWORK_MAX_CACHED_WORKFLOWS", 1000),
         )

@@ -54,3 +54,10 @@ async def test_the_key_reaches_the_provider_and_nothing_else(
     assert KEY not in json.dumps(server.requests)
     assert KEY not in result.model_dump_json()
     assert KEY not in caplog.text
+
+
+def test_a_bad_worker_cache_size_names_the_variable() -> None:
+    sized = Settings.from_env({"CASEWORK_MAX_CACHED_WORKFLOWS": "11000"})
+    assert sized.max_cached_workflows == 11000
+    with pytest.raises(SettingsError, match="CASEWORK_MAX_CACHED_WORKFLOWS must be a positive"):
+        Settings.from_env({"CASEWORK_MAX_CACHED_WORKFLOWS": "lots"})

@@ -34,7 +34,7 @@ from casework.activities.orders import OrderActivities
 from casework.activities.payments import PaymentActivities
 from casework.activities.vendors import VendorPortalActivities
 from casework.client import connect
-from casework.config import Settings
+from casework.config import Settings, SettingsError
 from casework.policies.loader import load_policy, policy_dir
 from casework.policies.models import DIRECTORY_ID, Directory
 from casework.policies.registry import policy_problems
@@ -195,5 +195,10 @@ def check_decision_keys(settings: Settings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     check_policies()
-    check_decision_keys(Settings.from_env())
-    asyncio.run(serve(Settings.from_env()))
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"casework worker: not starting: {error}", file=sys.stderr)
+        sys.exit(2)
+    check_decision_keys(settings)
+    asyncio.run(serve(settings))
