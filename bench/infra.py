@@ -22,8 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
 from casework.converter import data_converter
-from casework.signing import sign_decision
-from casework.signing_keys import load_signing_key
+from casework.signing_keys import signed_by_approver
 from casework.tasks import TaskDecision
 from casework.workflows.invoice_exception import (
     InvoiceExceptionInput,
@@ -200,5 +199,4 @@ def median(values: list[float]) -> float:
 
 def signed(case_id: str, decision: TaskDecision) -> TaskDecision:
     """``decision`` signed by its approver for ``case_id``, with this run's keys."""
-    keys = Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"])
-    return sign_decision(decision, case_id, load_signing_key(decision.approver, keys))
+    return signed_by_approver(decision, case_id, Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"]))

@@ -27,7 +27,8 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from casework.policies.loader import load_policy
 from casework.policies.models import DIRECTORY_ID, Directory
-from casework.signing import public_key_text
+from casework.signing import public_key_text, sign_decision
+from casework.tasks import TaskDecision
 
 KEYS_SUBDIR = "signing"
 PUBLIC_KEYS_FILE = "public-keys.json"
@@ -121,6 +122,11 @@ def load_signing_key(user: str, keys_dir: Path) -> Ed25519PrivateKey:
     if found.user != user:
         raise SigningKeyError(f"{path} holds the key of {found.user!r}, not of {user!r}")
     return found.key()
+
+
+def signed_by_approver(decision: TaskDecision, case_id: str, keys_dir: Path) -> TaskDecision:
+    """``decision`` signed for ``case_id`` with its approver's key from ``keys_dir``."""
+    return sign_decision(decision, case_id, load_signing_key(decision.approver, keys_dir))
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -37,8 +37,7 @@ from bench.waiting import WorkerProcess
 from casework.converter import data_converter
 from casework.policies.loader import BUNDLED_POLICY_DIR
 from casework.search_attributes import dev_server_flags
-from casework.signing import sign_decision
-from casework.signing_keys import keys_environment, load_signing_key
+from casework.signing_keys import keys_environment, signed_by_approver
 from casework.tasks import TaskDecision
 from reliability.model import FALLBACK_MODEL, FaultyModel
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
@@ -243,7 +242,7 @@ class Stack:
     def sign(self, case_id: str, decision: TaskDecision) -> TaskDecision:
         """``decision`` signed by its approver for ``case_id``, as ``casework approve`` does."""
         keys = Path(self.casework_env["CASEWORK_SIGNING_KEYS_DIR"])
-        return sign_decision(decision, case_id, load_signing_key(decision.approver, keys))
+        return signed_by_approver(decision, case_id, keys)
 
     @property
     def worker_pid(self) -> int | None:

@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import WorkflowHandle
 
-from casework.signing import sign_decision
-from casework.signing_keys import keys_environment, load_signing_key
+from casework.signing_keys import keys_environment, signed_by_approver
 from casework.tasks import DecisionReceipt, TaskDecision
 
 
@@ -27,14 +25,10 @@ def install_test_keys(directory: Path) -> None:
     os.environ.update(keys_environment(directory))
 
 
-def key_of(user: str) -> Ed25519PrivateKey:
-    return load_signing_key(user, Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"]))
-
-
 def signed(case_id: str, **fields: Any) -> TaskDecision:
     """``TaskDecision(**fields)`` signed by its approver for ``case_id``."""
-    decision = TaskDecision(**fields)
-    return sign_decision(decision, case_id, key_of(decision.approver))
+    keys = Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"])
+    return signed_by_approver(TaskDecision(**fields), case_id, keys)
 
 
 async def decide(handle: WorkflowHandle, **fields: Any) -> DecisionReceipt:
