@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 
     from casework.activities import policy
     from casework.activities.notifications import NotificationRequest
-    from casework.policies.models import ApprovalTier
+    from casework.policies.models import ApprovalTier, InvoiceExceptionPolicy
     from casework.records import Notification
     from casework.tasks import DecisionReceipt, HumanTask
     from casework.workflows.case import ApprovalRequest, CaseState, CaseWorkflow
@@ -45,7 +45,7 @@ class ParallelReviewsWorkflow(CaseWorkflow):
     @workflow.run
     async def run(self, submitted_by: str) -> list[str]:
         self._requested_by = submitted_by
-        await self.load_governance("invoice_exception")
+        await self.load_governance("invoice_exception", InvoiceExceptionPolicy)
         legal, finance = await asyncio.gather(
             self.request_approval(review("Legal review", "legal_counsel")),
             self.request_approval(review("Finance review", "finance_manager")),

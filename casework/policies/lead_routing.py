@@ -16,10 +16,10 @@ from casework.agents.lead import LeadIntent, LeadRead
 from casework.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
 from casework.policies.models import (
     AgentSettings,
+    ApprovalPolicy,
     ApprovalTier,
     PolicyModel,
     PolicyRef,
-    SegregationOfDuties,
 )
 
 FIRST_TOUCH_PLACEHOLDERS = ("first_name", "company", "ae_name", "ae_email")
@@ -82,7 +82,7 @@ class FirstTouchTemplate(PolicyModel):
         return template
 
 
-class LeadRoutingPolicy(PolicyModel):
+class LeadRoutingPolicy(ApprovalPolicy):
     id: str
     version: int
     description: str = ""
@@ -93,7 +93,6 @@ class LeadRoutingPolicy(PolicyModel):
     routing: RoutingRules
     review: LeadReview
     first_touch: FirstTouchTemplate
-    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
 
 

@@ -23,11 +23,11 @@ from casework.loan_records import (
 from casework.policies.evaluator import money, tier_for_amount
 from casework.policies.models import (
     AgentSettings,
+    ApprovalPolicy,
     ApprovalTier,
     Duration,
     PolicyModel,
     PolicyRef,
-    SegregationOfDuties,
 )
 
 RATIO = Decimal("0.001")
@@ -83,7 +83,7 @@ class FraudWatch(PolicyModel):
     notify_roles: list[str] = Field(default_factory=list)
 
 
-class LoanApplicationPolicy(PolicyModel):
+class LoanApplicationPolicy(ApprovalPolicy):
     id: str
     version: int
     description: str = ""
@@ -97,7 +97,6 @@ class LoanApplicationPolicy(PolicyModel):
     more_information: MoreInformation
     underwriting: Underwriting
     fraud_watch: FraudWatch
-    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
 
 

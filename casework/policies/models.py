@@ -79,13 +79,20 @@ class SegregationOfDuties(PolicyModel):
     submitter_may_approve: bool = False
 
 
+class ApprovalPolicy(PolicyModel):
+    """A policy whose cases open approval tasks: it says whether a case's submitter may decide
+    them (``CaseWorkflow.load_governance`` applies it)."""
+
+    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
+
+
 class AgentSettings(PolicyModel):
     model: str | None = None
     fallback_models: list[str] = []
     max_tokens: int | None = None
 
 
-class InvoiceExceptionPolicy(PolicyModel):
+class InvoiceExceptionPolicy(ApprovalPolicy):
     id: str
     version: int
     description: str = ""
@@ -94,7 +101,6 @@ class InvoiceExceptionPolicy(PolicyModel):
     approval_tiers: list[ApprovalTier] = Field(min_length=1)
     escalation: Escalation = Escalation()
     final_timeout: FinalTimeout = FinalTimeout()
-    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
     agents: dict[str, AgentSettings] = {}
 
 

@@ -17,12 +17,12 @@ from casework.agents.refund import RefundProposal, RefundRecommendation
 from casework.policies.evaluator import money, tier_for_amount
 from casework.policies.models import (
     AgentSettings,
+    ApprovalPolicy,
     ApprovalTier,
     Duration,
     Escalation,
     PolicyModel,
     PolicyRef,
-    SegregationOfDuties,
 )
 from casework.records_refund import Customer, FraudSignal, Order, Refund
 
@@ -60,7 +60,7 @@ class RefundFinalTimeout(PolicyModel):
     notify_roles: list[str] = Field(default_factory=list)
 
 
-class RefundPolicy(PolicyModel):
+class RefundPolicy(ApprovalPolicy):
     id: str
     version: int
     description: str = ""
@@ -70,7 +70,6 @@ class RefundPolicy(PolicyModel):
     fraud_investigation: FraudInvestigation
     eligibility: RefundEligibility
     final_timeout: RefundFinalTimeout = RefundFinalTimeout()
-    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
 
 

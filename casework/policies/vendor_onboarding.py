@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 from casework.agents.vendor_documents import DocumentExtraction
 from casework.policies.models import (
     AgentSettings,
+    ApprovalPolicy,
     ApprovalTier,
     Duration,
     PolicyModel,
-    SegregationOfDuties,
 )
 from casework.vendor_records import DocumentResubmission, VendorApplication, VendorDocument
 
@@ -54,7 +54,7 @@ class ReviewRule(PolicyModel):
     escalate: bool = True
 
 
-class VendorOnboardingPolicy(PolicyModel):
+class VendorOnboardingPolicy(ApprovalPolicy):
     id: str
     version: int
     description: str = ""
@@ -62,7 +62,6 @@ class VendorOnboardingPolicy(PolicyModel):
     risk: RiskRules = RiskRules()
     reviews: dict[str, ReviewRule] = Field(min_length=1)
     """In the order the review tasks open; all run in parallel and all must approve."""
-    segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
 
 

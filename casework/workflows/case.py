@@ -42,7 +42,14 @@ with workflow.unsafe.imports_passed_through():
         eligible_roles,
         refusal_reasons,
     )
-    from casework.policies.models import DIRECTORY_ID, ApprovalTier, Directory, PolicyDocument
+    from casework.policies.models import (
+        DIRECTORY_ID,
+        ApprovalPolicy,
+        ApprovalTier,
+        Directory,
+        PolicyModel,
+        PolicyRef,
+    )
     from casework.signing import signature_refusal
     from casework.tasks import (
         DecisionReceipt,
@@ -55,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.workflows.saga import CompensationReport, Saga
 
 M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P", bound=PolicyModel)
 
 SIGNED_DECISIONS = "signed-decisions"
 """Patch ID: cases started before decisions were signed keep accepting unsigned ones."""
@@ -396,10 +404,11 @@ class CaseWorkflow:
                 )
         return "; ".join(waits)
 
-    async def load_governance(self, policy_id: str) -> PolicyDocument:
-        """Load the case's policy and the directory, through activities: the exact text decided
-        under is then in the history, and the case keeps it for its whole life. The directory
-        brings its users' public keys, which every decision's signature is checked against."""
+    async def load_governance(self, policy_id: str, model: type[P]) -> tuple[P, PolicyRef]:
+        """Load the case's policy (as ``model``) and the directory, through activities: the exact
+        text decided under is then in the history, and the case keeps it for its whole life. The
+        directory brings its users' public keys, which every decision's signature is checked
+        against; an approval policy says whether the submitter may decide."""
         self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
         document = await self.call_tool(
             load_policy, PolicyLookup(policy_id=policy_id), summary=f"loaded policy {policy_id}"
@@ -424,7 +433,10 @@ class CaseWorkflow:
             directory=directory.ref,
         )
         self._facts["policy"] = str(document.ref)
-        return document
+        policy = model.model_validate(document.content)
+        if isinstance(policy, ApprovalPolicy):
+            self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
+        return policy, document.ref
 
     # -- tools ------------------------------------------------------------------------------
 

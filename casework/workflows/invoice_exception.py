@@ -134,7 +134,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             f"Invoice exception {request.invoice_id}",
             f"{request.submitted_by} flagged invoice {request.invoice_id}",
         )
-        policy, policy_ref = await self._load_policy()
+        policy, policy_ref = await self.load_governance(POLICY_ID, InvoiceExceptionPolicy)
 
         context = await self._retrieve_context(request.invoice_id)
         invoice = context.invoice
@@ -179,12 +179,6 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return await self.complete(result)
 
     # -- steps ------------------------------------------------------------------------------
-
-    async def _load_policy(self) -> tuple[InvoiceExceptionPolicy, PolicyRef]:
-        document = await self.load_governance(POLICY_ID)
-        policy = InvoiceExceptionPolicy.model_validate(document.content)
-        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
-        return policy, document.ref
 
     async def _retrieve_context(self, invoice_id: str) -> _Context:
         invoice: Invoice = await self.call_tool(

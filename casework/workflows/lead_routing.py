@@ -133,7 +133,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
             f"Lead routing {request.lead_id}",
             f"{request.submitted_by} opened routing for lead {request.lead_id}",
         )
-        policy, policy_ref = await self._load_policy()
+        policy, policy_ref = await self.load_governance(POLICY_ID, LeadRoutingPolicy)
         context = await self._gather_context(policy, request.lead_id)
         decision = decide_lead(
             policy,
@@ -186,12 +186,6 @@ class LeadRoutingWorkflow(CaseWorkflow):
         return await self.complete(result)
 
     # -- steps ------------------------------------------------------------------------------
-
-    async def _load_policy(self) -> tuple[LeadRoutingPolicy, PolicyRef]:
-        document = await self.load_governance(POLICY_ID)
-        policy = LeadRoutingPolicy.model_validate(document.content)
-        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
-        return policy, document.ref
 
     async def _gather_context(self, policy: LeadRoutingPolicy, lead_id: str) -> _Context:
         lead: Lead = await self.call_tool(

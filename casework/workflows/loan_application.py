@@ -179,7 +179,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
             f"Loan application {request.application_id}",
             f"{request.submitted_by} opened loan application {request.application_id}",
         )
-        policy, policy_ref = await self._load_policy()
+        policy, policy_ref = await self.load_governance(POLICY_ID, LoanApplicationPolicy)
         application: LoanApplication = await self.call_tool(
             LendingActivities.get_application,
             ApplicationLookup(application_id=request.application_id),
@@ -211,12 +211,6 @@ class LoanApplicationWorkflow(CaseWorkflow):
         return await self.complete(result)
 
     # -- steps ------------------------------------------------------------------------------
-
-    async def _load_policy(self) -> tuple[LoanApplicationPolicy, PolicyRef]:
-        document = await self.load_governance(POLICY_ID)
-        policy = LoanApplicationPolicy.model_validate(document.content)
-        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
-        return policy, document.ref
 
     async def _decide_and_execute(
         self, policy: LoanApplicationPolicy, ref: PolicyRef, application: LoanApplication

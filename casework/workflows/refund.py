@@ -144,7 +144,7 @@ class RefundWorkflow(CaseWorkflow):
             f"{request.submitted_by} asked for a refund of {money(request.amount)} on order "
             f"{request.order_id}",
         )
-        policy, policy_ref = await self._load_policy()
+        policy, policy_ref = await self.load_governance(POLICY_ID, RefundPolicy)
         context = await self._retrieve_context(request.order_id)
         order = context.order
         assessment = assess_refund(
@@ -192,12 +192,6 @@ class RefundWorkflow(CaseWorkflow):
         return await self.complete(result)
 
     # -- steps ------------------------------------------------------------------------------
-
-    async def _load_policy(self) -> tuple[RefundPolicy, PolicyRef]:
-        document = await self.load_governance(POLICY_ID)
-        policy = RefundPolicy.model_validate(document.content)
-        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
-        return policy, document.ref
 
     async def _retrieve_context(self, order_id: str) -> _Context:
         order: Order = await self.call_tool(

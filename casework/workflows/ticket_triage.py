@@ -122,7 +122,7 @@ class TicketTriageWorkflow(CaseWorkflow):
             f"Ticket triage {request.ticket_id}",
             f"{request.submitted_by} opened triage for {request.ticket_id}",
         )
-        policy, policy_ref = await self._load_policy()
+        policy, policy_ref = await self.load_governance(POLICY_ID, TicketTriagePolicy)
         directory = self._directory
         assert directory is not None
         ticket: Ticket = await self.call_tool(
@@ -198,10 +198,6 @@ class TicketTriageWorkflow(CaseWorkflow):
         return result
 
     # -- steps ------------------------------------------------------------------------------
-
-    async def _load_policy(self) -> tuple[TicketTriagePolicy, PolicyRef]:
-        document = await self.load_governance(POLICY_ID)
-        return TicketTriagePolicy.model_validate(document.content), document.ref
 
     async def _run_agent(
         self, policy: TicketTriagePolicy, directory: Directory, ticket: Ticket

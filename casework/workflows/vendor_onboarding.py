@@ -164,7 +164,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             f"{request.submitted_by} opened onboarding for vendor application "
             f"{request.application_id}",
         )
-        policy, policy_ref = await self._load_policy()
+        policy, policy_ref = await self.load_governance(POLICY_ID, VendorOnboardingPolicy)
         application = await self._retrieve_application(request.application_id)
         try:
             result = await self._onboard_if_all_agree(policy, policy_ref, application)
@@ -218,12 +218,6 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         return await self._hold(policy_ref, application, results, settlement)
 
     # -- steps ------------------------------------------------------------------------------
-
-    async def _load_policy(self) -> tuple[VendorOnboardingPolicy, PolicyRef]:
-        document = await self.load_governance(POLICY_ID)
-        policy = VendorOnboardingPolicy.model_validate(document.content)
-        self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
-        return policy, document.ref
 
     async def _retrieve_application(self, application_id: str) -> VendorApplication:
         application: VendorApplication = await self.call_tool(
