@@ -259,7 +259,7 @@ class CaseWorkflow:
         *,
         recommended_action: str | None,
         confidence: float | None,
-        model_usage: ModelUsage | None = None,
+        usage: AgentUsage | None = None,
         **data: Any,
     ) -> None:
         """Record what an agent proposed, in the terms every process's KPIs share.
@@ -268,20 +268,26 @@ class CaseWorkflow:
         ``approve`` when approving the task does what the agent proposes, ``reject`` when the
         agent advises against what approval would do (an invoice agent recommending reject or
         hold), None when neither reading fits. A person deciding otherwise overrides the agent.
-        ``model_usage`` is the spend of the calls behind this proposal, if not recorded elsewhere.
+        ``usage`` is the model call behind this proposal (from :meth:`propose`): its spend is
+        recorded with it and its model becomes the case's ``agent_model`` fact. A proposal whose
+        calls are recorded elsewhere (an agent region's) passes none.
         """
         if recommended_action not in (None, "approve", "reject"):
             raise ValueError(
                 f"recommended_action must be approve, reject or None, not {recommended_action!r}"
             )
+        spend = {} if usage is None else {MODEL_USAGE: usage_of_call(agent, usage)}
         self.record(
             AuditKind.AGENT_PROPOSAL,
             summary,
             agent=agent,
             **{RECOMMENDED_ACTION: recommended_action, CONFIDENCE: confidence},
-            **({MODEL_USAGE: model_usage} if model_usage is not None else {}),
+            **spend,
             **data,
+            **({} if usage is None else {"usage": usage}),
         )
+        if usage is not None:
+            self._facts["agent_model"] = usage.label
 
     def record_agent_region(
         self, summary: str, *, outcome: str, model_usage: ModelUsage, **data: Any
@@ -440,17 +446,31 @@ class CaseWorkflow:
 
     # -- tools ------------------------------------------------------------------------------
 
-    async def propose(self, request: AgentRequest, summary: str | None = None) -> AgentResult:
+    async def propose(
+        self,
+        request: AgentRequest,
+        *,
+        failure: str,
+        summary: str | None = None,
+        **failure_data: Any,
+    ) -> tuple[AgentResult | None, str]:
         """Ask an agent for a proposal (``llm.propose``), with the timeout and retries every
-        agent gets; an ``ActivityError`` means it gave none, and the caller carries on."""
-        return await workflow.execute_activity(
-            "llm.propose",
-            request,
-            result_type=AgentResult,
-            start_to_close_timeout=AGENT_TIMEOUT,
-            retry_policy=AGENT_RETRY,
-            summary=summary,
-        )
+        agent gets. An agent only advises: when it gives none, ``"<failure>: <why>"`` is
+        recorded (with ``failure_data``) and ``(None, why)`` returned, and the case carries on."""
+        try:
+            result: AgentResult = await workflow.execute_activity(
+                "llm.propose",
+                request,
+                result_type=AgentResult,
+                start_to_close_timeout=AGENT_TIMEOUT,
+                retry_policy=AGENT_RETRY,
+                summary=summary,
+            )
+        except ActivityError as error:
+            reason = failure_message(error)
+            self.record(AuditKind.AGENT_FAILED, f"{failure}: {reason}", **failure_data)
+            return None, reason
+        return result, ""
 
     async def call_tool(
         self,

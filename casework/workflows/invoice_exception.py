@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         InvoiceProposal,
         Recommendation,
     )
-    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.policies.evaluator import (
         PolicyDecision,
@@ -63,7 +63,6 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
-        usage_of_call,
     )
     from casework.workflows.saga import Saga
 
@@ -227,35 +226,27 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             fallback_models=settings.fallback_models,
             max_tokens=settings.max_tokens,
         )
-        try:
-            result: AgentResult = await self.propose(request)
-        except ActivityError as error:
-            # The agent only advises: without it the case still proceeds, to a person.
-            self.record(
-                AuditKind.AGENT_FAILED,
-                f"{INVOICE_ANALYST} gave no usable proposal: {failure_message(error)}",
-            )
+        # Without a proposal the case still proceeds, to a person.
+        result, _ = await self.propose(
+            request, failure=f"{INVOICE_ANALYST} gave no usable proposal"
+        )
+        if result is None:
             return None
         proposal = InvoiceProposal.model_validate(result.output)
-        usage = result.usage
-        model_label = usage.label
         self.record_proposal(
             INVOICE_ANALYST,
-            f"{INVOICE_ANALYST} on {model_label} recommends {proposal.recommendation.value} "
+            f"{INVOICE_ANALYST} on {result.usage.label} recommends {proposal.recommendation.value} "
             f"with confidence {proposal.confidence:.2f}",
             # Hold, like reject, advises against paying now: approving overrides it.
             recommended_action=(
                 "approve" if proposal.recommendation is Recommendation.APPROVE else "reject"
             ),
             confidence=proposal.confidence,
-            model_usage=usage_of_call(INVOICE_ANALYST, usage),
+            usage=result.usage,
             proposal=proposal,
-            usage=usage,
         )
         self._facts.update(
-            agent_model=model_label,
-            recommendation=proposal.recommendation.value,
-            confidence=proposal.confidence,
+            recommendation=proposal.recommendation.value, confidence=proposal.confidence
         )
         return proposal
 

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RosterLookup,
     )
     from casework.agents.lead import LEAD_ANALYST, LEAD_READ, SYSTEM_PROMPT, TASK, LeadRead
-    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
     from casework.policies.lead_routing import (
@@ -55,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
-        usage_of_call,
     )
     from casework.workflows.saga import Saga
 
@@ -267,30 +266,22 @@ class LeadRoutingWorkflow(CaseWorkflow):
             fallback_models=settings.fallback_models,
             max_tokens=settings.max_tokens,
         )
-        try:
-            result: AgentResult = await self.propose(request)
-        except ActivityError as error:
-            reason = failure_message(error)
-            self.record(AuditKind.AGENT_FAILED, f"{LEAD_ANALYST} gave no usable read: {reason}")
+        result, reason = await self.propose(request, failure=f"{LEAD_ANALYST} gave no usable read")
+        if result is None:
             return None, reason
         read = LeadRead.model_validate(result.output)
-        usage = result.usage
-        model_label = usage.label
         self.record_proposal(
             LEAD_ANALYST,
-            f"{LEAD_ANALYST} on {model_label} reads {read.intent.value} "
+            f"{LEAD_ANALYST} on {result.usage.label} reads {read.intent.value} "
             f"with confidence {read.confidence:.2f}",
             # As in triage: a review approves the routing the read went into, so approving
             # follows the agent and rejecting overrides it.
             recommended_action="approve",
             confidence=read.confidence,
-            model_usage=usage_of_call(LEAD_ANALYST, usage),
+            usage=result.usage,
             proposal=read,
-            usage=usage,
         )
-        self._facts.update(
-            agent_model=model_label, intent=read.intent.value, agent_confidence=read.confidence
-        )
+        self._facts.update(intent=read.intent.value, agent_confidence=read.confidence)
         return read, ""
 
     async def _look_up_crm(self, lead: Lead) -> tuple[Account | None, list[AccountExecutive]]:

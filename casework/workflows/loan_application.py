@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         TASK,
         IncomeReading,
     )
-    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.converter import validation_problems
     from casework.loan_records import (
@@ -81,7 +81,6 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
-        usage_of_call,
         wait_within,
     )
     from casework.workflows.saga import CompensationReport, Saga
@@ -374,39 +373,30 @@ class LoanApplicationWorkflow(CaseWorkflow):
             fallback_models=settings.fallback_models,
             max_tokens=settings.max_tokens,
         )
-        try:
-            result: AgentResult = await self.propose(
-                request,
-                summary=f"{INCOME_READER} reading {len(unread)} document(s)",
-            )
-        except ActivityError as error:
-            # The agent only advises: without it the case still proceeds, to a person.
-            problem = failure_message(error)
-            self.record(
-                AuditKind.AGENT_FAILED, f"{INCOME_READER} gave no usable reading: {problem}"
-            )
+        # Without a reading the case still proceeds, to a person.
+        result, problem = await self.propose(
+            request,
+            failure=f"{INCOME_READER} gave no usable reading",
+            summary=f"{INCOME_READER} reading {len(unread)} document(s)",
+        )
+        if result is None:
             return None, problem
         reading = IncomeReading.model_validate(result.output)
-        usage = result.usage
-        model_label = usage.label
         income = reading.verified_monthly_income
         self.record_proposal(
             INCOME_READER,
-            f"{INCOME_READER} on {model_label}: income {reading.assessment.value}"
+            f"{INCOME_READER} on {result.usage.label}: income {reading.assessment.value}"
             + (f", {money(income)} {application.currency} a month" if income is not None else "")
             + f", confidence {reading.confidence:.2f}",
             # It reads the income; the underwriting decision a person may approve is not its
             # proposal, so a decision either way neither follows nor overrides it.
             recommended_action=None,
             confidence=reading.confidence,
-            model_usage=usage_of_call(INCOME_READER, usage),
+            usage=result.usage,
             proposal=reading,
-            usage=usage,
         )
         self._facts.update(
-            agent_model=model_label,
-            income_reading=reading.assessment.value,
-            income_confidence=reading.confidence,
+            income_reading=reading.assessment.value, income_confidence=reading.confidence
         )
         return reading, ""
 

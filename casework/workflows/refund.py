@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         RefundReversal,
     )
-    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.agents.messages import AgentRequest
     from casework.agents.refund import (
         REFUND_ANALYST,
         REFUND_PROPOSAL,
@@ -62,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
-        usage_of_call,
     )
     from casework.workflows.saga import Saga
 
@@ -279,21 +278,16 @@ class RefundWorkflow(CaseWorkflow):
             fallback_models=settings.fallback_models,
             max_tokens=settings.max_tokens,
         )
-        try:
-            result: AgentResult = await self.propose(agent_request)
-        except ActivityError as error:
-            # The agent only advises: without it the case still proceeds, to a person.
-            self.record(
-                AuditKind.AGENT_FAILED,
-                f"{REFUND_ANALYST} gave no usable proposal: {failure_message(error)}",
-            )
+        # Without a proposal the case still proceeds, to a person.
+        result, _ = await self.propose(
+            agent_request, failure=f"{REFUND_ANALYST} gave no usable proposal"
+        )
+        if result is None:
             return None
         proposal = RefundProposal.model_validate(result.output)
-        usage = result.usage
-        model_label = usage.label
         self.record_proposal(
             REFUND_ANALYST,
-            f"{REFUND_ANALYST} on {model_label} recommends {proposal.recommendation.value} "
+            f"{REFUND_ANALYST} on {result.usage.label} recommends {proposal.recommendation.value} "
             f"with confidence {proposal.confidence:.2f}: {proposal.reason}",
             # Approving the task refunds: an analyst advising reject or investigate is overridden
             # by an approval, as is an invoice analyst advising hold.
@@ -301,14 +295,11 @@ class RefundWorkflow(CaseWorkflow):
                 "approve" if proposal.recommendation is RefundRecommendation.APPROVE else "reject"
             ),
             confidence=proposal.confidence,
-            model_usage=usage_of_call(REFUND_ANALYST, usage),
+            usage=result.usage,
             proposal=proposal,
-            usage=usage,
         )
         self._facts.update(
-            agent_model=model_label,
-            recommendation=proposal.recommendation.value,
-            confidence=proposal.confidence,
+            recommendation=proposal.recommendation.value, confidence=proposal.confidence
         )
         return proposal
 

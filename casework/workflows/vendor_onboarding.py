@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ApplicationStatusChange,
         VendorPortalActivities,
     )
-    from casework.agents.messages import AgentRequest, AgentResult
+    from casework.agents.messages import AgentRequest
     from casework.agents.vendor_documents import (
         DOCUMENT_CHECKER,
         DOCUMENT_EXTRACTION,
@@ -79,7 +79,6 @@ with workflow.unsafe.imports_passed_through():
         CaseStatus,
         CaseWorkflow,
         failure_message,
-        usage_of_call,
         wait_within,
     )
     from casework.workflows.saga import Saga
@@ -313,36 +312,27 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             fallback_models=settings.fallback_models,
             max_tokens=settings.max_tokens,
         )
-        try:
-            result: AgentResult = await self.propose(
-                request,
-                summary=f"{DOCUMENT_CHECKER}: {document.document_id} ({document.kind})",
-            )
-        except ActivityError as error:
-            reason = failure_message(error)
-            self.record(
-                AuditKind.AGENT_FAILED,
-                f"{DOCUMENT_CHECKER} could not read {document.document_id}: {reason}",
-                document_id=document.document_id,
-            )
+        result, reason = await self.propose(
+            request,
+            failure=f"{DOCUMENT_CHECKER} could not read {document.document_id}",
+            summary=f"{DOCUMENT_CHECKER}: {document.document_id} ({document.kind})",
+            document_id=document.document_id,
+        )
+        if result is None:
             return None, reason
         extraction = DocumentExtraction.model_validate(result.output)
-        usage = result.usage
-        model_label = usage.label
         self.record_proposal(
             DOCUMENT_CHECKER,
-            f"{DOCUMENT_CHECKER} on {model_label} read {document.document_id} as "
+            f"{DOCUMENT_CHECKER} on {result.usage.label} read {document.document_id} as "
             f"{extraction.document_kind} with confidence {extraction.confidence:.2f}",
             # It reads a document; the reviews that follow decide on the vendor, which is not
             # its proposal, so no decision either follows or overrides it.
             recommended_action=None,
             confidence=extraction.confidence,
-            model_usage=usage_of_call(DOCUMENT_CHECKER, usage),
+            usage=result.usage,
             document_id=document.document_id,
             proposal=extraction,
-            usage=usage,
         )
-        self._facts["agent_model"] = model_label
         return extraction, ""
 
     async def _await_documents(
