@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
 from casework.converter import data_converter
+from casework.sandbox.server import running_sandbox
+from tests.integration_support import BIN, dev_server
 from tests.signing_support import install_test_keys
 
-BIN = Path(sys.prefix) / "bin"
 TEST_KEYS = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 
 
@@ -37,3 +37,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     async with env:
         await search_attributes.register(env.client, env.client.namespace)
         yield env
+
+
+@pytest.fixture(scope="module")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    """A real dev server for the module's integration tests."""
+    async with dev_server() as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The systems-of-record sandbox on loopback, with a database of the module's own."""
+    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
+        yield url

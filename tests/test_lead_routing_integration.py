@@ -11,7 +11,6 @@ test routes in a territory of its own (emea, apac, na) to stay independent of th
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -19,15 +18,10 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
 from casework.audit import AuditEvent, AuditKind
-from casework.config import Settings
-from casework.converter import data_converter
 from casework.crm_sales_records import Account, Firmographics
 from casework.policies.lead_routing import RoutingRule
-from casework.sandbox.server import running_sandbox
 from casework.tasks import HumanTask
-from casework.workers.main import running_worker
 from casework.workflows.case import CaseStatus
 from casework.workflows.lead_routing import (
     LeadRoutingInput,
@@ -36,8 +30,7 @@ from casework.workflows.lead_routing import (
     Outcome,
     case_id_for,
 )
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually
+from tests.integration_support import case_data, eventually, scripted_worker
 from tests.lead_routing_support import (
     CrmSales,
     ScriptedLeadAnalyst,
@@ -47,7 +40,7 @@ from tests.lead_routing_support import (
     ran_at_once,
     read_json,
 )
-from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
+from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
 from tests.signing_support import decide
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
@@ -61,23 +54,6 @@ CONFIDENT_PURCHASE = ScriptedReply(
 
 
 @pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def analyst() -> Iterator[ScriptedLeadAnalyst]:
     with scripted_llm_server() as server:
         yield ScriptedLeadAnalyst(server)
@@ -87,16 +63,9 @@ def analyst() -> Iterator[ScriptedLeadAnalyst]:
 async def task_queue(
     temporal: WorkflowEnvironment, sandbox_url: str, analyst: ScriptedLeadAnalyst
 ) -> AsyncIterator[str]:
-    """The real worker, polling a queue of its own so reruns and other modules never share it."""
-    queue = f"casework-lead-integration-{uuid.uuid4().hex}"
-    settings = Settings(
-        task_queue=queue,
-        sandbox_url=sandbox_url,
-        model=SCRIPTED_MODEL,
-        llm_api_base=analyst.server.base_url,
-        llm_api_key=SCRIPTED_API_KEY,
-    )
-    async with running_worker(temporal.client, settings):
+    async with scripted_worker(
+        temporal.client, sandbox_url, analyst.server, "lead-integration"
+    ) as queue:
         yield queue
 
 

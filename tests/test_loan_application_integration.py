@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -22,18 +21,13 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
 from casework.audit import AuditKind
-from casework.config import Settings
-from casework.converter import data_converter
 from casework.correlation import NoCaseForMessage, bureau_report, deliver
 from casework.loan_records import FraudAlert
-from casework.sandbox.server import running_sandbox
-from casework.workers.main import running_worker
 from casework.workflows.case import CaseStatus
 from casework.workflows.loan_application import Outcome
 from tests.conftest import BIN
-from tests.integration_support import case_data, eventually
+from tests.integration_support import case_data, eventually, scripted_worker
 from tests.loan_application_support import (
     LendingSandbox,
     LoanHandle,
@@ -46,7 +40,6 @@ from tests.loan_application_support import (
     start_loan,
 )
 from tests.scripted_llm import (
-    SCRIPTED_API_KEY,
     SCRIPTED_MODEL,
     ScriptedLlmServer,
     ScriptedReply,
@@ -54,23 +47,6 @@ from tests.scripted_llm import (
 )
 
 # -- the stack, once per module -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
-        yield url
 
 
 class ScriptedIncomeReader:
@@ -112,15 +88,7 @@ def model() -> Iterator[ScriptedIncomeReader]:
 async def task_queue(
     temporal: WorkflowEnvironment, sandbox_url: str, model: ScriptedIncomeReader
 ) -> AsyncIterator[str]:
-    queue = f"casework-loans-{uuid.uuid4().hex}"
-    settings = Settings(
-        task_queue=queue,
-        sandbox_url=sandbox_url,
-        model=SCRIPTED_MODEL,
-        llm_api_base=model.server.base_url,
-        llm_api_key=SCRIPTED_API_KEY,
-    )
-    async with running_worker(temporal.client, settings):
+    async with scripted_worker(temporal.client, sandbox_url, model.server, "loans") as queue:
         yield queue
 
 

@@ -22,13 +22,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
 from casework.audit import AuditEvent, AuditKind
-from casework.config import Settings
-from casework.converter import data_converter
-from casework.sandbox.server import running_sandbox
 from casework.tasks import HumanTask
-from casework.workers.main import running_worker
 from casework.workflows.refund import (
     Outcome,
     RefundInput,
@@ -37,32 +32,15 @@ from casework.workflows.refund import (
     case_id_for,
 )
 from tests.conftest import BIN
-from tests.integration_support import case_data, eventually
+from tests.integration_support import case_data, eventually, scripted_worker
 from tests.refund_support import RefundSystems, ScriptedRefundAnalyst
-from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
 from tests.signing_support import casework_sign, decide
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
 
 
 # -- the stack, once per module -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +53,7 @@ def analyst() -> Iterator[ScriptedRefundAnalyst]:
 async def task_queue(
     temporal: WorkflowEnvironment, sandbox_url: str, analyst: ScriptedRefundAnalyst
 ) -> AsyncIterator[str]:
-    queue = f"casework-refund-{uuid.uuid4().hex}"
-    settings = Settings(
-        task_queue=queue,
-        sandbox_url=sandbox_url,
-        model=SCRIPTED_MODEL,
-        llm_api_base=analyst.server.base_url,
-        llm_api_key=SCRIPTED_API_KEY,
-    )
-    async with running_worker(temporal.client, settings):
+    async with scripted_worker(temporal.client, sandbox_url, analyst.server, "refund") as queue:
         yield queue
 
 

