@@ -6,7 +6,7 @@ be recomputed from the case's history.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -36,7 +36,13 @@ CENT = Decimal("0.01")
 
 
 def money(value: Decimal) -> str:
-    return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    """``value`` rounded to cents, thousands grouped. Never raises, whatever it is given: a
+    decision can carry any amount, and a message about it must not fail the case. What cannot
+    be rounded (``1E+400``, Infinity) is shown as it is."""
+    try:
+        return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    except InvalidOperation:
+        return str(value)
 
 
 class Variance(BaseModel):
