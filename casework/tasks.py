@@ -91,7 +91,14 @@ class HumanTask(BaseModel):
     eligible_roles: list[str]
     """Roles that may decide: the assigned tier and every tier above it."""
     amount: Decimal = Decimal(0)
+    """What is asked for; an edited amount may be less, never more."""
     currency: str = ""
+    """Empty for a task that carries no amount (a review): an amount means nothing there."""
+    min_amount: Decimal | None = None
+    """The least a person may approve instead (the policy's minimum), in ``currency``."""
+    max_amount: Decimal | None = None
+    """The most a person may approve (the policy's maximum), in ``currency``; ``amount``
+    bounds it too."""
     requested_by: str
     submitter_may_decide: bool = False
     """Whether the policy lets ``requested_by`` decide this task (segregation of duties off)."""
@@ -107,9 +114,16 @@ class HumanTask(BaseModel):
     question: str | None = None
     answer: TaskAnswer | None = None
 
+    @property
+    def carries_amount(self) -> bool:
+        return bool(self.currency)
+
 
 class DecisionReceipt(BaseModel):
     task_id: str
     action: str
     approver: str
     message: str
+    amount: Decimal | None = None
+    """For an approval of a task that carries an amount: the amount approved."""
+    currency: str = ""
