@@ -221,6 +221,53 @@ async def test_an_edited_loan_below_the_policy_minimum_is_refused(
     assert (result.outcome, result.amount_disbursed) == (LoanOutcome.APPROVED, Decimal("1000.00"))
 
 
+GARBAGE: list[list[Any]] = [
+    [],
+    [{"approver": "carol", "action": "approve"}, {}],
+    ["approve"],
+    [[[[["nested"]]]]],
+    [{"approver": {"nested": ["garbage"]}, "action": None, "amount": {"x": 1}}],
+    [{"approver": "carol", "action": "approve", "amount": "NaN"}],
+    [{"approver": "carol", "action": "approve", "amount": "Infinity"}],
+    [{"approver": "carol", "action": "approve", "amount": "1E+400"}],
+    [{"approver": "carol", "action": "approve", "amount": -1}],
+    [{"responder": "carol", "text": "x" * 5000}],
+]
+"""None, several, a string, nested lists, wrong types, amounts that are no numbers or absurd or
+negative, an oversized answer: what `temporal workflow signal/update` can send."""
+
+
+async def test_no_payload_fails_a_workflow_task_of_decide_or_answer(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    systems = waits_for_carol("INV-AM5")
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "INV-AM5")
+        await open_task(handle)
+        for name in ("decide", "answer"):
+            for payloads in GARBAGE:
+                await handle.signal(name, args=payloads)
+        refused = await refusals(handle, 2 * len(GARBAGE))
+        rejected = []
+        for name in ("decide", "answer"):
+            for payloads in GARBAGE:
+                with pytest.raises(WorkflowUpdateFailedError) as update:
+                    await handle.execute_update(name, args=payloads, result_type=DecisionReceipt)
+                rejected.append(update.value.cause)
+        still_open = await handle.query("open_tasks")
+        await decide(handle, approver="carol", action="approve")
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+        healthy = await no_failed_workflow_task(handle)
+
+    assert len(refused) == 2 * len(GARBAGE)
+    assert all(e.summary.startswith("ignored ") for e in refused), [e.summary for e in refused]
+    assert len(rejected) == 2 * len(GARBAGE)
+    assert len(still_open) == 1
+    assert [p.amount for p in systems.payments.values()] == [Decimal("12600.00")]
+    assert result.decided_by == "carol"
+    assert healthy
+
+
 # -- the review queue ---------------------------------------------------------------------------
 
 
