@@ -22,6 +22,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Mapping
+from decimal import Decimal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -32,9 +33,19 @@ MESSAGE_PREFIX = b"casework-decision/v1\n"
 NONCE_BYTES = 16
 
 
+def canonical_amount(amount: Decimal) -> str:
+    """``amount`` as the message carries it: plain digits, no exponent, no trailing zeros.
+
+    Exact, unlike ``normalize()``, which rounds to 28 digits first. ``TaskDecision`` keeps an
+    amount's size bounded, so spelling it out digit by digit stays short.
+    """
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def decision_message(case_id: str, decision: TaskDecision) -> bytes:
     """The exact bytes a decision's signature covers."""
-    amount = None if decision.amount is None else format(decision.amount.normalize(), "f")
+    amount = None if decision.amount is None else canonical_amount(decision.amount)
     fields = {
         "action": decision.action,
         "amount": amount,

@@ -11,7 +11,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from casework.amounts import size_problem
 
 MAX_COMMENT_CHARS = 2000
 """A decision's comment travels into the audit trail, notifications, the ERP and the ticket:
@@ -35,7 +37,9 @@ class TaskDecision(BaseModel):
     approver: str
     action: str
     amount: Decimal | None = None
-    """Approve with an edited amount (for example only the part that matches the PO)."""
+    """Approve with an edited amount (for example only the part that matches the PO). What the
+    task allows (its currency's decimals, its bounds) the case checks; an amount no task could
+    allow (``1E+400``, NaN) is refused here, so no rule ever computes with it."""
     comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
     task_id: str | None = None
     """Optional: when given, the decision only applies to that task."""
@@ -44,6 +48,13 @@ class TaskDecision(BaseModel):
     signature: str | None = Field(default=None, max_length=128)
     """The approver's Ed25519 signature (base64) over this decision for this case: see
     ``casework.signing``. A case refuses a decision without a valid one."""
+
+    @field_validator("amount")
+    @classmethod
+    def _is_an_amount(cls, amount: Decimal | None) -> Decimal | None:
+        if amount is not None and (problem := size_problem(amount)):
+            raise ValueError(problem)
+        return amount
 
 
 class TaskAnswer(BaseModel):
@@ -80,7 +91,14 @@ class HumanTask(BaseModel):
     eligible_roles: list[str]
     """Roles that may decide: the assigned tier and every tier above it."""
     amount: Decimal = Decimal(0)
+    """What is asked for; an edited amount may be less, never more."""
     currency: str = ""
+    """Empty for a task that carries no amount (a review): an amount means nothing there."""
+    min_amount: Decimal | None = None
+    """The least a person may approve instead (the policy's minimum), in ``currency``."""
+    max_amount: Decimal | None = None
+    """The most a person may approve (the policy's maximum), in ``currency``; ``amount``
+    bounds it too."""
     requested_by: str
     submitter_may_decide: bool = False
     """Whether the policy lets ``requested_by`` decide this task (segregation of duties off)."""
@@ -96,9 +114,16 @@ class HumanTask(BaseModel):
     question: str | None = None
     answer: TaskAnswer | None = None
 
+    @property
+    def carries_amount(self) -> bool:
+        return bool(self.currency)
+
 
 class DecisionReceipt(BaseModel):
     task_id: str
     action: str
     approver: str
     message: str
+    amount: Decimal | None = None
+    """For an approval of a task that carries an amount: the amount approved."""
+    currency: str = ""

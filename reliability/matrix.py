@@ -8,14 +8,19 @@ refused, only the signal and the workflow task that recorded and ignored it), no
 failure, and no case started where none should be.
 
 Rows are generated per process from its input model and its case driver, so a new process gets
-its rows by being in ``reliability.drivers.DRIVERS``.
+its rows by being in ``reliability.drivers.DRIVERS``. Amounts nobody could mean (``1e400``), finer
+than the currency (``0.001``) and written the European or American way (``12.600,00``,
+``12,600.00``) go through every path: ``casework approve`` and ``sign``, the ``decide`` update and
+signal, and the review queue (``casework ui``, driven over HTTP as a browser would).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,21 +31,27 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
+from urllib.parse import quote
 
+import httpx
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from bench.infra import progress
+from casework.amounts import minor_unit
 from casework.audit import AuditEvent
 from casework.policies.loader import BUNDLED_POLICY_DIR
 from casework.processes import PROCESSES
-from casework.tasks import MAX_COMMENT_CHARS, TaskDecision
+from casework.signing import sign_decision
+from casework.signing_keys import load_signing_key
+from casework.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
+from casework.web.auth import Credentials
 from casework.workflows.case import CaseState
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
-from reliability.stack import NAMESPACE, Stack, running_stack
+from reliability.stack import NAMESPACE, Stack, free_port, running_stack
 from reliability.suite import CI, Run
 from tests.scripted_llm import ScriptedReply
 
@@ -64,8 +75,16 @@ GROUPS = [
     "decision (",
     "decision by update",
     "malformed signal",
+    "refused signal",
+    "review queue",
     "policy file",
 ]
+HUGE = "1e400"
+FINER_THAN_A_CENT = "0.001"
+EUROPEAN = "12.600,00"
+AMERICAN = "12,600.00"
+CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+REFUSED = re.compile(r'<div class="refused"[^>]*>(.*?)</div>', re.S)
 
 
 @dataclass
@@ -102,12 +121,83 @@ def _shown(argv: list[str]) -> str:
     return " ".join(parts)
 
 
+class ReviewQueue:
+    """``casework ui`` on the matrix's stack, driven over HTTP as a browser would: each person
+    signs in once, and every decision carries the form's CSRF token."""
+
+    def __init__(self, env: dict[str, str], state_dir: Path, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.env = env | {"CASEWORK_REVIEW_URL": self.url}
+        self.credentials = Credentials(state_dir)
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+        self.browsers: dict[str, httpx.AsyncClient] = {}
+        self.signing_in = asyncio.Lock()
+
+    async def start(self) -> None:
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                str(CASEWORK), "ui", env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        async with httpx.AsyncClient(trust_env=False) as http:
+            while True:
+                try:
+                    if (await http.get(f"{self.url}/healthz")).text == "ok":
+                        return
+                except httpx.TransportError:
+                    pass
+                if self.process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the review queue did not start: see {self.log}")
+                await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        for browser in self.browsers.values():
+            await browser.aclose()
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+    async def browser(self, user: str) -> httpx.AsyncClient:
+        """A browser signed in as ``user`` (whose password is set here, as `casework ui
+        --reset-password` does)."""
+        async with self.signing_in:
+            if user not in self.browsers:
+                browser = httpx.AsyncClient(base_url=self.url, trust_env=False, timeout=60)
+                form = await browser.get("/login")
+                token = CSRF.search(form.text)
+                assert token, f"no sign-in form: {form.text[:200]}"
+                signed_in = await browser.post(
+                    "/login",
+                    data={
+                        "user": user,
+                        "password": self.credentials.set_password(user),
+                        "csrf_token": token.group(1),
+                    },
+                )
+                assert signed_in.status_code == 303, f"{user} could not sign in"
+                self.browsers[user] = browser
+            return self.browsers[user]
+
+    async def decide(self, user: str, case_id: str, fields: dict[str, str]) -> httpx.Response:
+        """``user`` opens the case's page and submits its decision form with ``fields``."""
+        browser = await self.browser(user)
+        page_url = f"/cases/{quote(case_id, safe='')}"
+        page = await browser.get(page_url)
+        token = CSRF.search(page.text)
+        assert token, f"no form on {page_url}: {page.status_code}"
+        return await browser.post(
+            f"{page_url}/decide", data={"csrf_token": token.group(1), **fields}
+        )
+
+
 class Matrix:
     def __init__(self, stack: Stack, cases: dict[tuple[str, str], PlannedCase]) -> None:
         self.stack = stack
         self.cases = cases
         """(process, "waiting" | "finished") -> its case."""
         self.rows: list[Row] = []
+        self.queue: ReviewQueue | None = None
         self.env = (
             {
                 key: value
@@ -126,6 +216,15 @@ class Matrix:
     @property
     def client(self) -> Client:
         return self.stack.client
+
+    def signed_as_sent(self, case_id: str, approver: str, amount: str) -> dict[str, Any]:
+        """A decision with any ``amount``, signed by ``approver`` as `casework sign` signed
+        ``1e400`` before it refused it: the decision model's own check is skipped."""
+        decision = TaskDecision.model_construct(
+            approver=approver, action="approve", amount=Decimal(amount), comment=None, task_id=None
+        )
+        key = load_signing_key(approver, Path(self.stack.casework_env["CASEWORK_SIGNING_KEYS_DIR"]))
+        return sign_decision(decision, case_id, key).model_dump(mode="json", exclude_none=True)
 
     # -- running commands -------------------------------------------------------------------
 
@@ -251,7 +350,14 @@ class Matrix:
             check=check,
         )
 
-    async def signal(self, case: PlannedCase, inputs: list[str], expect: list[str]) -> None:
+    async def signal(
+        self,
+        case: PlannedCase,
+        inputs: list[str],
+        expect: list[str],
+        *,
+        group: str = "malformed signal",
+    ) -> None:
         """A signal the plain Temporal CLI sends: it cannot be refused to the sender, so it must
         be recorded in the audit trail and ignored, changing nothing else."""
         before = await self.snapshot(case)
@@ -281,10 +387,38 @@ class Matrix:
             return "status, tasks, ledger unchanged; history +signal only; recorded, ignored"
 
         await self.row(
-            f"malformed signal (temporal CLI, {case.process})",
+            f"{group} (temporal CLI, {case.process})",
             f"temporal {_shown(args)}",
             act,
             code=0,
+            expect=expect,
+            check=check,
+        )
+
+    async def queue_refused(
+        self, case: PlannedCase, user: str, fields: dict[str, str], expect: list[str]
+    ) -> None:
+        """A decision posted in the review queue, refused with the reason on the case's page
+        (HTTP 409): nothing reached the case, or the case refused it."""
+        assert self.queue is not None
+        queue = self.queue
+        before = await self.snapshot(case)
+
+        async def act() -> tuple[int, str]:
+            response = await queue.decide(user, case.case_id, fields)
+            shown = REFUSED.search(response.text)
+            reasons = re.findall(r"<li>(.*?)</li>", shown.group(1), re.S) if shown else []
+            return response.status_code, "; ".join(html.unescape(r) for r in reasons)
+
+        async def check() -> str:
+            _same_case(before, await self.snapshot(case), history_may_grow=False)
+            return f"history ({len(before.events)} events), tasks, audit, ledger unchanged"
+
+        await self.row(
+            f"review queue ({case.process})",
+            f"{user} posts {fields} on {case.case_id}",
+            act,
+            code=409,
             expect=expect,
             check=check,
         )
@@ -415,19 +549,37 @@ async def unknown_record_rows(matrix: Matrix, driver: CaseDriver, tag: str) -> N
         await matrix.start_fails(driver, what, body, say)
 
 
-async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
-    waiting = matrix.cases[(driver.process, "waiting")]
-    finished = matrix.cases[(driver.process, "finished")]
-    state = await matrix.client.get_workflow_handle(waiting.case_id).query(
+async def waiting_task(matrix: Matrix, case: PlannedCase) -> tuple[HumanTask, str]:
+    """The case's open task, and someone other than the submitter who may decide it."""
+    state = await matrix.client.get_workflow_handle(case.case_id).query(
         "state", result_type=CaseState
     )
     task = state.open_tasks[0]
-    people = directory()
     eligible = next(
         name
-        for name, user in sorted(people.users.items())
-        if user.role in task.eligible_roles and name != driver.submitter
+        for name, user in sorted(directory().users.items())
+        if user.role in task.eligible_roles and name != case.driver.submitter
     )
+    return task, eligible
+
+
+def finer_refusal(task: HumanTask) -> str:
+    """Why ``FINER_THAN_A_CENT`` may not be approved on ``task``."""
+    if not task.carries_amount:
+        return "carries no amount, so an amount means nothing here"
+    currency, places = task.currency, len(FINER_THAN_A_CENT.split(".")[1])
+    return (
+        f"edited amount {FINER_THAN_A_CENT} {currency} has {places} decimal places; "
+        f"{currency} has {minor_unit(currency)}"
+    )
+
+
+async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
+    waiting = matrix.cases[(driver.process, "waiting")]
+    finished = matrix.cases[(driver.process, "finished")]
+    task, eligible = await waiting_task(matrix, waiting)
+    people = directory()
+    finer = finer_refusal(task)
     outsider = next(
         name
         for name, user in sorted(people.users.items())
@@ -449,7 +601,16 @@ async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
         (["approve", case_id, "--as", outsider], [f"{outsider} (", "may not decide"], 1),
         (["approve", case_id, "--as", driver.submitter], ["submitted this case"], 1),
         (["reject", case_id, "--as", eligible, "--comment", ""], ["needs a comment"], 1),
-        (["approve", case_id, "--as", eligible, "--amount", "-5"], ["positive number"], 2),
+        (["approve", case_id, "--as", eligible, "--amount", "-5"], ["must be above 0"], 2),
+        (["approve", case_id, "--as", eligible, "--amount", HUGE], ["not a plain amount"], 2),
+        (["approve", case_id, "--as", eligible, "--amount", EUROPEAN], ["has a comma"], 2),
+        (["approve", case_id, "--as", eligible, "--amount", AMERICAN], ["has a comma"], 2),
+        (["approve", case_id, "--as", eligible, "--amount", FINER_THAN_A_CENT], [finer], 1),
+        (
+            ["sign", case_id, "--as", eligible, "--action", "approve", "--amount", HUGE],
+            ["not a plain amount"],
+            2,
+        ),
         (
             ["approve", case_id, "--as", eligible, "--comment", OVERSIZED],
             [f"comment: String should have at most {MAX_COMMENT_CHARS} characters"],
@@ -470,10 +631,25 @@ async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
         return decision.model_dump(mode="json", exclude_none=True)
 
     update = ["workflow", "update", "execute", "--workflow-id", case_id, "--name", "decide"]
+    negative = "edited amount -5" if task.carries_amount else "carries no amount"
     for body, expect in (
         ({"approver": eligible, "action": "approve"}, ["the decision is not signed"]),
         (signed(approver=eligible, action="aprove"), ["action must be one of"]),
-        (signed(approver=eligible, action="approve", amount=-5), ["edited amount"]),
+        (signed(approver=eligible, action="approve", amount=-5), [negative]),
+        (signed(approver=eligible, action="approve", amount=Decimal(FINER_THAN_A_CENT)), [finer]),
+        (
+            matrix.signed_as_sent(case_id, eligible, "1E+400"),
+            ["amount: Value error, 1E+400 has more than 15 digits before the decimal point"],
+        ),
+        # A JSON number, as a person types it on the command line.
+        (
+            {"approver": eligible, "action": "approve", "amount": 1e30},
+            ["amount: Value error", "more than 15 digits before the decimal point"],
+        ),
+        (
+            {"approver": eligible, "action": "approve", "amount": EUROPEAN},
+            ["amount: Input should be a valid decimal"],
+        ),
         (
             signed(approver=outsider, action="approve") | {"approver": eligible},
             [f"the signature is not {eligible}'s"],
@@ -490,6 +666,14 @@ async def decision_rows(matrix: Matrix, driver: CaseDriver) -> None:
             case=waiting,
             tool="temporal",
         )
+    for typed, expect in (
+        (EUROPEAN, ["has a comma"]),
+        (AMERICAN, ["has a comma"]),
+        (HUGE, ["not a plain amount"]),
+        (FINER_THAN_A_CENT, [finer]),
+    ):
+        fields = {"action": "approve", "amount": typed, "task_id": task.task_id}
+        await matrix.queue_refused(waiting, eligible, fields, expect)
 
 
 async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
@@ -516,6 +700,28 @@ async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
         ([json.dumps(forged)], ["the signature is not bob's"]),
     ):
         await matrix.signal(waiting, inputs, expect)
+    task, deciding = await waiting_task(matrix, waiting)
+    for body, expect in (
+        (
+            matrix.signed_as_sent(case_id, deciding, "1E+400"),
+            ["amount: Value error, 1E+400 has more than 15 digits before the decimal point"],
+        ),
+        (
+            {"approver": deciding, "action": "approve", "amount": EUROPEAN},
+            ["amount: Input should be a valid decimal"],
+        ),
+    ):
+        await matrix.signal(waiting, [json.dumps(body)], expect)
+    finer = matrix.stack.sign(
+        case_id,
+        TaskDecision(approver=deciding, action="approve", amount=Decimal(FINER_THAN_A_CENT)),
+    )
+    await matrix.signal(
+        waiting,
+        [finer.model_dump_json(exclude_none=True)],
+        [f"ignored decision from {deciding}: ", finer_refusal(task)],
+        group="refused signal",
+    )
     await matrix.refused(
         f"malformed signal (temporal CLI, {driver.process})",
         ["workflow", "signal", "--workflow-id", case_id, "--name", "decide", "--input", "{oops"],
@@ -556,6 +762,21 @@ def policy_edits() -> list[PolicyEdit]:
             ["ticket_triage.yaml", "review.tiers.0.sla"],
         ),
         (
+            "refund.yaml",
+            "tiers that leave refunds above 50,000.00 to nobody",
+            lambda text: text.replace(
+                "    max_amount: 50000.00\n    sla: 48h\n  - role: cfo\n    max_amount: null\n"
+                "    sla: 72h\n",
+                "    max_amount: null\n    sla: 48h\n",
+                1,
+            ),
+            [
+                "refund.yaml",
+                "approval_tiers: above 50,000.00 EUR goes to finance_manager, and no one who "
+                "may decide it (finance_manager) has an approval limit that covers it",
+            ],
+        ),
+        (
             "directory.yaml",
             "broken YAML",
             lambda text: text.replace("users:", "users: [", 1),
@@ -565,8 +786,21 @@ def policy_edits() -> list[PolicyEdit]:
     return edits
 
 
+POLICY_ROWS_AT_ONCE = 3
+"""Each row starts a worker process: all of them at once outlast the command timeout on a
+small, busy machine."""
+
+
 async def policy_rows(matrix: Matrix) -> None:
+    at_once = asyncio.Semaphore(POLICY_ROWS_AT_ONCE)
+
     async def one(name: str, what: str, edit: Callable[[str], str], expect: list[str]) -> None:
+        async with at_once:
+            await edited_policy_row(name, what, edit, expect)
+
+    async def edited_policy_row(
+        name: str, what: str, edit: Callable[[str], str], expect: list[str]
+    ) -> None:
         folder = Path(tempfile.mkdtemp(prefix="casework-policy-"))
         try:
             for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
@@ -636,8 +870,14 @@ async def run_matrix(work: Path | None = None) -> list[Row]:
         if run.unsettled():
             raise RuntimeError(f"cases did not settle: {[c.case_id for c in run.unsettled()]}")
         matrix = Matrix(stack, cases)
-        progress("sending bad input")
-        await matrix_rows(matrix, tag)
+        home = Path(stack.casework_env["CASEWORK_HOME"])
+        matrix.queue = ReviewQueue(matrix.env, home, work / "review-queue.log")
+        try:
+            await matrix.queue.start()
+            progress(f"review queue on {matrix.queue.url}; sending bad input")
+            await matrix_rows(matrix, tag)
+        finally:
+            await matrix.queue.stop()
         progress(f"{len(matrix.rows)} rows sent")
     if all(row.passed for row in matrix.rows):
         shutil.rmtree(work, ignore_errors=True)

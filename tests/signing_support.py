@@ -12,12 +12,14 @@ import asyncio
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from casework.signing_keys import keys_environment, signed_by_approver
+from casework.signing import sign_decision
+from casework.signing_keys import keys_environment, load_signing_key, signed_by_approver
 from casework.tasks import DecisionReceipt, TaskDecision
 
 
@@ -29,6 +31,16 @@ def signed(case_id: str, **fields: Any) -> TaskDecision:
     """``TaskDecision(**fields)`` signed by its approver for ``case_id``."""
     keys = Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"])
     return signed_by_approver(TaskDecision(**fields), case_id, keys)
+
+
+def signed_as_sent(case_id: str, approver: str, amount: str) -> dict[str, Any]:
+    """An approval of any ``amount`` signed by ``approver``, as ``casework sign`` once signed
+    ``1e400``: the decision model's own check on amounts is skipped. The payload as JSON data."""
+    decision = TaskDecision.model_construct(
+        approver=approver, action="approve", amount=Decimal(amount), comment=None, task_id=None
+    )
+    key = load_signing_key(approver, Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"]))
+    return sign_decision(decision, case_id, key).model_dump(mode="json")
 
 
 async def decide(handle: WorkflowHandle, **fields: Any) -> DecisionReceipt:

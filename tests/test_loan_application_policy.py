@@ -39,7 +39,8 @@ def test_the_shipped_policy_loads_with_every_knob() -> None:
     assert POLICY.fraud_watch.window == timedelta(days=14)
     assert POLICY.credit_bureau.report_within == timedelta(days=5)
     assert [tier.role for tier in POLICY.underwriting.tiers] == ["underwriter", "credit_officer"]
-    assert REF.id == "loan_application" and REF.version == 1
+    assert REF.id == "loan_application" and REF.version == 2
+    assert POLICY.currency == "EUR"
 
 
 def test_a_misspelt_policy_key_is_refused() -> None:

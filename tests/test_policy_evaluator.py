@@ -43,7 +43,8 @@ def test_bundled_policy_loads_with_version_hash_and_durations(
     policy: InvoiceExceptionPolicy,
 ) -> None:
     document = load_policy("invoice_exception")
-    assert document.ref.version == policy.version == 1
+    assert document.ref.version == policy.version == 2
+    assert policy.currency == "EUR"
     assert len(document.ref.sha256) == 64
     assert [tier.role for tier in policy.approval_tiers] == [
         "ap_supervisor",
@@ -137,7 +138,9 @@ def _decide(policy: InvoiceExceptionPolicy, **scenario_args: object):
     s = scenario("INV-1", **scenario_args)  # type: ignore[arg-type]
     ref = load_policy("invoice_exception").ref
     variance = compute_variance(s.invoice, s.purchase_order, s.receipts, policy.tolerance)
-    return decide_invoice(policy, ref, variance, agent, s.supplier)  # type: ignore[arg-type]
+    return decide_invoice(  # type: ignore[arg-type]
+        policy, ref, variance, agent, s.supplier, currency=s.invoice.currency
+    )
 
 
 def test_auto_approval_needs_every_condition(policy: InvoiceExceptionPolicy) -> None:
@@ -213,7 +216,11 @@ def test_higher_tier_may_decide_a_lower_tier_task(directory: Directory) -> None:
 @pytest.mark.parametrize(
     ("task", "decision", "reason"),
     [
-        (_task("6000"), TaskDecision(approver="bob", action="approve"), "does not cover 6,000.00"),
+        (
+            _task("6000.00"),
+            TaskDecision(approver="bob", action="approve"),
+            "bob's approval limit 5,000.00 EUR does not cover 6,000.00 EUR",
+        ),
         (_task(), TaskDecision(approver="zed", action="approve"), "unknown approver 'zed'"),
         (_task(requested_by="bob"), TaskDecision(approver="bob", action="approve"), "segregation"),
         (_task(tier=1), TaskDecision(approver="bob", action="reject", comment="x"), "needs one of"),
@@ -221,7 +228,7 @@ def test_higher_tier_may_decide_a_lower_tier_task(directory: Directory) -> None:
         (
             _task(),
             TaskDecision(approver="bob", action="approve", amount=Decimal("3500")),
-            "edited amount 3,500.00 must be above 0 and at most 3,000.00",
+            "edited amount 3,500 EUR is above 3,000.00 EUR, the amount this task is for",
         ),
         (
             _task(),

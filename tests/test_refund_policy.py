@@ -68,11 +68,17 @@ def assess(
 
 def test_the_shipped_policy_has_the_issue_s_tiers(policy: RefundPolicy) -> None:
     assert policy.auto_refund.below_amount == Decimal(50)
+    # Each tier up to its role's approval limit, the CFO above (issue 21: refunds above 50,000
+    # and flagged refunds above 10,000 could be approved by nobody).
     assert [(t.role, t.max_amount) for t in policy.approval_tiers] == [
         ("support_lead", Decimal(500)),
-        ("finance_manager", None),
+        ("finance_manager", Decimal(50000)),
+        ("cfo", None),
     ]
-    assert [t.role for t in policy.fraud_investigation.tiers] == ["fraud_investigator"]
+    assert [(t.role, t.max_amount) for t in policy.fraud_investigation.tiers] == [
+        ("fraud_investigator", Decimal(10000)),
+        ("cfo", None),
+    ]
     assert policy.fraud_investigation.min_severity == "low"
 
 

@@ -175,7 +175,10 @@ async def test_refund_up_to_500_is_approved_by_the_support_lead(
         await decide(handle, approver="judy", action="approve", comment="broken in transit")
         result = await handle.result()
 
-    assert (task.role, task.eligible_roles) == ("support_lead", ["support_lead", "finance_manager"])
+    assert (task.role, task.eligible_roles) == (
+        "support_lead",
+        ["support_lead", "finance_manager", "cfo"],
+    )
     assert task.amount == Decimal("180.00")
     assert "180.00 EUR is not below the automatic limit 50.00" in task.summary
     assert "Customer's reason: The mug arrived broken." in task.summary
@@ -198,7 +201,7 @@ async def test_refund_above_500_needs_finance_and_the_support_lead_may_not_appro
         await decide(handle, approver="carol", action="approve")
         result = await handle.result()
 
-    assert (task.role, task.eligible_roles) == ("finance_manager", ["finance_manager"])
+    assert (task.role, task.eligible_roles) == ("finance_manager", ["finance_manager", "cfo"])
     assert "judy (support_lead) may not decide this task" in str(refused.value.cause)
     assert (result.outcome, result.decided_by) == (Outcome.APPROVED, "carol")
     assert [r.amount for r in issued(systems)] == [Decimal("1200.00")]
@@ -314,18 +317,20 @@ async def test_no_decision_escalates_to_finance_then_puts_the_request_on_hold(
     async with case_worker(time_skipping_env, systems) as queue:
         handle = await start_case(time_skipping_env, queue, systems)
         await open_task(handle)
-        # Nobody decides: the server fast-forwards through the 24h and 48h SLAs.
+        # Nobody decides: the server fast-forwards through the 24h, 48h and 72h SLAs.
         result = await handle.result()
         events = await audit(handle)
 
     assert (result.outcome, result.status) == (Outcome.TIMED_OUT, "on_hold")
     assert result.message == (
-        "no decision in time from support_lead, finance_manager; request on hold, nothing refunded"
+        "no decision in time from support_lead, finance_manager, cfo; request on hold, "
+        "nothing refunded"
     )
     assert issued(systems) == []
     escalations = [e for e in events if e.kind is AuditKind.TASK_ESCALATED]
     assert [(e.data["from_role"], e.data["to_role"]) for e in escalations] == [
-        ("support_lead", "finance_manager")
+        ("support_lead", "finance_manager"),
+        ("finance_manager", "cfo"),
     ]
     assert AuditKind.TASK_TIMED_OUT in kinds(events)
     # The policy's final_timeout roles and the submitter are told.

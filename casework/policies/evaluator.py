@@ -6,14 +6,16 @@ be recomputed from the case's history.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
 from pydantic import BaseModel
 
 from casework.agents.invoice import InvoiceProposal, Recommendation
 from casework.agents.triage import TriageAction, TriageProposal
+from casework.amounts import decimal_places, exact, minor_unit, size_problem
 from casework.policies.models import (
+    ApprovalPolicy,
     ApprovalTier,
     Directory,
     Duration,
@@ -36,7 +38,13 @@ CENT = Decimal("0.01")
 
 
 def money(value: Decimal) -> str:
-    return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    """``value`` rounded to cents, thousands grouped. Never raises, whatever it is given: a
+    decision can carry any amount, and a message about it must not fail the case. What cannot
+    be rounded (``1E+400``, Infinity) is shown as it is."""
+    try:
+        return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    except InvalidOperation:
+        return str(value)
 
 
 class Variance(BaseModel):
@@ -114,7 +122,27 @@ class PolicyDecision(BaseModel):
     sla: Duration | None = None
 
 
-def tier_for_amount(tiers: list[ApprovalTier], amount: Decimal) -> int:
+def foreign_currency(policy: ApprovalPolicy, currency: str) -> str | None:
+    """Why the policy's amounts (thresholds, ceilings, tiers) say nothing about an amount in
+    ``currency``; None when they do.
+
+    The rule: a policy states its amounts in one currency and converts none. A case in another
+    currency is never decided by an amount rule: it goes to the policy's top tier, where only a
+    role without an approval limit may approve it (see :func:`refusal_reasons`).
+    """
+    if policy.currency is None or currency == policy.currency:
+        return None
+    return (
+        f"the amount is in {currency}, the policy's amounts are in {policy.currency}: "
+        "a person decides"
+    )
+
+
+def tier_for_amount(tiers: list[ApprovalTier], amount: Decimal, *, foreign: bool = False) -> int:
+    """The tier whose ceiling covers ``amount``; the top tier for an amount in another currency
+    than the tiers' (``foreign``), which no ceiling describes."""
+    if foreign:
+        return len(tiers) - 1
     for index, tier in enumerate(tiers):
         if tier.max_amount is None or amount <= tier.max_amount:
             return index
@@ -123,16 +151,80 @@ def tier_for_amount(tiers: list[ApprovalTier], amount: Decimal) -> int:
     return len(tiers) - 1
 
 
+def approval_gaps(policy: ApprovalPolicy, directory: Directory) -> list[str]:
+    """The amounts ``policy`` routes to people none of whom may approve them, each naming the
+    tiers and the amounts; empty when every amount it can route has someone.
+
+    A tier's task may be decided by its role and every role above it; approving needs a limit
+    that covers the amount (``refusal_reasons``). A case in another currency than the policy's
+    goes to the top tier, where only a role without a limit may approve it.
+    """
+    gaps: list[str] = []
+    same_currency = None in (policy.currency, directory.currency) or (
+        policy.currency == directory.currency
+    )
+
+    def limit(role: str) -> Decimal | None:
+        entry = directory.roles.get(role)
+        if entry is None:
+            return Decimal(0)
+        if entry.approval_limit is None:
+            return None
+        # A limit in another currency covers nothing in the policy's.
+        return entry.approval_limit if same_currency else Decimal(0)
+
+    for ladder in policy.amount_ladders():
+        tiers = ladder.tiers
+        lower = Decimal(0)
+        for index, tier in enumerate(tiers):
+            last = index == len(tiers) - 1
+            # The last tier takes every amount above the others, whatever its own ceiling.
+            upper = None if last else tier.max_amount
+            if ladder.ceiling is not None:
+                upper = ladder.ceiling if upper is None else min(upper, ladder.ceiling)
+            if upper is not None and upper <= lower:
+                break
+            deciders = [t.role for t in tiers[index:]]
+            limits = [limit(role) for role in deciders]
+            if None not in limits:
+                covered = max(value for value in limits if value is not None)
+                if upper is None or covered < upper:
+                    span = f"above {money(max(covered, lower))}" + (
+                        f" up to {money(upper)}" if upper is not None else ""
+                    )
+                    gaps.append(
+                        f"{ladder.field}: {span} {policy.currency} goes to {tier.role}, and no "
+                        f"one who may decide it ({', '.join(deciders)}) has an approval limit "
+                        "that covers it"
+                    )
+            if upper is None or tier.max_amount is None:
+                break
+            lower = upper
+        top = tiers[-1].role
+        if policy.currency is not None and limit(top) is not None:
+            gaps.append(
+                f"{ladder.field}: a case in another currency than {policy.currency} goes to "
+                f"{top}, whose approval limit covers no other currency: nobody may approve it"
+            )
+    return gaps
+
+
 def decide_invoice(
     policy: InvoiceExceptionPolicy,
     ref: PolicyRef,
     variance: Variance,
     proposal: InvoiceProposal | None,
     supplier: Supplier,
+    *,
+    currency: str,
 ) -> PolicyDecision:
-    """Auto-approve only when every condition holds; otherwise route to the covering tier."""
+    """Auto-approve only when every condition holds; otherwise route to the covering tier.
+    ``currency`` is the invoice's: the policy's amounts apply only in its own."""
     blockers: list[str] = []
     rules = policy.auto_approval
+    foreign = foreign_currency(policy, currency)
+    if foreign:
+        blockers.append(foreign)
     if not variance.within_tolerance:
         blockers.append(
             f"variance {money(variance.variance)} ({variance.variance_percent}%) is outside "
@@ -162,7 +254,7 @@ def decide_invoice(
             reasons=["within tolerance, agent recommends approval with sufficient confidence"],
             policy=ref,
         )
-    tier = tier_for_amount(policy.approval_tiers, variance.invoice_total)
+    tier = tier_for_amount(policy.approval_tiers, variance.invoice_total, foreign=bool(foreign))
     return PolicyDecision(
         route=Route.HUMAN_APPROVAL,
         reasons=blockers,
@@ -184,11 +276,16 @@ def refusal_reasons(
     decision: TaskDecision,
     *,
     submitter_may_approve: bool = False,
+    strict_amounts: bool = True,
 ) -> list[str]:
     """Why a decision may not be accepted; empty when it may.
 
     Used by the update validator (rejected before it reaches history) and by the signal handler
-    (recorded in the audit trail and ignored), so both paths enforce the same rules.
+    (recorded in the audit trail and ignored), so both paths enforce the same rules. Never
+    raises, whatever the decision holds: a signal handler that raised would fail every workflow
+    task of its case. ``strict_amounts`` False judges amounts as cases did before currencies'
+    minor units, policy bounds and foreign currencies were checked: only for signals replayed
+    in cases started before then, whose history must play out as it did.
     """
     if task is None:
         return ["there is no task awaiting a decision in this case"]
@@ -217,22 +314,84 @@ def refusal_reasons(
             + ", ".join(task.eligible_roles),
         ]
     if decision.action == DecisionAction.APPROVE:
+        if not task.carries_amount:
+            if decision.amount is not None:
+                reasons.append(
+                    f"task {task.task_id} carries no amount, so an amount means nothing here: "
+                    "approve it without one"
+                )
+            return reasons
+        if decision.amount is not None:
+            problems = edited_amount_problems(task, decision.amount, strict=strict_amounts)
+            if problems:
+                return [*reasons, *problems]
         amount = task.amount if decision.amount is None else decision.amount
-        if decision.amount is not None and not Decimal(0) < decision.amount <= task.amount:
-            reasons.append(
-                f"edited amount {money(decision.amount)} must be above 0 and at most "
-                f"{money(task.amount)}"
-            )
-        role = directory.roles.get(user.role)
-        limit = role.approval_limit if role else Decimal(0)
-        if limit is not None and amount > limit:
-            reasons.append(
-                f"{decision.approver}'s approval limit {money(limit)} {task.currency} "
-                f"does not cover {money(amount)} {task.currency}"
-            )
+        reasons += _limit_problems(
+            directory, decision.approver, user.role, task, amount, strict=strict_amounts
+        )
     elif decision.action == DecisionAction.REJECT and not (decision.comment or "").strip():
         reasons.append("a rejection needs a comment saying why")
     return reasons
+
+
+def edited_amount_problems(task: HumanTask, amount: Decimal, *, strict: bool = True) -> list[str]:
+    """Why ``amount`` may not be approved instead of the task's; empty when it may.
+
+    Above 0, at most what the task asks and the policy's maximum, at least the policy's minimum,
+    and no more decimals than the currency has. Each reason quotes the amount exactly as sent,
+    so no reason contradicts itself by rounding.
+    """
+    if problem := size_problem(amount):
+        return [f"edited amount {problem}"]
+    currency = task.currency
+    shown = f"{exact(amount)} {currency}"
+    upper, upper_is = task.amount, "the amount this task is for"
+    if strict and task.max_amount is not None and task.max_amount < upper:
+        upper, upper_is = task.max_amount, "the policy's maximum"
+    problems: list[str] = []
+    if amount <= 0:
+        problems.append(f"edited amount {shown} must be above 0")
+    elif amount > upper:
+        problems.append(f"edited amount {shown} is above {money(upper)} {currency}, {upper_is}")
+    elif strict and task.min_amount is not None and amount < task.min_amount:
+        problems.append(
+            f"edited amount {shown} is below {money(task.min_amount)} {currency}, "
+            "the policy's minimum"
+        )
+    if strict and (places := decimal_places(amount)) > (unit := minor_unit(currency)):
+        problems.append(f"edited amount {shown} has {places} decimal places; {currency} has {unit}")
+    return problems
+
+
+def _limit_problems(
+    directory: Directory,
+    approver: str,
+    role_name: str,
+    task: HumanTask,
+    amount: Decimal,
+    *,
+    strict: bool,
+) -> list[str]:
+    """Why ``approver``'s approval limit does not cover ``amount``; empty when it does.
+
+    A limit is in the directory's currency and converts nothing: it covers no amount in another
+    currency, which only a role without a limit may approve (``foreign_currency``).
+    """
+    role = directory.roles.get(role_name)
+    limit = role.approval_limit if role else Decimal(0)
+    if limit is None:
+        return []
+    if strict and directory.currency is not None and task.currency != directory.currency:
+        return [
+            f"{approver}'s approval limit is in {directory.currency} and does not cover an amount "
+            f"in {task.currency}: only a role without a limit may approve this task"
+        ]
+    if amount > limit:
+        return [
+            f"{approver}'s approval limit {money(limit)} {task.currency} "
+            f"does not cover {exact(amount)} {task.currency}"
+        ]
+    return []
 
 
 def answer_refusal_reasons(

@@ -20,7 +20,7 @@ from casework.loan_records import (
     LoanApplication,
     SanctionsScreening,
 )
-from casework.policies.evaluator import money, tier_for_amount
+from casework.policies.evaluator import foreign_currency, money, tier_for_amount
 from casework.policies.models import (
     AgentSettings,
     ApprovalPolicy,
@@ -28,6 +28,7 @@ from casework.policies.models import (
     Duration,
     PolicyModel,
     PolicyRef,
+    TierLadder,
 )
 
 RATIO = Decimal("0.001")
@@ -98,6 +99,9 @@ class LoanApplicationPolicy(ApprovalPolicy):
     underwriting: Underwriting
     fraud_watch: FraudWatch
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+
+    def amount_ladders(self) -> list[TierLadder]:
+        return [TierLadder("underwriting.tiers", self.underwriting.tiers, self.limits.max_amount)]
 
 
 class LoanRoute(StrEnum):
@@ -230,8 +234,9 @@ def decide_loan(
             missing=missing or ["proof of your regular monthly income"],
         )
 
-    blockers: list[str] = []
     rules = policy.auto_approval
+    foreign = foreign_currency(policy, currency)
+    blockers = [foreign] if foreign else []
     if report is None:
         blockers.append(report_missing_reason or "no credit bureau report")
     elif report.score < rules.min_score:
@@ -240,7 +245,7 @@ def decide_loan(
         blockers.append("no income is evidenced")
     elif dti > rules.max_debt_to_income:
         blockers.append(f"debt-to-income {dti} is above {rules.max_debt_to_income}")
-    if amount > rules.max_amount:
+    if not foreign and amount > rules.max_amount:
         blockers.append(
             f"amount {money(amount)} {currency} exceeds the auto-approval ceiling "
             f"{money(rules.max_amount)}"
@@ -266,7 +271,7 @@ def decide_loan(
                 "the auto-approval ceiling, income evidenced"
             ],
         )
-    tier = tier_for_amount(policy.underwriting.tiers, amount)
+    tier = tier_for_amount(policy.underwriting.tiers, amount, foreign=bool(foreign))
     return decision(
         LoanRoute.UNDERWRITING,
         blockers,
@@ -277,10 +282,16 @@ def decide_loan(
 
 
 def refer_to_underwriting(
-    policy: LoanApplicationPolicy, decision: LoanDecision, reason: str, amount: Decimal
+    policy: LoanApplicationPolicy,
+    decision: LoanDecision,
+    reason: str,
+    amount: Decimal,
+    currency: str | None = None,
 ) -> LoanDecision:
-    """``decision`` handed to an underwriter instead, for ``reason`` (the applicant's silence)."""
-    tier = tier_for_amount(policy.underwriting.tiers, amount)
+    """``decision`` handed to an underwriter instead, for ``reason`` (the applicant's silence).
+    ``currency``: the loan's, when not the policy's."""
+    foreign = foreign_currency(policy, currency or policy.currency)
+    tier = tier_for_amount(policy.underwriting.tiers, amount, foreign=bool(foreign))
     return decision.model_copy(
         update={
             "route": LoanRoute.UNDERWRITING,
@@ -302,7 +313,9 @@ def _rejections(
 ) -> list[str]:
     reasons: list[str] = []
     limits = policy.limits
-    if not limits.min_amount <= application.amount <= limits.max_amount:
+    # The limits are in the policy's currency: a loan in another one is for a person to judge.
+    in_policy_currency = foreign_currency(policy, currency) is None
+    if in_policy_currency and not limits.min_amount <= application.amount <= limits.max_amount:
         reasons.append(
             f"amount {money(application.amount)} {currency} is outside "
             f"{money(limits.min_amount)}-{money(limits.max_amount)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
@@ -79,11 +79,35 @@ class SegregationOfDuties(PolicyModel):
     submitter_may_approve: bool = False
 
 
+CURRENCY_CODE = r"^[A-Z]{3}$"
+
+
+class TierLadder(NamedTuple):
+    """Approval tiers that route by amount, where a policy holds them."""
+
+    field: str
+    """Where in the policy, e.g. ``approval_tiers``: problems name it."""
+    tiers: list[ApprovalTier]
+    ceiling: Decimal | None = None
+    """No case reaches these tiers above this (the policy rejects larger amounts)."""
+
+
 class ApprovalPolicy(PolicyModel):
     """A policy whose cases open approval tasks: it says whether a case's submitter may decide
-    them (``CaseWorkflow.load_governance`` applies it)."""
+    them (``CaseWorkflow.load_governance`` applies it) and which currency its amounts are in."""
 
     segregation_of_duties: SegregationOfDuties = SegregationOfDuties()
+    currency: str | None = Field(default=None, pattern=CURRENCY_CODE)
+    """The currency of every amount the policy states (thresholds, ceilings, tiers). Nothing is
+    converted: a case in another currency goes to a person (``evaluator.foreign_currency``).
+    None only in documents written before policies named one, which running cases replay: their
+    amounts then apply in any currency, as they did. The worker refuses to start on a policy
+    with amount tiers that names none (``registry.policy_problems``)."""
+
+    def amount_ladders(self) -> list[TierLadder]:
+        """The policy's tiers that route by amount: the worker refuses a policy under which some
+        amount reaches only people whose approval limits do not cover it."""
+        return []
 
 
 class AgentSettings(PolicyModel):
@@ -102,6 +126,9 @@ class InvoiceExceptionPolicy(ApprovalPolicy):
     escalation: Escalation = Escalation()
     final_timeout: FinalTimeout = FinalTimeout()
     agents: dict[str, AgentSettings] = {}
+
+    def amount_ladders(self) -> list[TierLadder]:
+        return [TierLadder("approval_tiers", self.approval_tiers)]
 
 
 class AgentBudget(PolicyModel):
@@ -173,6 +200,10 @@ DIRECTORY_ID = "directory"
 class Directory(PolicyModel):
     id: str
     version: int
+    currency: str | None = Field(default=None, pattern=CURRENCY_CODE)
+    """The currency of the approval limits; a limit covers no amount in another one. None only
+    in directories written before (their limits cover any currency, as they did); the worker
+    refuses to start on one."""
     roles: dict[str, Role]
     users: dict[str, User]
     public_keys: dict[str, str] = {}

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from casework.agents.refund import RefundProposal, RefundRecommendation
-from casework.policies.evaluator import money, tier_for_amount
+from casework.policies.evaluator import foreign_currency, money, tier_for_amount
 from casework.policies.models import (
     AgentSettings,
     ApprovalPolicy,
@@ -23,6 +23,7 @@ from casework.policies.models import (
     Escalation,
     PolicyModel,
     PolicyRef,
+    TierLadder,
 )
 from casework.records_refund import Customer, FraudSignal, Order, Refund
 
@@ -71,6 +72,12 @@ class RefundPolicy(ApprovalPolicy):
     eligibility: RefundEligibility
     final_timeout: RefundFinalTimeout = RefundFinalTimeout()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+
+    def amount_ladders(self) -> list[TierLadder]:
+        return [
+            TierLadder("approval_tiers", self.approval_tiers),
+            TierLadder("fraud_investigation.tiers", self.fraud_investigation.tiers),
+        ]
 
 
 class RefundAssessment(BaseModel):
@@ -186,9 +193,10 @@ def decide_refund(
     if assessment.ineligible:
         return RefundDecision(route=RefundRoute.REJECT, reasons=assessment.ineligible, policy=ref)
     amount = assessment.amount
+    foreign = foreign_currency(policy, assessment.currency)
     if assessment.fraud_flags:
         tiers = policy.fraud_investigation.tiers
-        tier = tier_for_amount(tiers, amount)
+        tier = tier_for_amount(tiers, amount, foreign=bool(foreign))
         return RefundDecision(
             route=RefundRoute.FRAUD_INVESTIGATION,
             reasons=[f"fraud signal {flag}" for flag in assessment.fraud_flags],
@@ -198,8 +206,8 @@ def decide_refund(
             sla=tiers[tier].sla,
         )
     rules = policy.auto_refund
-    blockers = []
-    if amount >= rules.below_amount:
+    blockers = [foreign] if foreign else []
+    if not foreign and amount >= rules.below_amount:
         blockers.append(
             f"{money(amount)} {assessment.currency} is not below the automatic limit "
             f"{money(rules.below_amount)}"
@@ -234,7 +242,7 @@ def decide_refund(
             ],
             policy=ref,
         )
-    tier = tier_for_amount(policy.approval_tiers, amount)
+    tier = tier_for_amount(policy.approval_tiers, amount, foreign=bool(foreign))
     return RefundDecision(
         route=RefundRoute.APPROVAL,
         reasons=blockers,

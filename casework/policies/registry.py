@@ -16,10 +16,13 @@ from pydantic import ValidationError
 
 from casework.converter import validation_problems
 from casework.masking import MASKING_POLICY_ID, MaskingPolicy
+from casework.policies.evaluator import approval_gaps
 from casework.policies.lead_routing import LeadRoutingPolicy
 from casework.policies.loader import PolicyNotFoundError, load_policy
 from casework.policies.loan_application import LoanApplicationPolicy
 from casework.policies.models import (
+    DIRECTORY_ID,
+    ApprovalPolicy,
     Directory,
     InvoiceExceptionPolicy,
     PolicyModel,
@@ -40,10 +43,16 @@ POLICY_MODELS: dict[str, type[PolicyModel]] = {
 }
 
 
+NO_CURRENCY = "currency: missing; name the currency (e.g. currency: EUR) of"
+
+
 def policy_problems(directory: Path) -> list[str]:
     """Every problem with the policy documents in ``directory``, each naming file and field;
-    empty when all of them are valid."""
+    empty when all of them are valid. Valid documents are checked together too: a policy whose
+    approval tiers leave amounts that no one in the directory may approve is a problem, naming
+    the tiers and the amounts (``evaluator.approval_gaps``)."""
     problems: list[str] = []
+    valid: dict[str, PolicyModel] = {}
     ids = sorted({path.stem for path in directory.glob("*.yaml")} | set(POLICY_MODELS))
     for policy_id in ids:
         path = directory / f"{policy_id}.yaml"
@@ -64,7 +73,18 @@ def policy_problems(directory: Path) -> list[str]:
         if model is None:
             continue
         try:
-            model.model_validate(document.content)
+            valid[policy_id] = model.model_validate(document.content)
         except ValidationError as error:
             problems.append(f"{path}: {validation_problems(error)}")
+    people = valid.get(DIRECTORY_ID)
+    if isinstance(people, Directory) and people.currency is None:
+        problems.append(f"{directory / DIRECTORY_ID}.yaml: {NO_CURRENCY} the approval limits")
+        people = None
+    for policy_id, policy in valid.items():
+        if isinstance(policy, ApprovalPolicy) and policy.amount_ladders():
+            path = directory / f"{policy_id}.yaml"
+            if policy.currency is None:
+                problems.append(f"{path}: {NO_CURRENCY} its amounts")
+            elif people is not None:
+                problems += [f"{path}: {gap}" for gap in approval_gaps(policy, people)]
     return problems

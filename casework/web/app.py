@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -26,6 +26,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog, report
+from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.audit import CONFIDENCE, RECOMMENDED_ACTION, AuditEvent, AuditKind
 from casework.cli.output import web_ui_link
 from casework.config import Settings
@@ -71,6 +72,7 @@ def _environment() -> Environment:
     env.filters["when"] = lambda value: f"{value:%Y-%m-%d %H:%M} UTC" if value else "-"
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str)
     env.filters["quote"] = lambda value: quote(str(value), safe="")
+    env.globals["amount_example"] = EXAMPLE
     return env
 
 
@@ -309,15 +311,13 @@ def create_app(
         comment = fields.get("comment", "").strip() or None
         problems: list[str] = []
         amount: Decimal | None = None
-        raw_amount = fields.get("amount", "").strip().replace(",", "")
+        raw_amount = fields.get("amount", "").strip()
         if raw_amount and action == "approve":
+            # One unambiguous form, as on the command line: "12.600,00" is refused, not read.
             try:
-                amount = Decimal(raw_amount)
-            except InvalidOperation:
-                problems.append(f"amount {raw_amount!r} is not a number")
-            else:
-                if not amount.is_finite():
-                    problems.append(f"amount {raw_amount!r} is not a number")
+                amount = parse_amount(raw_amount)
+            except AmountError as error:
+                problems.append(str(error))
         if not problems:
             decision = TaskDecision(
                 approver=session.user,

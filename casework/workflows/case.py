@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.policy import PolicyLookup
     from casework.activities.policy import load as load_policy
     from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+    from casework.amounts import exact
     from casework.audit import (
         CONFIDENCE,
         MODEL_USAGE,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.signing import signature_refusal
     from casework.tasks import (
+        DecisionAction,
         DecisionReceipt,
         HumanTask,
         TaskAnswer,
@@ -66,6 +68,11 @@ P = TypeVar("P", bound=PolicyModel)
 
 SIGNED_DECISIONS = "signed-decisions"
 """Patch ID: cases started before decisions were signed keep accepting unsigned ones."""
+EDITED_AMOUNT_RULES = "edited-amount-rules"
+"""Patch ID: an edited amount must fit its currency's decimals and the policy's bounds, and an
+approval limit covers only its own currency. Cases started before keep judging *signals* the old
+way, since a signal's verdict is recomputed on replay; updates are judged by the validator, which
+replay does not run, so every case applies the rules to them."""
 
 
 class CaseResult(Protocol):
@@ -145,15 +152,29 @@ class CaseState(BaseModel):
     """Process-specific summary for people: amounts, the agent's proposal, the outcome."""
 
 
+class AmountLimits(BaseModel):
+    """A policy's bounds on the amount a person may approve instead of the one asked for."""
+
+    currency: str | None
+    """The policy's currency: the bounds say nothing about an amount in another one (None: a
+    policy written before policies named one, whose bounds apply in any)."""
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+
+
 class ApprovalRequest(BaseModel):
     title: str
     summary: str
     evidence: dict[str, Any] = {}
     amount: Decimal
     currency: str
+    """Empty when the task carries no amount (a review); ``amount`` is then 0."""
     tiers: list[ApprovalTier]
     start_tier: int
     escalate: bool = True
+    limits: AmountLimits | None = None
+    """What the policy allows an edited amount to be, besides at most ``amount`` and no more
+    decimals than ``currency`` has."""
 
 
 class ApprovalOutcome(BaseModel):
@@ -227,6 +248,7 @@ class CaseWorkflow:
         self._tasks: list[HumanTask] = []
         self._directory: Directory | None = None
         self._decisions_signed = False
+        self._strict_amounts = False
         self._used_nonces: set[str] = set()
         self._requested_by = ""
         self._input_name = ""
@@ -416,6 +438,7 @@ class CaseWorkflow:
         directory brings its users' public keys, which every decision's signature is checked
         against; an approval policy says whether the submitter may decide."""
         self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
+        self._strict_amounts = workflow.patched(EDITED_AMOUNT_RULES)
         document = await self.call_tool(
             load_policy, PolicyLookup(policy_id=policy_id), summary=f"loaded policy {policy_id}"
         )
@@ -615,6 +638,9 @@ class CaseWorkflow:
         return (eligible or of_kind)[0], []
 
     def _open_task(self, request: ApprovalRequest, tier: int) -> HumanTask:
+        limits = request.limits
+        if limits is not None and limits.currency not in (None, request.currency):
+            limits = None
         task = self._new_task(
             TaskKind.APPROVAL,
             request.tiers[tier].sla,
@@ -623,6 +649,8 @@ class CaseWorkflow:
             eligible_roles=eligible_roles(request.tiers, tier),
             amount=request.amount,
             currency=request.currency,
+            min_amount=limits.minimum if limits else None,
+            max_amount=limits.maximum if limits else None,
             tier=tier,
             summary=request.summary,
             evidence=request.evidence,
@@ -654,7 +682,7 @@ class CaseWorkflow:
             return ["this signed decision was already used on this case (a replay); sign a new one"]
         return []
 
-    def _refusals(self, decision: TaskDecision) -> list[str]:
+    def _refusals(self, decision: TaskDecision, *, strict_amounts: bool = True) -> list[str]:
         if self._directory is None:
             return ["the case has not loaded its approval directory yet"]
         if unproven := self._signature_refusals(decision):
@@ -665,6 +693,7 @@ class CaseWorkflow:
             task,
             decision,
             submitter_may_approve=self._submitter_may_approve,
+            strict_amounts=strict_amounts,
         )
 
     def _accept(self, decision: TaskDecision) -> DecisionReceipt:
@@ -682,11 +711,16 @@ class CaseWorkflow:
             task_id=task.task_id,
             decision=decision,
         )
+        approved = decision.action == DecisionAction.APPROVE and task.carries_amount
+        amount = (task.amount if decision.amount is None else decision.amount) if approved else None
+        what = f" of {exact(amount)} {task.currency}" if amount is not None else ""
         return DecisionReceipt(
             task_id=task.task_id,
             action=decision.action,
             approver=decision.approver,
-            message=f"{decision.action} by {decision.approver} recorded for {task.case_id}",
+            message=f"{decision.action}{what} by {decision.approver} recorded for {task.case_id}",
+            amount=amount,
+            currency=task.currency if amount is not None else "",
         )
 
     @workflow.update(name="decide")
@@ -702,7 +736,7 @@ class CaseWorkflow:
         decision = self.signal_input("decision", TaskDecision, payloads)
         if decision is None:
             return
-        reasons = self._refusals(decision)
+        reasons = self._refusals(decision, strict_amounts=self._strict_amounts)
         if not self.ignore_signal("decision", decision.approver, reasons, decision=decision):
             self._accept(decision)
 

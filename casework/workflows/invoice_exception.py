@@ -151,7 +151,9 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         self.set_status(CaseStatus.ANALYSING, amount=invoice.total)
 
         proposal = await self._propose(policy, context, variance)
-        decision = decide_invoice(policy, policy_ref, variance, proposal, context.supplier)
+        decision = decide_invoice(
+            policy, policy_ref, variance, proposal, context.supplier, currency=invoice.currency
+        )
         self.record(
             AuditKind.POLICY_DECISION,
             f"policy {policy_ref}: {decision.route.value}"

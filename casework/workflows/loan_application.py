@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.workflows.case import (
         COMPENSATION_RETRY,
         TOOL_RETRY,
+        AmountLimits,
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
@@ -296,6 +297,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
                     f"the applicant did not reply within "
                     f"{format_duration(policy.more_information.reply_within)}",
                     application.amount,
+                    application.currency,
                 )
                 self._record_decision(decision, ref)
                 break
@@ -492,6 +494,11 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 tiers=policy.underwriting.tiers,
                 start_tier=decision.tier,
                 escalate=policy.underwriting.escalate_on_sla,
+                limits=AmountLimits(
+                    currency=policy.currency,
+                    minimum=policy.limits.min_amount,
+                    maximum=policy.limits.max_amount,
+                ),
             )
         )
         human = outcome.decision

@@ -107,7 +107,7 @@ from tests.loan_application_support import (
     waits_for,
 )
 from tests.refund_support import FakeRefundSystems, fraud_signal, order
-from tests.signing_support import install_test_keys, signed
+from tests.signing_support import install_test_keys, signed, signed_as_sent
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 from tests.vendor_onboarding_support import (
     FOREIGN_IBAN,
@@ -265,6 +265,18 @@ async def _unsigned_and_forged_then_signed(env: WorkflowEnvironment, handle: Cas
     await handle.signal("decide", signed(handle.id, approver="bob", action="approve"))
 
 
+async def _edited_amounts_refused_then_approved(
+    env: WorkflowEnvironment, handle: CaseHandle
+) -> None:
+    await _open_task(handle)
+    # No task could allow this amount: recorded as malformed, where it once failed the task.
+    await handle.signal("decide", signed_as_sent(handle.id, "bob", "1E+400"))
+    # Finer than the euro's cent: refused by the rules, recorded, ignored.
+    await handle.signal("decide", signed_as_sent(handle.id, "bob", "0.001"))
+    await _refusals_recorded(handle, 2)
+    await _decide(handle, approver="bob", action="approve", amount="3000.00")
+
+
 def _price_variance(invoice_id: str) -> FakeSystems:
     # 5% over the PO on 3,000.00: outside tolerance, within the ap_supervisor's limit.
     return FakeSystems(scenario(invoice_id, invoice_price="31.50"))
@@ -298,6 +310,14 @@ RECORDINGS = (
         "unsigned_and_forged_then_signed",
         _price_variance,
         _unsigned_and_forged_then_signed,
+        Outcome.APPROVED,
+    ),
+    # Behind workflow.patched("edited-amount-rules"): signals are judged by the currency's minor
+    # unit (histories above replay the unpatched path, where only 0 < amount <= total counted).
+    Recording(
+        "edited_amounts_refused_then_approved",
+        _price_variance,
+        _edited_amounts_refused_then_approved,
         Outcome.APPROVED,
     ),
     # Behind workflow.patched("reconcile-failed-payment"): the payment went through but every
