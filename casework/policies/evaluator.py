@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from casework.agents.checks import ProposalChecks
 from casework.agents.invoice import InvoiceProposal, Recommendation
 from casework.agents.triage import TriageAction, TriageProposal
 from casework.policies.models import (
@@ -286,11 +287,15 @@ def decide_triage(
     no_proposal_reason: str = "",
     ticket_severity: int | None = None,
     article_exists: bool = False,
+    checks: ProposalChecks | None = None,
 ) -> TriageDecision:
     """What happens to a ticket, given the agent's proposal (None when the region gave none).
 
     Severity 1 pages on either the ticket's word or the agent's: missing a real outage costs
-    far more than a page that turns out unneeded.
+    far more than a page that turns out unneeded. ``checks`` are the proposal's checks
+    (``casework.agents.triage.check_proposal``): a value that fails them goes to a person, and
+    the team comes from the policy's category map, never from the agent. None only in a case
+    that decided before proposals were checked, replaying that decision.
     """
     severities = [s for s in (ticket_severity, proposal and proposal.severity) if s]
     page = 1 in severities
@@ -302,6 +307,8 @@ def decide_triage(
 
     if proposal is None:
         return review(f"no usable proposal from the agent: {no_proposal_reason}")
+    if checks is not None and checks.unverified:
+        return review(*checks.reasons())
     category = policy.categories.get(proposal.category)
     if category is None:
         return review(f"category {proposal.category!r} is not one the policy knows")
@@ -319,6 +326,19 @@ def decide_triage(
             reasons=[f"low-risk {proposal.category}, resolved by {proposal.kb_article_id}"],
             policy=ref,
             kb_article_id=proposal.kb_article_id,
+            page=page,
+            follows_proposal=True,
+        )
+    if proposal.action is TriageAction.ASSIGN and checks is not None:
+        differs = proposal.team != category.team
+        return TriageDecision(
+            route=TriageRoute.ASSIGN,
+            reasons=[
+                f"{proposal.category} assigned to {category.team}, the policy's team for it"
+                + (f" (the agent suggested {proposal.team})" if differs else "")
+            ],
+            policy=ref,
+            team=category.team,
             page=page,
             follows_proposal=True,
         )
