@@ -130,8 +130,13 @@ def decide_invoice(
     variance: Variance,
     proposal: InvoiceProposal | None,
     supplier: Supplier,
+    checks: ProposalChecks | None = None,
 ) -> PolicyDecision:
-    """Auto-approve only when every condition holds; otherwise route to the covering tier."""
+    """Auto-approve only when every condition holds; otherwise route to the covering tier.
+
+    ``checks`` are the proposal's (``casework.agents.invoice.check_proposal``): a value that
+    fails them keeps the invoice from being approved without a person.
+    """
     blockers: list[str] = []
     rules = policy.auto_approval
     if not variance.within_tolerance:
@@ -149,6 +154,8 @@ def decide_invoice(
                 f"agent confidence {proposal.confidence:.2f} is below "
                 f"{rules.min_agent_confidence:.2f}"
             )
+        if checks is not None:
+            blockers += checks.reasons()
     if rules.max_amount is not None and variance.invoice_total > rules.max_amount:
         blockers.append(
             f"total {money(variance.invoice_total)} exceeds the auto-approval ceiling "
