@@ -513,7 +513,7 @@ def _summary(
             else:
                 lines.append(
                     f"Agent suggests paying {money(proposal.suggested_amount)}, which is not "
-                    f"within the invoice total: disregard it."
+                    "within the invoice total: disregard it."
                 )
     lines.append("Needs a person because: " + "; ".join(decision.reasons) + ".")
     return "\n".join(lines)

@@ -233,7 +233,8 @@ class LeadRoutingWorkflow(CaseWorkflow):
             )
             + f"; account: {account.account_id if account else 'none'}; "
             f"{len(roster)} account executive(s)",
-            context=context,
+            # The read's checks have an entry of their own (proposal_checked).
+            context=context.model_dump(mode="json", exclude={"read_checks"}),
         )
         return context
 
