@@ -31,7 +31,13 @@ from casework.agents.lead import LeadIntent, LeadRead
 from casework.agents.refund import RefundProposal, RefundRecommendation
 from casework.agents.triage import TriageProposal
 from casework.agents.vendor_documents import DocumentExtraction
-from casework.policies.evaluator import TriageRoute, decide_triage
+from casework.policies.evaluator import (
+    Route,
+    TriageRoute,
+    compute_variance,
+    decide_invoice,
+    decide_triage,
+)
 from casework.policies.loader import load_policy
 from casework.policies.loan_application import (
     LoanApplicationPolicy,
@@ -39,7 +45,7 @@ from casework.policies.loan_application import (
     check_income_reading,
     decide_loan,
 )
-from casework.policies.models import TicketTriagePolicy
+from casework.policies.models import InvoiceExceptionPolicy, TicketTriagePolicy
 from casework.policies.vendor_onboarding import (
     DocumentVerdict,
     VendorOnboardingPolicy,
@@ -47,6 +53,8 @@ from casework.policies.vendor_onboarding import (
     check_document,
 )
 from casework.records import ConfigurationItem, KbArticle, Ticket
+from tests.fake_systems import proposal as invoice_proposal
+from tests.fake_systems import scenario
 from tests.loan_application_support import credit_report, freelance_statement, loan_application
 from tests.loan_application_support import reading as income_reading
 from tests.vendor_onboarding_support import (
@@ -507,6 +515,20 @@ def test_an_invoice_amount_outside_the_invoice_is_not_offered() -> None:
         "suggested_amount '13,000.00' (validator): outside the invoice total (at least 0 and at "
         "most 12,600.00)"
     ]
+
+
+def test_an_invoice_amount_outside_the_invoice_keeps_it_from_auto_approval() -> None:
+    policy = InvoiceExceptionPolicy.model_validate(load_policy("invoice_exception").content)
+    case = scenario("INV-C1")
+    variance = compute_variance(case.invoice, case.purchase_order, case.receipts, policy.tolerance)
+    answer = invoice_proposal().model_copy(update={"suggested_amount": Decimal("99999.00")})
+    checks = invoice.check_proposal(answer, case.invoice.total)
+    ref = load_policy("invoice_exception").ref
+
+    assert decide_invoice(policy, ref, variance, answer, case.supplier).route is Route.AUTO_APPROVE
+    decision = decide_invoice(policy, ref, variance, answer, case.supplier, checks)
+    assert decision.route is Route.HUMAN_APPROVAL
+    assert decision.reasons == checks.reasons()
 
 
 def test_the_refund_analyst_proposes_nothing_but_judgement() -> None:
