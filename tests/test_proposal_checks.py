@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from casework.agents import income, invoice, lead, refund, triage, vendor_documents
+from casework.agents import income, invoice, lead, refund, registry, triage, vendor_documents
 from casework.agents.checks import (
     CheckBasis,
     Form,
@@ -459,6 +459,17 @@ def test_a_proposal_the_records_contradict_goes_to_a_person(
     decision = triage_decision(proposal, on, item, article)
     assert decision.route is TriageRoute.HUMAN_REVIEW
     assert reason in decision.reasons
+
+
+def test_the_triage_stand_in_keeps_the_category_the_ticket_records() -> None:
+    stand_in = registry.get(triage.TRIAGE_PROPOSAL).stand_in
+    proposal = TriageProposal.model_validate(
+        stand_in({"ticket": {"title": "Printer jams", "category": "network"}}).model_dump()
+    )
+    checks = triage.check_proposal(
+        proposal, ticket(category="network"), None, None, list(TRIAGE_POLICY.categories)
+    )
+    assert (proposal.category, checks.all_verified) == ("network", True)
 
 
 def test_the_team_is_the_policys_for_the_category() -> None:

@@ -226,7 +226,8 @@ def stand_in_turn(messages: list[ChatMessage]) -> ChatMessage:
 
 def _propose(ticket: dict[str, Any], by_tool: dict[str, Any]) -> str:
     text = f"{ticket.get('title', '')} {ticket.get('description', '')}".lower()
-    category = next(
+    recorded = ticket.get("category")
+    category = recorded or next(
         (name for name, words in _CATEGORY_WORDS if any(word in text for word in words)), "other"
     )
     ci = by_tool.get("get_configuration_item")
@@ -237,7 +238,10 @@ def _propose(ticket: dict[str, Any], by_tool: dict[str, Any]) -> str:
     severity = ticket.get("severity") or (
         1 if outage and ci.get("criticality") == "critical" else 3
     )
-    reasons = [f"category {category} from the ticket's wording"]
+    reasons = [
+        f"category {category} "
+        + ("as the ticket records it" if recorded else "from the ticket's wording")
+    ]
     if ci:
         reasons.append(
             f"affects {ci.get('ci_id')} ({ci.get('criticality')}, {ci.get('owner_team')})"
