@@ -12,6 +12,8 @@ them through ``CaseWorkflow``'s helpers (``record_proposal``, ``record_model_usa
   ``agent_proposal``: what the agent's proposal means for the human task that may follow.
   Approving the task follows the agent when it recommends ``approve``; rejecting follows it
   when it recommends ``reject``. A person who does otherwise overrides the agent.
+- ``agent`` and ``unverified`` on ``proposal_checked``: whose proposal was checked, and how many
+  of its values could not be verified (and so were not used).
 - ``task_kind`` (``approval`` / ``question``) on ``task_opened``.
 - ``step`` and ``ok`` on ``compensation``: what was undone, and whether undoing it worked.
 """
@@ -33,6 +35,9 @@ class AuditKind(StrEnum):
     CONTEXT_RETRIEVED = "context_retrieved"
     AGENT_PROPOSAL = "agent_proposal"
     AGENT_FAILED = "agent_failed"
+    PROPOSAL_CHECKED = "proposal_checked"
+    """How each value an agent proposed was checked before a policy or a write used it
+    (``casework.agents.checks``): ``agent``, ``checks`` and ``unverified`` (how many failed)."""
     POLICY_DECISION = "policy_decision"
     TASK_OPENED = "task_opened"
     TASK_ESCALATED = "task_escalated"

@@ -23,6 +23,7 @@ CASES_STARTED = "casework_cases_started"
 CASES_COMPLETED = "casework_cases_completed"
 DECISIONS = "casework_decisions"
 AGENT_PROPOSALS = "casework_agent_proposals"
+PROPOSAL_CHECKS = "casework_proposal_checks"
 MODEL_CALLS = "casework_model_calls"
 MODEL_TOKENS = "casework_model_tokens"
 MODEL_COST = "casework_model_cost_microdollars"
@@ -35,6 +36,8 @@ DESCRIPTIONS = {
     DECISIONS: "Decisions by kind: approve, reject, answer (people), auto (the policy decided "
     "without a person), refused (an invalid signal), timed_out, escalated",
     AGENT_PROPOSALS: "Agent proposals, by agent and recommended action",
+    PROPOSAL_CHECKS: "Values agents proposed, by agent, how each was checked (basis) and the "
+    "verdict (verified, unverified: not used, opinion)",
     MODEL_CALLS: "Model calls cases paid for, by agent",
     MODEL_TOKENS: "Model tokens cases paid for, by agent and token_type (prompt/completion)",
     MODEL_COST: "Model cost cases paid for, in millionths of a US dollar, by agent",
@@ -89,6 +92,14 @@ class CaseMetrics:
                 agent=str(data.get("agent", "")),
                 recommended_action=str(data.get(RECOMMENDED_ACTION) or "none"),
             )
+        elif kind is AuditKind.PROPOSAL_CHECKED:
+            for check in data.get("checks") or []:
+                self._add(
+                    PROPOSAL_CHECKS,
+                    agent=str(data.get("agent", "")),
+                    basis=str(check.get("basis", "")),
+                    verdict=str(check.get("verdict", "")),
+                )
         elif kind is AuditKind.AGENT_REGION_ENDED and data.get("outcome") == "budget_exhausted":
             self._add(BUDGET_EXHAUSTED, agent=str((data.get(MODEL_USAGE) or {}).get("agent", "")))
         elif kind is AuditKind.COMPENSATION:

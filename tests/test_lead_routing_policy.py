@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from casework.agents.lead import LeadIntent, LeadRead, stand_in_read
+from casework.agents.lead import LeadIntent, LeadRead, check_read, stand_in_read
 from casework.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
 from casework.policies.lead_routing import (
     LeadRoute,
@@ -341,6 +341,25 @@ def test_the_decision_names_the_policy_it_was_made_under() -> None:
             POLICY, other, lead(), firmographics=None, read=None, account=None, roster=[]
         ).policy
         == other
+    )
+
+
+def test_a_read_whose_signals_the_message_does_not_state_counts_nothing() -> None:
+    """The same confident purchase read goes straight through when its signals are quoted from
+    the lead's message, and to a person when they are not."""
+    prospect = lead()
+    quoted = read().model_copy(update={"buying_signals": ["Pricing", "40 seats"]})
+    invented = read().model_copy(update={"buying_signals": ["5,000 seats", "signed budget"]})
+    quoted_checks = check_read(quoted, prospect.message, POLICY.sales_intents)
+    invented_checks = check_read(invented, prospect.message, POLICY.sales_intents)
+
+    assert decide(read=quoted, read_checks=quoted_checks).route is LeadRoute.STRAIGHT_THROUGH
+    decision = decide(read=invented, read_checks=invented_checks)
+    assert (decision.route, decision.confidence) == (LeadRoute.REVIEW, 0.5)
+    assert decision.reasons[1] == (
+        "agent reads purchase (confidence 0.90), not borne out by the message: counts 0 ("
+        + "; ".join(invented_checks.reasons())
+        + ")"
     )
 
 

@@ -36,6 +36,7 @@ from tests.loan_application_support import (
     freelance_statement,
     loan_application,
     new_application_id,
+    opens_task,
     reaches_status,
     start_loan,
 )
@@ -45,6 +46,7 @@ from tests.scripted_llm import (
     ScriptedReply,
     scripted_llm_server,
 )
+from tests.signing_support import decide
 
 # -- the stack, once per module -----------------------------------------------------------------
 
@@ -206,6 +208,81 @@ async def test_bureau_report_arriving_during_identity_checks_is_not_lost(
     result = await handle.result()
     assert (result.status, result.outcome) == (CaseStatus.DISBURSED, Outcome.AUTO_APPROVED)
     assert [p.status for p in await sandbox.ledger(application_id)] == ["completed"]
+
+
+# The model inflates the income the documents state; a figure they do not state at all.
+INFLATED = {
+    "above_the_declared_income": (
+        "1000.00",
+        "Freelance income statement: 1,000.00 EUR per month",
+        "10000.00",
+        [
+            "not counted: income_reader's verified_monthly_income '10,000.00' (document): not "
+            "stated in DOC-FREELANCE",
+            "not counted: income_reader's verified_monthly_income '10,000.00' (policy): outside "
+            "the declared monthly income 1,000.00 (at most 1,000.00)",
+        ],
+    ),
+    "not_in_the_document": (
+        "5000.00",
+        "Average monthly income: 4.000,00 EUR",
+        "4500.00",
+        [
+            "not counted: income_reader's verified_monthly_income '4,500.00' (document): not "
+            "stated in DOC-FREELANCE"
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("declared", "statement", "answered", "not_counted"), INFLATED.values(), ids=INFLATED.keys()
+)
+async def test_an_income_figure_the_documents_do_not_bear_out_pays_nothing_out(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    sandbox: LendingSandbox,
+    model: ScriptedIncomeReader,
+    declared: str,
+    statement: str,
+    answered: str,
+    not_counted: list[str],
+) -> None:
+    """Why 1: 25,000.00 over 60 months, a score of 760 and no debt; the reader answers a figure
+    the statement does not state, very confidently. It counts for nothing: an underwriter
+    decides, and until then no money moves."""
+    application_id = new_application_id("INFLATED")
+    application = loan_application(
+        application_id,
+        amount="25000.00",
+        declared_income=declared,
+        documents=[freelance_statement(statement)],
+    )
+    await sandbox.seed(application, score=760, debt="0.00")
+    model.answer(application_id, ScriptedReply(content=reading_json(answered, 0.95)))
+
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    request_id = await bureau_request_id(sandbox, application_id)
+    await sandbox.answer(request_id)
+    await deliver(temporal.client, await bureau_report(sandbox.http, request_id))
+    task = await opens_task(handle)
+    events = await audit(handle)
+
+    (checked,) = events_of(events, AuditKind.PROPOSAL_CHECKED)
+    assert checked.data["agent"] == "income_reader"
+    assert checked.data["unverified"] == len(not_counted)
+    (decision,) = events_of(events, AuditKind.POLICY_DECISION)[-1:]
+    assert decision.data["decision"]["route"] == "underwriting"
+    assert set(not_counted) <= set(decision.data["decision"]["reasons"])
+    assert task.role == "underwriter"
+    assert all(reason in task.summary for reason in not_counted)
+    assert await sandbox.ledger(application_id) == []
+    assert (await sandbox.application(application_id))["status"] == "submitted"
+
+    await decide(handle, approver="noah", action="reject", comment="income not evidenced")
+    result = await handle.result()
+    assert result.outcome is Outcome.REJECTED_BY_UNDERWRITER
+    assert await sandbox.ledger(application_id) == []
 
 
 async def test_fraud_alert_after_approval_reverses_the_disbursement_in_the_ledger(

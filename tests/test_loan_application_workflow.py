@@ -303,7 +303,7 @@ async def test_more_information_answered_in_time_is_read_again_and_approved(
 ) -> None:
     systems = FakeLending(
         loan_application("APP-I1", documents=[freelance_statement("invoices attached")]),
-        readings=[reading(None, 0.4, missing=["bank statements for 2024"]), reading("4100.00")],
+        readings=[reading(None, 0.4, missing=["bank statements for 2024"]), reading("3950.00")],
     )
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-I1")
@@ -314,7 +314,7 @@ async def test_more_information_answered_in_time_is_read_again_and_approved(
             CustomerReply(
                 application_id="APP-I1",
                 text="Statements attached",
-                documents=[freelance_statement("Bank statements: 4,100.00 EUR per month")],
+                documents=[freelance_statement("Bank statements: 3,950.00 EUR per month")],
             ),
         )
         result = await handle.result()

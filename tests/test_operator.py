@@ -525,6 +525,17 @@ def test_worker_metrics_count_the_demo_cases_once(stack: Stack, demo: Demo) -> N
         metrics, "casework_agent_proposals_total", "case_type", "agent", "recommended_action"
     ) == _nonzero(proposals)
 
+    checks = Counter(
+        (case.case_type, e["data"]["agent"], check["basis"], check["verdict"])
+        for case in cases
+        for e in case.events("proposal_checked")
+        for check in e["data"]["checks"]
+    )
+    assert _by(
+        metrics, "casework_proposal_checks_total", "case_type", "agent", "basis", "verdict"
+    ) == _nonzero(checks)
+    assert {agent for _, agent, _, _ in checks} >= {"invoice_analyst", "triage_agent"}
+
     # Model calls, tokens and cost from the calls themselves (the stand-in's cost nothing).
     calls: Counter[tuple[str, str]] = Counter()
     tokens: Counter[tuple[str, str, str]] = Counter()
@@ -568,6 +579,7 @@ def test_worker_metrics_count_the_demo_cases_once(stack: Stack, demo: Demo) -> N
         "casework_cases_completed_total",
         "casework_decisions_total",
         "casework_agent_proposals_total",
+        "casework_proposal_checks_total",
         "casework_model_calls_total",
         "casework_model_tokens_total",
         "casework_model_cost_microdollars_total",

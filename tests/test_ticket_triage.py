@@ -112,7 +112,14 @@ async def test_confident_low_risk_proposal_citing_an_existing_article_resolves_t
         article_id,
         "access",
     )
-    assert ticket["resolution"] == "Reset the password in the self-service portal."
+    # The resolution written is the article's; the agent's own words stay its suggestion.
+    assert ticket["resolution"] == (
+        f"Resolved following {article_id}: Locked out after a password change {ticket_id}"
+    )
+    (comment,) = ticket["comments"]
+    assert (
+        "Suggested resolution: Reset the password in the self-service portal." in (comment["body"])
+    )
     assert history_actions(ticket) == ["created", "classified", "resolved", "commented"]
     # The policy checked that the cited article exists before resolving with it.
     activities = await scheduled_activities(handle)
@@ -139,7 +146,10 @@ async def test_auto_resolve_citing_an_article_that_does_not_exist_goes_to_a_pers
     handle = await stack.start(ticket_id)
     task = await open_task(handle, "a review task")
     assert task.role == "service_desk_lead"
-    assert "cited article KB-DOES-NOT-EXIST does not exist" in task.summary
+    assert (
+        "triage_agent's kb_article_id 'KB-DOES-NOT-EXIST' (record): the knowledge base holds "
+        "nothing by that name" in task.summary
+    )
     await review(handle, "frank", "reject", "no such article")
     result = await handle.result()
 
@@ -241,10 +251,6 @@ FOOLED = {
         {"category": "security", "action": "auto_resolve", "team": None},
         "auto-resolve is only for low-risk categories, not security",
     ),
-    "assign_to_hackers": (
-        {"category": "access", "action": "assign", "team": "hackers"},
-        "team 'hackers' is not one tickets may be assigned to",
-    ),
 }
 
 
@@ -334,7 +340,13 @@ async def test_rejected_proposal_does_not_reclassify_a_severity_1_ticket(stack: 
 
     handle = await stack.start(ticket_id)
     task = await open_task(handle, "a review task")
-    assert "category 'cosmetic' is not one the policy knows" in task.summary
+    assert "triage_agent's category 'cosmetic' (policy): not one of the policy's categories" in (
+        task.summary
+    )
+    assert (
+        "triage_agent's severity '4' (record): outside the severity ticket "
+        f"{ticket_id} records (it may be raised, never lowered) (at most 1)" in task.summary
+    )
     await review(handle, "frank", "reject", "this is an outage, not cosmetic")
     # The requester's severity 1 pages (no item on the ticket: the service desk lead first).
     await audited(
@@ -348,6 +360,135 @@ async def test_rejected_proposal_does_not_reclassify_a_severity_1_ticket(stack: 
     # The rejected proposal must not downgrade the ticket or give it a category nobody accepted.
     assert ticket["severity"] == 1
     assert ticket["category"] != "cosmetic"
+
+
+# -- an agent's word is not a fact ---------------------------------------------------------------
+
+
+async def test_a_severity_1_outage_of_a_critical_item_is_never_resolved_on_the_agents_word(
+    stack: Stack,
+) -> None:
+    """Why 3: the agent calls a database outage a password problem and cites a password article,
+    confidently. The ticket's own category and severity, and the item the CMDB calls critical,
+    win: a person looks, and the ticket is not resolved."""
+    ticket_id = new_ticket_id("paydb")
+    ci_id = f"CI-{ticket_id}"
+    article_id = f"KB-{ticket_id}"
+    await stack.itsm.create_ci(
+        ci_id, name="payments database", owner_team="database-ops", criticality="critical"
+    )
+    await stack.itsm.create_article(article_id, title="Reset a forgotten password")
+    await stack.itsm.create_ticket(
+        ticket_id,
+        title="Payments database down for all users",
+        description="Checkout fails for everyone: the payments database is not responding.",
+        ci_id=ci_id,
+        category="database",
+        severity=1,
+    )
+    stack.model.script(
+        ticket_id,
+        final(
+            category="access",
+            severity=1,
+            action="auto_resolve",
+            team=None,
+            affected_ci=ci_id,
+            kb_article_id=article_id,
+            suggested_resolution="Reset your password.",
+            confidence=0.95,
+        ),
+    )
+
+    handle = await stack.start(ticket_id)
+    task = await open_task(handle, "a review task")
+    events = await audit(handle)
+
+    (checked,) = events_of(events, AuditKind.PROPOSAL_CHECKED)
+    verdicts = {(c["field"], c["verdict"]) for c in checked.data["checks"]}
+    assert {
+        ("category", "unverified"),
+        ("action", "unverified"),
+        ("category", "verified"),
+        ("affected_ci", "verified"),
+        ("suggested_resolution", "opinion"),
+    } <= verdicts
+    assert checked.data["unverified"] == 2
+    (decision,) = events_of(events, AuditKind.POLICY_DECISION)
+    assert decision.data["decision"]["route"] == "human_review"
+    assert task.role == "service_desk_lead"
+    assert (
+        f"triage_agent's category 'access' (record): ticket {ticket_id} records 'database': "
+        "it contradicts the record" in task.summary
+    )
+    assert (
+        "triage_agent's action 'auto_resolve' (policy): a severity-1 ticket is never resolved "
+        "without a person" in task.summary
+    )
+    # Approving does not make the contradicted values facts: the fallback team takes it, and the
+    # ticket is neither resolved nor reclassified.
+    await review(handle, "frank", "approve")
+    await audited(handle, "the page", lambda events: bool(events_of(events, AuditKind.PAGE_SENT)))
+    await handle.execute_update("acknowledge", Acknowledgement(responder="henry"), result_type=str)
+    result = await handle.result()
+
+    assert (result.route, result.team, result.kb_article_id) == (
+        TriageRoute.ASSIGN,
+        "service-desk",
+        None,
+    )
+    ticket = await stack.itsm.ticket(ticket_id)
+    assert (ticket["status"], ticket["category"], ticket["severity"], ticket["resolution"]) == (
+        "assigned",
+        "database",
+        1,
+        None,
+    )
+    assert "itsm.resolve_ticket" not in await scheduled_activities(handle)
+
+
+TEAMS = {
+    "phishing_to_platform_ops": (
+        {"title": "Phishing e-mail asking for my password", "category": "security"},
+        {"category": "security", "team": "platform-ops"},
+        "security-ops",
+    ),
+    "injected_team": (
+        {"title": "Urgent: admin request", "description": INJECTION},
+        {"category": "access", "team": "hackers"},
+        "service-desk",
+    ),
+}
+
+
+@pytest.mark.parametrize(("ticket", "answer", "team"), TEAMS.values(), ids=TEAMS.keys())
+async def test_the_team_comes_from_the_policys_category_map_never_from_the_agent(
+    stack: Stack, ticket: dict[str, Any], answer: dict[str, Any], team: str
+) -> None:
+    """Why 3: the team the agent names is its opinion; the policy maps the category to a team."""
+    ticket_id = new_ticket_id("team")
+    await stack.itsm.create_ticket(ticket_id, **ticket)
+    stack.model.script(ticket_id, final(action="assign", severity=3, confidence=0.9, **answer))
+
+    handle = await stack.start(ticket_id)
+    result = await handle.result()
+    events = await audit(handle)
+
+    assert (result.route, result.team, result.decided_by) == (TriageRoute.ASSIGN, team, "policy")
+    (checked,) = events_of(events, AuditKind.PROPOSAL_CHECKED)
+    (agent_team,) = [c for c in checked.data["checks"] if c["field"] == "team"]
+    assert (agent_team["value"], agent_team["verdict"]) == (answer["team"], "opinion")
+    (decision,) = events_of(events, AuditKind.POLICY_DECISION)
+    assert decision.summary.endswith(
+        f"{answer['category']} assigned to {team}, the policy's team for it "
+        f"(the agent suggested {answer['team']})"
+    )
+    written = await stack.itsm.ticket(ticket_id)
+    assert (written["status"], written["team"], written["category"]) == (
+        "assigned",
+        team,
+        answer["category"],
+    )
 
 
 # -- severity 1 ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from tests.vendor_onboarding_support import (
     audit,
     audited,
     bank_confirmation_text,
+    cancel,
     events_of,
     extraction_reply,
     model_calls,
@@ -272,3 +273,43 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
         f"Documents needed for your vendor application {application_id}",
         f"Document {application_id}-BANK-2 accepted",
     ]
+
+
+async def test_a_checker_answering_with_the_applications_iban_confirms_no_other_account(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    systems: VendorSystems,
+    checker: ScriptedChecker,
+) -> None:
+    """Why 2: the bank's letter states one account, the application another, and the model
+    answers with the application's. The letter's text decides, not the model: the letter is
+    not accepted, the vendor is asked for one stating its account, and the ERP has no vendor."""
+    letter = bank_confirmation_text(iban="DE89 3704 0044 0532 0130 00")
+    vendor_application = new_application("LIE", bank_confirmation=letter).model_copy(
+        update={"bank_account": "DE02120300000000202051"}
+    )
+    application_id = vendor_application.application_id
+    await systems.seed(vendor_application)
+    checker.answer_valid(vendor_application)
+
+    handle = await start_case(temporal, task_queue, application_id)
+    waiting = await reached(handle, CaseStatus.AWAITING_EXTERNAL)
+    events = await audit(handle)
+    await cancel(handle)
+
+    assert waiting.facts["documents"] == (
+        "company_registration valid; tax_certificate valid; bank_confirmation invalid"
+    )
+    (lie,) = [
+        check
+        for event in events_of(events, AuditKind.PROPOSAL_CHECKED)
+        for check in event.data["checks"]
+        if check["field"] == "iban" and check["basis"] == "document"
+    ]
+    assert (lie["value"], lie["verdict"]) == ("DE02120300000000202051", "unverified")
+    (request,) = await systems.notifications(to=CONTACT, case_id=handle.id)
+    assert (
+        f"bank confirmation {application_id}-BANK invalid: it does not state the application's "
+        "IBAN 'DE02120300000000202051'" in request.body
+    )
+    assert await systems.erp_vendors(application_id) == []

@@ -459,3 +459,116 @@ async def test_a_closed_application_is_refused_at_start(
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ApplicationAlreadyClosed"
     assert "APP-M1 is already onboarded" in cause.message
+
+
+# -- the bank account the ERP pays to -------------------------------------------------------------
+
+
+async def test_an_iban_the_bank_letter_does_not_state_never_reaches_the_erp_even_approved(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Why 2: the checker could not read the bank letter, so the reviewers were asked to look;
+    they approve. The letter states another account than the application: nothing is written."""
+    letter = bank_confirmation_text(iban="DE02 1203 0000 0000 2020 51")
+    systems = FakeVendorSystems(
+        application("APP-G1", documents_for("APP-G1", bank_confirmation=letter)),
+        extractions={
+            "APP-G1-BANK": ApplicationError("model unavailable", non_retryable=True),
+        },
+    )
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-G1")
+        await open_reviews(handle, 2)
+        await decide(handle, approver="mia", action="approve")
+        await decide(handle, approver="carol", action="approve")
+        result = await handle.result()
+        events = await audit(handle)
+
+    assert [check.verdict for check in result.documents] == [
+        DocumentVerdict.VALID,
+        DocumentVerdict.VALID,
+        DocumentVerdict.UNVERIFIED,
+    ]
+    assert (result.status, result.outcome) == (
+        CaseStatus.FAILED_NEEDS_ATTENTION,
+        Outcome.BANK_ACCOUNT_UNCONFIRMED,
+    )
+    assert (
+        "the bank confirmation APP-G1-BANK does not state the application's IBAN "
+        "'DE89370400440532013000'" in result.message
+    )
+    assert result.erp_vendor_id is None
+    assert systems.create_calls == 0 and systems.vendors == {}
+    assert systems.statuses == ["on_hold"]
+    (refusal,) = [
+        e for e in events_of(events, AuditKind.POLICY_DECISION) if "not written" in e.summary
+    ]
+    assert refusal.data["reasons"] == [
+        "the bank confirmation APP-G1-BANK does not state the application's IBAN "
+        "'DE89370400440532013000'"
+    ]
+
+
+async def test_an_application_with_an_invalid_iban_is_refused_before_anything_is_read(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Why 2: ``DE00 1234`` in the application and the letter alike is no IBAN at all."""
+    letter = bank_confirmation_text(iban="DE00 1234")
+    systems = FakeVendorSystems(
+        application(
+            "APP-G2", documents_for("APP-G2", bank_confirmation=letter), bank_account="DE00 1234"
+        )
+    )
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-G2")
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == (CaseStatus.REJECTED, Outcome.REJECTED)
+    assert result.message == (
+        "rejected: the application's IBAN 'DE00 1234' is not a valid IBAN: DE IBANs have 22 "
+        "characters, this one has 8; no ERP vendor created"
+    )
+    assert systems.agent_requests == []
+    assert systems.create_calls == 0
+    assert systems.statuses == ["rejected"]
+    assert any("was not approved" in subject for subject in systems.notified(CONTACT))
+
+
+async def test_a_bank_letter_stating_an_invalid_iban_is_asked_for_again(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The checker reads the letter faithfully; the account it states is off by a digit, which
+    the ISO 13616 checksum catches: the vendor is asked for a letter with its real account."""
+    typo = "DE89370400440532013001"
+    letter = bank_confirmation_text(iban=typo)
+    systems = FakeVendorSystems(
+        application("APP-G3", documents_for("APP-G3", bank_confirmation=letter))
+    )
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-G3")
+        await reached(handle, CaseStatus.AWAITING_EXTERNAL)
+        events = await audit(handle)
+        await cancel(handle)
+
+    (bank,) = [
+        e.data["check"]
+        for e in events_of(events, AuditKind.POLICY_DECISION)
+        if e.data.get("document_id") == "APP-G3-BANK"
+    ]
+    assert bank["verdict"] == DocumentVerdict.INVALID
+    assert bank["reasons"] == [
+        f"its IBAN {typo!r} is not valid: its check digits do not match (mod-97 checksum fails)",
+        f"its IBAN {typo!r} is not the application's 'DE89370400440532013000'",
+    ]
+    (checked,) = [
+        e
+        for e in events_of(events, AuditKind.PROPOSAL_CHECKED)
+        if any(c["field"] == "iban" for c in e.data["checks"])
+    ]
+    assert [(c["basis"], c["verdict"]) for c in checked.data["checks"] if c["field"] == "iban"] == [
+        ("document", "verified"),
+        ("validator", "unverified"),
+    ]
+    assert systems.create_calls == 0
+    (request,) = [n for n in systems.notifications if n.to == CONTACT]
+    assert "mod-97 checksum fails" in request.body

@@ -14,6 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from casework.agents.checks import (
+    Form,
+    ProposalChecks,
+    ValueCheck,
+    adds_up,
+    occurs_in,
+    on_record,
+    opinion,
+    within,
+)
 from casework.agents.registry import AgentOutput, register
 
 INCOME_READER = "income_reader"
@@ -29,8 +39,9 @@ SYSTEM_PROMPT = (
 
 TASK = (
     "Read the applicant's non-standard income documents and any reply they sent. State the "
-    "monthly income they support (null if they do not support one), how confident you are, "
-    "what you found per document, and what the applicant should still provide."
+    "monthly income they support (null if they do not support one), the monthly amount each "
+    "document states exactly as it is written there, how confident you are, what you found per "
+    "document, and what the applicant should still provide."
 )
 
 
@@ -41,10 +52,20 @@ class IncomeAssessment(StrEnum):
     """They do not: the applicant has to provide more."""
 
 
+class DocumentIncome(BaseModel):
+    document_id: str = Field(description="The document, by its document_id.")
+    monthly_amount: Decimal = Field(ge=0, description="The monthly amount it states.")
+
+
 class IncomeReading(BaseModel):
     assessment: IncomeAssessment
     verified_monthly_income: Decimal | None = Field(
         default=None, ge=0, description="Monthly income the documents support; null if none."
+    )
+    per_document: list[DocumentIncome] = Field(
+        default_factory=list,
+        description="The monthly amount each document states, as stated there; they add up to "
+        "verified_monthly_income.",
     )
     confidence: float = Field(ge=0, le=1)
     findings: list[str] = Field(default_factory=list, description="What each document shows.")
@@ -81,14 +102,14 @@ def stand_in_reading(context: dict[str, Any]) -> IncomeReading:
     documents = context.get("documents", [])
     found: list[str] = []
     unread: list[str] = []
-    total = Decimal(0)
+    parts: list[DocumentIncome] = []
     for document in documents:
         amount = _amount(f"{document.get('description', '')}\n{document.get('text', '')}")
         name = document.get("document_id", "document")
         if amount is None:
             unread.append(name)
         else:
-            total += amount
+            parts.append(DocumentIncome(document_id=name, monthly_amount=amount))
             found.append(f"{name}: states {amount} per month")
     if not found:
         return IncomeReading(
@@ -100,13 +121,85 @@ def stand_in_reading(context: dict[str, Any]) -> IncomeReading:
         )
     return IncomeReading(
         assessment=IncomeAssessment.SUPPORTED,
-        verified_monthly_income=total,
+        verified_monthly_income=sum((part.monthly_amount for part in parts), Decimal(0)),
+        per_document=parts,
         # Amounts read from every document are as good as a rule of thumb gets; some unread
         # documents mean a person should look.
         confidence=0.85 if not unread else 0.6,
         findings=found + [f"{name}: no monthly amount stated" for name in unread],
         explanation="Offline stand-in rule: summed the monthly amounts the documents state.",
     )
+
+
+def check_reading(
+    reading: IncomeReading,
+    documents: dict[str, str],
+    declared_income: Decimal,
+    other_income: Decimal,
+) -> ProposalChecks:
+    """How the reader's figure is checked before the loan policy may count it.
+
+    ``documents`` are the texts it read, by document ID. Each amount it attributes to a document
+    must be stated in that document (a single figure, in one of them), the amounts must add up
+    to its total, and the total may not exceed what the applicant declared less the ``other``
+    income payroll feeds already evidence: a reader finding more income than the applicant
+    claims is a reason for a person to look, not to lend more. Its assessment and confidence
+    are its judgement.
+    """
+    checks: list[ValueCheck] = [
+        opinion(
+            "assessment",
+            reading.assessment.value,
+            "insufficient may ask the applicant for more; supported lets the figure count only "
+            "once it is verified",
+        ),
+        opinion(
+            "confidence",
+            reading.confidence,
+            "below the policy's minimum it sends the case to an underwriter",
+        ),
+    ]
+    income = reading.verified_monthly_income
+    if reading.assessment is not IncomeAssessment.SUPPORTED:
+        return ProposalChecks(agent=INCOME_READER, checks=checks)
+    if income is None:
+        checks.append(occurs_in("verified_monthly_income", income, documents, Form.AMOUNT))
+        return ProposalChecks(agent=INCOME_READER, checks=checks)
+    if reading.per_document:
+        for part in reading.per_document:
+            field = f"monthly amount of {part.document_id}"
+            if part.document_id in documents:
+                checks.append(
+                    occurs_in(
+                        field,
+                        part.monthly_amount,
+                        {part.document_id: documents[part.document_id]},
+                        Form.AMOUNT,
+                    )
+                )
+            else:
+                checks.append(
+                    on_record(field, part.document_id, False, "the documents it was given")
+                )
+        checks.append(
+            adds_up(
+                "verified_monthly_income",
+                income,
+                [(part.document_id, part.monthly_amount) for part in reading.per_document],
+            )
+        )
+    else:
+        checks.append(occurs_in("verified_monthly_income", income, documents, Form.AMOUNT))
+    checks.append(
+        within(
+            "verified_monthly_income",
+            income,
+            at_most=max(declared_income - other_income, Decimal(0)),
+            bound=f"the declared monthly income {declared_income:,}"
+            + (f" less {other_income:,} from payroll feeds" if other_income else ""),
+        )
+    )
+    return ProposalChecks(agent=INCOME_READER, checks=checks)
 
 
 register(AgentOutput(name=INCOME_READING, model=IncomeReading, stand_in=stand_in_reading))

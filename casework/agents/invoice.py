@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from casework.agents.checks import CheckBasis, ProposalChecks, opinion, within
 from casework.agents.registry import AgentOutput, register
 
 INVOICE_ANALYST = "invoice_analyst"
@@ -77,6 +78,33 @@ def stand_in_proposal(context: dict[str, Any]) -> InvoiceProposal:
         evidence=findings,
         suggested_amount=Decimal(str(matched)) if quantity_issue and matched is not None else None,
     )
+
+
+def check_proposal(proposal: InvoiceProposal, invoice_total: Decimal) -> ProposalChecks:
+    """How the analyst's proposal is checked: its recommendation and confidence are judgement,
+    which may hold an invoice back for a person but never pays one the policy's rules would not;
+    an amount it suggests must lie within the invoice's total, and is only ever shown to the
+    approver, never paid by itself."""
+    checks = [
+        opinion(
+            "recommendation",
+            proposal.recommendation.value,
+            "anything but approve sends the invoice to a person",
+        ),
+        opinion("confidence", proposal.confidence, "below the policy's minimum a person decides"),
+    ]
+    if proposal.suggested_amount is not None:
+        checks.append(
+            within(
+                "suggested_amount",
+                proposal.suggested_amount,
+                at_least=Decimal(0),
+                at_most=invoice_total,
+                bound="the invoice total",
+                basis=CheckBasis.VALIDATOR,
+            )
+        )
+    return ProposalChecks(agent=INVOICE_ANALYST, checks=checks)
 
 
 register(AgentOutput(name=INVOICE_PROPOSAL, model=InvoiceProposal, stand_in=stand_in_proposal))

@@ -12,6 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from casework.agents.checks import (
+    CheckBasis,
+    ProposalChecks,
+    ValueCheck,
+    Verdict,
+    occurs_in,
+    opinion,
+)
 from casework.agents.registry import AgentOutput, register
 
 LEAD_ANALYST = "lead_analyst"
@@ -26,7 +34,8 @@ SYSTEM_PROMPT = (
 
 TASK = (
     "Classify this lead's intent, list the buying signals (team size, budget, timeline, named "
-    "product needs) found in its message, and summarise in one sentence what the person wants."
+    "product needs) found in its message, each quoted word for word from the message, and "
+    "summarise in one sentence what the person wants."
 )
 
 
@@ -48,7 +57,8 @@ class LeadRead(BaseModel):
     confidence: float = Field(ge=0, le=1, description="How sure the read of the intent is.")
     summary: str = Field(min_length=1, description="What the person wants, in one sentence.")
     buying_signals: list[str] = Field(
-        default_factory=list, description="Team size, budget, timeline, named needs."
+        default_factory=list,
+        description="Team size, budget, timeline, named needs: quoted word for word.",
     )
 
 
@@ -79,8 +89,13 @@ def stand_in_read(context: dict[str, Any]) -> LeadRead:
     read as fairly sure, one as less so, none as unclear.
     """
     message = str(context.get("lead", {}).get("message", "")).casefold()
+    # The signals are the message's own words, as the read's check requires of any analyst.
     matches = {
-        intent: [word for word in words if re.search(rf"\b{re.escape(word)}", message)]
+        intent: [
+            found.group(0)
+            for word in words
+            if (found := re.search(rf"\b{re.escape(word)}\w*", message))
+        ]
         for intent, words in _INTENT_WORDS.items()
     }
     intent, signals = max(matches.items(), key=lambda item: len(item[1]))
@@ -97,6 +112,38 @@ def stand_in_read(context: dict[str, Any]) -> LeadRead:
         summary=f"Offline stand-in rule: the message reads as {intent.value}.",
         buying_signals=signals,
     )
+
+
+def check_read(read: LeadRead, message: str, sales_intents: list[LeadIntent]) -> ProposalChecks:
+    """How the analyst's read is checked before it counts toward routing a lead without a person.
+
+    Its intent and confidence are judgement. A sales intent counts only when it is backed by
+    buying signals quoted from the lead's own ``message``: each must occur there, and there must
+    be at least one. Any other intent counts for nothing, so it needs no check.
+    """
+    checks: list[ValueCheck] = [
+        opinion(
+            "intent",
+            read.intent.value,
+            "a sales intent counts toward routing without a person only with the buying "
+            "signals it cites found in the message",
+        ),
+        opinion("confidence", read.confidence, "weighs in only with a sales intent"),
+    ]
+    if read.intent in sales_intents:
+        source = {"the lead's message": message}
+        checks += [occurs_in("buying signal", signal, source) for signal in read.buying_signals]
+        if not read.buying_signals:
+            checks.append(
+                ValueCheck(
+                    field="buying_signals",
+                    value="",
+                    basis=CheckBasis.DOCUMENT,
+                    verdict=Verdict.UNVERIFIED,
+                    finding=f"a {read.intent.value} read cites nothing from the lead's message",
+                )
+            )
+    return ProposalChecks(agent=LEAD_ANALYST, checks=checks)
 
 
 register(AgentOutput(name=LEAD_READ, model=LeadRead, stand_in=stand_in_read))

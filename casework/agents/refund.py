@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from casework.agents.checks import ProposalChecks, opinion
 from casework.agents.registry import AgentOutput, register
 
 REFUND_ANALYST = "refund_analyst"
@@ -89,6 +90,27 @@ def stand_in_proposal(context: dict[str, Any]) -> RefundProposal:
         confidence=0.6,
         reason="Offline stand-in rule: eligible, but the reason names no clear fault.",
         evidence=[f"customer: {reason_text[:200]}"],
+    )
+
+
+def check_proposal(proposal: RefundProposal) -> ProposalChecks:
+    """The analyst proposes no value a rule or a write uses: what is refunded, and whether it
+    may be refunded without a person, the policy computes from the records. Its recommendation
+    and confidence are judgement, which may hold a refund back for a person and never make one
+    automatic; its reason and evidence are shown to the approver as its words."""
+    return ProposalChecks(
+        agent=REFUND_ANALYST,
+        checks=[
+            opinion(
+                "recommendation",
+                proposal.recommendation.value,
+                "anything but approve sends the refund to a person",
+            ),
+            opinion(
+                "confidence", proposal.confidence, "below the policy's minimum a person decides"
+            ),
+            opinion("reason", proposal.reason, "shown to the approver as the analyst's words"),
+        ],
     )
 
 

@@ -4,14 +4,27 @@ proposes how to handle it. It only proposes; the ticket-triage policy decides.""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from casework.agents.checks import (
+    CheckBasis,
+    ProposalChecks,
+    ValueCheck,
+    allowed,
+    matches_record,
+    on_record,
+    one_of,
+    opinion,
+    within,
+)
 from casework.agents.messages import DATA_BLOCK, ChatMessage, ToolCall
 from casework.agents.registry import AgentOutput, register
 from casework.agents.tools import FINAL_ANSWER
+from casework.records import ConfigurationItem, KbArticle, Ticket
 
 TRIAGE_AGENT = "triage_agent"
 TRIAGE_PROPOSAL = "triage_proposal"
@@ -54,6 +67,96 @@ class TriageProposal(BaseModel):
         if self.action is TriageAction.ASSIGN and not self.team:
             raise ValueError("assign needs team")
         return self
+
+
+def check_proposal(
+    proposal: TriageProposal,
+    ticket: Ticket,
+    item: ConfigurationItem | None,
+    article: KbArticle | None,
+    categories: list[str],
+) -> ProposalChecks:
+    """How a triage proposal is checked against the ticket and the service desk's records.
+
+    ``item`` is the configuration item the ticket itself records, ``article`` the knowledge base
+    article the proposal cites (None when it cites none, or none by that ID exists),
+    ``categories`` those the policy knows. The ticket's own category, severity and item win over
+    the agent's: it may raise a severity, never lower it, and never contradict the rest. An
+    auto-resolve must cite an article of the category, and is never for a severity-1 ticket or
+    an item the CMDB calls critical. The team and the suggested resolution are its judgement:
+    the policy's category map names the team, and the resolution is written only as its
+    suggestion.
+    """
+    source = f"ticket {ticket.ticket_id}"
+    checks: list[ValueCheck] = [
+        matches_record("category", proposal.category, ticket.category, source)
+        if ticket.category
+        else one_of("category", proposal.category, categories, "the policy's categories")
+    ]
+    if ticket.severity is not None:
+        checks.append(
+            within(
+                "severity",
+                Decimal(proposal.severity),
+                at_most=Decimal(ticket.severity),
+                bound=f"the severity {source} records (it may be raised, never lowered)",
+                basis=CheckBasis.RECORD,
+            )
+        )
+    else:
+        checks.append(
+            opinion("severity", proposal.severity, "may raise the ticket's severity, and page")
+        )
+    if proposal.affected_ci:
+        checks.append(
+            matches_record("affected_ci", proposal.affected_ci, ticket.ci_id, source)
+            if ticket.ci_id
+            else opinion(
+                "affected_ci",
+                proposal.affected_ci,
+                "not used: only the item the ticket records decides whom to page",
+            )
+        )
+    if proposal.action is TriageAction.AUTO_RESOLVE:
+        severity = min(s for s in (ticket.severity, proposal.severity) if s is not None)
+        refusal = (
+            "a severity-1 ticket is never resolved without a person"
+            if severity == 1
+            else f"{item.ci_id} is a critical item: never resolved without a person"
+            if item is not None and item.criticality == "critical"
+            else None
+        )
+        checks.append(allowed("action", proposal.action.value, refusal))
+        checks.append(
+            on_record("kb_article_id", proposal.kb_article_id, False, "the knowledge base")
+            if article is None
+            else matches_record(
+                "category",
+                proposal.category,
+                article.category,
+                f"knowledge base article {article.article_id}",
+            )
+        )
+    else:
+        checks.append(
+            opinion("action", proposal.action.value, "assign or escalate to the policy's team")
+        )
+    if proposal.team:
+        checks.append(
+            opinion("team", proposal.team, "not used: the policy's category map names the team")
+        )
+    if proposal.suggested_resolution:
+        checks.append(
+            opinion(
+                "suggested_resolution",
+                proposal.suggested_resolution,
+                "written to the ticket only as the agent's suggestion",
+            )
+        )
+    checks.append(
+        opinion("confidence", proposal.confidence, "below the policy's minimum a person reviews")
+    )
+    return ProposalChecks(agent=TRIAGE_AGENT, checks=checks)
 
 
 # -- offline stand-in ---------------------------------------------------------------------------
@@ -123,7 +226,8 @@ def stand_in_turn(messages: list[ChatMessage]) -> ChatMessage:
 
 def _propose(ticket: dict[str, Any], by_tool: dict[str, Any]) -> str:
     text = f"{ticket.get('title', '')} {ticket.get('description', '')}".lower()
-    category = next(
+    recorded = ticket.get("category")
+    category = recorded or next(
         (name for name, words in _CATEGORY_WORDS if any(word in text for word in words)), "other"
     )
     ci = by_tool.get("get_configuration_item")
@@ -134,7 +238,10 @@ def _propose(ticket: dict[str, Any], by_tool: dict[str, Any]) -> str:
     severity = ticket.get("severity") or (
         1 if outage and ci.get("criticality") == "critical" else 3
     )
-    reasons = [f"category {category} from the ticket's wording"]
+    reasons = [
+        f"category {category} "
+        + ("as the ticket records it" if recorded else "from the ticket's wording")
+    ]
     if ci:
         reasons.append(
             f"affects {ci.get('ci_id')} ({ci.get('criticality')}, {ci.get('owner_team')})"

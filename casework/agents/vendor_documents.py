@@ -13,6 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from casework.agents.checks import (
+    Form,
+    ProposalChecks,
+    ValueCheck,
+    occurs_in,
+    opinion,
+    valid_iban,
+)
 from casework.agents.registry import AgentOutput, register
 
 DOCUMENT_CHECKER = "document_checker"
@@ -103,6 +111,51 @@ def stand_in_extraction(context: dict[str, Any]) -> DocumentExtraction:
     return DocumentExtraction(
         document_kind=kind, issues=issues, confidence=0.9 if readable else 0.3, **fields
     )
+
+
+def check_extraction(
+    extraction: DocumentExtraction, document_id: str, content: str
+) -> ProposalChecks:
+    """How the checker's reading of one document is checked before the policy compares it.
+
+    Every value it says the document states must occur in the document's text (an IBAN with or
+    without spaces, a date in any common form), and an IBAN must be a valid one. A value it says
+    the document does not state cannot be checked: the policy looks for the application's
+    value in the text itself. What kind of document it is, the issues it sees and its
+    confidence are its judgement, and can only make a document unacceptable.
+    """
+    source = {document_id: content}
+    checks: list[ValueCheck] = [
+        occurs_in(field, value, source)
+        for field, value in (
+            ("company_name", extraction.company_name),
+            ("tax_id", extraction.tax_id),
+            ("iban", extraction.iban),
+        )
+        if value
+    ]
+    if extraction.iban:
+        checks.append(valid_iban("iban", extraction.iban))
+    if extraction.valid_until is not None:
+        checks.append(occurs_in("valid_until", extraction.valid_until, source, Form.DATE))
+    checks += [
+        opinion(
+            "document_kind",
+            extraction.document_kind,
+            "another kind than the one it was filed as makes the document invalid",
+        ),
+        opinion(
+            "issues",
+            "; ".join(extraction.issues) or "none",
+            "any issue makes the document invalid; none proves nothing",
+        ),
+        opinion(
+            "confidence",
+            extraction.confidence,
+            "below the policy's minimum the vendor is asked for a legible copy",
+        ),
+    ]
+    return ProposalChecks(agent=DOCUMENT_CHECKER, checks=checks)
 
 
 register(

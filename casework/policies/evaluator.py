@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from casework.agents.checks import ProposalChecks
 from casework.agents.invoice import InvoiceProposal, Recommendation
 from casework.agents.triage import TriageAction, TriageProposal
 from casework.amounts import decimal_places, exact, minor_unit, size_problem
@@ -215,11 +216,16 @@ def decide_invoice(
     variance: Variance,
     proposal: InvoiceProposal | None,
     supplier: Supplier,
+    checks: ProposalChecks | None = None,
     *,
     currency: str,
 ) -> PolicyDecision:
     """Auto-approve only when every condition holds; otherwise route to the covering tier.
-    ``currency`` is the invoice's: the policy's amounts apply only in its own."""
+
+    ``checks`` are the proposal's (``casework.agents.invoice.check_proposal``): a value that
+    fails them keeps the invoice from being approved without a person. ``currency`` is the
+    invoice's: the policy's amounts apply only in its own.
+    """
     blockers: list[str] = []
     rules = policy.auto_approval
     foreign = foreign_currency(policy, currency)
@@ -240,6 +246,8 @@ def decide_invoice(
                 f"agent confidence {proposal.confidence:.2f} is below "
                 f"{rules.min_agent_confidence:.2f}"
             )
+        if checks is not None:
+            blockers += checks.reasons()
     if rules.max_amount is not None and variance.invoice_total > rules.max_amount:
         blockers.append(
             f"total {money(variance.invoice_total)} exceeds the auto-approval ceiling "
@@ -445,11 +453,15 @@ def decide_triage(
     no_proposal_reason: str = "",
     ticket_severity: int | None = None,
     article_exists: bool = False,
+    checks: ProposalChecks | None = None,
 ) -> TriageDecision:
     """What happens to a ticket, given the agent's proposal (None when the region gave none).
 
     Severity 1 pages on either the ticket's word or the agent's: missing a real outage costs
-    far more than a page that turns out unneeded.
+    far more than a page that turns out unneeded. ``checks`` are the proposal's checks
+    (``casework.agents.triage.check_proposal``): a value that fails them goes to a person, and
+    the team comes from the policy's category map, never from the agent. None only in a case
+    that decided before proposals were checked, replaying that decision.
     """
     severities = [s for s in (ticket_severity, proposal and proposal.severity) if s]
     page = 1 in severities
@@ -461,6 +473,8 @@ def decide_triage(
 
     if proposal is None:
         return review(f"no usable proposal from the agent: {no_proposal_reason}")
+    if checks is not None and checks.unverified:
+        return review(*checks.reasons())
     category = policy.categories.get(proposal.category)
     if category is None:
         return review(f"category {proposal.category!r} is not one the policy knows")
@@ -478,6 +492,19 @@ def decide_triage(
             reasons=[f"low-risk {proposal.category}, resolved by {proposal.kb_article_id}"],
             policy=ref,
             kb_article_id=proposal.kb_article_id,
+            page=page,
+            follows_proposal=True,
+        )
+    if proposal.action is TriageAction.ASSIGN and checks is not None:
+        differs = proposal.team != category.team
+        return TriageDecision(
+            route=TriageRoute.ASSIGN,
+            reasons=[
+                f"{proposal.category} assigned to {category.team}, the policy's team for it"
+                + (f" (the agent suggested {proposal.team})" if differs else "")
+            ],
+            policy=ref,
+            team=category.team,
             page=page,
             follows_proposal=True,
         )

@@ -12,6 +12,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from casework.agents.checks import ProposalChecks
 from casework.agents.lead import LeadIntent, LeadRead
 from casework.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
 from casework.policies.models import (
@@ -295,10 +296,22 @@ class LeadDecision(BaseModel):
     policy: PolicyRef
 
 
-def lead_confidence(policy: LeadRoutingPolicy, icp: IcpScore, read: LeadRead | None) -> float:
-    """Weighted ICP fit and agent read; the read counts only when it is a sales intent."""
+def lead_confidence(
+    policy: LeadRoutingPolicy,
+    icp: IcpScore,
+    read: LeadRead | None,
+    read_checks: ProposalChecks | None = None,
+) -> float:
+    """Weighted ICP fit and agent read; the read counts only when it is a sales intent that its
+    checks bear out (``casework.agents.lead.check_read``; None in a case that decided before
+    reads were checked)."""
     weights = policy.confidence_weights
-    agent = read.confidence if read is not None and read.intent in policy.sales_intents else 0.0
+    counts = (
+        read is not None
+        and read.intent in policy.sales_intents
+        and (read_checks is None or read_checks.all_verified)
+    )
+    agent = read.confidence if counts and read is not None else 0.0
     return round(weights.icp * icp.score / 100 + weights.agent * agent, 4)
 
 
@@ -312,14 +325,20 @@ def decide_lead(
     account: Account | None,
     roster: list[AccountExecutive],
     no_read_reason: str = "",
+    read_checks: ProposalChecks | None = None,
 ) -> LeadDecision:
     """Route the lead, and say whether that may happen without a person."""
     icp = score_icp(policy, lead, firmographics, account)
     routing = route_lead(policy.routing, lead, account, roster)
-    confidence = lead_confidence(policy, icp, read)
+    confidence = lead_confidence(policy, icp, read, read_checks)
     weights = policy.confidence_weights
     if read is None:
         read_reason = f"no read from the agent ({no_read_reason or 'unavailable'}): counts 0"
+    elif read_checks is not None and not read_checks.all_verified:
+        read_reason = (
+            f"agent reads {read.intent.value} (confidence {read.confidence:.2f}), not borne out "
+            "by the message: counts 0 (" + "; ".join(read_checks.reasons()) + ")"
+        )
     elif read.intent in policy.sales_intents:
         read_reason = f"agent reads {read.intent.value} with confidence {read.confidence:.2f}"
     else:

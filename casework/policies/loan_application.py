@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from casework.agents.income import IncomeAssessment, IncomeReading
+from casework.agents.checks import ProposalChecks
+from casework.agents.income import IncomeAssessment, IncomeReading, check_reading
 from casework.loan_records import (
     CreditReport,
     IdentityVerification,
@@ -152,6 +153,26 @@ def standard_income(policy: LoanApplicationPolicy, documents: list[IncomeDocumen
     )
 
 
+def check_income_reading(
+    policy: LoanApplicationPolicy,
+    application: LoanApplication,
+    documents: list[IncomeDocument],
+    reading: IncomeReading,
+) -> ProposalChecks:
+    """The income reader's figure checked against the documents it read and the income the
+    applicant declared (less what payroll feeds evidence)."""
+    texts = {
+        doc.document_id: f"{doc.description}\n{doc.text}"
+        for doc in non_standard_documents(policy, documents)
+    }
+    return check_reading(
+        reading,
+        texts,
+        application.declared_monthly_income,
+        standard_income(policy, documents),
+    )
+
+
 def kyc_refusals(identity: IdentityVerification, screening: SanctionsScreening) -> list[str]:
     """Why KYC stops the application; empty when it may go on. No rule overrides these."""
     reasons = [
@@ -178,21 +199,29 @@ def decide_loan(
     report_missing_reason: str = "",
     reading_problem: str = "",
     information_requests: int = 0,
+    reading_checks: ProposalChecks | None = None,
 ) -> LoanDecision:
     """Reject on a hard rule; approve only when every condition holds; ask the applicant when the
     income is not evidenced and asking is still allowed; otherwise an underwriter decides.
 
     ``documents`` are the application's plus any the applicant sent since; ``reading`` is the
     income reader's view of the non-standard ones (None when there were none, or when it gave no
-    usable reading: then ``reading_problem`` says why).
+    usable reading: then ``reading_problem`` says why). ``reading_checks`` are the checks of its
+    figure (``check_income_reading``): a figure that fails them counts for nothing and sends the
+    case to an underwriter, who sees why. None only in a case that decided before readings were
+    checked, replaying that decision.
     """
     amount, currency = application.amount, application.currency
     instalment = monthly_instalment(
         amount, application.term_months, policy.affordability.annual_interest_rate
     )
+    checked = reading_checks is not None and reading is not None
+    unverified = reading_checks.reasons() if checked else []
     agent_income = (
         reading.verified_monthly_income or Decimal(0)
-        if reading is not None and reading.assessment is IncomeAssessment.SUPPORTED
+        if reading is not None
+        and reading.assessment is IncomeAssessment.SUPPORTED
+        and not unverified
         else Decimal(0)
     )
     verified = standard_income(policy, documents) + agent_income
@@ -210,7 +239,9 @@ def decide_loan(
             **fields,
         )
 
-    rejections = _rejections(policy, application, report, dti, currency)
+    # Without the reader's figure the income is incomplete, so the ratio cannot prove the loan
+    # unaffordable: an underwriter judges it instead.
+    rejections = _rejections(policy, application, report, None if unverified else dti, currency)
     if rejections:
         return decision(LoanRoute.REJECT, rejections)
 
@@ -222,6 +253,7 @@ def decide_loan(
         income_short
         and information_requests < limits.max_requests
         and not reading_problem
+        and not unverified
         and (verified == 0 or unread)
     ):
         missing = list(reading.missing) if reading is not None and reading.missing else []
@@ -258,6 +290,7 @@ def decide_loan(
                 f"income reader confidence {reading.confidence:.2f} is below "
                 f"{rules.min_agent_confidence:.2f}"
             )
+    blockers += [f"not counted: {reason}" for reason in unverified]
     if income_short and verified > 0:
         blockers.append(
             f"the documents evidence {money(verified)} {currency} of the "

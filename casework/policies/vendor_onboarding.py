@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from casework.agents.checks import CheckBasis, ProposalChecks, iban_problem, occurs_in
 from casework.agents.vendor_documents import DocumentExtraction
 from casework.policies.models import (
     AgentSettings,
@@ -27,6 +28,7 @@ MatchField = Literal["vendor_name", "tax_id", "bank_account"]
 # What each application field is called in the checker's extraction, and for people.
 _EXTRACTED = {"vendor_name": "company_name", "tax_id": "tax_id", "bank_account": "iban"}
 _LABEL = {"vendor_name": "company name", "tax_id": "tax ID", "bank_account": "IBAN"}
+_FIELD_OF = {extracted: field for field, extracted in _EXTRACTED.items()}
 
 
 class RequiredDocument(PolicyModel):
@@ -120,11 +122,47 @@ def check_document(
     document: VendorDocument,
     extraction: DocumentExtraction,
     today: date,
+    checks: ProposalChecks | None = None,
 ) -> DocumentCheck:
     """Whether a document is in order: the kind it claims, legible, stating what the application
-    states, valid long enough, and with no issue the checker reports."""
+    states, valid long enough, and with no issue the checker reports.
+
+    ``checks`` are the checks of the extraction (``check_extraction``): only values the text
+    bears out are compared with the application, and the application's values must occur in the
+    text itself. A document whose text contradicts the application is invalid (the vendor is
+    asked for another); one the checker misread, where nothing else is wrong, is unverified (the
+    reviewers look at it). None only in a case that checked its documents before extractions
+    were checked, replaying that.
+    """
+    if checks is not None:
+        return _check_document_text(policy, application, document, extraction, today, checks)
+    rule = policy.documents.required[document.kind]
+    reasons = _judgement_reasons(policy, document, extraction)
+    for field in rule.match:
+        expected: str = getattr(application, field)
+        found: str | None = getattr(extraction, _EXTRACTED[field])
+        if not found:
+            reasons.append(f"it states no {_LABEL[field]}")
+        elif _normalise(found) != _normalise(expected):
+            reasons.append(f"its {_LABEL[field]} {found!r} is not the application's {expected!r}")
+    if rule.min_remaining_validity is not None:
+        reasons += _validity_reasons(
+            extraction.valid_until, today + rule.min_remaining_validity, today
+        )
+    return DocumentCheck(
+        kind=document.kind,
+        document_id=document.document_id,
+        verdict=DocumentVerdict.INVALID if reasons else DocumentVerdict.VALID,
+        reasons=reasons,
+        extraction=extraction,
+    )
+
+
+def _judgement_reasons(
+    policy: VendorOnboardingPolicy, document: VendorDocument, extraction: DocumentExtraction
+) -> list[str]:
+    """What the checker's own judgement (kind, legibility, issues) finds wrong."""
     rules = policy.documents
-    rule = rules.required[document.kind]
     reasons: list[str] = []
     if extraction.document_kind != document.kind:
         reasons.append(
@@ -138,32 +176,118 @@ def check_document(
         )
     if rules.issues_invalidate:
         reasons += [f"the checker reports: {issue}" for issue in extraction.issues]
+    return reasons
+
+
+def _validity_reasons(valid_until: date | None, needed: date, today: date) -> list[str]:
+    if valid_until is None:
+        return ["it states no validity date"]
+    if valid_until < today:
+        return [f"it expired on {valid_until.isoformat()}"]
+    if valid_until < needed:
+        return [
+            f"it is valid only until {valid_until.isoformat()}; it must be valid until at "
+            f"least {needed.isoformat()}"
+        ]
+    return []
+
+
+def _check_document_text(
+    policy: VendorOnboardingPolicy,
+    application: VendorApplication,
+    document: VendorDocument,
+    extraction: DocumentExtraction,
+    today: date,
+    checks: ProposalChecks,
+) -> DocumentCheck:
+    rule = policy.documents.required[document.kind]
+    text = {document.document_id: document.content}
+    stated = {
+        check.field
+        for check in checks.checks
+        if check.basis is CheckBasis.DOCUMENT and check.verified
+    }
+    reasons = _judgement_reasons(policy, document, extraction)
+    reasons += [
+        f"its {_LABEL.get(_FIELD_OF.get(check.field, ''), check.field)} {check.value!r} is not "
+        f"valid: {check.finding}"
+        for check in checks.unverified
+        if check.basis is CheckBasis.VALIDATOR and check.field in stated
+    ]
     for field in rule.match:
         expected: str = getattr(application, field)
-        found: str | None = getattr(extraction, _EXTRACTED[field])
-        if not found:
-            reasons.append(f"it states no {_LABEL[field]}")
-        elif _normalise(found) != _normalise(expected):
+        extracted = _EXTRACTED[field]
+        found: str | None = getattr(extraction, extracted)
+        if found and extracted in stated and _normalise(found) != _normalise(expected):
             reasons.append(f"its {_LABEL[field]} {found!r} is not the application's {expected!r}")
-    if rule.min_remaining_validity is not None:
-        valid_until = extraction.valid_until
-        needed = today + rule.min_remaining_validity
-        if valid_until is None:
-            reasons.append("it states no validity date")
-        elif valid_until < today:
-            reasons.append(f"it expired on {valid_until.isoformat()}")
-        elif valid_until < needed:
-            reasons.append(
-                f"it is valid only until {valid_until.isoformat()}; it must be valid until at "
-                f"least {needed.isoformat()}"
-            )
+        elif not occurs_in(field, expected, text).verified:
+            reasons.append(f"it does not state the application's {_LABEL[field]} {expected!r}")
+    if rule.min_remaining_validity is not None and (
+        extraction.valid_until is None or "valid_until" in stated
+    ):
+        reasons += _validity_reasons(
+            extraction.valid_until, today + rule.min_remaining_validity, today
+        )
+    misread = [check for check in checks.unverified if check.field not in stated]
+    if reasons:
+        verdict = DocumentVerdict.INVALID
+    elif misread:
+        verdict = DocumentVerdict.UNVERIFIED
+        reasons = [
+            "the document checker's reading is not borne out by the text ("
+            + "; ".join(check.describe() for check in misread)
+            + "): check it yourself"
+        ]
+    else:
+        verdict = DocumentVerdict.VALID
     return DocumentCheck(
         kind=document.kind,
         document_id=document.document_id,
-        verdict=DocumentVerdict.INVALID if reasons else DocumentVerdict.VALID,
+        verdict=verdict,
         reasons=reasons,
         extraction=extraction,
     )
+
+
+def bank_accounts(policy: VendorOnboardingPolicy) -> list[str]:
+    """The document kinds that must state the vendor's bank account."""
+    return [
+        kind for kind, rule in policy.documents.required.items() if "bank_account" in rule.match
+    ]
+
+
+def application_refusals(application: VendorApplication) -> list[str]:
+    """Why the application cannot be onboarded whatever its documents say; empty when it can."""
+    problem = iban_problem(application.bank_account)
+    if problem is None:
+        return []
+    return [f"the application's IBAN {application.bank_account!r} is not a valid IBAN: {problem}"]
+
+
+def bank_account_refusals(
+    policy: VendorOnboardingPolicy,
+    application: VendorApplication,
+    documents: dict[str, VendorDocument],
+) -> list[str]:
+    """Why the application's IBAN may not be written to the ERP; empty when it may.
+
+    Checked on the text itself, whatever any agent read: the IBAN must be a valid one and be
+    stated in the current document of each kind that must state it (the bank's letter).
+    ``documents`` are the current documents by kind.
+    """
+    reasons = application_refusals(application)
+    for kind in bank_accounts(policy):
+        document = documents.get(kind)
+        if document is None:
+            reasons.append(f"there is no {kind.replace('_', ' ')} to confirm the IBAN")
+        elif not occurs_in(
+            "bank_account", application.bank_account, {document.document_id: document.content}
+        ).verified:
+            reasons.append(
+                f"the {kind.replace('_', ' ')} {document.document_id} does not state the "
+                f"application's IBAN {application.bank_account!r}"
+            )
+    return reasons
 
 
 def outstanding(checks: list[DocumentCheck]) -> list[DocumentCheck]:

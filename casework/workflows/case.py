@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.notifications import NotificationActivities, NotificationRequest
     from casework.activities.policy import PolicyLookup
     from casework.activities.policy import load as load_policy
+    from casework.agents.checks import ProposalChecks
     from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
     from casework.amounts import exact
     from casework.audit import (
@@ -73,6 +74,8 @@ EDITED_AMOUNT_RULES = "edited-amount-rules"
 approval limit covers only its own currency. Cases started before keep judging *signals* the old
 way, since a signal's verdict is recomputed on replay; updates are judged by the validator, which
 replay does not run, so every case applies the rules to them."""
+PROPOSALS_CHECKED = "agent-proposals-checked"
+"""Patch ID: a case that took its decision on an unchecked proposal replays that decision."""
 
 
 class CaseResult(Protocol):
@@ -310,6 +313,25 @@ class CaseWorkflow:
         )
         if usage is not None:
             self._facts["agent_model"] = usage.label
+
+    def check_proposal(self, checks: ProposalChecks) -> ProposalChecks | None:
+        """Record how each value of an agent's proposal was checked, and hand the checks to the
+        rules, which use only what is verified.
+
+        None in a case that decided before proposals were checked, while it replays that
+        decision: its rules then decide as they did (``PROPOSALS_CHECKED``). A case that reaches
+        this point afresh always gets its checks.
+        """
+        if not workflow.patched(PROPOSALS_CHECKED):
+            return None
+        self.record(
+            AuditKind.PROPOSAL_CHECKED,
+            checks.summary(),
+            agent=checks.agent,
+            unverified=len(checks.unverified),
+            checks=checks.checks,
+        )
+        return checks
 
     def record_agent_region(
         self, summary: str, *, outcome: str, model_usage: ModelUsage, **data: Any

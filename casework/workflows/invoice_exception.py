@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentRequest,
         PaymentReversal,
     )
+    from casework.agents.checks import ProposalChecks
     from casework.agents.invoice import (
         INVOICE_ANALYST,
         INVOICE_PROPOSAL,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         TASK,
         InvoiceProposal,
         Recommendation,
+        check_proposal,
     )
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
@@ -150,9 +152,15 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         )
         self.set_status(CaseStatus.ANALYSING, amount=invoice.total)
 
-        proposal = await self._propose(policy, context, variance)
+        proposal, checks = await self._propose(policy, context, variance)
         decision = decide_invoice(
-            policy, policy_ref, variance, proposal, context.supplier, currency=invoice.currency
+            policy,
+            policy_ref,
+            variance,
+            proposal,
+            context.supplier,
+            checks,
+            currency=invoice.currency,
         )
         self.record(
             AuditKind.POLICY_DECISION,
@@ -171,7 +179,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                 )
             else:
                 result = await self._seek_approval(
-                    policy, policy_ref, decision, invoice, variance, proposal
+                    policy, policy_ref, decision, invoice, variance, proposal, checks
                 )
         except asyncio.CancelledError:
             # A cancelled case must not leave money moved: undo what was done, then report it.
@@ -213,7 +221,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
 
     async def _propose(
         self, policy: InvoiceExceptionPolicy, context: _Context, variance: Variance
-    ) -> InvoiceProposal | None:
+    ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
         settings = policy.agents.get(INVOICE_ANALYST, AgentSettings())
         request = AgentRequest(
             agent=INVOICE_ANALYST,
@@ -233,7 +241,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             request, failure=f"{INVOICE_ANALYST} gave no usable proposal"
         )
         if result is None:
-            return None
+            return None, None
         proposal = InvoiceProposal.model_validate(result.output)
         self.record_proposal(
             INVOICE_ANALYST,
@@ -250,7 +258,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         self._facts.update(
             recommendation=proposal.recommendation.value, confidence=proposal.confidence
         )
-        return proposal
+        return proposal, self.check_proposal(check_proposal(proposal, context.invoice.total))
 
     async def _seek_approval(
         self,
@@ -260,12 +268,13 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         invoice: Invoice,
         variance: Variance,
         proposal: InvoiceProposal | None,
+        checks: ProposalChecks | None,
     ) -> InvoiceExceptionResult:
         assert decision.tier is not None
         outcome = await self.request_approval(
             ApprovalRequest(
                 title=f"Invoice {invoice.invoice_id}: {money(invoice.total)} {invoice.currency}",
-                summary=_summary(invoice, variance, proposal, decision),
+                summary=_summary(invoice, variance, proposal, decision, checks),
                 evidence={
                     "variance": variance.model_dump(mode="json"),
                     "proposal": proposal.model_dump(mode="json") if proposal else None,
@@ -491,6 +500,7 @@ def _summary(
     variance: Variance,
     proposal: InvoiceProposal | None,
     decision: PolicyDecision,
+    checks: ProposalChecks | None,
 ) -> str:
     lines = [
         f"Invoice {invoice.invoice_id}: {money(invoice.total)} {invoice.currency}; "
@@ -506,7 +516,13 @@ def _summary(
             f"(confidence {proposal.confidence:.2f}): {proposal.explanation}"
         )
         if proposal.suggested_amount is not None:
-            lines.append(f"Agent suggests paying {money(proposal.suggested_amount)}.")
+            if checks is None or checks.field_verified("suggested_amount"):
+                lines.append(f"Agent suggests paying {money(proposal.suggested_amount)}.")
+            else:
+                lines.append(
+                    f"Agent suggests paying {money(proposal.suggested_amount)}, which is not "
+                    "within the invoice total: disregard it."
+                )
     lines.append("Needs a person because: " + "; ".join(decision.reasons) + ".")
     return "\n".join(lines)
 

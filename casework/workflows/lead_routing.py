@@ -34,7 +34,15 @@ with workflow.unsafe.imports_passed_through():
         Roster,
         RosterLookup,
     )
-    from casework.agents.lead import LEAD_ANALYST, LEAD_READ, SYSTEM_PROMPT, TASK, LeadRead
+    from casework.agents.checks import ProposalChecks
+    from casework.agents.lead import (
+        LEAD_ANALYST,
+        LEAD_READ,
+        SYSTEM_PROMPT,
+        TASK,
+        LeadRead,
+        check_read,
+    )
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
@@ -112,6 +120,7 @@ class _Context(BaseModel):
     firmographics: Firmographics | None
     read: LeadRead | None
     read_failure: str = ""
+    read_checks: ProposalChecks | None = None
     account: Account | None
     roster: list[AccountExecutive]
 
@@ -143,6 +152,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
             account=context.account,
             roster=context.roster,
             no_read_reason=context.read_failure,
+            read_checks=context.read_checks,
         )
         proposed = decision.routing.ae
         self.record(
@@ -201,7 +211,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
         self._facts.update(lead_id=lead.lead_id, company=lead.company, country=lead.country)
         # The three lookups need nothing from each other: run them at once, so the case takes as
         # long as the slowest of them rather than their sum.
-        firmographics, (read, read_failure), (account, roster) = await asyncio.gather(
+        firmographics, (read, read_failure, read_checks), (account, roster) = await asyncio.gather(
             self._enrich(lead), self._read(policy, lead), self._look_up_crm(lead)
         )
         context = _Context(
@@ -209,6 +219,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
             firmographics=firmographics,
             read=read,
             read_failure=read_failure,
+            read_checks=read_checks,
             account=account,
             roster=roster,
         )
@@ -222,7 +233,8 @@ class LeadRoutingWorkflow(CaseWorkflow):
             )
             + f"; account: {account.account_id if account else 'none'}; "
             f"{len(roster)} account executive(s)",
-            context=context,
+            # The read's checks have an entry of their own (proposal_checked).
+            context=context.model_dump(mode="json", exclude={"read_checks"}),
         )
         return context
 
@@ -239,7 +251,9 @@ class LeadRoutingWorkflow(CaseWorkflow):
             return None
         return enrichment.firmographics
 
-    async def _read(self, policy: LeadRoutingPolicy, lead: Lead) -> tuple[LeadRead | None, str]:
+    async def _read(
+        self, policy: LeadRoutingPolicy, lead: Lead
+    ) -> tuple[LeadRead | None, str, ProposalChecks | None]:
         settings = policy.agents.get(LEAD_ANALYST, AgentSettings())
         request = AgentRequest(
             agent=LEAD_ANALYST,
@@ -268,7 +282,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
         )
         result, reason = await self.propose(request, failure=f"{LEAD_ANALYST} gave no usable read")
         if result is None:
-            return None, reason
+            return None, reason, None
         read = LeadRead.model_validate(result.output)
         self.record_proposal(
             LEAD_ANALYST,
@@ -282,7 +296,8 @@ class LeadRoutingWorkflow(CaseWorkflow):
             proposal=read,
         )
         self._facts.update(intent=read.intent.value, agent_confidence=read.confidence)
-        return read, ""
+        checks = self.check_proposal(check_read(read, lead.message, policy.sales_intents))
+        return read, "", checks
 
     async def _look_up_crm(self, lead: Lead) -> tuple[Account | None, list[AccountExecutive]]:
         match, roster = await asyncio.gather(

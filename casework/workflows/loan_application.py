@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentActivities,
         PaymentReversal,
     )
+    from casework.agents.checks import ProposalChecks
     from casework.agents.income import (
         INCOME_READER,
         INCOME_READING,
@@ -66,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         LoanApplicationPolicy,
         LoanDecision,
         LoanRoute,
+        check_income_reading,
         decide_loan,
         kyc_refusals,
         non_standard_documents,
@@ -275,7 +277,9 @@ class LoanApplicationWorkflow(CaseWorkflow):
 
         documents = list(application.documents)
         replies: list[CustomerReply] = []
-        reading, reading_problem = await self._read_income(policy, application, documents, replies)
+        reading, reading_problem, checks = await self._read_income(
+            policy, application, documents, replies
+        )
         report, report_missing = await self._await_report(policy, application)
         decision = decide_loan(
             policy,
@@ -286,6 +290,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
             reading,
             report_missing_reason=report_missing,
             reading_problem=reading_problem,
+            reading_checks=checks,
         )
         self._record_decision(decision, ref)
         while decision.route is LoanRoute.MORE_INFORMATION:
@@ -303,7 +308,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 break
             replies.append(reply)
             documents += reply.documents
-            reading, reading_problem = await self._read_income(
+            reading, reading_problem, checks = await self._read_income(
                 policy, application, documents, replies
             )
             decision = decide_loan(
@@ -316,6 +321,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 report_missing_reason=report_missing,
                 reading_problem=reading_problem,
                 information_requests=len(replies),
+                reading_checks=checks,
             )
             self._record_decision(decision, ref)
 
@@ -348,11 +354,12 @@ class LoanApplicationWorkflow(CaseWorkflow):
         application: LoanApplication,
         documents: list[IncomeDocument],
         replies: list[CustomerReply],
-    ) -> tuple[IncomeReading | None, str]:
-        """The income reader's view of the non-standard documents, or why there is none."""
+    ) -> tuple[IncomeReading | None, str, ProposalChecks | None]:
+        """The income reader's view of the non-standard documents and how its figure checked
+        out, or why there is none."""
         unread = non_standard_documents(policy, documents)
         if not unread:
-            return None, ""
+            return None, "", None
         settings = policy.agents.get(INCOME_READER, AgentSettings())
         request = AgentRequest(
             agent=INCOME_READER,
@@ -382,7 +389,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
             summary=f"{INCOME_READER} reading {len(unread)} document(s)",
         )
         if result is None:
-            return None, problem
+            return None, problem, None
         reading = IncomeReading.model_validate(result.output)
         income = reading.verified_monthly_income
         self.record_proposal(
@@ -400,7 +407,8 @@ class LoanApplicationWorkflow(CaseWorkflow):
         self._facts.update(
             income_reading=reading.assessment.value, income_confidence=reading.confidence
         )
-        return reading, ""
+        checks = self.check_proposal(check_income_reading(policy, application, documents, reading))
+        return reading, "", checks
 
     async def _await_report(
         self, policy: LoanApplicationPolicy, application: LoanApplication

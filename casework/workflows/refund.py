@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TASK,
         RefundProposal,
         RefundRecommendation,
+        check_proposal,
     )
     from casework.audit import AuditKind
     from casework.policies.evaluator import money
@@ -301,6 +302,7 @@ class RefundWorkflow(CaseWorkflow):
         self._facts.update(
             recommendation=proposal.recommendation.value, confidence=proposal.confidence
         )
+        self.check_proposal(check_proposal(proposal))
         return proposal
 
     async def _follow(

@@ -29,17 +29,19 @@ with workflow.unsafe.imports_passed_through():
         TicketLookup,
         TicketResolution,
     )
+    from casework.agents.checks import ProposalChecks
     from casework.agents.triage import (
         SYSTEM_PROMPT,
         TASK,
         TRIAGE_AGENT,
         TRIAGE_PROPOSAL,
         TriageProposal,
+        check_proposal,
     )
     from casework.audit import AuditKind
     from casework.policies.evaluator import TriageDecision, TriageRoute, decide_triage
     from casework.policies.models import Directory, PolicyRef, TicketTriagePolicy
-    from casework.records import ConfigurationItem, Ticket
+    from casework.records import ConfigurationItem, KbArticle, Ticket
     from casework.tasks import DecisionAction
     from casework.workflows.agent_region import (
         AgentRegionInput,
@@ -153,8 +155,17 @@ class TicketTriageWorkflow(CaseWorkflow):
                 proposal=proposal,
             )
         item = await self._affected_item(ticket)
-        article_exists = bool(proposal and proposal.kb_article_id) and await self._article_exists(
-            proposal.kb_article_id or ""
+        article = (
+            await self._article(proposal.kb_article_id)
+            if proposal is not None and proposal.kb_article_id
+            else None
+        )
+        checks = (
+            self.check_proposal(
+                check_proposal(proposal, ticket, item, article, list(policy.categories))
+            )
+            if proposal is not None
+            else None
         )
         decision = decide_triage(
             policy,
@@ -162,7 +173,8 @@ class TicketTriageWorkflow(CaseWorkflow):
             proposal,
             no_proposal_reason=f"{region.outcome.value}: {region.reason}",
             ticket_severity=ticket.severity,
-            article_exists=article_exists,
+            article_exists=article is not None,
+            checks=checks,
         )
         self.record(
             AuditKind.POLICY_DECISION,
@@ -187,9 +199,18 @@ class TicketTriageWorkflow(CaseWorkflow):
         decided_by = "policy"
         if decision.route is TriageRoute.HUMAN_REVIEW:
             decision, decided_by = await self._review(
-                policy, policy_ref, ticket, proposal, decision, article_exists
+                policy, policy_ref, ticket, proposal, decision, article is not None, checks
             )
-        result = await self._execute(ticket, proposal, decision, decided_by, region, policy_ref)
+        # The ticket's resolution is the article's, not text the agent wrote (that is kept in
+        # the comment, as its suggestion).
+        resolution = (
+            f"Resolved following {article.article_id}: {article.title}"
+            if checks is not None and article is not None
+            else None
+        )
+        result = await self._execute(
+            ticket, proposal, decision, decided_by, region, policy_ref, resolution
+        )
         if paging is not None:
             result.page = await paging
         self._facts.update(message=result.message)
@@ -252,14 +273,15 @@ class TicketTriageWorkflow(CaseWorkflow):
         except ActivityError:
             return None
 
-    async def _article_exists(self, article_id: str) -> bool:
+    async def _article(self, article_id: str) -> KbArticle | None:
+        """The cited article as the knowledge base holds it; None when it has none by that ID."""
         try:
-            await self.call_tool(
+            article: KbArticle = await self.call_tool(
                 ItsmActivities.get_kb_article, KbArticleLookup(article_id=article_id)
             )
         except ActivityError:
-            return False
-        return True
+            return None
+        return article
 
     async def _review(
         self,
@@ -269,6 +291,7 @@ class TicketTriageWorkflow(CaseWorkflow):
         proposal: TriageProposal | None,
         decision: TriageDecision,
         article_exists: bool,
+        checks: ProposalChecks | None,
     ) -> tuple[TriageDecision, str]:
         """A person approves the proposal as it stands, or rejects it to the fallback team."""
         proposed = (
@@ -315,10 +338,12 @@ class TicketTriageWorkflow(CaseWorkflow):
             proposal,
             ticket_severity=ticket.severity,
             article_exists=article_exists,
+            checks=checks,
         )
         if approved.route is TriageRoute.HUMAN_REVIEW:
             # The reviewer vouched for the confidence, not for breaking the policy's other rules
-            # (an unknown team, a high-risk auto-resolve): those still go to the fallback team.
+            # (an unknown team, a high-risk auto-resolve) or for values the ticket and the
+            # service desk's records contradict: those still go to the fallback team.
             fallback.reasons = [f"approved by {human.approver}, but " + "; ".join(approved.reasons)]
             return fallback, human.approver
         return approved, human.approver
@@ -331,6 +356,7 @@ class TicketTriageWorkflow(CaseWorkflow):
         decided_by: str,
         region: AgentRegionResult,
         policy_ref: PolicyRef,
+        resolution: str | None,
     ) -> TicketTriageResult:
         self.set_status(CaseStatus.EXECUTING)
         accepted = proposal if decision.follows_proposal else None
@@ -352,7 +378,8 @@ class TicketTriageWorkflow(CaseWorkflow):
                 ItsmActivities.resolve_ticket,
                 TicketResolution(
                     ticket_id=ticket.ticket_id,
-                    resolution=proposal.suggested_resolution
+                    resolution=resolution
+                    or proposal.suggested_resolution
                     or f"Resolved following {decision.kb_article_id}",
                     kb_article_id=decision.kb_article_id,
                     idempotency_key=self.idempotency_key("resolve"),

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         DOCUMENT_EXTRACTION,
         SYSTEM_PROMPT,
         DocumentExtraction,
+        check_extraction,
         task_for,
     )
     from casework.audit import AuditKind
@@ -57,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
         Settlement,
         VendorOnboardingPolicy,
         Verdict,
+        application_refusals,
+        bank_account_refusals,
         check_document,
         documents_to_check,
         outstanding,
@@ -74,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.workflows.case import (
         COMPENSATION_RETRY,
+        PROPOSALS_CHECKED,
         ApprovalOutcome,
         ApprovalRequest,
         CaseStatus,
@@ -86,6 +90,9 @@ with workflow.unsafe.imports_passed_through():
 CASE_TYPE = "vendor-onboarding"
 POLICY_ID = "vendor_onboarding"
 CLOSED_APPLICATION_STATUSES = frozenset({"onboarded", "rejected", "expired"})
+ERP_BANK_ACCOUNT_CHECKED = "erp-bank-account-checked"
+"""Patch ID: cases that wrote their vendor to the ERP before the bank account was checked
+against the bank's letter replay that write."""
 # The sandbox's limit for notes and message bodies.
 MAX_TEXT = 2000
 
@@ -110,6 +117,8 @@ class Outcome(StrEnum):
     DOCUMENTS_TIMED_OUT = "documents_timed_out"
     REVIEW_TIMED_OUT = "review_timed_out"
     ERP_REFUSED = "erp_refused"
+    BANK_ACCOUNT_UNCONFIRMED = "bank_account_unconfirmed"
+    """Approved, but the IBAN is invalid or not in the bank's letter: nothing written."""
     FAILED_COMPENSATED = "failed_compensated"
 
 
@@ -146,6 +155,8 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         self._saga = Saga()
         self._application: VendorApplication | None = None
         self._checks: dict[str, DocumentCheck] = {}
+        self._documents: dict[str, VendorDocument] = {}
+        """The document each check read, by kind: the text an ERP write is checked against."""
         self._waiting_for: DocumentRequest | None = None
         self._received: list[DocumentResubmission] = []
         self._known_documents: set[str] = set()
@@ -178,6 +189,8 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         policy_ref: PolicyRef,
         application: VendorApplication,
     ) -> VendorOnboardingResult:
+        if workflow.patched(PROPOSALS_CHECKED) and (refusals := application_refusals(application)):
+            return await self._refuse(policy_ref, application, refusals)
         await self._check_submitted_documents(policy, application)
         if outstanding(self._document_checks()) and not await self._await_documents(
             policy, application
@@ -211,6 +224,17 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         )
         self._facts["reviews"] = ", ".join(f"{r.review} {r.status.value}" for r in results)
         if settlement.verdict is Verdict.ONBOARD:
+            # Whatever any agent read and whoever approved: the IBAN written to the ERP is the one
+            # the bank's letter states, and a valid one.
+            unconfirmed = (
+                bank_account_refusals(policy, application, self._documents)
+                if workflow.patched(ERP_BANK_ACCOUNT_CHECKED)
+                else []
+            )
+            if unconfirmed:
+                return await self._bank_account_unconfirmed(
+                    policy_ref, application, results, unconfirmed
+                )
             return await self._onboard(policy_ref, application, results)
         if settlement.verdict is Verdict.REJECT:
             return await self._reject(policy_ref, application, results, settlement)
@@ -286,7 +310,13 @@ class VendorOnboardingWorkflow(CaseWorkflow):
                 reasons=[f"the document checker could not read it ({failure}): check it yourself"],
             )
         else:
-            check = check_document(policy, application, document, extraction, workflow.now().date())
+            checks = self.check_proposal(
+                check_extraction(extraction, document.document_id, document.content)
+            )
+            check = check_document(
+                policy, application, document, extraction, workflow.now().date(), checks
+            )
+        self._documents[document.kind] = document
         self.record(
             AuditKind.POLICY_DECISION,
             f"document {check.describe()}",
@@ -674,9 +704,46 @@ class VendorOnboardingWorkflow(CaseWorkflow):
     ) -> VendorOnboardingResult:
         """Approved, but the ERP would not create the vendor (a vendor with this tax ID exists
         already, say): nothing was written, and a person has to sort it out."""
+        return await self._not_written(
+            policy_ref,
+            application,
+            reviews,
+            f"the ERP did not create the vendor ({failure_message(error)})",
+            Outcome.ERP_REFUSED,
+        )
+
+    async def _bank_account_unconfirmed(
+        self,
+        policy_ref: PolicyRef,
+        application: VendorApplication,
+        reviews: list[ReviewResult],
+        reasons: list[str],
+    ) -> VendorOnboardingResult:
+        """Approved, but the IBAN is not one the ERP may pay to: it is not written."""
+        self.record(
+            AuditKind.POLICY_DECISION,
+            f"policy {policy_ref}: the IBAN is not written to the ERP because "
+            + "; ".join(reasons),
+            reasons=reasons,
+        )
+        return await self._not_written(
+            policy_ref,
+            application,
+            reviews,
+            "the IBAN is not confirmed (" + "; ".join(reasons) + ")",
+            Outcome.BANK_ACCOUNT_UNCONFIRMED,
+        )
+
+    async def _not_written(
+        self,
+        policy_ref: PolicyRef,
+        application: VendorApplication,
+        reviews: list[ReviewResult],
+        why: str,
+        outcome: Outcome,
+    ) -> VendorOnboardingResult:
         message = (
-            f"approved, but the ERP did not create the vendor ({failure_message(error)}); "
-            "nothing was written; the application is on hold for a person"
+            f"approved, but {why}; nothing was written; the application is on hold for a person"
         )
         await self._close_application(application, "on_hold", message)
         self.set_status(CaseStatus.FAILED_NEEDS_ATTENTION)
@@ -687,10 +754,22 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             policy_ref,
             application,
             CaseStatus.FAILED_NEEDS_ATTENTION,
-            Outcome.ERP_REFUSED,
+            outcome,
             message,
             reviews=reviews,
         )
+
+    async def _refuse(
+        self, policy_ref: PolicyRef, application: VendorApplication, reasons: list[str]
+    ) -> VendorOnboardingResult:
+        """An application no document can put right (an invalid IBAN): rejected at once."""
+        settlement = Settlement(verdict=Verdict.REJECT, reasons=reasons)
+        self.record(
+            AuditKind.POLICY_DECISION,
+            f"policy {policy_ref}: reject because " + "; ".join(reasons),
+            settlement=settlement,
+        )
+        return await self._reject(policy_ref, application, [], settlement)
 
     async def _fail_compensated(
         self,

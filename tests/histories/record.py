@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import sys
 import tempfile
@@ -47,6 +48,8 @@ from temporalio.worker import Worker
 
 from casework import search_attributes
 from casework.agents.lead import LeadIntent
+from casework.agents.messages import ChatMessage, ToolCall
+from casework.agents.tools import FINAL_ANSWER
 from casework.agents.triage import stand_in_turn
 from casework.audit import AuditEvent, AuditKind
 from casework.converter import data_converter
@@ -410,6 +413,39 @@ def _outage(ticket_id: str) -> FakeItsm:
     )
 
 
+def _database_outage_called_a_password_problem(messages: list[ChatMessage]) -> ChatMessage:
+    """A model that calls the outage of a critical item a password problem and cites the
+    password article, confidently: the ticket's own category and severity say otherwise."""
+    answer = {
+        "category": "access",
+        "severity": 1,
+        "action": "auto_resolve",
+        "kb_article_id": PASSWORD_ARTICLE.article_id,
+        "reasons": ["the users cannot sign in"],
+        "confidence": 0.95,
+    }
+    return ChatMessage(
+        role="assistant",
+        tool_calls=[ToolCall(id="call-1", name=FINAL_ANSWER, arguments=json.dumps(answer))],
+    )
+
+
+def _categorised_outage(ticket_id: str) -> FakeItsm:
+    return FakeItsm(
+        tickets=_ticket(
+            ticket_id,
+            "Payments database down for all users",
+            "The payments database is not responding; all users see checkout errors.",
+            ci_id=PAYMENTS_DB.ci_id,
+            category="database",
+            severity=1,
+        ),
+        items={PAYMENTS_DB.ci_id: PAYMENTS_DB},
+        articles={PASSWORD_ARTICLE.article_id: PASSWORD_ARTICLE},
+        turn=_database_outage_called_a_password_problem,
+    )
+
+
 async def _events(handle: WorkflowHandle) -> list[AuditEvent]:
     return await handle.query("audit", result_type=list[AuditEvent])
 
@@ -456,6 +492,14 @@ TRIAGE_RECORDINGS = (
         _outage,
         _page_escalates_then_acknowledge,
         CaseStatus.ESCALATED,
+        RegionOutcome.ANSWERED,
+    ),
+    # The agent's word contradicts the ticket: checked (patch agent-proposals-checked), reviewed.
+    TriageRecording(
+        "proposal_contradicted_reviewed",
+        _categorised_outage,
+        _reject_review,
+        CaseStatus.ASSIGNED,
         RegionOutcome.ANSWERED,
     ),
 )
@@ -681,6 +725,17 @@ def _unreadable_income(application_id: str) -> FakeLending:
     )
 
 
+def _inflated_income(application_id: str) -> FakeLending:
+    # The reader answers ten times what the statement (and the applicant) says.
+    statement = freelance_statement("Freelance income: 1,000.00 EUR per month")
+    return FakeLending(
+        loan_application(
+            application_id, amount="25000.00", declared_income="1000.00", documents=[statement]
+        ),
+        readings=[reading("10000.00", confidence=0.95)],
+    )
+
+
 def _sanctioned(application_id: str) -> FakeLending:
     hit = SanctionsHit(entry_id="SAN-1", name="Maria Keller", program="EU list")
     return FakeLending(loan_application(application_id), sanctions_hits=[hit])
@@ -712,6 +767,12 @@ LOAN_RECORDINGS = (
         LoanOutcome.APPROVED,
     ),
     LoanRecording("sanctions_hit", _sanctioned, _nothing, LoanOutcome.SANCTIONS_HIT),
+    LoanRecording(
+        "income_not_borne_out",
+        _inflated_income,
+        _underwriter_rejects,
+        LoanOutcome.REJECTED_BY_UNDERWRITER,
+    ),
     LoanRecording(
         "fraud_reversed",
         lambda application_id: FakeLending(loan_application(application_id)),
@@ -933,6 +994,28 @@ def _vendor_foreign_bank_account(application_id: str) -> FakeVendorSystems:
     return FakeVendorSystems(application(application_id, documents, bank_account=FOREIGN_IBAN))
 
 
+def _vendor_bank_letter_unread(application_id: str) -> FakeVendorSystems:
+    # The checker cannot read a letter that states another account: the reviewers approve it.
+    other = bank_confirmation_text(iban="DE02 1203 0000 0000 2020 51")
+    return FakeVendorSystems(
+        application(application_id, documents_for(application_id, bank_confirmation=other)),
+        extractions={
+            f"{application_id}-BANK": ApplicationError("model unavailable", non_retryable=True)
+        },
+    )
+
+
+def _vendor_invalid_iban(application_id: str) -> FakeVendorSystems:
+    letter = bank_confirmation_text(iban="DE00 1234")
+    return FakeVendorSystems(
+        application(
+            application_id,
+            documents_for(application_id, bank_confirmation=letter),
+            bank_account="DE00 1234",
+        )
+    )
+
+
 def _reviewers(*decisions: tuple[str, str]) -> VendorDrive:
     """Each (approver, action) in turn, once every review task is open."""
 
@@ -998,6 +1081,14 @@ VENDOR_RECORDINGS = (
     VendorRecording(
         "legal_undecided_on_hold", _vendor_in_order, _nothing, VendorOutcome.REVIEW_TIMED_OUT
     ),
+    # Patches agent-proposals-checked and erp-bank-account-checked: approved, nothing written.
+    VendorRecording(
+        "bank_account_unconfirmed",
+        _vendor_bank_letter_unread,
+        _reviewers(("mia", "approve"), ("carol", "approve")),
+        VendorOutcome.BANK_ACCOUNT_UNCONFIRMED,
+    ),
+    VendorRecording("invalid_iban_refused", _vendor_invalid_iban, _nothing, VendorOutcome.REJECTED),
 )
 
 
