@@ -63,7 +63,7 @@ def stack(user_home: Path, elsewhere: Path) -> Iterator[Stack]:
         stack.demo_stdout = stack.run("demo", cwd=elsewhere).stdout
         yield stack
     finally:
-        stack.run("down", check=False, cwd=elsewhere)
+        stack.run("down", check=False, cwd=started_from)
 
 
 def run(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
+    WorkflowContinuedAsNewError,
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
@@ -372,6 +373,8 @@ async def _ending(handle: WorkflowHandle, execution: str) -> tuple[Any, str | No
         result = await handle.result(follow_runs=False)
     except WorkflowFailureError as error:
         return None, failure_text(error)
+    except WorkflowContinuedAsNewError as error:
+        return None, f"continued as run {error.new_execution_run_id}"
     except UNREADABLE_ERRORS as error:
         return None, f"(its result cannot be read: {unreadable_reason(error)})"
     return result, None
