@@ -317,7 +317,7 @@ def test_a_case_is_its_workflow_id_however_many_runs(stack: Stack, elsewhere: Pa
     # A completed one may not.
     third = run(stack, "start", INVOICE, "--input", invoice_input(6301), cwd=elsewhere)
     assert third.returncode == 1
-    assert f"case {case_id} already ended paid" in third.stderr
+    assert f"case {case_id} already exists and ended paid" in third.stderr
 
     show = run(stack, "show", case_id, cwd=elsewhere).stdout
     assert "2 runs under this case ID; shown: the latest" in show

@@ -237,7 +237,7 @@ def test_the_documented_start_never_starts_a_completed_case_again(stack: Stack) 
         check=False,
     )
     assert cli.returncode == 1
-    assert "invoice-exception-INV-7001 already ended paid" in cli.stderr
+    assert "invoice-exception-INV-7001 already exists and ended paid" in cli.stderr
     assert len(_runs(stack, "invoice-exception-INV-7001")) == 1
 
 

@@ -206,11 +206,11 @@ async def _already_exists(client: Client, case_id: str) -> str:
     execution = execution_word(description.status)
     status = shown_status(description.typed_search_attributes.get(sa.CASE_STATUS), execution)
     if execution == "running":
-        return f"case {case_id} is already running ({status}); see: {show}"
+        return f"case {case_id} already exists and is running ({status}); see: {show}"
     return (
-        f"case {case_id} already ended {status} (workflow {execution}); a business object gets "
-        f"one case, and only a run that did not complete is started again. See: {show}; for "
-        "another case on the same object, give it its own --id"
+        f"case {case_id} already exists and ended {status} (workflow {execution}): a business "
+        f"object gets one case, and only a run that did not complete is started again. See: "
+        f"{show}; for another case on the same object, give it its own --id"
     )
 
 
