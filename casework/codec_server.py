@@ -26,8 +26,12 @@ from casework.codec import CodecKeyError, EncryptionCodec, KeyRing, load_key_rin
 from casework.config import DEFAULT_CODEC_PORT, Settings
 
 
-def create_codec_app(ring: KeyRing, allowed_origins: list[str]) -> FastAPI:
-    """``allowed_origins``: the Web UI's origins, whose browsers call this server directly."""
+def create_codec_app(
+    ring: KeyRing, allowed_origins: list[str], home: Path | None = None
+) -> FastAPI:
+    """``allowed_origins``: the Web UI's origins, whose browsers call this server directly.
+    ``home``: the casework home whose stack this server serves, which its health check names
+    so a client that found another home can say where the stack's is."""
     codec = EncryptionCodec(ring)
     app = FastAPI(title="casework codec server", docs_url=None, redoc_url=None)
     app.add_middleware(
@@ -60,7 +64,7 @@ def create_codec_app(ring: KeyRing, allowed_origins: list[str]) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok", "current_key": ring.current}
+        return {"status": "ok", "current_key": ring.current} | ({"home": str(home)} if home else {})
 
     return app
 
@@ -77,7 +81,8 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, help="where `casework up` keeps its key ring")
     args = parser.parse_args()
     settings = Settings.from_env()
-    ring = load_key_ring(args.state_dir or settings.state_dir)
+    home = (args.state_dir or settings.state_dir).resolve()
+    ring = load_key_ring(home)
     if ring is None:
         parser.error(
             "no codec key ring: set CASEWORK_CODEC_KEYS_FILE or CASEWORK_CODEC_KEYS "
@@ -89,7 +94,7 @@ def main() -> None:
     ]
     logging.basicConfig(level=logging.INFO)
     uvicorn.run(
-        create_codec_app(ring, origins), host=args.host, port=args.port, log_level="warning"
+        create_codec_app(ring, origins, home), host=args.host, port=args.port, log_level="warning"
     )
 
 

@@ -22,6 +22,7 @@ DEFAULT_SANDBOX_PORT = 8787
 DEFAULT_CODEC_PORT = 8789
 DEFAULT_REVIEW_PORT = 8790
 DEFAULT_METRICS_PORT = 9464
+HOME_DIR_NAME = ".casework"
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,28 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(text)
 
 
+def find_home(env: Mapping[str, str] = os.environ, cwd: Path | None = None) -> tuple[Path, str]:
+    """casework's home (the embedded stack's state, the payload key ring, decision keys, the
+    review queue's sign-in) and how it was found, the same way from any directory:
+
+    1. ``CASEWORK_HOME``, when set;
+    2. else the nearest ``.casework`` folder in the working directory or above it (as git finds
+       ``.git``), so a project can keep a home of its own;
+    3. else ``.casework`` in the user's home directory, where ``casework up`` creates it.
+
+    Always an absolute path: a process started elsewhere (the worker, the review queue) or a
+    command run from another folder finds the same home, never a new empty one beside it.
+    """
+    if named := env.get("CASEWORK_HOME"):
+        return (Path.cwd() / Path(named).expanduser()).resolve(), "CASEWORK_HOME"
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / HOME_DIR_NAME).is_dir():
+            return folder / HOME_DIR_NAME, f"the nearest {HOME_DIR_NAME} above {start}"
+    user_home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return user_home / HOME_DIR_NAME, "the per-user default"
+
+
 class Settings(BaseModel):
     """What a casework process needs to know about its surroundings."""
 
@@ -60,7 +83,10 @@ class Settings(BaseModel):
     """casework's review queue (``casework ui``); it only ever listens on loopback."""
     metrics_address: str | None = None
     """``host:port`` where the worker serves Prometheus metrics; None: no endpoint."""
-    state_dir: Path = Path(".casework")
+    state_dir: Path = Path(HOME_DIR_NAME)
+    """casework's home; :meth:`from_env` finds it with :func:`find_home`."""
+    home_found_by: str = "given"
+    """How ``state_dir`` was found, for messages that name it."""
     model: str | None = None
     """litellm model name; None means the offline stand-in model answers."""
     llm_api_base: str | None = None
@@ -74,6 +100,7 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        home, found_by = find_home(env)
         return cls(
             task_queue=env.get("CASEWORK_TASK_QUEUE", TASK_QUEUE),
             sandbox_url=env.get(
@@ -85,7 +112,8 @@ class Settings(BaseModel):
             ),
             review_url=env.get("CASEWORK_REVIEW_URL", f"http://127.0.0.1:{DEFAULT_REVIEW_PORT}"),
             metrics_address=env.get("CASEWORK_METRICS_ADDRESS") or None,
-            state_dir=Path(env.get("CASEWORK_HOME", ".casework")),
+            state_dir=home,
+            home_found_by=found_by,
             model=env.get("CASEWORK_MODEL") or None,
             llm_api_base=env.get("CASEWORK_LLM_API_BASE") or None,
             llm_api_key=secret_from_env(env, "CASEWORK_LLM_API_KEY"),

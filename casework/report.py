@@ -17,8 +17,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from casework import search_attributes as sa
 from casework.audit import (
@@ -29,25 +27,23 @@ from casework.audit import (
     AuditKind,
     ModelUsage,
 )
-from casework.backlog import SlaState, sla_state
+from casework.backlog import (
+    ENDINGS,
+    UNREADABLE_ERRORS,
+    SlaState,
+    execution_word,
+    failure_text,
+    shown_status,
+    sla_state,
+)
 from casework.cli.output import table
 from casework.tasks import HumanTask, TaskKind
-from casework.workflows.case import CaseStatus
 
 CASES_QUERY = f"{sa.CASE_TYPE.name} IS NOT NULL"
 QUERY_TIMEOUT = timedelta(seconds=15)
 
-IN_PROGRESS = frozenset(
-    {
-        CaseStatus.STARTED,
-        CaseStatus.ANALYSING,
-        CaseStatus.AWAITING_APPROVAL,
-        CaseStatus.AWAITING_INPUT,
-        CaseStatus.EXECUTING,
-        CaseStatus.AWAITING_EXTERNAL,
-    }
-)
 CONFIDENCE_BUCKETS = 10
+ENDING_WORDS = [word for status, word in ENDINGS.items() if status.name != "CONTINUED_AS_NEW"]
 
 
 class CaseRecord(BaseModel):
@@ -58,7 +54,8 @@ class CaseRecord(BaseModel):
     case_status: str
     """The CaseStatus search attribute: the process's own word for where the case stands."""
     execution_status: str
-    """Temporal's: running, completed, failed, terminated, canceled, timed_out ..."""
+    """Temporal's, in casework's words (backlog.ENDINGS): running, completed, failed,
+    terminated, cancelled, timed_out."""
     started_at: datetime
     closed_at: datetime | None = None
     open_tasks: list[HumanTask] = []
@@ -66,16 +63,15 @@ class CaseRecord(BaseModel):
     """None when the audit trail could not be read (no worker to answer the query)."""
     failure: str | None = None
     """Why the workflow itself failed, for failed executions."""
+    runs: int = 1
+    """Workflow runs under this case ID; the case is its latest run, as ``casework show``
+    shows it (an earlier one failed, or someone started the ID again by hand)."""
 
     @property
     def status(self) -> str:
         """The status the report groups by: the case's own, unless the workflow ended without
-        reaching one (failed, terminated, timed out), which then says so."""
-        if self.execution_status in ("running", "completed") or (
-            self.case_status and self.case_status not in IN_PROGRESS
-        ):
-            return self.case_status or self.execution_status
-        return f"workflow_{self.execution_status}"
+        reaching one (failed, terminated, cancelled, timed out), which then says so."""
+        return shown_status(self.case_status, self.execution_status)
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -165,6 +161,12 @@ class CycleTime(BaseModel):
 class Report(BaseModel):
     generated_at: datetime
     cases: int
+    """Distinct case IDs (business keys), however many runs each had."""
+    runs: int = 0
+    """Workflow runs behind those cases."""
+    cases_by_ending: dict[str, int] = {}
+    """Cases by how their workflow stands: running, and every way one ends (completed, failed,
+    terminated, cancelled, timed_out), each listed even when none ended that way."""
     cases_by_process: dict[str, int]
     cases_by_process_and_status: dict[str, dict[str, int]]
     backlog_by_role: dict[str, int]
@@ -304,9 +306,11 @@ def compute(cases: Iterable[CaseRecord], now: datetime | None = None) -> Report:
     cycle: dict[str, list[float]] = defaultdict(list)
     unreadable: list[str] = []
 
+    endings: Counter[str] = Counter({word: 0 for word in ENDING_WORDS})
     for case in cases:
         kind = case.case_type
         by_process[kind] += 1
+        endings[case.execution_status] += 1
         by_status[kind][case.status] += 1
         for task in case.open_tasks:
             if task.kind is TaskKind.QUESTION:
@@ -385,6 +389,8 @@ def compute(cases: Iterable[CaseRecord], now: datetime | None = None) -> Report:
     return Report(
         generated_at=now,
         cases=sum(by_process.values()),
+        runs=sum(case.runs for case in cases),
+        cases_by_ending=dict(endings),
         cases_by_process=dict(sorted(by_process.items())),
         cases_by_process_and_status={
             kind: dict(sorted(by_status[kind].items())) for kind in processes
@@ -431,19 +437,28 @@ def _cycle(seconds: list[float]) -> CycleTime:
 
 async def collect(client: Client, concurrency: int = 8) -> list[CaseRecord]:
     """Every case in the namespace (top-level workflows with a ``CaseType``), with its open tasks
-    and audit trail. Closed cases answer the ``audit`` query by replaying on a worker."""
-    executions = [
-        execution
-        async for execution in client.list_workflows(CASES_QUERY)
-        if not execution.parent_id
-    ]
+    and audit trail. Closed cases answer the ``audit`` query by replaying on a worker.
+
+    A case is a workflow ID, the business key: when it has several runs, the case is its latest
+    (what ``casework show`` shows) and the others are counted as its runs."""
+    latest: dict[str, Any] = {}
+    runs: Counter[str] = Counter()
+    async for execution in client.list_workflows(CASES_QUERY):
+        if execution.parent_id:
+            continue
+        runs[execution.id] += 1
+        known = latest.get(execution.id)
+        if known is None or execution.start_time > known.start_time:
+            latest[execution.id] = execution
     limit = asyncio.Semaphore(concurrency)
 
     async def read(execution: Any) -> CaseRecord:
         async with limit:
-            return await _read_case(client, execution)
+            record = await _read_case(client, execution)
+        record.runs = runs[execution.id]
+        return record
 
-    return list(await asyncio.gather(*(read(execution) for execution in executions)))
+    return list(await asyncio.gather(*(read(execution) for execution in latest.values())))
 
 
 async def _read_case(client: Client, execution: Any) -> CaseRecord:
@@ -453,7 +468,7 @@ async def _read_case(client: Client, execution: Any) -> CaseRecord:
         case_id=execution.id,
         case_type=execution.typed_search_attributes.get(sa.CASE_TYPE) or "",
         case_status=execution.typed_search_attributes.get(sa.CASE_STATUS) or "",
-        execution_status=status.name.lower(),
+        execution_status=execution_word(status),
         started_at=execution.start_time,
         closed_at=execution.close_time,
     )
@@ -465,22 +480,16 @@ async def _read_case(client: Client, execution: Any) -> CaseRecord:
             record.open_tasks = await handle.query(
                 "open_tasks", result_type=list[HumanTask], rpc_timeout=QUERY_TIMEOUT
             )
-    except (RPCError, RuntimeError):
+    except UNREADABLE_ERRORS:
         record.audit = None
     if status is WorkflowExecutionStatus.FAILED:
         try:
             await handle.result()
         except WorkflowFailureError as error:
-            record.failure = _root_message(error)
+            record.failure = failure_text(error, with_type=True)
+        except UNREADABLE_ERRORS as error:
+            record.failure = f"(unreadable: {error})"
     return record
-
-
-def _root_message(error: BaseException) -> str:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    if isinstance(error, ApplicationError):
-        return f"{error.type}: {error.message}" if error.type else error.message
-    return str(error)
 
 
 async def build(client: Client) -> Report:
@@ -505,7 +514,13 @@ def _duration(seconds: float | None) -> str:
 
 
 def render_text(report: Report) -> str:
-    lines = [f"casework report, {report.generated_at:%Y-%m-%d %H:%M} UTC: {report.cases} cases", ""]
+    runs = f" ({report.runs} workflow runs)" if report.runs != report.cases else ""
+    lines = [
+        f"casework report, {report.generated_at:%Y-%m-%d %H:%M} UTC: {report.cases} cases{runs}",
+        "by how they stand: "
+        + ", ".join(f"{word.replace('_', ' ')} {n}" for word, n in report.cases_by_ending.items()),
+        "",
+    ]
     rows = [
         [kind, str(count), status]
         for kind, statuses in report.cases_by_process_and_status.items()
@@ -571,6 +586,7 @@ def render_text(report: Report) -> str:
         lines.append(f"  {failure.case_id} [{failure.status}]: {failure.reason}")
     if report.unreadable_audit:
         lines.append(
-            "audit trail unreadable (is a worker running?): " + ", ".join(report.unreadable_audit)
+            "cases that could not be read, counted by status only (is a worker running? "
+            "see casework show CASE): " + ", ".join(report.unreadable_audit)
         )
     return "\n".join(lines)

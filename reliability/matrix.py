@@ -496,7 +496,8 @@ def _wrong_value(annotation: Any) -> Any:
 
 def input_rows(driver: CaseDriver, tag: str) -> list[tuple[str, dict[str, Any] | str, list[str]]]:
     """Rows from the process's input model: each required field missing, each field of the
-    wrong type, each amount negative, an unknown field, and input that is not JSON."""
+    wrong type, each amount negative, an unknown field, a submitter not in the directory, and
+    input that is not JSON."""
     model: type[BaseModel] = PROCESSES[driver.process].input_model
     valid = driver.case_input(driver.new_key(tag, 99)).model_dump(mode="json", exclude_none=True)
     name = model.__name__
@@ -512,6 +513,15 @@ def input_rows(driver: CaseDriver, tag: str) -> list[tuple[str, dict[str, Any] |
         if kinds & {int, float, Decimal}:
             rows.append((f"{field_name} negative", valid | {field_name: -100}, [field_name]))
     rows.append(("an unknown field", valid | {"surprise": 1}, ["surprise", "Extra inputs"]))
+    if "submitted_by" in model.model_fields:
+        # casework reads the directory too: an unknown submitter never starts a case.
+        rows.append(
+            (
+                "a submitter not in the directory",
+                valid | {"submitted_by": "mallory"},
+                ["submitted_by: 'mallory' is not in the approval directory"],
+            )
+        )
     rows.append(("not JSON", "{oops", ["not valid JSON"]))
     return rows
 

@@ -43,14 +43,20 @@ class Stack:
     metrics_url: str
     sandbox_url: str
     ui_url: str
+    codec_url: str = ""
     demo_stdout: str = ""
     """What ``casework demo`` printed: its table lists the cases it ran."""
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 300
+        self, *args: str, check: bool = True, timeout: float = 300, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [CASEWORK, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+            [CASEWORK, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
         )
         if check:
             assert result.returncode == 0, f"casework {args}: {result.stdout}\n{result.stderr}"
@@ -71,18 +77,22 @@ class Stack:
         return [line["event"] for line in lines]
 
 
-@contextmanager
-def embedded_stack(
-    home: Path, task_queue: str, env: Mapping[str, str] | None = None
-) -> Iterator[Stack]:
-    """``casework up`` under ``home`` for the duration of the block, then ``casework down``.
+def stack_on_free_ports(
+    home: Path,
+    task_queue: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    home_from_env: bool = True,
+) -> Stack:
+    """A stack's settings: every component on a free port, its own task queue, and its home
+    ``home``: CASEWORK_HOME names it, or with ``home_from_env`` False casework finds it by
+    itself (the caller sets HOME and the working directory so that it does).
 
     The stack runs the offline stand-in model unless ``env`` configures one (CASEWORK_MODEL ...);
     the worker inherits this environment."""
     temporal, ui, sandbox, review, metrics, codec = free_ports(6)
     stack_env = {
         **os.environ,
-        "CASEWORK_HOME": str(home),
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
         "CASEWORK_UI_URL": f"http://localhost:{ui}",
         "CASEWORK_SANDBOX_URL": f"http://127.0.0.1:{sandbox}",
@@ -93,15 +103,27 @@ def embedded_stack(
         "CASEWORK_TASK_QUEUE": task_queue,
     }
     stack_env.pop("CASEWORK_MODEL", None)
+    stack_env.pop("CASEWORK_HOME", None)
+    if home_from_env:
+        stack_env["CASEWORK_HOME"] = str(home)
     stack_env.update(env or {})
-    stack = Stack(
+    return Stack(
         env=stack_env,
         home=home,
         review_url=f"http://127.0.0.1:{review}",
         metrics_url=f"http://127.0.0.1:{metrics}/metrics",
         sandbox_url=f"http://127.0.0.1:{sandbox}",
         ui_url=f"http://localhost:{ui}",
+        codec_url=f"http://127.0.0.1:{codec}",
     )
+
+
+@contextmanager
+def embedded_stack(
+    home: Path, task_queue: str, env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """``casework up`` under ``home`` for the duration of the block, then ``casework down``."""
+    stack = stack_on_free_ports(home, task_queue, env)
     try:
         up = stack.run("up")
         assert "review queue healthy" in up.stdout and "passwords created" in up.stdout

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from casework.config import Settings
 from casework.web.app import create_app
-from casework.web.auth import SESSION_COOKIE, Credentials, PasswordHash, Signer
+from casework.web.auth import SESSION_COOKIE, Credentials, PasswordHash, Signer, SignInThrottle
 from casework.web.server import NotLoopback, listen_address
 
 
@@ -125,3 +125,48 @@ def test_requests_for_another_host_name_are_refused(app: tuple[TestClient, Crede
     response = client.get("/login", headers={"host": "attacker.example:8790"})
     assert response.status_code == 421
     assert client.get("/healthz", headers={"host": "localhost:8790"}).text == "ok"
+
+
+def test_a_session_counts_only_until_sign_out(app: tuple[TestClient, Credentials]) -> None:
+    client, credentials = app
+    password = credentials.set_password("carol", "correct horse")
+    token = _token(client.get("/login").text)
+    client.post(
+        "/login",
+        data={"user": "carol", "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
+    kept = client.cookies[SESSION_COOKIE]
+    # Signed out with the session's own token (the queue page needs Temporal; the form's
+    # token is the session's CSRF token, derived from its nonce).
+    session = Signer(credentials.secret()).session(kept)
+    assert session is not None
+    csrf = Signer(credentials.secret()).csrf_token(session.nonce)
+    signed_out = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert signed_out.status_code == 303
+    client.cookies.set(SESSION_COOKIE, kept)
+    after = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert after.status_code == 403 and "not signed in" in after.text
+
+
+def test_sign_in_throttle_counts_per_user_and_address_within_its_window() -> None:
+    now = [1000.0]
+    throttle = SignInThrottle(clock=lambda: now[0], per_user=3, per_address=5, window_seconds=60)
+    for _ in range(3):
+        assert throttle.refusal("carol", "10.0.0.1") is None
+        throttle.failed("carol", "10.0.0.1")
+    assert throttle.refusal("carol", "10.0.0.2") == (
+        "Too many failed sign-ins for carol: try again in 1 minute."
+    )
+    assert throttle.refusal("dave", "10.0.0.1") is None
+    throttle.failed("dave", "10.0.0.1")
+    throttle.failed("erin", "10.0.0.1")
+    assert "from this address" in (throttle.refusal("frank", "10.0.0.1") or "")
+    assert throttle.refusal("frank", "10.0.0.3") is None
+    # A minute after the failures, both counts have forgotten them.
+    now[0] += 60
+    assert throttle.refusal("carol", "10.0.0.1") is None
+    # A success clears the user's count, not the address's.
+    throttle.failed("grace", "10.0.0.4")
+    throttle.succeeded("grace")
+    assert throttle.refusal("grace", "10.0.0.9") is None

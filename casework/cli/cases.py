@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,19 +16,37 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
+    WorkflowContinuedAsNewError,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog
 from casework import search_attributes as sa
 from casework.audit import AuditChainError, AuditEvent, export_lines, verify_lines
+from casework.backlog import (
+    QUERY_TIMEOUT,
+    UNREADABLE_ERRORS,
+    execution_word,
+    failure_text,
+    shown_status,
+    unreadable_reason,
+)
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
@@ -36,23 +56,68 @@ from casework.policies.models import Directory
 from casework.processes import PROCESSES
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from casework.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
+from casework.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
 from casework.workflows.case import CaseState
 from casework.workflows.ticket_triage import Acknowledgement
+
+MAX_CASE_ID_BYTES = 1000
+"""Temporal's default limit on a workflow ID (the server's ``limit.maxIDLength``)."""
+_CASE_ID_FORBIDDEN = set("'\"`\\")
+"""Quotes and backslashes: they would need escaping in visibility queries and shells alike."""
 
 
 class CommandError(Exception):
     """A problem the user can fix; its message is printed as-is, with exit code 1."""
 
 
+def command(*words: str) -> str:
+    """A command line to print for people to copy: each word shell-quoted where it needs it."""
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def check_case_id(case_id: str, source: str = "--id") -> str:
+    """A case ID Temporal will take and every command can name: refused up front otherwise."""
+    if not case_id:
+        raise CommandError(f"{source} is empty")
+    size = len(case_id.encode())
+    if size > MAX_CASE_ID_BYTES:
+        raise CommandError(
+            f"{source} is {size:,} bytes long; a case ID is at most {MAX_CASE_ID_BYTES:,}"
+        )
+    bad = sorted(
+        {
+            char
+            for char in case_id
+            if char.isspace()
+            or unicodedata.category(char).startswith("C")
+            or char in _CASE_ID_FORBIDDEN
+        }
+    )
+    if bad:
+        raise CommandError(
+            f"{source} {case_id[:60]!r} contains {', '.join(repr(char) for char in bad)}: a case "
+            "ID has no spaces, control characters, quotes or backslashes"
+        )
+    return case_id
+
+
 def read_input(raw: str) -> dict[str, Any]:
     """``--input`` is JSON, or ``@path`` to a JSON file."""
     source = "--input"
     if raw.startswith("@"):
+        if not raw[1:]:
+            raise CommandError("--input @ needs a file name after the @, e.g. --input @case.json")
         path = Path(raw[1:])
-        if not path.is_file():
+        if path.is_dir():
+            raise CommandError(f"--input file {path} is a directory, not a JSON file")
+        if not path.exists():
             raise CommandError(f"--input file {path} does not exist")
-        source, raw = str(path), path.read_text()
+        try:
+            source, raw = str(path), path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot read --input file {path}: {error.strerror}") from error
+        except UnicodeDecodeError as error:
+            raise CommandError(f"--input file {path} is not UTF-8 text: {error}") from error
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -66,12 +131,34 @@ def link(settings: Settings, client: Client, case_id: str) -> str:
     return web_ui_link(settings.ui_url, client.namespace, case_id)
 
 
+def directory() -> Directory:
+    """The approval directory as this machine reads it (the worker reads the same files)."""
+    return Directory.model_validate(load_policy("directory").content)
+
+
 def validate_input(process_name: str, raw_input: str) -> BaseModel:
-    """Check the input before anything is started, naming each field that is wrong."""
+    """Check the input before anything is started, naming each field that is wrong. Who
+    submits must be in the directory: the case checks that too, but only after it started."""
+    model = PROCESSES[process_name].input_model
     try:
-        return PROCESSES[process_name].input_model.model_validate(read_input(raw_input))
+        request = model.model_validate(read_input(raw_input))
     except ValidationError as error:
         raise CommandError(describe_validation_error(error)) from error
+    submitter = getattr(request, "submitted_by", None)
+    users = directory().users
+    if submitter is not None and submitter not in users:
+        raise CommandError(
+            f"invalid {model.__name__}: submitted_by: {submitter!r} is not in the approval "
+            f"directory (users: {', '.join(sorted(users))})"
+        )
+    return request
+
+
+def case_id_of(process_name: str, request: BaseModel, given: str | None) -> str:
+    """The case ID: ``--id`` if given, else the business key; checked before anything starts."""
+    if given is not None:
+        return check_case_id(given)
+    return check_case_id(PROCESSES[process_name].case_id(request), "the derived case ID")
 
 
 async def start(
@@ -79,35 +166,52 @@ async def start(
     settings: Settings,
     process_name: str,
     request: BaseModel,
-    case_id: str | None,
+    case_id: str,
     wait: bool,
 ) -> int:
     process = PROCESSES[process_name]
-    case_id = case_id or process.case_id(request)
     try:
         handle = await client.start_workflow(
             process.workflow_type,
             request,
             id=case_id,
             task_queue=settings.task_queue,
-            # The ID is the business key: a running or finished case for the same object is
-            # refused; only a failed one may be started again.
+            # The ID is the business key. A case still running is never started twice (FAIL),
+            # and one that ended is started again only if its last run did not complete: a
+            # failed, terminated, cancelled or timed-out run is retried by starting anew, but a
+            # completed one (paid, rejected, even failed_compensated, which a person must look
+            # at) is not repeated by accident.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(sa.CASE_TYPE, process.name)]
             ),
         )
     except WorkflowAlreadyStartedError as error:
-        raise CommandError(
-            f"case {case_id} already exists (a case per business object); "
-            f"see it with: casework show {case_id}"
-        ) from error
+        raise CommandError(await _already_exists(client, case_id)) from error
     print(f"started {case_id}")
     print(f"  Web UI: {link(settings, client, case_id)}")
     if wait:
         return await follow(client, handle)
-    print(f"  follow: casework show {case_id}")
+    print(f"  follow: {command('casework', 'show', case_id)}")
     return 0
+
+
+async def _already_exists(client: Client, case_id: str) -> str:
+    show = command("casework", "show", case_id)
+    try:
+        description = await client.get_workflow_handle(case_id).describe()
+    except RPCError:
+        return f"case {case_id} already exists (a case per business object); see: {show}"
+    execution = execution_word(description.status)
+    status = shown_status(description.typed_search_attributes.get(sa.CASE_STATUS), execution)
+    if execution == "running":
+        return f"case {case_id} already exists and is running ({status}); see: {show}"
+    return (
+        f"case {case_id} already exists and ended {status} (workflow {execution}): a business "
+        f"object gets one case, and only a run that did not complete is started again. See: "
+        f"{show}; for another case on the same object, give it its own --id"
+    )
 
 
 async def follow(client: Client, handle: WorkflowHandle, timeout_seconds: float = 300) -> int:
@@ -125,7 +229,11 @@ async def follow(client: Client, handle: WorkflowHandle, timeout_seconds: float 
         if state.open_task and state.open_task.kind is TaskKind.APPROVAL:
             task = state.open_task
             print(f"  waiting for {task.role} (due {task.due_at:%Y-%m-%d %H:%M} UTC):")
-            print(f"    casework approve {handle.id} --as {eligible_users(task)}")
+            users = directory_users(task.eligible_roles)
+            print(f"    {command('casework', 'approve', handle.id, '--as', 'USER')}")
+            print(
+                f"    (USER: one of {', '.join(users)})" if users else f"    (USER: a {task.role})"
+            )
             return 0
         waiting_on = state.waiting_on or await _agent_waiting_on(client, state)
         if waiting_on:
@@ -133,7 +241,8 @@ async def follow(client: Client, handle: WorkflowHandle, timeout_seconds: float 
             return 0
         await asyncio.sleep(0.5)
     print(
-        f"  still {last} after {timeout_seconds:.0f}s; check later with: casework show {handle.id}"
+        f"  still {last} after {timeout_seconds:.0f}s; check later with: "
+        + command("casework", "show", handle.id)
     )
     return 0
 
@@ -141,12 +250,7 @@ async def follow(client: Client, handle: WorkflowHandle, timeout_seconds: float 
 def directory_users(roles: Collection[str]) -> list[str]:
     """People holding any of ``roles``, from the directory this machine reads (for hints only:
     the case itself judges who may decide)."""
-    directory = Directory.model_validate(load_policy("directory").content)
-    return [name for name, user in directory.users.items() if user.role in roles]
-
-
-def eligible_users(task: HumanTask) -> str:
-    return "|".join(directory_users(task.eligible_roles)) or f"<{task.role}>"
+    return [name for name, user in directory().users.items() if user.role in roles]
 
 
 async def drive_case(
@@ -174,7 +278,7 @@ async def drive_case(
         await asyncio.sleep(0.3)
     raise CommandError(
         f"{handle.id} did not progress within {deadline_seconds:.0f}s; "
-        f"is the worker running? see: casework status, casework show {handle.id}"
+        f"is the worker running? see: casework status, {command('casework', 'show', handle.id)}"
     )
 
 
@@ -194,62 +298,157 @@ async def _agent_waiting_on(client: Client, state: CaseState) -> str | None:
 async def print_outcome(handle: WorkflowHandle, status: WorkflowExecutionStatus | None) -> int:
     if status == WorkflowExecutionStatus.COMPLETED:
         result = await handle.result()
-        print(f"  {result['status']}: {result['message']}")
+        print(f"  {result_summary(result)}")
         return 0
-    name = status.name.lower() if status else "unknown"
-    print(f"  the case ended {name}; see: casework show {handle.id}")
+    print(
+        f"  the case ended {execution_word(status)}; see: " + command("casework", "show", handle.id)
+    )
     return 1
 
 
-async def _describe(client: Client, case_id: str) -> tuple[WorkflowHandle, Any]:
-    handle = client.get_workflow_handle(case_id)
+def result_summary(result: Any) -> str:
+    """A case's result in one line: ``status: message`` for a case; an agent region, whose
+    result has no message, by its outcome and reason."""
+    if not isinstance(result, dict):
+        return str(result)
+    status = result.get("status") or result.get("outcome")
+    message = result.get("message") or result.get("reason") or ""
+    return f"{status}: {message}" if status else message
+
+
+class CaseRuns:
+    """The runs under one case ID (workflow ID), newest first."""
+
+    def __init__(self, runs: list[WorkflowExecution]) -> None:
+        self.runs = runs
+
+    @classmethod
+    async def of(cls, client: Client, case_id: str) -> CaseRuns:
+        try:
+            runs = [run async for run in client.list_workflows(f"WorkflowId = '{case_id}'")]
+        except RPCError:
+            runs = []
+        runs.sort(key=lambda run: run.start_time, reverse=True)
+        return cls(runs)
+
+    def describe(self, run: WorkflowExecution) -> str:
+        execution = execution_word(run.status)
+        status = shown_status(run.typed_search_attributes.get(sa.CASE_STATUS), execution)
+        return f"{run.run_id} started {run.start_time:%Y-%m-%d %H:%M:%S} UTC: {status}"
+
+    def note(self, case_id: str, run_id: str | None, verb: str) -> list[str]:
+        """Lines saying this case ID has several runs, and how to see the others."""
+        others = [run for run in self.runs if run.run_id != run_id]
+        if not others:
+            return []
+        latest = self.runs[0].run_id == run_id
+        lines = [
+            f"{len(self.runs)} runs under this case ID; shown: "
+            + ("the latest" if latest else f"run {run_id}")
+            + ". The others:"
+        ]
+        lines += [f"  {self.describe(run)}" for run in others]
+        lines.append(f"  see one with: {command('casework', verb, case_id, '--run', 'RUN_ID')}")
+        return lines
+
+
+async def _describe(
+    client: Client, case_id: str, run_id: str | None = None
+) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:
+    handle = client.get_workflow_handle(case_id, run_id=run_id)
     try:
         return handle, await handle.describe()
     except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"no case {case_id!r}; list waiting cases with: casework inbox"
-            ) from error
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            what = f"run {run_id} of case {case_id!r}" if run_id else f"case {case_id!r}"
+            raise CommandError(f"no {what}; list waiting cases with: casework inbox") from error
         raise
 
 
-async def show(client: Client, settings: Settings, case_id: str, as_json: bool) -> int:
-    handle, description = await _describe(client, case_id)
-    state = await handle.query("state", result_type=CaseState)
-    result: Any = None
-    failure: str | None = None
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        result = await handle.result()
-    elif description.status == WorkflowExecutionStatus.FAILED:
-        try:
-            await handle.result()
-        except Exception as error:
-            failure = _root_message(error)
+async def _ending(handle: WorkflowHandle, execution: str) -> tuple[Any, str | None]:
+    """(result, None) for a completed case; (None, why) for one that ended otherwise."""
+    if execution == "running":
+        return None, None
+    try:
+        result = await handle.result(follow_runs=False)
+    except WorkflowFailureError as error:
+        return None, failure_text(error)
+    except WorkflowContinuedAsNewError as error:
+        return None, f"continued as run {error.new_execution_run_id}"
+    except UNREADABLE_ERRORS as error:
+        return None, f"(its result cannot be read: {unreadable_reason(error)})"
+    return result, None
+
+
+async def show(
+    client: Client, settings: Settings, case_id: str, as_json: bool, run_id: str | None = None
+) -> int:
+    handle, description = await _describe(client, case_id, run_id)
+    runs = await CaseRuns.of(client, case_id)
+    execution = execution_word(description.status)
+    running = execution == "running"
+    case_status = description.typed_search_attributes.get(sa.CASE_STATUS)
+    state: CaseState | None = None
+    unreadable: str | None = None
+    try:
+        state = await handle.query("state", result_type=CaseState, rpc_timeout=QUERY_TIMEOUT)
+        case_status = state.status
+    except UNREADABLE_ERRORS as error:
+        unreadable = unreadable_reason(error)
+    status = shown_status(case_status, execution)
+    result, ending = await _ending(handle, execution)
+    # A case that ended before it could answer (its input failed to decode) is explained by
+    # its ending; one that cannot answer otherwise is named unreadable.
+    unexplained = unreadable if running or not ending else None
+    # A closed case has no open task, whatever it was waiting for when it ended.
+    listed = (state.open_tasks or [t for t in [state.open_task] if t]) if state else []
+    open_tasks = listed if running else []
     if as_json:
         print(
             json.dumps(
                 {
                     "case_id": case_id,
+                    "run_id": description.run_id,
                     "execution_status": description.status.name if description.status else None,
-                    "state": state.model_dump(mode="json"),
+                    "status": status,
+                    "state": state.model_dump(mode="json") if state else None,
+                    "open_tasks": [task.model_dump(mode="json") for task in open_tasks],
                     "result": result,
-                    "failure": failure,
+                    "failure": ending,
+                    "unreadable": unexplained,
+                    "runs": [
+                        {
+                            "run_id": run.run_id,
+                            "execution_status": execution_word(run.status),
+                            "started_at": run.start_time.isoformat(),
+                        }
+                        for run in runs.runs
+                    ],
                     "web_ui": link(settings, client, case_id),
                 },
                 indent=2,
                 default=str,
             )
         )
-        return 0
-    execution = description.status.name.lower() if description.status else "unknown"
-    print(f"{state.title or case_id}  [{case_id}]")
-    print(f"  case status:   {state.status} (workflow {execution})")
-    for key, value in state.facts.items():
+        return 1 if unexplained else 0
+    title = state.title if state and state.title else description.workflow_type
+    print(f"{title}  [{case_id}]")
+    if status == case_status or not case_status:
+        print(f"  case status:   {status} (workflow {execution})")
+    else:
+        ended = f"was {execution}" if execution in ("terminated", "cancelled") else execution
+        print(f"  case status:   {status} (it was {case_status} when its workflow {ended})")
+    for line in runs.note(case_id, description.run_id, "show"):
+        print(f"  {line}")
+    for key, value in (state.facts if state else {}).items():
         print(f"  {key + ':':<14} {value}")
-    open_tasks = state.open_tasks or ([state.open_task] if state.open_task else [])
+    for task in [] if running else listed:
+        print(
+            f"  task {task.task_id} ({task.role}) was open when the case ended; nothing to decide"
+        )
     for task in open_tasks:
         # With parallel reviews open, a decision has to say which task it is for.
-        task_flag = f" --task {task.task_id}" if len(open_tasks) > 1 else ""
+        task_flag = ["--task", task.task_id] if len(open_tasks) > 1 else []
         print(f"  open task:     {task.task_id}")
         print(f"    assigned to: {task.role} (may decide: {', '.join(task.eligible_roles)})")
         print(f"    due:         {task.due_at:%Y-%m-%d %H:%M} UTC")
@@ -257,24 +456,19 @@ async def show(client: Client, settings: Settings, case_id: str, as_json: bool) 
         for line in task.summary.splitlines():
             print(f"      {line}")
         if task.kind is TaskKind.QUESTION:
-            print(f'    answer:      casework answer {case_id} --as <user>{task_flag} --text "..."')
+            answer = command("casework", "answer", case_id, "--as", "USER", *task_flag)
+            print(f'    answer:      {answer} --text "..."')
         else:
-            print(
-                f"    decide:      casework approve {case_id} --as <user>{task_flag} "
-                "[--comment ...]"
-            )
+            decide = command("casework", "approve", case_id, "--as", "USER", *task_flag)
+            print(f"    decide:      {decide} [--comment ...]")
     if result is not None:
-        print(f"  result:        {result['message']}")
-    if failure:
-        print(f"  failed:        {failure}")
+        print(f"  result:        {result_summary(result)}")
+    if ending:
+        print(f"  {execution + ':':<14} {ending}")
+    if unexplained:
+        print(f"  unreadable:    the case cannot answer queries: {unexplained}")
     print(f"  Web UI:        {link(settings, client, case_id)}")
-    return 0
-
-
-def _root_message(error: BaseException) -> str:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return str(error.message if isinstance(error, ApplicationError) else error)
+    return 1 if unexplained else 0
 
 
 def decision_of(
@@ -330,7 +524,7 @@ async def answer(
     try:
         receipt = await handle.execute_update("answer", reply, result_type=DecisionReceipt)
     except WorkflowUpdateFailedError as error:
-        raise CommandError(_root_message(error)) from error
+        raise CommandError(failure_text(error)) from error
     print(receipt.message)
     return 0
 
@@ -340,26 +534,48 @@ async def acknowledge(client: Client, case_id: str, responder: str) -> int:
     if description.status != WorkflowExecutionStatus.RUNNING:
         raise CommandError(f"case {case_id} is no longer running; nothing to acknowledge")
     try:
+        metadata = await handle.query(
+            "__temporal_workflow_metadata",
+            result_type=WorkflowMetadata,
+            rpc_timeout=QUERY_TIMEOUT,
+        )
+    except UNREADABLE_ERRORS as error:
+        raise CommandError(f"case {case_id} cannot be read: {unreadable_reason(error)}") from error
+    steps = sorted(update.name for update in metadata.definition.update_definitions)
+    if "acknowledge" not in steps:
+        raise CommandError(
+            f"case {case_id} ({description.workflow_type}) has no acknowledge step: nobody was "
+            f"paged by it. Its process takes: {', '.join(steps)}"
+        )
+    try:
         message = await handle.execute_update(
             "acknowledge", Acknowledgement(responder=responder), result_type=str
         )
     except WorkflowUpdateFailedError as error:
-        raise CommandError(_root_message(error)) from error
+        raise CommandError(failure_text(error)) from error
     print(message)
     return 0
 
 
 async def inbox(client: Client, settings: Settings, role: str | None, as_json: bool) -> int:
+    roles = backlog.known_roles(directory())
+    if role is not None and role not in roles:
+        raise CommandError(f"no role {role!r} in the directory; roles: {', '.join(sorted(roles))}")
+    found = await backlog.open_tasks(client)
     tasks = [
-        item.task
-        for item in await backlog.open_tasks(client)
-        if role is None or item.task.role == role
+        item.task for item in (found.tasks if role is None else backlog.for_role(role, found.tasks))
     ]
+    for case_id, reason in sorted(found.unreadable.items()):
+        print(
+            f"casework: left out {case_id}, which cannot be read: {reason} "
+            f"(see: {command('casework', 'show', case_id)})",
+            file=sys.stderr,
+        )
     if as_json:
         print(json.dumps([task.model_dump(mode="json") for task in tasks], indent=2))
         return 0
     if not tasks:
-        print("no cases awaiting approval" + (f" for {role}" if role else ""))
+        print("no cases awaiting approval" + (f" that {role} may decide" if role else ""))
         return 0
     now = datetime.now(UTC)
     rows = [
@@ -383,7 +599,8 @@ async def inbox(client: Client, settings: Settings, role: str | None, as_json: b
     return 0
 
 
-def verify_audit(path: Path) -> int:
+def verify_audit(path: Path, case_id: str | None = None) -> int:
+    """Check an exported trail; with ``case_id``, also that it is that case's trail."""
     try:
         lines = path.read_text().splitlines()
     except OSError as error:
@@ -392,17 +609,36 @@ def verify_audit(path: Path) -> int:
         end = verify_lines(lines)
     except AuditChainError as error:
         raise CommandError(f"{path} does not verify: {error}") from error
+    if case_id is not None and end.case_id != case_id:
+        raise CommandError(
+            f"{path} is the audit trail of {end.case_id}, not of {case_id} "
+            f"(its own chain is intact: {end.count} events, chain head {end.hash})"
+        )
     print(f"{path}: {end.count} events of {end.case_id} verified; chain head {end.hash}")
     return 0
 
 
-async def audit(client: Client, case_id: str, as_jsonl: bool) -> int:
-    handle, _ = await _describe(client, case_id)
-    events = await handle.query("audit", result_type=list[AuditEvent])
+async def audit(client: Client, case_id: str, as_jsonl: bool, run_id: str | None = None) -> int:
+    handle, description = await _describe(client, case_id, run_id)
+    try:
+        events = await handle.query(
+            "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+        )
+    except UNREADABLE_ERRORS as error:
+        raise CommandError(
+            f"the audit trail of {case_id} cannot be read: {unreadable_reason(error)}; "
+            f"see: {command('casework', 'show', case_id)}"
+        ) from error
+    note = (await CaseRuns.of(client, case_id)).note(case_id, description.run_id, "audit")
     if as_jsonl:
+        for line in note:
+            # On stderr: the export itself stays one chained trail, of this run.
+            print(f"casework: {line}", file=sys.stderr)
         for line in export_lines(case_id, events):
             sys.stdout.write(line + "\n")
         return 0
+    for line in note:
+        print(line)
     rows = [[str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind.value, e.summary] for e in events]
     print(table(["#", "at (UTC)", "kind", "summary"], rows))
     return 0

@@ -17,7 +17,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 
-from casework.cli.cases import CommandError
+from casework.cli.cases import CommandError, command
 from casework.config import Settings
 from casework.converter import describe_validation_error
 from casework.correlation import (
@@ -91,7 +91,7 @@ async def run(
     except NoCaseForMessage as error:
         raise CommandError(str(error)) from error
     print(delivery.summary)
-    print(f"  see what the case made of it: casework audit {delivery.case_id}")
+    print(f"  see what the case made of it: {command('casework', 'audit', delivery.case_id)}")
     return 0
 
 

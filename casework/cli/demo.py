@@ -27,7 +27,7 @@ from casework.cli import (
     demo_triage,
     demo_vendor_onboarding,
 )
-from casework.cli.cases import CommandError, directory_users, drive_case, link
+from casework.cli.cases import CommandError, command, directory_users, drive_case, link
 from casework.cli.output import table
 from casework.cli.seeding import (
     DemoCase,
@@ -190,12 +190,11 @@ async def run_demo(client: Client, settings: Settings) -> int:
     for handle, task in waiting:
         approver = demo_approver(task.role)
         print(f"{handle.id} is waiting for {task.role}. Approve it with:")
-        print(f'  {casework} approve {handle.id} --as {approver} --comment "looks right"')
+        print(f"  {command(casework, 'approve', handle.id, '--as', approver, '--comment', 'ok')}")
         print("or with the Temporal CLI (cases accept only decisions signed by the approver):")
-        print(
-            f"  {temporal} workflow signal --workflow-id {handle.id} --name decide "
-            f'--input "$({casework} sign {handle.id} --as {approver} --action approve)"'
-        )
+        sign = command(casework, "sign", handle.id, "--as", approver, "--action", "approve")
+        signal = command(temporal, "workflow", "signal", "--workflow-id", handle.id)
+        print(f'  {signal} --name decide --input "$({sign})"')
     if waiting:
         print(
             f"or decide in the review queue at {settings.review_url}, signed in as "

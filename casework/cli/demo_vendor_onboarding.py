@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.cli.cases import drive_case
+from casework.cli.cases import command, drive_case
 from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
 from casework.config import Settings
 from casework.tasks import TaskDecision
@@ -255,12 +254,8 @@ def _print_how_to_resubmit(
     path.write_text(document.content)
     signal_input = json.dumps(document.model_dump(exclude_none=True))
     print(f"{case_id} waits for the vendor's {document.kind}. Send it with:")
-    print(
-        f"  {_command('casework')} resubmit {case_id} --kind {document.kind} --file {path} "
-        f"--document-id {document.document_id}"
-    )
+    resubmit = [_command("casework"), "resubmit", case_id, "--kind", document.kind]
+    print(f"  {command(*resubmit, '--file', str(path), '--document-id', document.document_id)}")
     print("or with the Temporal CLI:")
-    print(
-        f"  {_command('temporal')} workflow signal --workflow-id {case_id} --name resubmit "
-        f"--input {shlex.quote(signal_input)}"
-    )
+    signal = [_command("temporal"), "workflow", "signal", "--workflow-id", case_id]
+    print(f"  {command(*signal, '--name', 'resubmit', '--input', signal_input)}")

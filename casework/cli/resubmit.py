@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework.audit import AuditEvent, AuditKind
-from casework.cli.cases import CommandError
+from casework.cli.cases import CommandError, command
 from casework.converter import describe_validation_error
 from casework.vendor_records import DocumentResubmission
 from casework.workflows.case import CaseState
@@ -87,7 +87,7 @@ async def resubmit(
                 continue
             if event.kind is AuditKind.MESSAGE_RECEIVED:
                 print(f"{case_id} took document {submission.document_id}: {event.summary}")
-                print(f"  follow: casework show {case_id}")
+                print(f"  follow: {command('casework', 'show', case_id)}")
                 return 0
             if event.kind is AuditKind.DECISION_REFUSED:
                 raise CommandError(event.summary)

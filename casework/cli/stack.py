@@ -188,6 +188,9 @@ class ComponentStatus(BaseModel):
     running: bool
     pid: int | None = None
     healthy: bool = False
+    port_taken: bool = False
+    """Not started from this home, yet something listens on its port: a stack started from
+    another home, most likely."""
 
 
 class _Process(BaseModel):
@@ -338,8 +341,25 @@ async def _status(config: StackConfig) -> dict[str, ComponentStatus]:
             healthy = await probe.healthy(name, process)
             statuses[name] = ComponentStatus(running=True, pid=process.pid, healthy=healthy)
         elif name in config.components or name in recorded:
-            statuses[name] = ComponentStatus(running=False)
+            port = _listen_port(config, name)
+            taken = port is not None and _port_in_use(config.host, port)
+            statuses[name] = ComponentStatus(running=False, port_taken=taken)
     return statuses
+
+
+def _listen_port(config: StackConfig, name: Component) -> int | None:
+    """The port a component listens on (the worker: its metrics endpoint, when it is ours)."""
+    match name:
+        case "codec":
+            return config.codec_port
+        case "temporal":
+            return config.temporal_port
+        case "sandbox":
+            return config.sandbox_port
+        case "worker":
+            return config.metrics_port if config.worker_command is None else None
+        case "ui":
+            return config.review_port
 
 
 def _start(config: StackConfig, name: Component, progress: Callable[[str], None]) -> _Launch:
@@ -446,6 +466,8 @@ def _environment(config: StackConfig, name: Component) -> dict[str, str] | None:
         case "worker":
             return {
                 **os.environ,
+                # The worker reads its home wherever it runs from, as the CLI found it.
+                "CASEWORK_HOME": str(config.state_dir.resolve()),
                 "TEMPORAL_ADDRESS": config.temporal_address,
                 "TEMPORAL_NAMESPACE": config.namespace,
                 "CASEWORK_SANDBOX_URL": config.sandbox_url,

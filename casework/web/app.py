@@ -1,9 +1,11 @@
 """The review queue: approvers decide in the browser what the CLI lets them decide.
 
 Server-rendered HTML (FastAPI + Jinja2), no JavaScript. Every page needs a signed-in directory
-user. Decisions go through :func:`casework.decisions.send_decision`, the path the CLI uses, so
-the case validates them the same way and a refusal comes back with its reasons. Every form
-carries a CSRF token bound to the session; a post without it is refused before anything is sent.
+user; a session ends at sign-out, and failed sign-ins are throttled per user and per address.
+Decisions go through :func:`casework.decisions.send_decision`, the path the CLI uses, so the case
+validates them the same way and a refusal comes back with its reasons. Every form carries a CSRF
+token bound to the session; a post without it is refused before anything is sent. The queue lists
+running cases only, and names, rather than fails on, a case it cannot read.
 It listens on loopback only and answers only requests addressed to a loopback host name, so a
 page on another site cannot reach it through DNS rebinding either.
 """
@@ -28,6 +30,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from casework import backlog, report
 from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.audit import CONFIDENCE, RECOMMENDED_ACTION, AuditEvent, AuditKind
+from casework.backlog import (
+    QUERY_TIMEOUT,
+    UNREADABLE_ERRORS,
+    execution_word,
+    shown_status,
+    unreadable_reason,
+)
 from casework.cli.output import web_ui_link
 from casework.config import Settings
 from casework.decisions import DecisionError, send_decision
@@ -43,7 +52,9 @@ from casework.web.auth import (
     SESSION_SECONDS,
     Credentials,
     Session,
+    Sessions,
     Signer,
+    SignInThrottle,
 )
 from casework.workflows.case import CaseState
 
@@ -84,6 +95,8 @@ def create_app(
     """The review queue app. ``connect`` makes its Temporal client when the app starts."""
     credentials = Credentials(settings.state_dir)
     signer = Signer(credentials.secret())
+    sessions = Sessions()
+    throttle = SignInThrottle()
     env = _environment()
     state: dict[str, Any] = {}
 
@@ -115,9 +128,9 @@ def create_app(
 
     def session_of(request: Request) -> Session | None:
         session = signer.session(request.cookies.get(SESSION_COOKIE))
-        if session is None or session.user not in get_directory().users:
+        if session is None or not sessions.is_open(session):
             return None
-        return session
+        return session if session.user in get_directory().users else None
 
     def page(request: Request, session: Session, **context: Any) -> dict[str, Any]:
         user = get_directory().users[session.user]
@@ -160,18 +173,23 @@ def create_app(
     async def health() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    @app.get("/login")
-    async def login_page(request: Request, next: str = "/", error: str = "") -> HTMLResponse:
+    def login_form(next: str, error: str, status_code: int = 200) -> HTMLResponse:
         nonce = signer.sign("login", datetime.now(UTC).isoformat())
         response = render(
             "login.html",
+            status_code,
             csrf=signer.csrf_token(nonce),
             next=_local(next),
             error=error,
             users=sorted(get_directory().users),
+            handout=credentials.handout_file,
         )
         response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", max_age=3600)
         return response
+
+    @app.get("/login")
+    async def login_page(request: Request, next: str = "/", error: str = "") -> HTMLResponse:
+        return login_form(next, "Unknown user or wrong password." if error else "")
 
     @app.post("/login")
     async def login(request: Request) -> Any:
@@ -182,10 +200,16 @@ def create_app(
         ):
             raise Forbidden("the sign-in form's CSRF token is missing or wrong")
         user, password = fields.get("user", "").strip(), fields.get("password", "")
+        address = request.client.host if request.client else "unknown"
+        if refusal := throttle.refusal(user, address):
+            return login_form(fields.get("next", "/"), refusal, status_code=429)
         if user not in get_directory().users or not credentials.verify(user, password):
+            throttle.failed(user, address)
             query = urlencode({"next": _local(fields.get("next", "/")), "error": "1"})
             return RedirectResponse(f"/login?{query}", status_code=303)
-        _, cookie = signer.new_session(user)
+        throttle.succeeded(user)
+        session, cookie = signer.new_session(user)
+        sessions.open(session)
         response = RedirectResponse(_local(fields.get("next", "/")), status_code=303)
         response.set_cookie(
             SESSION_COOKIE, cookie, httponly=True, samesite="strict", max_age=SESSION_SECONDS
@@ -195,7 +219,8 @@ def create_app(
 
     @app.post("/logout")
     async def logout(request: Request) -> RedirectResponse:
-        checked(request, await form(request))
+        # Ended here, not only in this browser: a copy of the cookie no longer counts.
+        sessions.end(checked(request, await form(request)))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -208,7 +233,8 @@ def create_app(
         if session is None:
             return to_login(request)
         now = datetime.now(UTC)
-        mine = backlog.decidable(get_directory(), session.user, await backlog.open_tasks(client()))
+        found = await backlog.open_tasks(client())
+        mine = backlog.decidable(get_directory(), session.user, found.tasks)
         processes = sorted({item.case_type for item in mine})
         roles = sorted({item.task.role for item in mine})
         shown = [
@@ -241,6 +267,7 @@ def create_app(
                 process=process,
                 role=role,
                 total=len(mine),
+                unreadable=found.unreadable,
             ),
         )
         response.delete_cookie(FLASH_COOKIE)
@@ -248,29 +275,41 @@ def create_app(
 
     # -- a case -----------------------------------------------------------------------------
 
-    async def case_context(case_id: str, session: Session) -> dict[str, Any] | None:
+    async def case_context(case_id: str, session: Session) -> dict[str, Any] | str | None:
+        """What the case page shows; None for no such case; why, for a case it cannot read."""
         handle = client().get_workflow_handle(case_id)
         try:
             description = await handle.describe()
-            case = await handle.query("state", result_type=CaseState)
-            audit = await handle.query("audit", result_type=list[AuditEvent])
         except RPCError as error:
             if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 return None
             raise
+        try:
+            case = await handle.query("state", result_type=CaseState, rpc_timeout=QUERY_TIMEOUT)
+            audit = await handle.query(
+                "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+            )
+        except UNREADABLE_ERRORS as error:
+            return unreadable_reason(error)
         now = datetime.now(UTC)
         directory = get_directory()
+        execution = execution_word(description.status)
         running = description.status == WorkflowExecutionStatus.RUNNING
-        tasks = [
-            {
-                "task": task,
-                "sla": backlog.sla_state(task, now).value,
-                "may_decide": running
-                and task.kind is TaskKind.APPROVAL
-                and backlog.may_decide(directory, session.user, task),
-            }
-            for task in case.open_tasks
-        ]
+        # A closed case has no open task, whatever it waited for when it ended.
+        tasks = (
+            []
+            if not running
+            else [
+                {
+                    "task": task,
+                    "sla": backlog.sla_state(task, now).value,
+                    "may_decide": running
+                    and task.kind is TaskKind.APPROVAL
+                    and backlog.may_decide(directory, session.user, task),
+                }
+                for task in case.open_tasks
+            ]
+        )
         proposals = [e for e in audit if e.kind is AuditKind.AGENT_PROPOSAL]
         decisions = [e for e in audit if e.kind is AuditKind.POLICY_DECISION]
         started = next((e for e in audit if e.kind is AuditKind.CASE_STARTED), None)
@@ -278,7 +317,8 @@ def create_app(
         policy_decision = decisions[-1] if decisions else None
         return {
             "case": case,
-            "execution": (description.status.name.lower() if description.status else "unknown"),
+            "status": shown_status(case.status, execution),
+            "execution": execution,
             "tasks": tasks,
             "audit": audit,
             "proposal": proposal,
@@ -291,19 +331,26 @@ def create_app(
             "web_ui": web_ui_link(settings.ui_url, client().namespace, case_id),
         }
 
-    @app.get("/cases/{case_id}")
+    def not_shown(request: Request, session: Session, case_id: str, why: str | None) -> Any:
+        """The page for a case that does not exist (``why`` None) or cannot be read."""
+        return render(
+            "missing.html", 503 if why else 404, **page(request, session, case_id=case_id, why=why)
+        )
+
+    # ``:path``: a case ID may hold "/", which arrives decoded however the link quoted it.
+    @app.get("/cases/{case_id:path}")
     async def case_page(request: Request, case_id: str) -> Any:
         session = session_of(request)
         if session is None:
             return to_login(request)
         context = await case_context(case_id, session)
-        if context is None:
-            return render("missing.html", 404, **page(request, session, case_id=case_id))
+        if not isinstance(context, dict):
+            return not_shown(request, session, case_id, context)
         response = render("case.html", **page(request, session, **context))
         response.delete_cookie(FLASH_COOKIE)
         return response
 
-    @app.post("/cases/{case_id}/decide")
+    @app.post("/cases/{case_id:path}/decide")
     async def decide(request: Request, case_id: str) -> Any:
         fields = await form(request)
         session = checked(request, fields)
@@ -345,8 +392,8 @@ def create_app(
                 )
                 return response
         context = await case_context(case_id, session)
-        if context is None:
-            return render("missing.html", 404, **page(request, session, case_id=case_id))
+        if not isinstance(context, dict):
+            return not_shown(request, session, case_id, context)
         return render(
             "case.html",
             409,

@@ -8,8 +8,11 @@ State lives in ``<state_dir>/ui/``:
   people trying ``make demo`` can sign in; delete it, or reset a password with
   ``casework ui --reset-password USER``, outside a demo.
 
-Sessions are a signed cookie (user, expiry, nonce); each session's CSRF token is derived from its
-nonce, so a form posted from anywhere else, or without the token, is refused.
+Sessions are a signed cookie (user, expiry, nonce) that counts only while the server holds the
+session open (:class:`Sessions`): signing out ends it, so a copy of the cookie kept from before is
+refused. Each session's CSRF token is derived from its nonce, so a form posted from anywhere else,
+or without the token, is refused. Failed sign-ins are throttled per user and per client address
+(:class:`SignInThrottle`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import json
 import os
 import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,10 @@ SESSION_COOKIE = "casework_session"
 LOGIN_COOKIE = "casework_login"
 FLASH_COOKIE = "casework_flash"
 SESSION_SECONDS = 8 * 3600
+FAILED_SIGN_INS_PER_USER = 5
+FAILED_SIGN_INS_PER_ADDRESS = 20
+"""Higher than per user: people sharing an address (one machine, a proxy) each mistype."""
+SIGN_IN_WINDOW_SECONDS = 15 * 60
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -198,3 +207,77 @@ class Signer:
         return bool(nonce and token) and hmac.compare_digest(
             self.csrf_token(nonce or ""), token or ""
         )
+
+
+class Sessions:
+    """The sessions the review queue holds open: a signed cookie counts only while its session
+    is here. Sign-out ends it at once; so does a restart of the review queue (they live in its
+    memory only, never on disk)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._open: dict[str, Session] = {}
+        self._clock = clock
+
+    def open(self, session: Session) -> None:
+        now = self._clock()
+        # Forget expired sessions as new ones open, so the table stays as small as the queue's
+        # users.
+        self._open = {nonce: s for nonce, s in self._open.items() if s.expires > now}
+        self._open[session.nonce] = session
+
+    def is_open(self, session: Session) -> bool:
+        held = self._open.get(session.nonce)
+        return held == session and held.expires > self._clock()
+
+    def end(self, session: Session) -> None:
+        self._open.pop(session.nonce, None)
+
+
+class SignInThrottle:
+    """Failed sign-ins in the last :data:`SIGN_IN_WINDOW_SECONDS`, per user and per client
+    address. Past either limit, sign-in is refused before the password is checked (a right
+    password too), until enough of the failures are older than the window."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        per_user: int = FAILED_SIGN_INS_PER_USER,
+        per_address: int = FAILED_SIGN_INS_PER_ADDRESS,
+        window_seconds: float = SIGN_IN_WINDOW_SECONDS,
+    ) -> None:
+        self._clock = clock
+        self._limits = {"user": per_user, "address": per_address}
+        self._window = window_seconds
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        failures = self._failures.get(key, deque())
+        while failures and failures[0] <= self._clock() - self._window:
+            failures.popleft()
+        if not failures:
+            self._failures.pop(key, None)
+        return failures
+
+    def refusal(self, user: str, address: str) -> str | None:
+        """Why a sign-in as ``user`` from ``address`` is refused now, or None."""
+        for kind, value, who in (
+            ("user", user, f"for {user}"),
+            ("address", address, "from this address"),
+        ):
+            failures = self._recent((kind, value))
+            if len(failures) >= self._limits[kind]:
+                # The oldest failure that keeps the count at the limit must leave the window.
+                wait = failures[-self._limits[kind]] + self._window - self._clock()
+                minutes = max(1, -(-int(wait) // 60))
+                return (
+                    f"Too many failed sign-ins {who}: try again in {minutes} "
+                    f"minute{'s' if minutes != 1 else ''}."
+                )
+        return None
+
+    def failed(self, user: str, address: str) -> None:
+        for key in (("user", user), ("address", address)):
+            self._failures.setdefault(key, self._recent(key)).append(self._clock())
+
+    def succeeded(self, user: str) -> None:
+        self._failures.pop(("user", user), None)

@@ -65,11 +65,6 @@ class InvoiceExceptionDriver(CaseDriver):
                 {"invoice_id": f"INV-NONE-{tag}", "submitted_by": self.submitter},
                 "not found",
             ),
-            (
-                "a submitter not in the directory",
-                {"invoice_id": f"INV-NOBODY-{tag}", "submitted_by": "mallory"},
-                "submitted_by: 'mallory' is not in the approval directory",
-            ),
         ]
 
     async def seed(self, http: httpx.AsyncClient, key: str, scenario: Scenario) -> None:

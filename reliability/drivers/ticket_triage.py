@@ -74,11 +74,6 @@ class TicketTriageDriver(CaseDriver):
                 {"ticket_id": f"INC-NONE-{tag}", "submitted_by": self.submitter},
                 "not found",
             ),
-            (
-                "a submitter not in the directory",
-                {"ticket_id": f"INC-NOBODY-{tag}", "submitted_by": "mallory"},
-                "submitted_by: 'mallory' is not in the approval directory",
-            ),
         ]
 
     async def seed(self, http: httpx.AsyncClient, key: str, scenario: Scenario) -> None:
