@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,16 +17,23 @@ from tests.integration_support import BIN, dev_server
 from tests.signing_support import install_test_keys
 
 TEST_KEYS = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
+TEST_HOME = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Before any worker or CLI starts, so every process the tests launch inherits the keys.
+    # Before any worker or CLI starts, so every process the tests launch inherits the keys and
+    # a home of the session's own: a user's home (after `make demo`, say) holds a key ring that
+    # would make a test's CLI encrypt what the test's worker cannot read. A test that exercises
+    # how the home is found sets or removes CASEWORK_HOME itself.
+    home = config.stash[TEST_HOME] = tempfile.TemporaryDirectory(prefix="casework-test-home-")
+    os.environ["CASEWORK_HOME"] = home.name
     keys = config.stash[TEST_KEYS] = tempfile.TemporaryDirectory(prefix="casework-test-keys-")
     install_test_keys(Path(keys.name))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     config.stash[TEST_KEYS].cleanup()
+    config.stash[TEST_HOME].cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -730,14 +730,14 @@ def test_an_approver_decides_in_the_browser_and_the_cases_move_on(
     page.fill("textarea[name=comment]", "pay it all")
     page.click("button.approve")
     refusal = page.locator("#refused").inner_text()
-    assert "edited amount 99,999.00 must be above 0 and at most 12,600.00" in refusal
+    assert "edited amount 99,999 EUR is above 12,600.00 EUR, the amount this task is for" in refusal
     assert _case_status(page) == "awaiting_approval"
 
     # Approve an edited amount, with a comment.
     page.fill("input[name=amount]", "12000.00")
     page.fill("textarea[name=comment]", "only the PO price")
     page.click("button.approve")
-    assert "approve by carol recorded" in page.locator(".flash").inner_text()
+    assert "approve of 12,000.00 EUR by carol recorded" in page.locator(".flash").inner_text()
     _until(page, f"{approve_id} to be paid", lambda: _case_status(page) == "paid")
     assert (
         "carol chose approve for 12000.00 EUR: only the PO price"

@@ -309,7 +309,7 @@ def test_the_documented_update_reads_as_the_reason_when_refused(stack: Stack) ->
     assert "Encoded failure" not in refused.stderr
     approved = _bash(stack, update.replace("invoice-exception-INV-7002", case_id))
     assert approved.returncode == 0, approved.stderr
-    assert f"approve by carol recorded for {case_id}" in approved.stdout
+    assert f"approve of 12,600.00 EUR by carol recorded for {case_id}" in approved.stdout
 
 
 def test_the_readme_cli_block_lists_every_command() -> None:
