@@ -825,12 +825,21 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         )
 
     @workflow.signal(name="resubmit")
-    def resubmit(self, payload: Any) -> None:
-        """A document from the vendor: a ``DocumentResubmission``.
+    def resubmit(self, *payloads: Any) -> None:
+        """A document from the vendor: one ``DocumentResubmission``.
 
         Typed loosely on purpose: a payload that failed to decode would be dropped by the SDK
-        before any handler saw it; this way a malformed one is recorded and ignored, with why.
+        before any handler saw it, and a signal with no payload (or two) would fail every
+        workflow task of the case; this way a malformed one is recorded and ignored, with why.
         """
+        if len(payloads) != 1:
+            self.ignore_signal(
+                "resubmission",
+                "the vendor",
+                [f"expected one DocumentResubmission, got {len(payloads)} payloads"],
+            )
+            return
+        payload = payloads[0]
         sender = _field(payload, "submitted_by") or "the vendor"
         document_id = _field(payload, "document_id")
         try:
