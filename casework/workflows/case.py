@@ -566,6 +566,21 @@ class CaseWorkflow:
             )
             return ApprovalOutcome(task=task, decision=None)
 
+    def withdraw_open_tasks(self, why: str) -> list[HumanTask]:
+        """Close every open task undecided, because an event (a fraud alert, say) has settled
+        the case: a decision sent for one of them later is refused, the task being no longer
+        open. Returns the tasks withdrawn, so their people can be told."""
+        withdrawn = self.open_tasks()
+        for task in withdrawn:
+            task.status = TaskStatus.WITHDRAWN
+            self.record(
+                AuditKind.POLICY_DECISION,
+                f"withdrew task {task.task_id} of {task.role} undecided: {why}",
+                task_id=task.task_id,
+                role=task.role,
+            )
+        return withdrawn
+
     def _new_task(self, kind: TaskKind, sla: timedelta, **fields: Any) -> HumanTask:
         """A new open task: numbered per case, due ``sla`` from now."""
         now = workflow.now()
