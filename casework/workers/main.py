@@ -124,6 +124,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list[Callab
         crm_sales.queue_first_touch,
         vendor_portal.get_application,
         vendor_portal.set_application_status,
+        vendor_portal.get_document,
         erp_vendors.create_vendor,
         erp_vendors.deactivate_vendor,
     ]
