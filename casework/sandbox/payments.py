@@ -185,11 +185,37 @@ def _get_refund(conn: sqlite3.Connection, refund_id: str) -> Refund:
     return Refund.model_validate(dict(row))
 
 
+def _refuse_over_refund(conn: sqlite3.Connection, request: RefundRequest) -> None:
+    """An order is never refunded more than it was paid, whichever case or clerk asks: the
+    refunds issued on it (and not reversed) plus this one stay within its total."""
+    order = conn.execute(
+        "SELECT total, currency FROM orders WHERE order_id = ?", (request.order_id,)
+    ).fetchone()
+    if order is None:
+        return
+    issued = conn.execute(
+        "SELECT refund_id, amount FROM payments_refunds WHERE order_id = ? AND status = 'issued'",
+        (request.order_id,),
+    ).fetchall()
+    already = sum((Decimal(row["amount"]) for row in issued), Decimal(0))
+    total = Decimal(order["total"])
+    if already + request.amount > total:
+        raise HTTPException(
+            409,
+            f"refund of {request.amount} {request.currency} on order {request.order_id} would "
+            f"refund more than was paid: total {total} {order['currency']}, already refunded "
+            f"{already}"
+            + (f" ({', '.join(row['refund_id'] for row in issued)})" if issued else ""),
+        )
+
+
 @router.post("/refunds", status_code=201)
 def issue_refund(request: RefundRequest, key: IdempotencyKey, response: Response, db: Db) -> Refund:
-    """Refund a customer. Retrying with the same Idempotency-Key returns the first refund."""
+    """Refund a customer. Retrying with the same Idempotency-Key returns the first refund; a
+    refund that would take an order's refunds above its total is a 409."""
 
     def apply() -> Refund:
+        _refuse_over_refund(conn, request)
         seq, refund_id = next_id(conn, "payments_refunds", "REF")
         refund = Refund(
             refund_id=refund_id,
