@@ -129,6 +129,9 @@ class CaseStatus(StrEnum):
     ONBOARDED = "onboarded"
     DISBURSED = "disbursed"
     ROUTED = "routed"
+    SUPERSEDED = "superseded"
+    """Someone else (a person, another case) acted on the business object while the case
+    waited; the case wrote nothing over it."""
 
 
 class CaseState(BaseModel):
