@@ -446,6 +446,38 @@ async def test_fraud_alert_after_disbursement_reverses_disbursement_and_approval
     assert any(n.to == "kate@example.com" for n in systems.notifications)
 
 
+async def test_an_empty_fraud_alert_on_a_paid_out_loan_leaves_the_case_able_to_reverse_it(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Issue 21, Why 5: a ``fraud_alert`` signal with no input failed every workflow task of a
+    paid-out loan, and the genuine alert after it could no longer reverse the payout."""
+    systems = FakeLending(loan_application("APP-F4"))
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-F4")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-F4"))
+        await reaches_status(handle, CaseStatus.DISBURSED)
+        await handle.signal(FRAUD_ALERT)
+        await handle.signal(FRAUD_ALERT, args=[alert("APP-F4"), alert("APP-F4")])
+        await recorded(handle, AuditKind.MESSAGE_RECEIVED, 4)
+        watching = await state(handle)
+        await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-F4")))
+        result = await handle.result()
+        events = await audit(handle)
+        history = await handle.fetch_history()
+
+    assert watching.status == CaseStatus.DISBURSED
+    ignored = [e.summary for e in events_of(events, AuditKind.MESSAGE_RECEIVED)][2:4]
+    assert ignored == [
+        "ignored fraud alert: malformed: expected one FraudAlert, got 0 payloads",
+        "ignored fraud alert: malformed: expected one FraudAlert, got 2 payloads",
+    ]
+    assert result.outcome is Outcome.REVERSED_AFTER_FRAUD_ALERT
+    assert systems.statuses == ["approved", "approval_reversed"]
+    assert not [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+
+
 async def test_fraud_alert_during_underwriting_withdraws_the_task_and_refuses_a_late_approval(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
