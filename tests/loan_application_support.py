@@ -160,6 +160,9 @@ class FakeLending:
     kyc_gate: asyncio.Event | None = None
     """When set, identity verification waits for it: holds the case inside its KYC step."""
     disbursement_fails: bool = False
+    decided_elsewhere: str | None = None
+    """The status someone outside the case gave the application meanwhile: the lending system
+    then refuses the case's own decision."""
     verification_started: asyncio.Event = field(default_factory=asyncio.Event)
     bureau_orders: list[ReportOrder] = field(default_factory=list)
     status_changes: list[ApplicationStatusChange] = field(default_factory=list)
@@ -223,6 +226,13 @@ class FakeLending:
 
         @activity.defn(name="lending.set_application_status")
         async def set_application_status(change: ApplicationStatusChange) -> LoanApplication:
+            if self.decided_elsewhere is not None:
+                raise ApplicationError(
+                    f"POST /lending/applications/{app.application_id}/status answered 409: loan "
+                    f"application {app.application_id} is {self.decided_elsewhere}",
+                    type="RequestConflict",
+                    non_retryable=True,
+                )
             self.status_changes.append(change)
             return app.model_copy(update={"status": change.status})
 

@@ -527,6 +527,25 @@ async def test_fraud_alert_that_fraud_monitoring_never_raised_is_ignored(
     )
 
 
+async def test_an_application_decided_meanwhile_elsewhere_is_not_paid_out_again(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Business objects, not cases, are the unit of money: a second case on one application
+    (another ID), or a person in the lending system, decided it first."""
+    systems = FakeLending(loan_application("APP-D2"), decided_elsewhere="approved")
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-D2")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-D2"))
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == (CaseStatus.SUPERSEDED, Outcome.DECIDED_ELSEWHERE)
+    assert result.message.startswith(
+        "approved by policy, but not paid out: the application was decided meanwhile outside "
+        "this case (RequestConflict: "
+    )
+    assert systems.disbursements == {} and systems.statuses == []
+
+
 async def test_failed_disbursement_reverses_the_approval(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

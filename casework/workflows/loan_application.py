@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ReportRequestLookup,
     )
     from casework.activities.fraud import FraudActivities, FraudAlertLookup
+    from casework.activities.http import REQUEST_CONFLICT
     from casework.activities.kyc import IdentityCheck, KycActivities, SanctionsCheck
     from casework.activities.lending import (
         ApplicationLookup,
@@ -108,6 +109,10 @@ CONFIRMED_MESSAGES = "loan-confirmed-messages"
 the case's request ID, a reply read back from the lending system, an alert from fraud
 monitoring), and a confirmed fraud alert during underwriting withdraws the underwriter's task.
 Cases started before believed a message on its say-so, and keep doing so on replay."""
+DECIDED_ONCE = "loan-decided-once"
+"""Patch ID: when the lending system refuses the approval because the application was decided
+meanwhile (by another case, or a person), the case ends ``superseded`` having paid nothing.
+Cases that failed there before keep failing on replay."""
 
 
 class LoanApplicationInput(BaseModel):
@@ -143,6 +148,8 @@ class Outcome(StrEnum):
     NO_DECISION = "no_decision"
     REVERSED_AFTER_FRAUD_ALERT = "reversed_after_fraud_alert"
     DISBURSEMENT_FAILED = "disbursement_failed"
+    DECIDED_ELSEWHERE = "decided_elsewhere"
+    """The application was decided meanwhile, outside this case: nothing paid out."""
 
 
 class LoanApplicationResult(BaseModel):
@@ -654,9 +661,16 @@ class LoanApplicationWorkflow(CaseWorkflow):
             return await self._decline_for_fraud(ref, application)
         application_id, currency = application.application_id, application.currency
         self.set_status(CaseStatus.EXECUTING, amount=amount)
-        await self._set_application_status(
-            application_id, "approved", f"approved by {decided_by}", approved_amount=amount
-        )
+        try:
+            await self._set_application_status(
+                application_id, "approved", f"approved by {decided_by}", approved_amount=amount
+            )
+        except ActivityError as error:
+            # The lending system holds the one decision on an application: refused here, it
+            # was taken meanwhile by someone else, and this case pays nothing.
+            if not (_conflict(error) and workflow.patched(DECIDED_ONCE)):
+                raise
+            return self._decided_elsewhere(ref, application, decided_by, error)
         self._saga.add(
             f"approval of {application_id} reversed",
             lambda: self._set_application_status(
@@ -817,6 +831,25 @@ class LoanApplicationWorkflow(CaseWorkflow):
             payment_id=payment.payment_id,
             compensated=report.compensated,
             compensation_failed=report.failed,
+            policy=ref,
+        )
+
+    def _decided_elsewhere(
+        self, ref: PolicyRef, application: LoanApplication, decided_by: str, error: ActivityError
+    ) -> LoanApplicationResult:
+        message = (
+            f"approved by {decided_by}, but not paid out: the application was decided meanwhile "
+            f"outside this case ({failure_message(error)})"
+        )
+        self.record(AuditKind.POLICY_DECISION, message)
+        self.set_status(CaseStatus.SUPERSEDED)
+        return LoanApplicationResult(
+            case_id=workflow.info().workflow_id,
+            application_id=application.application_id,
+            status=CaseStatus.SUPERSEDED,
+            outcome=Outcome.DECIDED_ELSEWHERE,
+            message=message,
+            decided_by=decided_by,
             policy=ref,
         )
 
@@ -1317,6 +1350,12 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 f'paid out): casework deliver fraud-alert {application_id} --reason "..."'
             )
         return None
+
+
+def _conflict(error: ActivityError) -> bool:
+    """Whether the system refused the write as conflicting with what it holds now (a 409)."""
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == REQUEST_CONFLICT
 
 
 def _summary(
