@@ -155,6 +155,8 @@ class FakeCrm:
     unassign_error: ApplicationError | None = None
     taken_by: str | None = None
     """An AE someone else assigned the lead to after the case read it (a person, another case)."""
+    taken_once_read_by: str | None = None
+    """Becomes ``taken_by`` as soon as the case has read the lead."""
     policy_changes: dict[str, Any] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
     """(activity, idempotency key) of every CRM write, in order."""
@@ -176,7 +178,10 @@ class FakeCrm:
                 raise ApplicationError(
                     f"lead {lookup.lead_id} not found", type="RecordNotFound", non_retryable=True
                 )
-            return self._now()
+            now = self._now()
+            if self.taken_once_read_by is not None:
+                self.taken_by, self.taken_once_read_by = self.taken_once_read_by, None
+            return now
 
         @activity.defn(name="crm_sales.enrich_company")
         async def enrich_company(lookup: CompanyLookup) -> Enrichment:

@@ -96,6 +96,9 @@ class FakeRefundSystems:
     """Refunds issued by the case, by idempotency key."""
     refund_error: ApplicationError | None = None
     """What the fake payments system answers every refund with, if set (nothing is issued)."""
+    refunds_meanwhile: list[Refund] = field(default_factory=list)
+    """Refunds another case issues after this case's first look at the ledger."""
+    ledger_reads: int = 0
     issue_calls: int = 0
     reversals: list[RefundReversal] = field(default_factory=list)
     notes: list[RefundNoteRequest] = field(default_factory=list)
@@ -139,7 +142,9 @@ class FakeRefundSystems:
 
         @activity.defn(name="payments.list_refunds")
         async def list_refunds(lookup: RefundLookup) -> list[Refund]:
-            return [*self.prior_refunds, *self.refunds.values()]
+            self.ledger_reads += 1
+            meanwhile = self.refunds_meanwhile if self.ledger_reads > 1 else []
+            return [*self.prior_refunds, *meanwhile, *self.refunds.values()]
 
         @activity.defn(name="payments.issue_refund")
         async def issue_refund(request: RefundRequest) -> Refund:
