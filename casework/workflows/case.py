@@ -324,7 +324,9 @@ class CaseWorkflow:
         return await saga.compensate(on_step)
 
     def record_cancellation(self, report: CompensationReport) -> None:
-        """Close a cancelled case saying what its compensation undid."""
+        """Close a cancelled case saying what its compensation undid; a task still open is
+        withdrawn, so nobody is left deciding for a case that has ended."""
+        self.withdraw_open_tasks("the case was cancelled")
         self.set_status(CaseStatus.CANCELLED_COMPENSATED)
         self.record(
             AuditKind.CASE_COMPLETED,
