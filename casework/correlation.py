@@ -5,6 +5,12 @@ application's case is ``loan-application-<application_id>``, so the message beco
 that workflow ID. Temporal keeps a signal in the case's history the moment it is accepted, and
 the case buffers it whatever step it is at, so a message that arrives early is never lost.
 
+A message is only a notice: the case believes what the message's source keeps, and reads it
+back from there (the bureau's answer by the case's own request ID, the applicant's reply from the
+lending system, an alert from fraud monitoring). So a sender first puts the message where its
+source keeps it (``store_reply``, ``raise_fraud_alert``; the bureau keeps its own answers), then
+delivers the notice; a message nobody keeps is recorded by the case and ignored.
+
 This is the inbound adapter: ``casework deliver ...`` uses it, and a webhook receiving the
 bureau's callbacks would call ``deliver`` the same way. A message for an application with no
 running case is refused with ``NoCaseForMessage`` rather than dropped, so the sender keeps it
@@ -21,7 +27,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework.converter import describe_validation_error
-from casework.loan_records import CreditReport, CustomerReply, FraudAlert, Message
+from casework.loan_records import (
+    ApplicantMessage,
+    CreditReport,
+    CustomerReply,
+    FraudAlert,
+    IncomeDocument,
+    Message,
+    RaisedFraudAlert,
+)
 from casework.workflows.loan_application import (
     CREDIT_REPORT,
     CUSTOMER_REPLY,
@@ -42,6 +56,10 @@ class NoCaseForMessage(LookupError):
 
 class BureauAnswerUnavailable(LookupError):
     """The bureau has no answer to give (yet) for the request."""
+
+
+class SourceRefused(LookupError):
+    """The system that keeps a message would not take it (an unknown application, say)."""
 
 
 class Delivery(BaseModel):
@@ -95,3 +113,39 @@ async def bureau_report(sandbox: httpx.AsyncClient, request_id: str) -> CreditRe
             f"the bureau's answer to {request_id} is not a credit report: "
             + describe_validation_error(error)
         ) from error
+
+
+async def store_reply(sandbox: httpx.AsyncClient, reply: CustomerReply) -> CustomerReply:
+    """Hand the applicant's reply to the lending system, which keeps it; the reply as it keeps
+    it, naming its ``message_id``."""
+    response = await sandbox.post(
+        f"/lending/applications/{reply.application_id}/messages",
+        json=reply.model_dump(mode="json", include={"text", "documents"}),
+    )
+    stored = ApplicantMessage.model_validate(_kept(response, "the lending system"))
+    return CustomerReply(
+        application_id=stored.application_id,
+        text=stored.text,
+        documents=[IncomeDocument.model_validate(d) for d in stored.documents],
+        message_id=stored.message_id,
+    )
+
+
+async def raise_fraud_alert(sandbox: httpx.AsyncClient, alert: FraudAlert) -> FraudAlert:
+    """Record the alert with fraud monitoring, which keeps it; the alert as it keeps it."""
+    response = await sandbox.post("/fraud/alerts", json=alert.model_dump(mode="json"))
+    raised = RaisedFraudAlert.model_validate(_kept(response, "fraud monitoring"))
+    return FraudAlert(
+        application_id=raised.application_id,
+        alert_id=raised.alert_id,
+        reason=raised.reason,
+        source=raised.source,
+    )
+
+
+def _kept(response: httpx.Response, system: str) -> dict[str, Any]:
+    if response.status_code in (404, 409, 422):
+        raise SourceRefused(f"{system} refused the message: {response.json().get('detail')}")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body

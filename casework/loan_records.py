@@ -1,10 +1,11 @@
 """Records and messages of the loan-origination process; pure pydantic, safe in workflow code.
 
-Records are what the lending system, the KYC service and the credit bureau return (unknown
-fields ignored, like ``casework.records``). Messages are what arrives from outside the company
-while a case runs: the bureau's report, the applicant's reply, a fraud alert. Each names the
-application it is for, which is how it is routed to its case (``casework.correlation``) and how
-the case checks it was meant for it.
+Records are what the lending system, the KYC service, the credit bureau and fraud monitoring
+return (unknown fields ignored, like ``casework.records``). Messages are what arrives from
+outside the company while a case runs: the bureau's report, the applicant's reply, a fraud
+alert. Each names the application it is for, which is how it is routed to its case
+(``casework.correlation``) and how the case checks it was meant for it; and each names where its
+source keeps it (request, message or alert ID), which is how the case confirms it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from casework.records import Record
 ApplicationId = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=64)
 ]
+# The systems' own bound on amounts: a message cannot carry a figure no system would hold (and
+# that no amount formatting could print).
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
 
 
 class IncomeDocument(Record):
@@ -30,7 +34,7 @@ class IncomeDocument(Record):
     free text that the income reader agent reads."""
     description: str = ""
     text: str = ""
-    monthly_amount: Decimal | None = None
+    monthly_amount: Amount | None = None
 
 
 class Applicant(Record):
@@ -84,6 +88,28 @@ class CreditReportRequest(Record):
     subject_id: str
     status: str
     """``pending`` until the bureau answers, then ``answered``."""
+    report: CreditReport | None = None
+    """The bureau's answer, once there is one: the copy a case believes."""
+
+
+class ApplicantMessage(Record):
+    """What the applicant sent about the application, as the lending system received it."""
+
+    message_id: str
+    application_id: str
+    text: str
+    documents: list[IncomeDocument] = Field(default_factory=list)
+    received_at: datetime
+
+
+class RaisedFraudAlert(Record):
+    """An alert as fraud monitoring keeps it."""
+
+    alert_id: str
+    application_id: str
+    reason: str
+    source: str
+    raised_at: datetime
 
 
 # -- messages from outside -------------------------------------------------------------------
@@ -104,7 +130,7 @@ class CreditReport(Message):
     request_id: str = Field(min_length=1, max_length=64)
     subject_id: str = Field(min_length=1, max_length=64)
     score: int = Field(ge=300, le=850)
-    monthly_debt_payments: Decimal = Field(ge=0)
+    monthly_debt_payments: Amount
     """What the subject already pays each month on other credit."""
     defaults: int = Field(ge=0)
     """Defaults and insolvencies on file."""
@@ -116,10 +142,14 @@ class CustomerReply(Message):
 
     text: str = Field(min_length=1, max_length=5000)
     documents: list[IncomeDocument] = Field(default_factory=list)
+    message_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Where the lending system keeps the reply (``POST /lending/applications/{id}/messages``):
+    the case reads it back from there and believes only that copy."""
 
 
 class FraudAlert(Message):
-    """Fraud monitoring flags the application; after approval it reverses the loan."""
+    """Fraud monitoring flags the application; after approval it reverses the loan. The case
+    reads the alert back from fraud monitoring by ``alert_id`` and acts only on that copy."""
 
     alert_id: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=2000)

@@ -22,6 +22,8 @@ class VendorDocument(Record):
     filename: str = ""
     content: str
     uploaded_at: str | None = None
+    superseded_by: str | None = None
+    """A later upload of the same kind that replaced this one, if any."""
 
 
 class VendorApplication(Record):
@@ -54,7 +56,9 @@ class ErpVendor(Record):
 
 class DocumentResubmission(BaseModel):
     """A document the vendor sends again (or for the first time) while the case waits for it:
-    the ``resubmit`` signal's input. The case checks it like the documents it started with."""
+    the ``resubmit`` signal's input. The case reads the document back from the vendor portal,
+    where the vendor uploaded it, and checks the portal's copy like the documents it started
+    with."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -35,19 +35,21 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from bench.infra import progress
 from casework.amounts import minor_unit
-from casework.audit import AuditEvent
+from casework.audit import AuditEvent, AuditKind
 from casework.policies.loader import BUNDLED_POLICY_DIR
 from casework.processes import PROCESSES
 from casework.signing import sign_decision
 from casework.signing_keys import load_signing_key
 from casework.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
 from casework.web.auth import Credentials
+from casework.workers.main import WORKFLOWS
 from casework.workflows.case import CaseState
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
@@ -77,6 +79,7 @@ GROUPS = [
     "malformed signal",
     "refused signal",
     "review queue",
+    "signal payload shape",
     "policy file",
 ]
 HUGE = "1e400"
@@ -356,12 +359,13 @@ class Matrix:
         inputs: list[str],
         expect: list[str],
         *,
+        name: str = "decide",
         group: str = "malformed signal",
     ) -> None:
         """A signal the plain Temporal CLI sends: it cannot be refused to the sender, so it must
         be recorded in the audit trail and ignored, changing nothing else."""
         before = await self.snapshot(case)
-        args = ["workflow", "signal", "--workflow-id", case.case_id, "--name", "decide"]
+        args = ["workflow", "signal", "--workflow-id", case.case_id, "--name", name]
         for value in inputs:
             args += ["--input", value]
 
@@ -381,7 +385,7 @@ class Matrix:
             after = await self.snapshot(case)
             _same_case(before, after, history_may_grow=True)
             new_audit = after.audit[len(before.audit) :]
-            assert [e.kind.value for e in new_audit] == ["decision_refused"], (
+            assert [_ignored_kind(e) for e in new_audit] == ["ignored"], (
                 f"audit gained {[e.kind.value for e in new_audit]}"
             )
             return "status, tasks, ledger unchanged; history +signal only; recorded, ignored"
@@ -454,6 +458,16 @@ class Matrix:
             expect=["ended failed", say],
             check=check,
         )
+
+
+def _ignored_kind(event: AuditEvent) -> str:
+    """``ignored`` for what a case records when it ignores a signal: a refused decision, or a
+    message from outside it did not accept."""
+    if event.kind is AuditKind.DECISION_REFUSED or (
+        event.kind is AuditKind.MESSAGE_RECEIVED and event.data.get("accepted") is False
+    ):
+        return "ignored"
+    return event.kind.value
 
 
 def _failed_line(shown: str) -> str:
@@ -548,7 +562,7 @@ async def matrix_rows(matrix: Matrix, tag: str) -> None:
     # 2. The rest, one group per case at a time, the groups side by side.
     await asyncio.gather(
         *(decision_rows(matrix, driver) for driver in drivers),
-        *(signal_rows(matrix, driver) for driver in drivers),
+        *(signal_then_payload_shape_rows(matrix, driver) for driver in drivers),
         *(unknown_record_rows(matrix, driver, tag) for driver in drivers),
         policy_rows(matrix),
     )
@@ -739,6 +753,40 @@ async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
         case=waiting,
         tool="temporal",
     )
+
+
+# -- signal payload shapes (issue 21) ----------------------------------------------------------
+# Every signal of every process the matrix runs, sent with no input and with two: either used to
+# fail every workflow task of the case for good. Recorded and ignored instead, nothing else
+# changed. (Processes without a case driver get the same shapes, and garbage, on the dev server
+# in tests/test_signal_payloads.py.)
+
+
+def signal_names(process: str) -> list[str]:
+    """The process's signal handlers, from its workflow's definition: a handler added later
+    gets its rows without an edit here."""
+    workflow_type = PROCESSES[process].workflow_type
+    (definition,) = [
+        definition
+        for definition in map(workflow._Definition.must_from_class, WORKFLOWS)
+        if definition.name == workflow_type
+    ]
+    return sorted(name for name in definition.signals if name)
+
+
+async def signal_then_payload_shape_rows(matrix: Matrix, driver: CaseDriver) -> None:
+    # Both groups signal the same case: one after the other, so each row sees only its own.
+    await signal_rows(matrix, driver)
+    await payload_shape_rows(matrix, driver)
+
+
+async def payload_shape_rows(matrix: Matrix, driver: CaseDriver) -> None:
+    waiting = matrix.cases[(driver.process, "signalled")]
+    for name in signal_names(driver.process):
+        for inputs, expect in (([], ["got 0 payloads"]), (["{}", "{}"], ["got 2 payloads"])):
+            await matrix.signal(
+                waiting, inputs, expect, name=name, group=f"signal payload shape: {name}"
+            )
 
 
 # -- policy files -------------------------------------------------------------------------------

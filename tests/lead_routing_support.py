@@ -153,6 +153,10 @@ class FakeCrm:
     agent_answer: LeadRead | ApplicationError = field(default_factory=read)
     first_touch_error: ApplicationError | None = None
     unassign_error: ApplicationError | None = None
+    taken_by: str | None = None
+    """An AE someone else assigned the lead to after the case read it (a person, another case)."""
+    taken_once_read_by: str | None = None
+    """Becomes ``taken_by`` as soon as the case has read the lead."""
     policy_changes: dict[str, Any] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
     """(activity, idempotency key) of every CRM write, in order."""
@@ -174,7 +178,10 @@ class FakeCrm:
                 raise ApplicationError(
                     f"lead {lookup.lead_id} not found", type="RecordNotFound", non_retryable=True
                 )
-            return self.lead
+            now = self._now()
+            if self.taken_once_read_by is not None:
+                self.taken_by, self.taken_once_read_by = self.taken_once_read_by, None
+            return now
 
         @activity.defn(name="crm_sales.enrich_company")
         async def enrich_company(lookup: CompanyLookup) -> Enrichment:
@@ -192,6 +199,8 @@ class FakeCrm:
 
         @activity.defn(name="crm_sales.assign_lead")
         async def assign_lead(assignment: LeadAssignment) -> Lead:
+            if assignment.only_if_new:
+                self._refuse_if_taken()
             self.writes.append(("assign_lead", assignment.idempotency_key))
             self.assignments.append(assignment)
             return self.lead.model_copy(
@@ -207,6 +216,8 @@ class FakeCrm:
 
         @activity.defn(name="crm_sales.nurture_lead")
         async def nurture_lead(release: LeadRelease) -> Lead:
+            if release.only_if_unassigned:
+                self._refuse_if_taken()
             self.writes.append(("nurture_lead", release.idempotency_key))
             return self.lead.model_copy(update={"status": "nurture"})
 
@@ -265,6 +276,19 @@ class FakeCrm:
             send,
             propose,
         ]
+
+    def _now(self) -> Lead:
+        if self.taken_by is None:
+            return self.lead
+        return self.lead.model_copy(update={"status": "assigned", "owner_ae_id": self.taken_by})
+
+    def _refuse_if_taken(self) -> None:
+        if self.taken_by is not None:
+            raise ApplicationError(
+                f"lead {self.lead.lead_id} was taken meanwhile: assigned to {self.taken_by}",
+                type="RequestConflict",
+                non_retryable=True,
+            )
 
 
 # -- history --------------------------------------------------------------------------------------

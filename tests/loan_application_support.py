@@ -27,9 +27,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from casework.activities import policy
-from casework.activities.credit_bureau import ReportOrder
+from casework.activities.credit_bureau import ReportOrder, ReportRequestLookup
+from casework.activities.fraud import FraudAlertLookup
 from casework.activities.kyc import IdentityCheck, SanctionsCheck
-from casework.activities.lending import ApplicationLookup, ApplicationStatusChange
+from casework.activities.lending import ApplicationLookup, ApplicationStatusChange, MessageLookup
 from casework.activities.notifications import NotificationRequest
 from casework.activities.payments import DisbursementRequest, PaymentReversal
 from casework.agents.income import IncomeAssessment, IncomeReading
@@ -37,11 +38,15 @@ from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.audit import AuditEvent, AuditKind
 from casework.loan_records import (
     Applicant,
+    ApplicantMessage,
     CreditReport,
     CreditReportRequest,
+    CustomerReply,
+    FraudAlert,
     IdentityVerification,
     IncomeDocument,
     LoanApplication,
+    RaisedFraudAlert,
     SanctionsHit,
     SanctionsScreening,
 )
@@ -155,6 +160,9 @@ class FakeLending:
     kyc_gate: asyncio.Event | None = None
     """When set, identity verification waits for it: holds the case inside its KYC step."""
     disbursement_fails: bool = False
+    decided_elsewhere: str | None = None
+    """The status someone outside the case gave the application meanwhile: the lending system
+    then refuses the case's own decision."""
     verification_started: asyncio.Event = field(default_factory=asyncio.Event)
     bureau_orders: list[ReportOrder] = field(default_factory=list)
     status_changes: list[ApplicationStatusChange] = field(default_factory=list)
@@ -162,10 +170,46 @@ class FakeLending:
     reversals: list[PaymentReversal] = field(default_factory=list)
     notifications: list[NotificationRequest] = field(default_factory=list)
     agent_requests: list[AgentRequest] = field(default_factory=list)
+    bureau_report: CreditReport | None = None
+    """The bureau's answer to the case's request, read back by the case; None: the builders'
+    default report for the application."""
+    bureau_pending: bool = False
+    """The bureau has not answered (yet): whatever report is signalled is not confirmed."""
+    stored_replies: dict[str, ApplicantMessage] = field(default_factory=dict)
+    """The lending system's messages from the applicant, by message ID."""
+    raised_alerts: dict[str, RaisedFraudAlert] = field(default_factory=dict)
+    """Fraud monitoring's alerts, by alert ID."""
+
+    def __post_init__(self) -> None:
+        if self.bureau_report is None:
+            self.bureau_report = credit_report(self.application.application_id)
 
     @property
     def statuses(self) -> list[str]:
         return [change.status for change in self.status_changes]
+
+    def store_reply(self, reply: CustomerReply) -> CustomerReply:
+        """Play the lending system receiving the applicant's reply; the reply as delivered."""
+        message_id = f"LMSG-{len(self.stored_replies) + 1}"
+        self.stored_replies[message_id] = ApplicantMessage(
+            message_id=message_id,
+            application_id=reply.application_id,
+            text=reply.text,
+            documents=reply.documents,
+            received_at=datetime(2025, 1, 6, 9, 0, tzinfo=UTC),
+        )
+        return reply.model_copy(update={"message_id": message_id})
+
+    def raise_alert(self, alert: FraudAlert) -> FraudAlert:
+        """Play fraud monitoring raising the alert; the alert as delivered."""
+        self.raised_alerts[alert.alert_id] = RaisedFraudAlert(
+            alert_id=alert.alert_id,
+            application_id=alert.application_id,
+            reason=alert.reason,
+            source=alert.source,
+            raised_at=datetime(2025, 1, 6, 9, 0, tzinfo=UTC),
+        )
+        return alert
 
     def activities(self) -> list[Callable[..., Any]]:
         app = self.application
@@ -182,6 +226,13 @@ class FakeLending:
 
         @activity.defn(name="lending.set_application_status")
         async def set_application_status(change: ApplicationStatusChange) -> LoanApplication:
+            if self.decided_elsewhere is not None:
+                raise ApplicationError(
+                    f"POST /lending/applications/{app.application_id}/status answered 409: loan "
+                    f"application {app.application_id} is {self.decided_elsewhere}",
+                    type="RequestConflict",
+                    non_retryable=True,
+                )
             self.status_changes.append(change)
             return app.model_copy(update={"status": change.status})
 
@@ -214,6 +265,39 @@ class FakeLending:
                 subject_id=order.subject_id,
                 status="pending",
             )
+
+        @activity.defn(name="credit_bureau.get_request")
+        async def get_request(lookup: ReportRequestLookup) -> CreditReportRequest:
+            answered = not self.bureau_pending
+            return CreditReportRequest(
+                request_id=lookup.request_id,
+                application_id=app.application_id,
+                subject_id=app.applicant.national_id,
+                status="answered" if answered else "pending",
+                report=self.bureau_report if answered else None,
+            )
+
+        @activity.defn(name="lending.get_message")
+        async def get_message(lookup: MessageLookup) -> ApplicantMessage:
+            stored = self.stored_replies.get(lookup.message_id)
+            if stored is None or stored.application_id != lookup.application_id:
+                raise ApplicationError(
+                    f"loan application {lookup.application_id} has no message {lookup.message_id}",
+                    type="RecordNotFound",
+                    non_retryable=True,
+                )
+            return stored
+
+        @activity.defn(name="fraud.get_alert")
+        async def get_alert(lookup: FraudAlertLookup) -> RaisedFraudAlert:
+            stored = self.raised_alerts.get(lookup.alert_id)
+            if stored is None:
+                raise ApplicationError(
+                    f"fraud alert {lookup.alert_id} not found",
+                    type="RecordNotFound",
+                    non_retryable=True,
+                )
+            return stored
 
         @activity.defn(name="payments.disburse")
         async def disburse(request: DisbursementRequest) -> Payment:
@@ -276,6 +360,9 @@ class FakeLending:
             verify_identity,
             screen_sanctions,
             request_report,
+            get_request,
+            get_message,
+            get_alert,
             disburse,
             reverse,
             send,

@@ -94,6 +94,11 @@ class FakeRefundSystems:
     """The CRM refuses refund notes for good (the customer record is locked)."""
     refunds: dict[str, Refund] = field(default_factory=dict)
     """Refunds issued by the case, by idempotency key."""
+    refund_error: ApplicationError | None = None
+    """What the fake payments system answers every refund with, if set (nothing is issued)."""
+    refunds_meanwhile: list[Refund] = field(default_factory=list)
+    """Refunds another case issues after this case's first look at the ledger."""
+    ledger_reads: int = 0
     issue_calls: int = 0
     reversals: list[RefundReversal] = field(default_factory=list)
     notes: list[RefundNoteRequest] = field(default_factory=list)
@@ -137,11 +142,15 @@ class FakeRefundSystems:
 
         @activity.defn(name="payments.list_refunds")
         async def list_refunds(lookup: RefundLookup) -> list[Refund]:
-            return self.prior_refunds
+            self.ledger_reads += 1
+            meanwhile = self.refunds_meanwhile if self.ledger_reads > 1 else []
+            return [*self.prior_refunds, *meanwhile, *self.refunds.values()]
 
         @activity.defn(name="payments.issue_refund")
         async def issue_refund(request: RefundRequest) -> Refund:
             self.issue_calls += 1
+            if self.refund_error is not None:
+                raise self.refund_error
             if request.idempotency_key not in self.refunds:
                 self.refunds[request.idempotency_key] = Refund(
                     refund_id=f"REF-{len(self.refunds) + 1}",

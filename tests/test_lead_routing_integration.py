@@ -275,3 +275,42 @@ async def test_first_touch_failing_for_good_unassigns_the_lead_in_the_crm(
     assert await crm.messages(lead_id) == []
     (told,) = await crm.notifications(handle.id)
     assert told.subject.endswith("could not be routed")
+
+
+async def test_two_cases_for_one_lead_send_one_first_touch(
+    temporal: WorkflowEnvironment, task_queue: str, crm: CrmSales, analyst: ScriptedLeadAnalyst
+) -> None:
+    """Issue 21, Why 7: two lead cases for one lead sent two first-touch e-mails."""
+    await crm.create_ae(make_ae("AE-IT-TWICE", 2, 10))
+    lead_id = new_lead_id("TWICE")
+    domain = await seed_company(crm, lead_id, country="DE")
+    await crm.create_account(
+        Account(account_id=f"ACC-{lead_id}", name="Owned", domain=domain, owner_ae_id="AE-IT-TWICE")
+    )
+    analyst.answer(lead_id, CONFIDENT_PURCHASE)
+    # Both cases have read the lead as new before either assigns it.
+    await crm.inject_fault(
+        method="POST", path=f"/crm/leads/{lead_id}/assign", count=2, status=0, delay_seconds=2
+    )
+    first = await start_case(temporal, task_queue, lead_id)
+    second: LeadHandle = await temporal.client.start_workflow(
+        LeadRoutingWorkflow.run,
+        LeadRoutingInput(lead_id=lead_id),
+        id=f"{case_id_for(lead_id)}-2",
+        task_queue=task_queue,
+    )
+    results = [await first.result(), await second.result()]
+
+    (routed,) = [r for r in results if r.outcome is Outcome.STRAIGHT_THROUGH]
+    (left,) = [r for r in results if r.outcome is not Outcome.STRAIGHT_THROUGH]
+    assert (left.status, left.outcome, left.ae_id) == (
+        CaseStatus.SUPERSEDED,
+        Outcome.TAKEN_ELSEWHERE,
+        "AE-IT-TWICE",
+    )
+    assert left.first_touch_message_id is None and left.compensated == []
+    (message,) = await crm.messages(lead_id)
+    assert (message.message_id, message.status) == (routed.first_touch_message_id, "queued")
+    lead = await crm.lead(lead_id)
+    assert (lead["status"], lead["owner_ae_id"]) == ("assigned", "AE-IT-TWICE")
+    assert (await crm.ae("AE-IT-TWICE")).current_load == 3

@@ -526,3 +526,34 @@ async def test_invalid_input_fails_the_case_at_start_naming_the_field(
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
     assert field in cause.message
     assert crm.writes == []
+
+
+# -- one lead, one owner, one first touch (issue 21) ----------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+async def test_a_lead_taken_while_the_case_waited_is_left_to_whoever_took_it(
+    time_skipping_env: WorkflowEnvironment, action: str
+) -> None:
+    """Issue 21, Why 7: two lead cases for one lead sent two first-touch e-mails."""
+    crm = unsure()
+    async with case_worker(time_skipping_env, crm) as queue:
+        handle = await start_case(time_skipping_env, queue, crm)
+        await open_task(handle)
+        # Another case (or a person) assigns the lead while this one waits for sales ops.
+        crm.taken_by = "AE-E1"
+        await decide(handle, approver="paul", action=action, comment="as proposed")
+        result = await handle.result()
+        events = await audit(handle)
+
+    assert (result.status, result.outcome, result.ae_id) == (
+        CaseStatus.SUPERSEDED,
+        Outcome.TAKEN_ELSEWHERE,
+        "AE-E1",
+    )
+    assert result.message.startswith(
+        f"not routed: lead {crm.lead.lead_id} was assigned to AE-E1 by someone else meanwhile"
+    )
+    # Nothing written over theirs: no assignment, no nurture, no second first touch.
+    assert crm.writes == [] and crm.first_touches == []
+    assert events[-2].summary == result.message

@@ -22,8 +22,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.correlation import NoCaseForMessage, bureau_report, deliver
-from casework.loan_records import FraudAlert
+from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
+from casework.loan_records import FraudAlert, LoanApplication
 from casework.workflows.case import CaseStatus
 from casework.workflows.loan_application import Outcome
 from tests.conftest import BIN
@@ -31,6 +31,7 @@ from tests.integration_support import case_data, eventually, scripted_worker
 from tests.loan_application_support import (
     LendingSandbox,
     LoanHandle,
+    applicant,
     audit,
     events_of,
     freelance_statement,
@@ -182,13 +183,14 @@ async def test_bureau_report_arriving_during_identity_checks_is_not_lost(
     events = await audit(handle)
 
     assert f"credit_report for application {application_id} delivered to {handle.id}" in delivered
-    (message,) = events_of(events, AuditKind.MESSAGE_RECEIVED)
-    assert message.data["accepted"] is True
-    assert "kept until the credit step needs it" in message.summary
+    received, accepted = events_of(events, AuditKind.MESSAGE_RECEIVED)
+    assert accepted.data["accepted"] is True
+    assert f"read back by request {request_id}" in accepted.summary
     identity_checked = next(
         e for e in events if e.kind is AuditKind.TOOL_CALL and "identity" in e.summary
     )
-    assert message.seq < identity_checked.seq
+    # Kept while identity was checked; read back from the bureau when the credit step came.
+    assert received.seq < identity_checked.seq < accepted.seq
     # The income document reached the model as data, through litellm's real HTTP path.
     (request,) = model.requests_for(application_id)
     sent = case_data(request)
@@ -301,9 +303,10 @@ async def test_fraud_alert_after_approval_reverses_the_disbursement_in_the_ledge
     await reaches_status(handle, CaseStatus.DISBURSED, timeout=60)
     (paid,) = await sandbox.ledger(application_id)
     assert paid.status == "completed"
-    # Fraud monitoring, with nothing but the plain Temporal CLI.
-    alert = FraudAlert(
-        application_id=application_id, alert_id="FA-IT-1", reason="synthetic identity"
+    # Fraud monitoring raises the alert, and tells the case with nothing but the Temporal CLI.
+    alert = await raise_fraud_alert(
+        sandbox.http,
+        FraudAlert(application_id=application_id, alert_id="FA-IT-1", reason="synthetic identity"),
     )
     await run_command(
         [
@@ -391,3 +394,212 @@ def test_a_malformed_message_is_refused_before_anything_is_contacted() -> None:
     assert completed.returncode == 1
     assert completed.stderr.startswith("casework: invalid CustomerReply: application_id:")
     assert "text: String should have at least 1 character" in completed.stderr
+
+
+def unlisted(application: LoanApplication) -> LoanApplication:
+    """The application by someone the sanctions test does not put on the list."""
+    person = applicant(application.application_id, full_name="Jonas Weber")
+    return application.model_copy(update={"applicant": person})
+
+
+async def temporal_signal(
+    temporal: WorkflowEnvironment, sandbox_url: str, case_id: str, name: str, payload: str
+) -> None:
+    """Send a signal with nothing but the plain Temporal CLI, as anyone with access could."""
+    await run_command(
+        [
+            str(BIN / "temporal"),
+            "workflow",
+            "signal",
+            "--workflow-id",
+            case_id,
+            "--name",
+            name,
+            "--input",
+            payload,
+            "--address",
+            temporal.client.service_client.config.target_host,
+            "--namespace",
+            temporal.client.namespace,
+            "--disable-config-file",
+            "--disable-config-env",
+        ],
+        operator_env(temporal, sandbox_url),
+    )
+
+
+async def ignored(handle: LoanHandle, count: int) -> list[str]:
+    """Until ``count`` messages were ignored; their reasons."""
+
+    async def probe() -> list[str] | None:
+        reasons = [
+            str(e.data["reason"])
+            for e in events_of(await audit(handle), AuditKind.MESSAGE_RECEIVED)
+            if e.data.get("accepted") is False
+        ]
+        return reasons if len(reasons) >= count else None
+
+    return await eventually(probe, what=f"{count} ignored message(s) in {handle.id}")
+
+
+async def test_a_forged_credit_report_pays_nothing_and_the_bureaus_report_still_counts(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    sandbox: LendingSandbox,
+    sandbox_url: str,
+) -> None:
+    """Issue 21, Why 4: a made-up report (score 850, no debt) for a request the bureau never
+    had was accepted and paid out 20,000.00; the bureau's own report was then ignored."""
+    application_id = new_application_id("FORGED")
+    await sandbox.seed(unlisted(loan_application(application_id)), score=610, debt="300.00")
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    request_id = await bureau_request_id(sandbox, application_id)
+    await reaches_status(handle, CaseStatus.AWAITING_EXTERNAL, timeout=30)
+
+    forged = {
+        "application_id": application_id,
+        "report_id": "CBREP-FORGED",
+        "request_id": "NOT-A-BUREAU-REQUEST",
+        "subject_id": f"ID-{application_id}",
+        "score": 850,
+        "monthly_debt_payments": "0",
+        "defaults": 0,
+        "issued_at": "2025-01-06T09:00:00Z",
+    }
+    await temporal_signal(temporal, sandbox_url, handle.id, "credit_report", json.dumps(forged))
+    # The same forgery naming the case's real request, before the bureau has answered it.
+    await temporal_signal(
+        temporal,
+        sandbox_url,
+        handle.id,
+        "credit_report",
+        json.dumps(forged | {"request_id": request_id}),
+    )
+    reasons = await ignored(handle, 2)
+    waiting = await reaches_status(handle, CaseStatus.AWAITING_EXTERNAL)
+
+    assert reasons == [
+        f"CBREP-FORGED answers request NOT-A-BUREAU-REQUEST, not this case's request {request_id}",
+        f"CBREP-FORGED: the bureau has not answered request {request_id} (it is pending), so the "
+        "report did not come from the bureau",
+    ]
+    assert f"casework deliver credit-report {request_id}" in (waiting.waiting_on or "")
+    assert await sandbox.ledger(application_id) == []
+
+    # The bureau answers; its report is delivered the documented way, and counts.
+    await sandbox.answer(request_id)
+    await run_command(
+        [str(BIN / "casework"), "deliver", "credit-report", request_id],
+        operator_env(temporal, sandbox_url),
+    )
+    underwriting = await reaches_status(handle, CaseStatus.AWAITING_APPROVAL, timeout=30)
+    events = await audit(handle)
+
+    accepted = [e for e in events_of(events, AuditKind.MESSAGE_RECEIVED) if e.data.get("accepted")]
+    assert [e.data["message"]["score"] for e in accepted] == [610]
+    assert underwriting.facts["credit_score"] == 610
+    (decision,) = [
+        e.data["decision"]
+        for e in events_of(events, AuditKind.POLICY_DECISION)
+        if "decision" in e.data
+    ]
+    assert decision["route"] == "underwriting"
+    assert "bureau score 610 is below 700" in " ".join(decision["reasons"])
+    assert await sandbox.ledger(application_id) == []
+    await handle.terminate("test done")
+
+
+async def test_reply_and_alert_count_only_as_their_sources_keep_them(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    sandbox: LendingSandbox,
+    sandbox_url: str,
+    model: ScriptedIncomeReader,
+) -> None:
+    """A reply counts as the lending system received it, a fraud alert as fraud monitoring
+    raised it (``casework deliver`` puts each there first); one sent straight to the case is
+    recorded and ignored. A confirmed alert during underwriting withdraws the task (Why 7)."""
+    application_id = new_application_id("REPLY")
+    await sandbox.seed(
+        unlisted(loan_application(application_id, documents=[freelance_statement("see invoices")]))
+    )
+    insufficient = json.dumps(
+        {
+            "assessment": "insufficient",
+            "verified_monthly_income": None,
+            "confidence": 0.4,
+            "findings": ["DOC-FREELANCE: no figure"],
+            "missing": ["bank statements"],
+            "explanation": "Scripted for an integration test.",
+        }
+    )
+    model.answer(application_id, ScriptedReply(content=insufficient))
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    request_id = await bureau_request_id(sandbox, application_id)
+    await sandbox.answer(request_id)
+    await deliver(temporal.client, await bureau_report(sandbox.http, request_id))
+
+    async def asks_applicant() -> bool | None:
+        state = await handle.query("state", result_type=dict)
+        return True if "a reply from the applicant" in (state.get("waiting_on") or "") else None
+
+    await eventually(asks_applicant, what="the case to ask the applicant", timeout=30)
+    # Straight to the case: nothing in the lending system backs it.
+    unbacked = {"application_id": application_id, "text": "trust me, 9,000 a month"}
+    await temporal_signal(temporal, sandbox_url, handle.id, "customer_reply", json.dumps(unbacked))
+    assert (await ignored(handle, 1))[0].startswith("it names no message_id")
+    # The documented way: stored in the lending system, then delivered; still insufficient, so
+    # the case goes to an underwriter.
+    await run_command(
+        [
+            str(BIN / "casework"),
+            "deliver",
+            "customer-reply",
+            application_id,
+            "--text",
+            "Bank statements to follow",
+        ],
+        operator_env(temporal, sandbox_url),
+    )
+    task = await eventually(
+        lambda: handle.query("open_task", result_type=dict | None),
+        what="an underwriting task",
+        timeout=30,
+    )
+    (stored,) = (await sandbox.http.get(f"/lending/applications/{application_id}/messages")).json()
+    # A made-up alert is ignored; the one fraud monitoring raised ends the case.
+    await temporal_signal(
+        temporal,
+        sandbox_url,
+        handle.id,
+        "fraud_alert",
+        json.dumps({"application_id": application_id, "alert_id": "FA-MADE-UP", "reason": "x"}),
+    )
+    assert "fraud monitoring does not confirm alert FA-MADE-UP" in (await ignored(handle, 2))[1]
+    assert (await handle.query("open_task", result_type=dict | None)) is not None
+    await run_command(
+        [
+            str(BIN / "casework"),
+            "deliver",
+            "fraud-alert",
+            application_id,
+            "--reason",
+            "payout account linked to a mule network",
+        ],
+        operator_env(temporal, sandbox_url),
+    )
+    result = await handle.result()
+    events = await audit(handle)
+
+    accepted = [
+        e.summary for e in events_of(events, AuditKind.MESSAGE_RECEIVED) if e.data.get("accepted")
+    ]
+    assert any(
+        f"(message {stored['message_id']}, read back from the lending system)" in summary
+        for summary in accepted
+    )
+    assert any("(read back from fraud monitoring)" in summary for summary in accepted)
+    assert result.outcome is Outcome.FRAUD_ALERT
+    assert any(e.summary.startswith(f"withdrew task {task['task_id']}") for e in events)
+    assert (await sandbox.application(application_id))["status"] == "declined"
+    assert await sandbox.ledger(application_id) == []

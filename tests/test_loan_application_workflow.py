@@ -14,6 +14,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
@@ -40,6 +41,7 @@ from tests.loan_application_support import (
     reading,
     recorded,
     start_loan,
+    state,
     waits_for,
 )
 from tests.signing_support import decide
@@ -115,11 +117,15 @@ async def test_bureau_report_arriving_during_identity_checks_is_kept_until_neede
         started = await timers(handle)
 
     assert result.outcome is Outcome.AUTO_APPROVED
-    (message,) = events_of(events, AuditKind.MESSAGE_RECEIVED)
-    assert message.data["accepted"] is True
-    assert "kept until the credit step needs it" in message.summary
+    received, accepted = events_of(events, AuditKind.MESSAGE_RECEIVED)
+    assert received.summary == (
+        "received credit report CBREP-1 (request CBR-1); it counts once the bureau confirms it"
+    )
+    assert accepted.data["accepted"] is True
+    assert "(read back by request CBR-1)" in accepted.summary
     kyc_call = next(e for e in events if e.kind is AuditKind.TOOL_CALL and "identity" in e.summary)
-    assert message.seq < kyc_call.seq
+    # Kept while KYC ran, read back from the bureau when the credit step needed it.
+    assert received.seq < kyc_call.seq < accepted.seq
     # It was never waited for: the only timer is the fraud watch, not the bureau's 5 days.
     assert started == [timedelta(days=14)]
 
@@ -136,8 +142,9 @@ async def test_bureau_report_sent_before_the_case_has_read_the_application_is_no
         events = await audit(handle)
 
     assert result.outcome is Outcome.AUTO_APPROVED
-    (message,) = events_of(events, AuditKind.MESSAGE_RECEIVED)
-    assert message.data["accepted"] is True
+    received, accepted = events_of(events, AuditKind.MESSAGE_RECEIVED)
+    assert received.data["confirming"] is True
+    assert accepted.data["accepted"] is True
 
 
 async def test_invalid_reports_are_recorded_and_ignored_with_the_reason(
@@ -149,12 +156,17 @@ async def test_invalid_reports_are_recorded_and_ignored_with_the_reason(
         await waits_for(handle, "credit-report")
         await handle.signal(CREDIT_REPORT, credit_report("APP-OTHER"))
         await handle.signal(CREDIT_REPORT, {"application_id": "APP-V1", "score": "high"})
-        await handle.signal(CREDIT_REPORT, credit_report("APP-V1", subject_id="ID-SOMEONE"))
-        await handle.signal(CREDIT_REPORT, credit_report("APP-V1", score=700))
-        await handle.signal(CREDIT_REPORT, credit_report("APP-V1", report_id="CBREP-2"))
+        await handle.signal(CREDIT_REPORT)
+        await handle.signal(CREDIT_REPORT, args=[credit_report("APP-V1"), credit_report("APP-V1")])
         await handle.signal(CUSTOMER_REPLY, CustomerReply(application_id="APP-V1", text="hi"))
+        # What the message says does not count: the bureau's copy (score 760) does.
+        await handle.signal(CREDIT_REPORT, credit_report("APP-V1", score=700))
+        await reaches_status(handle, CaseStatus.DISBURSED)
+        await handle.signal(CREDIT_REPORT, credit_report("APP-V1", report_id="CBREP-2"))
+        await recorded(handle, AuditKind.MESSAGE_RECEIVED, 8)
         result = await handle.result()
         events = await audit(handle)
+        history = await handle.fetch_history()
 
     assert result.outcome is Outcome.AUTO_APPROVED
     summaries = [e.summary for e in events_of(events, AuditKind.MESSAGE_RECEIVED)]
@@ -163,14 +175,24 @@ async def test_invalid_reports_are_recorded_and_ignored_with_the_reason(
     )
     assert summaries[1].startswith("ignored credit report: malformed: report_id: Field required")
     assert "score: Input should be a valid integer" in summaries[1]
-    assert summaries[2] == (
-        "ignored credit report: CBREP-1 is about ID-SOMEONE, not the applicant (ID-APP-V1)"
+    assert summaries[2:4] == [
+        "ignored credit report: malformed: expected one CreditReport, got 0 payloads",
+        "ignored credit report: malformed: expected one CreditReport, got 2 payloads",
+    ]
+    assert summaries[4] == "ignored customer reply: no request for more information is open"
+    assert summaries[5].startswith("received credit report CBREP-1 (request CBR-1)")
+    assert summaries[6].startswith(
+        "credit report CBREP-1 from the bureau (read back by request CBR-1; the message "
+        "differed in score: the bureau's copy counts): score 760"
     )
-    assert summaries[3].startswith("credit report CBREP-1 from the bureau: score 700")
-    assert summaries[4] == ("ignored credit report: CBREP-2: report CBREP-1 is already on file")
-    assert summaries[5] == ("ignored customer reply: no request for more information is open")
+    assert summaries[7:] == [
+        "ignored credit report: CBREP-2: report CBREP-1 is already on file",
+    ]
     decision = events_of(events, AuditKind.POLICY_DECISION)[0]
     assert decision.data["decision"]["route"] == "auto_approve"
+    assert not [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
 
 
 async def test_non_standard_income_is_read_by_the_agent_and_referred_when_unsure(
@@ -253,10 +275,11 @@ async def test_large_loan_goes_to_a_credit_officer_who_may_approve_less(
 async def test_low_bureau_score_is_rejected_by_the_rules(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    systems = FakeLending(loan_application("APP-R1"))
+    report = credit_report("APP-R1", score=480, defaults=1)
+    systems = FakeLending(loan_application("APP-R1"), bureau_report=report)
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-R1")
-        await handle.signal(CREDIT_REPORT, credit_report("APP-R1", score=480, defaults=1))
+        await handle.signal(CREDIT_REPORT, report)
         result = await handle.result()
 
     assert (result.status, result.outcome, result.decided_by) == (
@@ -309,14 +332,12 @@ async def test_more_information_answered_in_time_is_read_again_and_approved(
         handle = await start_loan(time_skipping_env, queue, "APP-I1")
         await handle.signal(CREDIT_REPORT, credit_report("APP-I1"))
         waiting = await waits_for(handle, "a reply from the applicant")
-        await handle.signal(
-            CUSTOMER_REPLY,
-            CustomerReply(
-                application_id="APP-I1",
-                text="Statements attached",
-                documents=[freelance_statement("Bank statements: 3,950.00 EUR per month")],
-            ),
+        reply = CustomerReply(
+            application_id="APP-I1",
+            text="Statements attached",
+            documents=[freelance_statement("Bank statements: 3,950.00 EUR per month")],
         )
+        await handle.signal(CUSTOMER_REPLY, systems.store_reply(reply))
         result = await handle.result()
         events = await audit(handle)
 
@@ -393,7 +414,7 @@ async def test_fraud_alert_after_disbursement_reverses_disbursement_and_approval
         handle = await start_loan(time_skipping_env, queue, "APP-F1")
         await handle.signal(CREDIT_REPORT, credit_report("APP-F1"))
         watching = await reaches_status(handle, CaseStatus.DISBURSED)
-        await handle.signal(FRAUD_ALERT, alert("APP-F1"))
+        await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-F1")))
         result = await handle.result()
         events = await audit(handle)
 
@@ -425,22 +446,104 @@ async def test_fraud_alert_after_disbursement_reverses_disbursement_and_approval
     assert any(n.to == "kate@example.com" for n in systems.notifications)
 
 
-async def test_fraud_alert_before_approval_rejects_without_paying(
+async def test_an_empty_fraud_alert_on_a_paid_out_loan_leaves_the_case_able_to_reverse_it(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Issue 21, Why 5: a ``fraud_alert`` signal with no input failed every workflow task of a
+    paid-out loan, and the genuine alert after it could no longer reverse the payout."""
+    systems = FakeLending(loan_application("APP-F4"))
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-F4")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-F4"))
+        await reaches_status(handle, CaseStatus.DISBURSED)
+        await handle.signal(FRAUD_ALERT)
+        await handle.signal(FRAUD_ALERT, args=[alert("APP-F4"), alert("APP-F4")])
+        await recorded(handle, AuditKind.MESSAGE_RECEIVED, 4)
+        watching = await state(handle)
+        await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-F4")))
+        result = await handle.result()
+        events = await audit(handle)
+        history = await handle.fetch_history()
+
+    assert watching.status == CaseStatus.DISBURSED
+    ignored = [e.summary for e in events_of(events, AuditKind.MESSAGE_RECEIVED)][2:4]
+    assert ignored == [
+        "ignored fraud alert: malformed: expected one FraudAlert, got 0 payloads",
+        "ignored fraud alert: malformed: expected one FraudAlert, got 2 payloads",
+    ]
+    assert result.outcome is Outcome.REVERSED_AFTER_FRAUD_ALERT
+    assert systems.statuses == ["approved", "approval_reversed"]
+    assert not [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+
+
+async def test_fraud_alert_during_underwriting_withdraws_the_task_and_refuses_a_late_approval(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     systems = FakeLending(loan_application("APP-F2", amount="60000.00", term_months=120))
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-F2")
         await handle.signal(CREDIT_REPORT, credit_report("APP-F2"))
-        await opens_task(handle)
-        await handle.signal(FRAUD_ALERT, alert("APP-F2"))
-        await recorded(handle, AuditKind.MESSAGE_RECEIVED, 2)
-        await decide(handle, approver="noah", action="approve")
+        task = await opens_task(handle)
+        await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-F2")))
         result = await handle.result()
+        with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+            await decide(handle, approver="noah", action="approve", task_id=task.task_id)
+        events = await audit(handle)
+        final = await state(handle)
 
     assert result.outcome is Outcome.FRAUD_ALERT
+    assert result.reasons == ["fraud alert FA-1 from fraud-monitoring: mule account pattern"]
     assert systems.statuses == ["declined"]
     assert systems.disbursements == {}
+    assert final.open_tasks == []
+    withdrawn = [e for e in events if e.summary.startswith(f"withdrew task {task.task_id}")]
+    assert [e.data["role"] for e in withdrawn] == ["underwriter"]
+    assert events_of(events, AuditKind.HUMAN_DECISION) == []
+    told = [n for n in systems.notifications if n.subject.startswith("No longer needed")]
+    assert told and all(n.to == "noah@example.com" for n in told)
+
+
+async def test_fraud_alert_that_fraud_monitoring_never_raised_is_ignored(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    systems = FakeLending(loan_application("APP-F3", amount="60000.00", term_months=120))
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-F3")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-F3"))
+        await opens_task(handle)
+        await handle.signal(FRAUD_ALERT, alert("APP-F3", alert_id="FA-MADE-UP"))
+        await recorded(handle, AuditKind.MESSAGE_RECEIVED, 4)
+        receipt = await decide(handle, approver="noah", action="approve")
+        result = await handle.result()
+        events = await audit(handle)
+
+    assert receipt.approver == "noah"
+    assert (result.outcome, result.amount_disbursed) == (Outcome.APPROVED, Decimal("60000.00"))
+    ignored = events_of(events, AuditKind.MESSAGE_RECEIVED)[3]
+    assert ignored.summary.startswith(
+        "ignored fraud alert: fraud monitoring does not confirm alert FA-MADE-UP (RecordNotFound"
+    )
+
+
+async def test_an_application_decided_meanwhile_elsewhere_is_not_paid_out_again(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Business objects, not cases, are the unit of money: a second case on one application
+    (another ID), or a person in the lending system, decided it first."""
+    systems = FakeLending(loan_application("APP-D2"), decided_elsewhere="approved")
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-D2")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-D2"))
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == (CaseStatus.SUPERSEDED, Outcome.DECIDED_ELSEWHERE)
+    assert result.message.startswith(
+        "approved by policy, but not paid out: the application was decided meanwhile outside "
+        "this case (RequestConflict: "
+    )
+    assert systems.disbursements == {} and systems.statuses == []
 
 
 async def test_failed_disbursement_reverses_the_approval(

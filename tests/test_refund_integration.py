@@ -306,3 +306,42 @@ async def test_lost_refund_response_is_retried_and_refunds_exactly_once(
     ((attempt, last_failure),) = await activity_attempts(handle, "payments.issue_refund")
     assert attempt >= 2
     assert "503" in last_failure and "(the request was processed)" in last_failure
+
+
+async def test_two_cases_on_one_order_never_refund_more_than_was_paid(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    systems: RefundSystems,
+    analyst: ScriptedRefundAnalyst,
+) -> None:
+    """Issue 21, Why 6: two refund requests of 600.00 on a 1,000.00 order (the second started
+    with its own ID, as the docs suggest), both approved, refunded 1,200.00."""
+    order_id = new_order_id("TWICE")
+    await systems.seed(order_id, total="1000.00")
+    analyst.answer(order_id, "approve", 0.9)
+    first = await start_case(temporal, task_queue, order_id, "600.00")
+    second: RefundHandle = await temporal.client.start_workflow(
+        RefundWorkflow.run,
+        RefundInput(order_id=order_id, amount=Decimal("600.00"), reason="The sofa is scratched."),
+        id=f"{case_id_for(order_id)}-2",
+        task_queue=task_queue,
+    )
+    await asyncio.gather(wait_for_open_task(first), wait_for_open_task(second))
+    # Both approved at once: whichever pays second is refused what would over-refund.
+    await asyncio.gather(
+        decide(first, approver="carol", action="approve", comment="damaged"),
+        decide(second, approver="carol", action="approve", comment="damaged"),
+    )
+    results = await asyncio.gather(first.result(), second.result())
+
+    refunds = [r for r in await systems.refunds(order_id) if r.status == "issued"]
+    assert [r.amount for r in refunds] == [Decimal("600.00")]
+    (paid,) = [result for result in results if result.outcome is Outcome.APPROVED]
+    (refused,) = [result for result in results if result.outcome is not Outcome.APPROVED]
+    assert paid.refund_id == refunds[0].refund_id
+    # Refused by its own re-check, or (approved at the same moment) by the payments system.
+    assert refused.outcome in (Outcome.NOT_REFUNDABLE_ANY_MORE, Outcome.REFUND_REFUSED)
+    assert refused.refund_id is None
+    assert "refund" in refused.message and "600.00" in refused.message
+    told = await systems.notifications(to="carol@example.com", case_id=refused.case_id)
+    assert told[-1].subject == f"Refund on {order_id} not made"

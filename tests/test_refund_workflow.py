@@ -146,8 +146,12 @@ async def test_small_clear_refund_is_issued_automatically_and_noted_in_the_crm(
         AuditKind.CASE_COMPLETED,
     ):
         assert kind in kinds(events)
-    (decision,) = [e for e in events if e.kind is AuditKind.POLICY_DECISION]
+    decision, recheck = [e for e in events if e.kind is AuditKind.POLICY_DECISION]
     assert decision.data["decision"]["route"] == "auto_refund"
+    # Right before the money moved, what was still refundable was read again.
+    assert recheck.summary == (
+        "re-checked before refunding: 30.00 EUR still refundable on ORD-A1 (already refunded 0.00)"
+    )
     assert AuditKind.TASK_OPENED not in kinds(events)
     # The KPI conventions, beside the proposal and usage the trail always carried.
     (proposed,) = [e for e in events if e.kind is AuditKind.AGENT_PROPOSAL]
@@ -590,3 +594,72 @@ async def test_cancelled_case_says_nothing_was_left_half_done(
     assert issued(systems) == []
     assert events[-1].kind is AuditKind.CASE_COMPLETED
     assert "nothing to undo" in events[-1].summary
+
+
+# -- the order is the unit of money (issue 21) --------------------------------------------------
+
+
+async def test_a_refund_another_case_issued_meanwhile_counts_before_this_one_pays(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Issue 21, Why 6: what is refundable was computed at start only, so two approved cases of
+    600.00 refunded 1,200.00 on a 1,000.00 order."""
+    systems = FakeRefundSystems(order("ORD-O1", await now(time_skipping_env), total="1000.00"))
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, systems, amount="600.00")
+        await open_task(handle)
+        # Another case on the same order refunds while this one waits for finance.
+        systems.prior_refunds.append(
+            Refund(
+                refund_id="REF-OTHER",
+                order_id="ORD-O1",
+                customer_id="CUS-1",
+                amount=Decimal("600.00"),
+                currency="EUR",
+                status="issued",
+                idempotency_key="refund-ORD-O1-2:refund",
+            )
+        )
+        await decide(handle, approver="carol", action="approve", comment="damaged")
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == ("rejected", Outcome.NOT_REFUNDABLE_ANY_MORE)
+    assert "600.00 EUR exceeds the 400.00 still refundable on order ORD-O1" in result.message
+    assert systems.issue_calls == 0 and issued(systems) == []
+    assert systems.sent_to("carol@example.com")[-1] == "Refund on ORD-O1 not made"
+    assert systems.sent_to("erin@example.com")[-1] == "Refund on ORD-O1 rejected"
+
+
+async def test_a_refund_the_payments_system_refuses_ends_the_case_and_says_so(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Issue 21, Why 7: an edited refund the payments API refused (422) left the case failing
+    without a word to anyone."""
+    systems = FakeRefundSystems(
+        order("ORD-O2", await now(time_skipping_env), total="180.00"),
+        refund_error=ApplicationError(
+            "POST /payments/refunds answered 422: invalid request: amount: Decimal input should "
+            "have no more than 4 decimal places",
+            type="RequestRejected",
+            non_retryable=True,
+        ),
+    )
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, systems)
+        await open_task(handle)
+        await decide(handle, approver="judy", action="approve", comment="ok")
+        result = await handle.result()
+        events = await audit(handle)
+
+    assert (result.status, result.outcome) == (
+        "failed_needs_attention",
+        Outcome.REFUND_REFUSED,
+    )
+    assert result.message.startswith(
+        "approved by judy, but the payments system refused the refund of 180.00 EUR "
+        "(RequestRejected: POST /payments/refunds answered 422"
+    )
+    assert result.refund_id is None and issued(systems) == []
+    for person in ("erin@example.com", "judy@example.com"):
+        assert systems.sent_to(person)[-1] == "Refund on ORD-O2 not made"
+    assert events[-1].kind is AuditKind.CASE_COMPLETED

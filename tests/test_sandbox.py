@@ -759,3 +759,20 @@ def test_main_creates_the_database_directory_and_serves(
     assert db.is_file()
     assert (served["host"], served["port"]) == ("127.0.0.1", 8799)
     assert served["app"].title == "casework systems-of-record sandbox"
+
+
+def test_an_invoice_is_never_paid_more_than_its_total(client: httpx.Client, invoice: dict) -> None:
+    first = pay(client, "case-1:payment", amount=invoice["total"])
+    second = pay(client, "case-2:payment", amount="0.01")
+    retry = pay(client, "case-1:payment", amount=invoice["total"])
+
+    assert first.status_code == 201
+    assert (retry.status_code, retry.json()["payment_id"]) == (200, first.json()["payment_id"])
+    assert second.status_code == 409
+    assert second.json()["detail"] == (
+        f"paying 0.01 on INV-1 would pay more than its total 30.00: already paid 30.00 "
+        f"({first.json()['payment_id']})"
+    )
+    assert [p["payment_id"] for p in ledger(client, invoice_id="INV-1")] == [
+        first.json()["payment_id"]
+    ]

@@ -315,3 +315,32 @@ def test_account_executives_are_listed_by_territory(client: httpx.Client) -> Non
         "capacity": 5,
         "active": True,
     }
+
+
+def test_one_lead_gets_one_owner_and_one_first_touch(client: httpx.Client) -> None:
+    create_ae(client)
+    create_lead(client)
+    message = {"ae_id": "AE-1", "subject": "Nordwind GmbH: your enquiry", "body": "Hi Anna"}
+
+    first = write(client, "assign", "case-1:assign", ae_id="AE-1", only_if_new=True)
+    # A second case assigns the same lead to the same AE: without the condition this changed
+    # nothing and answered 200, and the second case went on to message the lead again.
+    second = write(client, "assign", "case-2:assign", ae_id="AE-1", only_if_new=True)
+    nurtured = write(client, "nurture", "case-3:nurture", reason="no", only_if_unassigned=True)
+    touch = write(client, "messages", "case-1:touch", **message)
+    again = write(client, "messages", "case-2:touch", **message)
+
+    assert first.status_code == 200, first.text
+    taken = "lead L-1 was taken meanwhile: assigned to AE-1"
+    assert (second.status_code, second.json()["detail"]) == (409, f"{taken}; not assigned again")
+    assert (nurtured.status_code, nurtured.json()["detail"]) == (
+        409,
+        f"{taken}; not put in the nurture queue",
+    )
+    assert load(client) == 1
+    assert touch.status_code == 201
+    assert (again.status_code, again.json()["detail"]) == (
+        409,
+        f"lead L-1 already has first touch {touch.json()['message_id']}; a lead gets one first "
+        "touch",
+    )

@@ -293,3 +293,82 @@ def test_a_disbursement_is_paid_once_into_the_ledger_and_reverses_like_a_payment
         headers={"Idempotency-Key": "loan-application-APP-1:disbursement-reversal"},
     ).json()
     assert (reversed_["status"], reversed_["reversal_reason"]) == ("reversed", "fraud alert FA-1")
+
+
+# -- what the loan case reads back: applicants' messages, fraud alerts, disbursement limits -----
+
+
+def test_an_applicants_message_is_kept_and_read_back(client: httpx.Client) -> None:
+    created(client.post("/lending/applications", json=application_body()))
+    body = {
+        "text": "Bank statements attached",
+        "documents": [{"document_id": "D3", "kind": "bank_statement", "text": "3,900.00 EUR"}],
+    }
+    kept = created(client.post("/lending/applications/APP-1/messages", json=body))
+    unknown_application = client.post("/lending/applications/APP-404/messages", json=body)
+
+    assert kept["message_id"] == "LMSG-000001" and kept["application_id"] == "APP-1"
+    assert kept["documents"][0]["text"] == "3,900.00 EUR"
+    assert client.get("/lending/applications/APP-1/messages/LMSG-000001").json() == kept
+    assert client.get("/lending/applications/APP-1/messages").json() == [kept]
+    assert unknown_application.status_code == 404
+    missing = client.get("/lending/applications/APP-1/messages/LMSG-999")
+    assert (missing.status_code, missing.json()["detail"]) == (
+        404,
+        "loan application APP-1 has no message LMSG-999",
+    )
+    empty = client.post("/lending/applications/APP-1/messages", json={"text": ""})
+    assert empty.status_code == 422 and "text" in empty.json()["detail"]
+
+
+def test_fraud_monitoring_keeps_the_alerts_it_raised(client: httpx.Client) -> None:
+    named = created(
+        client.post(
+            "/fraud/alerts",
+            json={"application_id": "APP-1", "alert_id": "FA-OWN", "reason": "mule account"},
+        )
+    )
+    numbered = created(
+        client.post("/fraud/alerts", json={"application_id": "APP-2", "reason": "stolen id"})
+    )
+    again = client.post(
+        "/fraud/alerts", json={"application_id": "APP-1", "alert_id": "FA-OWN", "reason": "x"}
+    )
+
+    assert (named["alert_id"], named["source"]) == ("FA-OWN", "fraud-monitoring")
+    assert numbered["alert_id"] == "FA-000002"
+    assert (again.status_code, again.json()["detail"]) == (409, "fraud alert FA-OWN already exists")
+    assert client.get("/fraud/alerts/FA-OWN").json() == named
+    assert client.get("/fraud/alerts", params={"application_id": "APP-2"}).json() == [numbered]
+    assert client.get("/fraud/alerts/FA-404").status_code == 404
+
+
+def test_a_known_loan_is_paid_out_only_once_approved_and_up_to_the_approved_amount(
+    client: httpx.Client,
+) -> None:
+    created(client.post("/lending/applications", json=application_body()))
+    body = {"application_id": "APP-1", "borrower_id": "CUST-1", "amount": "15000.00"}
+    body |= {"currency": "EUR"}
+
+    def disburse(key: str, **fields: str) -> httpx.Response:
+        return client.post(
+            "/payments/disbursements", json=body | fields, headers={"Idempotency-Key": key}
+        )
+
+    early = disburse("case-1:disbursement")
+    change(client, "approved", "case-1:status-approved", approved_amount="15000.00")
+    first = disburse("case-1:disbursement")
+    retry = disburse("case-1:disbursement")
+    second = disburse("case-2:disbursement", amount="1.00")
+
+    assert (early.status_code, early.json()["detail"]) == (
+        409,
+        "loan application APP-1 is submitted, not approved: nothing may be paid out",
+    )
+    assert first.status_code == 201
+    assert (retry.status_code, retry.json()["payment_id"]) == (200, first.json()["payment_id"])
+    assert second.status_code == 409
+    assert second.json()["detail"].startswith(
+        "paying 1.00 on APP-1 would pay more than the approved amount 15000.00: already paid "
+        "15000.00"
+    )

@@ -346,3 +346,34 @@ def test_refunds_route_is_not_taken_for_a_payment_id(client: httpx.Client) -> No
     assert client.get("/payments/refunds").json() == []
     missing = client.get("/payments/PAY-000009")
     assert missing.json() == {"detail": "payment PAY-000009 not found"}
+
+
+def test_an_order_is_never_refunded_more_than_its_total(client: httpx.Client) -> None:
+    create_order(
+        client,
+        "ORD-T",
+        lines=[{"sku": "SOFA", "description": "Sofa", "quantity": 1, "unit_price": "1000.00"}],
+    )
+    first = refund(client, "case-1:refund", order_id="ORD-T", amount="600.00")
+    second = refund(client, "case-2:refund", order_id="ORD-T", amount="600.00")
+    # A retry of the first is answered from the key, not refused as a second refund.
+    retry = refund(client, "case-1:refund", order_id="ORD-T", amount="600.00")
+    rest = refund(client, "case-3:refund", order_id="ORD-T", amount="400.00")
+
+    assert first.status_code == 201
+    assert (retry.status_code, retry.json()["refund_id"]) == (200, first.json()["refund_id"])
+    assert second.status_code == 409
+    assert second.json()["detail"] == (
+        "refund of 600.00 EUR on order ORD-T would refund more than was paid: total 1000.00 "
+        f"EUR, already refunded 600.00 ({first.json()['refund_id']})"
+    )
+    assert rest.status_code == 201
+    assert [r["amount"] for r in refund_ledger(client, order_id="ORD-T")] == ["600.00", "400.00"]
+    # A reversed refund gives its amount back.
+    reversed_ = client.post(
+        f"/payments/refunds/{first.json()['refund_id']}/reverse",
+        json={"reason": "test"},
+        headers={"Idempotency-Key": "case-1:reversal"},
+    )
+    assert reversed_.status_code == 200
+    assert refund(client, "case-2:refund-2", order_id="ORD-T", amount="600.00").status_code == 201

@@ -264,3 +264,20 @@ def test_deactivation_frees_the_tax_id_and_is_idempotent(client: httpx.Client) -
         "/erp/vendors/VEN-404/deactivate", json={"reason": "x"}, headers={"Idempotency-Key": "d2"}
     )
     assert (unknown.status_code, unknown.json()["detail"]) == (404, "vendor VEN-404 not found")
+
+
+def test_one_document_is_read_back_current_or_superseded(client: httpx.Client) -> None:
+    create_application(client)
+    upload = document("APP-1-TAX-2", "tax_certificate", "valid until 2099")
+    assert client.post("/vendors/applications/APP-1/documents", json=upload).status_code == 201
+
+    current = client.get("/vendors/applications/APP-1/documents/APP-1-TAX-2").json()
+    replaced = client.get("/vendors/applications/APP-1/documents/APP-1-TAX").json()
+    missing = client.get("/vendors/applications/APP-1/documents/APP-1-BANK")
+
+    assert (current["content"], current["superseded_by"]) == ("valid until 2099", None)
+    assert replaced["superseded_by"] == "APP-1-TAX-2"
+    assert (missing.status_code, missing.json()["detail"]) == (
+        404,
+        "vendor application APP-1 has no document APP-1-BANK",
+    )

@@ -161,6 +161,39 @@ async def test_auto_resolve_citing_an_article_that_does_not_exist_goes_to_a_pers
     assert (await stack.itsm.ticket(ticket_id))["status"] == "assigned"
 
 
+async def test_a_ticket_resolved_by_hand_while_the_case_waited_is_not_written_over(
+    stack: Stack,
+) -> None:
+    """Issue 21, Why 7: a ticket resolved by hand while its case waited was reopened (assigned
+    to a team) by the case."""
+    ticket_id = new_ticket_id("byhand")
+    await stack.itsm.create_ticket(ticket_id, title="Locked out of my account")
+    stack.model.script(
+        ticket_id,
+        final(category="access", action="auto_resolve", team=None, kb_article_id="KB-NONE"),
+    )
+    handle = await stack.start(ticket_id)
+    await open_task(handle, "a review task")
+    # Someone on the desk fixes it by hand meanwhile.
+    await stack.itsm.resolve_by_hand(ticket_id, "Unlocked the account on the phone with the user.")
+    await review(handle, "frank", "reject", "send it to the desk")
+    result = await handle.result()
+
+    assert (result.status, result.route, result.decided_by) == (
+        CaseStatus.SUPERSEDED,
+        TriageRoute.ASSIGN,
+        "frank",
+    )
+    assert result.message.startswith(
+        f"not written: {ticket_id} was changed while the case waited (status 'new' -> "
+        "'resolved'; resolution None -> 'Unlocked the account on the phone with the user.')"
+    )
+    ticket = await stack.itsm.ticket(ticket_id)
+    assert (ticket["status"], ticket["team"]) == ("resolved", None)
+    assert history_actions(ticket) == ["created", "resolved"]
+    assert ticket["comments"] == []
+
+
 async def test_confident_proposal_for_a_team_in_the_policy_assigns_the_ticket(
     stack: Stack,
 ) -> None:

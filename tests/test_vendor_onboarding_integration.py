@@ -185,6 +185,7 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
     systems: VendorSystems,
     checker: ScriptedChecker,
     tmp_path_factory: pytest.TempPathFactory,
+    sandbox_url: str,
 ) -> None:
     wrong = bank_confirmation_text(name="Südwind Handels AG")
     vendor_application = new_application("C", bank_confirmation=wrong)
@@ -239,6 +240,7 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
         f"{application_id}-BANK-2",
         "--as",
         CONTACT,
+        sandbox_url=sandbox_url,
     )
     assert sent.returncode == 0, sent.stdout + sent.stderr
     again = await run_command(
@@ -253,6 +255,7 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
         "BANK CONFIRMATION",
         "--document-id",
         f"{application_id}-BANK-2",
+        sandbox_url=sandbox_url,
     )
     await open_reviews(handle, 2)
     await decide(handle, approver="mia", action="approve")
@@ -262,7 +265,15 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
     assert "invalid DocumentResubmission: document_id: Field required" in ignored.summary
     assert f"took document {application_id}-BANK-2" in sent.stdout
     assert again.returncode == 1
-    assert f"document {application_id}-BANK-2 was already received" in again.stderr
+    # Another document under the same ID: the portal keeps the first, so nothing is sent.
+    assert f"document {application_id}-BANK-2 already exists" in again.stderr
+    # The portal holds what the case decided on, as the vendor uploaded it.
+    portal = await systems.application(application_id)
+    (bank,) = [d for d in portal["documents"] if d["kind"] == "bank_confirmation"]
+    assert (bank["document_id"], bank["content"]) == (
+        f"{application_id}-BANK-2",
+        bank_confirmation_text(),
+    )
     assert (result.status, result.resubmissions) == (CaseStatus.ONBOARDED, 1)
     (vendor,) = await systems.erp_vendors(application_id)
     assert vendor["documents"][-1] == f"{application_id}-BANK-2"

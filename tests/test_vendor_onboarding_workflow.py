@@ -197,7 +197,9 @@ async def test_an_invalid_document_waits_for_the_resubmission_signal_then_contin
         )
         await handle.signal(
             "resubmit",
-            resubmission("APP-E1", "APP-E1-TAX-2", "tax_certificate", tax_certificate_text()),
+            systems.upload(
+                resubmission("APP-E1", "APP-E1-TAX-2", "tax_certificate", tax_certificate_text())
+            ),
         )
         await open_reviews(handle, 2)
         await decide(handle, approver="mia", action="approve")
@@ -207,8 +209,12 @@ async def test_an_invalid_document_waits_for_the_resubmission_signal_then_contin
 
     (request,) = [n for n in systems.notifications if n.subject.startswith("Documents needed")]
     assert "tax certificate APP-E1-TAX invalid: it expired on 2020-12-31" in request.body
-    (received,) = events_of(events, AuditKind.MESSAGE_RECEIVED)
-    assert received.data["document_id"] == "APP-E1-TAX-2"
+    received, read_back = events_of(events, AuditKind.MESSAGE_RECEIVED)
+    assert received.data["document_id"] == read_back.data["document_id"] == "APP-E1-TAX-2"
+    assert received.data["confirming"] is True
+    assert read_back.summary.startswith(
+        "read tax_certificate APP-E1-TAX-2 back from the vendor portal"
+    )
     assert (result.status, result.resubmissions) == (CaseStatus.ONBOARDED, 1)
     assert [(c.kind, c.document_id, c.verdict) for c in result.documents][1] == (
         "tax_certificate",
@@ -232,13 +238,18 @@ async def test_a_missing_document_is_requested_and_a_wrong_one_asked_for_again(
         await reached(handle, CaseStatus.AWAITING_EXTERNAL)
         wrong = bank_confirmation_text(name="Südwind Handels AG")
         await handle.signal(
-            "resubmit", resubmission("APP-F1", "APP-F1-BANK-1", "bank_confirmation", wrong)
+            "resubmit",
+            systems.upload(resubmission("APP-F1", "APP-F1-BANK-1", "bank_confirmation", wrong)),
         )
         await audited(handle, AuditKind.AGENT_PROPOSAL, 3)
         waiting = await reached(handle, CaseStatus.AWAITING_EXTERNAL)
         await handle.signal(
             "resubmit",
-            resubmission("APP-F1", "APP-F1-BANK-2", "bank_confirmation", bank_confirmation_text()),
+            systems.upload(
+                resubmission(
+                    "APP-F1", "APP-F1-BANK-2", "bank_confirmation", bank_confirmation_text()
+                )
+            ),
         )
         await open_reviews(handle, 2)
         await cancel(handle)
@@ -292,9 +303,14 @@ async def test_malformed_or_wrong_resubmissions_are_recorded_and_ignored_with_th
             valid.model_copy(update={"document_id": "APP-H1-REG"}),
         ):
             await handle.signal("resubmit", payload)
-        ignored = await audited(handle, AuditKind.DECISION_REFUSED, 5)
-        still = await state(handle)
+        await handle.signal("resubmit")
+        await handle.signal("resubmit", args=[valid, valid])
+        ignored = await audited(handle, AuditKind.DECISION_REFUSED, 7)
+        # Sent, but never uploaded to the portal: it does not count, and may be sent again.
         await handle.signal("resubmit", valid)
+        not_uploaded = (await audited(handle, AuditKind.DECISION_REFUSED, 8))[-1]
+        still = await state(handle)
+        await handle.signal("resubmit", systems.upload(valid))
         await open_reviews(handle, 2)
         await cancel(handle)
 
@@ -310,7 +326,15 @@ async def test_malformed_or_wrong_resubmissions_are_recorded_and_ignored_with_th
         "bank_confirmation is not awaited; the case waits for: tax_certificate"
     )
     assert reasons[4].endswith("document APP-H1-REG was already received")
+    assert reasons[5:] == [
+        "ignored resubmission from the vendor: expected one DocumentResubmission, got 0 payloads",
+        "ignored resubmission from the vendor: expected one DocumentResubmission, got 2 payloads",
+    ]
     assert ignored[0].data["document_id"] == "APP-H1-TAX-2"
+    assert not_uploaded.summary.startswith(
+        f"ignored resubmission from {CONTACT}: the vendor portal does not confirm document "
+        "APP-H1-TAX-2 (RecordNotFound"
+    )
     # Ignored means ignored: nothing was checked, and the case still waits.
     assert still.status == CaseStatus.AWAITING_EXTERNAL
     assert len(systems.agent_requests) == 4

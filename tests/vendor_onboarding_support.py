@@ -34,7 +34,7 @@ from temporalio.worker import Worker
 from casework.activities import policy
 from casework.activities.erp_vendors import VendorCreation, VendorDeactivation
 from casework.activities.notifications import NotificationRequest
-from casework.activities.vendors import ApplicationLookup, ApplicationStatusChange
+from casework.activities.vendors import ApplicationLookup, ApplicationStatusChange, DocumentLookup
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.agents.vendor_documents import DocumentExtraction, stand_in_extraction
 from casework.audit import AuditEvent, AuditKind
@@ -166,6 +166,16 @@ class FakeVendorSystems:
     """Addresses the fake outbox refuses for good."""
     status_gate: asyncio.Event | None = None
     """When set, application status changes wait for it: holds a case while it closes."""
+    uploads: dict[str, VendorDocument] = field(default_factory=dict)
+    """Documents the vendor uploaded to the portal after the application, by document ID."""
+
+    def upload(self, submission: DocumentResubmission) -> DocumentResubmission:
+        """Play the vendor uploading the document to the portal; the resubmission to signal."""
+        for earlier in self.uploads.values():
+            if earlier.kind == submission.kind and earlier.superseded_by is None:
+                earlier.superseded_by = submission.document_id
+        self.uploads[submission.document_id] = submission.as_document()
+        return submission
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="vendors.get_application")
@@ -177,6 +187,18 @@ class FakeVendorSystems:
                     non_retryable=True,
                 )
             return self.application
+
+        @activity.defn(name="vendors.get_document")
+        async def get_document(lookup: DocumentLookup) -> VendorDocument:
+            document = self.uploads.get(lookup.document_id)
+            if document is None or lookup.application_id != self.application.application_id:
+                raise ApplicationError(
+                    f"vendor application {lookup.application_id} has no document "
+                    f"{lookup.document_id}",
+                    type="RecordNotFound",
+                    non_retryable=True,
+                )
+            return document
 
         @activity.defn(name="vendors.set_application_status")
         async def set_application_status(change: ApplicationStatusChange) -> VendorApplication:
@@ -254,6 +276,7 @@ class FakeVendorSystems:
         return [
             policy.load,
             get_application,
+            get_document,
             set_application_status,
             create_vendor,
             deactivate_vendor,
@@ -432,7 +455,8 @@ class VendorSystems:
             mode="json", exclude={"status", "erp_vendor_id", "documents"}
         ) | {
             "documents": [
-                d.model_dump(mode="json", exclude={"uploaded_at"}) for d in application.documents
+                d.model_dump(mode="json", exclude={"uploaded_at", "superseded_by"})
+                for d in application.documents
             ]
         }
         response = await self._http.post("/vendors/applications", json=body)
@@ -475,7 +499,7 @@ def new_application(label: str, **documents: Any) -> VendorApplication:
 
 
 async def run_command(
-    temporal: WorkflowEnvironment, home: Path, *command: str
+    temporal: WorkflowEnvironment, home: Path, *command: str, sandbox_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``casework`` or ``temporal`` against the test's dev server, as an operator would.
 
@@ -494,6 +518,8 @@ async def run_command(
         "TEMPORAL_NAMESPACE": temporal.client.namespace,
         "CASEWORK_HOME": str(home),
     }
+    if sandbox_url is not None:
+        env["CASEWORK_SANDBOX_URL"] = sandbox_url
     argv = [str(BIN / command[0]), *command[1:]]
     if command[0] == "temporal":
         argv += ["--address", address, "--disable-config-file", "--disable-config-env"]

@@ -1,5 +1,6 @@
-"""Credit bureau tools. Only the request is a tool call: the report arrives later as a message,
-routed to the case by application ID (``casework.correlation``)."""
+"""Credit bureau tools. The request is a tool call; the report arrives later as a message, routed
+to the case by application ID (``casework.correlation``), and the case reads the bureau's answer
+back by its own request ID before it believes it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ class ReportOrder(BaseModel):
     idempotency_key: str
 
 
+class ReportRequestLookup(BaseModel):
+    request_id: str
+
+
 class CreditBureauActivities:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
@@ -32,4 +37,11 @@ class CreditBureauActivities:
                 json=order.model_dump(mode="json", exclude={"idempotency_key"}),
                 idempotency_key=order.idempotency_key,
             )
+        )
+
+    @activity.defn(name="credit_bureau.get_request")
+    async def get_request(self, lookup: ReportRequestLookup) -> CreditReportRequest:
+        """The request as the bureau keeps it, with its report once it has answered."""
+        return CreditReportRequest.model_validate(
+            await call(self._client, "GET", f"/credit-bureau/requests/{lookup.request_id}")
         )

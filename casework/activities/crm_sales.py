@@ -55,6 +55,8 @@ class LeadAssignment(BaseModel):
     ae_id: str
     account_id: str | None = None
     note: str | None = None
+    only_if_new: bool = False
+    """Assign only a lead still new: the CRM refuses (409) one taken meanwhile."""
     idempotency_key: str
 
 
@@ -63,6 +65,8 @@ class LeadRelease(BaseModel):
 
     lead_id: str
     reason: str
+    only_if_unassigned: bool = False
+    """Nurture only a lead nobody owns: the CRM refuses (409) one taken meanwhile."""
     idempotency_key: str
 
 
@@ -122,7 +126,9 @@ class CrmSalesActivities:
                 self._client,
                 "POST",
                 f"/crm/leads/{quote(assignment.lead_id, safe='')}/assign",
-                json=assignment.model_dump(include={"ae_id", "account_id", "note"}),
+                json=assignment.model_dump(
+                    include={"ae_id", "account_id", "note", "only_if_new"}, exclude_defaults=True
+                ),
                 idempotency_key=assignment.idempotency_key,
             )
         )
@@ -153,7 +159,9 @@ class CrmSalesActivities:
                 self._client,
                 "POST",
                 f"/crm/leads/{quote(release.lead_id, safe='')}/{action}",
-                json={"reason": release.reason},
+                json=release.model_dump(
+                    include={"reason", "only_if_unassigned"}, exclude_defaults=True
+                ),
                 idempotency_key=release.idempotency_key,
             )
         )

@@ -1,4 +1,5 @@
-"""Fraud-detection tools: the signals raised against a customer. Read-only."""
+"""Fraud-detection tools: the signals raised against a customer, an alert raised on a loan
+application. Read-only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
 from casework.activities.http import call
+from casework.loan_records import RaisedFraudAlert
 from casework.records_refund import FraudSignal
 
 
@@ -15,6 +17,10 @@ class FraudSignalLookup(BaseModel):
 
 
 _signals = TypeAdapter(list[FraudSignal])
+
+
+class FraudAlertLookup(BaseModel):
+    alert_id: str
 
 
 class FraudActivities:
@@ -27,4 +33,11 @@ class FraudActivities:
             await call(
                 self._client, "GET", "/fraud/signals", params={"customer_id": lookup.customer_id}
             )
+        )
+
+    @activity.defn(name="fraud.get_alert")
+    async def get_alert(self, lookup: FraudAlertLookup) -> RaisedFraudAlert:
+        """An alert as fraud monitoring keeps it."""
+        return RaisedFraudAlert.model_validate(
+            await call(self._client, "GET", f"/fraud/alerts/{lookup.alert_id}")
         )

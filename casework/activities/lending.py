@@ -1,4 +1,5 @@
-"""Lending-system tools: read a loan application, record what was decided about it."""
+"""Lending-system tools: read a loan application and what the applicant sent about it, record
+what was decided about it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from casework.activities.http import call
-from casework.loan_records import LoanApplication
+from casework.loan_records import ApplicantMessage, LoanApplication
 
 
 class ApplicationLookup(BaseModel):
@@ -23,6 +24,11 @@ class ApplicationStatusChange(BaseModel):
     note: str | None = None
     approved_amount: Decimal | None = None
     idempotency_key: str
+
+
+class MessageLookup(BaseModel):
+    application_id: str
+    message_id: str
 
 
 class LendingActivities:
@@ -46,5 +52,16 @@ class LendingActivities:
                     mode="json", exclude={"application_id", "idempotency_key"}, exclude_none=True
                 ),
                 idempotency_key=change.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="lending.get_message")
+    async def get_message(self, lookup: MessageLookup) -> ApplicantMessage:
+        """A message from the applicant as the lending system received it."""
+        return ApplicantMessage.model_validate(
+            await call(
+                self._client,
+                "GET",
+                f"/lending/applications/{lookup.application_id}/messages/{lookup.message_id}",
             )
         )

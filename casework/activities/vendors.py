@@ -1,4 +1,5 @@
-"""Vendor portal tools: read an application with its documents, set its status."""
+"""Vendor portal tools: read an application with its documents (or one document), set its
+status."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from casework.activities.http import call
-from casework.vendor_records import VendorApplication
+from casework.vendor_records import VendorApplication, VendorDocument
 
 
 class ApplicationLookup(BaseModel):
@@ -20,6 +21,11 @@ class ApplicationStatusChange(BaseModel):
     note: str | None = None
     erp_vendor_id: str | None = None
     idempotency_key: str
+
+
+class DocumentLookup(BaseModel):
+    application_id: str
+    document_id: str
 
 
 class VendorPortalActivities:
@@ -43,5 +49,16 @@ class VendorPortalActivities:
                     mode="json", exclude={"application_id", "idempotency_key"}, exclude_none=True
                 ),
                 idempotency_key=change.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="vendors.get_document")
+    async def get_document(self, lookup: DocumentLookup) -> VendorDocument:
+        """A document as the vendor uploaded it to the portal."""
+        return VendorDocument.model_validate(
+            await call(
+                self._client,
+                "GET",
+                f"/vendors/applications/{lookup.application_id}/documents/{lookup.document_id}",
             )
         )

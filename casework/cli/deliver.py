@@ -2,7 +2,9 @@
 
 The loan process waits for three kinds: the credit bureau's report, the applicant's reply to a
 request for more information, and fraud monitoring's alert. Each names its application and is
-routed by it (``casework.correlation``); a case that is not running refuses it, loudly.
+routed by it (``casework.correlation``); a case that is not running refuses it, loudly. The case
+believes a message only as its source keeps it, so a reply is first handed to the lending system
+and an alert to fraud monitoring (the bureau keeps its answers itself), then delivered.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from casework.converter import describe_validation_error
 from casework.correlation import (
     BureauAnswerUnavailable,
     NoCaseForMessage,
+    SourceRefused,
     bureau_report,
     deliver,
+    raise_fraud_alert,
+    store_reply,
 )
 from casework.loan_records import CustomerReply, FraudAlert, IncomeDocument, Message
 
@@ -84,8 +89,7 @@ def message_from(args: argparse.Namespace) -> Message | None:
 async def run(
     client: Client, settings: Settings, args: argparse.Namespace, message: Message | None
 ) -> int:
-    if message is None:
-        message = await _from_bureau(settings, args.request_id)
+    message = await _kept_by_source(settings, args, message)
     try:
         delivery = await deliver(client, message)
     except NoCaseForMessage as error:
@@ -95,16 +99,22 @@ async def run(
     return 0
 
 
-async def _from_bureau(settings: Settings, request_id: str) -> Message:
+async def _kept_by_source(
+    settings: Settings, args: argparse.Namespace, message: Message | None
+) -> Message:
+    """The message as its source keeps it: read from the bureau, or handed to the lending
+    system or fraud monitoring first (the case reads it back from there)."""
     async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
         try:
-            return await bureau_report(sandbox, request_id)
-        except BureauAnswerUnavailable as error:
+            if isinstance(message, CustomerReply):
+                return await store_reply(sandbox, message)
+            if isinstance(message, FraudAlert):
+                return await raise_fraud_alert(sandbox, message)
+            return await bureau_report(sandbox, args.request_id)
+        except (BureauAnswerUnavailable, SourceRefused) as error:
             raise CommandError(str(error)) from error
         except httpx.HTTPError as error:
-            raise CommandError(
-                f"cannot read the bureau at {settings.sandbox_url}: {error!r}"
-            ) from error
+            raise CommandError(f"cannot reach {settings.sandbox_url}: {error!r}") from error
 
 
 def _message(model: type[Message], **fields: Any) -> Message:

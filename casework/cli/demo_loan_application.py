@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from casework.cli.cases import CommandError, drive_case
 from casework.cli.seeding import DemoCase, create_once, sandbox_request
 from casework.config import Settings
-from casework.correlation import NoCaseForMessage, bureau_report, deliver
+from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
 from casework.loan_records import FraudAlert
 from casework.workflows.case import CaseState, CaseStatus
 from casework.workflows.loan_application import LoanApplicationInput, case_id_for
@@ -180,7 +180,7 @@ async def run(
     )
     await asyncio.gather(
         *(
-            drive_case(handles[s.suffix], _people(client, s, application_ids[s.suffix]))
+            drive_case(handles[s.suffix], _people(client, sandbox, s, application_ids[s.suffix]))
             for s in SCENARIOS
         )
     )
@@ -214,7 +214,7 @@ async def _play_bureau(
 
 
 def _people(
-    client: Client, scenario: LoanScenario, application_id: str
+    client: Client, sandbox: httpx.AsyncClient, scenario: LoanScenario, application_id: str
 ) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
     """Fraud monitoring raises the scenario's alert once the loan is paid out; everything else
     (the fraud watch, an underwriting task) is left waiting."""
@@ -223,14 +223,16 @@ def _people(
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if state.status != CaseStatus.DISBURSED or not pending:
             return False
-        delivery = await deliver(
-            client,
+        # Fraud monitoring keeps the alert; the case reads it back from there.
+        alert = await raise_fraud_alert(
+            sandbox,
             FraudAlert(
                 application_id=application_id,
                 alert_id=f"FA-{application_id}",
                 reason=pending.pop(),
             ),
         )
+        delivery = await deliver(client, alert)
         print(f"  {delivery.summary}")
         return True
 

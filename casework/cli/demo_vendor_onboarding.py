@@ -17,6 +17,7 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from casework.cli.cases import command, drive_case
+from casework.cli.resubmit import upload_to_portal
 from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
 from casework.config import Settings
 from casework.tasks import TaskDecision
@@ -186,7 +187,10 @@ def corrected_document(
 
 
 def people(
-    scenario: VendorScenario, resubmission: DocumentResubmission, settings: Settings
+    scenario: VendorScenario,
+    resubmission: DocumentResubmission,
+    settings: Settings,
+    sandbox: httpx.AsyncClient,
 ) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
     """The reviewers decide their open tasks as the scenario says (legal before finance); the
     vendor resubmits once when asked. Anything else is left waiting."""
@@ -204,6 +208,8 @@ def people(
             return True  # the case is still checking what the vendor sent
         if state.status != CaseStatus.AWAITING_EXTERNAL or not scenario.resubmit:
             return False
+        # The vendor uploads to the portal, which tells the case; the case reads it back.
+        await upload_to_portal(sandbox, resubmission)
         await handle.signal("resubmit", resubmission)
         sent.append(resubmission.document_id)
         print(f"  {handle.id}: the vendor resubmitted {resubmission.document_id}")
@@ -229,7 +235,12 @@ async def run(
         *(
             drive_case(
                 handle,
-                people(scenario, corrected_document(batch, scenario, application_id), settings),
+                people(
+                    scenario,
+                    corrected_document(batch, scenario, application_id),
+                    settings,
+                    sandbox,
+                ),
             )
             for scenario, application_id, handle in cases
         )
@@ -253,9 +264,13 @@ def _print_how_to_resubmit(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document.content)
     signal_input = json.dumps(document.model_dump(exclude_none=True))
+    upload = json.dumps(document.model_dump(include={"document_id", "kind", "filename", "content"}))
     print(f"{case_id} waits for the vendor's {document.kind}. Send it with:")
     resubmit = [_command("casework"), "resubmit", case_id, "--kind", document.kind]
     print(f"  {command(*resubmit, '--file', str(path), '--document-id', document.document_id)}")
-    print("or with the Temporal CLI:")
+    print("or upload it to the vendor portal and tell the case with the Temporal CLI:")
+    portal = f"{settings.sandbox_url}/vendors/applications/{document.application_id}/documents"
+    upload_command = ["curl", "-X", "POST", portal, "-H", "Content-Type: application/json"]
+    print(f"  {command(*upload_command, '-d', upload)}")
     signal = [_command("temporal"), "workflow", "signal", "--workflow-id", case_id]
     print(f"  {command(*signal, '--name', 'resubmit', '--input', signal_input)}")

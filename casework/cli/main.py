@@ -397,6 +397,7 @@ def run(args: argparse.Namespace) -> int:
                     args.case,
                     args.kind,
                     text,
+                    sandbox_url=settings.sandbox_url,
                     filename=args.filename or (Path(args.file).name if args.file else None),
                     document_id=args.document_id,
                     submitted_by=args.sender,

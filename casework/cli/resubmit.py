@@ -1,7 +1,9 @@
 """``casework resubmit``: send a vendor's document to a vendor-onboarding case that waits for it.
 
-It sends the ``resubmit`` signal (what a vendor portal would send), then reads the case's audit
-trail to say whether the case took the document or ignored it, and why.
+It uploads the document to the vendor portal (where the case reads it back from: a document the
+portal does not have does not count), sends the ``resubmit`` signal (what the portal would send),
+then reads the case's audit trail to say whether the case took the document or ignored it, and
+why.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import time
 from pathlib import Path
 
+import httpx
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -41,12 +44,32 @@ def default_document_id(application_id: str, kind: str, content: str) -> str:
     return f"{application_id}-{re.sub(r'[^A-Z0-9]+', '-', kind.upper())}-{digest}"
 
 
+async def upload_to_portal(sandbox: httpx.AsyncClient, submission: DocumentResubmission) -> None:
+    """Put the document in the vendor portal, as the vendor's upload; the same document already
+    there is fine (sent again), another one under its ID is refused."""
+    path = f"/vendors/applications/{submission.application_id}/documents"
+    response = await sandbox.post(
+        path, json=submission.model_dump(include={"document_id", "kind", "filename", "content"})
+    )
+    if response.status_code == 201:
+        return
+    if response.status_code == 409:
+        existing = await sandbox.get(f"{path}/{submission.document_id}")
+        if existing.is_success and existing.json().get("content") == submission.content:
+            return
+    raise CommandError(
+        f"the vendor portal refused document {submission.document_id}: "
+        + str(response.json().get("detail", response.text))
+    )
+
+
 async def resubmit(
     client: Client,
     case_id: str,
     kind: str,
     content: str,
     *,
+    sandbox_url: str,
     filename: str | None = None,
     document_id: str | None = None,
     submitted_by: str | None = None,
@@ -77,13 +100,23 @@ async def resubmit(
     except ValidationError as error:
         raise CommandError(describe_validation_error(error)) from error
 
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10.0) as sandbox:
+        try:
+            await upload_to_portal(sandbox, submission)
+        except httpx.HTTPError as error:
+            raise CommandError(
+                f"cannot reach the vendor portal at {sandbox_url}: {error!r}"
+            ) from error
     seen = len(await handle.query("audit", result_type=list[AuditEvent]))
     await handle.signal(SIGNAL, submission)
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         events = await handle.query("audit", result_type=list[AuditEvent])
         for event in events[seen:]:
-            if event.data.get("document_id") != submission.document_id:
+            # Received, but not yet read back from the portal: the verdict comes after.
+            if event.data.get("document_id") != submission.document_id or event.data.get(
+                "confirming"
+            ):
                 continue
             if event.kind is AuditKind.MESSAGE_RECEIVED:
                 print(f"{case_id} took document {submission.document_id}: {event.summary}")

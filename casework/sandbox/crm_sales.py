@@ -187,12 +187,27 @@ class Assignment(StrictModel):
     ae_id: RecordId
     account_id: RecordId | None = None
     note: Text | None = None
+    only_if_new: bool = Field(
+        default=False,
+        description="Assign only a lead still new: one someone else took meanwhile is a 409.",
+    )
 
 
 class Release(StrictModel):
     """Why a lead is unassigned or put in the nurture queue."""
 
     reason: Text
+    only_if_unassigned: bool = Field(
+        default=False,
+        description="Nurture only a lead nobody owns: one someone took meanwhile is a 409.",
+    )
+
+
+def _refuse_if_taken(lead: Lead, what: str) -> None:
+    if lead.status == "assigned":
+        raise HTTPException(
+            409, f"lead {lead.lead_id} was taken meanwhile: assigned to {lead.owner_ae_id}; {what}"
+        )
 
 
 # --- first-touch messages --------------------------------------------------------------------
@@ -462,6 +477,12 @@ def assign_lead(
     """
 
     def change(conn: sqlite3.Connection, lead: Lead) -> None:
+        if assignment.only_if_new:
+            _refuse_if_taken(lead, "not assigned again")
+            if lead.status != "new":
+                raise HTTPException(
+                    409, f"lead {lead_id} was taken meanwhile: it is {lead.status}; not assigned"
+                )
         ae = _get_ae(conn, assignment.ae_id)
         if not ae.active:
             raise HTTPException(409, f"account executive {ae.ae_id} is inactive")
@@ -514,6 +535,8 @@ def nurture_lead(
     """Put the lead in the nurture queue, unassigned; at most once per Idempotency-Key."""
 
     def change(conn: sqlite3.Connection, lead: Lead) -> None:
+        if release.only_if_unassigned:
+            _refuse_if_taken(lead, "not put in the nurture queue")
         if lead.status == "nurture":
             return
         _release(conn, lead, "nurture")
@@ -529,11 +552,23 @@ def nurture_lead(
 def queue_first_touch(
     lead_id: str, request: FirstTouchRequest, key: IdempotencyKey, response: Response, db: Db
 ) -> FirstTouchMessage:
-    """Queue a first-touch message to the lead from the AE who owns it; once per key."""
+    """Queue a first-touch message to the lead from the AE who owns it; once per key, and one
+    per lead: while a first touch is queued for it, another is a 409 (a cancelled one does not
+    count)."""
 
     def apply() -> FirstTouchMessage:
         lead = _get_lead(conn, lead_id)
         _get_ae(conn, request.ae_id)
+        earlier = conn.execute(
+            "SELECT message_id FROM crm_sales_messages WHERE lead_id = ? AND status != 'cancelled'",
+            (lead_id,),
+        ).fetchone()
+        if earlier is not None:
+            raise HTTPException(
+                409,
+                f"lead {lead_id} already has first touch {earlier['message_id']}; a lead gets "
+                "one first touch",
+            )
         if lead.owner_ae_id != request.ae_id:
             raise HTTPException(
                 409,

@@ -17,7 +17,15 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field, StringConstraints, model_validator
 
 from casework.sandbox.models import Currency, PositiveMoney, RecordId, StrictModel, Text
-from casework.sandbox.store import Db, IdempotencyKey, apply_once, columns, insert, utc_now
+from casework.sandbox.store import (
+    Db,
+    IdempotencyKey,
+    apply_once,
+    columns,
+    insert,
+    next_id,
+    utc_now,
+)
 
 router = APIRouter(prefix="/lending", tags=["Lending"])
 
@@ -46,6 +54,17 @@ CREATE TABLE IF NOT EXISTS lending_application_history (
 );
 CREATE INDEX IF NOT EXISTS lending_application_history_application
     ON lending_application_history (application_id);
+-- What applicants send about their application (a reply to a request for more information),
+-- kept as received: a loan case believes a reply only once it has read it back from here.
+CREATE TABLE IF NOT EXISTS lending_messages (
+    seq INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    application_id TEXT NOT NULL REFERENCES lending_applications (application_id),
+    text TEXT NOT NULL,
+    documents TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lending_messages_application ON lending_messages (application_id);
 """
 
 ApplicationStatus = Literal["submitted", "approved", "declined", "on_hold", "approval_reversed"]
@@ -242,3 +261,68 @@ def change_status(
             result_type=Application,
             apply=apply,
         )
+
+
+# --- messages from applicants ----------------------------------------------------------------
+
+
+class NewMessage(StrictModel):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+    documents: list[IncomeDocument] = Field(default_factory=list, max_length=20)
+
+
+class ApplicantMessage(NewMessage):
+    message_id: str
+    application_id: str
+    received_at: datetime
+
+
+_SELECT_MESSAGES = f"SELECT {columns(ApplicantMessage)} FROM lending_messages"
+
+
+def _message_from_row(row: sqlite3.Row) -> ApplicantMessage:
+    return ApplicantMessage.model_validate(dict(row) | {"documents": json.loads(row["documents"])})
+
+
+@router.post("/applications/{application_id}/messages", status_code=201)
+def receive_message(application_id: str, message: NewMessage, db: Db) -> ApplicantMessage:
+    """What the applicant sent about the application (the channel a loan case reads replies
+    back from). Only an application that exists can receive one."""
+    with db.transaction() as conn:
+        _get(conn, application_id)
+        seq, message_id = next_id(conn, "lending_messages", "LMSG")
+        received = ApplicantMessage(
+            **message.model_dump(),
+            message_id=message_id,
+            application_id=application_id,
+            received_at=utc_now(),
+        )
+        values = received.model_dump(mode="json")
+        insert(
+            conn,
+            "lending_messages",
+            values | {"seq": seq, "documents": json.dumps(values["documents"])},
+        )
+    return received
+
+
+@router.get("/applications/{application_id}/messages")
+def list_messages(application_id: str, db: Db) -> list[ApplicantMessage]:
+    with db.transaction() as conn:
+        _get(conn, application_id)
+        rows = conn.execute(
+            f"{_SELECT_MESSAGES} WHERE application_id = ? ORDER BY seq", (application_id,)
+        ).fetchall()
+    return [_message_from_row(row) for row in rows]
+
+
+@router.get("/applications/{application_id}/messages/{message_id}")
+def get_message(application_id: str, message_id: str, db: Db) -> ApplicantMessage:
+    with db.transaction() as conn:
+        row = conn.execute(
+            f"{_SELECT_MESSAGES} WHERE application_id = ? AND message_id = ?",
+            (application_id, message_id),
+        ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"loan application {application_id} has no message {message_id}")
+    return _message_from_row(row)

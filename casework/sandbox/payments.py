@@ -69,13 +69,43 @@ def _get_payment(conn: sqlite3.Connection, payment_id: str) -> Payment:
     return Payment.model_validate(dict(row))
 
 
+def _paid_so_far(conn: sqlite3.Connection, invoice_id: str) -> tuple[Decimal, list[str]]:
+    """What the ledger paid out on an invoice (or a loan) and not reversed, and the payments."""
+    rows = conn.execute(
+        "SELECT payment_id, amount FROM payments WHERE invoice_id = ? AND status = 'completed'",
+        (invoice_id,),
+    ).fetchall()
+    return sum((Decimal(row["amount"]) for row in rows), Decimal(0)), [
+        row["payment_id"] for row in rows
+    ]
+
+
+def _refuse_over_payment(
+    conn: sqlite3.Connection, object_id: str, amount: Decimal, limit: Decimal, what: str
+) -> None:
+    paid, payments = _paid_so_far(conn, object_id)
+    if paid + amount > limit:
+        raise HTTPException(
+            409,
+            f"paying {amount} on {object_id} would pay more than {what} {limit}: already paid "
+            f"{paid}" + (f" ({', '.join(payments)})" if payments else ""),
+        )
+
+
 @router.post("", status_code=201)
 def create_payment(
     request: PaymentRequest, key: IdempotencyKey, response: Response, db: Db
 ) -> Payment:
-    """Pay an invoice. Retrying with the same Idempotency-Key returns the first payment."""
+    """Pay an invoice. Retrying with the same Idempotency-Key returns the first payment; a
+    payment that would take an ERP invoice's payments above its total is a 409."""
 
     def apply() -> Payment:
+        invoice = conn.execute(
+            "SELECT total FROM invoices WHERE invoice_id = ?", (request.invoice_id,)
+        ).fetchone()
+        if invoice is not None:
+            limit = Decimal(invoice["total"])
+            _refuse_over_payment(conn, request.invoice_id, request.amount, limit, "its total")
         seq, payment_id = next_id(conn, "payments", "PAY")
         payment = Payment(
             payment_id=payment_id,
@@ -106,9 +136,25 @@ def create_disbursement(
 ) -> Payment:
     """Pay out a loan. It is an entry in the same ledger as invoice payments (``invoice_id`` is
     the loan application, ``supplier_id`` the borrower), so one ledger shows every payout and is
-    the one place to check for duplicates; reverse it like any payment."""
+    the one place to check for duplicates; reverse it like any payment. A loan the lending
+    system knows is paid out only once approved, and never above the approved amount (409)."""
 
     def apply() -> Payment:
+        application = conn.execute(
+            "SELECT status, approved_amount FROM lending_applications WHERE application_id = ?",
+            (request.application_id,),
+        ).fetchone()
+        if application is not None:
+            if application["status"] != "approved" or application["approved_amount"] is None:
+                raise HTTPException(
+                    409,
+                    f"loan application {request.application_id} is {application['status']}, "
+                    "not approved: nothing may be paid out",
+                )
+            limit = Decimal(application["approved_amount"])
+            _refuse_over_payment(
+                conn, request.application_id, request.amount, limit, "the approved amount"
+            )
         seq, payment_id = next_id(conn, "payments", "PAY")
         payment = Payment(
             payment_id=payment_id,
@@ -185,11 +231,37 @@ def _get_refund(conn: sqlite3.Connection, refund_id: str) -> Refund:
     return Refund.model_validate(dict(row))
 
 
+def _refuse_over_refund(conn: sqlite3.Connection, request: RefundRequest) -> None:
+    """An order is never refunded more than it was paid, whichever case or clerk asks: the
+    refunds issued on it (and not reversed) plus this one stay within its total."""
+    order = conn.execute(
+        "SELECT total, currency FROM orders WHERE order_id = ?", (request.order_id,)
+    ).fetchone()
+    if order is None:
+        return
+    issued = conn.execute(
+        "SELECT refund_id, amount FROM payments_refunds WHERE order_id = ? AND status = 'issued'",
+        (request.order_id,),
+    ).fetchall()
+    already = sum((Decimal(row["amount"]) for row in issued), Decimal(0))
+    total = Decimal(order["total"])
+    if already + request.amount > total:
+        raise HTTPException(
+            409,
+            f"refund of {request.amount} {request.currency} on order {request.order_id} would "
+            f"refund more than was paid: total {total} {order['currency']}, already refunded "
+            f"{already}"
+            + (f" ({', '.join(row['refund_id'] for row in issued)})" if issued else ""),
+        )
+
+
 @router.post("/refunds", status_code=201)
 def issue_refund(request: RefundRequest, key: IdempotencyKey, response: Response, db: Db) -> Refund:
-    """Refund a customer. Retrying with the same Idempotency-Key returns the first refund."""
+    """Refund a customer. Retrying with the same Idempotency-Key returns the first refund; a
+    refund that would take an order's refunds above its total is a 409."""
 
     def apply() -> Refund:
+        _refuse_over_refund(conn, request)
         seq, refund_id = next_id(conn, "payments_refunds", "REF")
         refund = Refund(
             refund_id=refund_id,

@@ -262,6 +262,21 @@ def list_documents(application_id: str, db: Db, include_superseded: bool = False
         return _documents(conn, application_id, include_superseded)
 
 
+@router.get("/applications/{application_id}/documents/{document_id}")
+def get_document(application_id: str, document_id: str, db: Db) -> Document:
+    """One uploaded document, current or superseded (``superseded_by`` says which)."""
+    with db.transaction() as conn:
+        row = conn.execute(
+            f"{_DOCUMENTS} WHERE application_id = ? AND document_id = ?",
+            (application_id, document_id),
+        ).fetchone()
+    if row is None:
+        raise HTTPException(
+            404, f"vendor application {application_id} has no document {document_id}"
+        )
+    return Document.model_validate(dict(row))
+
+
 @router.post("/applications/{application_id}/status")
 def change_status(
     application_id: str, change: StatusChange, key: IdempotencyKey, response: Response, db: Db

@@ -139,6 +139,9 @@ class CaseStatus(StrEnum):
     ONBOARDED = "onboarded"
     DISBURSED = "disbursed"
     ROUTED = "routed"
+    SUPERSEDED = "superseded"
+    """Someone else (a person, another case) acted on the business object while the case
+    waited; the case wrote nothing over it."""
 
 
 class CaseState(BaseModel):
@@ -365,7 +368,9 @@ class CaseWorkflow:
         return await saga.compensate(on_step)
 
     def record_cancellation(self, report: CompensationReport) -> None:
-        """Close a cancelled case saying what its compensation undid."""
+        """Close a cancelled case saying what its compensation undid; a task still open is
+        withdrawn, so nobody is left deciding for a case that has ended."""
+        self.withdraw_open_tasks("the case was cancelled")
         self.set_status(CaseStatus.CANCELLED_COMPENSATED)
         self.record(
             AuditKind.CASE_COMPLETED,
@@ -610,6 +615,21 @@ class CaseWorkflow:
                 task_id=task.task_id,
             )
             return ApprovalOutcome(task=task, decision=None)
+
+    def withdraw_open_tasks(self, why: str) -> list[HumanTask]:
+        """Close every open task undecided, because an event (a fraud alert, say) has settled
+        the case: a decision sent for one of them later is refused, the task being no longer
+        open. Returns the tasks withdrawn, so their people can be told."""
+        withdrawn = self.open_tasks()
+        for task in withdrawn:
+            task.status = TaskStatus.WITHDRAWN
+            self.record(
+                AuditKind.POLICY_DECISION,
+                f"withdrew task {task.task_id} of {task.role} undecided: {why}",
+                task_id=task.task_id,
+                role=task.role,
+            )
+        return withdrawn
 
     def _new_task(self, kind: TaskKind, sla: timedelta, **fields: Any) -> HumanTask:
         """A new open task: numbered per case, due ``sla`` from now."""

@@ -68,6 +68,10 @@ with workflow.unsafe.imports_passed_through():
 
 CASE_TYPE = "lead-routing"
 POLICY_ID = "lead_routing"
+ONE_OWNER_PER_LEAD = "lead-write-only-if-untaken"
+"""Patch ID: the case assigns (or nurtures) a lead only if nobody took it meanwhile (the CRM
+refuses otherwise, atomically), and then ends ``superseded`` having written nothing. Cases
+started before wrote over whoever had taken the lead."""
 MESSAGE_EXCERPT_CHARS = 300
 
 
@@ -93,6 +97,8 @@ class Outcome(StrEnum):
     TIMED_OUT = "timed_out"
     NO_CAPACITY = "no_capacity"
     FAILED_COMPENSATED = "failed_compensated"
+    TAKEN_ELSEWHERE = "taken_elsewhere"
+    """Another case or a person took the lead first; this case wrote nothing."""
 
 
 class LeadRoutingResult(BaseModel):
@@ -381,17 +387,27 @@ class LeadRoutingWorkflow(CaseWorkflow):
         lead = context.lead
         case_id = workflow.info().workflow_id
         self.set_status(CaseStatus.EXECUTING)
-        await self.call_tool(
-            CrmSalesActivities.assign_lead,
-            LeadAssignment(
-                lead_id=lead.lead_id,
-                ae_id=ae.ae_id,
-                account_id=context.account.account_id if context.account else None,
-                note=f"{decision.routing.rule.value} routing by {case_id}, decided by {decided_by}",
-                idempotency_key=self.idempotency_key("assign"),
-            ),
-            summary=f"assigned {lead.lead_id} to {ae.ae_id} ({ae.name})",
-        )
+        only_if_new = workflow.patched(ONE_OWNER_PER_LEAD)
+        try:
+            await self.call_tool(
+                CrmSalesActivities.assign_lead,
+                LeadAssignment(
+                    lead_id=lead.lead_id,
+                    ae_id=ae.ae_id,
+                    account_id=context.account.account_id if context.account else None,
+                    note=(
+                        f"{decision.routing.rule.value} routing by {case_id}, decided by "
+                        f"{decided_by}"
+                    ),
+                    only_if_new=only_if_new,
+                    idempotency_key=self.idempotency_key("assign"),
+                ),
+                summary=f"assigned {lead.lead_id} to {ae.ae_id} ({ae.name})",
+            )
+        except ActivityError:
+            if only_if_new and (taken := await self._taken(lead.lead_id)) is not None:
+                return self._taken_elsewhere(decision, taken, decided_by)
+            raise
         self._saga.add(
             f"lead {lead.lead_id} unassigned from {ae.ae_id}",
             lambda: self.call_tool(
@@ -452,13 +468,22 @@ class LeadRoutingWorkflow(CaseWorkflow):
         decided_by: str,
     ) -> LeadRoutingResult:
         lead = context.lead
-        await self.call_tool(
-            CrmSalesActivities.nurture_lead,
-            LeadRelease(
-                lead_id=lead.lead_id, reason=reason, idempotency_key=self.idempotency_key("nurture")
-            ),
-            summary=f"put {lead.lead_id} in the nurture queue",
-        )
+        only_if_unassigned = workflow.patched(ONE_OWNER_PER_LEAD)
+        try:
+            await self.call_tool(
+                CrmSalesActivities.nurture_lead,
+                LeadRelease(
+                    lead_id=lead.lead_id,
+                    reason=reason,
+                    only_if_unassigned=only_if_unassigned,
+                    idempotency_key=self.idempotency_key("nurture"),
+                ),
+                summary=f"put {lead.lead_id} in the nurture queue",
+            )
+        except ActivityError:
+            if only_if_unassigned and (taken := await self._taken(lead.lead_id)) is not None:
+                return self._taken_elsewhere(decision, taken, decided_by)
+            raise
         message = f"put in the nurture queue, unassigned: {reason}"
         self.set_status(status)
         if outcome is not Outcome.REJECTED:
@@ -470,6 +495,39 @@ class LeadRoutingWorkflow(CaseWorkflow):
                 step="nurture",
             )
         return self._result(decision, lead, status, outcome, message, decided_by=decided_by)
+
+    async def _taken(self, lead_id: str) -> Lead | None:
+        """The lead as the CRM has it now, if someone else took it since the case read it."""
+        try:
+            lead: Lead = await self.call_tool(
+                CrmSalesActivities.get_lead,
+                LeadLookup(lead_id=lead_id),
+                summary=f"re-read lead {lead_id}",
+            )
+        except ActivityError:
+            return None
+        return lead if lead.status == "assigned" else None
+
+    def _taken_elsewhere(
+        self, decision: LeadDecision, lead: Lead, decided_by: str
+    ) -> LeadRoutingResult:
+        """Another case or a person took the lead first: one lead, one owner, one first touch,
+        so this case writes nothing over theirs."""
+        message = (
+            f"not routed: lead {lead.lead_id} was assigned to {lead.owner_ae_id} by someone else "
+            "meanwhile; this case wrote nothing (no assignment, no first touch)"
+        )
+        self.record(AuditKind.POLICY_DECISION, message, lead_status=lead.status)
+        self.set_status(CaseStatus.SUPERSEDED)
+        return self._result(
+            decision,
+            lead,
+            CaseStatus.SUPERSEDED,
+            Outcome.TAKEN_ELSEWHERE,
+            message,
+            decided_by=decided_by,
+            ae_id=lead.owner_ae_id,
+        )
 
     async def _fail_compensated(
         self,

@@ -17,7 +17,8 @@ and ignored with the reason.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from collections.abc import Coroutine
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -29,12 +30,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-    from casework.activities.credit_bureau import CreditBureauActivities, ReportOrder
+    from casework.activities.credit_bureau import (
+        CreditBureauActivities,
+        ReportOrder,
+        ReportRequestLookup,
+    )
+    from casework.activities.fraud import FraudActivities, FraudAlertLookup
+    from casework.activities.http import REQUEST_CONFLICT
     from casework.activities.kyc import IdentityCheck, KycActivities, SanctionsCheck
     from casework.activities.lending import (
         ApplicationLookup,
         ApplicationStatusChange,
         LendingActivities,
+        MessageLookup,
     )
     from casework.activities.notifications import NotificationActivities, NotificationRequest
     from casework.activities.payments import (
@@ -54,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.audit import AuditKind
     from casework.converter import validation_problems
     from casework.loan_records import (
+        ApplicantMessage,
         CreditReport,
         CreditReportRequest,
         CustomerReply,
@@ -61,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         IncomeDocument,
         LoanApplication,
         Message,
+        RaisedFraudAlert,
     )
     from casework.policies.evaluator import money
     from casework.policies.loan_application import (
@@ -80,6 +90,7 @@ with workflow.unsafe.imports_passed_through():
         COMPENSATION_RETRY,
         TOOL_RETRY,
         AmountLimits,
+        ApprovalOutcome,
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
@@ -95,6 +106,16 @@ POLICY_ID = "loan_application"
 CREDIT_REPORT = "credit_report"
 CUSTOMER_REPLY = "customer_reply"
 FRAUD_ALERT = "fraud_alert"
+
+CONFIRMED_MESSAGES = "loan-confirmed-messages"
+"""Patch ID: a message counts only once its source confirms it (the bureau's report read back by
+the case's request ID, a reply read back from the lending system, an alert from fraud
+monitoring), and a confirmed fraud alert during underwriting withdraws the underwriter's task.
+Cases started before believed a message on its say-so, and keep doing so on replay."""
+DECIDED_ONCE = "loan-decided-once"
+"""Patch ID: when the lending system refuses the approval because the application was decided
+meanwhile (by another case, or a person), the case ends ``superseded`` having paid nothing.
+Cases that failed there before keep failing on replay."""
 
 
 class LoanApplicationInput(BaseModel):
@@ -130,6 +151,8 @@ class Outcome(StrEnum):
     NO_DECISION = "no_decision"
     REVERSED_AFTER_FRAUD_ALERT = "reversed_after_fraud_alert"
     DISBURSEMENT_FAILED = "disbursement_failed"
+    DECIDED_ELSEWHERE = "decided_elsewhere"
+    """The application was decided meanwhile, outside this case: nothing paid out."""
 
 
 class LoanApplicationResult(BaseModel):
@@ -151,6 +174,8 @@ class _ReplyRequest(BaseModel):
     due_at: datetime
     missing: list[str]
     reply: CustomerReply | None = None
+    notices: list[CustomerReply] = Field(default_factory=list)
+    """Replies received, until the lending system confirms one."""
 
 
 @workflow.defn(name="LoanApplication")
@@ -166,15 +191,22 @@ class LoanApplicationWorkflow(CaseWorkflow):
         self._application: LoanApplication | None = None
         self._bureau_request: CreditReportRequest | None = None
         self._report: CreditReport | None = None
-        self._reports_before_application: list[CreditReport] = []
+        self._messages_before_application: list[Message] = []
         self._waiting_for_report = False
         self._reply_request: _ReplyRequest | None = None
         self._fraud_alert: FraudAlert | None = None
+        self._confirms_messages = False
+        # Messages that answer what the case waits for, until their source confirms them.
+        self._report_notices: list[CreditReport] = []
+        self._report_closed = False
+        self._alert_notices: list[FraudAlert] = []
+        self._replies_taken: set[str] = set()
         self._watch_until: datetime | None = None
         self._reversal_reason = ""
 
     @workflow.run
     async def run(self, request: LoanApplicationInput) -> LoanApplicationResult:
+        self._confirms_messages = workflow.patched(CONFIRMED_MESSAGES)
         self.begin(
             request,
             request.submitted_by,
@@ -194,8 +226,8 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 non_retryable=True,
             )
         self._application = application
-        for report in self._reports_before_application:
-            self._file_report(report)
+        for message in self._messages_before_application:
+            self._take(message)
         self._facts.update(
             application_id=application.application_id,
             applicant=application.applicant.full_name,
@@ -414,6 +446,8 @@ class LoanApplicationWorkflow(CaseWorkflow):
         self, policy: LoanApplicationPolicy, application: LoanApplication
     ) -> tuple[CreditReport | None, str]:
         """The bureau's report: at once when it came early, else as it arrives, else None."""
+        if self._confirms_messages:
+            return await self._await_confirmed_report(policy, application)
         if self._report is None:
             self._waiting_for_report = True
             self.set_status(CaseStatus.AWAITING_EXTERNAL, amount=application.amount)
@@ -431,6 +465,39 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 )
                 self.record(AuditKind.TASK_TIMED_OUT, reason)
                 return None, reason
+        return self._report, ""
+
+    async def _await_confirmed_report(
+        self, policy: LoanApplicationPolicy, application: LoanApplication
+    ) -> tuple[CreditReport | None, str]:
+        """Each report received is read back from the bureau by the case's own request ID; the
+        first the bureau confirms is the report. None when none is confirmed in time."""
+        request = self._bureau_request
+        assert request is not None
+        due_at = workflow.now() + policy.credit_bureau.report_within
+        while self._report is None:
+            if not self._report_notices:
+                self._waiting_for_report = True
+                self.set_status(CaseStatus.AWAITING_EXTERNAL, amount=application.amount)
+                remaining = due_at - workflow.now()
+                arrived = remaining > timedelta(0) and await wait_within(
+                    lambda: bool(self._report_notices), remaining
+                )
+                self._waiting_for_report = False
+                self.set_status(CaseStatus.ANALYSING, amount=application.amount)
+                if not arrived:
+                    self._report_closed = True
+                    reason = (
+                        f"no credit bureau report within "
+                        f"{format_duration(policy.credit_bureau.report_within)} "
+                        f"(request {request.request_id})"
+                    )
+                    self.record(AuditKind.TASK_TIMED_OUT, reason)
+                    return None, reason
+            await self._confirm_report(self._report_notices.pop(0))
+        for late in self._report_notices:
+            self._ignore("credit report", self._report_on_file(late), message=late)
+        self._report_notices.clear()
         return self._report, ""
 
     async def _ask_applicant(
@@ -463,7 +530,10 @@ class LoanApplicationWorkflow(CaseWorkflow):
             + f"\n\nPlease reply by {request.due_at:%Y-%m-%d %H:%M} UTC.",
             step=f"more-information-{round_number}",
         )
-        replied = await wait_within(lambda: request.reply is not None, sla)
+        if self._confirms_messages:
+            replied = await self._await_confirmed_reply(request)
+        else:
+            replied = await wait_within(lambda: request.reply is not None, sla)
         self._reply_request = None
         self.set_status(CaseStatus.ANALYSING, amount=application.amount)
         if not replied:
@@ -475,6 +545,26 @@ class LoanApplicationWorkflow(CaseWorkflow):
             return None
         return request.reply
 
+    async def _await_confirmed_reply(self, request: _ReplyRequest) -> bool:
+        """Each reply received is read back from the lending system; True once one is confirmed,
+        False when none is by the due date."""
+        while request.reply is None:
+            remaining = request.due_at - workflow.now()
+            if remaining <= timedelta(0) or not await wait_within(
+                lambda: bool(request.notices), remaining
+            ):
+                return False
+            await self._confirm_reply(request, request.notices.pop(0))
+        assert request.reply is not None
+        for late in request.notices:
+            self._ignore(
+                "customer reply",
+                f"{late.message_id}: reply {request.reply.message_id} was already taken",
+                message=late,
+            )
+        request.notices.clear()
+        return True
+
     async def _underwrite(
         self,
         policy: LoanApplicationPolicy,
@@ -485,7 +575,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
         reading: IncomeReading | None,
     ) -> LoanApplicationResult:
         assert decision.tier is not None
-        outcome = await self.request_approval(
+        approval = self.request_approval(
             ApprovalRequest(
                 title=(
                     f"Loan {application.application_id}: {money(application.amount)} "
@@ -509,6 +599,12 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 ),
             )
         )
+        if self._confirms_messages:
+            outcome = await self._underwrite_unless_fraud(approval)
+            if outcome is None:
+                return await self._decline_for_fraud(ref, application)
+        else:
+            outcome = await approval
         human = outcome.decision
         if human is None:
             return await self._put_on_hold(policy, ref, application)
@@ -525,6 +621,48 @@ class LoanApplicationWorkflow(CaseWorkflow):
             policy, ref, application, amount, human.approver, Outcome.APPROVED
         )
 
+    async def _underwrite_unless_fraud(
+        self, approval: Coroutine[Any, Any, ApprovalOutcome]
+    ) -> ApprovalOutcome | None:
+        """The underwriters' decision, or None when a confirmed fraud alert ends the case first:
+        their open task is then withdrawn, so a decision sent for it later is refused."""
+        deciding = asyncio.create_task(approval)
+        while not deciding.done():
+            await workflow.wait_condition(lambda: deciding.done() or bool(self._alert_notices))
+            alert = await self._confirmed_alert()
+            if alert is None:
+                continue
+            deciding.cancel()
+            # The task ends cancelled; any other end is an error to surface.
+            (end,) = await asyncio.gather(deciding, return_exceptions=True)
+            if isinstance(end, BaseException) and not isinstance(end, asyncio.CancelledError):
+                raise end
+            withdrawn = self.withdraw_open_tasks(
+                f"fraud alert {alert.alert_id} from {alert.source}: the application is declined"
+            )
+            for task in withdrawn:
+                await self.notify_role(
+                    task.role,
+                    f"No longer needed: {task.title}",
+                    f"A fraud alert ({alert.alert_id}) ended this case; nothing to decide.",
+                    step=f"{task.task_id}-withdrawn",
+                )
+            return None
+        return deciding.result()
+
+    async def _decline_for_fraud(
+        self, ref: PolicyRef, application: LoanApplication
+    ) -> LoanApplicationResult:
+        alert = self._fraud_alert
+        assert alert is not None
+        return await self._decline(
+            ref,
+            application,
+            [f"fraud alert {alert.alert_id} from {alert.source}: {alert.reason}"],
+            Outcome.FRAUD_ALERT,
+            "policy",
+        )
+
     async def _approve(
         self,
         policy: LoanApplicationPolicy,
@@ -534,20 +672,20 @@ class LoanApplicationWorkflow(CaseWorkflow):
         decided_by: str,
         outcome: Outcome,
     ) -> LoanApplicationResult:
-        alert = self._fraud_alert
-        if alert is not None:
-            return await self._decline(
-                ref,
-                application,
-                [f"fraud alert {alert.alert_id} from {alert.source}: {alert.reason}"],
-                Outcome.FRAUD_ALERT,
-                "policy",
-            )
+        if await self._confirmed_alert() is not None:
+            return await self._decline_for_fraud(ref, application)
         application_id, currency = application.application_id, application.currency
         self.set_status(CaseStatus.EXECUTING, amount=amount)
-        await self._set_application_status(
-            application_id, "approved", f"approved by {decided_by}", approved_amount=amount
-        )
+        try:
+            await self._set_application_status(
+                application_id, "approved", f"approved by {decided_by}", approved_amount=amount
+            )
+        except ActivityError as error:
+            # The lending system holds the one decision on an application: refused here, it
+            # was taken meanwhile by someone else, and this case pays nothing.
+            if not (_conflict(error) and workflow.patched(DECIDED_ONCE)):
+                raise
+            return self._decided_elsewhere(ref, application, decided_by, error)
         self._saga.add(
             f"approval of {application_id} reversed",
             lambda: self._set_application_status(
@@ -624,7 +762,11 @@ class LoanApplicationWorkflow(CaseWorkflow):
         )
         ended_early = False
         try:
-            alerted = await wait_within(lambda: self._fraud_alert is not None, window)
+            alerted = await (
+                self._watch_for_confirmed_alert()
+                if self._confirms_messages
+                else wait_within(lambda: self._fraud_alert is not None, window)
+            )
         except asyncio.CancelledError:
             # The money went out on a sound decision: cancelling the case ends the watch, it
             # does not claw the loan back. Only a fraud alert does that.
@@ -650,6 +792,19 @@ class LoanApplicationWorkflow(CaseWorkflow):
             payment_id=payment.payment_id,
             policy=ref,
         )
+
+    async def _watch_for_confirmed_alert(self) -> bool:
+        """Until the watch ends: each alert received is confirmed with fraud monitoring; True
+        once one is."""
+        assert self._watch_until is not None
+        while True:
+            remaining = self._watch_until - workflow.now()
+            if remaining <= timedelta(0) or not await wait_within(
+                lambda: bool(self._alert_notices), remaining
+            ):
+                return False
+            if await self._confirmed_alert() is not None:
+                return True
 
     async def _reverse(
         self,
@@ -691,6 +846,25 @@ class LoanApplicationWorkflow(CaseWorkflow):
             payment_id=payment.payment_id,
             compensated=report.compensated,
             compensation_failed=report.failed,
+            policy=ref,
+        )
+
+    def _decided_elsewhere(
+        self, ref: PolicyRef, application: LoanApplication, decided_by: str, error: ActivityError
+    ) -> LoanApplicationResult:
+        message = (
+            f"approved by {decided_by}, but not paid out: the application was decided meanwhile "
+            f"outside this case ({failure_message(error)})"
+        )
+        self.record(AuditKind.POLICY_DECISION, message)
+        self.set_status(CaseStatus.SUPERSEDED)
+        return LoanApplicationResult(
+            case_id=workflow.info().workflow_id,
+            application_id=application.application_id,
+            status=CaseStatus.SUPERSEDED,
+            outcome=Outcome.DECIDED_ELSEWHERE,
+            message=message,
+            decided_by=decided_by,
             policy=ref,
         )
 
@@ -823,8 +997,20 @@ class LoanApplicationWorkflow(CaseWorkflow):
 
     # -- messages from outside --------------------------------------------------------------
 
-    def _received(self, what: str, model: type[MessageT], raw: Any) -> MessageT | None:
-        """The message, validated and meant for this case; None (recorded) when it is not."""
+    def _received(
+        self, what: str, model: type[MessageT], payloads: tuple[Any, ...]
+    ) -> MessageT | None:
+        """The message, validated and meant for this case; None (recorded) when it is not.
+
+        Handlers take whatever was sent: one declared argument would make a signal with no
+        payload, or two, fail every workflow task of the case (the SDK cannot call the handler),
+        and the case would never move again."""
+        if len(payloads) != 1:
+            self._ignore(
+                what, f"malformed: expected one {model.__name__}, got {len(payloads)} payloads"
+            )
+            return None
+        raw = payloads[0]
         try:
             message = model.model_validate(raw)
         except ValidationError as error:
@@ -840,6 +1026,14 @@ class LoanApplicationWorkflow(CaseWorkflow):
             return None
         return message
 
+    def _awaiting_confirmation(self, what: str, until: str, message: Message) -> None:
+        self.record(
+            AuditKind.MESSAGE_RECEIVED,
+            f"received {what}; it counts once {until}",
+            confirming=True,
+            message=message,
+        )
+
     def _ignore(self, what: str, reason: str, **data: Any) -> None:
         self.record(
             AuditKind.MESSAGE_RECEIVED,
@@ -850,18 +1044,44 @@ class LoanApplicationWorkflow(CaseWorkflow):
         )
 
     @workflow.signal(name=CREDIT_REPORT)
-    def credit_report(self, raw: Any) -> None:
-        report = self._received("credit report", CreditReport, raw)
-        if report is None:
-            return
+    def credit_report(self, *payloads: Any) -> None:
+        report = self._received("credit report", CreditReport, payloads)
+        if report is not None:
+            self._take(report)
+
+    @workflow.signal(name=CUSTOMER_REPLY)
+    def customer_reply(self, *payloads: Any) -> None:
+        reply = self._received("customer reply", CustomerReply, payloads)
+        if reply is not None:
+            self._take(reply)
+
+    @workflow.signal(name=FRAUD_ALERT)
+    def fraud_alert(self, *payloads: Any) -> None:
+        alert = self._received("fraud alert", FraudAlert, payloads)
+        if alert is not None:
+            self._take(alert)
+
+    def _take(self, message: Message) -> None:
+        """Handle a message meant for this application, once the application has been read:
+        until then it is too early to tell (whether a report is about the applicant, say), so
+        it is kept until then."""
         if self._application is None:
-            # Too early to tell whether it is about the applicant: checked once the application
-            # has been read, and kept until then.
-            self._reports_before_application.append(report)
-        else:
-            self._file_report(report)
+            self._messages_before_application.append(message)
+        elif isinstance(message, CreditReport):
+            if self._confirms_messages:
+                self._note_report(message)
+            else:
+                self._file_report(message)
+        elif isinstance(message, CustomerReply):
+            self._take_reply(message)
+        elif isinstance(message, FraudAlert):
+            if self._confirms_messages:
+                self._note_alert(message)
+            else:
+                self._file_alert(message)
 
     def _file_report(self, report: CreditReport) -> None:
+        """Cases started before messages were confirmed: the report is believed as sent."""
         assert self._application is not None
         subject = self._application.applicant.national_id
         if report.subject_id != subject:
@@ -871,48 +1091,187 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 message=report,
             )
         elif self._report is not None:
-            on_file = self._report.report_id
+            self._ignore("credit report", self._report_on_file(report), message=report)
+        else:
+            self._accept_report(report, "")
+
+    def _report_on_file(self, report: CreditReport) -> str:
+        assert self._report is not None
+        on_file = self._report.report_id
+        return (
+            f"{on_file} is already on file (delivered again)"
+            if report.report_id == on_file
+            else f"{report.report_id}: report {on_file} is already on file"
+        )
+
+    def _accept_report(self, report: CreditReport, source: str) -> None:
+        self._report = report
+        self.record(
+            AuditKind.MESSAGE_RECEIVED,
+            f"credit report {report.report_id} from the bureau{source}: score {report.score}, "
+            f"{money(report.monthly_debt_payments)} monthly debt, {report.defaults} default(s)"
+            + (
+                "; kept until the credit step needs it"
+                if not (self._waiting_for_report or self._confirms_messages)
+                else ""
+            ),
+            accepted=True,
+            message=report,
+        )
+        self._facts["credit_score"] = report.score
+
+    def _note_report(self, report: CreditReport) -> None:
+        """A report counts only as the answer to this case's own open request, and only in the
+        bureau's own copy: it is kept until the credit step reads that copy back."""
+        request = self._bureau_request
+        if self._report is not None:
+            self._ignore("credit report", self._report_on_file(report), message=report)
+        elif self._report_closed:
             self._ignore(
                 "credit report",
-                f"{on_file} is already on file (delivered again)"
-                if report.report_id == on_file
-                else f"{report.report_id}: report {on_file} is already on file",
+                f"{report.report_id}: the case no longer waits for a report (it went on without)",
+                message=report,
+            )
+        elif request is not None and report.request_id != request.request_id:
+            self._ignore(
+                "credit report",
+                f"{report.report_id} answers request {report.request_id}, not this case's "
+                f"request {request.request_id}",
                 message=report,
             )
         else:
-            self._report = report
-            self.record(
-                AuditKind.MESSAGE_RECEIVED,
-                f"credit report {report.report_id} from the bureau: score {report.score}, "
-                f"{money(report.monthly_debt_payments)} monthly debt, {report.defaults} default(s)"
-                + ("" if self._waiting_for_report else "; kept until the credit step needs it"),
-                accepted=True,
-                message=report,
+            self._report_notices.append(report)
+            self._awaiting_confirmation(
+                f"credit report {report.report_id} (request {report.request_id})",
+                "the bureau confirms it",
+                report,
             )
-            self._facts["credit_score"] = report.score
 
-    @workflow.signal(name=CUSTOMER_REPLY)
-    def customer_reply(self, raw: Any) -> None:
-        reply = self._received("customer reply", CustomerReply, raw)
-        if reply is None:
+    async def _confirm_report(self, notice: CreditReport) -> None:
+        """Read the case's own request back from the bureau; its answer, if any, is the report."""
+        request = self._bureau_request
+        application = self._application
+        assert request is not None and application is not None
+        if notice.request_id != request.request_id:
+            # Kept before the request was made, when this could not be told yet.
+            self._note_report(notice)
             return
+        try:
+            answered: CreditReportRequest = await self.call_tool(
+                CreditBureauActivities.get_request,
+                ReportRequestLookup(request_id=request.request_id),
+                summary=f"read request {request.request_id} back from the bureau",
+            )
+        except ActivityError as error:
+            self._ignore(
+                "credit report",
+                f"{notice.report_id}: the bureau could not confirm it ({failure_message(error)})",
+                message=notice,
+            )
+            return
+        report = answered.report
+        subject = application.applicant.national_id
+        if report is None:
+            self._ignore(
+                "credit report",
+                f"{notice.report_id}: the bureau has not answered request {request.request_id} "
+                f"(it is {answered.status}), so the report did not come from the bureau",
+                message=notice,
+            )
+        elif report.subject_id != subject or report.application_id != application.application_id:
+            self._ignore(
+                "credit report",
+                f"the bureau's answer to {request.request_id} is about {report.subject_id} for "
+                f"{report.application_id}, not the applicant ({subject})",
+                message=notice,
+            )
+        else:
+            differs = sorted(
+                name
+                for name in ("report_id", "score", "monthly_debt_payments", "defaults")
+                if getattr(notice, name) != getattr(report, name)
+            )
+            self._accept_report(
+                report,
+                f" (read back by request {request.request_id}"
+                + (
+                    f"; the message differed in {', '.join(differs)}: the bureau's copy counts)"
+                    if differs
+                    else ")"
+                ),
+            )
+
+    def _take_reply(self, reply: CustomerReply) -> None:
         request = self._reply_request
         if request is None or request.reply is not None:
             self._ignore("customer reply", "no request for more information is open", message=reply)
             return
+        if not self._confirms_messages:
+            self._accept_reply(request, reply, "")
+        elif reply.message_id is None:
+            self._ignore(
+                "customer reply",
+                "it names no message_id: a reply counts only as the lending system received it "
+                "(casework deliver customer-reply stores it there first)",
+                message=reply,
+            )
+        elif reply.message_id in self._replies_taken:
+            self._ignore(
+                "customer reply", f"message {reply.message_id} was already taken", message=reply
+            )
+        else:
+            request.notices.append(reply)
+            self._awaiting_confirmation(
+                f"the applicant's reply {reply.message_id}",
+                "the lending system confirms it",
+                reply,
+            )
+
+    def _accept_reply(self, request: _ReplyRequest, reply: CustomerReply, source: str) -> None:
         request.reply = reply
+        if reply.message_id is not None:
+            self._replies_taken.add(reply.message_id)
         self.record(
             AuditKind.MESSAGE_RECEIVED,
-            f"the applicant replied with {len(reply.documents)} document(s): {reply.text}",
+            f"the applicant replied with {len(reply.documents)} document(s){source}: {reply.text}",
             accepted=True,
             message=reply,
         )
 
-    @workflow.signal(name=FRAUD_ALERT)
-    def fraud_alert(self, raw: Any) -> None:
-        alert = self._received("fraud alert", FraudAlert, raw)
-        if alert is None:
+    async def _confirm_reply(self, request: _ReplyRequest, notice: CustomerReply) -> None:
+        """Read the reply back from the lending system, which received it; only its copy counts."""
+        assert notice.message_id is not None
+        try:
+            stored: ApplicantMessage = await self.call_tool(
+                LendingActivities.get_message,
+                MessageLookup(application_id=self._application_id, message_id=notice.message_id),
+                summary=f"read reply {notice.message_id} back from the lending system",
+            )
+        except ActivityError as error:
+            self._ignore(
+                "customer reply",
+                f"the lending system does not confirm message {notice.message_id} "
+                f"({failure_message(error)})",
+                message=notice,
+            )
             return
+        if notice.message_id in self._replies_taken:
+            self._ignore(
+                "customer reply", f"message {notice.message_id} was already taken", message=notice
+            )
+            return
+        reply = CustomerReply(
+            application_id=stored.application_id,
+            text=stored.text,
+            documents=stored.documents,
+            message_id=stored.message_id,
+        )
+        self._accept_reply(
+            request, reply, f" (message {stored.message_id}, read back from the lending system)"
+        )
+
+    def _file_alert(self, alert: FraudAlert) -> None:
+        """Cases started before messages were confirmed: the alert is believed as sent."""
         if self._fraud_alert is not None:
             self._ignore(
                 "fraud alert",
@@ -920,14 +1279,69 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 message=alert,
             )
             return
+        self._accept_alert(alert, "")
+
+    def _accept_alert(self, alert: FraudAlert, source: str) -> None:
         self._fraud_alert = alert
         self.record(
             AuditKind.MESSAGE_RECEIVED,
-            f"fraud alert {alert.alert_id} from {alert.source}: {alert.reason}",
+            f"fraud alert {alert.alert_id} from {alert.source}{source}: {alert.reason}",
             accepted=True,
             message=alert,
         )
         self._facts["fraud_alert"] = alert.alert_id
+
+    def _note_alert(self, alert: FraudAlert) -> None:
+        if self._fraud_alert is not None:
+            self._file_alert(alert)
+        else:
+            self._alert_notices.append(alert)
+            self._awaiting_confirmation(
+                f"fraud alert {alert.alert_id}", "fraud monitoring confirms it", alert
+            )
+
+    async def _confirmed_alert(self) -> FraudAlert | None:
+        """Confirm the alerts received so far with fraud monitoring; the alert on file, if any.
+
+        Cases started before messages were confirmed have their alert on file already."""
+        while self._fraud_alert is None and self._alert_notices:
+            notice = self._alert_notices.pop(0)
+            try:
+                stored: RaisedFraudAlert = await self.call_tool(
+                    FraudActivities.get_alert,
+                    FraudAlertLookup(alert_id=notice.alert_id),
+                    summary=f"read alert {notice.alert_id} back from fraud monitoring",
+                )
+            except ActivityError as error:
+                self._ignore(
+                    "fraud alert",
+                    f"fraud monitoring does not confirm alert {notice.alert_id} "
+                    f"({failure_message(error)})",
+                    message=notice,
+                )
+                continue
+            if stored.application_id != self._application_id:
+                self._ignore(
+                    "fraud alert",
+                    f"fraud monitoring raised {stored.alert_id} on application "
+                    f"{stored.application_id}, not {self._application_id}",
+                    message=notice,
+                )
+                continue
+            self._accept_alert(
+                FraudAlert(
+                    application_id=stored.application_id,
+                    alert_id=stored.alert_id,
+                    reason=stored.reason[:2000],
+                    source=stored.source[:200],
+                ),
+                " (read back from fraud monitoring)",
+            )
+        if self._fraud_alert is not None:
+            for late in self._alert_notices:
+                self._file_alert(late)
+            self._alert_notices.clear()
+        return self._fraud_alert
 
     def waiting_on(self) -> str | None:
         people = super().waiting_on()
@@ -951,6 +1365,12 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 f'paid out): casework deliver fraud-alert {application_id} --reason "..."'
             )
         return None
+
+
+def _conflict(error: ActivityError) -> bool:
+    """Whether the system refused the write as conflicting with what it holds now (a 409)."""
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == REQUEST_CONFLICT
 
 
 def _summary(

@@ -68,6 +68,11 @@ with workflow.unsafe.imports_passed_through():
 
 CASE_TYPE = "refund"
 POLICY_ID = "refund"
+RECHECK_BEFORE_REFUND = "refund-recheck-before-paying"
+"""Patch ID: right before refunding, the case re-reads the order and its refunds and refunds
+only what is still refundable then (another case may have refunded the order meanwhile); a
+refund the payments system refuses ends the case saying so. Cases started before refunded on
+what they read at their start."""
 
 
 class RefundInput(BaseModel):
@@ -99,6 +104,12 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     REJECTED_BY_POLICY = "rejected_by_policy"
     """Nothing could be refunded (payment not captured, amount above what is refundable)."""
+    NOT_REFUNDABLE_ANY_MORE = "not_refundable_any_more"
+    """Approved, but by the time of the refund the order no longer allowed it (another refund
+    on it, a charge-back): nothing refunded."""
+    REFUND_REFUSED = "refund_refused"
+    """Approved, but the payments system refused the refund: nothing refunded, a person has to
+    sort it out."""
     FRAUD_CONFIRMED = "fraud_confirmed"
     TIMED_OUT = "timed_out"
     FAILED_COMPENSATED = "failed_compensated"
@@ -323,7 +334,13 @@ class RefundWorkflow(CaseWorkflow):
             )
         if decision.route is RefundRoute.AUTO_REFUND:
             return await self._refund(
-                context, request, request.amount, "policy", Outcome.AUTO_REFUNDED, policy_ref
+                policy,
+                context,
+                request,
+                request.amount,
+                "policy",
+                Outcome.AUTO_REFUNDED,
+                policy_ref,
             )
         investigating = decision.route is RefundRoute.FRAUD_INVESTIGATION
         tiers = policy.fraud_investigation.tiers if investigating else policy.approval_tiers
@@ -353,6 +370,7 @@ class RefundWorkflow(CaseWorkflow):
             return await self._reject(context, policy_ref, human, investigating)
         amount = request.amount if human.amount is None else human.amount
         return await self._refund(
+            policy,
             context,
             request,
             amount,
@@ -363,6 +381,7 @@ class RefundWorkflow(CaseWorkflow):
 
     async def _refund(
         self,
+        policy: RefundPolicy,
         context: _Context,
         request: RefundInput,
         amount: Decimal,
@@ -373,19 +392,42 @@ class RefundWorkflow(CaseWorkflow):
         order, customer = context.order, context.customer
         case_id = workflow.info().workflow_id
         self.set_status(CaseStatus.EXECUTING, amount=amount)
-        refund: Refund = await self.call_tool(
-            PaymentActivities.issue_refund,
-            RefundRequest(
-                order_id=order.order_id,
-                customer_id=customer.customer_id,
-                amount=amount,
-                currency=order.currency,
-                reason=request.reason,
-                reference=case_id,
-                idempotency_key=self.idempotency_key("refund"),
-            ),
-            summary=f"refunded {money(amount)} {order.currency} on order {order.order_id}",
+        refund_request = RefundRequest(
+            order_id=order.order_id,
+            customer_id=customer.customer_id,
+            amount=amount,
+            currency=order.currency,
+            reason=request.reason,
+            reference=case_id,
+            idempotency_key=self.idempotency_key("refund"),
         )
+        summary = f"refunded {money(amount)} {order.currency} on order {order.order_id}"
+        if workflow.patched(RECHECK_BEFORE_REFUND):
+            no_longer = await self._still_refundable(policy, context, amount)
+            if no_longer:
+                return await self._close_rejected(
+                    context,
+                    policy_ref,
+                    f"approved by {decided_by}, but not refunded: " + "; ".join(no_longer),
+                    decided_by,
+                    Outcome.NOT_REFUNDABLE_ANY_MORE,
+                    approver=decided_by,
+                )
+            try:
+                refund: Refund = await self.call_tool(
+                    PaymentActivities.issue_refund, refund_request, summary=summary
+                )
+            except ActivityError as error:
+                found = await self._refund_made_anyway(customer, refund_request)
+                if found is None:
+                    return await self._refund_refused(
+                        context, policy_ref, amount, decided_by, error
+                    )
+                refund = found
+        else:
+            refund = await self.call_tool(
+                PaymentActivities.issue_refund, refund_request, summary=summary
+            )
         self._saga.add(
             f"refund {refund.refund_id} of {money(amount)} {order.currency} reversed",
             lambda: self.call_tool(
@@ -444,6 +486,82 @@ class RefundWorkflow(CaseWorkflow):
             policy=policy_ref,
         )
 
+    async def _still_refundable(
+        self, policy: RefundPolicy, context: _Context, amount: Decimal
+    ) -> list[str]:
+        """Why ``amount`` may not be refunded now, read again from the systems of record; empty
+        when it may. The order is the unit of money: a refund another case issued on it since
+        this case read it counts against this one."""
+        order, customer = context.order, context.customer
+        fresh, refunds = await asyncio.gather(
+            self.call_tool(
+                OrderActivities.get_order,
+                OrderLookup(order_id=order.order_id),
+                summary=f"re-read order {order.order_id} before refunding",
+            ),
+            self.call_tool(
+                PaymentActivities.list_refunds,
+                RefundLookup(customer_id=customer.customer_id),
+                summary=f"re-read the refunds of {customer.customer_id} before refunding",
+            ),
+        )
+        now = assess_refund(policy, fresh, customer, refunds, [], amount, workflow.now())
+        self.record(
+            AuditKind.POLICY_DECISION,
+            f"re-checked before refunding: {money(now.refundable)} {order.currency} still "
+            f"refundable on {order.order_id} (already refunded {money(now.already_refunded)})"
+            + ("; " + "; ".join(now.ineligible) if now.ineligible else ""),
+            recheck=now,
+        )
+        return now.ineligible
+
+    async def _refund_made_anyway(
+        self, customer: Customer, request: RefundRequest
+    ) -> Refund | None:
+        """After a refund call that failed for good, the ledger says whether it went through
+        anyway (its answers lost): the case's own idempotency key names it."""
+        try:
+            refunds: list[Refund] = await self.call_tool(
+                PaymentActivities.list_refunds,
+                RefundLookup(customer_id=customer.customer_id),
+                summary=f"looked for refund {request.idempotency_key} in the ledger",
+            )
+        except ActivityError:
+            return None
+        return next((r for r in refunds if r.idempotency_key == request.idempotency_key), None)
+
+    async def _refund_refused(
+        self,
+        context: _Context,
+        policy_ref: PolicyRef,
+        amount: Decimal,
+        decided_by: str,
+        error: ActivityError,
+    ) -> RefundResult:
+        """Approved, but the payments system refused the refund and none was made: the case ends
+        saying so, and the people involved are told, rather than failing without a word."""
+        order = context.order
+        message = (
+            f"approved by {decided_by}, but the payments system refused the refund of "
+            f"{amount} {order.currency} ({failure_message(error)}); nothing was refunded, a "
+            "person has to follow up"
+        )
+        self.set_status(CaseStatus.FAILED_NEEDS_ATTENTION)
+        for person in dict.fromkeys((self._requested_by, decided_by)):
+            await self.notify(
+                person, f"Refund on {order.order_id} not made", message, step="refund-refused"
+            )
+        return RefundResult(
+            case_id=workflow.info().workflow_id,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            status=CaseStatus.FAILED_NEEDS_ATTENTION,
+            outcome=Outcome.REFUND_REFUSED,
+            message=message,
+            decided_by=decided_by,
+            policy=policy_ref,
+        )
+
     async def _fail_compensated(
         self, context: _Context, policy_ref: PolicyRef, refund: Refund, error: ActivityError
     ) -> RefundResult:
@@ -492,6 +610,8 @@ class RefundWorkflow(CaseWorkflow):
         message: str,
         decided_by: str,
         outcome: Outcome,
+        *,
+        approver: str | None = None,
     ) -> RefundResult:
         order = context.order
         self.set_status(CaseStatus.REJECTED)
@@ -506,6 +626,11 @@ class RefundWorkflow(CaseWorkflow):
         await self.notify(
             self._requested_by, f"Refund on {order.order_id} rejected", message, step="rejected"
         )
+        if approver is not None and approver != self._requested_by:
+            # Who approved it hears that it was not carried out, and why.
+            await self.notify(
+                approver, f"Refund on {order.order_id} not made", message, step="not-refunded"
+            )
         return RefundResult(
             case_id=workflow.info().workflow_id,
             order_id=order.order_id,

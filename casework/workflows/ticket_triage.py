@@ -60,6 +60,19 @@ with workflow.unsafe.imports_passed_through():
 CASE_TYPE = "ticket-triage"
 POLICY_ID = "ticket_triage"
 AUTHOR = "casework"
+REREAD_BEFORE_WRITING = "ticket-reread-before-writing"
+"""Patch ID: before its first write the case reads the ticket again, and writes nothing over a
+ticket someone changed meanwhile. Cases started before wrote over it."""
+# What a triage writes, and so what it must not write over.
+TRIAGED_FIELDS = (
+    "status",
+    "category",
+    "severity",
+    "team",
+    "assignee",
+    "resolution",
+    "kb_article_id",
+)
 
 
 class TicketTriageInput(BaseModel):
@@ -359,6 +372,12 @@ class TicketTriageWorkflow(CaseWorkflow):
         resolution: str | None,
     ) -> TicketTriageResult:
         self.set_status(CaseStatus.EXECUTING)
+        if workflow.patched(REREAD_BEFORE_WRITING):
+            changed = await self._changed_since_read(ticket)
+            if changed:
+                return self._left_as_changed(
+                    ticket, decision, decided_by, region, policy_ref, changed
+                )
         accepted = proposal if decision.follows_proposal else None
         severity = _severity(ticket, accepted)
         if accepted is not None and severity is not None:
@@ -425,6 +444,48 @@ class TicketTriageWorkflow(CaseWorkflow):
             severity=severity,
             team=decision.team,
             kb_article_id=decision.kb_article_id,
+            agent_outcome=region.outcome,
+            policy=policy_ref,
+        )
+
+    async def _changed_since_read(self, ticket: Ticket) -> list[str]:
+        """What someone else changed on the ticket since the case read it, field by field."""
+        now: Ticket = await self.call_tool(
+            ItsmActivities.get_ticket,
+            TicketLookup(ticket_id=ticket.ticket_id),
+            summary=f"re-read {ticket.ticket_id} before writing to it",
+        )
+        return [
+            f"{name} {getattr(ticket, name)!r} -> {getattr(now, name)!r}"
+            for name in TRIAGED_FIELDS
+            if getattr(ticket, name) != getattr(now, name)
+        ]
+
+    def _left_as_changed(
+        self,
+        ticket: Ticket,
+        decision: TriageDecision,
+        decided_by: str,
+        region: AgentRegionResult,
+        policy_ref: PolicyRef,
+        changed: list[str],
+    ) -> TicketTriageResult:
+        """Someone (a person, another case) changed the ticket while the case worked or waited:
+        their change stands, and the case writes nothing over it."""
+        message = (
+            f"not written: {ticket.ticket_id} was changed while the case waited ("
+            + "; ".join(changed)
+            + f"); the {decision.route.value} decided by {decided_by} was not applied"
+        )
+        self.record(AuditKind.POLICY_DECISION, message, changed=changed)
+        self.set_status(CaseStatus.SUPERSEDED)
+        return TicketTriageResult(
+            case_id=workflow.info().workflow_id,
+            ticket_id=ticket.ticket_id,
+            status=CaseStatus.SUPERSEDED,
+            route=decision.route,
+            message=message,
+            decided_by=decided_by,
             agent_outcome=region.outcome,
             policy=policy_ref,
         )

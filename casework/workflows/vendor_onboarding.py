@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.activities.vendors import (
         ApplicationLookup,
         ApplicationStatusChange,
+        DocumentLookup,
         VendorPortalActivities,
     )
     from casework.agents.messages import AgentRequest
@@ -89,6 +90,10 @@ with workflow.unsafe.imports_passed_through():
 
 CASE_TYPE = "vendor-onboarding"
 POLICY_ID = "vendor_onboarding"
+PORTAL_RESUBMISSIONS = "vendor-resubmissions-from-portal"
+"""Patch ID: a resubmitted document counts only as the vendor uploaded it to the portal, which
+the case reads back by its ID. Cases started before took the signal's copy, which then existed
+only in the case's history."""
 CLOSED_APPLICATION_STATUSES = frozenset({"onboarded", "rejected", "expired"})
 ERP_BANK_ACCOUNT_CHECKED = "erp-bank-account-checked"
 """Patch ID: cases that wrote their vendor to the ERP before the bank account was checked
@@ -164,9 +169,11 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         self._flags: list[str] = []
         self._reviews: dict[str, asyncio.Task[ApprovalOutcome]] = {}
         self._review_roles: dict[str, str] = {}
+        self._reads_back_resubmissions = False
 
     @workflow.run
     async def run(self, request: VendorOnboardingInput) -> VendorOnboardingResult:
+        self._reads_back_resubmissions = workflow.patched(PORTAL_RESUBMISSIONS)
         self.begin(
             request,
             request.submitted_by,
@@ -403,6 +410,11 @@ class VendorOnboardingWorkflow(CaseWorkflow):
                 )
                 return False
             submission = self._received.pop(0)
+            if self._reads_back_resubmissions:
+                uploaded = await self._from_portal(application, submission)
+                if uploaded is None:
+                    continue
+                submission = uploaded
             if submission.kind not in kinds:
                 # Another resubmission of this kind, queued behind one that put it in order.
                 self.ignore_signal(
@@ -432,6 +444,69 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             )
         self._waiting_for = None
         return True
+
+    async def _from_portal(
+        self, application: VendorApplication, submission: DocumentResubmission
+    ) -> DocumentResubmission | None:
+        """The document as the vendor uploaded it to the portal, read back by its ID; None
+        (recorded and ignored) when the portal does not have it as the current one."""
+        sender = submission.submitted_by or "the vendor"
+        document_id = submission.document_id
+        try:
+            uploaded: VendorDocument = await self.call_tool(
+                VendorPortalActivities.get_document,
+                DocumentLookup(application_id=application.application_id, document_id=document_id),
+                summary=f"read document {document_id} back from the vendor portal",
+            )
+        except ActivityError as error:
+            # Not taken: the vendor may upload it and send it again under the same ID.
+            self._known_documents.discard(document_id)
+            self.ignore_signal(
+                "resubmission",
+                sender,
+                [
+                    f"the vendor portal does not confirm document {document_id} "
+                    f"({failure_message(error)}); upload it there first"
+                ],
+                document_id=document_id,
+            )
+            return None
+        if uploaded.superseded_by is not None:
+            self.ignore_signal(
+                "resubmission",
+                sender,
+                [f"document {document_id} was replaced in the portal by {uploaded.superseded_by}"],
+                document_id=document_id,
+            )
+            return None
+        try:
+            document = DocumentResubmission(
+                application_id=application.application_id,
+                document_id=document_id,
+                kind=uploaded.kind,
+                filename=uploaded.filename or submission.filename,
+                content=uploaded.content,
+                submitted_by=submission.submitted_by,
+            )
+        except ValidationError as error:
+            self.ignore_signal(
+                "resubmission",
+                sender,
+                [f"the portal's copy of {document_id} is unusable: {validation_problems(error)}"],
+                document_id=document_id,
+            )
+            return None
+        self.record(
+            AuditKind.MESSAGE_RECEIVED,
+            f"read {uploaded.kind} {document_id} back from the vendor portal "
+            f"({uploaded.filename}, {len(uploaded.content)} characters)",
+            document_id=document_id,
+            document_kind=uploaded.kind,
+            filename=uploaded.filename,
+            submitted_by=submission.submitted_by,
+            accepted=True,
+        )
+        return document
 
     async def _run_reviews(
         self, policy: VendorOnboardingPolicy, application: VendorApplication, names: list[str]
@@ -904,12 +979,21 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         )
 
     @workflow.signal(name="resubmit")
-    def resubmit(self, payload: Any) -> None:
-        """A document from the vendor: a ``DocumentResubmission``.
+    def resubmit(self, *payloads: Any) -> None:
+        """A document from the vendor: one ``DocumentResubmission``.
 
         Typed loosely on purpose: a payload that failed to decode would be dropped by the SDK
-        before any handler saw it; this way a malformed one is recorded and ignored, with why.
+        before any handler saw it, and a signal with no payload (or two) would fail every
+        workflow task of the case; this way a malformed one is recorded and ignored, with why.
         """
+        if len(payloads) != 1:
+            self.ignore_signal(
+                "resubmission",
+                "the vendor",
+                [f"expected one DocumentResubmission, got {len(payloads)} payloads"],
+            )
+            return
+        payload = payloads[0]
         sender = _field(payload, "submitted_by") or "the vendor"
         document_id = _field(payload, "document_id")
         try:
@@ -940,11 +1024,13 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         self.record(
             AuditKind.MESSAGE_RECEIVED,
             f"{sender} resubmitted {submission.kind} {submission.document_id} "
-            f"({submission.filename}, {len(submission.content)} characters)",
+            f"({submission.filename}, {len(submission.content)} characters)"
+            + ("; it counts as the vendor portal has it" if self._reads_back_resubmissions else ""),
             document_id=submission.document_id,
             document_kind=submission.kind,
             filename=submission.filename,
             submitted_by=submission.submitted_by,
+            **({"confirming": True} if self._reads_back_resubmissions else {}),
         )
 
 

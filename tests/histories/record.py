@@ -37,6 +37,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ from casework.converter import data_converter
 from casework.crm_sales_records import Account
 from casework.loan_records import FraudAlert, SanctionsHit
 from casework.records import ConfigurationItem, KbArticle, Ticket
+from casework.records_refund import Refund
 from casework.tasks import HumanTask, TaskDecision
+from casework.vendor_records import DocumentResubmission
 from casework.workflows.agent_region import AgentRegionWorkflow, RegionOutcome
 from casework.workflows.case import CaseStatus
 from casework.workflows.invoice_exception import (
@@ -626,6 +629,40 @@ REFUND_RECORDINGS = (
         _nothing,
         RefundOutcome.FAILED_COMPENSATED,
     ),
+    # The order, not the case, is the unit of money: another case refunded 600.00 of it while
+    # this one (the whole 1,000.00) waited for finance; the re-check before paying refuses it.
+    RefundRecording(
+        "refunded_elsewhere_meanwhile",
+        lambda order_id, now: FakeRefundSystems(
+            order(order_id, now, total="1000.00"),
+            refunds_meanwhile=[
+                Refund(
+                    refund_id="REF-OTHER",
+                    order_id=order_id,
+                    customer_id="CUS-1",
+                    amount=Decimal("600.00"),
+                    currency="EUR",
+                    status="issued",
+                    idempotency_key=f"refund-{order_id}-2:refund",
+                )
+            ],
+        ),
+        _refund_decision("finance_manager", approver="carol", action="approve"),
+        RefundOutcome.NOT_REFUNDABLE_ANY_MORE,
+    ),
+    RefundRecording(
+        "payments_refused",
+        _refund_order(
+            "180.00",
+            refund_error=ApplicationError(
+                "POST /payments/refunds answered 422: amount: too many decimal places",
+                type="RequestRejected",
+                non_retryable=True,
+            ),
+        ),
+        _refund_decision("support_lead", approver="judy", action="approve", comment="broken"),
+        RefundOutcome.REFUND_REFUSED,
+    ),
 )
 
 
@@ -704,14 +741,39 @@ async def _applicant_silent_then_approved(env: WorkflowEnvironment, handle: Loan
     await _decide(handle, approver="noah", action="approve", comment="statements seen in branch")
 
 
+def _mule_alert(application_id: str) -> FraudAlert:
+    return FraudAlert(application_id=application_id, alert_id="FA-1", reason="mule account")
+
+
+def _alert_raised(systems: FakeLending) -> FakeLending:
+    """Fraud monitoring has raised ``_mule_alert`` (cases that confirm alerts read it back)."""
+    systems.raise_alert(_mule_alert(systems.application.application_id))
+    return systems
+
+
 async def _fraud_alert_after_disbursement(env: WorkflowEnvironment, handle: LoanHandle) -> None:
     application_id = handle.id.removeprefix("loan-application-")
     await _report_early()(env, handle)
     await reaches_status(handle, CaseStatus.DISBURSED)
+    await handle.signal(FRAUD_ALERT, _mule_alert(application_id))
+
+
+async def _forged_report_then_the_bureaus(env: WorkflowEnvironment, handle: LoanHandle) -> None:
+    """Issue 21, Why 4: a made-up report (score 850) for a request the bureau never had."""
+    application_id = handle.id.removeprefix("loan-application-")
+    await waits_for(handle, "the credit bureau's report")
+    forged = credit_report(application_id, score=850, debt="0", report_id="CBREP-FORGED")
     await handle.signal(
-        FRAUD_ALERT,
-        FraudAlert(application_id=application_id, alert_id="FA-1", reason="mule account"),
+        CREDIT_REPORT, forged.model_copy(update={"request_id": "NOT-A-BUREAU-REQUEST"})
     )
+    await handle.signal(CREDIT_REPORT, credit_report(application_id))
+
+
+async def _fraud_alert_during_underwriting(env: WorkflowEnvironment, handle: LoanHandle) -> None:
+    application_id = handle.id.removeprefix("loan-application-")
+    await _report_early()(env, handle)
+    await opens_task(handle)
+    await handle.signal(FRAUD_ALERT, _mule_alert(application_id))
 
 
 def _large_loan(application_id: str) -> FakeLending:
@@ -750,7 +812,10 @@ LOAN_RECORDINGS = (
     ),
     LoanRecording(
         "rules_rejected",
-        lambda application_id: FakeLending(loan_application(application_id)),
+        lambda application_id: FakeLending(
+            loan_application(application_id),
+            bureau_report=credit_report(application_id, score=480),
+        ),
         _report_early(score=480),
         LoanOutcome.REJECTED,
     ),
@@ -775,9 +840,21 @@ LOAN_RECORDINGS = (
     ),
     LoanRecording(
         "fraud_reversed",
-        lambda application_id: FakeLending(loan_application(application_id)),
+        lambda application_id: _alert_raised(FakeLending(loan_application(application_id))),
         _fraud_alert_after_disbursement,
         LoanOutcome.REVERSED_AFTER_FRAUD_ALERT,
+    ),
+    LoanRecording(
+        "forged_report_ignored",
+        lambda application_id: FakeLending(loan_application(application_id)),
+        _forged_report_then_the_bureaus,
+        LoanOutcome.AUTO_APPROVED,
+    ),
+    LoanRecording(
+        "fraud_alert_withdraws_underwriting",
+        lambda application_id: _alert_raised(_large_loan(application_id)),
+        _fraud_alert_during_underwriting,
+        LoanOutcome.FRAUD_ALERT,
     ),
 )
 
@@ -932,6 +1009,14 @@ LEAD_RECORDINGS = (
         LeadOutcome.FAILED_COMPENSATED,
         CaseStatus.FAILED_COMPENSATED,
     ),
+    # Another case (or a person) assigns the lead once this case has read it.
+    LeadRecording(
+        "taken_elsewhere",
+        lambda lead_id: FakeCrm(make_lead(lead_id), taken_once_read_by="AE-E1"),
+        _nothing,
+        LeadOutcome.TAKEN_ELSEWHERE,
+        CaseStatus.SUPERSEDED,
+    ),
 )
 
 
@@ -1016,6 +1101,19 @@ def _vendor_invalid_iban(application_id: str) -> FakeVendorSystems:
     )
 
 
+def _vendor_tax_certificate_uploaded(application_id: str) -> FakeVendorSystems:
+    """An expired certificate, and the current one the vendor uploads to the portal."""
+    systems = _vendor_expired_tax_certificate(application_id)
+    systems.upload(_current_tax_certificate(application_id))
+    return systems
+
+
+def _current_tax_certificate(application_id: str) -> DocumentResubmission:
+    return resubmission(
+        application_id, f"{application_id}-TAX-2", "tax_certificate", tax_certificate_text()
+    )
+
+
 def _reviewers(*decisions: tuple[str, str]) -> VendorDrive:
     """Each (approver, action) in turn, once every review task is open."""
 
@@ -1030,12 +1128,19 @@ def _reviewers(*decisions: tuple[str, str]) -> VendorDrive:
 
 async def _resubmit_then_approve(env: WorkflowEnvironment, handle: VendorHandle) -> None:
     await reached(handle, CaseStatus.AWAITING_EXTERNAL)
-    application_id = vendor_application_id_for("resubmitted")
-    valid = resubmission(
-        application_id, f"{application_id}-TAX-2", "tax_certificate", tax_certificate_text()
-    )
+    valid = _current_tax_certificate(handle.id.removeprefix("vendor-onboarding-"))
     # A malformed resubmission first: recorded and ignored; then the real one.
     await handle.signal("resubmit", valid.model_dump(exclude={"content"}))
+    await audited(handle, AuditKind.DECISION_REFUSED)
+    await handle.signal("resubmit", valid)
+    await _reviewers(("mia", "approve"), ("carol", "approve"))(env, handle)
+
+
+async def _unuploaded_then_uploaded(env: WorkflowEnvironment, handle: VendorHandle) -> None:
+    """A document the portal does not have is ignored; the one the vendor uploaded counts."""
+    await reached(handle, CaseStatus.AWAITING_EXTERNAL)
+    valid = _current_tax_certificate(handle.id.removeprefix("vendor-onboarding-"))
+    await handle.signal("resubmit", valid.model_copy(update={"document_id": "NOT-UPLOADED"}))
     await audited(handle, AuditKind.DECISION_REFUSED)
     await handle.signal("resubmit", valid)
     await _reviewers(("mia", "approve"), ("carol", "approve"))(env, handle)
@@ -1068,8 +1173,14 @@ VENDOR_RECORDINGS = (
     ),
     VendorRecording(
         "resubmitted",
-        _vendor_expired_tax_certificate,
+        _vendor_tax_certificate_uploaded,
         _resubmit_then_approve,
+        VendorOutcome.ONBOARDED,
+    ),
+    VendorRecording(
+        "resubmitted_from_portal",
+        _vendor_tax_certificate_uploaded,
+        _unuploaded_then_uploaded,
         VendorOutcome.ONBOARDED,
     ),
     VendorRecording(
