@@ -39,5 +39,5 @@ WORKDIR /home/casework
 # The sandbox's port, when the image runs it.
 EXPOSE 8787
 
-# `python -m casework.workers` stops cleanly on SIGTERM (docker stop).
-CMD ["python", "-m", "casework.workers"]
+# `python -m workers` stops cleanly on SIGTERM (docker stop).
+CMD ["python", "-m", "workers"]

@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from casework.agents.messages import ChatMessage, ChatRequest, ChatResult, ToolSchema
+    from casework.agents.region import as_data
     from casework.agents.tools import FINAL_ANSWER
-    from casework.workflows.agent_region import as_data
 
 BASELINE_TASK_QUEUE = "bench-baseline"
 _TIMEOUT = timedelta(minutes=2)

@@ -30,6 +30,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.agents import invoice_exception as invoice
+from activities.agents import ticket_triage as triage
 from bench.baseline import (
     BASELINE_TASK_QUEUE,
     AgentEverywhere,
@@ -39,18 +41,19 @@ from bench.baseline import (
     replay_step,
 )
 from bench.infra import progress, signed
-from casework.agents import invoice, registry, triage
+from casework.agents import registry
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.tools import FINAL_ANSWER
-from casework.cli import demo, demo_triage
+from casework.case.base import CaseState
+from casework.case.tasks import TaskDecision
+from casework.cli import demo
 from casework.cli.seeding import create_once
 from casework.config import Settings
-from casework.tasks import TaskDecision
-from casework.workflows.case import CaseState
-from casework.workflows.invoice_exception import InvoiceExceptionInput, case_id_for
-from casework.workflows.ticket_triage import Acknowledgement
+from demos import ticket_triage as demo_triage
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+from workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+from workflows.ticket_triage import Acknowledgement
 
 CHARS_PER_TOKEN = 4
 CASE_DEADLINE_SECONDS = 120

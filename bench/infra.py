@@ -21,10 +21,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
+from casework.case.tasks import TaskDecision
 from casework.converter import data_converter
 from casework.signing_keys import signed_by_approver
-from casework.tasks import TaskDecision
-from casework.workflows.invoice_exception import (
+from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
     case_id_for,

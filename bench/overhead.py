@@ -31,8 +31,8 @@ from bench.infra import (
     start_invoice_case,
     wait_for_count,
 )
-from casework.tasks import TaskDecision
-from casework.workflows.invoice_exception import Outcome
+from casework.case.tasks import TaskDecision
+from workflows.invoice_exception import Outcome
 
 ROUNDS = 2
 START_CONCURRENCY = 32

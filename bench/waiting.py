@@ -1,6 +1,6 @@
 """Row 3: many cases waiting for approval, with the worker as a separate process.
 
-The worker runs as ``python -m casework.workers`` (as in production) so its resident memory can be
+The worker runs as ``python -m workers`` (as in production) so its resident memory can be
 read from ``/proc``. Two batches of the same size: the first is started, measured and approved
 in bulk with the worker that started it; the second is started, measured, then the worker is
 stopped (SIGTERM, like a deploy) and a new one started before the bulk approval, so finishing
@@ -32,12 +32,12 @@ from bench.infra import (
     start_invoice_case,
     wait_for_count,
 )
-from casework.tasks import TaskDecision
+from casework.case.tasks import TaskDecision
 
 START_CONCURRENCY = 64
 SIGNAL_CONCURRENCY = 64
 WORKER_READY_TIMEOUT = 60.0
-READY_LINE = "worker polling task queue"  # logged by casework.workers.main.serve
+READY_LINE = "worker polling task queue"  # logged by workers.main.serve
 
 
 def rss_bytes(pid: int) -> int:
@@ -69,7 +69,7 @@ class WorkerProcess:
         self._log_path = log
         self._log = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "casework.workers"],
+            [sys.executable, "-m", "workers"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -1,8 +1,8 @@
 """Amounts: what a currency can hold, and how a person writes one.
 
 Pure computation, safe in workflow code: the case's decision rules
-(``casework.policies.evaluator``), the decision model (``casework.tasks``), the CLI and the review
-queue all use this one module, so an amount means the same wherever it is typed or checked.
+(``casework.governance.rules``), the decision model (``casework.case.tasks``), the CLI and the
+review queue all use this one module, so an amount means the same wherever it is typed or checked.
 """
 
 from __future__ import annotations

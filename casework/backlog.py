@@ -24,10 +24,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.service import RPCError
 
 from casework import search_attributes as sa
+from casework.case.base import CaseStatus
+from casework.case.tasks import HumanTask, TaskKind
 from casework.codec import CodecKeyError
-from casework.policies.models import Directory
-from casework.tasks import HumanTask, TaskKind
-from casework.workflows.case import CaseStatus
+from casework.governance.models import Directory
 
 AT_RISK_SHARE = 0.8
 """A task is at risk once this share of its SLA has passed without a decision."""

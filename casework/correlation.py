@@ -26,8 +26,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from casework.converter import describe_validation_error
-from casework.loan_records import (
+from activities.loan_records import (
     ApplicantMessage,
     CreditReport,
     CustomerReply,
@@ -36,7 +35,8 @@ from casework.loan_records import (
     Message,
     RaisedFraudAlert,
 )
-from casework.workflows.loan_application import (
+from casework.converter import describe_validation_error
+from workflows.loan_application import (
     CREDIT_REPORT,
     CUSTOMER_REPLY,
     FRAUD_ALERT,

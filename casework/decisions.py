@@ -17,8 +17,8 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from casework.case.tasks import DecisionReceipt, TaskDecision
 from casework.signing import sign_decision
-from casework.tasks import DecisionReceipt, TaskDecision
 
 
 class DecisionError(Exception):

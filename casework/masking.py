@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field, ValidationError
 from casework.codec import load_key_ring
 from casework.config import Settings
 from casework.converter import validation_problems
-from casework.policies.loader import load_policy, policy_dir
-from casework.policies.models import PolicyModel
+from casework.governance.loader import load_policy, policy_dir
+from casework.governance.models import PolicyModel
 
 MASKING_POLICY_ID = "masking"
 _TOKEN = re.compile(r"\[\[([A-Z_]+):([0-9a-f]{8})\]\]")

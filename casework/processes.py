@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from casework.workflows import (
+from workflows import (
     invoice_exception,
     lead_routing,
     loan_application,

@@ -36,8 +36,8 @@ from casework.backlog import (
     shown_status,
     sla_state,
 )
+from casework.case.tasks import HumanTask, TaskKind
 from casework.cli.output import table
-from casework.tasks import HumanTask, TaskKind
 
 CASES_QUERY = f"{sa.CASE_TYPE.name} IS NOT NULL"
 QUERY_TIMEOUT = timedelta(seconds=15)

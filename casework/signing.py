@@ -27,7 +27,7 @@ from decimal import Decimal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from casework.tasks import TaskDecision
+from casework.case.tasks import TaskDecision
 
 MESSAGE_PREFIX = b"casework-decision/v1\n"
 NONCE_BYTES = 16

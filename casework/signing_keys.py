@@ -25,10 +25,10 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError, field_validator
 
-from casework.policies.loader import load_policy
-from casework.policies.models import DIRECTORY_ID, Directory
+from casework.case.tasks import TaskDecision
+from casework.governance.loader import load_policy
+from casework.governance.models import DIRECTORY_ID, Directory
 from casework.signing import public_key_text, sign_decision
-from casework.tasks import TaskDecision
 
 KEYS_SUBDIR = "signing"
 PUBLIC_KEYS_FILE = "public-keys.json"

@@ -43,19 +43,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from bench.infra import progress
 from casework.amounts import minor_unit
 from casework.audit import AuditEvent, AuditKind
-from casework.policies.loader import BUNDLED_POLICY_DIR
+from casework.case.base import CaseState
+from casework.case.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
+from casework.catalogue import catalogue_policy_dir
 from casework.processes import PROCESSES
 from casework.signing import sign_decision
 from casework.signing_keys import load_signing_key
-from casework.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
 from casework.web.auth import Credentials
-from casework.workers.main import WORKFLOWS
-from casework.workflows.case import CaseState
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
 from reliability.stack import NAMESPACE, Stack, free_port, running_stack
 from reliability.suite import CI, Run
 from tests.scripted_llm import ScriptedReply
+from workers.main import WORKFLOWS
 
 CASEWORK = Path(sys.executable).parent / "casework"
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -804,7 +804,7 @@ def policy_edits() -> list[PolicyEdit]:
             lambda text: text + "\nsurprise: 1\n",
             [path.name, "surprise: Extra inputs are not permitted"],
         )
-        for path in sorted(BUNDLED_POLICY_DIR.glob("*.yaml"))
+        for path in sorted(catalogue_policy_dir().glob("*.yaml"))
     ]
     edits += [
         (
@@ -861,7 +861,7 @@ async def policy_rows(matrix: Matrix) -> None:
     ) -> None:
         folder = Path(tempfile.mkdtemp(prefix="casework-policy-"))
         try:
-            for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
+            for source in catalogue_policy_dir().glob("*.yaml"):
                 shutil.copy(source, folder / source.name)
             target = folder / name
             edited = edit(target.read_text())
@@ -873,7 +873,7 @@ async def policy_rows(matrix: Matrix) -> None:
 
             async def act() -> tuple[int, str]:
                 nonlocal output
-                code, output = await matrix.command([sys.executable, "-m", "casework.workers"], env)
+                code, output = await matrix.command([sys.executable, "-m", "workers"], env)
                 return code, output.replace(str(folder), "<policy dir>")
 
             async def check() -> str:
@@ -882,7 +882,7 @@ async def policy_rows(matrix: Matrix) -> None:
 
             await matrix.row(
                 "policy file with an error",
-                f"{name} with {what}; python -m casework.workers",
+                f"{name} with {what}; python -m workers",
                 act,
                 code=2,
                 expect=[*expect, "casework worker: not starting"],

@@ -3,7 +3,7 @@
 - the Temporal dev server (``temporal server start-dev``) on a SQLite file it persists to, so it
   can be stopped and started again on the same cases;
 - the systems-of-record sandbox (``python -m casework.sandbox``);
-- the worker (``python -m casework.workers``, ``bench.waiting.WorkerProcess``), pointed at the
+- the worker (``python -m workers``, ``bench.waiting.WorkerProcess``), pointed at the
   scripted model server and at a policy folder that names a fallback model;
 - the scripted OpenAI-compatible model server (``tests/scripted_llm.py``), in this process, so
   the suite decides what every model call gets.
@@ -34,11 +34,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bench.infra import TEMPORAL_BIN, progress
 from bench.waiting import WorkerProcess
+from casework.case.tasks import TaskDecision
+from casework.catalogue import catalogue_policy_dir
 from casework.converter import data_converter
-from casework.policies.loader import BUNDLED_POLICY_DIR
 from casework.search_attributes import dev_server_flags
 from casework.signing_keys import keys_environment, signed_by_approver
-from casework.tasks import TaskDecision
 from reliability.model import FALLBACK_MODEL, FaultyModel
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
 
@@ -208,7 +208,7 @@ def write_policies(target: Path) -> Path:
     policy is what ships, so cases take the routes they take in production.
     """
     target.mkdir(parents=True, exist_ok=True)
-    for source in sorted(BUNDLED_POLICY_DIR.glob("*.yaml")):
+    for source in sorted(catalogue_policy_dir().glob("*.yaml")):
         content = yaml.safe_load(source.read_text())
         agents = content.get("agents") if isinstance(content, dict) else None
         if isinstance(agents, dict):

@@ -29,7 +29,7 @@ from bench.infra import (
     start_invoice_case,
     wait_for_count,
 )
-from casework.tasks import TaskDecision
+from casework.case.tasks import TaskDecision
 from reliability.stack import retrying, running_stack
 
 START_CONCURRENCY = 64

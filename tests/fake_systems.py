@@ -14,18 +14,15 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from casework.activities import policy
-from casework.activities.erp import (
+from activities.agents.invoice_exception import InvoiceProposal, Recommendation
+from activities.erp import (
     InvoiceLookup,
     InvoiceStatusChange,
     PurchaseOrderLookup,
     SupplierLookup,
 )
-from casework.activities.notifications import NotificationRequest
-from casework.activities.payments import PaymentLookup, PaymentRequest, PaymentReversal
-from casework.agents.invoice import InvoiceProposal, Recommendation
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.records import (
+from activities.payments import PaymentLookup, PaymentRequest, PaymentReversal
+from activities.records import (
     GoodsReceipt,
     Invoice,
     Notification,
@@ -35,6 +32,9 @@ from casework.records import (
     ReceiptLine,
     Supplier,
 )
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.governance import activity as policy
+from casework.systems.notifications import NotificationRequest
 
 
 @dataclass

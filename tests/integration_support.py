@@ -22,12 +22,12 @@ import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.records import Invoice, Notification, Payment
 from casework import search_attributes
 from casework.config import Settings
 from casework.converter import data_converter
-from casework.records import Invoice, Notification, Payment
-from casework.workers.main import running_worker
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedLlmServer, ScriptedReply
+from workers.main import running_worker
 
 T = TypeVar("T")
 
@@ -228,7 +228,7 @@ class ScriptedAgent:
 
 
 def proposal_json(recommendation: str, confidence: float) -> str:
-    """An answer matching ``casework.agents.invoice.InvoiceProposal``."""
+    """An answer matching ``activities.agents.invoice_exception.InvoiceProposal``."""
     return json.dumps(
         {
             "recommendation": recommendation,

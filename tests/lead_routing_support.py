@@ -22,8 +22,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from casework.activities import policy
-from casework.activities.crm_sales import (
+from activities.agents.lead_routing import LeadIntent, LeadRead
+from activities.crm_sales import (
     AccountMatch,
     CompanyLookup,
     Enrichment,
@@ -34,20 +34,20 @@ from casework.activities.crm_sales import (
     Roster,
     RosterLookup,
 )
-from casework.activities.notifications import NotificationRequest
-from casework.activities.policy import PolicyLookup
-from casework.agents.lead import LeadIntent, LeadRead
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.crm_sales_records import (
+from activities.crm_sales_records import (
     Account,
     AccountExecutive,
     Firmographics,
     FirstTouchMessage,
     Lead,
 )
-from casework.policies.loader import load_policy
-from casework.policies.models import PolicyDocument, PolicyRef
-from casework.records import Notification
+from activities.records import Notification
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.governance import activity as policy
+from casework.governance.activity import PolicyLookup
+from casework.governance.loader import load_policy
+from casework.governance.models import PolicyDocument, PolicyRef
+from casework.systems.notifications import NotificationRequest
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 
@@ -383,7 +383,7 @@ def lead_id_of(chat_request: dict[str, Any]) -> str | None:
 
 
 def read_json(intent: str, confidence: float) -> str:
-    """An answer matching ``casework.agents.lead.LeadRead``."""
+    """An answer matching ``activities.agents.lead_routing.LeadRead``."""
     return json.dumps(
         {
             "intent": intent,

@@ -26,17 +26,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from casework.activities import policy
-from casework.activities.credit_bureau import ReportOrder, ReportRequestLookup
-from casework.activities.fraud import FraudAlertLookup
-from casework.activities.kyc import IdentityCheck, SanctionsCheck
-from casework.activities.lending import ApplicationLookup, ApplicationStatusChange, MessageLookup
-from casework.activities.notifications import NotificationRequest
-from casework.activities.payments import DisbursementRequest, PaymentReversal
-from casework.agents.income import IncomeAssessment, IncomeReading
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.audit import AuditEvent, AuditKind
-from casework.loan_records import (
+from activities.agents.loan_application import IncomeAssessment, IncomeReading
+from activities.credit_bureau import ReportOrder, ReportRequestLookup
+from activities.fraud import FraudAlertLookup
+from activities.kyc import IdentityCheck, SanctionsCheck
+from activities.lending import ApplicationLookup, ApplicationStatusChange, MessageLookup
+from activities.loan_records import (
     Applicant,
     ApplicantMessage,
     CreditReport,
@@ -50,16 +45,21 @@ from casework.loan_records import (
     SanctionsHit,
     SanctionsScreening,
 )
-from casework.records import Notification, Payment
-from casework.tasks import HumanTask
-from casework.workflows.case import CaseState
-from casework.workflows.loan_application import (
+from activities.payments import DisbursementRequest, PaymentReversal
+from activities.records import Notification, Payment
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseState
+from casework.case.tasks import HumanTask
+from casework.governance import activity as policy
+from casework.systems.notifications import NotificationRequest
+from tests.integration_support import eventually
+from workflows.loan_application import (
     LoanApplicationInput,
     LoanApplicationResult,
     LoanApplicationWorkflow,
     case_id_for,
 )
-from tests.integration_support import eventually
 
 LoanHandle = WorkflowHandle[LoanApplicationWorkflow, LoanApplicationResult]
 

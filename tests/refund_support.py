@@ -20,16 +20,16 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from casework.activities import policy
-from casework.activities.crm import CustomerLookup, RefundNoteRequest
-from casework.activities.fraud import FraudSignalLookup
-from casework.activities.notifications import NotificationRequest
-from casework.activities.orders import CustomerOrdersLookup, OrderLookup
-from casework.activities.payments import RefundLookup, RefundRequest, RefundReversal
+from activities.agents.refund import RefundProposal, RefundRecommendation
+from activities.crm import CustomerLookup, RefundNoteRequest
+from activities.fraud import FraudSignalLookup
+from activities.orders import CustomerOrdersLookup, OrderLookup
+from activities.payments import RefundLookup, RefundRequest, RefundReversal
+from activities.records import Notification, OrderLine
+from activities.records_refund import Customer, FraudSignal, Order, Refund, RefundNote
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.agents.refund import RefundProposal, RefundRecommendation
-from casework.records import Notification, OrderLine
-from casework.records_refund import Customer, FraudSignal, Order, Refund, RefundNote
+from casework.governance import activity as policy
+from casework.systems.notifications import NotificationRequest
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from casework.case.tasks import DecisionReceipt, TaskDecision
 from casework.signing import sign_decision
 from casework.signing_keys import keys_environment, load_signing_key, signed_by_approver
-from casework.tasks import DecisionReceipt, TaskDecision
 
 
 def install_test_keys(directory: Path) -> None:

@@ -19,20 +19,18 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from casework.agents.triage import SYSTEM_PROMPT, TASK, TRIAGE_AGENT, TRIAGE_PROPOSAL
-from casework.audit import AuditKind
-from casework.policies.evaluator import TriageRoute
-from casework.policies.loader import load_policy
-from casework.policies.models import AgentBudget, Directory, TicketTriagePolicy
-from casework.tasks import DecisionReceipt, TaskAnswer, TaskKind
-from casework.workers.main import running_worker
-from casework.workflows.agent_region import (
+from activities.agents.ticket_triage import SYSTEM_PROMPT, TASK, TRIAGE_AGENT, TRIAGE_PROPOSAL
+from casework.agents.region import (
     AgentRegionInput,
     AgentRegionWorkflow,
     RegionOutcome,
 )
-from casework.workflows.case import CaseStatus
-from casework.workflows.ticket_triage import TicketTriageResult
+from casework.audit import AuditKind
+from casework.case.base import CaseStatus
+from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskKind
+from casework.governance.loader import load_policy
+from casework.governance.models import AgentBudget, Directory, TicketTriagePolicy
+from casework.governance.rules import TriageRoute
 from tests.integration_support import eventually
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply
 from tests.signing_support import decide
@@ -57,6 +55,8 @@ from tests.triage_support import (
     tool_messages,
     turn_of,
 )
+from workers.main import running_worker
+from workflows.ticket_triage import TicketTriageResult
 
 POLICY = TicketTriagePolicy.model_validate(load_policy("ticket_triage").content)
 MAX_MODEL_CALLS = POLICY.agents[TRIAGE_AGENT].budget.max_model_calls

@@ -20,7 +20,12 @@ import yaml
 from pydantic import ValidationError
 
 from casework.amounts import AmountError, parse_amount
-from casework.policies.evaluator import (
+from casework.case.tasks import HumanTask, TaskDecision
+from casework.catalogue import catalogue_policy_dir
+from casework.governance.loader import load_policy
+from casework.governance.models import Directory, InvoiceExceptionPolicy, PolicyRef
+from casework.governance.registry import policy_problems
+from casework.governance.rules import (
     Route,
     compute_variance,
     decide_invoice,
@@ -28,12 +33,8 @@ from casework.policies.evaluator import (
     money,
     refusal_reasons,
 )
-from casework.policies.loader import BUNDLED_POLICY_DIR, load_policy
-from casework.policies.models import Directory, InvoiceExceptionPolicy, PolicyRef
-from casework.policies.refund import RefundPolicy, RefundRoute, decide_refund
-from casework.policies.registry import policy_problems
 from casework.signing import decision_message
-from casework.tasks import HumanTask, TaskDecision
+from policies.refund import RefundPolicy, RefundRoute, decide_refund
 from tests.conftest import BIN
 from tests.fake_systems import proposal as invoice_proposal
 from tests.fake_systems import scenario
@@ -297,13 +298,13 @@ def test_an_invoice_in_another_currency_goes_to_the_top_tier() -> None:
 
 
 def test_the_shipped_policies_leave_no_amount_that_nobody_may_approve() -> None:
-    assert policy_problems(BUNDLED_POLICY_DIR) == []
+    assert policy_problems(catalogue_policy_dir()) == []
 
 
 def test_tiers_that_leave_amounts_nobody_may_approve_are_refused_naming_the_gap(
     tmp_path: Path,
 ) -> None:
-    for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
+    for source in catalogue_policy_dir().glob("*.yaml"):
         shutil.copy(source, tmp_path / source.name)
 
     def edit(name: str, change: Callable[[dict[str, Any]], None]) -> Path:
@@ -343,7 +344,7 @@ def test_tiers_that_leave_amounts_nobody_may_approve_are_refused_naming_the_gap(
 
 
 def test_a_policy_or_directory_that_names_no_currency_is_refused(tmp_path: Path) -> None:
-    for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
+    for source in catalogue_policy_dir().glob("*.yaml"):
         shutil.copy(source, tmp_path / source.name)
     for name in ("refund.yaml", "directory.yaml"):
         path = tmp_path / name
@@ -366,7 +367,7 @@ def test_a_policy_written_before_currencies_were_named_applies_its_amounts_in_an
 
 
 def test_a_loan_ceiling_bounds_the_amounts_its_tiers_must_cover(tmp_path: Path) -> None:
-    for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
+    for source in catalogue_policy_dir().glob("*.yaml"):
         shutil.copy(source, tmp_path / source.name)
     people = tmp_path / "directory.yaml"
     content = yaml.safe_load(people.read_text())

@@ -28,9 +28,9 @@ from casework.codec import (
 )
 from casework.codec_server import create_codec_app
 from casework.converter import data_converter, encrypting_converter
-from casework.workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 from tests.fake_systems import FakeSystems, scenario
 from tests.test_invoice_workflow import decide, open_task
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 
 COMMENT = "surcharge agreed with Acme on the phone"
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from casework.activities.crm_sales import (
+from activities.crm_sales import (
     CompanyLookup,
     CrmSalesActivities,
     FirstTouchRequest,
@@ -21,9 +21,9 @@ from casework.activities.crm_sales import (
     LeadRelease,
     RosterLookup,
 )
-from casework.activities.http import RECORD_NOT_FOUND, REQUEST_CONFLICT
-from casework.crm_sales_records import Firmographics
+from activities.crm_sales_records import Firmographics
 from casework.sandbox.server import running_sandbox
+from casework.systems.http import RECORD_NOT_FOUND, REQUEST_CONFLICT
 
 
 @pytest.fixture

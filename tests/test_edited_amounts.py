@@ -23,15 +23,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseState
+from casework.case.tasks import DecisionReceipt
 from casework.config import Settings
 from casework.converter import data_converter
-from casework.tasks import DecisionReceipt
 from casework.web.app import create_app
 from casework.web.auth import Credentials
-from casework.workflows.case import CaseState
-from casework.workflows.loan_application import CREDIT_REPORT
-from casework.workflows.loan_application import Outcome as LoanOutcome
-from casework.workflows.refund import Outcome as RefundOutcome
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
 from tests.loan_application_support import (
@@ -50,6 +47,9 @@ from tests.test_refund_workflow import case_worker as refund_worker
 from tests.test_refund_workflow import issued, now
 from tests.test_refund_workflow import open_task as refund_task
 from tests.test_refund_workflow import start_case as start_refund
+from workflows.loan_application import CREDIT_REPORT
+from workflows.loan_application import Outcome as LoanOutcome
+from workflows.refund import Outcome as RefundOutcome
 
 
 def waits_for_carol(invoice_id: str) -> FakeSystems:

@@ -22,14 +22,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, Wor
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
-from casework.tasks import HumanTask
-from casework.workflows.invoice_exception import (
-    InvoiceExceptionInput,
-    InvoiceExceptionResult,
-    InvoiceExceptionWorkflow,
-    Outcome,
-    case_id_for,
-)
+from casework.case.tasks import HumanTask
 from tests.conftest import BIN
 from tests.integration_support import (
     SandboxClient,
@@ -41,6 +34,13 @@ from tests.integration_support import (
 )
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
 from tests.signing_support import casework_sign, decide
+from workflows.invoice_exception import (
+    InvoiceExceptionInput,
+    InvoiceExceptionResult,
+    InvoiceExceptionWorkflow,
+    Outcome,
+    case_id_for,
+)
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
 

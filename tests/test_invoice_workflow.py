@@ -15,18 +15,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from casework.agents.invoice import Recommendation
+from activities.agents.invoice_exception import Recommendation
 from casework.audit import AuditEvent, AuditKind
-from casework.tasks import HumanTask
-from casework.workflows.invoice_exception import (
+from casework.case.tasks import HumanTask
+from tests.fake_systems import FakeSystems, proposal, scenario
+from tests.signing_support import decide, signed
+from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
     InvoiceExceptionWorkflow,
     Outcome,
     case_id_for,
 )
-from tests.fake_systems import FakeSystems, proposal, scenario
-from tests.signing_support import decide, signed
 
 
 @asynccontextmanager

@@ -18,18 +18,11 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.crm_sales_records import Account, Firmographics
 from casework.audit import AuditEvent, AuditKind
-from casework.crm_sales_records import Account, Firmographics
-from casework.policies.lead_routing import RoutingRule
-from casework.tasks import HumanTask
-from casework.workflows.case import CaseStatus
-from casework.workflows.lead_routing import (
-    LeadRoutingInput,
-    LeadRoutingResult,
-    LeadRoutingWorkflow,
-    Outcome,
-    case_id_for,
-)
+from casework.case.base import CaseStatus
+from casework.case.tasks import HumanTask
+from policies.lead_routing import RoutingRule
 from tests.integration_support import case_data, eventually, scripted_worker
 from tests.lead_routing_support import (
     CrmSales,
@@ -42,6 +35,13 @@ from tests.lead_routing_support import (
 )
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
 from tests.signing_support import decide
+from workflows.lead_routing import (
+    LeadRoutingInput,
+    LeadRoutingResult,
+    LeadRoutingWorkflow,
+    Outcome,
+    case_id_for,
+)
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from casework.agents.lead import LeadIntent, LeadRead, check_read, stand_in_read
-from casework.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
-from casework.policies.lead_routing import (
+from activities.agents.lead_routing import LeadIntent, LeadRead, check_read, stand_in_read
+from activities.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
+from casework.governance.loader import load_policy
+from casework.governance.models import PolicyRef
+from policies.lead_routing import (
     LeadRoute,
     LeadRoutingPolicy,
     RoutingRule,
@@ -20,8 +22,6 @@ from casework.policies.lead_routing import (
     score_icp,
     territory_for,
 )
-from casework.policies.loader import load_policy
-from casework.policies.models import PolicyRef
 
 DOCUMENT = load_policy("lead_routing")
 POLICY = LeadRoutingPolicy.model_validate(DOCUMENT.content)

@@ -14,20 +14,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from casework.agents.lead import LeadIntent
+from activities.agents.lead_routing import LeadIntent
+from activities.crm_sales_records import Account
 from casework.audit import AuditEvent, AuditKind
-from casework.crm_sales_records import Account
-from casework.policies.lead_routing import RoutingRule
+from casework.case.base import CaseState, CaseStatus
+from casework.case.tasks import HumanTask
 from casework.report import CaseRecord, compute
-from casework.tasks import HumanTask
-from casework.workflows.case import CaseState, CaseStatus
-from casework.workflows.lead_routing import (
-    LeadRoutingInput,
-    LeadRoutingResult,
-    LeadRoutingWorkflow,
-    Outcome,
-    case_id_for,
-)
+from policies.lead_routing import RoutingRule
 from tests.lead_routing_support import (
     FakeCrm,
     make_ae,
@@ -36,6 +29,13 @@ from tests.lead_routing_support import (
     read,
 )
 from tests.signing_support import decide
+from workflows.lead_routing import (
+    LeadRoutingInput,
+    LeadRoutingResult,
+    LeadRoutingWorkflow,
+    Outcome,
+    case_id_for,
+)
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 

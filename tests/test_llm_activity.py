@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from casework.activities.llm import (
+from casework.agents.llm import (
     STAND_IN_MODEL,
     AgentRequest,
     AgentResult,

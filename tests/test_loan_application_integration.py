@@ -21,11 +21,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.loan_records import FraudAlert, LoanApplication
 from casework.audit import AuditKind
+from casework.case.base import CaseStatus
 from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
-from casework.loan_records import FraudAlert, LoanApplication
-from casework.workflows.case import CaseStatus
-from casework.workflows.loan_application import Outcome
 from tests.conftest import BIN
 from tests.integration_support import case_data, eventually, scripted_worker
 from tests.loan_application_support import (
@@ -48,6 +47,7 @@ from tests.scripted_llm import (
     scripted_llm_server,
 )
 from tests.signing_support import decide
+from workflows.loan_application import Outcome
 
 # -- the stack, once per module -----------------------------------------------------------------
 
@@ -108,7 +108,7 @@ async def sandbox(sandbox_url: str) -> AsyncIterator[LendingSandbox]:
 
 
 def reading_json(income: str, confidence: float) -> str:
-    """An answer matching ``casework.agents.income.IncomeReading``."""
+    """An answer matching ``activities.agents.loan_application.IncomeReading``."""
     return json.dumps(
         {
             "assessment": "supported",

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from casework.agents.income import IncomeAssessment, stand_in_reading
-from casework.loan_records import IdentityVerification, SanctionsHit, SanctionsScreening
-from casework.policies.loader import load_policy
-from casework.policies.loan_application import (
+from activities.agents.loan_application import IncomeAssessment, stand_in_reading
+from activities.loan_records import IdentityVerification, SanctionsHit, SanctionsScreening
+from casework.governance.loader import load_policy
+from casework.governance.models import PolicyRef
+from policies.loan_application import (
     LoanApplicationPolicy,
     LoanRoute,
     decide_loan,
@@ -20,7 +21,6 @@ from casework.policies.loan_application import (
     non_standard_documents,
     refer_to_underwriting,
 )
-from casework.policies.models import PolicyRef
 from tests.loan_application_support import (
     credit_report,
     freelance_statement,

@@ -17,16 +17,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.loan_records import CustomerReply, FraudAlert, SanctionsHit
 from casework.audit import AuditKind
-from casework.loan_records import CustomerReply, FraudAlert, SanctionsHit
+from casework.case.base import CaseStatus
 from casework.report import CaseRecord, compute
-from casework.workflows.case import CaseStatus
-from casework.workflows.loan_application import (
-    CREDIT_REPORT,
-    CUSTOMER_REPLY,
-    FRAUD_ALERT,
-    Outcome,
-)
 from tests.loan_application_support import (
     FakeLending,
     audit,
@@ -45,6 +39,12 @@ from tests.loan_application_support import (
     waits_for,
 )
 from tests.signing_support import decide
+from workflows.loan_application import (
+    CREDIT_REPORT,
+    CUSTOMER_REPLY,
+    FRAUD_ALERT,
+    Outcome,
+)
 
 
 async def cancel(handle: WorkflowHandle) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from casework.activities.llm import LlmActivities
+from casework.agents.llm import LlmActivities
 from casework.agents.messages import (
     CASE_DATA,
     TOOL_RESULT,
@@ -22,9 +22,9 @@ from casework.agents.messages import (
     ToolSchema,
     as_data,
 )
+from casework.agents.region import REGION_RULES
 from casework.config import Settings
 from casework.masking import Masker, MaskingPolicy, load_masking_policy
-from casework.workflows.agent_region import REGION_RULES
 from tests.scripted_llm import (
     SCRIPTED_API_KEY,
     SCRIPTED_MODEL,

@@ -25,16 +25,18 @@ from typing import Any
 import httpx
 import pytest
 
-from casework.agents.income import INCOME_READER, INCOME_READING
-from casework.agents.invoice import INVOICE_ANALYST, INVOICE_PROPOSAL
-from casework.agents.lead import LEAD_ANALYST, LEAD_READ
-from casework.agents.refund import REFUND_ANALYST, REFUND_PROPOSAL
-from casework.agents.triage import TRIAGE_AGENT, TRIAGE_PROPOSAL
-from casework.agents.vendor_documents import DOCUMENT_CHECKER, DOCUMENT_EXTRACTION
-from casework.cli import demo, demo_lead_routing, demo_loan_application, demo_vendor_onboarding
+from activities.agents.invoice_exception import INVOICE_ANALYST, INVOICE_PROPOSAL
+from activities.agents.lead_routing import LEAD_ANALYST, LEAD_READ
+from activities.agents.loan_application import INCOME_READER, INCOME_READING
+from activities.agents.refund import REFUND_ANALYST, REFUND_PROPOSAL
+from activities.agents.ticket_triage import TRIAGE_AGENT, TRIAGE_PROPOSAL
+from activities.agents.vendor_onboarding import DOCUMENT_CHECKER, DOCUMENT_EXTRACTION
+from casework.cli import demo
 from casework.masking import PATTERNS, MaskingPolicy, load_masking_policy
 from casework.processes import PROCESSES
-from casework.workflows.vendor_onboarding import case_id_for as vendor_case_id_for
+from demos import lead_routing as demo_lead_routing
+from demos import loan_application as demo_loan_application
+from demos import vendor_onboarding as demo_vendor_onboarding
 from tests.integration_support import case_data
 from tests.scripted_llm import (
     SCRIPTED_API_KEY,
@@ -44,6 +46,7 @@ from tests.scripted_llm import (
 )
 from tests.stack_support import Stack, demo_table, embedded_stack
 from tests.stand_in_llm import StandInResponder
+from workflows.vendor_onboarding import case_id_for as vendor_case_id_for
 
 # The agent each demo process asks, and the output it answers with. The test checks that this is
 # exactly the set of agents the demo's cases used: a new agent in the demo fails it here first.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.workflows.case import CaseStatus
-from casework.workflows.invoice_exception import Outcome
+from casework.case.base import CaseStatus
 from tests.fake_systems import FakeSystems, scenario
 from tests.test_invoice_workflow import audit, case_worker, start_case
+from workflows.invoice_exception import Outcome
 
 
 async def test_a_payment_whose_answers_were_all_lost_is_reversed(

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from casework.policies.loader import BUNDLED_POLICY_DIR
-from casework.policies.registry import POLICY_MODELS, policy_problems
-from casework.workers import main as worker
+from casework.catalogue import catalogue_policy_dir
+from casework.governance.registry import POLICY_MODELS, policy_problems
+from workers import main as worker
 
 
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
-    for source in BUNDLED_POLICY_DIR.glob("*.yaml"):
+    for source in catalogue_policy_dir().glob("*.yaml"):
         shutil.copy(source, tmp_path / source.name)
     return tmp_path
 
@@ -27,11 +27,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def test_the_shipped_policies_are_valid() -> None:
-    assert policy_problems(BUNDLED_POLICY_DIR) == []
+    assert policy_problems(catalogue_policy_dir()) == []
 
 
 def test_every_shipped_policy_has_a_model() -> None:
-    shipped = {path.stem for path in BUNDLED_POLICY_DIR.glob("*.yaml")}
+    shipped = {path.stem for path in catalogue_policy_dir().glob("*.yaml")}
     assert shipped <= set(POLICY_MODELS), "register the new policy's model in POLICY_MODELS"
 
 

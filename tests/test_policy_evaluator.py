@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from casework.agents.invoice import Recommendation
+from activities.agents.invoice_exception import Recommendation
+from activities.agents.ticket_triage import TriageProposal
 from casework.agents.tools import ASK_HUMAN, READ_ONLY
-from casework.agents.triage import TriageProposal
-from casework.policies.evaluator import (
+from casework.case.tasks import HumanTask, TaskAnswer, TaskDecision, TaskKind, TaskStatus
+from casework.catalogue import catalogue_policy_dir
+from casework.governance.loader import load_policy
+from casework.governance.models import Directory, InvoiceExceptionPolicy, TicketTriagePolicy
+from casework.governance.rules import (
     Route,
     TriageRoute,
     answer_refusal_reasons,
@@ -23,9 +27,6 @@ from casework.policies.evaluator import (
     refusal_reasons,
     tier_for_amount,
 )
-from casework.policies.loader import BUNDLED_POLICY_DIR, load_policy
-from casework.policies.models import Directory, InvoiceExceptionPolicy, TicketTriagePolicy
-from casework.tasks import HumanTask, TaskAnswer, TaskDecision, TaskKind, TaskStatus
 from tests.fake_systems import proposal, scenario
 
 
@@ -71,7 +72,7 @@ def test_demo_directory_has_the_documented_people(directory: Directory) -> None:
 
 
 def test_policy_hash_changes_with_any_edit(tmp_path: Path) -> None:
-    original = BUNDLED_POLICY_DIR / "invoice_exception.yaml"
+    original = catalogue_policy_dir() / "invoice_exception.yaml"
     edited = tmp_path / "invoice_exception.yaml"
     edited.write_text(original.read_text().replace("percent: 2.0", "percent: 3.0"))
     assert load_policy("invoice_exception", tmp_path).ref.sha256 != (

@@ -12,6 +12,13 @@ from typing import Any
 
 import pytest
 
+from activities.agents.invoice_exception import InvoiceProposal, Recommendation
+from activities.agents.lead_routing import LeadIntent, LeadRead
+from activities.agents.loan_application import DocumentIncome
+from activities.agents.refund import RefundProposal, RefundRecommendation
+from activities.agents.ticket_triage import TriageProposal
+from activities.agents.vendor_onboarding import DocumentExtraction
+from activities.records import ConfigurationItem, KbArticle, Ticket
 from casework.agents import income, invoice, lead, refund, registry, triage, vendor_documents
 from casework.agents.checks import (
     CheckBasis,
@@ -25,34 +32,27 @@ from casework.agents.checks import (
     opinion,
     within,
 )
-from casework.agents.income import DocumentIncome
-from casework.agents.invoice import InvoiceProposal, Recommendation
-from casework.agents.lead import LeadIntent, LeadRead
-from casework.agents.refund import RefundProposal, RefundRecommendation
-from casework.agents.triage import TriageProposal
-from casework.agents.vendor_documents import DocumentExtraction
-from casework.policies.evaluator import (
+from casework.governance.loader import load_policy
+from casework.governance.models import InvoiceExceptionPolicy, TicketTriagePolicy
+from casework.governance.rules import (
     Route,
     TriageRoute,
     compute_variance,
     decide_invoice,
     decide_triage,
 )
-from casework.policies.loader import load_policy
-from casework.policies.loan_application import (
+from policies.loan_application import (
     LoanApplicationPolicy,
     LoanRoute,
     check_income_reading,
     decide_loan,
 )
-from casework.policies.models import InvoiceExceptionPolicy, TicketTriagePolicy
-from casework.policies.vendor_onboarding import (
+from policies.vendor_onboarding import (
     DocumentVerdict,
     VendorOnboardingPolicy,
     bank_account_refusals,
     check_document,
 )
-from casework.records import ConfigurationItem, KbArticle, Ticket
 from tests.fake_systems import proposal as invoice_proposal
 from tests.fake_systems import scenario
 from tests.loan_application_support import credit_report, freelance_statement, loan_application

@@ -23,19 +23,19 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
-from casework.tasks import HumanTask
-from casework.workflows.refund import (
+from casework.case.tasks import HumanTask
+from tests.conftest import BIN
+from tests.integration_support import case_data, eventually, scripted_worker
+from tests.refund_support import RefundSystems, ScriptedRefundAnalyst
+from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
+from tests.signing_support import casework_sign, decide
+from workflows.refund import (
     Outcome,
     RefundInput,
     RefundResult,
     RefundWorkflow,
     case_id_for,
 )
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually, scripted_worker
-from tests.refund_support import RefundSystems, ScriptedRefundAnalyst
-from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
-from tests.signing_support import casework_sign, decide
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
 

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from casework.agents.refund import RefundRecommendation, stand_in_proposal
-from casework.policies.loader import load_policy
-from casework.policies.models import PolicyRef
-from casework.policies.refund import (
+from activities.agents.refund import RefundRecommendation, stand_in_proposal
+from activities.records_refund import FraudSignal, Refund
+from casework.governance.loader import load_policy
+from casework.governance.models import PolicyRef
+from policies.refund import (
     RefundAssessment,
     RefundPolicy,
     RefundRoute,
     assess_refund,
     decide_refund,
 )
-from casework.records_refund import FraudSignal, Refund
 from tests.refund_support import customer, fraud_signal, order, proposal
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)

@@ -21,18 +21,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from casework.agents.refund import RefundProposal, RefundRecommendation
+from activities.agents.refund import RefundProposal, RefundRecommendation
+from activities.records_refund import Refund
 from casework.audit import AuditEvent, AuditKind
-from casework.records_refund import Refund
-from casework.tasks import HumanTask
-from casework.workflows.case import CaseState
-from casework.workflows.refund import (
-    Outcome,
-    RefundInput,
-    RefundResult,
-    RefundWorkflow,
-    case_id_for,
-)
+from casework.case.base import CaseState
+from casework.case.tasks import HumanTask
 from tests.refund_support import (
     FakeRefundSystems,
     customer,
@@ -41,6 +34,13 @@ from tests.refund_support import (
     proposal,
 )
 from tests.signing_support import decide
+from workflows.refund import (
+    Outcome,
+    RefundInput,
+    RefundResult,
+    RefundWorkflow,
+    case_id_for,
+)
 
 CUSTOMER_EMAIL = "ann.lee@example.com"
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]

@@ -14,14 +14,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from casework.agents.region import AgentRegionWorkflow
 from casework.converter import data_converter
-from casework.workflows.agent_region import AgentRegionWorkflow
-from casework.workflows.invoice_exception import InvoiceExceptionWorkflow
-from casework.workflows.lead_routing import LeadRoutingWorkflow
-from casework.workflows.loan_application import LoanApplicationWorkflow
-from casework.workflows.refund import RefundWorkflow
-from casework.workflows.ticket_triage import TicketTriageWorkflow
-from casework.workflows.vendor_onboarding import VendorOnboardingWorkflow
 from tests.histories.record import (
     HISTORIES,
     LEAD_RECORDINGS,
@@ -38,6 +32,12 @@ from tests.histories.record import (
     vendor_history_path,
     workflow_id_for,
 )
+from workflows.invoice_exception import InvoiceExceptionWorkflow
+from workflows.lead_routing import LeadRoutingWorkflow
+from workflows.loan_application import LoanApplicationWorkflow
+from workflows.refund import RefundWorkflow
+from workflows.ticket_triage import TicketTriageWorkflow
+from workflows.vendor_onboarding import VendorOnboardingWorkflow
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 # A triage case's agent region is a child workflow: its history is stored (and replayed) apart.

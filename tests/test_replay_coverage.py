@@ -14,9 +14,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from casework.processes import PROCESSES
-from casework.workers.main import WORKFLOWS
 from tests import test_replay
 from tests.histories.record import HISTORIES, workflow_id_for
+from workers.main import WORKFLOWS
 
 
 def _workflow_name(workflow: type) -> str:

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from casework.audit import AuditEvent, AuditKind, ModelUsage
+from casework.case.tasks import HumanTask, TaskKind
 from casework.report import CaseRecord, compute
-from casework.tasks import HumanTask, TaskKind
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 T0 = NOW - timedelta(days=1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from casework.activities.llm import LlmActivities
+from casework.agents.llm import LlmActivities
 from casework.agents.messages import AgentRequest
 from casework.config import Settings, SettingsError
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server

@@ -30,17 +30,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseState, CaseStatus
+from casework.case.tasks import HumanTask
 from casework.correlation import bureau_report, deliver
 from casework.processes import PROCESSES
-from casework.tasks import HumanTask
-from casework.workers.main import WORKFLOWS
-from casework.workflows.case import CaseState, CaseStatus
-from casework.workflows.invoice_exception import InvoiceExceptionInput
-from casework.workflows.lead_routing import LeadRoutingInput
-from casework.workflows.loan_application import LoanApplicationInput
-from casework.workflows.refund import RefundInput
-from casework.workflows.ticket_triage import TicketTriageInput
-from casework.workflows.vendor_onboarding import VendorOnboardingInput
 from reliability.drivers.base import decider_for
 from tests.integration_support import SandboxClient, eventually, scripted_worker
 from tests.lead_routing_support import CrmSales, make_ae, make_lead, software_company
@@ -50,6 +43,13 @@ from tests.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_se
 from tests.signing_support import decide
 from tests.triage_support import Itsm
 from tests.vendor_onboarding_support import VendorSystems, new_application
+from workers.main import WORKFLOWS
+from workflows.invoice_exception import InvoiceExceptionInput
+from workflows.lead_routing import LeadRoutingInput
+from workflows.loan_application import LoanApplicationInput
+from workflows.refund import RefundInput
+from workflows.ticket_triage import TicketTriageInput
+from workflows.vendor_onboarding import VendorOnboardingInput
 
 GARBAGE: list[tuple[str, list[Any]]] = [
     ("no payload", []),

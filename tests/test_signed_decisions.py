@@ -12,12 +12,12 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
-from casework.tasks import DecisionReceipt, TaskDecision
-from casework.workflows.invoice_exception import Outcome
+from casework.case.tasks import DecisionReceipt, TaskDecision
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
 from tests.signing_support import signed
 from tests.test_invoice_workflow import audit, case_worker, open_task, start_case
+from workflows.invoice_exception import Outcome
 
 NOT_BOBS = "the signature is not bob's on this decision for case"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from casework.case.tasks import TaskDecision
 from casework.signing import decision_message, public_key_text, sign_decision, signature_refusal
 from casework.signing_keys import (
     SigningKeyError,
@@ -21,7 +22,6 @@ from casework.signing_keys import (
     load_public_keys,
     load_signing_key,
 )
-from casework.tasks import TaskDecision
 from tests.conftest import BIN
 
 CASE = "invoice-exception-INV-1"

@@ -18,13 +18,13 @@ from temporalio.worker import Worker
 
 from casework import telemetry
 from casework.config import Settings
-from casework.workflows.invoice_exception import (
+from tests.fake_systems import FakeSystems, scenario
+from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionWorkflow,
     Outcome,
     case_id_for,
 )
-from tests.fake_systems import FakeSystems, scenario
 
 
 class Collector:

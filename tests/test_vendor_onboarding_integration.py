@@ -16,13 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.workflows.case import CaseStatus
-from casework.workflows.vendor_onboarding import (
-    Outcome,
-    VendorOnboardingInput,
-    VendorOnboardingWorkflow,
-    case_id_for,
-)
+from casework.case.base import CaseStatus
 from tests.integration_support import case_data, scripted_worker
 from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
 from tests.signing_support import decide
@@ -43,6 +37,12 @@ from tests.vendor_onboarding_support import (
     open_reviews,
     reached,
     run_command,
+)
+from workflows.vendor_onboarding import (
+    Outcome,
+    VendorOnboardingInput,
+    VendorOnboardingWorkflow,
+    case_id_for,
 )
 
 # -- the stack, once per module -----------------------------------------------------------------

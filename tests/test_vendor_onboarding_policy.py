@@ -7,9 +7,10 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from casework.agents.vendor_documents import DocumentExtraction, stand_in_extraction
-from casework.policies.loader import load_policy
-from casework.policies.vendor_onboarding import (
+from activities.agents.vendor_onboarding import DocumentExtraction, stand_in_extraction
+from activities.vendor_records import DocumentResubmission, VendorApplication
+from casework.governance.loader import load_policy
+from policies.vendor_onboarding import (
     DocumentCheck,
     DocumentVerdict,
     ReviewResult,
@@ -24,7 +25,6 @@ from casework.policies.vendor_onboarding import (
     risk_flags,
     settle,
 )
-from casework.vendor_records import DocumentResubmission, VendorApplication
 from tests.vendor_onboarding_support import (
     FOREIGN_IBAN,
     TAX_ID,

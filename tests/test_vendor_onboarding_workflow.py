@@ -11,9 +11,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.policies.vendor_onboarding import DocumentVerdict, ReviewStatus
-from casework.workflows.case import CaseStatus
-from casework.workflows.vendor_onboarding import Outcome
+from casework.case.base import CaseStatus
+from policies.vendor_onboarding import DocumentVerdict, ReviewStatus
 from tests.signing_support import decide
 from tests.vendor_onboarding_support import (
     CONTACT,
@@ -35,6 +34,7 @@ from tests.vendor_onboarding_support import (
     state,
     tax_certificate_text,
 )
+from workflows.vendor_onboarding import Outcome
 
 EXPIRED_TAX = tax_certificate_text(valid_until="2020-12-31")
 

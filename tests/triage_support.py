@@ -28,8 +28,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from casework.activities import policy
-from casework.activities.itsm import (
+from activities.itsm import (
     ConfigurationItemLookup,
     KbArticleLookup,
     KnowledgeSearch,
@@ -40,27 +39,28 @@ from casework.activities.itsm import (
     TicketLookup,
     TicketResolution,
 )
-from casework.activities.notifications import NotificationRequest
+from activities.records import ConfigurationItem, KbArticle, KbHit, Notification, Ticket
 from casework.agents.messages import AgentUsage, ChatMessage, ChatRequest, ChatResult, ToolCall
+from casework.agents.region import AgentRegionResult, AgentRegionWorkflow
 from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseState
+from casework.case.tasks import HumanTask
 from casework.config import Settings
-from casework.records import ConfigurationItem, KbArticle, KbHit, Notification, Ticket
+from casework.governance import activity as policy
 from casework.sandbox.server import running_sandbox
-from casework.tasks import HumanTask
-from casework.workers.main import running_worker
-from casework.workflows.agent_region import AgentRegionResult, AgentRegionWorkflow
-from casework.workflows.case import CaseState
-from casework.workflows.ticket_triage import (
-    TicketTriageInput,
-    TicketTriageResult,
-    TicketTriageWorkflow,
-    case_id_for,
-)
+from casework.systems.notifications import NotificationRequest
 from tests.integration_support import case_data, eventually, scripted_settings
 from tests.scripted_llm import (
     ScriptedLlmServer,
     ScriptedReply,
     scripted_llm_server,
+)
+from workers.main import running_worker
+from workflows.ticket_triage import (
+    TicketTriageInput,
+    TicketTriageResult,
+    TicketTriageWorkflow,
+    case_id_for,
 )
 
 TriageHandle = WorkflowHandle[TicketTriageWorkflow, TicketTriageResult]

@@ -31,31 +31,31 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from casework.activities import policy
-from casework.activities.erp_vendors import VendorCreation, VendorDeactivation
-from casework.activities.notifications import NotificationRequest
-from casework.activities.vendors import ApplicationLookup, ApplicationStatusChange, DocumentLookup
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.agents.vendor_documents import DocumentExtraction, stand_in_extraction
-from casework.audit import AuditEvent, AuditKind
-from casework.records import Notification
-from casework.tasks import HumanTask
-from casework.vendor_records import (
+from activities.agents.vendor_onboarding import DocumentExtraction, stand_in_extraction
+from activities.erp_vendors import VendorCreation, VendorDeactivation
+from activities.records import Notification
+from activities.vendor_records import (
     DocumentResubmission,
     ErpVendor,
     VendorApplication,
     VendorDocument,
 )
-from casework.workflows.case import CaseState
-from casework.workflows.vendor_onboarding import (
+from activities.vendors import ApplicationLookup, ApplicationStatusChange, DocumentLookup
+from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseState
+from casework.case.tasks import HumanTask
+from casework.governance import activity as policy
+from casework.systems.notifications import NotificationRequest
+from tests.conftest import BIN
+from tests.integration_support import case_data, eventually
+from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+from workflows.vendor_onboarding import (
     VendorOnboardingInput,
     VendorOnboardingResult,
     VendorOnboardingWorkflow,
     case_id_for,
 )
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 
 CaseHandle = WorkflowHandle[VendorOnboardingWorkflow, VendorOnboardingResult]
 

@@ -1,5 +1,5 @@
 """What a workflow sends to an agent activity and gets back. Free of litellm, so workflows may
-import it; the activity itself lives in ``casework.activities.llm``."""
+import it; the activity itself lives in ``casework.agents.llm``."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from casework.activities.itsm import READ_ONLY_TOOLS as ITSM_READ_ONLY_TOOLS
+from activities.itsm import READ_ONLY_TOOLS as ITSM_READ_ONLY_TOOLS
 from casework.agents.messages import ToolSchema
 
 ASK_HUMAN = "ask_human"

@@ -47,18 +47,18 @@ from casework.backlog import (
     shown_status,
     unreadable_reason,
 )
+from casework.case.base import CaseState
+from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
 from casework.decisions import DecisionError, send_decision
-from casework.policies.loader import load_policy
-from casework.policies.models import Directory
+from casework.governance.loader import load_policy
+from casework.governance.models import Directory
 from casework.processes import PROCESSES
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from casework.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
-from casework.workflows.case import CaseState
-from casework.workflows.ticket_triage import Acknowledgement
+from workflows.ticket_triage import Acknowledgement
 
 MAX_CASE_ID_BYTES = 1000
 """Temporal's default limit on a workflow ID (the server's ``limit.maxIDLength``)."""

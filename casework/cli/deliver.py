@@ -19,6 +19,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 
+from activities.loan_records import CustomerReply, FraudAlert, IncomeDocument, Message
 from casework.cli.cases import CommandError, command
 from casework.config import Settings
 from casework.converter import describe_validation_error
@@ -31,7 +32,6 @@ from casework.correlation import (
     raise_fraud_alert,
     store_reply,
 )
-from casework.loan_records import CustomerReply, FraudAlert, IncomeDocument, Message
 
 _documents = TypeAdapter(list[IncomeDocument])
 

@@ -20,13 +20,8 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.cli import (
-    demo_lead_routing,
-    demo_loan_application,
-    demo_refund,
-    demo_triage,
-    demo_vendor_onboarding,
-)
+from casework.case.base import CaseState, CaseStatus
+from casework.case.tasks import HumanTask, TaskDecision
 from casework.cli.cases import CommandError, command, directory_users, drive_case, link
 from casework.cli.output import table
 from casework.cli.seeding import (
@@ -37,9 +32,12 @@ from casework.cli.seeding import (
     sandbox_request,
 )
 from casework.config import Settings
-from casework.tasks import HumanTask, TaskDecision
-from casework.workflows.case import CaseState, CaseStatus
-from casework.workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+from demos import lead_routing as demo_lead_routing
+from demos import loan_application as demo_loan_application
+from demos import refund as demo_refund
+from demos import ticket_triage as demo_triage
+from demos import vendor_onboarding as demo_vendor_onboarding
+from workflows.invoice_exception import InvoiceExceptionInput, case_id_for
 
 SUPPLIER = {
     "supplier_id": "SUP-ACME",

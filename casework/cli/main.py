@@ -283,8 +283,8 @@ def _with_client(
 
 
 def _ui(settings: Settings, reset_user: str | None) -> int:
-    from casework.policies.loader import load_policy
-    from casework.policies.models import Directory
+    from casework.governance.loader import load_policy
+    from casework.governance.models import Directory
     from casework.web.auth import Credentials
     from casework.web.server import NotLoopback, serve
 
@@ -340,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
         case "status":
             return _status(settings)
         case "worker":
-            from casework.workers.main import main as worker_main
+            from workers.main import main as worker_main
 
             worker_main()
             return 0

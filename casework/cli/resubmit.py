@@ -19,11 +19,11 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.vendor_records import DocumentResubmission
 from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseState
 from casework.cli.cases import CommandError, command
 from casework.converter import describe_validation_error
-from casework.vendor_records import DocumentResubmission
-from casework.workflows.case import CaseState
 
 SIGNAL = "resubmit"
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
+from casework.case.tasks import TaskDecision
 from casework.cli.cases import CommandError
 from casework.config import Settings
 from casework.decisions import decide_on
 from casework.signing_keys import load_signing_key, signing_keys_dir
-from casework.tasks import TaskDecision
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class StackConfig(BaseModel):
     components: tuple[Component, ...] = COMPONENTS
     """Which components ``up`` runs; tests run subsets."""
     worker_command: list[str] | None = None
-    """Replaces ``python -m casework.workers``, e.g. with a stub worker in tests."""
+    """Replaces ``python -m workers``, e.g. with a stub worker in tests."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackConfig:
@@ -456,7 +456,7 @@ def _command(config: StackConfig, name: Component) -> list[str]:
                 f"http://{config.host}:{config.ui_port}",
             ]
         case "worker":
-            return config.worker_command or [sys.executable, "-m", "casework.workers"]
+            return config.worker_command or [sys.executable, "-m", "workers"]
         case "ui":
             return [sys.executable, "-m", "casework.web"]
 

@@ -15,23 +15,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from casework.sandbox import (
+from casework.sandbox import faults, notifications
+from casework.sandbox.store import Database
+from sandbox import (
     credit_bureau,
     crm,
     crm_sales,
     erp,
     erp_vendors,
-    faults,
     fraud,
     itsm,
     kyc,
     lending,
-    notifications,
     orders,
     payments,
     vendors,
 )
-from casework.sandbox.store import Database
 
 DESCRIPTION = """
 Stand-ins for the systems of record casework's activities act on, backed by one SQLite file:

@@ -37,13 +37,14 @@ from casework.backlog import (
     shown_status,
     unreadable_reason,
 )
+from casework.case.base import CaseState
+from casework.case.tasks import TaskDecision, TaskKind
 from casework.cli.output import web_ui_link
 from casework.config import Settings
 from casework.decisions import DecisionError, send_decision
-from casework.policies.loader import load_policy
-from casework.policies.models import Directory
+from casework.governance.loader import load_policy
+from casework.governance.models import Directory
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from casework.tasks import TaskDecision, TaskKind
 from casework.web import charts
 from casework.web.auth import (
     FLASH_COOKIE,
@@ -56,7 +57,6 @@ from casework.web.auth import (
     Signer,
     SignInThrottle,
 )
-from casework.workflows.case import CaseState
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_FORM_BYTES = 64 * 1024

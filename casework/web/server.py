@@ -12,8 +12,8 @@ from temporalio.client import Client
 from casework import telemetry
 from casework.client import connect
 from casework.config import Settings
-from casework.policies.loader import load_policy
-from casework.policies.models import Directory
+from casework.governance.loader import load_policy
+from casework.governance.models import Directory
 from casework.web.app import create_app
 from casework.web.auth import Credentials
 

@@ -22,11 +22,11 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from casework.audit import AuditEvent
-from casework.policies.loader import load_policy
-from casework.policies.models import Directory
+from casework.case.base import CaseState, CaseStatus
+from casework.case.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
+from casework.governance.loader import load_policy
+from casework.governance.models import Directory
 from casework.processes import PROCESSES
-from casework.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
-from casework.workflows.case import CaseState, CaseStatus
 from reliability.model import ModelFault
 from tests.scripted_llm import ScriptedReply
 

@@ -11,8 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from casework.audit import AuditKind
-from casework.workflows.case import TOOL_RETRY, CaseStatus
-from casework.workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+from casework.case.base import TOOL_RETRY, CaseStatus
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,
@@ -25,6 +24,7 @@ from reliability.drivers.base import (
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 from tests.integration_support import invoice_id_of
 from tests.scripted_llm import ScriptedReply
+from workflows.invoice_exception import InvoiceExceptionInput, case_id_for
 
 PO_PRICE = Decimal("30.00")
 QUANTITY = 100

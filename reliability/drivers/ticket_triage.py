@@ -14,8 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from casework.audit import AuditKind
-from casework.workflows.case import CaseStatus
-from casework.workflows.ticket_triage import TicketTriageInput, case_id_for
+from casework.case.base import CaseStatus
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,
@@ -28,6 +27,7 @@ from reliability.drivers.base import (
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedReply
+from workflows.ticket_triage import TicketTriageInput, case_id_for
 
 TIMEOUT_DELAY_SECONDS = 25
 SLOW_DELAY_SECONDS = 2

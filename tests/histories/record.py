@@ -47,56 +47,21 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.agents.lead_routing import LeadIntent
+from activities.agents.ticket_triage import stand_in_turn
+from activities.crm_sales_records import Account
+from activities.loan_records import FraudAlert, SanctionsHit
+from activities.records import ConfigurationItem, KbArticle, Ticket
+from activities.records_refund import Refund
+from activities.vendor_records import DocumentResubmission
 from casework import search_attributes
-from casework.agents.lead import LeadIntent
 from casework.agents.messages import ChatMessage, ToolCall
+from casework.agents.region import AgentRegionWorkflow, RegionOutcome
 from casework.agents.tools import FINAL_ANSWER
-from casework.agents.triage import stand_in_turn
 from casework.audit import AuditEvent, AuditKind
+from casework.case.base import CaseStatus
+from casework.case.tasks import HumanTask, TaskDecision
 from casework.converter import data_converter
-from casework.crm_sales_records import Account
-from casework.loan_records import FraudAlert, SanctionsHit
-from casework.records import ConfigurationItem, KbArticle, Ticket
-from casework.records_refund import Refund
-from casework.tasks import HumanTask, TaskDecision
-from casework.vendor_records import DocumentResubmission
-from casework.workflows.agent_region import AgentRegionWorkflow, RegionOutcome
-from casework.workflows.case import CaseStatus
-from casework.workflows.invoice_exception import (
-    InvoiceExceptionInput,
-    InvoiceExceptionResult,
-    InvoiceExceptionWorkflow,
-    Outcome,
-    case_id_for,
-)
-from casework.workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow
-from casework.workflows.lead_routing import Outcome as LeadOutcome
-from casework.workflows.lead_routing import case_id_for as lead_case_id_for
-from casework.workflows.loan_application import (
-    CREDIT_REPORT,
-    FRAUD_ALERT,
-    LoanApplicationInput,
-    LoanApplicationWorkflow,
-)
-from casework.workflows.loan_application import Outcome as LoanOutcome
-from casework.workflows.loan_application import case_id_for as loan_case_id_for
-from casework.workflows.refund import Outcome as RefundOutcome
-from casework.workflows.refund import RefundInput, RefundResult, RefundWorkflow
-from casework.workflows.refund import case_id_for as refund_case_id_for
-from casework.workflows.ticket_triage import (
-    Acknowledgement,
-    TicketTriageInput,
-    TicketTriageResult,
-    TicketTriageWorkflow,
-)
-from casework.workflows.ticket_triage import case_id_for as triage_case_id_for
-from casework.workflows.vendor_onboarding import Outcome as VendorOutcome
-from casework.workflows.vendor_onboarding import (
-    VendorOnboardingInput,
-    VendorOnboardingResult,
-    VendorOnboardingWorkflow,
-)
-from casework.workflows.vendor_onboarding import case_id_for as vendor_case_id_for
 from tests.conftest import BIN
 from tests.fake_systems import FakeSystems, scenario
 from tests.integration_support import eventually
@@ -127,6 +92,41 @@ from tests.vendor_onboarding_support import (
     resubmission,
     tax_certificate_text,
 )
+from workflows.invoice_exception import (
+    InvoiceExceptionInput,
+    InvoiceExceptionResult,
+    InvoiceExceptionWorkflow,
+    Outcome,
+    case_id_for,
+)
+from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow
+from workflows.lead_routing import Outcome as LeadOutcome
+from workflows.lead_routing import case_id_for as lead_case_id_for
+from workflows.loan_application import (
+    CREDIT_REPORT,
+    FRAUD_ALERT,
+    LoanApplicationInput,
+    LoanApplicationWorkflow,
+)
+from workflows.loan_application import Outcome as LoanOutcome
+from workflows.loan_application import case_id_for as loan_case_id_for
+from workflows.refund import Outcome as RefundOutcome
+from workflows.refund import RefundInput, RefundResult, RefundWorkflow
+from workflows.refund import case_id_for as refund_case_id_for
+from workflows.ticket_triage import (
+    Acknowledgement,
+    TicketTriageInput,
+    TicketTriageResult,
+    TicketTriageWorkflow,
+)
+from workflows.ticket_triage import case_id_for as triage_case_id_for
+from workflows.vendor_onboarding import Outcome as VendorOutcome
+from workflows.vendor_onboarding import (
+    VendorOnboardingInput,
+    VendorOnboardingResult,
+    VendorOnboardingWorkflow,
+)
+from workflows.vendor_onboarding import case_id_for as vendor_case_id_for
 
 HISTORIES = Path(__file__).parent
 PREFIX = "invoice_exception_"

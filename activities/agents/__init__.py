@@ -1,0 +1,1 @@
+"""Agent specifications, one module per process: prompts, typed outputs, offline stand-ins."""

@@ -1,0 +1,50 @@
+"""CRM tools for customer service: the customer record, and refund notes written on it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.records_refund import Customer, RefundNote
+from casework.systems.http import call
+
+
+class CustomerLookup(BaseModel):
+    customer_id: str
+
+
+class RefundNoteRequest(BaseModel):
+    customer_id: str
+    order_id: str
+    refund_id: str
+    amount: Decimal
+    currency: str
+    note: str
+    case_id: str | None = None
+    idempotency_key: str
+
+
+class CrmActivities:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @activity.defn(name="crm.get_customer")
+    async def get_customer(self, lookup: CustomerLookup) -> Customer:
+        return Customer.model_validate(
+            await call(self._client, "GET", f"/crm/customers/{lookup.customer_id}")
+        )
+
+    @activity.defn(name="crm.add_refund_note")
+    async def add_refund_note(self, request: RefundNoteRequest) -> RefundNote:
+        return RefundNote.model_validate(
+            await call(
+                self._client,
+                "POST",
+                f"/crm/customers/{request.customer_id}/refund-notes",
+                json=request.model_dump(mode="json", exclude={"customer_id", "idempotency_key"}),
+                idempotency_key=request.idempotency_key,
+            )
+        )

@@ -1,0 +1,167 @@
+"""Sales CRM tools: leads, accounts, account executives, enrichment and first-touch messages.
+
+Reads are plain lookups; every write carries an idempotency key, so a retried assignment moves
+one lead once and a retried first touch queues one message.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.crm_sales_records import (
+    Account,
+    AccountExecutive,
+    Firmographics,
+    FirstTouchMessage,
+    Lead,
+)
+from casework.systems.http import RECORD_NOT_FOUND, call
+
+
+class LeadLookup(BaseModel):
+    lead_id: str
+
+
+class CompanyLookup(BaseModel):
+    domain: str
+
+
+class Enrichment(BaseModel):
+    domain: str
+    firmographics: Firmographics | None
+    """None: the provider knows nothing about the domain (not an error: many leads are new)."""
+
+
+class AccountMatch(BaseModel):
+    domain: str
+    account: Account | None
+
+
+class RosterLookup(BaseModel):
+    """Every account executive; the routing policy picks among them by territory and load."""
+
+
+class Roster(BaseModel):
+    account_executives: list[AccountExecutive]
+
+
+class LeadAssignment(BaseModel):
+    lead_id: str
+    ae_id: str
+    account_id: str | None = None
+    note: str | None = None
+    only_if_new: bool = False
+    """Assign only a lead still new: the CRM refuses (409) one taken meanwhile."""
+    idempotency_key: str
+
+
+class LeadRelease(BaseModel):
+    """Unassign a lead, or put it in the nurture queue."""
+
+    lead_id: str
+    reason: str
+    only_if_unassigned: bool = False
+    """Nurture only a lead nobody owns: the CRM refuses (409) one taken meanwhile."""
+    idempotency_key: str
+
+
+class FirstTouchRequest(BaseModel):
+    lead_id: str
+    ae_id: str
+    subject: str
+    body: str
+    idempotency_key: str
+
+
+_roster = TypeAdapter(list[AccountExecutive])
+_accounts = TypeAdapter(list[Account])
+
+
+class CrmSalesActivities:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @activity.defn(name="crm_sales.get_lead")
+    async def get_lead(self, lookup: LeadLookup) -> Lead:
+        return Lead.model_validate(
+            await call(self._client, "GET", f"/crm/leads/{quote(lookup.lead_id, safe='')}")
+        )
+
+    @activity.defn(name="crm_sales.enrich_company")
+    async def enrich_company(self, lookup: CompanyLookup) -> Enrichment:
+        try:
+            found = await call(
+                self._client, "GET", f"/crm/firmographics/{quote(lookup.domain, safe='')}"
+            )
+        except ApplicationError as error:
+            if error.type == RECORD_NOT_FOUND:
+                return Enrichment(domain=lookup.domain, firmographics=None)
+            raise
+        return Enrichment(domain=lookup.domain, firmographics=Firmographics.model_validate(found))
+
+    @activity.defn(name="crm_sales.find_account")
+    async def find_account(self, lookup: CompanyLookup) -> AccountMatch:
+        accounts = _accounts.validate_python(
+            await call(self._client, "GET", "/crm/accounts", params={"domain": lookup.domain})
+        )
+        return AccountMatch(domain=lookup.domain, account=next(iter(accounts), None))
+
+    @activity.defn(name="crm_sales.list_account_executives")
+    async def list_account_executives(self, lookup: RosterLookup) -> Roster:
+        return Roster(
+            account_executives=_roster.validate_python(
+                await call(self._client, "GET", "/crm/account-executives")
+            )
+        )
+
+    @activity.defn(name="crm_sales.assign_lead")
+    async def assign_lead(self, assignment: LeadAssignment) -> Lead:
+        return Lead.model_validate(
+            await call(
+                self._client,
+                "POST",
+                f"/crm/leads/{quote(assignment.lead_id, safe='')}/assign",
+                json=assignment.model_dump(
+                    include={"ae_id", "account_id", "note", "only_if_new"}, exclude_defaults=True
+                ),
+                idempotency_key=assignment.idempotency_key,
+            )
+        )
+
+    @activity.defn(name="crm_sales.unassign_lead")
+    async def unassign_lead(self, release: LeadRelease) -> Lead:
+        return await self._release(release, "unassign")
+
+    @activity.defn(name="crm_sales.nurture_lead")
+    async def nurture_lead(self, release: LeadRelease) -> Lead:
+        return await self._release(release, "nurture")
+
+    @activity.defn(name="crm_sales.queue_first_touch")
+    async def queue_first_touch(self, request: FirstTouchRequest) -> FirstTouchMessage:
+        return FirstTouchMessage.model_validate(
+            await call(
+                self._client,
+                "POST",
+                f"/crm/leads/{quote(request.lead_id, safe='')}/messages",
+                json=request.model_dump(include={"ae_id", "subject", "body"}),
+                idempotency_key=request.idempotency_key,
+            )
+        )
+
+    async def _release(self, release: LeadRelease, action: str) -> Lead:
+        return Lead.model_validate(
+            await call(
+                self._client,
+                "POST",
+                f"/crm/leads/{quote(release.lead_id, safe='')}/{action}",
+                json=release.model_dump(
+                    include={"reason", "only_if_unassigned"}, exclude_defaults=True
+                ),
+                idempotency_key=release.idempotency_key,
+            )
+        )

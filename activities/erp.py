@@ -1,0 +1,75 @@
+"""ERP tools: suppliers, purchase orders, goods receipts and invoices."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+from temporalio import activity
+
+from activities.records import GoodsReceipt, Invoice, PurchaseOrder, Supplier
+from casework.systems.http import call
+
+
+class InvoiceLookup(BaseModel):
+    invoice_id: str
+
+
+class PurchaseOrderLookup(BaseModel):
+    po_number: str
+
+
+class SupplierLookup(BaseModel):
+    supplier_id: str
+
+
+class InvoiceStatusChange(BaseModel):
+    invoice_id: str
+    status: str
+    note: str | None = None
+    idempotency_key: str
+
+
+_receipts = TypeAdapter(list[GoodsReceipt])
+
+
+class ErpActivities:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @activity.defn(name="erp.get_invoice")
+    async def get_invoice(self, lookup: InvoiceLookup) -> Invoice:
+        return Invoice.model_validate(
+            await call(self._client, "GET", f"/erp/invoices/{lookup.invoice_id}")
+        )
+
+    @activity.defn(name="erp.get_purchase_order")
+    async def get_purchase_order(self, lookup: PurchaseOrderLookup) -> PurchaseOrder:
+        return PurchaseOrder.model_validate(
+            await call(self._client, "GET", f"/erp/purchase-orders/{lookup.po_number}")
+        )
+
+    @activity.defn(name="erp.list_goods_receipts")
+    async def list_goods_receipts(self, lookup: PurchaseOrderLookup) -> list[GoodsReceipt]:
+        return _receipts.validate_python(
+            await call(
+                self._client, "GET", "/erp/goods-receipts", params={"po_number": lookup.po_number}
+            )
+        )
+
+    @activity.defn(name="erp.get_supplier")
+    async def get_supplier(self, lookup: SupplierLookup) -> Supplier:
+        return Supplier.model_validate(
+            await call(self._client, "GET", f"/erp/suppliers/{lookup.supplier_id}")
+        )
+
+    @activity.defn(name="erp.set_invoice_status")
+    async def set_invoice_status(self, change: InvoiceStatusChange) -> Invoice:
+        return Invoice.model_validate(
+            await call(
+                self._client,
+                "POST",
+                f"/erp/invoices/{change.invoice_id}/status",
+                json={"status": change.status, "note": change.note},
+                idempotency_key=change.idempotency_key,
+            )
+        )

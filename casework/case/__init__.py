@@ -1,0 +1,1 @@
+"""The case base: declarations, audit, status, queries, human tasks, steps and saga."""

@@ -1,0 +1,1 @@
+"""Governance: policy models, loading, the rules every process shares."""

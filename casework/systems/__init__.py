@@ -1,0 +1,1 @@
+"""Systems of record: the HTTP base every system's activities call through."""

@@ -1,0 +1,35 @@
+"""Notification tools: messages to people land in the notification outbox."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.records import Notification
+from casework.systems.http import call
+
+
+class NotificationRequest(BaseModel):
+    to: str
+    subject: str
+    body: str
+    case_id: str | None = None
+    idempotency_key: str
+
+
+class NotificationActivities:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @activity.defn(name="notifications.send")
+    async def send(self, request: NotificationRequest) -> Notification:
+        return Notification.model_validate(
+            await call(
+                self._client,
+                "POST",
+                "/notifications",
+                json=request.model_dump(mode="json", exclude={"idempotency_key"}),
+                idempotency_key=request.idempotency_key,
+            )
+        )

@@ -1,3 +1,0 @@
-from casework.workers.main import main
-
-main()

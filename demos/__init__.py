@@ -1,0 +1,1 @@
+"""``casework demo``: one module per process with its demo cases."""

@@ -1,0 +1,1 @@
+"""The catalogue's processes: one module per process (input, outcome, result, workflow)."""
