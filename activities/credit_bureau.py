@@ -4,12 +4,41 @@ back by its own request ID before it believes it."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.loan_records import CreditReportRequest
+from activities.lending import Amount, Message
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class CreditReportRequest(Record):
+    """The bureau's receipt for a report request; the report itself arrives later, as a message."""
+
+    request_id: str
+    application_id: str
+    subject_id: str
+    status: str
+    """``pending`` until the bureau answers, then ``answered``."""
+    report: CreditReport | None = None
+    """The bureau's answer, once there is one: the copy a case believes."""
+
+
+class CreditReport(Message):
+    """The credit bureau's answer to a report request."""
+
+    report_id: str = Field(min_length=1, max_length=64)
+    request_id: str = Field(min_length=1, max_length=64)
+    subject_id: str = Field(min_length=1, max_length=64)
+    score: int = Field(ge=300, le=850)
+    monthly_debt_payments: Amount
+    """What the subject already pays each month on other credit."""
+    defaults: int = Field(ge=0)
+    """Defaults and insolvencies on file."""
+    issued_at: datetime
 
 
 class ReportOrder(BaseModel):

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import httpx
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.records_refund import Customer, RefundNote
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class Customer(Record):
+    customer_id: str
+    name: str
+    email: str
+    tier: str
+    status: str = "active"
+    customer_since: date | None = None
+
+
+class RefundNote(Record):
+    note_id: str
+    customer_id: str
+    order_id: str
+    refund_id: str
+    amount: Decimal
+    currency: str
+    note: str
 
 
 class CustomerLookup(BaseModel):

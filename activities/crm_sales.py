@@ -6,6 +6,7 @@ one lead once and a retried first touch queues one message.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from urllib.parse import quote
 
 import httpx
@@ -13,14 +14,64 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.crm_sales_records import (
-    Account,
-    AccountExecutive,
-    Firmographics,
-    FirstTouchMessage,
-    Lead,
-)
 from casework.systems.http import RECORD_NOT_FOUND, call
+from casework.systems.records import Record
+
+
+class Lead(Record):
+    lead_id: str
+    contact_name: str
+    email: str
+    company: str
+    domain: str
+    country: str
+    """ISO 3166-1 alpha-2, as the web form captured it; decides the territory."""
+    job_title: str | None = None
+    message: str = ""
+    """What the prospect wrote in the form: free text, untrusted."""
+    source: str = "web_form"
+    status: str = "new"
+    owner_ae_id: str | None = None
+    account_id: str | None = None
+
+
+class Firmographics(Record):
+    domain: str
+    company_name: str
+    industry: str
+    employees: int
+    annual_revenue: Decimal | None = None
+    country: str
+
+
+class Account(Record):
+    account_id: str
+    name: str
+    domain: str
+    owner_ae_id: str | None = None
+    status: str = "prospect"
+
+
+class AccountExecutive(Record):
+    ae_id: str
+    name: str
+    email: str
+    territory: str
+    current_load: int
+    """Open leads assigned to the AE right now."""
+    capacity: int
+    """Open leads the AE can take; at ``current_load >= capacity`` the AE takes no new lead."""
+    active: bool = True
+
+
+class FirstTouchMessage(Record):
+    message_id: str
+    lead_id: str
+    ae_id: str
+    to: str
+    subject: str
+    body: str
+    status: str
 
 
 class LeadLookup(BaseModel):

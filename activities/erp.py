@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
-from activities.records import GoodsReceipt, Invoice, PurchaseOrder, Supplier
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class Supplier(Record):
+    supplier_id: str
+    name: str
+    country: str = ""
+    bank_account: str = ""
+    status: str = "active"
+    risk: str = "low"
+
+
+class OrderLine(Record):
+    sku: str
+    description: str = ""
+    quantity: int
+    unit_price: Decimal
+
+
+class PurchaseOrder(Record):
+    po_number: str
+    supplier_id: str
+    currency: str
+    lines: list[OrderLine]
+    total: Decimal
+
+
+class ReceiptLine(Record):
+    sku: str
+    quantity_received: int
+
+
+class GoodsReceipt(Record):
+    receipt_id: str
+    po_number: str
+    lines: list[ReceiptLine]
+    received_at: str | None = None
+
+
+class Invoice(Record):
+    invoice_id: str
+    supplier_id: str
+    po_number: str | None = None
+    currency: str
+    lines: list[OrderLine]
+    total: Decimal
+    status: str
+    exception_reason: str | None = None
 
 
 class InvoiceLookup(BaseModel):

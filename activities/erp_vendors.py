@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.vendor_records import ErpVendor
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class ErpVendor(Record):
+    vendor_id: str
+    name: str
+    country: str
+    tax_id: str
+    bank_account: str
+    status: str
+    application_id: str | None = None
+    approved_by: list[str] = Field(default_factory=list)
+    documents: list[str] = Field(default_factory=list)
 
 
 class VendorCreation(BaseModel):

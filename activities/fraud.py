@@ -3,13 +3,44 @@ application. Read-only."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import activity
 
-from activities.loan_records import RaisedFraudAlert
-from activities.records_refund import FraudSignal
+from activities.lending import Message
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class RaisedFraudAlert(Record):
+    """An alert as fraud monitoring keeps it."""
+
+    alert_id: str
+    application_id: str
+    reason: str
+    source: str
+    raised_at: datetime
+
+
+class FraudAlert(Message):
+    """Fraud monitoring flags the application; after approval it reverses the loan. The case
+    reads the alert back from fraud monitoring by ``alert_id`` and acts only on that copy."""
+
+    alert_id: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000)
+    source: str = Field(default="fraud-monitoring", min_length=1, max_length=200)
+
+
+class FraudSignal(Record):
+    signal_id: str
+    customer_id: str
+    order_id: str | None = None
+    kind: str
+    severity: str
+    detail: str
+    raised_at: datetime | None = None
 
 
 class FraudSignalLookup(BaseModel):

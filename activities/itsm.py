@@ -14,8 +14,74 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from temporalio import activity
 
-from activities.records import ConfigurationItem, KbArticle, KbHit, SimilarTicket, Ticket
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class TicketComment(Record):
+    author: str
+    body: str
+    at: str
+
+
+class TicketHistoryEntry(Record):
+    action: str
+    detail: str = ""
+    at: str
+
+
+class Ticket(Record):
+    ticket_id: str
+    title: str
+    description: str = ""
+    requester: str
+    ci_id: str | None = None
+    category: str | None = None
+    severity: int | None = None  # 1 is the most severe, 4 the least
+    status: str  # "new", "assigned" or "resolved"
+    team: str | None = None
+    assignee: str | None = None
+    resolution: str | None = None
+    kb_article_id: str | None = None
+    comments: list[TicketComment] = Field(default_factory=list)
+    history: list[TicketHistoryEntry] = Field(default_factory=list)
+    created_at: str | None = None
+
+
+class SimilarTicket(Record):
+    ticket_id: str
+    title: str
+    status: str
+    category: str | None = None
+    resolution: str | None = None
+    kb_article_id: str | None = None
+    score: float
+
+
+class ConfigurationItem(Record):
+    ci_id: str
+    name: str
+    kind: str
+    owner_team: str
+    oncall: str  # directory user id of the on-call owner
+    criticality: str  # "low", "medium", "high" or "critical"
+
+
+class KbArticle(Record):
+    article_id: str
+    title: str
+    body: str
+    category: str
+    tags: list[str] = Field(default_factory=list)
+
+
+class KbHit(Record):
+    article_id: str
+    title: str
+    category: str
+    snippet: str = ""
+    score: float
+
 
 # --- read-only tool inputs -------------------------------------------------------------------
 

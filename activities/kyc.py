@@ -7,13 +7,33 @@ check is answered with the first result instead of being run (and recorded) agai
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.loan_records import IdentityVerification, SanctionsScreening
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class IdentityVerification(Record):
+    verification_id: str
+    status: Literal["verified", "failed"]
+    reasons: list[str] = Field(default_factory=list)
+
+
+class SanctionsHit(Record):
+    entry_id: str
+    name: str
+    program: str
+    matched_on: list[str] = Field(default_factory=list)
+
+
+class SanctionsScreening(Record):
+    screening_id: str
+    status: Literal["clear", "hit"]
+    hits: list[SanctionsHit] = Field(default_factory=list)
 
 
 class IdentityCheck(BaseModel):

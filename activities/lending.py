@@ -3,14 +3,88 @@ what was decided about it."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from temporalio import activity
 
-from activities.loan_records import ApplicantMessage, LoanApplication
 from casework.systems.http import call
+from casework.systems.records import Record
+
+ApplicationId = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=64)
+]
+
+
+# The systems' own bound on amounts: a message cannot carry a figure no system would hold (and
+# that no amount formatting could print).
+Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+
+
+class IncomeDocument(Record):
+    document_id: str
+    kind: str
+    """``payslip`` and the other kinds the policy calls standard carry ``monthly_amount``, taken
+    from the payroll feed; any other kind (a freelancer's statement, a foreign pension letter) is
+    free text that the income reader agent reads."""
+    description: str = ""
+    text: str = ""
+    monthly_amount: Amount | None = None
+
+
+class Applicant(Record):
+    customer_id: str
+    full_name: str
+    date_of_birth: date
+    national_id: str
+    """Identity document number: the KYC registry and the credit bureau key on it."""
+    country: str
+    email: str
+
+
+class LoanApplication(Record):
+    application_id: str
+    applicant: Applicant
+    amount: Decimal
+    currency: str
+    term_months: int
+    purpose: str = ""
+    declared_monthly_income: Decimal
+    documents: list[IncomeDocument] = Field(default_factory=list)
+    status: str
+    """``submitted``, ``approved``, ``declined``, ``on_hold`` or ``approval_reversed``."""
+    approved_amount: Decimal | None = None
+
+
+class ApplicantMessage(Record):
+    """What the applicant sent about the application, as the lending system received it."""
+
+    message_id: str
+    application_id: str
+    text: str
+    documents: list[IncomeDocument] = Field(default_factory=list)
+    received_at: datetime
+
+
+class Message(BaseModel):
+    # A message is checked field by field when it reaches the case; a misspelt field is a
+    # malformed message, recorded and ignored, never half-understood.
+    model_config = ConfigDict(extra="forbid")
+
+    application_id: ApplicationId
+
+
+class CustomerReply(Message):
+    """The applicant's answer to a request for more information, with any new documents."""
+
+    text: str = Field(min_length=1, max_length=5000)
+    documents: list[IncomeDocument] = Field(default_factory=list)
+    message_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Where the lending system keeps the reply (``POST /lending/applications/{id}/messages``):
+    the case reads it back from there and believes only that copy."""
 
 
 class ApplicationLookup(BaseModel):

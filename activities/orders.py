@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+
 import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
-from activities.records_refund import Order
+from activities.erp import OrderLine
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class Order(Record):
+    order_id: str
+    customer_id: str
+    currency: str
+    lines: list[OrderLine]
+    total: Decimal
+    payment_status: str
+    """``captured`` when the customer's money was taken; ``pending``, ``failed``,
+    ``charged_back`` otherwise."""
+    payment_reference: str | None = None
+    fulfilment_status: str
+    placed_at: datetime
+    delivered_at: datetime | None = None
 
 
 class OrderLookup(BaseModel):

@@ -3,15 +3,40 @@ retried refund refunds once."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
-from activities.records import Payment
-from activities.records_refund import Refund
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class Refund(Record):
+    refund_id: str
+    order_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    """``issued`` or ``reversed``."""
+    idempotency_key: str | None = None
+    reason: str | None = None
+    created_at: datetime | None = None
+    reversed_at: datetime | None = None
+
+
+class Payment(Record):
+    payment_id: str
+    invoice_id: str
+    supplier_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    idempotency_key: str | None = None
+    reference: str | None = None
 
 
 class PaymentRequest(BaseModel):

@@ -4,11 +4,72 @@ status."""
 from __future__ import annotations
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
-from activities.vendor_records import VendorApplication, VendorDocument
 from casework.systems.http import call
+from casework.systems.records import Record
+
+DOCUMENT_KIND_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+RECORD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+
+MAX_DOCUMENT_CHARS = 20000
+
+
+class VendorDocument(Record):
+    document_id: str
+    kind: str
+    """What the vendor says the document is, e.g. ``tax_certificate``."""
+    filename: str = ""
+    content: str
+    uploaded_at: str | None = None
+    superseded_by: str | None = None
+    """A later upload of the same kind that replaced this one, if any."""
+
+
+class VendorApplication(Record):
+    application_id: str
+    vendor_name: str
+    country: str
+    tax_id: str
+    bank_account: str
+    """The IBAN the vendor wants to be paid to."""
+    contact_email: str
+    risk_flags: list[str] = Field(default_factory=list)
+    """Findings of the vendor portal's screening (adverse media, sanctions hits ...)."""
+    status: str
+    erp_vendor_id: str | None = None
+    documents: list[VendorDocument] = Field(default_factory=list)
+    """The current document of each kind."""
+
+
+class DocumentResubmission(BaseModel):
+    """A document the vendor sends again (or for the first time) while the case waits for it:
+    the ``resubmit`` signal's input. The case reads the document back from the vendor portal,
+    where the vendor uploaded it, and checks the portal's copy like the documents it started
+    with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    application_id: str = Field(min_length=1, max_length=64, pattern=RECORD_ID_PATTERN)
+    document_id: str = Field(min_length=1, max_length=64, pattern=RECORD_ID_PATTERN)
+    kind: str = Field(max_length=64, pattern=DOCUMENT_KIND_PATTERN)
+    filename: str = Field(min_length=1, max_length=255)
+    content: str = Field(min_length=1, max_length=MAX_DOCUMENT_CHARS)
+    submitted_by: str | None = Field(
+        default=None, max_length=254, description="Who at the vendor sent it (for the audit)."
+    )
+
+    def as_document(self) -> VendorDocument:
+        return VendorDocument(
+            document_id=self.document_id,
+            kind=self.kind,
+            filename=self.filename,
+            content=self.content,
+        )
 
 
 class ApplicationLookup(BaseModel):

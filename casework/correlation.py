@@ -26,15 +26,9 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.loan_records import (
-    ApplicantMessage,
-    CreditReport,
-    CustomerReply,
-    FraudAlert,
-    IncomeDocument,
-    Message,
-    RaisedFraudAlert,
-)
+from activities.credit_bureau import CreditReport
+from activities.fraud import FraudAlert, RaisedFraudAlert
+from activities.lending import ApplicantMessage, CustomerReply, IncomeDocument, Message
 from casework.converter import describe_validation_error
 from workflows.loan_application import (
     CREDIT_REPORT,

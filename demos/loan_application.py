@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from activities.loan_records import FraudAlert
+from activities.fraud import FraudAlert
 from casework.case.base import CaseState, CaseStatus
 from casework.cli.cases import CommandError, drive_case
 from casework.cli.seeding import DemoCase, create_once, sandbox_request

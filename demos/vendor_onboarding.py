@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from activities.vendor_records import DocumentResubmission
+from activities.vendors import DocumentResubmission
 from casework.case.base import CaseState, CaseStatus
 from casework.case.tasks import TaskDecision
 from casework.cli.cases import command, drive_case

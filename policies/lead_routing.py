@@ -13,7 +13,7 @@ from typing import Self
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from activities.agents.lead_routing import LeadIntent, LeadRead
-from activities.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
+from activities.crm_sales import Account, AccountExecutive, Firmographics, Lead
 from casework.agents.checks import ProposalChecks
 from casework.governance.models import (
     AgentSettings,

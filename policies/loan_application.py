@@ -13,13 +13,9 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from activities.agents.loan_application import IncomeAssessment, IncomeReading, check_reading
-from activities.loan_records import (
-    CreditReport,
-    IdentityVerification,
-    IncomeDocument,
-    LoanApplication,
-    SanctionsScreening,
-)
+from activities.credit_bureau import CreditReport
+from activities.kyc import IdentityVerification, SanctionsScreening
+from activities.lending import IncomeDocument, LoanApplication
 from casework.agents.checks import ProposalChecks
 from casework.governance.models import (
     AgentSettings,

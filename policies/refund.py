@@ -14,7 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from activities.agents.refund import RefundProposal, RefundRecommendation
-from activities.records_refund import Customer, FraudSignal, Order, Refund
+from activities.crm import Customer
+from activities.fraud import FraudSignal
+from activities.orders import Order
+from activities.payments import Refund
 from casework.governance.models import (
     AgentSettings,
     ApprovalPolicy,

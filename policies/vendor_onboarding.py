@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from activities.agents.vendor_onboarding import DocumentExtraction
-from activities.vendor_records import DocumentResubmission, VendorApplication, VendorDocument
+from activities.vendors import DocumentResubmission, VendorApplication, VendorDocument
 from casework.agents.checks import CheckBasis, ProposalChecks, iban_problem, occurs_in
 from casework.governance.models import (
     AgentSettings,

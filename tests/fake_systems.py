@@ -16,25 +16,21 @@ from temporalio.exceptions import ApplicationError
 
 from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.erp import (
-    InvoiceLookup,
-    InvoiceStatusChange,
-    PurchaseOrderLookup,
-    SupplierLookup,
-)
-from activities.payments import PaymentLookup, PaymentRequest, PaymentReversal
-from activities.records import (
     GoodsReceipt,
     Invoice,
-    Notification,
+    InvoiceLookup,
+    InvoiceStatusChange,
     OrderLine,
-    Payment,
     PurchaseOrder,
+    PurchaseOrderLookup,
     ReceiptLine,
     Supplier,
+    SupplierLookup,
 )
+from activities.payments import Payment, PaymentLookup, PaymentRequest, PaymentReversal
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.governance import activity as policy
-from casework.systems.notifications import NotificationRequest
+from casework.systems.notifications import Notification, NotificationRequest
 
 
 @dataclass

@@ -22,10 +22,12 @@ import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.records import Invoice, Notification, Payment
+from activities.erp import Invoice
+from activities.payments import Payment
 from casework import search_attributes
 from casework.config import Settings
 from casework.converter import data_converter
+from casework.systems.notifications import Notification
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedLlmServer, ScriptedReply
 from workers.main import running_worker
 

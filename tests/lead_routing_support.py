@@ -24,30 +24,27 @@ from temporalio.exceptions import ApplicationError
 
 from activities.agents.lead_routing import LeadIntent, LeadRead
 from activities.crm_sales import (
+    Account,
+    AccountExecutive,
     AccountMatch,
     CompanyLookup,
     Enrichment,
+    Firmographics,
+    FirstTouchMessage,
     FirstTouchRequest,
+    Lead,
     LeadAssignment,
     LeadLookup,
     LeadRelease,
     Roster,
     RosterLookup,
 )
-from activities.crm_sales_records import (
-    Account,
-    AccountExecutive,
-    Firmographics,
-    FirstTouchMessage,
-    Lead,
-)
-from activities.records import Notification
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.governance import activity as policy
 from casework.governance.activity import PolicyLookup
 from casework.governance.loader import load_policy
 from casework.governance.models import PolicyDocument, PolicyRef
-from casework.systems.notifications import NotificationRequest
+from casework.systems.notifications import Notification, NotificationRequest
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 

@@ -27,32 +27,37 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agents.loan_application import IncomeAssessment, IncomeReading
-from activities.credit_bureau import ReportOrder, ReportRequestLookup
-from activities.fraud import FraudAlertLookup
-from activities.kyc import IdentityCheck, SanctionsCheck
-from activities.lending import ApplicationLookup, ApplicationStatusChange, MessageLookup
-from activities.loan_records import (
-    Applicant,
-    ApplicantMessage,
+from activities.credit_bureau import (
     CreditReport,
     CreditReportRequest,
-    CustomerReply,
-    FraudAlert,
+    ReportOrder,
+    ReportRequestLookup,
+)
+from activities.fraud import FraudAlert, FraudAlertLookup, RaisedFraudAlert
+from activities.kyc import (
+    IdentityCheck,
     IdentityVerification,
-    IncomeDocument,
-    LoanApplication,
-    RaisedFraudAlert,
+    SanctionsCheck,
     SanctionsHit,
     SanctionsScreening,
 )
-from activities.payments import DisbursementRequest, PaymentReversal
-from activities.records import Notification, Payment
+from activities.lending import (
+    Applicant,
+    ApplicantMessage,
+    ApplicationLookup,
+    ApplicationStatusChange,
+    CustomerReply,
+    IncomeDocument,
+    LoanApplication,
+    MessageLookup,
+)
+from activities.payments import DisbursementRequest, Payment, PaymentReversal
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.audit import AuditEvent, AuditKind
 from casework.case.base import CaseState
 from casework.case.tasks import HumanTask
 from casework.governance import activity as policy
-from casework.systems.notifications import NotificationRequest
+from casework.systems.notifications import Notification, NotificationRequest
 from tests.integration_support import eventually
 from workflows.loan_application import (
     LoanApplicationInput,

@@ -21,15 +21,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agents.refund import RefundProposal, RefundRecommendation
-from activities.crm import CustomerLookup, RefundNoteRequest
-from activities.fraud import FraudSignalLookup
-from activities.orders import CustomerOrdersLookup, OrderLookup
-from activities.payments import RefundLookup, RefundRequest, RefundReversal
-from activities.records import Notification, OrderLine
-from activities.records_refund import Customer, FraudSignal, Order, Refund, RefundNote
+from activities.crm import Customer, CustomerLookup, RefundNote, RefundNoteRequest
+from activities.erp import OrderLine
+from activities.fraud import FraudSignal, FraudSignalLookup
+from activities.orders import CustomerOrdersLookup, Order, OrderLookup
+from activities.payments import Refund, RefundLookup, RefundRequest, RefundReversal
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.governance import activity as policy
-from casework.systems.notifications import NotificationRequest
+from casework.systems.notifications import Notification, NotificationRequest
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 

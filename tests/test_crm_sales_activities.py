@@ -15,13 +15,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.crm_sales import (
     CompanyLookup,
     CrmSalesActivities,
+    Firmographics,
     FirstTouchRequest,
     LeadAssignment,
     LeadLookup,
     LeadRelease,
     RosterLookup,
 )
-from activities.crm_sales_records import Firmographics
 from casework.sandbox.server import running_sandbox
 from casework.systems.http import RECORD_NOT_FOUND, REQUEST_CONFLICT
 

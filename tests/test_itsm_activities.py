@@ -15,18 +15,22 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.itsm import (
     READ_ONLY_TOOLS,
+    ConfigurationItem,
     ConfigurationItemLookup,
     ItsmActivities,
+    KbArticle,
     KbArticleLookup,
+    KbHit,
     KnowledgeSearch,
+    SimilarTicket,
     SimilarTicketSearch,
+    Ticket,
     TicketAssignment,
     TicketClassification,
     TicketCommentRequest,
     TicketLookup,
     TicketResolution,
 )
-from activities.records import ConfigurationItem, KbArticle, KbHit, SimilarTicket, Ticket
 from casework.sandbox.server import running_sandbox
 from casework.systems.http import RECORD_NOT_FOUND, REQUEST_CONFLICT
 

@@ -18,7 +18,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.crm_sales_records import Account, Firmographics
+from activities.crm_sales import Account, Firmographics
 from casework.audit import AuditEvent, AuditKind
 from casework.case.base import CaseStatus
 from casework.case.tasks import HumanTask

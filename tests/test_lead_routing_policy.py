@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from activities.agents.lead_routing import LeadIntent, LeadRead, check_read, stand_in_read
-from activities.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
+from activities.crm_sales import Account, AccountExecutive, Firmographics, Lead
 from casework.governance.loader import load_policy
 from casework.governance.models import PolicyRef
 from policies.lead_routing import (

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agents.lead_routing import LeadIntent
-from activities.crm_sales_records import Account
+from activities.crm_sales import Account
 from casework.audit import AuditEvent, AuditKind
 from casework.case.base import CaseState, CaseStatus
 from casework.case.tasks import HumanTask

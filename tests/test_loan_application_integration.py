@@ -21,7 +21,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.loan_records import FraudAlert, LoanApplication
+from activities.fraud import FraudAlert
+from activities.lending import LoanApplication
 from casework.audit import AuditKind
 from casework.case.base import CaseStatus
 from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert

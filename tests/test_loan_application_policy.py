@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from activities.agents.loan_application import IncomeAssessment, stand_in_reading
-from activities.loan_records import IdentityVerification, SanctionsHit, SanctionsScreening
+from activities.kyc import IdentityVerification, SanctionsHit, SanctionsScreening
 from casework.governance.loader import load_policy
 from casework.governance.models import PolicyRef
 from policies.loan_application import (

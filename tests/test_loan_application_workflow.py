@@ -17,7 +17,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.loan_records import CustomerReply, FraudAlert, SanctionsHit
+from activities.fraud import FraudAlert
+from activities.kyc import SanctionsHit
+from activities.lending import CustomerReply
 from casework.audit import AuditKind
 from casework.case.base import CaseStatus
 from casework.report import CaseRecord, compute

@@ -18,12 +18,11 @@ from temporalio.worker import Worker
 with workflow.unsafe.imports_passed_through():
     import pytest
 
-    from activities.records import Notification
     from casework.case.base import ApprovalRequest, CaseState, CaseWorkflow
     from casework.case.tasks import DecisionReceipt, HumanTask
     from casework.governance import activity as policy
     from casework.governance.models import ApprovalTier, InvoiceExceptionPolicy
-    from casework.systems.notifications import NotificationRequest
+    from casework.systems.notifications import Notification, NotificationRequest
     from tests.signing_support import decide, signed
 
 

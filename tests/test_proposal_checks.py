@@ -18,7 +18,7 @@ from activities.agents.loan_application import DocumentIncome
 from activities.agents.refund import RefundProposal, RefundRecommendation
 from activities.agents.ticket_triage import TriageProposal
 from activities.agents.vendor_onboarding import DocumentExtraction
-from activities.records import ConfigurationItem, KbArticle, Ticket
+from activities.itsm import ConfigurationItem, KbArticle, Ticket
 from casework.agents import income, invoice, lead, refund, registry, triage, vendor_documents
 from casework.agents.checks import (
     CheckBasis,

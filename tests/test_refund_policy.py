@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from activities.agents.refund import RefundRecommendation, stand_in_proposal
-from activities.records_refund import FraudSignal, Refund
+from activities.fraud import FraudSignal
+from activities.payments import Refund
 from casework.governance.loader import load_policy
 from casework.governance.models import PolicyRef
 from policies.refund import (

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agents.refund import RefundProposal, RefundRecommendation
-from activities.records_refund import Refund
+from activities.payments import Refund
 from casework.audit import AuditEvent, AuditKind
 from casework.case.base import CaseState
 from casework.case.tasks import HumanTask

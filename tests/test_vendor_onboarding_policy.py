@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from activities.agents.vendor_onboarding import DocumentExtraction, stand_in_extraction
-from activities.vendor_records import DocumentResubmission, VendorApplication
+from activities.vendors import DocumentResubmission, VendorApplication
 from casework.governance.loader import load_policy
 from policies.vendor_onboarding import (
     DocumentCheck,

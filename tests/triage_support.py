@@ -29,17 +29,20 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.itsm import (
+    ConfigurationItem,
     ConfigurationItemLookup,
+    KbArticle,
     KbArticleLookup,
+    KbHit,
     KnowledgeSearch,
     SimilarTicketSearch,
+    Ticket,
     TicketAssignment,
     TicketClassification,
     TicketCommentRequest,
     TicketLookup,
     TicketResolution,
 )
-from activities.records import ConfigurationItem, KbArticle, KbHit, Notification, Ticket
 from casework.agents.messages import AgentUsage, ChatMessage, ChatRequest, ChatResult, ToolCall
 from casework.agents.region import AgentRegionResult, AgentRegionWorkflow
 from casework.audit import AuditEvent, AuditKind
@@ -48,7 +51,7 @@ from casework.case.tasks import HumanTask
 from casework.config import Settings
 from casework.governance import activity as policy
 from casework.sandbox.server import running_sandbox
-from casework.systems.notifications import NotificationRequest
+from casework.systems.notifications import Notification, NotificationRequest
 from tests.integration_support import case_data, eventually, scripted_settings
 from tests.scripted_llm import (
     ScriptedLlmServer,

@@ -32,21 +32,21 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agents.vendor_onboarding import DocumentExtraction, stand_in_extraction
-from activities.erp_vendors import VendorCreation, VendorDeactivation
-from activities.records import Notification
-from activities.vendor_records import (
+from activities.erp_vendors import ErpVendor, VendorCreation, VendorDeactivation
+from activities.vendors import (
+    ApplicationLookup,
+    ApplicationStatusChange,
+    DocumentLookup,
     DocumentResubmission,
-    ErpVendor,
     VendorApplication,
     VendorDocument,
 )
-from activities.vendors import ApplicationLookup, ApplicationStatusChange, DocumentLookup
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.audit import AuditEvent, AuditKind
 from casework.case.base import CaseState
 from casework.case.tasks import HumanTask
 from casework.governance import activity as policy
-from casework.systems.notifications import NotificationRequest
+from casework.systems.notifications import Notification, NotificationRequest
 from tests.conftest import BIN
 from tests.integration_support import case_data, eventually
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply

@@ -30,18 +30,22 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.erp import (
         ErpActivities,
+        GoodsReceipt,
+        Invoice,
         InvoiceLookup,
         InvoiceStatusChange,
+        PurchaseOrder,
         PurchaseOrderLookup,
+        Supplier,
         SupplierLookup,
     )
     from activities.payments import (
+        Payment,
         PaymentActivities,
         PaymentLookup,
         PaymentRequest,
         PaymentReversal,
     )
-    from activities.records import GoodsReceipt, Invoice, Payment, PurchaseOrder, Supplier
     from casework.agents.checks import ProposalChecks
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind

@@ -31,18 +31,21 @@ with workflow.unsafe.imports_passed_through():
         check_read,
     )
     from activities.crm_sales import (
+        Account,
+        AccountExecutive,
         AccountMatch,
         CompanyLookup,
         CrmSalesActivities,
         Enrichment,
+        Firmographics,
         FirstTouchRequest,
+        Lead,
         LeadAssignment,
         LeadLookup,
         LeadRelease,
         Roster,
         RosterLookup,
     )
-    from activities.crm_sales_records import Account, AccountExecutive, Firmographics, Lead
     from casework.agents.checks import ProposalChecks
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind

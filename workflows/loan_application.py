@@ -39,34 +39,30 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.credit_bureau import (
         CreditBureauActivities,
+        CreditReport,
+        CreditReportRequest,
         ReportOrder,
         ReportRequestLookup,
     )
-    from activities.fraud import FraudActivities, FraudAlertLookup
+    from activities.fraud import FraudActivities, FraudAlert, FraudAlertLookup, RaisedFraudAlert
     from activities.kyc import IdentityCheck, KycActivities, SanctionsCheck
     from activities.lending import (
+        ApplicantMessage,
         ApplicationLookup,
         ApplicationStatusChange,
-        LendingActivities,
-        MessageLookup,
-    )
-    from activities.loan_records import (
-        ApplicantMessage,
-        CreditReport,
-        CreditReportRequest,
         CustomerReply,
-        FraudAlert,
         IncomeDocument,
+        LendingActivities,
         LoanApplication,
         Message,
-        RaisedFraudAlert,
+        MessageLookup,
     )
     from activities.payments import (
         DisbursementRequest,
+        Payment,
         PaymentActivities,
         PaymentReversal,
     )
-    from activities.records import Payment
     from casework.agents.checks import ProposalChecks
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind

@@ -32,16 +32,16 @@ with workflow.unsafe.imports_passed_through():
         RefundRecommendation,
         check_proposal,
     )
-    from activities.crm import CrmActivities, CustomerLookup, RefundNoteRequest
-    from activities.fraud import FraudActivities, FraudSignalLookup
-    from activities.orders import CustomerOrdersLookup, OrderActivities, OrderLookup
+    from activities.crm import CrmActivities, Customer, CustomerLookup, RefundNoteRequest
+    from activities.fraud import FraudActivities, FraudSignal, FraudSignalLookup
+    from activities.orders import CustomerOrdersLookup, Order, OrderActivities, OrderLookup
     from activities.payments import (
         PaymentActivities,
+        Refund,
         RefundLookup,
         RefundRequest,
         RefundReversal,
     )
-    from activities.records_refund import Customer, FraudSignal, Order, Refund
     from casework import search_attributes as sa
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind

@@ -28,16 +28,18 @@ with workflow.unsafe.imports_passed_through():
         check_proposal,
     )
     from activities.itsm import (
+        ConfigurationItem,
         ConfigurationItemLookup,
         ItsmActivities,
+        KbArticle,
         KbArticleLookup,
+        Ticket,
         TicketAssignment,
         TicketClassification,
         TicketCommentRequest,
         TicketLookup,
         TicketResolution,
     )
-    from activities.records import ConfigurationItem, KbArticle, Ticket
     from casework.agents.checks import ProposalChecks
     from casework.agents.region import (
         AgentRegionInput,

@@ -35,20 +35,18 @@ with workflow.unsafe.imports_passed_through():
         task_for,
     )
     from activities.erp_vendors import (
+        ErpVendor,
         ErpVendorActivities,
         VendorCreation,
         VendorDeactivation,
-    )
-    from activities.vendor_records import (
-        DocumentResubmission,
-        ErpVendor,
-        VendorApplication,
-        VendorDocument,
     )
     from activities.vendors import (
         ApplicationLookup,
         ApplicationStatusChange,
         DocumentLookup,
+        DocumentResubmission,
+        VendorApplication,
+        VendorDocument,
         VendorPortalActivities,
     )
     from casework import search_attributes as sa

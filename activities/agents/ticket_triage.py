@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from activities.records import ConfigurationItem, KbArticle, Ticket
+from activities.itsm import ConfigurationItem, KbArticle, Ticket
 from casework.agents.checks import (
     CheckBasis,
     ProposalChecks,

@@ -19,7 +19,8 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 
-from activities.loan_records import CustomerReply, FraudAlert, IncomeDocument, Message
+from activities.fraud import FraudAlert
+from activities.lending import CustomerReply, IncomeDocument, Message
 from casework.cli.cases import CommandError, command
 from casework.config import Settings
 from casework.converter import describe_validation_error

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.vendor_records import DocumentResubmission
+from activities.vendors import DocumentResubmission
 from casework.audit import AuditEvent, AuditKind
 from casework.case.base import CaseState
 from casework.cli.cases import CommandError, command

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.agents.ticket_triage import TriageAction, TriageProposal
-from activities.records import GoodsReceipt, Invoice, PurchaseOrder, Supplier
+from activities.erp import GoodsReceipt, Invoice, PurchaseOrder, Supplier
 from casework.agents.checks import ProposalChecks
 from casework.amounts import decimal_places, exact, minor_unit, size_problem
 from casework.case.tasks import (

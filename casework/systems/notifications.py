@@ -6,8 +6,16 @@ import httpx
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.records import Notification
 from casework.systems.http import call
+from casework.systems.records import Record
+
+
+class Notification(Record):
+    notification_id: str
+    to: str
+    subject: str
+    body: str = ""
+    case_id: str | None = None
 
 
 class NotificationRequest(BaseModel):

@@ -49,11 +49,12 @@ from temporalio.worker import Worker
 
 from activities.agents.lead_routing import LeadIntent
 from activities.agents.ticket_triage import stand_in_turn
-from activities.crm_sales_records import Account
-from activities.loan_records import FraudAlert, SanctionsHit
-from activities.records import ConfigurationItem, KbArticle, Ticket
-from activities.records_refund import Refund
-from activities.vendor_records import DocumentResubmission
+from activities.crm_sales import Account
+from activities.fraud import FraudAlert
+from activities.itsm import ConfigurationItem, KbArticle, Ticket
+from activities.kyc import SanctionsHit
+from activities.payments import Refund
+from activities.vendors import DocumentResubmission
 from casework import search_attributes
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import AgentRegionWorkflow, RegionOutcome
