@@ -12,6 +12,12 @@ from typing import Any
 
 import pytest
 
+from activities.agents import invoice_exception as invoice
+from activities.agents import lead_routing as lead
+from activities.agents import loan_application as income
+from activities.agents import refund
+from activities.agents import ticket_triage as triage
+from activities.agents import vendor_onboarding as vendor_documents
 from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.agents.lead_routing import LeadIntent, LeadRead
 from activities.agents.loan_application import DocumentIncome
@@ -19,7 +25,7 @@ from activities.agents.refund import RefundProposal, RefundRecommendation
 from activities.agents.ticket_triage import TriageProposal
 from activities.agents.vendor_onboarding import DocumentExtraction
 from activities.itsm import ConfigurationItem, KbArticle, Ticket
-from casework.agents import income, invoice, lead, refund, registry, triage, vendor_documents
+from casework.agents import registry
 from casework.agents.checks import (
     CheckBasis,
     Form,
