@@ -29,8 +29,8 @@ from casework.audit import AuditKind
 from casework.case.base import CaseStatus
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskKind
 from casework.governance.loader import load_policy
-from casework.governance.models import AgentBudget, Directory, TicketTriagePolicy
-from casework.governance.rules import TriageRoute
+from casework.governance.models import AgentBudget, Directory
+from policies.ticket_triage import TicketTriagePolicy, TriageRoute
 from tests.integration_support import eventually
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply
 from tests.signing_support import decide

@@ -23,17 +23,11 @@ from casework.amounts import AmountError, parse_amount
 from casework.case.tasks import HumanTask, TaskDecision
 from casework.catalogue import catalogue_policy_dir
 from casework.governance.loader import load_policy
-from casework.governance.models import Directory, InvoiceExceptionPolicy, PolicyRef
+from casework.governance.models import Directory, PolicyRef
 from casework.governance.registry import policy_problems
-from casework.governance.rules import (
-    Route,
-    compute_variance,
-    decide_invoice,
-    eligible_roles,
-    money,
-    refusal_reasons,
-)
+from casework.governance.rules import Route, eligible_roles, money, refusal_reasons
 from casework.signing import decision_message
+from policies.invoice_exception import InvoiceExceptionPolicy, compute_variance, decide_invoice
 from policies.refund import RefundPolicy, RefundRoute, decide_refund
 from tests.conftest import BIN
 from tests.fake_systems import proposal as invoice_proposal

@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.base import ApprovalRequest, CaseState, CaseWorkflow
     from casework.case.tasks import DecisionReceipt, HumanTask
     from casework.governance import activity as policy
-    from casework.governance.models import ApprovalTier, InvoiceExceptionPolicy
+    from casework.governance.models import ApprovalTier
     from casework.systems.notifications import Notification, NotificationRequest
+    from policies.invoice_exception import InvoiceExceptionPolicy
     from tests.signing_support import decide, signed
 
 

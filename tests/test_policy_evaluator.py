@@ -15,18 +15,16 @@ from casework.agents.tools import ASK_HUMAN, READ_ONLY
 from casework.case.tasks import HumanTask, TaskAnswer, TaskDecision, TaskKind, TaskStatus
 from casework.catalogue import catalogue_policy_dir
 from casework.governance.loader import load_policy
-from casework.governance.models import Directory, InvoiceExceptionPolicy, TicketTriagePolicy
+from casework.governance.models import Directory
 from casework.governance.rules import (
     Route,
-    TriageRoute,
     answer_refusal_reasons,
-    compute_variance,
-    decide_invoice,
-    decide_triage,
     eligible_roles,
     refusal_reasons,
     tier_for_amount,
 )
+from policies.invoice_exception import InvoiceExceptionPolicy, compute_variance, decide_invoice
+from policies.ticket_triage import TicketTriagePolicy, TriageRoute, decide_triage
 from tests.fake_systems import proposal, scenario
 
 

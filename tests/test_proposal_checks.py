@@ -39,20 +39,15 @@ from casework.agents.checks import (
     within,
 )
 from casework.governance.loader import load_policy
-from casework.governance.models import InvoiceExceptionPolicy, TicketTriagePolicy
-from casework.governance.rules import (
-    Route,
-    TriageRoute,
-    compute_variance,
-    decide_invoice,
-    decide_triage,
-)
+from casework.governance.rules import Route
+from policies.invoice_exception import InvoiceExceptionPolicy, compute_variance, decide_invoice
 from policies.loan_application import (
     LoanApplicationPolicy,
     LoanRoute,
     check_income_reading,
     decide_loan,
 )
+from policies.ticket_triage import TicketTriagePolicy, TriageRoute, decide_triage
 from policies.vendor_onboarding import (
     DocumentVerdict,
     VendorOnboardingPolicy,

@@ -23,7 +23,7 @@ from casework.agents.llm import STAND_IN_MODEL
 from casework.agents.region import RegionOutcome
 from casework.audit import AuditKind
 from casework.case.base import CaseState, CaseStatus
-from casework.governance.rules import TriageRoute
+from policies.ticket_triage import TriageRoute
 from tests.integration_support import case_data, eventually
 from tests.signing_support import decide
 from tests.triage_support import (

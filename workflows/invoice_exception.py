@@ -58,18 +58,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
-    from casework.governance.models import (
-        AgentSettings,
+    from casework.governance.models import AgentSettings, PolicyRef
+    from casework.governance.rules import PolicyDecision, Route, money
+    from policies.invoice_exception import (
         InvoiceExceptionPolicy,
-        PolicyRef,
-    )
-    from casework.governance.rules import (
-        PolicyDecision,
-        Route,
         Variance,
         compute_variance,
         decide_invoice,
-        money,
     )
 
 CASE_TYPE = "invoice-exception"

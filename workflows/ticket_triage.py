@@ -56,8 +56,13 @@ with workflow.unsafe.imports_passed_through():
         wait_within,
     )
     from casework.case.tasks import DecisionAction
-    from casework.governance.models import Directory, PolicyRef, TicketTriagePolicy
-    from casework.governance.rules import TriageDecision, TriageRoute, decide_triage
+    from casework.governance.models import Directory, PolicyRef
+    from policies.ticket_triage import (
+        TicketTriagePolicy,
+        TriageDecision,
+        TriageRoute,
+        decide_triage,
+    )
 
 CASE_TYPE = "ticket-triage"
 POLICY_ID = "ticket_triage"

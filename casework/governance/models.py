@@ -49,16 +49,6 @@ class PolicyRef(PolicyModel):
         return f"{self.id} v{self.version} ({self.sha256[:12]})"
 
 
-class Tolerance(PolicyModel):
-    percent: Decimal = Field(ge=0)
-    absolute: Decimal = Field(ge=0)
-
-
-class AutoApproval(PolicyModel):
-    min_agent_confidence: float = Field(ge=0, le=1)
-    max_amount: Decimal | None = None
-
-
 class ApprovalTier(PolicyModel):
     role: str
     max_amount: Decimal | None
@@ -116,21 +106,6 @@ class AgentSettings(PolicyModel):
     max_tokens: int | None = None
 
 
-class InvoiceExceptionPolicy(ApprovalPolicy):
-    id: str
-    version: int
-    description: str = ""
-    tolerance: Tolerance
-    auto_approval: AutoApproval
-    approval_tiers: list[ApprovalTier] = Field(min_length=1)
-    escalation: Escalation = Escalation()
-    final_timeout: FinalTimeout = FinalTimeout()
-    agents: dict[str, AgentSettings] = {}
-
-    def amount_ladders(self) -> list[TierLadder]:
-        return [TierLadder("approval_tiers", self.approval_tiers)]
-
-
 class AgentBudget(PolicyModel):
     """Hard limits for one agent region; reaching any ends it as ``budget_exhausted``."""
 
@@ -150,37 +125,6 @@ class RegionAgentSettings(PolicyModel):
     human_sla: Duration = timedelta(hours=4)
     budget: AgentBudget = AgentBudget()
     max_tokens_per_call: int | None = None
-
-
-class TriageCategory(PolicyModel):
-    low_risk: bool
-    """Only low-risk categories may be resolved without a person."""
-    team: str
-
-
-class TriageReview(PolicyModel):
-    tiers: list[ApprovalTier] = Field(min_length=1)
-    fallback_team: str
-    """Where a ticket goes when the review rejects the proposal or nobody reviews in time."""
-
-
-class SeverityOnePaging(PolicyModel):
-    levels: list[str] = Field(min_length=1)
-    """Who is paged, in order: ``ci_oncall`` (the affected item's on-call owner) or a role."""
-    ack_sla: Duration
-
-
-class TicketTriagePolicy(PolicyModel):
-    id: str
-    version: int
-    description: str = ""
-    min_confidence: float = Field(ge=0, le=1)
-    categories: dict[str, TriageCategory]
-    teams: list[str]
-    escalation_team: str
-    review: TriageReview
-    severity_1: SeverityOnePaging
-    agents: dict[str, RegionAgentSettings]
 
 
 class Role(PolicyModel):

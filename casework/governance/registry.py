@@ -16,19 +16,14 @@ from pydantic import ValidationError
 
 from casework.converter import validation_problems
 from casework.governance.loader import PolicyNotFoundError, load_policy
-from casework.governance.models import (
-    DIRECTORY_ID,
-    ApprovalPolicy,
-    Directory,
-    InvoiceExceptionPolicy,
-    PolicyModel,
-    TicketTriagePolicy,
-)
+from casework.governance.models import DIRECTORY_ID, ApprovalPolicy, Directory, PolicyModel
 from casework.governance.rules import approval_gaps
 from casework.masking import MASKING_POLICY_ID, MaskingPolicy
+from policies.invoice_exception import InvoiceExceptionPolicy
 from policies.lead_routing import LeadRoutingPolicy
 from policies.loan_application import LoanApplicationPolicy
 from policies.refund import RefundPolicy
+from policies.ticket_triage import TicketTriagePolicy
 from policies.vendor_onboarding import VendorOnboardingPolicy
 
 POLICY_MODELS: dict[str, type[PolicyModel]] = {

@@ -11,10 +11,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from activities.agents.invoice_exception import InvoiceProposal, Recommendation
-from activities.agents.ticket_triage import TriageAction, TriageProposal
-from activities.erp import GoodsReceipt, Invoice, PurchaseOrder, Supplier
-from casework.agents.checks import ProposalChecks
 from casework.amounts import decimal_places, exact, minor_unit, size_problem
 from casework.case.tasks import (
     DecisionAction,
@@ -24,16 +20,7 @@ from casework.case.tasks import (
     TaskKind,
     TaskStatus,
 )
-from casework.governance.models import (
-    ApprovalPolicy,
-    ApprovalTier,
-    Directory,
-    Duration,
-    InvoiceExceptionPolicy,
-    PolicyRef,
-    TicketTriagePolicy,
-    Tolerance,
-)
+from casework.governance.models import ApprovalPolicy, ApprovalTier, Directory, Duration, PolicyRef
 
 CENT = Decimal("0.01")
 
@@ -46,67 +33,6 @@ def money(value: Decimal) -> str:
         return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
     except InvalidOperation:
         return str(value)
-
-
-class Variance(BaseModel):
-    """The three-way match: what the PO prices and received quantities support, against the bill."""
-
-    invoice_total: Decimal
-    matched_amount: Decimal
-    variance: Decimal
-    variance_percent: Decimal
-    within_tolerance: bool
-    findings: list[str]
-
-
-def compute_variance(
-    invoice: Invoice,
-    purchase_order: PurchaseOrder | None,
-    receipts: list[GoodsReceipt],
-    tolerance: Tolerance,
-) -> Variance:
-    findings: list[str] = []
-    matched = Decimal(0)
-    if purchase_order is None:
-        findings.append("no purchase order referenced")
-    else:
-        po_lines = {line.sku: line for line in purchase_order.lines}
-        received: dict[str, int] = {}
-        for receipt in receipts:
-            for line in receipt.lines:
-                received[line.sku] = received.get(line.sku, 0) + line.quantity_received
-        for line in invoice.lines:
-            po_line = po_lines.get(line.sku)
-            if po_line is None:
-                findings.append(f"{line.sku}: not on purchase order {purchase_order.po_number}")
-                continue
-            got = received.get(line.sku, 0)
-            if line.unit_price != po_line.unit_price:
-                findings.append(
-                    f"{line.sku}: price variance, invoiced {money(line.unit_price)} "
-                    f"vs PO {money(po_line.unit_price)}"
-                )
-            if line.quantity > got:
-                findings.append(
-                    f"{line.sku}: quantity variance, invoiced {line.quantity}, received {got}"
-                )
-            if line.quantity > po_line.quantity:
-                findings.append(
-                    f"{line.sku}: invoiced {line.quantity} exceeds ordered {po_line.quantity}"
-                )
-            matched += min(line.quantity, got, po_line.quantity) * po_line.unit_price
-    variance = invoice.total - matched
-    percent = (variance / matched * 100) if matched else Decimal(100)
-    percent = percent.quantize(CENT, rounding=ROUND_HALF_UP)
-    within = abs(variance) <= tolerance.absolute and abs(percent) <= tolerance.percent
-    return Variance(
-        invoice_total=invoice.total,
-        matched_amount=matched,
-        variance=variance,
-        variance_percent=percent,
-        within_tolerance=within,
-        findings=findings,
-    )
 
 
 class Route(StrEnum):
@@ -208,69 +134,6 @@ def approval_gaps(policy: ApprovalPolicy, directory: Directory) -> list[str]:
                 f"{top}, whose approval limit covers no other currency: nobody may approve it"
             )
     return gaps
-
-
-def decide_invoice(
-    policy: InvoiceExceptionPolicy,
-    ref: PolicyRef,
-    variance: Variance,
-    proposal: InvoiceProposal | None,
-    supplier: Supplier,
-    checks: ProposalChecks | None = None,
-    *,
-    currency: str,
-) -> PolicyDecision:
-    """Auto-approve only when every condition holds; otherwise route to the covering tier.
-
-    ``checks`` are the proposal's (``activities.agents.invoice_exception.check_proposal``): a
-    value that fails them keeps the invoice from being approved without a person. ``currency``
-    is the invoice's: the policy's amounts apply only in its own.
-    """
-    blockers: list[str] = []
-    rules = policy.auto_approval
-    foreign = foreign_currency(policy, currency)
-    if foreign:
-        blockers.append(foreign)
-    if not variance.within_tolerance:
-        blockers.append(
-            f"variance {money(variance.variance)} ({variance.variance_percent}%) is outside "
-            f"tolerance ({policy.tolerance.percent}% and {money(policy.tolerance.absolute)})"
-        )
-    if proposal is None:
-        blockers.append("no agent proposal available")
-    else:
-        if proposal.recommendation is not Recommendation.APPROVE:
-            blockers.append(f"agent recommends {proposal.recommendation.value}")
-        if proposal.confidence < rules.min_agent_confidence:
-            blockers.append(
-                f"agent confidence {proposal.confidence:.2f} is below "
-                f"{rules.min_agent_confidence:.2f}"
-            )
-        if checks is not None:
-            blockers += checks.reasons()
-    if rules.max_amount is not None and variance.invoice_total > rules.max_amount:
-        blockers.append(
-            f"total {money(variance.invoice_total)} exceeds the auto-approval ceiling "
-            f"{money(rules.max_amount)}"
-        )
-    if supplier.status != "active":
-        blockers.append(f"supplier {supplier.supplier_id} is {supplier.status}")
-
-    if not blockers:
-        return PolicyDecision(
-            route=Route.AUTO_APPROVE,
-            reasons=["within tolerance, agent recommends approval with sufficient confidence"],
-            policy=ref,
-        )
-    tier = tier_for_amount(policy.approval_tiers, variance.invoice_total, foreign=bool(foreign))
-    return PolicyDecision(
-        route=Route.HUMAN_APPROVAL,
-        reasons=blockers,
-        policy=ref,
-        tier=tier,
-        role=policy.approval_tiers[tier].role,
-        sla=policy.approval_tiers[tier].sla,
-    )
 
 
 def eligible_roles(tiers: list[ApprovalTier], tier: int) -> list[str]:
@@ -424,106 +287,3 @@ def answer_refusal_reasons(
             + ", ".join(task.eligible_roles)
         )
     return reasons
-
-
-class TriageRoute(StrEnum):
-    AUTO_RESOLVE = "auto_resolve"
-    ASSIGN = "assign"
-    ESCALATE = "escalate"
-    HUMAN_REVIEW = "human_review"
-
-
-class TriageDecision(BaseModel):
-    route: TriageRoute
-    reasons: list[str]
-    policy: PolicyRef
-    team: str | None = None
-    kb_article_id: str | None = None
-    page: bool = False
-    """Severity 1: page the on-call owner, whatever else is decided."""
-    follows_proposal: bool = False
-    """The route is the agent's proposal, accepted; its classification may be written."""
-
-
-def decide_triage(
-    policy: TicketTriagePolicy,
-    ref: PolicyRef,
-    proposal: TriageProposal | None,
-    *,
-    no_proposal_reason: str = "",
-    ticket_severity: int | None = None,
-    article_exists: bool = False,
-    checks: ProposalChecks | None = None,
-) -> TriageDecision:
-    """What happens to a ticket, given the agent's proposal (None when the region gave none).
-
-    Severity 1 pages on either the ticket's word or the agent's: missing a real outage costs
-    far more than a page that turns out unneeded. ``checks`` are the proposal's checks
-    (``activities.agents.ticket_triage.check_proposal``): a value that fails them goes to a
-    person, and the team comes from the policy's category map, never from the agent. None only in
-    a case that decided before proposals were checked, replaying that decision.
-    """
-    severities = [s for s in (ticket_severity, proposal and proposal.severity) if s]
-    page = 1 in severities
-
-    def review(*reasons: str) -> TriageDecision:
-        return TriageDecision(
-            route=TriageRoute.HUMAN_REVIEW, reasons=list(reasons), policy=ref, page=page
-        )
-
-    if proposal is None:
-        return review(f"no usable proposal from the agent: {no_proposal_reason}")
-    if checks is not None and checks.unverified:
-        return review(*checks.reasons())
-    category = policy.categories.get(proposal.category)
-    if category is None:
-        return review(f"category {proposal.category!r} is not one the policy knows")
-    if proposal.confidence < policy.min_confidence:
-        return review(
-            f"agent confidence {proposal.confidence:.2f} is below {policy.min_confidence:.2f}"
-        )
-    if proposal.action is TriageAction.AUTO_RESOLVE:
-        if not category.low_risk:
-            return review(f"auto-resolve is only for low-risk categories, not {proposal.category}")
-        if not article_exists:
-            return review(f"cited article {proposal.kb_article_id} does not exist")
-        return TriageDecision(
-            route=TriageRoute.AUTO_RESOLVE,
-            reasons=[f"low-risk {proposal.category}, resolved by {proposal.kb_article_id}"],
-            policy=ref,
-            kb_article_id=proposal.kb_article_id,
-            page=page,
-            follows_proposal=True,
-        )
-    if proposal.action is TriageAction.ASSIGN and checks is not None:
-        differs = proposal.team != category.team
-        return TriageDecision(
-            route=TriageRoute.ASSIGN,
-            reasons=[
-                f"{proposal.category} assigned to {category.team}, the policy's team for it"
-                + (f" (the agent suggested {proposal.team})" if differs else "")
-            ],
-            policy=ref,
-            team=category.team,
-            page=page,
-            follows_proposal=True,
-        )
-    if proposal.action is TriageAction.ASSIGN:
-        if proposal.team not in policy.teams:
-            return review(f"team {proposal.team!r} is not one tickets may be assigned to")
-        return TriageDecision(
-            route=TriageRoute.ASSIGN,
-            reasons=[f"{proposal.category} assigned to {proposal.team}"],
-            policy=ref,
-            team=proposal.team,
-            page=page,
-            follows_proposal=True,
-        )
-    return TriageDecision(
-        route=TriageRoute.ESCALATE,
-        reasons=[f"escalated to {policy.escalation_team}: " + "; ".join(proposal.reasons)],
-        policy=ref,
-        team=policy.escalation_team,
-        page=page,
-        follows_proposal=True,
-    )
