@@ -44,7 +44,7 @@ from bench.infra import progress, signed
 from casework.agents import registry
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.tools import FINAL_ANSWER
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import TaskDecision
 from casework.cli import demo
 from casework.cli.seeding import create_once

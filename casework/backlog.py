@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.service import RPCError
 
 from casework import search_attributes as sa
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from casework.case.tasks import HumanTask, TaskKind
 from casework.codec import CodecKeyError
 from casework.governance.models import Directory

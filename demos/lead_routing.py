@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.cli.cases import drive_case
 from casework.cli.seeding import DemoCase, create_once, sandbox_request
 from casework.config import Settings

@@ -19,7 +19,7 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from activities.fraud import FraudAlert
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.cli.cases import CommandError, drive_case
 from casework.cli.seeding import DemoCase, create_once, sandbox_request
 from casework.config import Settings

@@ -15,7 +15,7 @@ from decimal import Decimal
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.case.tasks import TaskDecision
 from casework.cli.cases import drive_case
 from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request

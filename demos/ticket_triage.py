@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.cli.seeding import create_once, sandbox_request
 from casework.config import Settings
 from workflows.ticket_triage import Acknowledgement, TicketTriageInput, case_id_for

@@ -17,7 +17,7 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 
 from activities.vendors import DocumentResubmission
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.case.tasks import TaskDecision
 from casework.cli.cases import command, drive_case
 from casework.cli.resubmit import upload_to_portal

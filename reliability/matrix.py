@@ -43,7 +43,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from bench.infra import progress
 from casework.amounts import minor_unit
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
 from casework.catalogue import catalogue_policy_dir
 from casework.processes import PROCESSES

@@ -43,7 +43,7 @@ from temporalio.service import RPCError
 from bench.infra import gather_limited, progress
 from casework import search_attributes as sa
 from casework.audit import AuditEvent
-from casework.case.base import CaseState
+from casework.case import CaseState
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import (
     WAITING_STATUSES,

@@ -54,7 +54,7 @@ from activities.lending import (
 from activities.payments import DisbursementRequest, Payment, PaymentReversal
 from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import HumanTask
 from casework.governance import activity as policy
 from casework.systems.notifications import Notification, NotificationRequest

@@ -26,7 +26,7 @@ from casework.agents.region import (
     RegionOutcome,
 )
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskKind
 from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory

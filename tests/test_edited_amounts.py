@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import DecisionReceipt
 from casework.config import Settings
 from casework.converter import data_converter

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.crm_sales import Account, Firmographics
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from casework.case.tasks import HumanTask
 from policies.lead_routing import RoutingRule
 from tests.integration_support import case_data, eventually, scripted_worker

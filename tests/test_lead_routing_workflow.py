@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from activities.agents.lead_routing import LeadIntent
 from activities.crm_sales import Account
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask
 from casework.report import CaseRecord, compute
 from policies.lead_routing import RoutingRule

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.fraud import FraudAlert
 from activities.lending import LoanApplication
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
 from tests.conftest import BIN
 from tests.integration_support import case_data, eventually, scripted_worker

@@ -21,7 +21,7 @@ from activities.fraud import FraudAlert
 from activities.kyc import SanctionsHit
 from activities.lending import CustomerReply
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from casework.report import CaseRecord, compute
 from tests.loan_application_support import (
     FakeLending,

@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 with workflow.unsafe.imports_passed_through():
     import pytest
 
-    from casework.case.base import ApprovalRequest, CaseState, CaseWorkflow
+    from casework.case import ApprovalRequest, CaseState, CaseWorkflow
     from casework.case.tasks import DecisionReceipt, HumanTask
     from casework.governance import activity as policy
     from casework.governance.models import ApprovalTier

@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from tests.fake_systems import FakeSystems, scenario
 from tests.test_invoice_workflow import audit, case_worker, start_case
 from workflows.invoice_exception import Outcome

@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from activities.agents.refund import RefundProposal, RefundRecommendation
 from activities.payments import Refund
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import HumanTask
 from tests.refund_support import (
     FakeRefundSystems,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from casework.case.base import CaseState
+from casework.case import CaseState
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import Ledger, Outcome, People
 from reliability.suite import CI, CaseVerdict, Report, plan_cases

@@ -30,7 +30,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask
 from casework.correlation import bureau_report, deliver
 from casework.processes import PROCESSES

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from casework.agents.llm import STAND_IN_MODEL
 from casework.agents.region import RegionOutcome
 from casework.audit import AuditKind
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from policies.ticket_triage import TriageRoute
 from tests.integration_support import case_data, eventually
 from tests.signing_support import decide

@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from tests.integration_support import case_data, scripted_worker
 from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
 from tests.signing_support import decide

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from policies.vendor_onboarding import DocumentVerdict, ReviewStatus
 from tests.signing_support import decide
 from tests.vendor_onboarding_support import (

@@ -46,7 +46,7 @@ from activities.itsm import (
 from casework.agents.messages import AgentUsage, ChatMessage, ChatRequest, ChatResult, ToolCall
 from casework.agents.region import AgentRegionResult, AgentRegionWorkflow
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import HumanTask
 from casework.config import Settings
 from casework.governance import activity as policy

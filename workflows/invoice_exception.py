@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.agents.checks import ProposalChecks
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
-    from casework.case.base import (
+    from casework.case import (
         COMPENSATION_RETRY,
         ApprovalRequest,
         CaseStatus,

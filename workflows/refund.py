@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from casework import search_attributes as sa
     from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
-    from casework.case.base import (
+    from casework.case import (
         COMPENSATION_RETRY,
         ApprovalRequest,
         CaseStatus,

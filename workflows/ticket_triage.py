@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
         RegionOutcome,
     )
     from casework.audit import AuditKind
-    from casework.case.base import (
+    from casework.case import (
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         final_answer_schema,
     )
     from casework.audit import AuditKind, ModelUsage
-    from casework.case.base import TOOL_RETRY, TOOL_TIMEOUT, CaseWorkflow, failure_message
+    from casework.case import TOOL_RETRY, TOOL_TIMEOUT, CaseWorkflow, failure_message
     from casework.converter import validation_problems
     from casework.governance.models import AgentBudget, Directory, Duration
 

@@ -1,1 +1,52 @@
-"""The case base: declarations, audit, status, queries, human tasks, steps and saga."""
+"""The case base: declarations, audit, status, queries, human tasks, agents, endings and saga.
+
+Process workflows import what they need from here::
+
+    from casework.case import CaseWorkflow, ApprovalRequest, Saga
+"""
+
+from casework.case.agents import AGENT_RETRY, AGENT_TIMEOUT, PROPOSALS_CHECKED, usage_of_call
+from casework.case.base import (
+    COMPENSATION_RETRY,
+    DECISION_REFUSED,
+    EDITED_AMOUNT_RULES,
+    SIGNED_DECISIONS,
+    TOOL_RETRY,
+    TOOL_TIMEOUT,
+    CaseResult,
+    CaseState,
+    CaseStatus,
+    activity_name,
+    failure_message,
+    refuse_update,
+    wait_within,
+)
+from casework.case.human import AmountLimits, ApprovalOutcome, ApprovalRequest
+from casework.case.saga import CompensationReport, Saga
+from casework.case.workflow import CaseWorkflow
+
+__all__ = [
+    "AGENT_RETRY",
+    "AGENT_TIMEOUT",
+    "COMPENSATION_RETRY",
+    "DECISION_REFUSED",
+    "EDITED_AMOUNT_RULES",
+    "PROPOSALS_CHECKED",
+    "SIGNED_DECISIONS",
+    "TOOL_RETRY",
+    "TOOL_TIMEOUT",
+    "AmountLimits",
+    "ApprovalOutcome",
+    "ApprovalRequest",
+    "CaseResult",
+    "CaseState",
+    "CaseStatus",
+    "CaseWorkflow",
+    "CompensationReport",
+    "Saga",
+    "activity_name",
+    "failure_message",
+    "refuse_update",
+    "usage_of_call",
+    "wait_within",
+]

@@ -47,7 +47,7 @@ from casework.backlog import (
     shown_status,
     unreadable_reason,
 )
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowHandle
 
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask, TaskDecision
 from casework.cli.cases import CommandError, command, directory_users, drive_case, link
 from casework.cli.output import table

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.vendors import DocumentResubmission
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseState
+from casework.case import CaseState
 from casework.cli.cases import CommandError, command
 from casework.converter import describe_validation_error
 

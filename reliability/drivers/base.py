@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from casework.audit import AuditEvent
-from casework.case.base import CaseState, CaseStatus
+from casework.case import CaseState, CaseStatus
 from casework.case.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory

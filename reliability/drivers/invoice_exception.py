@@ -11,7 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from casework.audit import AuditKind
-from casework.case.base import TOOL_RETRY, CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,

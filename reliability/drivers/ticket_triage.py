@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from casework.audit import AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,

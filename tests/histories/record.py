@@ -60,7 +60,7 @@ from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import AgentRegionWorkflow, RegionOutcome
 from casework.agents.tools import FINAL_ANSWER
 from casework.audit import AuditEvent, AuditKind
-from casework.case.base import CaseStatus
+from casework.case import CaseStatus
 from casework.case.tasks import HumanTask, TaskDecision
 from casework.converter import data_converter
 from tests.conftest import BIN
