@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.lending import Amount, Message
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -52,9 +52,8 @@ class ReportRequestLookup(BaseModel):
     request_id: str
 
 
-class CreditBureauActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class CreditBureauActivities(SystemActivities):
+    system = "credit bureau"
 
     @activity.defn(name="credit_bureau.request_report")
     async def request_report(self, order: ReportOrder) -> CreditReportRequest:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-import httpx
 from pydantic import BaseModel
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -47,9 +47,8 @@ class RefundNoteRequest(BaseModel):
     idempotency_key: str
 
 
-class CrmActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class CrmActivities(SystemActivities):
+    system = "CRM (customers)"
 
     @activity.defn(name="crm.get_customer")
     async def get_customer(self, lookup: CustomerLookup) -> Customer:

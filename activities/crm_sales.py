@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import RECORD_NOT_FOUND, call
 from casework.systems.records import Record
 
@@ -133,9 +133,8 @@ _roster = TypeAdapter(list[AccountExecutive])
 _accounts = TypeAdapter(list[Account])
 
 
-class CrmSalesActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class CrmSalesActivities(SystemActivities):
+    system = "CRM (sales)"
 
     @activity.defn(name="crm_sales.get_lead")
     async def get_lead(self, lookup: LeadLookup) -> Lead:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -81,9 +81,8 @@ class InvoiceStatusChange(BaseModel):
 _receipts = TypeAdapter(list[GoodsReceipt])
 
 
-class ErpActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class ErpActivities(SystemActivities):
+    system = "ERP"
 
     @activity.defn(name="erp.get_invoice")
     async def get_invoice(self, lookup: InvoiceLookup) -> Invoice:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -40,9 +40,8 @@ class VendorDeactivation(BaseModel):
     idempotency_key: str
 
 
-class ErpVendorActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class ErpVendorActivities(SystemActivities):
+    system = "ERP vendor master"
 
     @activity.defn(name="erp.create_vendor")
     async def create_vendor(self, creation: VendorCreation) -> ErpVendor:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import activity
 
 from activities.lending import Message
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -54,9 +54,8 @@ class FraudAlertLookup(BaseModel):
     alert_id: str
 
 
-class FraudActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class FraudActivities(SystemActivities):
+    system = "fraud monitoring"
 
     @activity.defn(name="fraud.list_signals")
     async def list_signals(self, lookup: FraudSignalLookup) -> list[FraudSignal]:

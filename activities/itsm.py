@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from temporalio import activity
 
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -166,14 +166,6 @@ class TicketCommentRequest(BaseModel):
     idempotency_key: str = Field(description="Retries with the same key comment once.")
 
 
-READ_ONLY_TOOLS: dict[str, type[BaseModel]] = {
-    "itsm.get_ticket": TicketLookup,
-    "itsm.get_configuration_item": ConfigurationItemLookup,
-    "itsm.search_knowledge_base": KnowledgeSearch,
-    "itsm.get_kb_article": KbArticleLookup,
-    "itsm.find_similar_tickets": SimilarTicketSearch,
-}
-
 _kb_hits = TypeAdapter(list[KbHit])
 _similar_tickets = TypeAdapter(list[SimilarTicket])
 
@@ -183,24 +175,26 @@ def _segment(record_id: str) -> str:
     return quote(record_id, safe="")
 
 
-class ItsmActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class ItsmActivities(SystemActivities):
+    system = "ITSM"
 
     # --- read-only tools ---------------------------------------------------------------------
 
+    @read_only_tool
     @activity.defn(name="itsm.get_ticket")
     async def get_ticket(self, lookup: TicketLookup) -> Ticket:
         return Ticket.model_validate(
             await call(self._client, "GET", f"/itsm/tickets/{_segment(lookup.ticket_id)}")
         )
 
+    @read_only_tool
     @activity.defn(name="itsm.get_configuration_item")
     async def get_configuration_item(self, lookup: ConfigurationItemLookup) -> ConfigurationItem:
         return ConfigurationItem.model_validate(
             await call(self._client, "GET", f"/itsm/cis/{_segment(lookup.ci_id)}")
         )
 
+    @read_only_tool
     @activity.defn(name="itsm.search_knowledge_base")
     async def search_knowledge_base(self, search: KnowledgeSearch) -> list[KbHit]:
         return _kb_hits.validate_python(
@@ -212,12 +206,14 @@ class ItsmActivities:
             )
         )
 
+    @read_only_tool
     @activity.defn(name="itsm.get_kb_article")
     async def get_kb_article(self, lookup: KbArticleLookup) -> KbArticle:
         return KbArticle.model_validate(
             await call(self._client, "GET", f"/itsm/kb/{_segment(lookup.article_id)}")
         )
 
+    @read_only_tool
     @activity.defn(name="itsm.find_similar_tickets")
     async def find_similar_tickets(self, search: SimilarTicketSearch) -> list[SimilarTicket]:
         return _similar_tickets.validate_python(

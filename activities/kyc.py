@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-import httpx
 from pydantic import BaseModel, Field
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -52,9 +52,8 @@ class SanctionsCheck(BaseModel):
     idempotency_key: str
 
 
-class KycActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class KycActivities(SystemActivities):
+    system = "KYC"
 
     @activity.defn(name="kyc.verify_identity")
     async def verify_identity(self, check: IdentityCheck) -> IdentityVerification:

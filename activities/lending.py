@@ -7,10 +7,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -105,9 +105,8 @@ class MessageLookup(BaseModel):
     message_id: str
 
 
-class LendingActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class LendingActivities(SystemActivities):
+    system = "lending"
 
     @activity.defn(name="lending.get_application")
     async def get_application(self, lookup: ApplicationLookup) -> LoanApplication:

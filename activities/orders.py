@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
 from activities.erp import OrderLine
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -40,9 +40,8 @@ class CustomerOrdersLookup(BaseModel):
 _orders = TypeAdapter(list[Order])
 
 
-class OrderActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class OrderActivities(SystemActivities):
+    system = "order management"
 
     @activity.defn(name="orders.get_order")
     async def get_order(self, lookup: OrderLookup) -> Order:

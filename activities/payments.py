@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -93,9 +93,8 @@ class PaymentLookup(BaseModel):
     idempotency_key: str
 
 
-class PaymentActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class PaymentActivities(SystemActivities):
+    system = "payments"
 
     @activity.defn(name="payments.pay")
     async def pay(self, request: PaymentRequest) -> Payment:

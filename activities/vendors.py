@@ -3,10 +3,10 @@ status."""
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -89,9 +89,8 @@ class DocumentLookup(BaseModel):
     document_id: str
 
 
-class VendorPortalActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class VendorPortalActivities(SystemActivities):
+    system = "vendor portal"
 
     @activity.defn(name="vendors.get_application")
     async def get_application(self, lookup: ApplicationLookup) -> VendorApplication:

@@ -32,8 +32,8 @@ from bench.waiting import Waiting, measure_waiting
 from casework.config import Settings
 from casework.sandbox.server import running_sandbox
 from casework.signing_keys import keys_environment
+from casework.worker import running_worker
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
-from workers.main import running_worker
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -52,7 +52,7 @@ from casework.config import Settings
 from demos import ticket_triage as demo_triage
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
-from workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 from workflows.ticket_triage import Acknowledgement
 
 CHARS_PER_TOKEN = 4
@@ -168,7 +168,7 @@ async def _run_case_mix(client: Client, sandbox_url: str, task_queue: str) -> li
         handle = await client.start_workflow(
             "InvoiceException",
             InvoiceExceptionInput(invoice_id=invoice_id, submitted_by="alice"),
-            id=case_id_for(invoice_id),
+            id=InvoiceExceptionWorkflow.case_id(invoice_id),
             task_queue=task_queue,
         )
         handles.append((handle, scenario.decision))

@@ -27,7 +27,7 @@ from casework.signing_keys import signed_by_approver
 from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
-    case_id_for,
+    InvoiceExceptionWorkflow,
 )
 
 T = TypeVar("T")
@@ -152,7 +152,7 @@ async def start_invoice_case(client: Client, invoice_id: str, task_queue: str) -
     return await client.start_workflow(
         "InvoiceException",
         InvoiceExceptionInput(invoice_id=invoice_id, submitted_by="alice"),
-        id=case_id_for(invoice_id),
+        id=InvoiceExceptionWorkflow.case_id(invoice_id),
         task_queue=task_queue,
         result_type=InvoiceExceptionResult,
     )

@@ -37,7 +37,7 @@ from casework.case.tasks import TaskDecision
 START_CONCURRENCY = 64
 SIGNAL_CONCURRENCY = 64
 WORKER_READY_TIMEOUT = 60.0
-READY_LINE = "worker polling task queue"  # logged by workers.main.serve
+READY_LINE = "worker polling task queue"  # logged by casework.worker.serve
 
 
 def rss_bytes(pid: int) -> int:

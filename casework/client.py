@@ -1,4 +1,4 @@
-"""Connecting to Temporal the standard way, with casework's data converter."""
+"""Connecting to Temporal the standard way, with casework's plugin (converter, codec, sandbox)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 from casework import search_attributes as sa
 from casework.codec import ENCODING, load_key_ring
 from casework.config import DEFAULT_TEMPORAL_ADDRESS, Settings
-from casework.converter import data_converter, encrypting_converter
+from casework.plugin import CaseworkPlugin
 
 _PROBE_TIMEOUT = timedelta(seconds=3)
 
@@ -39,10 +39,8 @@ async def connect(
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
     ring = load_key_ring((settings or Settings.from_env()).state_dir)
-    converter = encrypting_converter(ring) if ring else data_converter
-    return await Client.connect(
-        **config, data_converter=converter, runtime=runtime, interceptors=interceptors
-    )
+    plugin = CaseworkPlugin(key_ring=ring, interceptors=interceptors)
+    return await Client.connect(**config, plugins=[plugin], runtime=runtime)
 
 
 def encrypts(client: Client) -> bool:

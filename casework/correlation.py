@@ -34,7 +34,7 @@ from workflows.loan_application import (
     CREDIT_REPORT,
     CUSTOMER_REPLY,
     FRAUD_ALERT,
-    case_id_for,
+    LoanApplicationWorkflow,
 )
 
 SIGNALS: dict[type[Message], str] = {
@@ -64,7 +64,7 @@ class Delivery(BaseModel):
 
 async def deliver(client: Client, message: Message) -> Delivery:
     """Signal ``message`` to its application's running case."""
-    case_id = case_id_for(message.application_id)
+    case_id = LoanApplicationWorkflow.case_id(message.application_id)
     signal = SIGNALS[type(message)]
     handle = client.get_workflow_handle(case_id)
     try:

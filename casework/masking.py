@@ -19,7 +19,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -34,6 +34,8 @@ _TOKEN = re.compile(r"\[\[([A-Z_]+):([0-9a-f]{8})\]\]")
 
 
 class MaskingPolicy(PolicyModel):
+    policy_id: ClassVar[str] = MASKING_POLICY_ID
+
     id: str
     version: int
     description: str = ""

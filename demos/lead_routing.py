@@ -17,7 +17,7 @@ from casework.case import CaseState, CaseStatus
 from casework.cli.cases import drive_case
 from casework.cli.seeding import DemoCase, create_once, sandbox_request
 from casework.config import Settings
-from workflows.lead_routing import LeadRoutingInput, case_id_for
+from workflows.lead_routing import LeadRoutingInput, LeadRoutingWorkflow
 
 ACCOUNT_EXECUTIVES: list[dict[str, str | int]] = [
     {
@@ -205,7 +205,7 @@ async def run(
         handle = await client.start_workflow(
             "LeadRouting",
             LeadRoutingInput(lead_id=lead_id),
-            id=case_id_for(lead_id),
+            id=LeadRoutingWorkflow.case_id(lead_id),
             task_queue=settings.task_queue,
         )
         cases.append(DemoCase(handle, scenario.story, scenario.expected))

@@ -24,7 +24,7 @@ from casework.cli.cases import CommandError, drive_case
 from casework.cli.seeding import DemoCase, create_once, sandbox_request
 from casework.config import Settings
 from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
-from workflows.loan_application import LoanApplicationInput, case_id_for
+from workflows.loan_application import LoanApplicationInput, LoanApplicationWorkflow
 
 SANCTIONED = {
     "entry_id": "SAN-DEMO-1",
@@ -167,7 +167,7 @@ async def run(
         suffix: await client.start_workflow(
             "LoanApplication",
             LoanApplicationInput(application_id=application_id, submitted_by="paul"),
-            id=case_id_for(application_id),
+            id=LoanApplicationWorkflow.case_id(application_id),
             task_queue=settings.task_queue,
         )
         for suffix, application_id in application_ids.items()

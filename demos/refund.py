@@ -20,7 +20,7 @@ from casework.case.tasks import TaskDecision
 from casework.cli.cases import drive_case
 from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
 from casework.config import Settings
-from workflows.refund import RefundInput, case_id_for
+from workflows.refund import RefundInput, RefundWorkflow
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ async def run(
         handle = await client.start_workflow(
             "Refund",
             RefundInput(order_id=order_id, amount=scenario.amount, reason=scenario.reason),
-            id=case_id_for(order_id),
+            id=RefundWorkflow.case_id(order_id),
             task_queue=settings.task_queue,
         )
         handles.append((scenario, handle))

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowHandle
 from casework.case import CaseState
 from casework.cli.seeding import create_once, sandbox_request
 from casework.config import Settings
-from workflows.ticket_triage import Acknowledgement, TicketTriageInput, case_id_for
+from workflows.ticket_triage import Acknowledgement, TicketTriageInput, TicketTriageWorkflow
 
 CONFIGURATION_ITEMS = [
     {
@@ -119,7 +119,7 @@ async def start(
         suffix: await client.start_workflow(
             "TicketTriage",
             TicketTriageInput(ticket_id=ticket_id, submitted_by="erin"),
-            id=case_id_for(ticket_id),
+            id=TicketTriageWorkflow.case_id(ticket_id),
             task_queue=settings.task_queue,
         )
         for suffix, ticket_id in ticket_ids.items()

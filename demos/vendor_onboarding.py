@@ -23,7 +23,7 @@ from casework.cli.cases import command, drive_case
 from casework.cli.resubmit import upload_to_portal
 from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
 from casework.config import Settings
-from workflows.vendor_onboarding import VendorOnboardingInput, case_id_for
+from workflows.vendor_onboarding import VendorOnboardingInput, VendorOnboardingWorkflow
 
 APPROVE = "approve"
 VALID = timedelta(days=3 * 365)
@@ -227,7 +227,7 @@ async def run(
         handle = await client.start_workflow(
             "VendorOnboarding",
             VendorOnboardingInput(application_id=application_id, submitted_by="alice"),
-            id=case_id_for(application_id),
+            id=VendorOnboardingWorkflow.case_id(application_id),
             task_queue=settings.task_queue,
         )
         cases.append((scenario, application_id, handle))

@@ -9,6 +9,7 @@ every condition holds and otherwise routes to the approval tier that covers the 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -170,6 +171,8 @@ class AutoApproval(PolicyModel):
 
 
 class InvoiceExceptionPolicy(ApprovalPolicy):
+    policy_id: ClassVar[str] = "invoice_exception"
+
     id: str
     version: int
     description: str = ""

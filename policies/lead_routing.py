@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from fractions import Fraction
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -84,6 +84,8 @@ class FirstTouchTemplate(PolicyModel):
 
 
 class LeadRoutingPolicy(ApprovalPolicy):
+    policy_id: ClassVar[str] = "lead_routing"
+
     id: str
     version: int
     description: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -82,6 +83,8 @@ class FraudWatch(PolicyModel):
 
 
 class LoanApplicationPolicy(ApprovalPolicy):
+    policy_id: ClassVar[str] = "loan_application"
+
     id: str
     version: int
     description: str = ""

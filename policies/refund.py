@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -65,6 +65,8 @@ class RefundFinalTimeout(PolicyModel):
 
 
 class RefundPolicy(ApprovalPolicy):
+    policy_id: ClassVar[str] = "refund"
+
     id: str
     version: int
     description: str = ""

@@ -7,6 +7,7 @@ agent's checked proposal, and every result can be recomputed from the case's his
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -143,6 +144,8 @@ class SeverityOnePaging(PolicyModel):
 
 
 class TicketTriagePolicy(PolicyModel):
+    policy_id: ClassVar[str] = "ticket_triage"
+
     id: str
     version: int
     description: str = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -57,6 +57,8 @@ class ReviewRule(PolicyModel):
 
 
 class VendorOnboardingPolicy(ApprovalPolicy):
+    policy_id: ClassVar[str] = "vendor_onboarding"
+
     id: str
     version: int
     description: str = ""

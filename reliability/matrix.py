@@ -45,8 +45,8 @@ from casework.amounts import minor_unit
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState
 from casework.case.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
-from casework.catalogue import catalogue_policy_dir
-from casework.processes import PROCESSES
+from casework.catalogue import discover
+from casework.governance.loader import catalogue_policy_dir
 from casework.signing import sign_decision
 from casework.signing_keys import load_signing_key
 from casework.web.auth import Credentials
@@ -55,7 +55,6 @@ from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
 from reliability.stack import NAMESPACE, Stack, free_port, running_stack
 from reliability.suite import CI, Run
 from tests.scripted_llm import ScriptedReply
-from workers.main import WORKFLOWS
 
 CASEWORK = Path(sys.executable).parent / "casework"
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -430,8 +429,8 @@ class Matrix:
     async def start_fails(self, driver: CaseDriver, what: str, body: dict[str, Any], say: str):
         """Well-formed input naming what does not exist: the case fails at once, saying what,
         and writes nothing."""
-        request = PROCESSES[driver.process].input_model.model_validate(body)
-        case_id = PROCESSES[driver.process].case_id(request)
+        request = discover().process(driver.process).input_model.model_validate(body)
+        case_id = discover().process(driver.process).case_id(request)
         key = next(iter(body.values()))
         args = ["start", driver.process, "--input", json.dumps(body), "--wait"]
 
@@ -512,7 +511,7 @@ def input_rows(driver: CaseDriver, tag: str) -> list[tuple[str, dict[str, Any] |
     """Rows from the process's input model: each required field missing, each field of the
     wrong type, each amount negative, an unknown field, a submitter not in the directory, and
     input that is not JSON."""
-    model: type[BaseModel] = PROCESSES[driver.process].input_model
+    model: type[BaseModel] = discover().process(driver.process).input_model
     valid = driver.case_input(driver.new_key(tag, 99)).model_dump(mode="json", exclude_none=True)
     name = model.__name__
     rows: list[tuple[str, dict[str, Any] | str, list[str]]] = []
@@ -765,10 +764,10 @@ async def signal_rows(matrix: Matrix, driver: CaseDriver) -> None:
 def signal_names(process: str) -> list[str]:
     """The process's signal handlers, from its workflow's definition: a handler added later
     gets its rows without an edit here."""
-    workflow_type = PROCESSES[process].workflow_type
+    workflow_type = discover().process(process).workflow_type
     (definition,) = [
         definition
-        for definition in map(workflow._Definition.must_from_class, WORKFLOWS)
+        for definition in map(workflow._Definition.must_from_class, discover().workflows)
         if definition.name == workflow_type
     ]
     return sorted(name for name in definition.signals if name)

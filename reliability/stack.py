@@ -35,8 +35,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from bench.infra import TEMPORAL_BIN, progress
 from bench.waiting import WorkerProcess
 from casework.case.tasks import TaskDecision
-from casework.catalogue import catalogue_policy_dir
 from casework.converter import data_converter
+from casework.governance.loader import catalogue_policy_dir
 from casework.search_attributes import dev_server_flags
 from casework.signing_keys import keys_environment, signed_by_approver
 from reliability.model import FALLBACK_MODEL, FaultyModel

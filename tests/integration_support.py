@@ -28,8 +28,8 @@ from casework import search_attributes
 from casework.config import Settings
 from casework.converter import data_converter
 from casework.systems.notifications import Notification
+from casework.worker import running_worker
 from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, ScriptedLlmServer, ScriptedReply
-from workers.main import running_worker
 
 T = TypeVar("T")
 

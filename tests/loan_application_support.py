@@ -63,7 +63,6 @@ from workflows.loan_application import (
     LoanApplicationInput,
     LoanApplicationResult,
     LoanApplicationWorkflow,
-    case_id_for,
 )
 
 LoanHandle = WorkflowHandle[LoanApplicationWorkflow, LoanApplicationResult]
@@ -401,7 +400,7 @@ async def start_loan(
     return await env.client.start_workflow(
         LoanApplicationWorkflow.run,
         LoanApplicationInput(application_id=application_id, submitted_by=submitted_by),
-        id=workflow_id or case_id_for(application_id),
+        id=workflow_id or LoanApplicationWorkflow.case_id(application_id),
         task_queue=task_queue,
     )
 

@@ -30,6 +30,7 @@ from casework.case import CaseStatus
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskKind
 from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory
+from casework.worker import running_worker
 from policies.ticket_triage import TicketTriagePolicy, TriageRoute
 from tests.integration_support import eventually
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply
@@ -55,7 +56,6 @@ from tests.triage_support import (
     tool_messages,
     turn_of,
 )
-from workers.main import running_worker
 from workflows.ticket_triage import TicketTriageResult
 
 POLICY = TicketTriagePolicy.model_validate(load_policy("ticket_triage").content)

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from casework.amounts import AmountError, parse_amount
 from casework.case.tasks import HumanTask, TaskDecision
-from casework.catalogue import catalogue_policy_dir
-from casework.governance.loader import load_policy
+from casework.catalogue import discover
+from casework.governance.loader import catalogue_policy_dir, load_policy
 from casework.governance.models import Directory, PolicyRef
 from casework.governance.registry import policy_problems
 from casework.governance.rules import Route, eligible_roles, money, refusal_reasons
@@ -292,7 +292,7 @@ def test_an_invoice_in_another_currency_goes_to_the_top_tier() -> None:
 
 
 def test_the_shipped_policies_leave_no_amount_that_nobody_may_approve() -> None:
-    assert policy_problems(catalogue_policy_dir()) == []
+    assert policy_problems(catalogue_policy_dir(), discover().policy_models) == []
 
 
 def test_tiers_that_leave_amounts_nobody_may_approve_are_refused_naming_the_gap(
@@ -322,7 +322,7 @@ def test_tiers_that_leave_amounts_nobody_may_approve_are_refused_naming_the_gap(
     loan = tmp_path / "loan_application.yaml"
     edit("directory.yaml", credit_officer_limited)
 
-    assert policy_problems(tmp_path) == [
+    assert policy_problems(tmp_path, discover().policy_models) == [
         f"{loan}: underwriting.tiers: a case in another currency than EUR goes to "
         "credit_officer, whose approval limit covers no other currency: nobody may approve it",
         f"{refund}: approval_tiers: above 50,000.00 EUR goes to finance_manager, and no one who "
@@ -343,7 +343,7 @@ def test_a_policy_or_directory_that_names_no_currency_is_refused(tmp_path: Path)
     for name in ("refund.yaml", "directory.yaml"):
         path = tmp_path / name
         path.write_text(path.read_text().replace("\ncurrency: EUR\n", "\n"))
-    assert policy_problems(tmp_path) == [
+    assert policy_problems(tmp_path, discover().policy_models) == [
         f"{tmp_path / 'directory.yaml'}: currency: missing; name the currency (e.g. currency: "
         "EUR) of the approval limits",
         f"{tmp_path / 'refund.yaml'}: currency: missing; name the currency (e.g. currency: EUR) "
@@ -368,7 +368,7 @@ def test_a_loan_ceiling_bounds_the_amounts_its_tiers_must_cover(tmp_path: Path) 
     # The underwriter alone, limit 100,000.00: loans go up to the policy's 500,000.00.
     content["roles"]["credit_officer"]["approval_limit"] = 0
     people.write_text(yaml.safe_dump(content, sort_keys=False))
-    problems = policy_problems(tmp_path)
+    problems = policy_problems(tmp_path, discover().policy_models)
     assert (
         f"{tmp_path / 'loan_application.yaml'}: underwriting.tiers: above 100,000.00 up to "
         "500,000.00 EUR goes to credit_officer, and no one who may decide it (credit_officer) "

@@ -39,7 +39,6 @@ from workflows.invoice_exception import (
     InvoiceExceptionResult,
     InvoiceExceptionWorkflow,
     Outcome,
-    case_id_for,
 )
 
 CaseHandle = WorkflowHandle[InvoiceExceptionWorkflow, InvoiceExceptionResult]
@@ -87,7 +86,7 @@ async def start_case(temporal: WorkflowEnvironment, task_queue: str, invoice_id:
     return await temporal.client.start_workflow(
         InvoiceExceptionWorkflow.run,
         InvoiceExceptionInput(invoice_id=invoice_id, submitted_by="alice"),
-        id=case_id_for(invoice_id),
+        id=InvoiceExceptionWorkflow.case_id(invoice_id),
         task_queue=task_queue,
     )
 
@@ -204,7 +203,7 @@ async def test_case_started_and_approved_with_the_plain_temporal_cli(
     invoice_id = new_invoice_id("C")
     invoice = await sandbox.seed_invoice(invoice_id, price_variance_percent=Decimal(5))
     agent.answer(invoice_id, ScriptedReply(content=proposal_json("approve", 0.6)))
-    workflow_id = case_id_for(invoice_id)
+    workflow_id = InvoiceExceptionWorkflow.case_id(invoice_id)
 
     await temporal_cli(
         temporal,

@@ -25,7 +25,6 @@ from workflows.invoice_exception import (
     InvoiceExceptionResult,
     InvoiceExceptionWorkflow,
     Outcome,
-    case_id_for,
 )
 
 
@@ -47,7 +46,7 @@ async def start_case(
     return await env.client.start_workflow(
         InvoiceExceptionWorkflow.run,
         InvoiceExceptionInput(invoice_id=invoice_id, submitted_by=submitted_by),
-        id=f"{case_id_for(invoice_id)}-{uuid.uuid4().hex[:8]}",
+        id=f"{InvoiceExceptionWorkflow.case_id(invoice_id)}-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
     )
 

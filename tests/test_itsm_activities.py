@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.itsm import (
-    READ_ONLY_TOOLS,
     ConfigurationItem,
     ConfigurationItemLookup,
     ItsmActivities,
@@ -291,7 +290,8 @@ def test_read_only_tools_name_their_activities_and_exclude_writes() -> None:
         ItsmActivities.find_similar_tickets: SimilarTicketSearch,
     }
     names = {activity._Definition.must_from_callable(fn).name: model for fn, model in reads.items()}
-    assert names == READ_ONLY_TOOLS
+    offered = {activity_name: model for _, activity_name, model in ItsmActivities.read_only_tools()}
+    assert names == offered
     writes = (
         ItsmActivities.classify_ticket,
         ItsmActivities.assign_ticket,
@@ -306,7 +306,7 @@ def test_read_only_tools_name_their_activities_and_exclude_writes() -> None:
     ]
 
 
-@pytest.mark.parametrize("model", list(READ_ONLY_TOOLS.values()))
+@pytest.mark.parametrize("model", [model for _, _, model in ItsmActivities.read_only_tools()])
 def test_tool_schemas_are_described_and_closed(model: type[BaseModel]) -> None:
     schema = model.model_json_schema()
     assert schema["description"]

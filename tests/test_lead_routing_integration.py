@@ -35,13 +35,7 @@ from tests.lead_routing_support import (
 )
 from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
 from tests.signing_support import decide
-from workflows.lead_routing import (
-    LeadRoutingInput,
-    LeadRoutingResult,
-    LeadRoutingWorkflow,
-    Outcome,
-    case_id_for,
-)
+from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -86,7 +80,7 @@ async def start_case(temporal: WorkflowEnvironment, task_queue: str, lead_id: st
     return await temporal.client.start_workflow(
         LeadRoutingWorkflow.run,
         LeadRoutingInput(lead_id=lead_id),
-        id=case_id_for(lead_id),
+        id=LeadRoutingWorkflow.case_id(lead_id),
         task_queue=task_queue,
     )
 
@@ -296,7 +290,7 @@ async def test_two_cases_for_one_lead_send_one_first_touch(
     second: LeadHandle = await temporal.client.start_workflow(
         LeadRoutingWorkflow.run,
         LeadRoutingInput(lead_id=lead_id),
-        id=f"{case_id_for(lead_id)}-2",
+        id=f"{LeadRoutingWorkflow.case_id(lead_id)}-2",
         task_queue=task_queue,
     )
     results = [await first.result(), await second.result()]

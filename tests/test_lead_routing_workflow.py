@@ -29,13 +29,7 @@ from tests.lead_routing_support import (
     read,
 )
 from tests.signing_support import decide
-from workflows.lead_routing import (
-    LeadRoutingInput,
-    LeadRoutingResult,
-    LeadRoutingWorkflow,
-    Outcome,
-    case_id_for,
-)
+from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -56,7 +50,7 @@ async def start_case(env: WorkflowEnvironment, task_queue: str, crm: FakeCrm) ->
     return await env.client.start_workflow(
         LeadRoutingWorkflow.run,
         LeadRoutingInput(lead_id=crm.lead.lead_id),
-        id=f"{case_id_for(crm.lead.lead_id)}-{uuid.uuid4().hex[:8]}",
+        id=f"{LeadRoutingWorkflow.case_id(crm.lead.lead_id)}-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
     )
 

@@ -31,9 +31,9 @@ from activities.agents.loan_application import INCOME_READER, INCOME_READING
 from activities.agents.refund import REFUND_ANALYST, REFUND_PROPOSAL
 from activities.agents.ticket_triage import TRIAGE_AGENT, TRIAGE_PROPOSAL
 from activities.agents.vendor_onboarding import DOCUMENT_CHECKER, DOCUMENT_EXTRACTION
+from casework.catalogue import discover
 from casework.cli import demo
 from casework.masking import PATTERNS, MaskingPolicy, load_masking_policy
-from casework.processes import PROCESSES
 from demos import lead_routing as demo_lead_routing
 from demos import loan_application as demo_loan_application
 from demos import vendor_onboarding as demo_vendor_onboarding
@@ -46,7 +46,7 @@ from tests.scripted_llm import (
 )
 from tests.stack_support import Stack, demo_table, embedded_stack
 from tests.stand_in_llm import StandInResponder
-from workflows.vendor_onboarding import case_id_for as vendor_case_id_for
+from workflows.vendor_onboarding import VendorOnboardingWorkflow
 
 # The agent each demo process asks, and the output it answers with. The test checks that this is
 # exactly the set of agents the demo's cases used: a new agent in the demo fails it here first.
@@ -180,7 +180,7 @@ def test_every_agent_of_the_demo_answers_through_the_scripted_server(
 ) -> None:
     stack, responder = masked_demo.stack, masked_demo.responder
     report = json.loads(stack.run("report", "--json").stdout)
-    assert set(report["cases_by_process"]) == set(PROCESSES), report["cases_by_process"]
+    assert set(report["cases_by_process"]) == set(discover().processes), report["cases_by_process"]
     assert responder.unmatched == []
 
     # Every model call the cases paid for went to the scripted model, none to the stand-in...
@@ -252,7 +252,7 @@ def test_tokens_the_model_answers_with_reach_the_cases_as_real_values(
         extraction = json.loads(answer.reply.content or "")
         (proposal,) = [
             event["data"]["proposal"]
-            for event in masked_demo.trails[vendor_case_id_for(application_id)]
+            for event in masked_demo.trails[VendorOnboardingWorkflow.case_id(application_id)]
             if event["kind"] == "agent_proposal" and event["data"]["document_id"] == document_id
         ]
         for field, applied in (("iban", "bank_account"), ("tax_id", "tax_id")):

@@ -13,8 +13,7 @@ from activities.agents.invoice_exception import Recommendation
 from activities.agents.ticket_triage import TriageProposal
 from casework.agents.tools import ASK_HUMAN, READ_ONLY
 from casework.case.tasks import HumanTask, TaskAnswer, TaskDecision, TaskKind, TaskStatus
-from casework.catalogue import catalogue_policy_dir
-from casework.governance.loader import load_policy
+from casework.governance.loader import catalogue_policy_dir, load_policy
 from casework.governance.models import Directory
 from casework.governance.rules import (
     Route,

@@ -29,13 +29,7 @@ from tests.integration_support import case_data, eventually, scripted_worker
 from tests.refund_support import RefundSystems, ScriptedRefundAnalyst
 from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
 from tests.signing_support import casework_sign, decide
-from workflows.refund import (
-    Outcome,
-    RefundInput,
-    RefundResult,
-    RefundWorkflow,
-    case_id_for,
-)
+from workflows.refund import Outcome, RefundInput, RefundResult, RefundWorkflow
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
 
@@ -80,7 +74,7 @@ async def start_case(
     return await temporal.client.start_workflow(
         RefundWorkflow.run,
         RefundInput(order_id=order_id, amount=Decimal(amount), reason="The mug arrived broken."),
-        id=case_id_for(order_id),
+        id=RefundWorkflow.case_id(order_id),
         task_queue=task_queue,
     )
 
@@ -217,7 +211,7 @@ async def test_fraud_investigator_clears_a_flagged_refund_with_the_plain_tempora
     order_id = new_order_id("C")
     await systems.seed(order_id, total="20.00", fraud=True)
     analyst.answer(order_id, "investigate", 0.8)
-    workflow_id = case_id_for(order_id)
+    workflow_id = RefundWorkflow.case_id(order_id)
 
     await temporal_cli(
         temporal,
@@ -323,7 +317,7 @@ async def test_two_cases_on_one_order_never_refund_more_than_was_paid(
     second: RefundHandle = await temporal.client.start_workflow(
         RefundWorkflow.run,
         RefundInput(order_id=order_id, amount=Decimal("600.00"), reason="The sofa is scratched."),
-        id=f"{case_id_for(order_id)}-2",
+        id=f"{RefundWorkflow.case_id(order_id)}-2",
         task_queue=task_queue,
     )
     await asyncio.gather(wait_for_open_task(first), wait_for_open_task(second))

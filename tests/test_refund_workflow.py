@@ -34,13 +34,7 @@ from tests.refund_support import (
     proposal,
 )
 from tests.signing_support import decide
-from workflows.refund import (
-    Outcome,
-    RefundInput,
-    RefundResult,
-    RefundWorkflow,
-    case_id_for,
-)
+from workflows.refund import Outcome, RefundInput, RefundResult, RefundWorkflow
 
 CUSTOMER_EMAIL = "ann.lee@example.com"
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
@@ -75,7 +69,7 @@ async def start_case(
             reason=reason,
             submitted_by=submitted_by,
         ),
-        id=f"{case_id_for(order_id)}-{uuid.uuid4().hex[:8]}",
+        id=f"{RefundWorkflow.case_id(order_id)}-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
     )
 

@@ -14,8 +14,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from casework.agents.region import AgentRegionWorkflow
-from casework.converter import data_converter
+from casework.catalogue import discover
+from casework.plugin import CaseworkPlugin
 from tests.histories.record import (
     HISTORIES,
     LEAD_RECORDINGS,
@@ -32,24 +32,11 @@ from tests.histories.record import (
     vendor_history_path,
     workflow_id_for,
 )
-from workflows.invoice_exception import InvoiceExceptionWorkflow
-from workflows.lead_routing import LeadRoutingWorkflow
-from workflows.loan_application import LoanApplicationWorkflow
-from workflows.refund import RefundWorkflow
-from workflows.ticket_triage import TicketTriageWorkflow
-from workflows.vendor_onboarding import VendorOnboardingWorkflow
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
-# A triage case's agent region is a child workflow: its history is stored (and replayed) apart.
-WORKFLOWS = [
-    InvoiceExceptionWorkflow,
-    TicketTriageWorkflow,
-    AgentRegionWorkflow,
-    RefundWorkflow,
-    LoanApplicationWorkflow,
-    LeadRoutingWorkflow,
-    VendorOnboardingWorkflow,
-]
+# Every workflow the worker runs, the triage case's agent region (a child workflow whose
+# history is stored and replayed apart) among them.
+CATALOGUE = discover()
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
@@ -83,7 +70,14 @@ def test_every_lead_routing_scenario_has_a_stored_history() -> None:
 @pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
 async def test_stored_history_replays_on_the_current_code(history_file: Path) -> None:
     history = WorkflowHistory.from_json(workflow_id_for(history_file), history_file.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
+    replayer = Replayer(
+        workflows=[],
+        plugins=[
+            CaseworkPlugin(
+                passthrough=CATALOGUE.passthrough_packages, workflows=CATALOGUE.workflows
+            )
+        ],
+    )
 
     # Raises on any nondeterminism: a command the history does not have, or one it lacks.
     await replayer.replay_workflow(history)

@@ -32,8 +32,8 @@ from temporalio.testing import WorkflowEnvironment
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask
+from casework.catalogue import discover
 from casework.correlation import bureau_report, deliver
-from casework.processes import PROCESSES
 from reliability.drivers.base import decider_for
 from tests.integration_support import SandboxClient, eventually, scripted_worker
 from tests.lead_routing_support import CrmSales, make_ae, make_lead, software_company
@@ -43,7 +43,6 @@ from tests.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_se
 from tests.signing_support import decide
 from tests.triage_support import Itsm
 from tests.vendor_onboarding_support import VendorSystems, new_application
-from workers.main import WORKFLOWS
 from workflows.invoice_exception import InvoiceExceptionInput
 from workflows.lead_routing import LeadRoutingInput
 from workflows.loan_application import LoanApplicationInput
@@ -95,10 +94,10 @@ class Case:
 
 def handler_names(process: str, kind: str) -> list[str]:
     """Every named signal (or update) handler of the process's workflow, from its definition."""
-    workflow_type = PROCESSES[process].workflow_type
+    workflow_type = discover().process(process).workflow_type
     (defined,) = [
         workflow._Definition.must_from_class(w)
-        for w in WORKFLOWS
+        for w in discover().workflows
         if workflow._Definition.must_from_class(w).name == workflow_type
     ]
     handlers = defined.signals if kind == "signal" else defined.updates
@@ -232,8 +231,8 @@ async def loan_case(client: Client, queue: str, http: httpx.AsyncClient) -> Case
 
 async def start(client: Client, queue: str, process: str, request: Any) -> WorkflowHandle:
     # The business key itself: messages from outside are routed by it.
-    case_id = PROCESSES[process].case_id(request)
-    workflow_type = PROCESSES[process].workflow_type
+    case_id = discover().process(process).case_id(request)
+    workflow_type = discover().process(process).workflow_type
     return await client.start_workflow(workflow_type, request, id=case_id, task_queue=queue)
 
 
@@ -241,7 +240,7 @@ CASES = [invoice_case, triage_case, refund_case, lead_case, vendor_case, loan_ca
 
 
 def test_every_process_is_covered() -> None:
-    assert len(CASES) == len(PROCESSES)
+    assert len(CASES) == len(discover().processes)
 
 
 @pytest.mark.parametrize("make_case", CASES, ids=lambda f: f.__name__)

@@ -352,7 +352,7 @@ def test_config_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_the_real_worker_comes_up_healthy(config: StackConfig) -> None:
-    pytest.importorskip("workers.main", reason="the worker is not importable yet")
+    pytest.importorskip("casework.worker", reason="the worker is not importable yet")
     real = config.model_copy(update={"worker_command": None})
 
     result = stack_up(real, quiet)

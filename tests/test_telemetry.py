@@ -19,12 +19,7 @@ from temporalio.worker import Worker
 from casework import telemetry
 from casework.config import Settings
 from tests.fake_systems import FakeSystems, scenario
-from workflows.invoice_exception import (
-    InvoiceExceptionInput,
-    InvoiceExceptionWorkflow,
-    Outcome,
-    case_id_for,
-)
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow, Outcome
 
 
 class Collector:
@@ -110,7 +105,7 @@ async def test_a_case_is_traced_from_the_client_call_to_its_activities(
         result = await client.execute_workflow(
             InvoiceExceptionWorkflow.run,
             InvoiceExceptionInput(invoice_id="INV-T1", submitted_by="alice"),
-            id=f"{case_id_for('INV-T1')}-{uuid.uuid4().hex[:8]}",
+            id=f"{InvoiceExceptionWorkflow.case_id('INV-T1')}-{uuid.uuid4().hex[:8]}",
             task_queue=queue,
         )
     assert result.outcome is Outcome.AUTO_APPROVED

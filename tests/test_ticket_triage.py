@@ -23,6 +23,7 @@ from casework.agents.llm import STAND_IN_MODEL
 from casework.agents.region import RegionOutcome
 from casework.audit import AuditKind
 from casework.case import CaseState, CaseStatus
+from casework.worker import running_worker
 from policies.ticket_triage import TriageRoute
 from tests.integration_support import case_data, eventually
 from tests.signing_support import decide
@@ -44,7 +45,6 @@ from tests.triage_support import (
     timers_started,
     tool_call,
 )
-from workers.main import running_worker
 from workflows.ticket_triage import Acknowledgement
 
 INJECTION = (

@@ -38,12 +38,7 @@ from tests.vendor_onboarding_support import (
     reached,
     run_command,
 )
-from workflows.vendor_onboarding import (
-    Outcome,
-    VendorOnboardingInput,
-    VendorOnboardingWorkflow,
-    case_id_for,
-)
+from workflows.vendor_onboarding import Outcome, VendorOnboardingInput, VendorOnboardingWorkflow
 
 # -- the stack, once per module -----------------------------------------------------------------
 
@@ -80,7 +75,7 @@ async def start_case(
     return await temporal.client.start_workflow(
         VendorOnboardingWorkflow.run,
         VendorOnboardingInput(application_id=application_id, submitted_by="alice"),
-        id=case_id_for(application_id),
+        id=VendorOnboardingWorkflow.case_id(application_id),
         task_queue=task_queue,
     )
 

@@ -52,19 +52,14 @@ from casework.config import Settings
 from casework.governance import activity as policy
 from casework.sandbox.server import running_sandbox
 from casework.systems.notifications import Notification, NotificationRequest
+from casework.worker import running_worker
 from tests.integration_support import case_data, eventually, scripted_settings
 from tests.scripted_llm import (
     ScriptedLlmServer,
     ScriptedReply,
     scripted_llm_server,
 )
-from workers.main import running_worker
-from workflows.ticket_triage import (
-    TicketTriageInput,
-    TicketTriageResult,
-    TicketTriageWorkflow,
-    case_id_for,
-)
+from workflows.ticket_triage import TicketTriageInput, TicketTriageResult, TicketTriageWorkflow
 
 TriageHandle = WorkflowHandle[TicketTriageWorkflow, TicketTriageResult]
 RegionHandle = WorkflowHandle[AgentRegionWorkflow, AgentRegionResult]
@@ -282,7 +277,7 @@ class Stack:
         return await self.client.start_workflow(
             TicketTriageWorkflow.run,
             TicketTriageInput(ticket_id=ticket_id, submitted_by="erin"),
-            id=case_id_for(ticket_id),
+            id=TicketTriageWorkflow.case_id(ticket_id),
             task_queue=task_queue or self.task_queue,
         )
 

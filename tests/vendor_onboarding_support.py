@@ -54,7 +54,6 @@ from workflows.vendor_onboarding import (
     VendorOnboardingInput,
     VendorOnboardingResult,
     VendorOnboardingWorkflow,
-    case_id_for,
 )
 
 CaseHandle = WorkflowHandle[VendorOnboardingWorkflow, VendorOnboardingResult]
@@ -313,7 +312,7 @@ async def start_case(
     return await env.client.start_workflow(
         VendorOnboardingWorkflow.run,
         VendorOnboardingInput(application_id=application_id, submitted_by=submitted_by),
-        id=f"{case_id_for(application_id)}-{uuid.uuid4().hex[:8]}",
+        id=f"{VendorOnboardingWorkflow.case_id(application_id)}-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
     )
 

@@ -1,3 +1,5 @@
-from workers.main import main
+"""``python -m workers``: run a casework worker for this catalogue (``casework.worker``)."""
+
+from casework.worker import main
 
 main()

@@ -67,8 +67,6 @@ with workflow.unsafe.imports_passed_through():
         decide_invoice,
     )
 
-CASE_TYPE = "invoice-exception"
-POLICY_ID = "invoice_exception"
 SETTLED_STATUSES = frozenset({"paid", "rejected"})
 # workflow.patched() ID: a payment that failed for good is looked up in the ledger and reversed
 # if it went through, instead of failing the case with the money possibly moved.
@@ -82,11 +80,6 @@ class InvoiceExceptionInput(BaseModel):
     invoice_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     submitted_by: str = Field(min_length=1, description="Directory user who flagged the exception.")
     note: str | None = Field(default=None, max_length=2000)
-
-
-def case_id_for(invoice_id: str) -> str:
-    """The workflow ID is the business key: a second case for one invoice is refused."""
-    return f"{CASE_TYPE}-{invoice_id}"
 
 
 class Outcome(StrEnum):
@@ -120,7 +113,10 @@ class _Context(BaseModel):
 
 @workflow.defn(name="InvoiceException")
 class InvoiceExceptionWorkflow(CaseWorkflow):
-    case_type = CASE_TYPE
+    case_type = "invoice-exception"
+    description = "explain an AP invoice exception, approve by policy, pay exactly once"
+    input_model = InvoiceExceptionInput
+    business_key = "invoice_id"
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,7 +130,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             f"Invoice exception {request.invoice_id}",
             f"{request.submitted_by} flagged invoice {request.invoice_id}",
         )
-        policy, policy_ref = await self.load_governance(POLICY_ID, InvoiceExceptionPolicy)
+        policy, policy_ref = await self.load_governance(InvoiceExceptionPolicy)
 
         context = await self._retrieve_context(request.invoice_id)
         invoice = context.invoice

@@ -69,8 +69,6 @@ with workflow.unsafe.imports_passed_through():
         first_touch_text,
     )
 
-CASE_TYPE = "lead-routing"
-POLICY_ID = "lead_routing"
 ONE_OWNER_PER_LEAD = "lead-write-only-if-untaken"
 """Patch ID: the case assigns (or nurtures) a lead only if nobody took it meanwhile (the CRM
 refuses otherwise, atomically), and then ends ``superseded`` having written nothing. Cases
@@ -86,11 +84,6 @@ class LeadRoutingInput(BaseModel):
     submitted_by: str = Field(
         default="paul", min_length=1, description="Directory user the case is opened for."
     )
-
-
-def case_id_for(lead_id: str) -> str:
-    """The workflow ID is the business key: a second case for one lead is refused."""
-    return f"{CASE_TYPE}-{lead_id}"
 
 
 class Outcome(StrEnum):
@@ -136,7 +129,10 @@ class _Context(BaseModel):
 
 @workflow.defn(name="LeadRouting")
 class LeadRoutingWorkflow(CaseWorkflow):
-    case_type = CASE_TYPE
+    case_type = "lead-routing"
+    description = "score and read an inbound lead, route it to an AE by territory and load"
+    input_model = LeadRoutingInput
+    business_key = "lead_id"
 
     def __init__(self) -> None:
         super().__init__()
@@ -150,7 +146,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
             f"Lead routing {request.lead_id}",
             f"{request.submitted_by} opened routing for lead {request.lead_id}",
         )
-        policy, policy_ref = await self.load_governance(POLICY_ID, LeadRoutingPolicy)
+        policy, policy_ref = await self.load_governance(LeadRoutingPolicy)
         context = await self._gather_context(policy, request.lead_id)
         decision = decide_lead(
             policy,

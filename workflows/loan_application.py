@@ -97,8 +97,6 @@ with workflow.unsafe.imports_passed_through():
 
 MessageT = TypeVar("MessageT", bound=Message)
 
-CASE_TYPE = "loan-application"
-POLICY_ID = "loan_application"
 CREDIT_REPORT = "credit_report"
 CUSTOMER_REPLY = "customer_reply"
 FRAUD_ALERT = "fraud_alert"
@@ -126,11 +124,6 @@ class LoanApplicationInput(BaseModel):
         min_length=1,
         description="Directory user who opened the case for the applicant.",
     )
-
-
-def case_id_for(application_id: str) -> str:
-    """The workflow ID is the business key; messages about the application are routed by it."""
-    return f"{CASE_TYPE}-{application_id}"
 
 
 class Outcome(StrEnum):
@@ -176,7 +169,13 @@ class _ReplyRequest(BaseModel):
 
 @workflow.defn(name="LoanApplication")
 class LoanApplicationWorkflow(CaseWorkflow):
-    case_type = CASE_TYPE
+    case_type = "loan-application"
+    description = (
+        "KYC, a late credit report and an income-reading agent decide a loan; "
+        "a fraud alert after disbursement reverses it"
+    )
+    input_model = LoanApplicationInput
+    business_key = "application_id"
 
     @workflow.init
     def __init__(self, request: LoanApplicationInput) -> None:
@@ -209,7 +208,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
             f"Loan application {request.application_id}",
             f"{request.submitted_by} opened loan application {request.application_id}",
         )
-        policy, policy_ref = await self.load_governance(POLICY_ID, LoanApplicationPolicy)
+        policy, policy_ref = await self.load_governance(LoanApplicationPolicy)
         application: LoanApplication = await self.call_tool(
             LendingActivities.get_application,
             ApplicationLookup(application_id=request.application_id),

@@ -66,8 +66,6 @@ with workflow.unsafe.imports_passed_through():
         decide_refund,
     )
 
-CASE_TYPE = "refund"
-POLICY_ID = "refund"
 RECHECK_BEFORE_REFUND = "refund-recheck-before-paying"
 """Patch ID: right before refunding, the case re-reads the order and its refunds and refunds
 only what is still refundable then (another case may have refunded the order meanwhile); a
@@ -89,11 +87,6 @@ class RefundInput(BaseModel):
     submitted_by: str = Field(
         default="erin", min_length=1, description="Directory user who took the request."
     )
-
-
-def case_id_for(order_id: str) -> str:
-    """The workflow ID is the business key: one refund case per order at a time."""
-    return f"{CASE_TYPE}-{order_id}"
 
 
 class Outcome(StrEnum):
@@ -140,7 +133,10 @@ class _Context(BaseModel):
 
 @workflow.defn(name="Refund")
 class RefundWorkflow(CaseWorkflow):
-    case_type = CASE_TYPE
+    case_type = "refund"
+    description = "refund a customer by policy tier; fraud flags go to an investigator"
+    input_model = RefundInput
+    business_key = "order_id"
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,7 +151,7 @@ class RefundWorkflow(CaseWorkflow):
             f"{request.submitted_by} asked for a refund of {money(request.amount)} on order "
             f"{request.order_id}",
         )
-        policy, policy_ref = await self.load_governance(POLICY_ID, RefundPolicy)
+        policy, policy_ref = await self.load_governance(RefundPolicy)
         context = await self._retrieve_context(request.order_id)
         order = context.order
         assessment = assess_refund(

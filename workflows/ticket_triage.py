@@ -64,8 +64,6 @@ with workflow.unsafe.imports_passed_through():
         decide_triage,
     )
 
-CASE_TYPE = "ticket-triage"
-POLICY_ID = "ticket_triage"
 AUTHOR = "casework"
 REREAD_BEFORE_WRITING = "ticket-reread-before-writing"
 """Patch ID: before its first write the case reads the ticket again, and writes nothing over a
@@ -89,10 +87,6 @@ class TicketTriageInput(BaseModel):
     submitted_by: str = Field(
         default="erin", min_length=1, description="Directory user who opened the case."
     )
-
-
-def case_id_for(ticket_id: str) -> str:
-    return f"{CASE_TYPE}-{ticket_id}"
 
 
 class Acknowledgement(BaseModel):
@@ -129,7 +123,10 @@ class _Page(BaseModel):
 
 @workflow.defn(name="TicketTriage")
 class TicketTriageWorkflow(CaseWorkflow):
-    case_type = CASE_TYPE
+    case_type = "ticket-triage"
+    description = "an agent triages an IT ticket; policy decides; severity 1 pages on-call"
+    input_model = TicketTriageInput
+    business_key = "ticket_id"
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,7 +141,7 @@ class TicketTriageWorkflow(CaseWorkflow):
             f"Ticket triage {request.ticket_id}",
             f"{request.submitted_by} opened triage for {request.ticket_id}",
         )
-        policy, policy_ref = await self.load_governance(POLICY_ID, TicketTriagePolicy)
+        policy, policy_ref = await self.load_governance(TicketTriagePolicy)
         directory = self._directory
         assert directory is not None
         ticket: Ticket = await self.call_tool(

@@ -86,8 +86,6 @@ with workflow.unsafe.imports_passed_through():
         settle,
     )
 
-CASE_TYPE = "vendor-onboarding"
-POLICY_ID = "vendor_onboarding"
 PORTAL_RESUBMISSIONS = "vendor-resubmissions-from-portal"
 """Patch ID: a resubmitted document counts only as the vendor uploaded it to the portal, which
 the case reads back by its ID. Cases started before took the signal's copy, which then existed
@@ -107,11 +105,6 @@ class VendorOnboardingInput(BaseModel):
     application_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     submitted_by: str = Field(min_length=1, description="Directory user who opened the case.")
     note: str | None = Field(default=None, max_length=2000)
-
-
-def case_id_for(application_id: str) -> str:
-    """The workflow ID is the business key: one case per vendor application."""
-    return f"{CASE_TYPE}-{application_id}"
 
 
 class Outcome(StrEnum):
@@ -151,7 +144,10 @@ class DocumentRequest(BaseModel):
 
 @workflow.defn(name="VendorOnboarding")
 class VendorOnboardingWorkflow(CaseWorkflow):
-    case_type = CASE_TYPE
+    case_type = "vendor-onboarding"
+    description = "check a vendor's documents; all reviews approve; create it in the ERP"
+    input_model = VendorOnboardingInput
+    business_key = "application_id"
 
     def __init__(self) -> None:
         super().__init__()
@@ -179,7 +175,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             f"{request.submitted_by} opened onboarding for vendor application "
             f"{request.application_id}",
         )
-        policy, policy_ref = await self.load_governance(POLICY_ID, VendorOnboardingPolicy)
+        policy, policy_ref = await self.load_governance(VendorOnboardingPolicy)
         application = await self._retrieve_application(request.application_id)
         try:
             result = await self._onboard_if_all_agree(policy, policy_ref, application)

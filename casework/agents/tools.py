@@ -1,7 +1,9 @@
 """Tools an agent may be given: read-only activities, plus two the agent region handles itself.
 
-Only read-only tools are registered here; writes are made by workflows after a policy decision,
-so no policy can hand an agent a write, whatever its allowlist says.
+Only read-only tools are registered here: each system of record marks its lookups
+(``casework.systems.base.read_only_tool``) and discovery registers them at start. Writes are made
+by workflows after a policy decision, so no policy can hand an agent a write, whatever its
+allowlist says.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.itsm import READ_ONLY_TOOLS as ITSM_READ_ONLY_TOOLS
 from casework.agents.messages import ToolSchema
 
 ASK_HUMAN = "ask_human"
@@ -37,13 +38,20 @@ class Tool:
         )
 
 
-READ_ONLY: dict[str, Tool] = {
-    tool.name: tool
-    for tool in (
-        Tool(name=activity.split(".", 1)[1], activity=activity, arguments=arguments)
-        for activity, arguments in ITSM_READ_ONLY_TOOLS.items()
-    )
-}
+READ_ONLY: dict[str, Tool] = {}
+"""Every read-only tool the catalogue's systems offer, by the name the model calls it: filled when
+the catalogue is discovered (``casework.catalogue``), before any workflow runs."""
+
+
+def register_tool(tool: Tool) -> None:
+    """Offer ``tool`` to agents whose policy allows it; two systems may not claim one name."""
+    existing = READ_ONLY.get(tool.name)
+    if existing is not None and existing.activity != tool.activity:
+        raise ValueError(
+            f"tool {tool.name!r} is offered by both {existing.activity} and {tool.activity}; "
+            "give one a name of its own: @read_only_tool(name=...)"
+        )
+    READ_ONLY[tool.name] = tool
 
 
 class AskHumanArguments(BaseModel):

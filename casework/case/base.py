@@ -171,10 +171,32 @@ def refuse_update(what: str, reasons: list[str]) -> None:
 class CaseBase:
     """State and behaviour every case shares; processes subclass ``CaseWorkflow``."""
 
+    # -- declarations: what a process says about itself; the catalogue wires the rest --------
+
     case_type: ClassVar[str]
+    """The process's name (``casework start <case_type>``) and the prefix of its case IDs."""
+    description: ClassVar[str] = ""
+    """What the process does, in one line for people (CLI help, the review queue)."""
+    input_model: ClassVar[type[BaseModel]]
+    """What a case starts from: an invalid input fails the case at start, naming the field."""
+    business_key: ClassVar[str]
+    """The field of ``input_model`` naming the business object. A case's ID is
+    ``<case_type>-<value>``, so Temporal itself refuses a second open case for one object."""
+    statuses: ClassVar[type[StrEnum] | None] = None
+    """The process's own statuses (``paid``, ``resolved`` ...), beside ``CaseStatus``."""
     counts_as_case: ClassVar[bool] = True
     """False for helper workflows (the agent region) whose outcome and spend their parent case
     reports: they are then not counted as cases of their own by metrics and the KPI report."""
+
+    @classmethod
+    def case_id(cls, key: str) -> str:
+        """The case ID of the business object ``key``."""
+        return f"{cls.case_type}-{key}"
+
+    @classmethod
+    def case_id_for(cls, request: BaseModel) -> str:
+        """The case ID a case started with ``request`` gets."""
+        return cls.case_id(str(getattr(request, cls.business_key)))
 
     def __init__(self) -> None:
         self._audit: list[AuditEvent] = []
@@ -322,13 +344,15 @@ class CaseBase:
                 )
         return "; ".join(waits)
 
-    async def load_governance(self, policy_id: str, model: type[P]) -> tuple[P, PolicyRef]:
-        """Load the case's policy (as ``model``) and the directory, through activities: the exact
-        text decided under is then in the history, and the case keeps it for its whole life. The
+    async def load_governance(self, model: type[P]) -> tuple[P, PolicyRef]:
+        """Load the case's policy (the document ``model.policy_id`` names, as ``model``) and the
+        directory, through activities: the exact text decided under is then in the history, and
+        the case keeps it for its whole life. The
         directory brings its users' public keys, which every decision's signature is checked
         against; an approval policy says whether the submitter may decide."""
         self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
         self._strict_amounts = workflow.patched(EDITED_AMOUNT_RULES)
+        policy_id = model.policy_id
         document = await self.call_tool(
             load_policy, PolicyLookup(policy_id=policy_id), summary=f"loaded policy {policy_id}"
         )

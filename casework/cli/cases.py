@@ -49,13 +49,13 @@ from casework.backlog import (
 )
 from casework.case import CaseState
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
+from casework.catalogue import discover
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
 from casework.decisions import DecisionError, send_decision
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
-from casework.processes import PROCESSES
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
 from workflows.ticket_triage import Acknowledgement
@@ -139,7 +139,7 @@ def directory() -> Directory:
 def validate_input(process_name: str, raw_input: str) -> BaseModel:
     """Check the input before anything is started, naming each field that is wrong. Who
     submits must be in the directory: the case checks that too, but only after it started."""
-    model = PROCESSES[process_name].input_model
+    model = discover().process(process_name).input_model
     try:
         request = model.model_validate(read_input(raw_input))
     except ValidationError as error:
@@ -158,7 +158,7 @@ def case_id_of(process_name: str, request: BaseModel, given: str | None) -> str:
     """The case ID: ``--id`` if given, else the business key; checked before anything starts."""
     if given is not None:
         return check_case_id(given)
-    return check_case_id(PROCESSES[process_name].case_id(request), "the derived case ID")
+    return check_case_id(discover().process(process_name).case_id(request), "the derived case ID")
 
 
 async def start(
@@ -169,7 +169,7 @@ async def start(
     case_id: str,
     wait: bool,
 ) -> int:
-    process = PROCESSES[process_name]
+    process = discover().process(process_name)
     try:
         handle = await client.start_workflow(
             process.workflow_type,

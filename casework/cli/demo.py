@@ -37,7 +37,7 @@ from demos import loan_application as demo_loan_application
 from demos import refund as demo_refund
 from demos import ticket_triage as demo_triage
 from demos import vendor_onboarding as demo_vendor_onboarding
-from workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 
 SUPPLIER = {
     "supplier_id": "SUP-ACME",
@@ -137,7 +137,7 @@ async def run_demo(client: Client, settings: Settings) -> int:
             s.suffix: await client.start_workflow(
                 "InvoiceException",
                 InvoiceExceptionInput(invoice_id=invoice_ids[s.suffix], submitted_by="alice"),
-                id=case_id_for(invoice_ids[s.suffix]),
+                id=InvoiceExceptionWorkflow.case_id(invoice_ids[s.suffix]),
                 task_queue=settings.task_queue,
             )
             for s in SCENARIOS

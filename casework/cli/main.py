@@ -15,13 +15,13 @@ from temporalio.runtime import Runtime, TelemetryConfig
 
 from casework import telemetry
 from casework.amounts import EXAMPLE, AmountError, parse_amount
+from casework.catalogue import discover
 from casework.cli import cases, deliver
 from casework.cli.cases import CommandError
 from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 from casework.client import codec_server_health, connect, encryption_evidence, encrypts
 from casework.codec import CodecKeyError
 from casework.config import Settings, SettingsError
-from casework.processes import PROCESSES
 
 EPILOG = """\
 examples:
@@ -65,6 +65,7 @@ def _amount(value: str) -> Decimal:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    processes = discover().processes
     parser = argparse.ArgumentParser(
         prog="casework",
         description="Governed, agentic business processes on Temporal.",
@@ -111,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="start a case")
     start.add_argument(
         "process",
-        choices=sorted(PROCESSES),
-        help="; ".join(f"{p.name}: {p.description}" for p in PROCESSES.values()),
+        choices=sorted(processes),
+        help="; ".join(f"{p.name}: {p.description}" for p in processes.values()),
     )
     start.add_argument(
         "--input", required=True, metavar="JSON|@FILE", help="case input as JSON or @file.json"
@@ -340,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         case "status":
             return _status(settings)
         case "worker":
-            from workers.main import main as worker_main
+            from casework.worker import main as worker_main
 
             worker_main()
             return 0

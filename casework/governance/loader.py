@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
 import yaml
 
-from casework.catalogue import catalogue_policy_dir
 from casework.governance.models import PolicyDocument, PolicyRef
+
+POLICIES_PACKAGE = "policies"
+"""The catalogue package whose folder holds the policy documents an installation ships."""
 
 
 class PolicyNotFoundError(LookupError):
     pass
 
 
+def catalogue_policy_dir() -> Path:
+    """The policy documents shipped with the catalogue's ``policies`` package, found by name at
+    run time: the framework imports no catalogue module."""
+    spec = importlib.util.find_spec(POLICIES_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise PolicyNotFoundError(
+            f"no {POLICIES_PACKAGE!r} package to read policies from; set CASEWORK_POLICY_DIR"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def policy_dir() -> Path:
-    """Where policies are read from: ``CASEWORK_POLICY_DIR`` or the documents shipped here."""
+    """Where policies are read from: ``CASEWORK_POLICY_DIR``, or the catalogue's own."""
     if configured := os.environ.get("CASEWORK_POLICY_DIR"):
         return Path(configured)
     return catalogue_policy_dir()

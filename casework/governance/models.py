@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
@@ -36,6 +36,11 @@ Duration = Annotated[
 class PolicyModel(BaseModel):
     # A typo in a policy key must fail loudly rather than silently fall back to a default.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy_id: ClassVar[str]
+    """Set on a policy *document's* model: the document (``<policy_id>.yaml``) it validates. A
+    case loads it by its model (``CaseWorkflow.load_governance``), and the worker checks every
+    document against its model before it starts."""
 
 
 class PolicyRef(PolicyModel):
@@ -142,6 +147,8 @@ DIRECTORY_ID = "directory"
 
 
 class Directory(PolicyModel):
+    policy_id: ClassVar[str] = DIRECTORY_ID
+
     id: str
     version: int
     currency: str | None = Field(default=None, pattern=CURRENCY_CODE)

@@ -1,14 +1,14 @@
-"""Which model each policy document must validate against, and the check the worker runs on
-every document before it starts.
+"""The check the worker runs on every policy document before it starts.
 
 Cases load their policy through an activity when they start, so without this check a mistyped
-policy surfaces only as failing cases. A process with a policy of its own adds one entry to
-``POLICY_MODELS``; a document no entry names still gets the loader's checks (YAML, ``id``,
-``version``).
+policy surfaces only as failing cases. Each document is validated against the model whose
+``policy_id`` names it (the catalogue collects them: ``Catalogue.policy_models``); a document no
+model names still gets the loader's checks (YAML, ``id``, ``version``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -18,37 +18,19 @@ from casework.converter import validation_problems
 from casework.governance.loader import PolicyNotFoundError, load_policy
 from casework.governance.models import DIRECTORY_ID, ApprovalPolicy, Directory, PolicyModel
 from casework.governance.rules import approval_gaps
-from casework.masking import MASKING_POLICY_ID, MaskingPolicy
-from policies.invoice_exception import InvoiceExceptionPolicy
-from policies.lead_routing import LeadRoutingPolicy
-from policies.loan_application import LoanApplicationPolicy
-from policies.refund import RefundPolicy
-from policies.ticket_triage import TicketTriagePolicy
-from policies.vendor_onboarding import VendorOnboardingPolicy
-
-POLICY_MODELS: dict[str, type[PolicyModel]] = {
-    "directory": Directory,
-    "invoice_exception": InvoiceExceptionPolicy,
-    "ticket_triage": TicketTriagePolicy,
-    "refund": RefundPolicy,
-    "vendor_onboarding": VendorOnboardingPolicy,
-    "loan_application": LoanApplicationPolicy,
-    "lead_routing": LeadRoutingPolicy,
-    MASKING_POLICY_ID: MaskingPolicy,
-}
-
 
 NO_CURRENCY = "currency: missing; name the currency (e.g. currency: EUR) of"
 
 
-def policy_problems(directory: Path) -> list[str]:
-    """Every problem with the policy documents in ``directory``, each naming file and field;
+def policy_problems(directory: Path, models: Mapping[str, type[PolicyModel]]) -> list[str]:
+    """Every problem with the policy documents in ``directory`` (validated against ``models``,
+    by policy id), each naming file and field;
     empty when all of them are valid. Valid documents are checked together too: a policy whose
     approval tiers leave amounts that no one in the directory may approve is a problem, naming
     the tiers and the amounts (``evaluator.approval_gaps``)."""
     problems: list[str] = []
     valid: dict[str, PolicyModel] = {}
-    ids = sorted({path.stem for path in directory.glob("*.yaml")} | set(POLICY_MODELS))
+    ids = sorted({path.stem for path in directory.glob("*.yaml")} | set(models))
     for policy_id in ids:
         path = directory / f"{policy_id}.yaml"
         try:
@@ -64,7 +46,7 @@ def policy_problems(directory: Path) -> list[str]:
         except ValueError as error:
             problems.append(str(error))  # the loader's message names the file
             continue
-        model = POLICY_MODELS.get(policy_id)
+        model = models.get(policy_id)
         if model is None:
             continue
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel
 from temporalio import activity
 
+from casework.systems.base import SystemActivities
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -26,9 +26,8 @@ class NotificationRequest(BaseModel):
     idempotency_key: str
 
 
-class NotificationActivities:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+class NotificationActivities(SystemActivities):
+    system = "notifications"
 
     @activity.defn(name="notifications.send")
     async def send(self, request: NotificationRequest) -> Notification:

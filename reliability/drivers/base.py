@@ -24,9 +24,9 @@ from temporalio.client import Client
 from casework.audit import AuditEvent
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
+from casework.catalogue import discover
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
-from casework.processes import PROCESSES
 from reliability.model import ModelFault
 from tests.scripted_llm import ScriptedReply
 
@@ -170,11 +170,11 @@ class CaseDriver(ABC):
         """The process's input model for the case."""
 
     def case_id(self, key: str) -> str:
-        return PROCESSES[self.process].case_id(self.case_input(key))
+        return discover().process(self.process).case_id(self.case_input(key))
 
     @property
     def workflow_type(self) -> str:
-        return PROCESSES[self.process].workflow_type
+        return discover().process(self.process).workflow_type
 
     @abstractmethod
     async def seed(self, http: httpx.AsyncClient, key: str, scenario: Scenario) -> None:

@@ -24,7 +24,7 @@ from reliability.drivers.base import (
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 from tests.integration_support import invoice_id_of
 from tests.scripted_llm import ScriptedReply
-from workflows.invoice_exception import InvoiceExceptionInput, case_id_for
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 
 PO_PRICE = Decimal("30.00")
 QUANTITY = 100
@@ -56,7 +56,7 @@ class InvoiceExceptionDriver(CaseDriver):
         return InvoiceExceptionInput(invoice_id=key, submitted_by=self.submitter)
 
     def case_id(self, key: str) -> str:
-        return case_id_for(key)
+        return InvoiceExceptionWorkflow.case_id(key)
 
     def unknown_records(self, tag: str) -> list[tuple[str, dict[str, Any], str]]:
         return [
@@ -116,7 +116,7 @@ class InvoiceExceptionDriver(CaseDriver):
 
     def case_of(self, request: dict[str, Any]) -> str | None:
         invoice_id = invoice_id_of(request)
-        return case_id_for(invoice_id) if invoice_id else None
+        return InvoiceExceptionWorkflow.case_id(invoice_id) if invoice_id else None
 
     def model_reply(self, case: PlannedCase, turn: int, request: dict[str, Any]) -> ScriptedReply:
         auto = case.scenario is AUTO

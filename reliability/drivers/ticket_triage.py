@@ -27,7 +27,7 @@ from reliability.drivers.base import (
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedReply
-from workflows.ticket_triage import TicketTriageInput, case_id_for
+from workflows.ticket_triage import TicketTriageInput, TicketTriageWorkflow
 
 TIMEOUT_DELAY_SECONDS = 25
 SLOW_DELAY_SECONDS = 2
@@ -65,7 +65,7 @@ class TicketTriageDriver(CaseDriver):
         return TicketTriageInput(ticket_id=key, submitted_by=self.submitter)
 
     def case_id(self, key: str) -> str:
-        return case_id_for(key)
+        return TicketTriageWorkflow.case_id(key)
 
     def unknown_records(self, tag: str) -> list[tuple[str, dict[str, Any], str]]:
         return [
@@ -93,7 +93,7 @@ class TicketTriageDriver(CaseDriver):
     def case_of(self, request: dict[str, Any]) -> str | None:
         data = case_data(request)
         ticket_id = (data or {}).get("ticket", {}).get("ticket_id")
-        return case_id_for(ticket_id) if ticket_id else None
+        return TicketTriageWorkflow.case_id(ticket_id) if ticket_id else None
 
     def model_reply(self, case: PlannedCase, turn: int, request: dict[str, Any]) -> ScriptedReply:
         """Look for similar tickets first, then propose: network, to network-ops; confident

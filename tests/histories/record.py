@@ -98,11 +98,9 @@ from workflows.invoice_exception import (
     InvoiceExceptionResult,
     InvoiceExceptionWorkflow,
     Outcome,
-    case_id_for,
 )
 from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow
 from workflows.lead_routing import Outcome as LeadOutcome
-from workflows.lead_routing import case_id_for as lead_case_id_for
 from workflows.loan_application import (
     CREDIT_REPORT,
     FRAUD_ALERT,
@@ -110,24 +108,20 @@ from workflows.loan_application import (
     LoanApplicationWorkflow,
 )
 from workflows.loan_application import Outcome as LoanOutcome
-from workflows.loan_application import case_id_for as loan_case_id_for
 from workflows.refund import Outcome as RefundOutcome
 from workflows.refund import RefundInput, RefundResult, RefundWorkflow
-from workflows.refund import case_id_for as refund_case_id_for
 from workflows.ticket_triage import (
     Acknowledgement,
     TicketTriageInput,
     TicketTriageResult,
     TicketTriageWorkflow,
 )
-from workflows.ticket_triage import case_id_for as triage_case_id_for
 from workflows.vendor_onboarding import Outcome as VendorOutcome
 from workflows.vendor_onboarding import (
     VendorOnboardingInput,
     VendorOnboardingResult,
     VendorOnboardingWorkflow,
 )
-from workflows.vendor_onboarding import case_id_for as vendor_case_id_for
 
 HISTORIES = Path(__file__).parent
 PREFIX = "invoice_exception_"
@@ -178,21 +172,23 @@ def vendor_application_id_for(name: str) -> str:
 def workflow_id_for(history: Path) -> str:
     """The workflow ID a stored history was recorded under, from its file name."""
     if history.stem.startswith(REFUND_PREFIX):
-        return refund_case_id_for(refund_order_id_for(history.stem.removeprefix(REFUND_PREFIX)))
+        return RefundWorkflow.case_id(refund_order_id_for(history.stem.removeprefix(REFUND_PREFIX)))
     if history.stem.startswith(LOAN_PREFIX):
-        return loan_case_id_for(application_id_for(history.stem.removeprefix(LOAN_PREFIX)))
+        return LoanApplicationWorkflow.case_id(
+            application_id_for(history.stem.removeprefix(LOAN_PREFIX))
+        )
     if history.stem.startswith(LEAD_PREFIX):
-        return lead_case_id_for(lead_id_for(history.stem.removeprefix(LEAD_PREFIX)))
+        return LeadRoutingWorkflow.case_id(lead_id_for(history.stem.removeprefix(LEAD_PREFIX)))
     if history.stem.startswith(VENDOR_PREFIX):
-        return vendor_case_id_for(
+        return VendorOnboardingWorkflow.case_id(
             vendor_application_id_for(history.stem.removeprefix(VENDOR_PREFIX))
         )
     if history.stem.startswith(TRIAGE_PREFIX):
         name = history.stem.removeprefix(TRIAGE_PREFIX)
-        case_id = triage_case_id_for(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
+        case_id = TicketTriageWorkflow.case_id(ticket_id_for(name.removesuffix(REGION_SUFFIX)))
         # The case names its region after itself.
         return f"{case_id}-agent" if name.endswith(REGION_SUFFIX) else case_id
-    return case_id_for(invoice_id_for(history.stem.removeprefix(PREFIX)))
+    return InvoiceExceptionWorkflow.case_id(invoice_id_for(history.stem.removeprefix(PREFIX)))
 
 
 @dataclass(frozen=True)
@@ -522,7 +518,7 @@ async def record_triage(env: WorkflowEnvironment, recording: TriageRecording) ->
         handle = await env.client.start_workflow(
             TicketTriageWorkflow.run,
             TicketTriageInput(ticket_id=ticket_id, submitted_by="erin"),
-            id=triage_case_id_for(ticket_id),
+            id=TicketTriageWorkflow.case_id(ticket_id),
             task_queue=task_queue,
         )
         await recording.drive(env, handle)
@@ -684,7 +680,7 @@ async def record_refund(env: WorkflowEnvironment, recording: RefundRecording) ->
                 amount=systems.order.total,
                 reason="The mug arrived broken.",
             ),
-            id=refund_case_id_for(order_id),
+            id=RefundWorkflow.case_id(order_id),
             task_queue=task_queue,
         )
         await recording.drive(env, handle)
@@ -872,7 +868,7 @@ async def record_loan(env: WorkflowEnvironment, recording: LoanRecording) -> Pat
         handle = await env.client.start_workflow(
             LoanApplicationWorkflow.run,
             LoanApplicationInput(application_id=application_id, submitted_by="paul"),
-            id=loan_case_id_for(application_id),
+            id=LoanApplicationWorkflow.case_id(application_id),
             task_queue=f"record-{recording.name}",
         )
         await recording.drive(env, handle)
@@ -1034,7 +1030,7 @@ async def record_lead(env: WorkflowEnvironment, recording: LeadRecording) -> Pat
         handle = await env.client.start_workflow(
             LeadRoutingWorkflow.run,
             LeadRoutingInput(lead_id=lead_id),
-            id=lead_case_id_for(lead_id),
+            id=LeadRoutingWorkflow.case_id(lead_id),
             task_queue=task_queue,
         )
         await recording.drive(env, handle)
@@ -1217,7 +1213,7 @@ async def record_vendor(env: WorkflowEnvironment, recording: VendorRecording) ->
         handle = await env.client.start_workflow(
             VendorOnboardingWorkflow.run,
             VendorOnboardingInput(application_id=application_id, submitted_by="alice"),
-            id=vendor_case_id_for(application_id),
+            id=VendorOnboardingWorkflow.case_id(application_id),
             task_queue=task_queue,
         )
         await recording.drive(env, handle)
@@ -1243,7 +1239,7 @@ async def record(env: WorkflowEnvironment, recording: Recording) -> Path:
         handle = await env.client.start_workflow(
             InvoiceExceptionWorkflow.run,
             InvoiceExceptionInput(invoice_id=invoice_id, submitted_by="alice"),
-            id=case_id_for(invoice_id),
+            id=InvoiceExceptionWorkflow.case_id(invoice_id),
             task_queue=task_queue,
         )
         await recording.drive(env, handle)

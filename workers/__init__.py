@@ -1,0 +1,1 @@
+"""The worker entry point: ``python -m workers`` serves the catalogue beside it."""
