@@ -20,12 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field
 
     from activities.agents.invoice_exception import (
-        INVOICE_ANALYST,
-        INVOICE_PROPOSAL,
-        SYSTEM_PROMPT,
-        TASK,
+        INVOICE_ANALYST_AGENT,
         InvoiceProposal,
-        Recommendation,
         check_proposal,
     )
     from activities.erp import (
@@ -47,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         PaymentReversal,
     )
     from casework.agents.checks import ProposalChecks
-    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -58,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
-    from casework.governance.models import AgentSettings, PolicyRef
+    from casework.governance.models import PolicyRef
     from casework.governance.rules import PolicyDecision, Route, money
     from policies.invoice_exception import (
         InvoiceExceptionPolicy,
@@ -217,43 +212,19 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
     async def _propose(
         self, policy: InvoiceExceptionPolicy, context: _Context, variance: Variance
     ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
-        settings = policy.agents.get(INVOICE_ANALYST, AgentSettings())
-        request = AgentRequest(
-            agent=INVOICE_ANALYST,
-            output=INVOICE_PROPOSAL,
-            system_prompt=SYSTEM_PROMPT,
-            task=TASK,
-            context={
-                **context.model_dump(mode="json"),
-                "variance": variance.model_dump(mode="json"),
-            },
-            model=settings.model,
-            fallback_models=settings.fallback_models,
-            max_tokens=settings.max_tokens,
-        )
         # Without a proposal the case still proceeds, to a person.
-        result, _ = await self.propose(
-            request, failure=f"{INVOICE_ANALYST} gave no usable proposal"
+        consultation = await self.consult(
+            INVOICE_ANALYST_AGENT,
+            {**context.model_dump(mode="json"), "variance": variance.model_dump(mode="json")},
+            settings=INVOICE_ANALYST_AGENT.settings_in(policy.agents),
+            check=lambda proposal: check_proposal(proposal, context.invoice.total),
         )
-        if result is None:
-            return None, None
-        proposal = InvoiceProposal.model_validate(result.output)
-        self.record_proposal(
-            INVOICE_ANALYST,
-            f"{INVOICE_ANALYST} on {result.usage.label} recommends {proposal.recommendation.value} "
-            f"with confidence {proposal.confidence:.2f}",
-            # Hold, like reject, advises against paying now: approving overrides it.
-            recommended_action=(
-                "approve" if proposal.recommendation is Recommendation.APPROVE else "reject"
-            ),
-            confidence=proposal.confidence,
-            usage=result.usage,
-            proposal=proposal,
-        )
-        self._facts.update(
-            recommendation=proposal.recommendation.value, confidence=proposal.confidence
-        )
-        return proposal, self.check_proposal(check_proposal(proposal, context.invoice.total))
+        proposal = consultation.answer
+        if proposal is not None:
+            self._facts.update(
+                recommendation=proposal.recommendation.value, confidence=proposal.confidence
+            )
+        return proposal, consultation.checks
 
     async def _seek_approval(
         self,

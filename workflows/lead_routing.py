@@ -24,9 +24,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.agents.lead_routing import (
         LEAD_ANALYST,
-        LEAD_READ,
-        SYSTEM_PROMPT,
-        TASK,
+        LEAD_ANALYST_AGENT,
         LeadRead,
         check_read,
     )
@@ -47,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         RosterLookup,
     )
     from casework.agents.checks import ProposalChecks
-    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -58,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction
-    from casework.governance.models import AgentSettings, PolicyRef, format_duration
+    from casework.governance.models import PolicyRef, format_duration
     from policies.lead_routing import (
         LeadDecision,
         LeadRoute,
@@ -259,14 +256,10 @@ class LeadRoutingWorkflow(CaseWorkflow):
     async def _read(
         self, policy: LeadRoutingPolicy, lead: Lead
     ) -> tuple[LeadRead | None, str, ProposalChecks | None]:
-        settings = policy.agents.get(LEAD_ANALYST, AgentSettings())
-        request = AgentRequest(
-            agent=LEAD_ANALYST,
-            output=LEAD_READ,
-            system_prompt=SYSTEM_PROMPT,
-            task=TASK,
+        consultation = await self.consult(
+            LEAD_ANALYST_AGENT,
             # No email address: the read needs what was written, not how to reach its writer.
-            context={
+            {
                 "lead": lead.model_dump(
                     mode="json",
                     include={
@@ -281,28 +274,15 @@ class LeadRoutingWorkflow(CaseWorkflow):
                     },
                 )
             },
-            model=settings.model,
-            fallback_models=settings.fallback_models,
-            max_tokens=settings.max_tokens,
+            settings=LEAD_ANALYST_AGENT.settings_in(policy.agents),
+            check=lambda read: check_read(read, lead.message, policy.sales_intents),
+            failure=f"{LEAD_ANALYST} gave no usable read",
         )
-        result, reason = await self.propose(request, failure=f"{LEAD_ANALYST} gave no usable read")
-        if result is None:
-            return None, reason, None
-        read = LeadRead.model_validate(result.output)
-        self.record_proposal(
-            LEAD_ANALYST,
-            f"{LEAD_ANALYST} on {result.usage.label} reads {read.intent.value} "
-            f"with confidence {read.confidence:.2f}",
-            # As in triage: a review approves the routing the read went into, so approving
-            # follows the agent and rejecting overrides it.
-            recommended_action="approve",
-            confidence=read.confidence,
-            usage=result.usage,
-            proposal=read,
-        )
+        read = consultation.answer
+        if read is None:
+            return None, consultation.why_none, None
         self._facts.update(intent=read.intent.value, agent_confidence=read.confidence)
-        checks = self.check_proposal(check_read(read, lead.message, policy.sales_intents))
-        return read, "", checks
+        return read, "", consultation.checks
 
     async def _look_up_crm(self, lead: Lead) -> tuple[Account | None, list[AccountExecutive]]:
         match, roster = await asyncio.gather(

@@ -32,9 +32,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.agents.loan_application import (
         INCOME_READER,
-        INCOME_READING,
-        SYSTEM_PROMPT,
-        TASK,
+        INCOME_READER_AGENT,
         IncomeReading,
     )
     from activities.credit_bureau import (
@@ -64,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         PaymentReversal,
     )
     from casework.agents.checks import ProposalChecks
-    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -80,7 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.saga import CompensationReport, Saga
     from casework.case.tasks import DecisionAction, TaskKind
     from casework.converter import validation_problems
-    from casework.governance.models import AgentSettings, PolicyRef, format_duration
+    from casework.governance.models import PolicyRef, format_duration
     from casework.governance.rules import money
     from casework.systems.http import REQUEST_CONFLICT
     from casework.systems.notifications import NotificationActivities, NotificationRequest
@@ -387,17 +384,15 @@ class LoanApplicationWorkflow(CaseWorkflow):
         unread = non_standard_documents(policy, documents)
         if not unread:
             return None, "", None
-        settings = policy.agents.get(INCOME_READER, AgentSettings())
-        request = AgentRequest(
-            agent=INCOME_READER,
-            output=INCOME_READING,
-            system_prompt=SYSTEM_PROMPT,
-            task=TASK,
-            context={
+        currency = application.currency
+        # Without a reading the case still proceeds, to a person.
+        consultation = await self.consult(
+            INCOME_READER_AGENT,
+            {
                 "application": {
                     "application_id": application.application_id,
                     "amount": str(application.amount),
-                    "currency": application.currency,
+                    "currency": currency,
                     "term_months": application.term_months,
                     "purpose": application.purpose,
                     "declared_monthly_income": str(application.declared_monthly_income),
@@ -405,37 +400,19 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 "documents": [document.model_dump(mode="json") for document in unread],
                 "customer_replies": [{"text": reply.text} for reply in replies],
             },
-            model=settings.model,
-            fallback_models=settings.fallback_models,
-            max_tokens=settings.max_tokens,
-        )
-        # Without a reading the case still proceeds, to a person.
-        result, problem = await self.propose(
-            request,
+            settings=INCOME_READER_AGENT.settings_in(policy.agents),
+            check=lambda reading: check_income_reading(policy, application, documents, reading),
+            describe=lambda reading: _describe_reading(reading, currency),
             failure=f"{INCOME_READER} gave no usable reading",
-            summary=f"{INCOME_READER} reading {len(unread)} document(s)",
+            activity_summary=f"{INCOME_READER} reading {len(unread)} document(s)",
         )
-        if result is None:
-            return None, problem, None
-        reading = IncomeReading.model_validate(result.output)
-        income = reading.verified_monthly_income
-        self.record_proposal(
-            INCOME_READER,
-            f"{INCOME_READER} on {result.usage.label}: income {reading.assessment.value}"
-            + (f", {money(income)} {application.currency} a month" if income is not None else "")
-            + f", confidence {reading.confidence:.2f}",
-            # It reads the income; the underwriting decision a person may approve is not its
-            # proposal, so a decision either way neither follows nor overrides it.
-            recommended_action=None,
-            confidence=reading.confidence,
-            usage=result.usage,
-            proposal=reading,
-        )
+        reading = consultation.answer
+        if reading is None:
+            return None, consultation.why_none, None
         self._facts.update(
             income_reading=reading.assessment.value, income_confidence=reading.confidence
         )
-        checks = self.check_proposal(check_income_reading(policy, application, documents, reading))
-        return reading, "", checks
+        return reading, "", consultation.checks
 
     async def _await_report(
         self, policy: LoanApplicationPolicy, application: LoanApplication
@@ -1366,6 +1343,15 @@ def _conflict(error: ActivityError) -> bool:
     """Whether the system refused the write as conflicting with what it holds now (a 409)."""
     cause = error.cause
     return isinstance(cause, ApplicationError) and cause.type == REQUEST_CONFLICT
+
+
+def _describe_reading(reading: IncomeReading, currency: str) -> str:
+    income = reading.verified_monthly_income
+    return (
+        f"reads income {reading.assessment.value}"
+        + (f", {money(income)} {currency} a month" if income is not None else "")
+        + f", confidence {reading.confidence:.2f}"
+    )
 
 
 def _summary(

@@ -24,12 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field
 
     from activities.agents.refund import (
-        REFUND_ANALYST,
-        REFUND_PROPOSAL,
-        SYSTEM_PROMPT,
-        TASK,
+        REFUND_ANALYST_AGENT,
         RefundProposal,
-        RefundRecommendation,
         check_proposal,
     )
     from activities.crm import CrmActivities, Customer, CustomerLookup, RefundNoteRequest
@@ -43,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         RefundReversal,
     )
     from casework import search_attributes as sa
-    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -54,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
-    from casework.governance.models import AgentSettings, ApprovalTier, PolicyRef
+    from casework.governance.models import ApprovalTier, PolicyRef
     from casework.governance.rules import money
     from casework.systems.notifications import NotificationActivities, NotificationRequest
     from policies.refund import (
@@ -241,13 +236,10 @@ class RefundWorkflow(CaseWorkflow):
         context: _Context,
         assessment: RefundAssessment,
     ) -> RefundProposal | None:
-        settings = policy.agents.get(REFUND_ANALYST, AgentSettings())
-        agent_request = AgentRequest(
-            agent=REFUND_ANALYST,
-            output=REFUND_PROPOSAL,
-            system_prompt=SYSTEM_PROMPT,
-            task=TASK,
-            context={
+        # Without a proposal the case still proceeds, to a person.
+        consultation = await self.consult(
+            REFUND_ANALYST_AGENT,
+            {
                 "request": {
                     "order_id": request.order_id,
                     "amount": str(request.amount),
@@ -282,34 +274,14 @@ class RefundWorkflow(CaseWorkflow):
                 "fraud_signals": [s.model_dump(mode="json") for s in context.signals],
                 "assessment": assessment.model_dump(mode="json"),
             },
-            model=settings.model,
-            fallback_models=settings.fallback_models,
-            max_tokens=settings.max_tokens,
+            settings=REFUND_ANALYST_AGENT.settings_in(policy.agents),
+            check=check_proposal,
         )
-        # Without a proposal the case still proceeds, to a person.
-        result, _ = await self.propose(
-            agent_request, failure=f"{REFUND_ANALYST} gave no usable proposal"
-        )
-        if result is None:
-            return None
-        proposal = RefundProposal.model_validate(result.output)
-        self.record_proposal(
-            REFUND_ANALYST,
-            f"{REFUND_ANALYST} on {result.usage.label} recommends {proposal.recommendation.value} "
-            f"with confidence {proposal.confidence:.2f}: {proposal.reason}",
-            # Approving the task refunds: an analyst advising reject or investigate is overridden
-            # by an approval, as is an invoice analyst advising hold.
-            recommended_action=(
-                "approve" if proposal.recommendation is RefundRecommendation.APPROVE else "reject"
-            ),
-            confidence=proposal.confidence,
-            usage=result.usage,
-            proposal=proposal,
-        )
-        self._facts.update(
-            recommendation=proposal.recommendation.value, confidence=proposal.confidence
-        )
-        self.check_proposal(check_proposal(proposal))
+        proposal = consultation.answer
+        if proposal is not None:
+            self._facts.update(
+                recommendation=proposal.recommendation.value, confidence=proposal.confidence
+            )
         return proposal
 
     async def _follow(

@@ -28,8 +28,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.agents.vendor_onboarding import (
         DOCUMENT_CHECKER,
-        DOCUMENT_EXTRACTION,
-        SYSTEM_PROMPT,
+        DOCUMENT_CHECKER_AGENT,
         DocumentExtraction,
         check_extraction,
         task_for,
@@ -50,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         VendorPortalActivities,
     )
     from casework import search_attributes as sa
-    from casework.agents.messages import AgentRequest
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -65,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, HumanTask, TaskStatus
     from casework.converter import validation_problems
-    from casework.governance.models import AgentSettings, PolicyRef, format_duration
+    from casework.governance.models import PolicyRef, format_duration
     from casework.systems.notifications import NotificationActivities, NotificationRequest
     from policies.vendor_onboarding import (
         DocumentCheck,
@@ -329,42 +327,21 @@ class VendorOnboardingWorkflow(CaseWorkflow):
     async def _extract(
         self, policy: VendorOnboardingPolicy, document: VendorDocument
     ) -> tuple[DocumentExtraction | None, str]:
-        settings = policy.agents.get(DOCUMENT_CHECKER, AgentSettings())
-        request = AgentRequest(
-            agent=DOCUMENT_CHECKER,
-            output=DOCUMENT_EXTRACTION,
-            system_prompt=SYSTEM_PROMPT,
-            task=task_for(list(policy.documents.required)),
+        consultation = await self.consult(
+            DOCUMENT_CHECKER_AGENT,
             # Only the document itself: the checker is not told what it is expected to say.
-            context={
-                "document": {"document_id": document.document_id, "content": document.content}
-            },
-            model=settings.model,
-            fallback_models=settings.fallback_models,
-            max_tokens=settings.max_tokens,
-        )
-        result, reason = await self.propose(
-            request,
+            {"document": {"document_id": document.document_id, "content": document.content}},
+            settings=DOCUMENT_CHECKER_AGENT.settings_in(policy.agents),
+            task=task_for(list(policy.documents.required)),
+            describe=lambda extraction: (
+                f"read {document.document_id} as {extraction.document_kind} "
+                f"with confidence {extraction.confidence:.2f}"
+            ),
             failure=f"{DOCUMENT_CHECKER} could not read {document.document_id}",
-            summary=f"{DOCUMENT_CHECKER}: {document.document_id} ({document.kind})",
+            activity_summary=f"{DOCUMENT_CHECKER}: {document.document_id} ({document.kind})",
             document_id=document.document_id,
         )
-        if result is None:
-            return None, reason
-        extraction = DocumentExtraction.model_validate(result.output)
-        self.record_proposal(
-            DOCUMENT_CHECKER,
-            f"{DOCUMENT_CHECKER} on {result.usage.label} read {document.document_id} as "
-            f"{extraction.document_kind} with confidence {extraction.confidence:.2f}",
-            # It reads a document; the reviews that follow decide on the vendor, which is not
-            # its proposal, so no decision either follows or overrides it.
-            recommended_action=None,
-            confidence=extraction.confidence,
-            usage=result.usage,
-            document_id=document.document_id,
-            proposal=extraction,
-        )
-        return extraction, ""
+        return consultation.answer, consultation.why_none
 
     async def _await_documents(
         self, policy: VendorOnboardingPolicy, application: VendorApplication

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from casework.agents.checks import CheckBasis, ProposalChecks, opinion, within
-from casework.agents.registry import AgentOutput, register
+from casework.agents.spec import AgentSpec
 
 INVOICE_ANALYST = "invoice_analyst"
 INVOICE_PROPOSAL = "invoice_proposal"
@@ -42,6 +42,13 @@ class InvoiceProposal(BaseModel):
     suggested_amount: Decimal | None = Field(
         default=None, description="Amount the agent thinks should be paid, if not the total."
     )
+
+    def headline(self) -> str:
+        return f"recommends {self.recommendation.value} with confidence {self.confidence:.2f}"
+
+    def recommended_action(self) -> str:
+        # Hold, like reject, advises against paying now: approving overrides it.
+        return "approve" if self.recommendation is Recommendation.APPROVE else "reject"
 
 
 def stand_in_proposal(context: dict[str, Any]) -> InvoiceProposal:
@@ -107,4 +114,11 @@ def check_proposal(proposal: InvoiceProposal, invoice_total: Decimal) -> Proposa
     return ProposalChecks(agent=INVOICE_ANALYST, checks=checks)
 
 
-register(AgentOutput(name=INVOICE_PROPOSAL, model=InvoiceProposal, stand_in=stand_in_proposal))
+INVOICE_ANALYST_AGENT = AgentSpec(
+    name=INVOICE_ANALYST,
+    output=INVOICE_PROPOSAL,
+    model=InvoiceProposal,
+    system_prompt=SYSTEM_PROMPT,
+    task=TASK,
+    stand_in=stand_in_proposal,
+)

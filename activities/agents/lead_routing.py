@@ -20,7 +20,7 @@ from casework.agents.checks import (
     occurs_in,
     opinion,
 )
-from casework.agents.registry import AgentOutput, register
+from casework.agents.spec import AgentSpec
 
 LEAD_ANALYST = "lead_analyst"
 LEAD_READ = "lead_read"
@@ -60,6 +60,14 @@ class LeadRead(BaseModel):
         default_factory=list,
         description="Team size, budget, timeline, named needs: quoted word for word.",
     )
+
+    def headline(self) -> str:
+        return f"reads {self.intent.value} with confidence {self.confidence:.2f}"
+
+    def recommended_action(self) -> str:
+        # A review approves the routing the read went into, so approving follows the agent and
+        # rejecting overrides it.
+        return "approve"
 
 
 # The stand-in's rule of thumb: words that point at each intent, matched as word prefixes.
@@ -146,4 +154,11 @@ def check_read(read: LeadRead, message: str, sales_intents: list[LeadIntent]) ->
     return ProposalChecks(agent=LEAD_ANALYST, checks=checks)
 
 
-register(AgentOutput(name=LEAD_READ, model=LeadRead, stand_in=stand_in_read))
+LEAD_ANALYST_AGENT = AgentSpec(
+    name=LEAD_ANALYST,
+    output=LEAD_READ,
+    model=LeadRead,
+    system_prompt=SYSTEM_PROMPT,
+    task=TASK,
+    stand_in=stand_in_read,
+)

@@ -24,7 +24,7 @@ from casework.agents.checks import (
     opinion,
     within,
 )
-from casework.agents.registry import AgentOutput, register
+from casework.agents.spec import AgentSpec
 
 INCOME_READER = "income_reader"
 INCOME_READING = "income_reading"
@@ -73,6 +73,19 @@ class IncomeReading(BaseModel):
         default_factory=list, description="What the applicant should still provide."
     )
     explanation: str = Field(min_length=1)
+
+    def headline(self) -> str:
+        income = self.verified_monthly_income
+        return (
+            f"reads income {self.assessment.value}"
+            + (f", {income} a month" if income is not None else "")
+            + f", confidence {self.confidence:.2f}"
+        )
+
+    def recommended_action(self) -> None:
+        # It reads the income; the underwriting decision a person may approve is not its
+        # proposal, so a decision either way neither follows nor overrides it.
+        return None
 
 
 # A money amount next to its currency: "3,950.00 EUR", "EUR 1 450.50", "€800".
@@ -202,4 +215,11 @@ def check_reading(
     return ProposalChecks(agent=INCOME_READER, checks=checks)
 
 
-register(AgentOutput(name=INCOME_READING, model=IncomeReading, stand_in=stand_in_reading))
+INCOME_READER_AGENT = AgentSpec(
+    name=INCOME_READER,
+    output=INCOME_READING,
+    model=IncomeReading,
+    system_prompt=SYSTEM_PROMPT,
+    task=TASK,
+    stand_in=stand_in_reading,
+)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from casework.agents.checks import ProposalChecks, opinion
-from casework.agents.registry import AgentOutput, register
+from casework.agents.spec import AgentSpec
 
 REFUND_ANALYST = "refund_analyst"
 REFUND_PROPOSAL = "refund_proposal"
@@ -40,6 +40,17 @@ class RefundProposal(BaseModel):
     confidence: float = Field(ge=0, le=1)
     reason: str = Field(min_length=1, description="Why, in one or two sentences.")
     evidence: list[str] = Field(default_factory=list)
+
+    def headline(self) -> str:
+        return (
+            f"recommends {self.recommendation.value} with confidence {self.confidence:.2f}: "
+            f"{self.reason}"
+        )
+
+    def recommended_action(self) -> str:
+        # Approving the task refunds: an analyst advising reject or investigate is overridden
+        # by an approval, as is an invoice analyst advising hold.
+        return "approve" if self.recommendation is RefundRecommendation.APPROVE else "reject"
 
 
 # Reasons a merchant plainly owes a refund for; anything else needs a person to read it.
@@ -114,4 +125,11 @@ def check_proposal(proposal: RefundProposal) -> ProposalChecks:
     )
 
 
-register(AgentOutput(name=REFUND_PROPOSAL, model=RefundProposal, stand_in=stand_in_proposal))
+REFUND_ANALYST_AGENT = AgentSpec(
+    name=REFUND_ANALYST,
+    output=REFUND_PROPOSAL,
+    model=RefundProposal,
+    system_prompt=SYSTEM_PROMPT,
+    task=TASK,
+    stand_in=stand_in_proposal,
+)

@@ -23,7 +23,7 @@ from casework.agents.checks import (
     within,
 )
 from casework.agents.messages import DATA_BLOCK, ChatMessage, ToolCall
-from casework.agents.registry import AgentOutput, register
+from casework.agents.spec import AgentSpec
 from casework.agents.tools import FINAL_ANSWER
 
 TRIAGE_AGENT = "triage_agent"
@@ -281,13 +281,14 @@ def _propose(ticket: dict[str, Any], by_tool: dict[str, Any]) -> str:
     return json.dumps(proposal)
 
 
-register(
-    AgentOutput(
-        name=TRIAGE_PROPOSAL,
-        model=TriageProposal,
-        stand_in=lambda context: TriageProposal.model_validate_json(
-            _propose(context.get("ticket", {}), {})
-        ),
-        stand_in_turn=stand_in_turn,
-    )
+TRIAGE_AGENT_SPEC = AgentSpec(
+    name=TRIAGE_AGENT,
+    output=TRIAGE_PROPOSAL,
+    model=TriageProposal,
+    system_prompt=SYSTEM_PROMPT,
+    task=TASK,
+    stand_in=lambda context: TriageProposal.model_validate_json(
+        _propose(context.get("ticket", {}), {})
+    ),
+    stand_in_turn=stand_in_turn,
 )

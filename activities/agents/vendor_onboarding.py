@@ -21,7 +21,7 @@ from casework.agents.checks import (
     opinion,
     valid_iban,
 )
-from casework.agents.registry import AgentOutput, register
+from casework.agents.spec import AgentSpec
 
 DOCUMENT_CHECKER = "document_checker"
 DOCUMENT_EXTRACTION = "vendor_document_extraction"
@@ -58,6 +58,14 @@ class DocumentExtraction(BaseModel):
         default_factory=list, description="What makes the document unusable, if anything."
     )
     confidence: float = Field(ge=0, le=1, description="How sure the reading is.")
+
+    def headline(self) -> str:
+        return f"read it as {self.document_kind} with confidence {self.confidence:.2f}"
+
+    def recommended_action(self) -> None:
+        # It reads a document; the reviews that follow decide on the vendor, which is not its
+        # proposal, so no decision either follows or overrides it.
+        return None
 
 
 # -- offline stand-in ---------------------------------------------------------------------------
@@ -158,6 +166,12 @@ def check_extraction(
     return ProposalChecks(agent=DOCUMENT_CHECKER, checks=checks)
 
 
-register(
-    AgentOutput(name=DOCUMENT_EXTRACTION, model=DocumentExtraction, stand_in=stand_in_extraction)
+DOCUMENT_CHECKER_AGENT = AgentSpec(
+    name=DOCUMENT_CHECKER,
+    output=DOCUMENT_EXTRACTION,
+    model=DocumentExtraction,
+    system_prompt=SYSTEM_PROMPT,
+    # The kinds come from the case's policy: each call passes task_for(kinds).
+    task=task_for([]),
+    stand_in=stand_in_extraction,
 )

@@ -25,6 +25,13 @@ _OUTPUTS: dict[str, AgentOutput] = {}
 
 
 def register(output: AgentOutput) -> AgentOutput:
+    """Make ``output`` known to the LLM activity; one name, one model."""
+    existing = _OUTPUTS.get(output.name)
+    if existing is not None and existing.model is not output.model:
+        raise ValueError(
+            f"agent output {output.name!r} is registered twice, as {existing.model.__name__} "
+            f"and as {output.model.__name__}"
+        )
     _OUTPUTS[output.name] = output
     return output
 

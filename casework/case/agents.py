@@ -5,8 +5,10 @@ without it, to a person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,6 +17,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from casework.agents.checks import ProposalChecks
     from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+    from casework.agents.spec import AgentSpec, AnswerT, Proposal
     from casework.audit import (
         CONFIDENCE,
         MODEL_USAGE,
@@ -22,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         AuditKind,
         ModelUsage,
     )
+    from casework.governance.models import AgentSettings
 
 
 from casework.case.base import CaseBase, failure_message
@@ -53,8 +57,59 @@ def usage_of_call(agent: str, usage: AgentUsage) -> ModelUsage:
     )
 
 
+@dataclass(frozen=True)
+class Consultation(Generic[AnswerT]):
+    """What consulting an agent came to: its answer and how its values checked out, or why it
+    gave none (the case then carries on without it, to a person)."""
+
+    answer: AnswerT | None
+    why_none: str = ""
+    checks: ProposalChecks | None = None
+    """None when the agent gave no answer, when no check was asked for, or in a case that
+    decided before proposals were checked (``PROPOSALS_CHECKED``)."""
+
+
 class AgentSteps(CaseBase):
     """Consulting agents and recording their proposals."""
+
+    async def consult(
+        self,
+        agent: AgentSpec[AnswerT],
+        context: dict[str, Any],
+        *,
+        settings: AgentSettings,
+        task: str | None = None,
+        check: Callable[[AnswerT], ProposalChecks] | None = None,
+        describe: Callable[[AnswerT], str] | None = None,
+        failure: str | None = None,
+        activity_summary: str | None = None,
+        **data: Any,
+    ) -> Consultation[AnswerT]:
+        """Ask ``agent`` for a proposal on ``context`` (untrusted case data), record what it
+        proposed (``describe``, default its answer's own ``headline()``), and check its values
+        (``check``) so the rules use only what holds. ``data`` goes with every entry recorded."""
+        result, why_none = await self.propose(
+            agent.request(context, settings, task),
+            failure=failure or f"{agent.name} gave no usable proposal",
+            summary=activity_summary,
+            **data,
+        )
+        if result is None:
+            return Consultation(answer=None, why_none=why_none)
+        answer = agent.model.model_validate(result.output)
+        proposal: Proposal = answer  # type: ignore[assignment]
+        said = describe(answer) if describe else proposal.headline()
+        self.record_proposal(
+            agent.name,
+            f"{agent.name} on {result.usage.label} {said}",
+            recommended_action=proposal.recommended_action(),
+            confidence=proposal.confidence,
+            usage=result.usage,
+            **data,
+            proposal=answer,
+        )
+        checks = self.check_proposal(check(answer)) if check else None
+        return Consultation(answer=answer, checks=checks)
 
     async def propose(
         self,
