@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
-        failure_message,
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
@@ -374,32 +373,21 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         error: ActivityError,
         step: str | None = None,
     ) -> InvoiceExceptionResult:
-        cause = failure_message(error)
-        what = step or f"marking {invoice.invoice_id} paid in the ERP"
-        report = await self.compensate(
-            self._saga, f"payment failed: {cause}" if step else f"ERP status update failed: {cause}"
+        ending = await self.fail_compensated(
+            self._saga,
+            error,
+            failed=step or f"marking {invoice.invoice_id} paid in the ERP",
+            reason="payment failed" if step else "ERP status update failed",
         )
-        status = (
-            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
-        )
-        message = (
-            f"{what} failed ({cause}); compensated: "
-            + (", ".join(report.compensated) or "nothing")
-            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
-        )
-        self.set_status(status)
         await self.notify(
-            self._requested_by, f"Invoice {invoice.invoice_id} failed", message, "failed"
+            self._requested_by, f"Invoice {invoice.invoice_id} failed", ending.message, "failed"
         )
         return InvoiceExceptionResult(
             case_id=workflow.info().workflow_id,
             invoice_id=invoice.invoice_id,
-            status=status,
             outcome=Outcome.FAILED_COMPENSATED,
-            message=message,
-            compensated=report.compensated,
-            compensation_failed=report.failed,
             policy=policy_ref,
+            **ending.result_fields(),
         )
 
     async def _reject(
@@ -414,19 +402,17 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                 idempotency_key=self.idempotency_key("erp-status-rejected"),
             ),
         )
-        message = f"rejected by {decision.approver}: {decision.comment}"
-        self.set_status(CaseStatus.REJECTED)
-        await self.notify(
-            self._requested_by, f"Invoice {invoice.invoice_id} rejected", message, "rejected"
+        ending = await self.close_rejected(
+            f"rejected by {decision.approver}: {decision.comment}",
+            tell_submitter=f"Invoice {invoice.invoice_id} rejected",
         )
         return InvoiceExceptionResult(
             case_id=workflow.info().workflow_id,
             invoice_id=invoice.invoice_id,
-            status=CaseStatus.REJECTED,
             outcome=Outcome.REJECTED,
-            message=message,
             decided_by=decision.approver,
             policy=policy_ref,
+            **ending.result_fields(),
         )
 
     async def _put_on_hold(
@@ -442,22 +428,18 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                 idempotency_key=self.idempotency_key(f"erp-status-{final.invoice_status}"),
             ),
         )
-        message = f"no decision in time at any tier; invoice put {final.invoice_status}"
-        self.set_status(CaseStatus.ON_HOLD)
-        for role in final.notify_roles:
-            await self.notify_role(
-                role, f"Invoice {invoice.invoice_id} timed out", message, "timeout"
-            )
-        await self.notify(
-            self._requested_by, f"Invoice {invoice.invoice_id} on hold", message, "timeout"
+        ending = await self.put_on_hold(
+            f"no decision in time at any tier; invoice put {final.invoice_status}",
+            notify_roles=final.notify_roles,
+            subject=f"Invoice {invoice.invoice_id} timed out",
+            tell_submitter=f"Invoice {invoice.invoice_id} on hold",
         )
         return InvoiceExceptionResult(
             case_id=workflow.info().workflow_id,
             invoice_id=invoice.invoice_id,
-            status=CaseStatus.ON_HOLD,
             outcome=Outcome.TIMED_OUT,
-            message=message,
             policy=policy_ref,
+            **ending.result_fields(),
         )
 
 

@@ -51,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
-        failure_message,
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction
@@ -516,35 +515,32 @@ class LeadRoutingWorkflow(CaseWorkflow):
         decided_by: str,
         error: ActivityError,
     ) -> LeadRoutingResult:
-        cause = failure_message(error)
         lead = context.lead
-        report = await self.compensate(self._saga, f"queuing the first touch failed: {cause}")
-        status = (
-            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
+        ending = await self.fail_compensated(
+            self._saga,
+            error,
+            failed=f"queuing the first touch to {lead.lead_id}",
+            reason="queuing the first touch failed",
         )
-        message = (
-            f"queuing the first touch to {lead.lead_id} failed ({cause}); compensated: "
-            + (", ".join(report.compensated) or "nothing")
-            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
-        )
-        self.set_status(status)
         await self.notify_role(
             policy.review.tiers[0].role,
             f"Lead {lead.lead_id} ({lead.company}) could not be routed",
-            message,
+            ending.message,
             step="failed",
         )
         return self._result(
             decision,
             lead,
-            status,
+            ending.status,
             Outcome.FAILED_COMPENSATED,
-            message,
+            ending.message,
             decided_by=decided_by,
             # Still with the AE only if unassigning failed too.
-            ae_id=decision.routing.ae.ae_id if report.failed and decision.routing.ae else None,
-            compensated=report.compensated,
-            compensation_failed=report.failed,
+            ae_id=decision.routing.ae.ae_id
+            if ending.compensation_failed and decision.routing.ae
+            else None,
+            compensated=ending.compensated,
+            compensation_failed=ending.compensation_failed,
         )
 
     def _result(

@@ -71,6 +71,8 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
+        Ending,
+        compensation_summary,
         failure_message,
         wait_within,
     )
@@ -791,34 +793,26 @@ class LoanApplicationWorkflow(CaseWorkflow):
         assert alert is not None
         why = f"fraud alert {alert.alert_id} from {alert.source}: {alert.reason}"
         report = await self._compensate(why)
-        status = (
-            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
+        ending = Ending.after_compensation(
+            report, f"{how}, then reversed after {why}; {compensation_summary(report)}"
         )
-        message = (
-            f"{how}, then reversed after {why}; compensated: "
-            + (", ".join(report.compensated) or "nothing")
-            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
-        )
-        self.set_status(status)
+        self.set_status(ending.status)
         for role in policy.fraud_watch.notify_roles:
             await self.notify_role(
                 role,
                 f"Loan {application.application_id} reversed after a fraud alert",
-                message,
+                ending.message,
                 "fraud-reversal",
             )
         return LoanApplicationResult(
             case_id=workflow.info().workflow_id,
             application_id=application.application_id,
-            status=status,
             outcome=Outcome.REVERSED_AFTER_FRAUD_ALERT,
-            message=message,
             decided_by=decided_by,
             reasons=[why],
             payment_id=payment.payment_id,
-            compensated=report.compensated,
-            compensation_failed=report.failed,
             policy=ref,
+            **ending.result_fields(),
         )
 
     def _decided_elsewhere(
@@ -844,27 +838,24 @@ class LoanApplicationWorkflow(CaseWorkflow):
         self, ref: PolicyRef, application: LoanApplication, decided_by: str, error: ActivityError
     ) -> LoanApplicationResult:
         cause = failure_message(error)
-        report = await self._compensate(f"the disbursement failed: {cause}")
-        status = (
-            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
+        # The reversals tell the lending system and the payments API why, in their own records.
+        self._reversal_reason = (
+            f"case {workflow.info().workflow_id}: the disbursement failed: {cause}"[:2000]
         )
-        message = (
-            f"approved by {decided_by}, but the disbursement failed ({cause}); compensated: "
-            + (", ".join(report.compensated) or "nothing")
-            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
+        ending = await self.fail_compensated(
+            self._saga,
+            error,
+            failed=f"approved by {decided_by}, but the disbursement",
+            reason="the disbursement failed",
         )
-        self.set_status(status)
         return LoanApplicationResult(
             case_id=workflow.info().workflow_id,
             application_id=application.application_id,
-            status=status,
             outcome=Outcome.DISBURSEMENT_FAILED,
-            message=message,
             decided_by=decided_by,
             reasons=[cause],
-            compensated=report.compensated,
-            compensation_failed=report.failed,
             policy=ref,
+            **ending.result_fields(),
         )
 
     async def _decline(
@@ -879,23 +870,23 @@ class LoanApplicationWorkflow(CaseWorkflow):
         await self._set_application_status(
             application.application_id, "declined", "; ".join(reasons)[:2000]
         )
-        message = "rejected: " + "; ".join(reasons)
-        self.set_status(CaseStatus.REJECTED)
-        await self._tell_applicant(
-            application,
-            f"Your loan application {application.application_id}",
-            "We are unable to offer you this loan.",
-            step="declined",
+        ending = await self.close_rejected(
+            "rejected: " + "; ".join(reasons),
+            letter=lambda: self._tell_applicant(
+                application,
+                f"Your loan application {application.application_id}",
+                "We are unable to offer you this loan.",
+                step="declined",
+            ),
         )
         return LoanApplicationResult(
             case_id=workflow.info().workflow_id,
             application_id=application.application_id,
-            status=CaseStatus.REJECTED,
             outcome=outcome,
-            message=message,
             decided_by=decided_by,
             reasons=reasons,
             policy=ref,
+            **ending.result_fields(),
         )
 
     async def _put_on_hold(
@@ -906,19 +897,18 @@ class LoanApplicationWorkflow(CaseWorkflow):
             "on_hold",
             "no underwriting decision within the SLAs of every tier",
         )
-        message = "no underwriting decision in time at any tier; application put on hold"
-        self.set_status(CaseStatus.ON_HOLD)
-        for tier in policy.underwriting.tiers:
-            await self.notify_role(
-                tier.role, f"Loan {application.application_id} on hold", message, "on-hold"
-            )
+        ending = await self.put_on_hold(
+            "no underwriting decision in time at any tier; application put on hold",
+            notify_roles=[tier.role for tier in policy.underwriting.tiers],
+            subject=f"Loan {application.application_id} on hold",
+            step="on-hold",
+        )
         return LoanApplicationResult(
             case_id=workflow.info().workflow_id,
             application_id=application.application_id,
-            status=CaseStatus.ON_HOLD,
             outcome=Outcome.NO_DECISION,
-            message=message,
             policy=ref,
+            **ending.result_fields(),
         )
 
     async def _compensate(self, why: str) -> CompensationReport:

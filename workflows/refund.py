@@ -533,31 +533,23 @@ class RefundWorkflow(CaseWorkflow):
     async def _fail_compensated(
         self, context: _Context, policy_ref: PolicyRef, refund: Refund, error: ActivityError
     ) -> RefundResult:
-        cause = failure_message(error)
-        report = await self.compensate(self._saga, f"CRM update failed: {cause}")
-        status = (
-            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
-        )
-        message = (
-            f"noting refund {refund.refund_id} in the CRM failed ({cause}); compensated: "
-            + (", ".join(report.compensated) or "nothing")
-            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
-        )
         order = context.order
-        self.set_status(status)
+        ending = await self.fail_compensated(
+            self._saga,
+            error,
+            failed=f"noting refund {refund.refund_id} in the CRM",
+            reason="CRM update failed",
+        )
         await self.notify(
-            self._requested_by, f"Refund on {order.order_id} failed", message, step="failed"
+            self._requested_by, f"Refund on {order.order_id} failed", ending.message, step="failed"
         )
         return RefundResult(
             case_id=workflow.info().workflow_id,
             order_id=order.order_id,
             customer_id=order.customer_id,
-            status=status,
             outcome=Outcome.FAILED_COMPENSATED,
-            message=message,
-            compensated=report.compensated,
-            compensation_failed=report.failed,
             policy=policy_ref,
+            **ending.result_fields(),
         )
 
     async def _reject(
@@ -582,17 +574,17 @@ class RefundWorkflow(CaseWorkflow):
         approver: str | None = None,
     ) -> RefundResult:
         order = context.order
-        self.set_status(CaseStatus.REJECTED)
         # The customer hears that it was declined, never the fraud suspicion behind it.
-        await self._tell_customer(
-            context.customer,
-            f"Your refund request for order {order.order_id}",
-            f"We could not refund order {order.order_id}. Reply to this message if you would "
-            "like us to look at it again.",
-            step="rejected",
-        )
-        await self.notify(
-            self._requested_by, f"Refund on {order.order_id} rejected", message, step="rejected"
+        ending = await self.close_rejected(
+            message,
+            letter=lambda: self._tell_customer(
+                context.customer,
+                f"Your refund request for order {order.order_id}",
+                f"We could not refund order {order.order_id}. Reply to this message if you would "
+                "like us to look at it again.",
+                step="rejected",
+            ),
+            tell_submitter=f"Refund on {order.order_id} rejected",
         )
         if approver is not None and approver != self._requested_by:
             # Who approved it hears that it was not carried out, and why.
@@ -603,11 +595,10 @@ class RefundWorkflow(CaseWorkflow):
             case_id=workflow.info().workflow_id,
             order_id=order.order_id,
             customer_id=order.customer_id,
-            status=CaseStatus.REJECTED,
             outcome=outcome,
-            message=message,
             decided_by=decided_by,
             policy=policy_ref,
+            **ending.result_fields(),
         )
 
     async def _put_on_hold(
@@ -619,23 +610,19 @@ class RefundWorkflow(CaseWorkflow):
     ) -> RefundResult:
         order = context.order
         roles = ", ".join(tier.role for tier in tiers)
-        message = f"no decision in time from {roles}; request on hold, nothing refunded"
-        self.set_status(CaseStatus.ON_HOLD)
-        for role in policy.final_timeout.notify_roles:
-            await self.notify_role(
-                role, f"Refund on {order.order_id} timed out", message, step="timeout"
-            )
-        await self.notify(
-            self._requested_by, f"Refund on {order.order_id} on hold", message, step="timeout"
+        ending = await self.put_on_hold(
+            f"no decision in time from {roles}; request on hold, nothing refunded",
+            notify_roles=policy.final_timeout.notify_roles,
+            subject=f"Refund on {order.order_id} timed out",
+            tell_submitter=f"Refund on {order.order_id} on hold",
         )
         return RefundResult(
             case_id=workflow.info().workflow_id,
             order_id=order.order_id,
             customer_id=order.customer_id,
-            status=CaseStatus.ON_HOLD,
             outcome=Outcome.TIMED_OUT,
-            message=message,
             policy=policy_ref,
+            **ending.result_fields(),
         )
 
     async def _tell_customer(self, customer: Customer, subject: str, body: str, step: str) -> None:

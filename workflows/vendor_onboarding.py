@@ -674,18 +674,18 @@ class VendorOnboardingWorkflow(CaseWorkflow):
     ) -> VendorOnboardingResult:
         message = "rejected: " + "; ".join(settlement.reasons) + "; no ERP vendor created"
         await self._close_application(application, "rejected", message)
-        self.set_status(CaseStatus.REJECTED)
-        await self._tell_vendor(
-            application,
-            f"Your vendor application {application.application_id} was not approved",
-            "We cannot onboard you as a vendor at this time.",
-            step="rejected",
-        )
-        await self.notify(
-            self._requested_by, f"Vendor {application.vendor_name} rejected", message, "rejected"
+        ending = await self.close_rejected(
+            message,
+            letter=lambda: self._tell_vendor(
+                application,
+                f"Your vendor application {application.application_id} was not approved",
+                "We cannot onboard you as a vendor at this time.",
+                step="rejected",
+            ),
+            tell_submitter=f"Vendor {application.vendor_name} rejected",
         )
         return self._result(
-            policy_ref, application, CaseStatus.REJECTED, Outcome.REJECTED, message, reviews=reviews
+            policy_ref, application, ending.status, Outcome.REJECTED, message, reviews=reviews
         )
 
     async def _hold(
@@ -824,30 +824,24 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         reviews: list[ReviewResult],
         error: ActivityError,
     ) -> VendorOnboardingResult:
-        cause = failure_message(error)
-        report = await self.compensate(self._saga, f"closing the application failed: {cause}")
-        status = (
-            CaseStatus.FAILED_COMPENSATED if report.complete else CaseStatus.FAILED_NEEDS_ATTENTION
+        ending = await self.fail_compensated(
+            self._saga,
+            error,
+            failed=f"closing application {application.application_id} as onboarded",
+            reason="closing the application failed",
         )
-        message = (
-            f"closing application {application.application_id} as onboarded failed ({cause}); "
-            "compensated: "
-            + (", ".join(report.compensated) or "nothing")
-            + (f"; NOT compensated: {', '.join(report.failed)}" if report.failed else "")
-        )
-        self.set_status(status)
         await self.notify(
-            self._requested_by, f"Vendor {application.vendor_name} failed", message, "failed"
+            self._requested_by, f"Vendor {application.vendor_name} failed", ending.message, "failed"
         )
         return self._result(
             policy_ref,
             application,
-            status,
+            ending.status,
             Outcome.FAILED_COMPENSATED,
-            message,
+            ending.message,
             reviews=reviews,
-            compensated=report.compensated,
-            compensation_failed=report.failed,
+            compensated=ending.compensated,
+            compensation_failed=ending.compensation_failed,
         )
 
     async def _cancelled(self) -> None:

@@ -21,6 +21,7 @@ from casework.case.base import (
     refuse_update,
     wait_within,
 )
+from casework.case.endings import Ending, compensation_summary
 from casework.case.human import AmountLimits, ApprovalOutcome, ApprovalRequest
 from casework.case.saga import CompensationReport, Saga
 from casework.case.workflow import CaseWorkflow
@@ -43,8 +44,10 @@ __all__ = [
     "CaseStatus",
     "CaseWorkflow",
     "CompensationReport",
+    "Ending",
     "Saga",
     "activity_name",
+    "compensation_summary",
     "failure_message",
     "refuse_update",
     "usage_of_call",

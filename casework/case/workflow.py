@@ -9,8 +9,9 @@ inspected the same way.
 from __future__ import annotations
 
 from casework.case.agents import AgentSteps
+from casework.case.endings import CaseEndings
 from casework.case.human import HumanTasks
 
 
-class CaseWorkflow(HumanTasks, AgentSteps):
+class CaseWorkflow(HumanTasks, AgentSteps, CaseEndings):
     """A governed business process: subclass it and decorate with ``@workflow.defn``."""
