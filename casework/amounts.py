@@ -8,7 +8,20 @@ review queue all use this one module, so an amount means the same wherever it is
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal) -> str:
+    """``value`` rounded to cents, thousands grouped. Never raises, whatever it is given: a
+    decision can carry any amount, and a message about it must not fail the case. What cannot
+    be rounded (``1E+400``, Infinity) is shown as it is."""
+    try:
+        return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    except InvalidOperation:
+        return str(value)
+
 
 MINOR_UNITS: dict[str, int] = {
     # ISO 4217 currencies whose minor unit is not the cent; every other currency has 2 decimals.

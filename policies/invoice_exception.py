@@ -9,6 +9,7 @@ every condition holds and otherwise routes to the approval tier that covers the 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,8 @@ from pydantic import BaseModel, Field
 from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.erp import GoodsReceipt, Invoice, PurchaseOrder, Supplier
 from casework.agents.checks import ProposalChecks
+from casework.amounts import CENT, money
+from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
     ApprovalPolicy,
@@ -26,14 +29,16 @@ from casework.governance.models import (
     PolicyRef,
     TierLadder,
 )
-from casework.governance.rules import (
-    CENT,
-    PolicyDecision,
-    Route,
-    foreign_currency,
-    money,
-    tier_for_amount,
-)
+from casework.governance.rules import foreign_currency, tier_for_amount
+
+
+class Route(StrEnum):
+    AUTO_APPROVE = "auto_approve"
+    HUMAN_APPROVAL = "human_approval"
+
+
+class PolicyDecision(RoutedDecision[Route]):
+    """Auto-approve, or which approval tier must decide."""
 
 
 class Variance(BaseModel):

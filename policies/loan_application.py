@@ -11,13 +11,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from activities.agents.loan_application import IncomeAssessment, IncomeReading, check_reading
 from activities.credit_bureau import CreditReport
 from activities.kyc import IdentityVerification, SanctionsScreening
 from activities.lending import IncomeDocument, LoanApplication
 from casework.agents.checks import ProposalChecks
+from casework.amounts import money
+from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
     ApprovalPolicy,
@@ -27,7 +29,7 @@ from casework.governance.models import (
     PolicyRef,
     TierLadder,
 )
-from casework.governance.rules import foreign_currency, money, tier_for_amount
+from casework.governance.rules import foreign_currency, tier_for_amount
 
 RATIO = Decimal("0.001")
 
@@ -111,13 +113,7 @@ class LoanRoute(StrEnum):
     MORE_INFORMATION = "more_information"
 
 
-class LoanDecision(BaseModel):
-    route: LoanRoute
-    reasons: list[str]
-    policy: PolicyRef
-    tier: int | None = None
-    role: str | None = None
-    sla: Duration | None = None
+class LoanDecision(RoutedDecision[LoanRoute]):
     monthly_instalment: Decimal | None = None
     verified_monthly_income: Decimal | None = None
     debt_to_income: Decimal | None = None

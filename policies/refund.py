@@ -18,17 +18,18 @@ from activities.crm import Customer
 from activities.fraud import FraudSignal
 from activities.orders import Order
 from activities.payments import Refund
+from casework.amounts import money
+from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
     ApprovalPolicy,
     ApprovalTier,
-    Duration,
     Escalation,
     PolicyModel,
     PolicyRef,
     TierLadder,
 )
-from casework.governance.rules import foreign_currency, money, tier_for_amount
+from casework.governance.rules import foreign_currency, tier_for_amount
 
 Severity = Literal["low", "medium", "high"]
 SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
@@ -175,13 +176,8 @@ class RefundRoute(StrEnum):
     REJECT = "reject"
 
 
-class RefundDecision(BaseModel):
-    route: RefundRoute
-    reasons: list[str]
-    policy: PolicyRef
-    tier: int | None = None
-    role: str | None = None
-    sla: Duration | None = None
+class RefundDecision(RoutedDecision[RefundRoute]):
+    """Refund automatically, reject, or which tier (or investigator) must decide."""
 
 
 def decide_refund(

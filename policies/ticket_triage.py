@@ -9,10 +9,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from activities.agents.ticket_triage import TriageAction, TriageProposal
 from casework.agents.checks import ProposalChecks
+from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     ApprovalTier,
     Duration,
@@ -29,16 +30,21 @@ class TriageRoute(StrEnum):
     HUMAN_REVIEW = "human_review"
 
 
-class TriageDecision(BaseModel):
-    route: TriageRoute
-    reasons: list[str]
-    policy: PolicyRef
+class TriageDecision(RoutedDecision[TriageRoute]):
     team: str | None = None
     kb_article_id: str | None = None
     page: bool = False
     """Severity 1: page the on-call owner, whatever else is decided."""
     follows_proposal: bool = False
     """The route is the agent's proposal, accepted; its classification may be written."""
+
+    def describe(self) -> str:
+        return (
+            f"policy {self.policy}: {self.route.value}"
+            + (", page on-call" if self.page else "")
+            + " because "
+            + "; ".join(self.reasons)
+        )
 
 
 def decide_triage(

@@ -19,15 +19,20 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from casework.amounts import AmountError, parse_amount
+from casework.amounts import AmountError, money, parse_amount
+from casework.case.refusals import eligible_roles, refusal_reasons
 from casework.case.tasks import HumanTask, TaskDecision
 from casework.catalogue import discover
 from casework.governance.loader import catalogue_policy_dir, load_policy
 from casework.governance.models import Directory, PolicyRef
 from casework.governance.registry import policy_problems
-from casework.governance.rules import Route, eligible_roles, money, refusal_reasons
 from casework.signing import decision_message
-from policies.invoice_exception import InvoiceExceptionPolicy, compute_variance, decide_invoice
+from policies.invoice_exception import (
+    InvoiceExceptionPolicy,
+    Route,
+    compute_variance,
+    decide_invoice,
+)
 from policies.refund import RefundPolicy, RefundRoute, decide_refund
 from tests.conftest import BIN
 from tests.fake_systems import proposal as invoice_proposal

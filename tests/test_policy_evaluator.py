@@ -12,17 +12,17 @@ from pydantic import ValidationError
 from activities.agents.invoice_exception import Recommendation
 from activities.agents.ticket_triage import TriageProposal
 from casework.agents.tools import ASK_HUMAN, READ_ONLY
+from casework.case.refusals import answer_refusal_reasons, eligible_roles, refusal_reasons
 from casework.case.tasks import HumanTask, TaskAnswer, TaskDecision, TaskKind, TaskStatus
 from casework.governance.loader import catalogue_policy_dir, load_policy
 from casework.governance.models import Directory
-from casework.governance.rules import (
+from casework.governance.rules import tier_for_amount
+from policies.invoice_exception import (
+    InvoiceExceptionPolicy,
     Route,
-    answer_refusal_reasons,
-    eligible_roles,
-    refusal_reasons,
-    tier_for_amount,
+    compute_variance,
+    decide_invoice,
 )
-from policies.invoice_exception import InvoiceExceptionPolicy, compute_variance, decide_invoice
 from policies.ticket_triage import TicketTriagePolicy, TriageRoute, decide_triage
 from tests.fake_systems import proposal, scenario
 

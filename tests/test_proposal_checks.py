@@ -39,8 +39,12 @@ from casework.agents.checks import (
     within,
 )
 from casework.governance.loader import load_policy
-from casework.governance.rules import Route
-from policies.invoice_exception import InvoiceExceptionPolicy, compute_variance, decide_invoice
+from policies.invoice_exception import (
+    InvoiceExceptionPolicy,
+    Route,
+    compute_variance,
+    decide_invoice,
+)
 from policies.loan_application import (
     LoanApplicationPolicy,
     LoanRoute,

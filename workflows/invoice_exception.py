@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReversal,
     )
     from casework.agents.checks import ProposalChecks
+    from casework.amounts import money
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -53,9 +54,10 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
     from casework.governance.models import PolicyRef
-    from casework.governance.rules import PolicyDecision, Route, money
     from policies.invoice_exception import (
         InvoiceExceptionPolicy,
+        PolicyDecision,
+        Route,
         Variance,
         compute_variance,
         decide_invoice,
@@ -151,15 +153,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             checks,
             currency=invoice.currency,
         )
-        self.record(
-            AuditKind.POLICY_DECISION,
-            f"policy {policy_ref}: {decision.route.value}"
-            + (f" by {decision.role}" if decision.role else "")
-            + " because "
-            + "; ".join(decision.reasons),
-            decision=decision,
-        )
-        self._facts["route"] = decision.route.value
+        self.record_decision(decision)
 
         try:
             if decision.route is Route.AUTO_APPROVE:

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReversal,
     )
     from casework.agents.checks import ProposalChecks
+    from casework.amounts import money
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -80,7 +81,6 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.tasks import DecisionAction, TaskKind
     from casework.converter import validation_problems
     from casework.governance.models import PolicyRef, format_duration
-    from casework.governance.rules import money
     from casework.systems.http import REQUEST_CONFLICT
     from casework.systems.notifications import NotificationActivities, NotificationRequest
     from policies.loan_application import (
@@ -362,15 +362,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
         return await self._underwrite(policy, ref, application, decision, report, reading)
 
     def _record_decision(self, decision: LoanDecision, ref: PolicyRef) -> None:
-        self.record(
-            AuditKind.POLICY_DECISION,
-            f"policy {ref}: {decision.route.value}"
-            + (f" by {decision.role}" if decision.role else "")
-            + " because "
-            + "; ".join(decision.reasons),
-            decision=decision,
-        )
-        self._facts["route"] = decision.route.value
+        self.record_decision(decision)
         if decision.debt_to_income is not None:
             self._facts["debt_to_income"] = decision.debt_to_income
 

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         RefundReversal,
     )
     from casework import search_attributes as sa
+    from casework.amounts import money
     from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
@@ -50,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
     from casework.governance.models import ApprovalTier, PolicyRef
-    from casework.governance.rules import money
     from casework.systems.notifications import NotificationActivities, NotificationRequest
     from policies.refund import (
         RefundAssessment,
@@ -173,15 +173,7 @@ class RefundWorkflow(CaseWorkflow):
 
         proposal = await self._propose(policy, request, context, assessment)
         decision = decide_refund(policy, policy_ref, assessment, proposal)
-        self.record(
-            AuditKind.POLICY_DECISION,
-            f"policy {policy_ref}: {decision.route.value}"
-            + (f" by {decision.role}" if decision.role else "")
-            + " because "
-            + "; ".join(decision.reasons),
-            decision=decision,
-        )
-        self._facts["route"] = decision.route.value
+        self.record_decision(decision)
 
         try:
             result = await self._follow(

@@ -193,15 +193,7 @@ class TicketTriageWorkflow(CaseWorkflow):
             article_exists=article is not None,
             checks=checks,
         )
-        self.record(
-            AuditKind.POLICY_DECISION,
-            f"policy {policy_ref}: {decision.route.value}"
-            + (", page on-call" if decision.page else "")
-            + " because "
-            + "; ".join(decision.reasons),
-            decision=decision,
-        )
-        self._facts.update(route=decision.route.value)
+        self.record_decision(decision)
         if proposal is not None:
             self._facts["proposed"] = (
                 f"{proposal.action.value} ({proposal.category}, severity {proposal.severity}, "

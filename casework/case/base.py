@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.converter import INVALID_INPUT, describe_validation_error
     from casework.governance.activity import PolicyLookup
     from casework.governance.activity import load as load_policy
+    from casework.governance.decisions import RoutedDecision
     from casework.governance.models import (
         DIRECTORY_ID,
         ApprovalPolicy,
@@ -293,6 +294,11 @@ class CaseBase:
         self._title = title
         self.set_status(CaseStatus.ANALYSING)
         self.record(AuditKind.CASE_STARTED, started, input=request)
+
+    def record_decision(self, decision: RoutedDecision[Any]) -> None:
+        """Record what the policy decided, why, and under which text; its route is a fact."""
+        self.record(AuditKind.POLICY_DECISION, decision.describe(), decision=decision)
+        self._facts["route"] = decision.route.value
 
     def idempotency_key(self, step: str) -> str:
         """Derived from the business key, so a retried or replayed write happens once."""

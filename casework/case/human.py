@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.audit import (
         AuditKind,
     )
+    from casework.case.refusals import answer_refusal_reasons, eligible_roles, refusal_reasons
     from casework.case.tasks import (
         DecisionAction,
         DecisionReceipt,
@@ -33,11 +34,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.governance.models import (
         ApprovalTier,
-    )
-    from casework.governance.rules import (
-        answer_refusal_reasons,
-        eligible_roles,
-        refusal_reasons,
     )
     from casework.signing import signature_refusal
 
