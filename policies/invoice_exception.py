@@ -21,13 +21,10 @@ from casework.amounts import CENT, money
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
-    ApprovalPolicy,
-    ApprovalTier,
-    Escalation,
     FinalTimeout,
     PolicyModel,
     PolicyRef,
-    TierLadder,
+    TieredApprovalPolicy,
 )
 from casework.governance.rules import foreign_currency, tier_for_amount
 
@@ -175,7 +172,12 @@ class AutoApproval(PolicyModel):
     max_amount: Decimal | None = None
 
 
-class InvoiceExceptionPolicy(ApprovalPolicy):
+class InvoiceFinalTimeout(FinalTimeout):
+    invoice_status: str = "on_hold"
+    """What the invoice is set to in the ERP when nobody decided in time."""
+
+
+class InvoiceExceptionPolicy(TieredApprovalPolicy):
     policy_id: ClassVar[str] = "invoice_exception"
 
     id: str
@@ -183,10 +185,5 @@ class InvoiceExceptionPolicy(ApprovalPolicy):
     description: str = ""
     tolerance: Tolerance
     auto_approval: AutoApproval
-    approval_tiers: list[ApprovalTier] = Field(min_length=1)
-    escalation: Escalation = Escalation()
-    final_timeout: FinalTimeout = FinalTimeout()
+    final_timeout: InvoiceFinalTimeout = InvoiceFinalTimeout()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
-
-    def amount_ladders(self) -> list[TierLadder]:
-        return [TierLadder("approval_tiers", self.approval_tiers)]

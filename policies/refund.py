@@ -22,11 +22,10 @@ from casework.amounts import money
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
-    ApprovalPolicy,
     ApprovalTier,
-    Escalation,
     PolicyModel,
     PolicyRef,
+    TieredApprovalPolicy,
     TierLadder,
 )
 from casework.governance.rules import foreign_currency, tier_for_amount
@@ -61,22 +60,15 @@ class RefundEligibility(PolicyModel):
         return self
 
 
-class RefundFinalTimeout(PolicyModel):
-    notify_roles: list[str] = Field(default_factory=list)
-
-
-class RefundPolicy(ApprovalPolicy):
+class RefundPolicy(TieredApprovalPolicy):
     policy_id: ClassVar[str] = "refund"
 
     id: str
     version: int
     description: str = ""
     auto_refund: AutoRefund
-    approval_tiers: list[ApprovalTier] = Field(min_length=1)
-    escalation: Escalation = Escalation()
     fraud_investigation: FraudInvestigation
     eligibility: RefundEligibility
-    final_timeout: RefundFinalTimeout = RefundFinalTimeout()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
 
     def amount_ladders(self) -> list[TierLadder]:

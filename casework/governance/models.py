@@ -66,7 +66,8 @@ class Escalation(PolicyModel):
 
 
 class FinalTimeout(PolicyModel):
-    invoice_status: str = "on_hold"
+    """What happens when no tier decided in time: the case goes on hold and these roles hear."""
+
     notify_roles: list[str] = []
 
 
@@ -103,6 +104,18 @@ class ApprovalPolicy(PolicyModel):
         """The policy's tiers that route by amount: the worker refuses a policy under which some
         amount reaches only people whose approval limits do not cover it."""
         return []
+
+
+class TieredApprovalPolicy(ApprovalPolicy):
+    """A policy whose cases go, by amount, to approval tiers that escalate when their SLA
+    passes, and finally time out (``CaseWorkflow.request_approval``, ``put_on_hold``)."""
+
+    approval_tiers: list[ApprovalTier] = Field(min_length=1)
+    escalation: Escalation = Escalation()
+    final_timeout: FinalTimeout = FinalTimeout()
+
+    def amount_ladders(self) -> list[TierLadder]:
+        return [TierLadder("approval_tiers", self.approval_tiers)]
 
 
 class AgentSettings(PolicyModel):

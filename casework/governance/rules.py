@@ -1,7 +1,8 @@
-"""The pure policy evaluator: the agent proposes, the policy decides.
+"""Rules every policy with approval tiers shares: amounts in the policy's own currency, the tier
+that covers an amount, and amounts nobody in the directory may approve.
 
-No I/O, no clock, no randomness: workflows call these functions directly, and every result can
-be recomputed from the case's history.
+No I/O, no clock, no randomness: workflows call these functions directly (each process's own rules
+sit in its policy module), and every result can be recomputed from the case's history.
 """
 
 from __future__ import annotations
