@@ -18,10 +18,10 @@ from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.catalogue import discover
 from casework.cli import cases, deliver
 from casework.cli.cases import CommandError
-from casework.cli.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 from casework.client import codec_server_health, connect, encryption_evidence, encrypts
 from casework.codec import CodecKeyError
 from casework.config import Settings, SettingsError
+from casework.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 
 EPILOG = """\
 examples:
