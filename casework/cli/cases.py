@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
-from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio import workflow
 from temporalio.client import (
     Client,
     WorkflowContinuedAsNewError,
@@ -49,7 +49,7 @@ from casework.backlog import (
 )
 from casework.case import CaseState
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
-from casework.catalogue import discover
+from casework.catalogue import discover, workflow_type_of
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
@@ -58,7 +58,6 @@ from casework.governance.loader import load_policy
 from casework.governance.models import Directory
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from workflows.ticket_triage import Acknowledgement
 
 MAX_CASE_ID_BYTES = 1000
 """Temporal's default limit on a workflow ID (the server's ``limit.maxIDLength``)."""
@@ -529,27 +528,56 @@ async def answer(
     return 0
 
 
-async def acknowledge(client: Client, case_id: str, responder: str) -> int:
+def handlers_of(case_id: str, workflow_type: str) -> workflow._Definition:
+    """The signals, updates and queries of the case's workflow, as its class in the catalogue
+    declares them: found by the workflow type the case runs, never imported by name."""
+    catalogue = discover()
+    for cls in catalogue.workflows:
+        if workflow_type_of(cls) == workflow_type:
+            return workflow._Definition.must_from_class(cls)
+    raise CommandError(
+        f"case {case_id} runs workflow {workflow_type}, which this installation's catalogue "
+        f"({', '.join(catalogue.packages)}) does not define; run casework where its process is "
+        "installed"
+    )
+
+
+async def _running(
+    client: Client, case_id: str, refusal: str
+) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:
+    """A running case; ``refusal`` says what a closed one cannot take."""
     handle, description = await _describe(client, case_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
-        raise CommandError(f"case {case_id} is no longer running; nothing to acknowledge")
-    try:
-        metadata = await handle.query(
-            "__temporal_workflow_metadata",
-            result_type=WorkflowMetadata,
-            rpc_timeout=QUERY_TIMEOUT,
-        )
-    except UNREADABLE_ERRORS as error:
-        raise CommandError(f"case {case_id} cannot be read: {unreadable_reason(error)}") from error
-    steps = sorted(update.name for update in metadata.definition.update_definitions)
-    if "acknowledge" not in steps:
+        raise CommandError(f"case {case_id} is no longer running; {refusal}")
+    return handle, description
+
+
+async def acknowledge(client: Client, case_id: str, responder: str) -> int:
+    """Acknowledge a page through the case's ``acknowledge`` update, whatever its process: its
+    input is the model the update declares, with ``responder`` the person acknowledging."""
+    handle, description = await _running(client, case_id, "nothing to acknowledge")
+    workflow_type = description.workflow_type
+    updates = handlers_of(case_id, workflow_type).updates
+    update = updates.get("acknowledge")
+    if update is None:
+        steps = sorted(name for name in updates if name)
         raise CommandError(
-            f"case {case_id} ({description.workflow_type}) has no acknowledge step: nobody was "
+            f"case {case_id} ({workflow_type}) has no acknowledge step: nobody was "
             f"paged by it. Its process takes: {', '.join(steps)}"
         )
+    model = update.arg_types[0] if update.arg_types and len(update.arg_types) == 1 else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise CommandError(
+            f"the acknowledge step of {workflow_type} does not take one pydantic model "
+            f"(it takes {update.arg_types}); acknowledge it with `temporal workflow update`"
+        )
+    try:
+        acknowledgement = model.model_validate({"responder": responder})
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
     try:
         message = await handle.execute_update(
-            "acknowledge", Acknowledgement(responder=responder), result_type=str
+            "acknowledge", acknowledgement, result_type=update.ret_type
         )
     except WorkflowUpdateFailedError as error:
         raise CommandError(failure_text(error)) from error
