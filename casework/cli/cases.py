@@ -1,4 +1,4 @@
-"""Case commands: start, show, approve, reject, inbox, audit. Each returns an exit code."""
+"""Case commands: start, show, approve, reject, signal, inbox, audit. Each returns an exit code."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog
 from casework import search_attributes as sa
-from casework.audit import AuditChainError, AuditEvent, export_lines, verify_lines
+from casework.audit import AuditChainError, AuditEvent, AuditKind, export_lines, verify_lines
 from casework.backlog import (
     QUERY_TIMEOUT,
     UNREADABLE_ERRORS,
@@ -583,6 +583,84 @@ async def acknowledge(client: Client, case_id: str, responder: str) -> int:
         raise CommandError(failure_text(error)) from error
     print(message)
     return 0
+
+
+SIGNAL_VERDICT_SECONDS = 15.0
+"""How long ``casework signal`` waits for the case to record what it made of a signal."""
+_CONFIRMING = "confirming"
+"""Marks a message the case still checks with its source: its verdict follows."""
+_ACCEPTED = "accepted"
+"""False on a message the case recorded and ignored."""
+
+
+async def signal(
+    client: Client,
+    case_id: str,
+    name: str,
+    payload: dict[str, Any],
+    timeout_seconds: float = SIGNAL_VERDICT_SECONDS,
+) -> int:
+    """Send the signal ``name`` to a running case and print what the case recorded of it.
+
+    Only a signal the case's workflow defines is sent. The case judges the payload itself: one
+    it cannot use is recorded and ignored, which is reported as an error here."""
+    handle, description = await _running(client, case_id, "it takes no signals")
+    workflow_type = description.workflow_type
+    signals = handlers_of(case_id, workflow_type).signals
+    if name not in signals and None not in signals:
+        raise CommandError(
+            f"case {case_id} ({workflow_type}) has no signal {name!r}; it takes: "
+            + ", ".join(sorted(defined for defined in signals if defined))
+        )
+    try:
+        before = await handle.query(
+            "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+        )
+        unreadable = None
+    except UNREADABLE_ERRORS as error:
+        before, unreadable = [], unreadable_reason(error)
+    await handle.signal(name, payload)
+    print(f"sent {name} to {case_id}")
+    follow = command("casework", "audit", case_id)
+    if unreadable is not None:
+        print(f"  the case cannot answer queries now ({unreadable}); later, see: {follow}")
+        return 0
+    seen = before[-1].seq if before else 0
+    recorded = await _recorded_since(handle, seen, timeout_seconds)
+    for event in recorded:
+        print(f"  recorded: {event.kind.value}: {event.summary}")
+    ignored = [
+        event
+        for event in recorded
+        if event.kind is AuditKind.DECISION_REFUSED or event.data.get(_ACCEPTED) is False
+    ]
+    if ignored:
+        raise CommandError(f"{case_id} ignored the {name} signal: {ignored[0].summary}")
+    if not recorded:
+        print(f"  the case has recorded nothing of it within {timeout_seconds:.0f}s; see: {follow}")
+    elif recorded[-1].data.get(_CONFIRMING):
+        print(f"  it counts once confirmed with its source; follow: {follow}")
+    return 0
+
+
+async def _recorded_since(
+    handle: WorkflowHandle, seq: int, timeout_seconds: float
+) -> list[AuditEvent]:
+    """The audit events after ``seq``, once the newest is a verdict rather than a message still
+    being confirmed; what there is when ``timeout_seconds`` run out."""
+    deadline = time.monotonic() + timeout_seconds
+    new: list[AuditEvent] = []
+    while True:
+        try:
+            events = await handle.query(
+                "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+            )
+        except UNREADABLE_ERRORS:
+            return new
+        new = [event for event in events if event.seq > seq]
+        if (new and not new[-1].data.get(_CONFIRMING)) or time.monotonic() >= deadline:
+            return new
+        await asyncio.sleep(0.2)
 
 
 async def inbox(client: Client, settings: Settings, role: str | None, as_json: bool) -> int:
