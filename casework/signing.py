@@ -23,11 +23,15 @@ import json
 import secrets
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from casework.case.tasks import TaskDecision
+if TYPE_CHECKING:
+    # Only named in annotations: importing the case package here would close a cycle (the
+    # case base loads policies, whose activity reads decision keys, which sign decisions).
+    from casework.case.tasks import TaskDecision
 
 MESSAGE_PREFIX = b"casework-decision/v1\n"
 NONCE_BYTES = 16

@@ -20,15 +20,18 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError, field_validator
 
-from casework.case.tasks import TaskDecision
 from casework.governance.loader import load_policy
 from casework.governance.models import DIRECTORY_ID, Directory
 from casework.signing import public_key_text, sign_decision
+
+if TYPE_CHECKING:
+    # Only named in annotations, as in casework.signing: the case package imports this module.
+    from casework.case.tasks import TaskDecision
 
 KEYS_SUBDIR = "signing"
 PUBLIC_KEYS_FILE = "public-keys.json"

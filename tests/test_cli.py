@@ -58,9 +58,11 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
 def test_help_lists_commands_and_examples() -> None:
     result = subprocess.run([CASEWORK, "--help"], capture_output=True, text=True, check=True)
-    for command in ("up", "down", "start", "show", "approve", "reject", "inbox", "audit", "demo"):
+    commands = ("up", "down", "start", "show", "approve", "reject", "signal", "inbox", "audit")
+    for command in (*commands, "demo"):
         assert f"    {command} " in result.stdout
     assert "casework start invoice-exception --input" in result.stdout
+    assert "casework signal loan-application-APP-1001 credit_report --input" in result.stdout
 
 
 def test_invalid_input_is_refused_before_anything_starts_naming_the_field(tmp_path: Path) -> None:

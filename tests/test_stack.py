@@ -23,17 +23,10 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from casework import search_attributes
-from casework.cli.stack import (
-    COMPONENTS,
-    StackConfig,
-    StackError,
-    _load_state,
-    stack_down,
-    stack_status,
-    stack_up,
-)
 from casework.codec import load_key_ring
 from casework.config import Settings
+from casework.stack import COMPONENTS, StackConfig, StackError, stack_down, stack_status, stack_up
+from casework.stack.state import load_state
 from tests.stack_support import free_ports
 
 # Polls the task queue the stack tells it about, like the real worker, without depending on
@@ -137,7 +130,7 @@ async def test_up_starts_a_healthy_stack_with_the_search_attributes(config: Stac
     # was pointed at.
     assert result.key_ring.stat().st_mode & 0o777 == 0o600
     assert load_key_ring(config.state_dir, {}) is not None
-    temporal_command = _load_state(config).processes["temporal"].command
+    temporal_command = load_state(config).processes["temporal"].command
     assert temporal_command[temporal_command.index("--ui-codec-endpoint") + 1] == result.codec_url
     async with httpx.AsyncClient(trust_env=False) as http:
         assert (await http.get(f"{result.codec_url}/health")).status_code == 200
@@ -217,7 +210,7 @@ def test_the_stack_outlives_the_up_process_and_another_process_stops_it(
         [
             sys.executable,
             "-c",
-            "import sys; from casework.cli.stack import StackConfig, stack_up; "
+            "import sys; from casework.stack import StackConfig, stack_up; "
             "stack_up(StackConfig.model_validate_json(sys.argv[1]))",
             config.model_dump_json(),
         ],

@@ -1,4 +1,4 @@
-"""Case commands: start, show, approve, reject, inbox, audit. Each returns an exit code."""
+"""Case commands: start, show, approve, reject, signal, inbox, audit. Each returns an exit code."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
-from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio import workflow
 from temporalio.client import (
     Client,
     WorkflowContinuedAsNewError,
@@ -38,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog
 from casework import search_attributes as sa
-from casework.audit import AuditChainError, AuditEvent, export_lines, verify_lines
+from casework.audit import AuditChainError, AuditEvent, AuditKind, export_lines, verify_lines
 from casework.backlog import (
     QUERY_TIMEOUT,
     UNREADABLE_ERRORS,
@@ -49,7 +49,7 @@ from casework.backlog import (
 )
 from casework.case import CaseState
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
-from casework.catalogue import discover
+from casework.catalogue import discover, workflow_type_of
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
@@ -58,7 +58,6 @@ from casework.governance.loader import load_policy
 from casework.governance.models import Directory
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from workflows.ticket_triage import Acknowledgement
 
 MAX_CASE_ID_BYTES = 1000
 """Temporal's default limit on a workflow ID (the server's ``limit.maxIDLength``)."""
@@ -529,32 +528,139 @@ async def answer(
     return 0
 
 
-async def acknowledge(client: Client, case_id: str, responder: str) -> int:
+def handlers_of(case_id: str, workflow_type: str) -> workflow._Definition:
+    """The signals, updates and queries of the case's workflow, as its class in the catalogue
+    declares them: found by the workflow type the case runs, never imported by name."""
+    catalogue = discover()
+    for cls in catalogue.workflows:
+        if workflow_type_of(cls) == workflow_type:
+            return workflow._Definition.must_from_class(cls)
+    raise CommandError(
+        f"case {case_id} runs workflow {workflow_type}, which this installation's catalogue "
+        f"({', '.join(catalogue.packages)}) does not define; run casework where its process is "
+        "installed"
+    )
+
+
+async def _running(
+    client: Client, case_id: str, refusal: str
+) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:
+    """A running case; ``refusal`` says what a closed one cannot take."""
     handle, description = await _describe(client, case_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
-        raise CommandError(f"case {case_id} is no longer running; nothing to acknowledge")
-    try:
-        metadata = await handle.query(
-            "__temporal_workflow_metadata",
-            result_type=WorkflowMetadata,
-            rpc_timeout=QUERY_TIMEOUT,
-        )
-    except UNREADABLE_ERRORS as error:
-        raise CommandError(f"case {case_id} cannot be read: {unreadable_reason(error)}") from error
-    steps = sorted(update.name for update in metadata.definition.update_definitions)
-    if "acknowledge" not in steps:
+        raise CommandError(f"case {case_id} is no longer running; {refusal}")
+    return handle, description
+
+
+async def acknowledge(client: Client, case_id: str, responder: str) -> int:
+    """Acknowledge a page through the case's ``acknowledge`` update, whatever its process: its
+    input is the model the update declares, with ``responder`` the person acknowledging."""
+    handle, description = await _running(client, case_id, "nothing to acknowledge")
+    workflow_type = description.workflow_type
+    updates = handlers_of(case_id, workflow_type).updates
+    update = updates.get("acknowledge")
+    if update is None:
+        steps = sorted(name for name in updates if name)
         raise CommandError(
-            f"case {case_id} ({description.workflow_type}) has no acknowledge step: nobody was "
+            f"case {case_id} ({workflow_type}) has no acknowledge step: nobody was "
             f"paged by it. Its process takes: {', '.join(steps)}"
         )
+    model = update.arg_types[0] if update.arg_types and len(update.arg_types) == 1 else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise CommandError(
+            f"the acknowledge step of {workflow_type} does not take one pydantic model "
+            f"(it takes {update.arg_types}); acknowledge it with `temporal workflow update`"
+        )
+    try:
+        acknowledgement = model.model_validate({"responder": responder})
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
     try:
         message = await handle.execute_update(
-            "acknowledge", Acknowledgement(responder=responder), result_type=str
+            "acknowledge", acknowledgement, result_type=update.ret_type
         )
     except WorkflowUpdateFailedError as error:
         raise CommandError(failure_text(error)) from error
     print(message)
     return 0
+
+
+SIGNAL_VERDICT_SECONDS = 15.0
+"""How long ``casework signal`` waits for the case to record what it made of a signal."""
+_CONFIRMING = "confirming"
+"""Marks a message the case still checks with its source: its verdict follows."""
+_ACCEPTED = "accepted"
+"""False on a message the case recorded and ignored."""
+
+
+async def signal(
+    client: Client,
+    case_id: str,
+    name: str,
+    payload: dict[str, Any],
+    timeout_seconds: float = SIGNAL_VERDICT_SECONDS,
+) -> int:
+    """Send the signal ``name`` to a running case and print what the case recorded of it.
+
+    Only a signal the case's workflow defines is sent. The case judges the payload itself: one
+    it cannot use is recorded and ignored, which is reported as an error here."""
+    handle, description = await _running(client, case_id, "it takes no signals")
+    workflow_type = description.workflow_type
+    signals = handlers_of(case_id, workflow_type).signals
+    if name not in signals and None not in signals:
+        raise CommandError(
+            f"case {case_id} ({workflow_type}) has no signal {name!r}; it takes: "
+            + ", ".join(sorted(defined for defined in signals if defined))
+        )
+    try:
+        before = await handle.query(
+            "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+        )
+        unreadable = None
+    except UNREADABLE_ERRORS as error:
+        before, unreadable = [], unreadable_reason(error)
+    await handle.signal(name, payload)
+    print(f"sent {name} to {case_id}")
+    follow = command("casework", "audit", case_id)
+    if unreadable is not None:
+        print(f"  the case cannot answer queries now ({unreadable}); later, see: {follow}")
+        return 0
+    seen = before[-1].seq if before else 0
+    recorded = await _recorded_since(handle, seen, timeout_seconds)
+    for event in recorded:
+        print(f"  recorded: {event.kind.value}: {event.summary}")
+    ignored = [
+        event
+        for event in recorded
+        if event.kind is AuditKind.DECISION_REFUSED or event.data.get(_ACCEPTED) is False
+    ]
+    if ignored:
+        raise CommandError(f"{case_id} ignored the {name} signal: {ignored[0].summary}")
+    if not recorded:
+        print(f"  the case has recorded nothing of it within {timeout_seconds:.0f}s; see: {follow}")
+    elif recorded[-1].data.get(_CONFIRMING):
+        print(f"  it counts once confirmed with its source; follow: {follow}")
+    return 0
+
+
+async def _recorded_since(
+    handle: WorkflowHandle, seq: int, timeout_seconds: float
+) -> list[AuditEvent]:
+    """The audit events after ``seq``, once the newest is a verdict rather than a message still
+    being confirmed; what there is when ``timeout_seconds`` run out."""
+    deadline = time.monotonic() + timeout_seconds
+    new: list[AuditEvent] = []
+    while True:
+        try:
+            events = await handle.query(
+                "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
+            )
+        except UNREADABLE_ERRORS:
+            return new
+        new = [event for event in events if event.seq > seq]
+        if (new and not new[-1].data.get(_CONFIRMING)) or time.monotonic() >= deadline:
+            return new
+        await asyncio.sleep(0.2)
 
 
 async def inbox(client: Client, settings: Settings, role: str | None, as_json: bool) -> int:
