@@ -4,7 +4,7 @@ A lender requests a report (``POST /credit-bureau/requests``) and gets a receipt
 answers later (``POST /credit-bureau/requests/{id}/answer`` plays the bureau's side), building
 the report from the subject's credit file as it is at that moment. The answer is a message the
 lender's side routes to the case that asked, by application ID: ``casework deliver credit-report
-REQUEST_ID`` reads it from here and delivers it (see ``casework.correlation``). Credit files are
+REQUEST_ID`` reads it from here and delivers it (see ``demos.loan_messages``). Credit files are
 test data (``POST /credit-bureau/files``).
 """
 
