@@ -1,5 +1,5 @@
 """Credit bureau tools. The request is a tool call; the report arrives later as a message, routed
-to the case by application ID (``casework.correlation``), and the case reads the bureau's answer
+to the case by application ID (``demos.loan_messages``), and the case reads the bureau's answer
 back by its own request ID before it believes it."""
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +47,13 @@ from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.tools import FINAL_ANSWER
 from casework.case import CaseState
 from casework.case.tasks import TaskDecision
-from casework.cli import demo
-from casework.cli.seeding import create_once
+from casework.cli.demo import demo_approver, next_batch, seed_scenarios, start_cases
+from casework.cli.seeding import DemoRun
 from casework.config import Settings
+from demos import invoice_exception as demo_invoice
 from demos import ticket_triage as demo_triage
 from tests.integration_support import case_data
 from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
-from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 from workflows.ticket_triage import Acknowledgement
 
 CHARS_PER_TOKEN = 4
@@ -150,35 +151,18 @@ def _chat_message(wire: dict[str, Any]) -> ChatMessage:
 
 async def _run_case_mix(client: Client, sandbox_url: str, task_queue: str) -> list[str]:
     """Seed and run the demo's cases to their end; the ids of the cases."""
-    async with httpx.AsyncClient(base_url=sandbox_url, timeout=20.0) as sandbox:
-        supplier = demo.SUPPLIER
-        await create_once(
-            sandbox, f"/erp/suppliers/{supplier['supplier_id']}", "/erp/suppliers", supplier
-        )
-        batch = await demo.next_batch(sandbox)
-        invoice_ids = {s.suffix: await demo.seed_invoice(sandbox, batch, s) for s in demo.SCENARIOS}
-        for scenario in demo.SCENARIOS:
-            if scenario.erp_fails:
-                await demo.fail_erp_status_updates(sandbox, invoice_ids[scenario.suffix])
-        ticket_ids = await demo_triage.seed(sandbox, batch)
     settings = Settings(task_queue=task_queue, sandbox_url=sandbox_url)
-    handles: list[tuple[WorkflowHandle, TaskDecision | None]] = []
-    for scenario in demo.SCENARIOS:
-        invoice_id = invoice_ids[scenario.suffix]
-        handle = await client.start_workflow(
-            "InvoiceException",
-            InvoiceExceptionInput(invoice_id=invoice_id, submitted_by="alice"),
-            id=InvoiceExceptionWorkflow.case_id(invoice_id),
-            task_queue=task_queue,
-        )
-        handles.append((handle, scenario.decision))
-    triage_handles = await demo_triage.start(client, settings, ticket_ids)
-    handles += [(handle, None) for handle in triage_handles.values()]
-    await asyncio.gather(*(_play_people(handle, decision) for handle, decision in handles))
-    return [handle.id for handle, _ in handles]
+    case_mix = [demo_invoice.DEMO, demo_triage.DEMO]
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=20.0) as sandbox:
+        run = DemoRun(client, settings, sandbox, await next_batch(sandbox, case_mix))
+        cases = await start_cases(run, await seed_scenarios(run, case_mix))
+    await asyncio.gather(
+        *(_play_people(handle, scenario.decisions) for _, scenario, handle in cases)
+    )
+    return [handle.id for _, _, handle in cases]
 
 
-async def _play_people(handle: WorkflowHandle, decision: TaskDecision | None) -> None:
+async def _play_people(handle: WorkflowHandle, decisions: Mapping[str, TaskDecision]) -> None:
     """Decide as the demo does; approve what the demo leaves waiting; acknowledge pages."""
     deadline = time.monotonic() + CASE_DEADLINE_SECONDS
     while time.monotonic() < deadline:
@@ -187,8 +171,8 @@ async def _play_people(handle: WorkflowHandle, decision: TaskDecision | None) ->
         state = await handle.query("state", result_type=CaseState)
         task = state.open_task
         if task is not None:
-            choice = decision or TaskDecision(
-                approver=demo.demo_approver(task.role), action="approve", comment="benchmark"
+            choice = decisions.get(task.role) or TaskDecision(
+                approver=demo_approver(task.role), action="approve", comment="benchmark"
             )
             await handle.execute_update("decide", signed(handle.id, choice))
         elif state.waiting_on and "acknowledge" in state.waiting_on:

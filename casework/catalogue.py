@@ -15,10 +15,7 @@ names others (comma-separated), so an organisation can keep its processes in pac
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import pkgutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,6 +27,7 @@ from temporalio import workflow
 from casework.agents.region import AgentRegionWorkflow
 from casework.agents.tools import Tool, register_tool
 from casework.case import CaseStatus, CaseWorkflow
+from casework.discovery import CatalogueError, import_package, packages_named
 from casework.governance.models import Directory, PolicyModel
 from casework.masking import MaskingPolicy
 from casework.systems.base import SystemActivities
@@ -39,10 +37,6 @@ DEFAULT_PACKAGES = ("workflows", "activities", "policies")
 FRAMEWORK_WORKFLOWS: tuple[type, ...] = (AgentRegionWorkflow,)
 """Workflows of the framework's own that processes start as children."""
 FRAMEWORK_POLICIES: tuple[type[PolicyModel], ...] = (Directory, MaskingPolicy)
-
-
-class CatalogueError(RuntimeError):
-    """The catalogue cannot be served as it is; the message names the module and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -118,29 +112,7 @@ def workflow_type_of(cls: type) -> str:
 
 
 def catalogue_packages() -> tuple[str, ...]:
-    configured = os.environ.get(CATALOGUE_ENV, "")
-    names = tuple(name.strip() for name in configured.split(",") if name.strip())
-    return names or DEFAULT_PACKAGES
-
-
-def import_package(package: str) -> list[ModuleType]:
-    """Every module of ``package``, imported; a module that does not import stops discovery,
-    named, rather than leaving its processes silently missing."""
-    try:
-        root = importlib.import_module(package)
-    except ImportError as error:
-        raise CatalogueError(f"catalogue package {package!r} does not import: {error}") from error
-    modules = [root]
-    for info in pkgutil.walk_packages(getattr(root, "__path__", []), f"{package}."):
-        if info.name.rsplit(".", 1)[-1].startswith("_"):
-            continue
-        try:
-            modules.append(importlib.import_module(info.name))
-        except Exception as error:
-            raise CatalogueError(
-                f"catalogue module {info.name} does not import: {type(error).__name__}: {error}"
-            ) from error
-    return modules
+    return packages_named(CATALOGUE_ENV, DEFAULT_PACKAGES)
 
 
 def _defined_in(module: ModuleType) -> Iterator[type]:

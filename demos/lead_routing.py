@@ -7,17 +7,18 @@ companies, accounts and leads are named after its batch (LEAD-1001.., LEAD-2001.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-import httpx
-from temporalio.client import Client, WorkflowHandle
-
-from casework.case import CaseState, CaseStatus
-from casework.cli.cases import drive_case
-from casework.cli.seeding import DemoCase, create_once, sandbox_request
-from casework.config import Settings
-from workflows.lead_routing import LeadRoutingInput, LeadRoutingWorkflow
+from casework.case import CaseStatus
+from casework.cli.seeding import (
+    DemoRun,
+    DemoScenario,
+    Numbered,
+    ProcessDemo,
+    create_once,
+    sandbox_request,
+)
+from workflows.lead_routing import LeadRoutingInput
 
 ACCOUNT_EXECUTIVES: list[dict[str, str | int]] = [
     {
@@ -56,9 +57,9 @@ ACCOUNT_EXECUTIVES: list[dict[str, str | int]] = [
 
 
 @dataclass(frozen=True)
-class LeadScenario:
-    suffix: int
-    story: str
+class Lead:
+    """The company, the person who wrote in, and what they wrote."""
+
     company: str
     slug: str
     """Names the company's web domain: ``<slug>-<batch>.example``."""
@@ -68,146 +69,142 @@ class LeadScenario:
     contact: str
     job_title: str
     message: str
-    expected: str
     account_owner: str | None = None
     """Seed the company as an existing CRM account owned by this AE."""
 
 
 SCENARIOS = [
-    LeadScenario(
+    DemoScenario(
         1,
         "target company asks for pricing: routed straight through",
-        "Helios Software",
-        "helios",
-        "DE",
-        "software",
-        450,
-        "Lena Fischer",
-        "VP Sales",
-        "We are evaluating tools for our 300-person sales team and need pricing and a demo "
-        "before our Q3 budget decision.",
-        expected=CaseStatus.ROUTED,
+        CaseStatus.ROUTED,
+        Lead(
+            "Helios Software",
+            "helios",
+            "DE",
+            "software",
+            450,
+            "Lena Fischer",
+            "VP Sales",
+            "We are evaluating tools for our 300-person sales team and need pricing and a demo "
+            "before our Q3 budget decision.",
+        ),
     ),
-    LeadScenario(
+    DemoScenario(
         2,
         "existing account: routed to its owner",
-        "Nordwind Logistics",
-        "nordwind",
-        "NL",
-        "logistics",
-        1200,
-        "Pieter de Vries",
-        "Head of Operations",
-        "Following up with our team: we would like a quote for 50 more seats.",
-        expected=CaseStatus.ROUTED,
-        account_owner="AE-EMEA-1",
+        CaseStatus.ROUTED,
+        Lead(
+            "Nordwind Logistics",
+            "nordwind",
+            "NL",
+            "logistics",
+            1200,
+            "Pieter de Vries",
+            "Head of Operations",
+            "Following up with our team: we would like a quote for 50 more seats.",
+            account_owner="AE-EMEA-1",
+        ),
     ),
-    LeadScenario(
+    DemoScenario(
         3,
         "country outside every territory: inside sales",
-        "Ipanema Fintech",
-        "ipanema",
-        "BR",
-        "fintech",
-        300,
-        "Rafael Souza",
-        "CTO",
-        "Could we get pricing for 80 licences and a demo next week?",
-        expected=CaseStatus.ROUTED,
+        CaseStatus.ROUTED,
+        Lead(
+            "Ipanema Fintech",
+            "ipanema",
+            "BR",
+            "fintech",
+            300,
+            "Rafael Souza",
+            "CTO",
+            "Could we get pricing for 80 licences and a demo next week?",
+        ),
     ),
-    LeadScenario(
+    DemoScenario(
         4,
         "vague note from a small shop: sales ops reviews",
-        "Atelier Colette",
-        "colette",
-        "FR",
-        "retail",
-        12,
-        "Colette Martin",
-        "Owner",
-        "Hi, just browsing your website. What do you do exactly?",
-        expected="awaiting sales_ops",
+        "awaiting sales_ops",
+        Lead(
+            "Atelier Colette",
+            "colette",
+            "FR",
+            "retail",
+            12,
+            "Colette Martin",
+            "Owner",
+            "Hi, just browsing your website. What do you do exactly?",
+        ),
     ),
 ]
 
 
-def lead_id_for(batch: int, scenario: LeadScenario) -> str:
-    return f"LEAD-{batch * 1000 + scenario.suffix}"
+def lead_id_for(batch: int, scenario: DemoScenario[Lead]) -> str:
+    return f"LEAD-{scenario.number(batch)}"
 
 
-async def seed(sandbox: httpx.AsyncClient, batch: int) -> dict[int, str]:
+async def reference(run: DemoRun) -> None:
     for ae in ACCOUNT_EXECUTIVES:
         await create_once(
-            sandbox, f"/crm/account-executives/{ae['ae_id']}", "/crm/account-executives", ae
+            run.sandbox, f"/crm/account-executives/{ae['ae_id']}", "/crm/account-executives", ae
         )
-    lead_ids = {}
-    for scenario in SCENARIOS:
-        lead_id = lead_id_for(batch, scenario)
-        domain = f"{scenario.slug}-{batch}.example"
+
+
+async def seed(run: DemoRun, scenario: DemoScenario[Lead]) -> LeadRoutingInput:
+    """The company's firmographics, its CRM account if it has one, and the lead."""
+    sandbox, lead = run.sandbox, scenario.facts
+    lead_id = lead_id_for(run.batch, scenario)
+    domain = f"{lead.slug}-{run.batch}.example"
+    await sandbox_request(
+        sandbox,
+        "POST",
+        "/crm/firmographics",
+        {
+            "domain": domain,
+            "company_name": lead.company,
+            "industry": lead.industry,
+            "employees": lead.employees,
+            "country": lead.country,
+        },
+    )
+    if lead.account_owner:
         await sandbox_request(
             sandbox,
             "POST",
-            "/crm/firmographics",
+            "/crm/accounts",
             {
+                "account_id": f"ACC-{scenario.number(run.batch)}",
+                "name": lead.company,
                 "domain": domain,
-                "company_name": scenario.company,
-                "industry": scenario.industry,
-                "employees": scenario.employees,
-                "country": scenario.country,
+                "owner_ae_id": lead.account_owner,
+                "status": "customer",
             },
         )
-        if scenario.account_owner:
-            await sandbox_request(
-                sandbox,
-                "POST",
-                "/crm/accounts",
-                {
-                    "account_id": f"ACC-{batch * 1000 + scenario.suffix}",
-                    "name": scenario.company,
-                    "domain": domain,
-                    "owner_ae_id": scenario.account_owner,
-                    "status": "customer",
-                },
-            )
-        first_name = scenario.contact.split()[0].lower()
-        await sandbox_request(
-            sandbox,
-            "POST",
-            "/crm/leads",
-            {
-                "lead_id": lead_id,
-                "contact_name": scenario.contact,
-                "email": f"{first_name}@{domain}",
-                "company": scenario.company,
-                "domain": domain,
-                "country": scenario.country,
-                "job_title": scenario.job_title,
-                "message": scenario.message,
-            },
-        )
-        lead_ids[scenario.suffix] = lead_id
-    return lead_ids
+    first_name = lead.contact.split()[0].lower()
+    await sandbox_request(
+        sandbox,
+        "POST",
+        "/crm/leads",
+        {
+            "lead_id": lead_id,
+            "contact_name": lead.contact,
+            "email": f"{first_name}@{domain}",
+            "company": lead.company,
+            "domain": domain,
+            "country": lead.country,
+            "job_title": lead.job_title,
+            "message": lead.message,
+        },
+    )
+    return LeadRoutingInput(lead_id=lead_id)
 
 
-async def _leave_reviews_waiting(handle: WorkflowHandle, state: CaseState) -> bool:
-    """Nobody reviews in the demo: the printed command lets you do it."""
-    return False
-
-
-async def run(
-    client: Client, settings: Settings, sandbox: httpx.AsyncClient, batch: int
-) -> list[DemoCase]:
-    """Seed, start and drive the lead-routing cases of ``batch``."""
-    lead_ids = await seed(sandbox, batch)
-    cases = []
-    for scenario in SCENARIOS:
-        lead_id = lead_ids[scenario.suffix]
-        handle = await client.start_workflow(
-            "LeadRouting",
-            LeadRoutingInput(lead_id=lead_id),
-            id=LeadRoutingWorkflow.case_id(lead_id),
-            task_queue=settings.task_queue,
-        )
-        cases.append(DemoCase(handle, scenario.story, scenario.expected))
-    await asyncio.gather(*(drive_case(case.handle, _leave_reviews_waiting) for case in cases))
-    return cases
+# Nobody reviews in the demo (the scenarios name no decisions): the printed command lets you.
+DEMO = ProcessDemo(
+    process="lead-routing",
+    order=60,
+    scenarios=SCENARIOS,
+    numbered=Numbered("/crm/leads", "lead_id", "LEAD-"),
+    seed=seed,
+    reference=reference,
+)

@@ -3,7 +3,7 @@
 The demo plays the credit bureau (it answers each report request as soon as it sees it, usually
 while the case is still busy with KYC, so the report arrives early and is kept), fraud
 monitoring (an alert on one disbursed loan) and the inbound adapter that routes both to their
-cases (``casework.correlation``). It leaves one loan under fraud watch and one waiting for an
+cases (``demos.loan_messages``). It leaves one loan under fraud watch and one waiting for an
 underwriter.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +20,17 @@ from temporalio.client import Client, WorkflowHandle
 from activities.fraud import FraudAlert
 from casework.case import CaseState, CaseStatus
 from casework.cli.cases import CommandError, drive_case
-from casework.cli.seeding import DemoCase, create_once, sandbox_request
-from casework.config import Settings
-from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
-from workflows.loan_application import LoanApplicationInput, LoanApplicationWorkflow
+from casework.cli.seeding import (
+    DemoRun,
+    DemoScenario,
+    Numbered,
+    ProcessDemo,
+    Responder,
+    create_once,
+    sandbox_request,
+)
+from demos.loan_messages import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
+from workflows.loan_application import LoanApplicationInput
 
 SANCTIONED = {
     "entry_id": "SAN-DEMO-1",
@@ -36,155 +42,142 @@ BUREAU_DEADLINE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
-class LoanScenario:
-    suffix: int
-    story: str
+class Applicant:
+    """Who applies for how much, and what fraud monitoring says once the loan is paid out."""
+
     full_name: str
     date_of_birth: str
     amount: str
     term_months: int
     declared_income: str
     documents: list[dict[str, Any]]
-    expected: str
     fraud_alert: str | None = None
     """Fraud monitoring's alert once the loan is paid out; None: no alert."""
 
 
 SCENARIOS = [
-    LoanScenario(
+    DemoScenario(
         1,
         "salaried, small loan: auto-approved, paid out, under fraud watch",
-        "Anna Schmidt",
-        "1988-03-14",
-        "18000.00",
-        60,
-        "4200.00",
-        [{"document_id": "PAYSLIP-1", "kind": "payslip", "monthly_amount": "4200.00"}],
-        expected=CaseStatus.DISBURSED,
+        CaseStatus.DISBURSED,
+        Applicant(
+            "Anna Schmidt",
+            "1988-03-14",
+            "18000.00",
+            60,
+            "4200.00",
+            [{"document_id": "PAYSLIP-1", "kind": "payslip", "monthly_amount": "4200.00"}],
+        ),
     ),
-    LoanScenario(
+    DemoScenario(
         2,
         "freelancer: agent reads the income, paid out, then a fraud alert reverses it",
-        "Jonas Weber",
-        "1990-11-02",
-        "15000.00",
-        48,
-        "4000.00",
-        [
-            {
-                "document_id": "FREELANCE-1",
-                "kind": "freelance_statement",
-                "description": "Tax adviser's statement, design studio",
-                "text": "Average monthly income over the last 24 months: 3,950.00 EUR.",
-            }
-        ],
-        expected=CaseStatus.FAILED_COMPENSATED,
-        fraud_alert="payout account opened two days ago and linked to a mule network",
+        CaseStatus.FAILED_COMPENSATED,
+        Applicant(
+            "Jonas Weber",
+            "1990-11-02",
+            "15000.00",
+            48,
+            "4000.00",
+            [
+                {
+                    "document_id": "FREELANCE-1",
+                    "kind": "freelance_statement",
+                    "description": "Tax adviser's statement, design studio",
+                    "text": "Average monthly income over the last 24 months: 3,950.00 EUR.",
+                }
+            ],
+            fraud_alert="payout account opened two days ago and linked to a mule network",
+        ),
     ),
-    LoanScenario(
+    DemoScenario(
         3,
         "85,000 home renovation: waits for an underwriter",
-        "Lena Fischer",
-        "1979-06-30",
-        "85000.00",
-        180,
-        "7000.00",
-        [{"document_id": "PAYSLIP-3", "kind": "payslip", "monthly_amount": "7000.00"}],
-        expected="awaiting underwriter",
+        "awaiting underwriter",
+        Applicant(
+            "Lena Fischer",
+            "1979-06-30",
+            "85000.00",
+            180,
+            "7000.00",
+            [{"document_id": "PAYSLIP-3", "kind": "payslip", "monthly_amount": "7000.00"}],
+        ),
     ),
-    LoanScenario(
+    DemoScenario(
         4,
         "applicant on the sanctions list: rejected",
-        SANCTIONED["name"],
-        SANCTIONED["date_of_birth"],
-        "9000.00",
-        36,
-        "3000.00",
-        [{"document_id": "PAYSLIP-4", "kind": "payslip", "monthly_amount": "3000.00"}],
-        expected=CaseStatus.REJECTED,
+        CaseStatus.REJECTED,
+        Applicant(
+            SANCTIONED["name"],
+            SANCTIONED["date_of_birth"],
+            "9000.00",
+            36,
+            "3000.00",
+            [{"document_id": "PAYSLIP-4", "kind": "payslip", "monthly_amount": "3000.00"}],
+        ),
     ),
 ]
 
 
-def application_id_for(batch: int, scenario: LoanScenario) -> str:
-    return f"APP-{batch * 1000 + scenario.suffix}"
+def application_id_for(batch: int, scenario: DemoScenario[Applicant]) -> str:
+    return f"APP-{scenario.number(batch)}"
 
 
-async def seed(sandbox: httpx.AsyncClient, batch: int) -> dict[int, str]:
+async def reference(run: DemoRun) -> None:
     await create_once(
-        sandbox, f"/kyc/sanctions/{SANCTIONED['entry_id']}", "/kyc/sanctions", SANCTIONED
+        run.sandbox, f"/kyc/sanctions/{SANCTIONED['entry_id']}", "/kyc/sanctions", SANCTIONED
     )
-    application_ids = {}
-    for scenario in SCENARIOS:
-        application_id = application_id_for(batch, scenario)
-        national_id = f"ID-{application_id}"
-        await sandbox_request(
-            sandbox,
-            "POST",
-            "/kyc/identities",
-            {
-                "document_number": national_id,
-                "full_name": scenario.full_name,
-                "date_of_birth": scenario.date_of_birth,
-            },
-        )
-        await sandbox_request(
-            sandbox,
-            "POST",
-            "/credit-bureau/files",
-            {"subject_id": national_id, "score": 745, "monthly_debt_payments": "250.00"},
-        )
-        await sandbox_request(
-            sandbox,
-            "POST",
-            "/lending/applications",
-            {
-                "application_id": application_id,
-                "applicant": {
-                    "customer_id": f"CUST-{application_id}",
-                    "full_name": scenario.full_name,
-                    "date_of_birth": scenario.date_of_birth,
-                    "national_id": national_id,
-                    "country": "DE",
-                    "email": f"{application_id.lower()}@customers.example.com",
-                },
-                "amount": scenario.amount,
-                "term_months": scenario.term_months,
-                "declared_monthly_income": scenario.declared_income,
-                "documents": scenario.documents,
-            },
-        )
-        application_ids[scenario.suffix] = application_id
-    return application_ids
 
 
-async def run(
-    client: Client, settings: Settings, sandbox: httpx.AsyncClient, batch: int
-) -> list[DemoCase]:
-    """Seed batch ``batch``'s applications, start and drive their cases."""
-    application_ids = await seed(sandbox, batch)
-    handles = {
-        suffix: await client.start_workflow(
-            "LoanApplication",
-            LoanApplicationInput(application_id=application_id, submitted_by="paul"),
-            id=LoanApplicationWorkflow.case_id(application_id),
-            task_queue=settings.task_queue,
-        )
-        for suffix, application_id in application_ids.items()
-    }
-    await asyncio.gather(
-        *(
-            _play_bureau(client, sandbox, application_ids[s.suffix], handles[s.suffix])
-            for s in SCENARIOS
-        )
+async def seed(run: DemoRun, scenario: DemoScenario[Applicant]) -> LoanApplicationInput:
+    """The applicant's identity document, credit file and loan application."""
+    sandbox, applicant = run.sandbox, scenario.facts
+    application_id = application_id_for(run.batch, scenario)
+    national_id = f"ID-{application_id}"
+    await sandbox_request(
+        sandbox,
+        "POST",
+        "/kyc/identities",
+        {
+            "document_number": national_id,
+            "full_name": applicant.full_name,
+            "date_of_birth": applicant.date_of_birth,
+        },
     )
-    await asyncio.gather(
-        *(
-            drive_case(handles[s.suffix], _people(client, sandbox, s, application_ids[s.suffix]))
-            for s in SCENARIOS
-        )
+    await sandbox_request(
+        sandbox,
+        "POST",
+        "/credit-bureau/files",
+        {"subject_id": national_id, "score": 745, "monthly_debt_payments": "250.00"},
     )
-    return [DemoCase(handles[s.suffix], s.story, s.expected) for s in SCENARIOS]
+    await sandbox_request(
+        sandbox,
+        "POST",
+        "/lending/applications",
+        {
+            "application_id": application_id,
+            "applicant": {
+                "customer_id": f"CUST-{application_id}",
+                "full_name": applicant.full_name,
+                "date_of_birth": applicant.date_of_birth,
+                "national_id": national_id,
+                "country": "DE",
+                "email": f"{application_id.lower()}@customers.example.com",
+            },
+            "amount": applicant.amount,
+            "term_months": applicant.term_months,
+            "declared_monthly_income": applicant.declared_income,
+            "documents": applicant.documents,
+        },
+    )
+    return LoanApplicationInput(application_id=application_id, submitted_by="paul")
+
+
+async def play(run: DemoRun, scenario: DemoScenario[Applicant], handle: WorkflowHandle) -> None:
+    """Play the bureau as soon as the case asks it, then fraud monitoring."""
+    application_id = application_id_for(run.batch, scenario)
+    await _play_bureau(run.client, run.sandbox, application_id, handle)
+    await drive_case(handle, _people(run.client, run.sandbox, scenario, application_id))
 
 
 async def _play_bureau(
@@ -214,11 +207,14 @@ async def _play_bureau(
 
 
 def _people(
-    client: Client, sandbox: httpx.AsyncClient, scenario: LoanScenario, application_id: str
-) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
+    client: Client,
+    sandbox: httpx.AsyncClient,
+    scenario: DemoScenario[Applicant],
+    application_id: str,
+) -> Responder:
     """Fraud monitoring raises the scenario's alert once the loan is paid out; everything else
     (the fraud watch, an underwriting task) is left waiting."""
-    pending = [scenario.fraud_alert] if scenario.fraud_alert else []
+    pending = [scenario.facts.fraud_alert] if scenario.facts.fraud_alert else []
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if state.status != CaseStatus.DISBURSED or not pending:
@@ -237,3 +233,14 @@ def _people(
         return True
 
     return respond
+
+
+DEMO = ProcessDemo(
+    process="loan-application",
+    order=50,
+    scenarios=SCENARIOS,
+    numbered=Numbered("/lending/applications", "application_id", "APP-"),
+    seed=seed,
+    reference=reference,
+    play=play,
+)

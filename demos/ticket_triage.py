@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 
 from casework.case import CaseState
-from casework.cli.seeding import create_once, sandbox_request
-from casework.config import Settings
-from workflows.ticket_triage import Acknowledgement, TicketTriageInput, TicketTriageWorkflow
+from casework.cli.cases import drive_case
+from casework.cli.seeding import (
+    DemoRun,
+    DemoScenario,
+    Numbered,
+    ProcessDemo,
+    Responder,
+    create_once,
+    sandbox_request,
+)
+from workflows.ticket_triage import Acknowledgement, TicketTriageInput
 
 CONFIGURATION_ITEMS = [
     {
@@ -43,100 +49,105 @@ KB_ARTICLES = [
 
 
 @dataclass(frozen=True)
-class TriageScenario:
-    suffix: int
-    story: str
+class Ticket:
+    """What the requester wrote, and who acknowledges a severity-1 page once it arrives."""
+
     title: str
     description: str
-    expected: str
     ci_id: str | None = None
     acknowledge_as: str | None = None
-    """Who acknowledges the severity-1 page once it arrives."""
 
 
 SCENARIOS = [
-    TriageScenario(
+    DemoScenario(
         1,
         "password reset with a KB article",
-        "Forgot my password, locked out",
-        "I changed my password on Friday and now I am locked out of my account.",
-        expected="resolved",
+        "resolved",
+        Ticket(
+            "Forgot my password, locked out",
+            "I changed my password on Friday and now I am locked out of my account.",
+        ),
     ),
-    TriageScenario(
+    DemoScenario(
         2,
         "hardware fault",
-        "Printer on floor 3 keeps jamming",
-        "The printer by the kitchen jams on every second page since this morning.",
-        expected="assigned",
+        "assigned",
+        Ticket(
+            "Printer on floor 3 keeps jamming",
+            "The printer by the kitchen jams on every second page since this morning.",
+        ),
     ),
-    TriageScenario(
+    DemoScenario(
         3,
         "severity 1: pages on-call, who acknowledges",
-        "Payments database down",
-        "The payments database is not responding; all users see checkout errors.",
-        expected="escalated",
-        ci_id="CI-PAYDB",
-        acknowledge_as="ivy",
+        "escalated",
+        Ticket(
+            "Payments database down",
+            "The payments database is not responding; all users see checkout errors.",
+            ci_id="CI-PAYDB",
+            acknowledge_as="ivy",
+        ),
     ),
-    TriageScenario(
+    DemoScenario(
         4,
         "unclear ticket: a person reviews",
-        "Strange noise from the coffee machine",
-        "It started humming loudly after lunch.",
-        expected="awaiting service_desk_lead",
+        "awaiting service_desk_lead",
+        Ticket("Strange noise from the coffee machine", "It started humming loudly after lunch."),
     ),
 ]
 
 
-async def seed(sandbox: httpx.AsyncClient, batch: int) -> dict[int, str]:
+async def reference(run: DemoRun) -> None:
     for item in CONFIGURATION_ITEMS:
-        await create_once(sandbox, f"/itsm/cis/{item['ci_id']}", "/itsm/cis", item)
+        await create_once(run.sandbox, f"/itsm/cis/{item['ci_id']}", "/itsm/cis", item)
     for article in KB_ARTICLES:
-        await create_once(sandbox, f"/itsm/kb/{article['article_id']}", "/itsm/kb", article)
-    ticket_ids = {}
-    for scenario in SCENARIOS:
-        ticket_id = f"INC-{batch * 1000 + scenario.suffix}"
-        await sandbox_request(
-            sandbox,
-            "POST",
-            "/itsm/tickets",
-            {
-                "ticket_id": ticket_id,
-                "title": scenario.title,
-                "description": scenario.description,
-                "requester": "erin",
-                "ci_id": scenario.ci_id,
-            },
-        )
-        ticket_ids[scenario.suffix] = ticket_id
-    return ticket_ids
+        await create_once(run.sandbox, f"/itsm/kb/{article['article_id']}", "/itsm/kb", article)
 
 
-async def start(
-    client: Client, settings: Settings, ticket_ids: dict[int, str]
-) -> dict[int, WorkflowHandle]:
-    return {
-        suffix: await client.start_workflow(
-            "TicketTriage",
-            TicketTriageInput(ticket_id=ticket_id, submitted_by="erin"),
-            id=TicketTriageWorkflow.case_id(ticket_id),
-            task_queue=settings.task_queue,
-        )
-        for suffix, ticket_id in ticket_ids.items()
-    }
+async def seed(run: DemoRun, scenario: DemoScenario[Ticket]) -> TicketTriageInput:
+    ticket_id = f"INC-{scenario.number(run.batch)}"
+    await sandbox_request(
+        run.sandbox,
+        "POST",
+        "/itsm/tickets",
+        {
+            "ticket_id": ticket_id,
+            "title": scenario.facts.title,
+            "description": scenario.facts.description,
+            "requester": "erin",
+            "ci_id": scenario.facts.ci_id,
+        },
+    )
+    return TicketTriageInput(ticket_id=ticket_id, submitted_by="erin")
 
 
-def on_call(scenario: TriageScenario) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
+def on_call(scenario: DemoScenario[Ticket]) -> Responder:
     """The scenario's on-call engineer acknowledges the page; review tasks are left waiting."""
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if state.open_task is not None:
             return False
-        if state.waiting_on and "acknowledge" in state.waiting_on and scenario.acknowledge_as:
+        responder = scenario.facts.acknowledge_as
+        if state.waiting_on and "acknowledge" in state.waiting_on and responder:
             message = await handle.execute_update(
-                "acknowledge", Acknowledgement(responder=scenario.acknowledge_as), result_type=str
+                "acknowledge", Acknowledgement(responder=responder), result_type=str
             )
             print(f"  {handle.id}: {message}")
         return True
 
     return respond
+
+
+async def play(run: DemoRun, scenario: DemoScenario[Ticket], handle: WorkflowHandle) -> None:
+    await drive_case(handle, on_call(scenario))
+
+
+DEMO = ProcessDemo(
+    process="ticket-triage",
+    order=20,
+    scenarios=SCENARIOS,
+    numbered=Numbered("/itsm/tickets", "ticket_id", "INC-"),
+    seed=seed,
+    reference=reference,
+    play=play,
+)

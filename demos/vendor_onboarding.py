@@ -6,24 +6,30 @@ vendor, who resubmits a document when asked; one application is left waiting for
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import httpx
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 
 from activities.vendors import DocumentResubmission
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import TaskDecision
 from casework.cli.cases import command, drive_case
-from casework.cli.resubmit import upload_to_portal
-from casework.cli.seeding import DemoCase, decide_as_demo_user, sandbox_request
+from casework.cli.seeding import (
+    DemoRun,
+    DemoScenario,
+    Numbered,
+    ProcessDemo,
+    Responder,
+    decide_tasks,
+    installed_command,
+    sandbox_request,
+)
 from casework.config import Settings
-from workflows.vendor_onboarding import VendorOnboardingInput, VendorOnboardingWorkflow
+from demos.vendor_documents import upload_to_portal
+from workflows.vendor_onboarding import VendorOnboardingInput
 
 APPROVE = "approve"
 VALID = timedelta(days=3 * 365)
@@ -48,15 +54,11 @@ def bank_confirmation_text(name: str, iban: str) -> str:
 
 
 @dataclass(frozen=True)
-class VendorScenario:
-    suffix: int
-    story: str
+class Vendor:
+    """Who applies, and what their documents get wrong."""
+
     vendor_name: str
-    expected: str
     iban: str = "DE89370400440532013000"
-    decisions: dict[str, TaskDecision] = field(default_factory=dict)
-    """What each reviewer role decides once its task is open; tasks are decided in the order
-    they opened (legal first)."""
     bank_letter_name: str | None = None
     """Submit a bank confirmation naming this company instead of the vendor."""
     tax_valid_for: timedelta = VALID
@@ -68,22 +70,23 @@ def _approve(approver: str, comment: str | None = None) -> TaskDecision:
     return TaskDecision(approver=approver, action=APPROVE, comment=comment)
 
 
+# Reviews run in parallel; the demo decides them in the order they opened (legal first).
 SCENARIOS = [
-    VendorScenario(
+    DemoScenario(
         1,
         "documents in order; legal and finance approve",
-        "Nordwind Logistik GmbH",
-        expected=CaseStatus.ONBOARDED,
+        CaseStatus.ONBOARDED,
+        Vendor("Nordwind Logistik GmbH"),
         decisions={
             "legal_counsel": _approve("mia", "standard terms"),
             "finance_manager": _approve("carol"),
         },
     ),
-    VendorScenario(
+    DemoScenario(
         2,
         "legal approves, finance rejects",
-        "Elbe Frachtkontor KG",
-        expected=CaseStatus.REJECTED,
+        CaseStatus.REJECTED,
+        Vendor("Elbe Frachtkontor KG"),
         decisions={
             "legal_counsel": _approve("mia"),
             "finance_manager": TaskDecision(
@@ -91,59 +94,56 @@ SCENARIOS = [
             ),
         },
     ),
-    VendorScenario(
+    DemoScenario(
         3,
         "bank letter for another company; the vendor resubmits",
-        "Alster Verpackung GmbH",
-        expected=CaseStatus.ONBOARDED,
-        bank_letter_name="Alster Immobilien GmbH",
-        resubmit=True,
+        CaseStatus.ONBOARDED,
+        Vendor("Alster Verpackung GmbH", bank_letter_name="Alster Immobilien GmbH", resubmit=True),
         decisions={"legal_counsel": _approve("mia"), "finance_manager": _approve("carol")},
     ),
-    VendorScenario(
+    DemoScenario(
         4,
         "foreign bank account: procurement reviews too",
-        "Baltic Marine Supplies GmbH",
-        expected=CaseStatus.ONBOARDED,
-        iban="GB33BUKB20201555555555",
+        CaseStatus.ONBOARDED,
+        Vendor("Baltic Marine Supplies GmbH", iban="GB33BUKB20201555555555"),
         decisions={
             "legal_counsel": _approve("mia"),
             "finance_manager": _approve("carol"),
             "procurement_manager": _approve("liam", "UK subsidiary, confirmed by phone"),
         },
     ),
-    VendorScenario(
+    DemoScenario(
         5,
         "expired tax certificate: waits for the vendor",
-        "Harburger Metallbau GmbH",
-        expected=CaseStatus.AWAITING_EXTERNAL,
-        tax_valid_for=EXPIRED,
+        CaseStatus.AWAITING_EXTERNAL,
+        Vendor("Harburger Metallbau GmbH", tax_valid_for=EXPIRED),
     ),
 ]
 
 
-def _tax_id(batch: int, scenario: VendorScenario) -> str:
+def _tax_id(batch: int, scenario: DemoScenario[Vendor]) -> str:
     # One active ERP vendor per tax ID: every demo batch needs vendors of its own.
-    return f"DE{batch * 1000 + scenario.suffix:09d}"
+    return f"DE{scenario.number(batch):09d}"
 
 
-def _application_id(batch: int, scenario: VendorScenario) -> str:
-    return f"APP-{batch * 1000 + scenario.suffix}"
+def _application_id(batch: int, scenario: DemoScenario[Vendor]) -> str:
+    return f"APP-{scenario.number(batch)}"
 
 
-async def seed(sandbox: httpx.AsyncClient, batch: int, scenario: VendorScenario) -> str:
-    application_id = _application_id(batch, scenario)
-    name, tax_id = scenario.vendor_name, _tax_id(batch, scenario)
+async def seed(run: DemoRun, scenario: DemoScenario[Vendor]) -> VendorOnboardingInput:
+    """The vendor's application with the documents it was submitted with."""
+    application_id, vendor = _application_id(run.batch, scenario), scenario.facts
+    name, tax_id = vendor.vendor_name, _tax_id(run.batch, scenario)
     texts = {
         "REG": ("company_registration", registration_text(name)),
-        "TAX": ("tax_certificate", tax_certificate_text(name, tax_id, scenario.tax_valid_for)),
+        "TAX": ("tax_certificate", tax_certificate_text(name, tax_id, vendor.tax_valid_for)),
         "BANK": (
             "bank_confirmation",
-            bank_confirmation_text(scenario.bank_letter_name or name, scenario.iban),
+            bank_confirmation_text(vendor.bank_letter_name or name, vendor.iban),
         ),
     }
     await sandbox_request(
-        sandbox,
+        run.sandbox,
         "POST",
         "/vendors/applications",
         {
@@ -151,7 +151,7 @@ async def seed(sandbox: httpx.AsyncClient, batch: int, scenario: VendorScenario)
             "vendor_name": name,
             "country": "DE",
             "tax_id": tax_id,
-            "bank_account": scenario.iban,
+            "bank_account": vendor.iban,
             "contact_email": f"onboarding@{application_id.lower()}.example",
             "documents": [
                 {
@@ -164,16 +164,15 @@ async def seed(sandbox: httpx.AsyncClient, batch: int, scenario: VendorScenario)
             ],
         },
     )
-    return application_id
+    return VendorOnboardingInput(application_id=application_id, submitted_by="alice")
 
 
-def corrected_document(
-    batch: int, scenario: VendorScenario, application_id: str
-) -> DocumentResubmission:
+def corrected_document(batch: int, scenario: DemoScenario[Vendor]) -> DocumentResubmission:
     """What the vendor sends when asked: the document it got wrong, put right."""
-    name = scenario.vendor_name
-    if scenario.bank_letter_name:
-        kind, text = "bank_confirmation", bank_confirmation_text(name, scenario.iban)
+    application_id, vendor = _application_id(batch, scenario), scenario.facts
+    name = vendor.vendor_name
+    if vendor.bank_letter_name:
+        kind, text = "bank_confirmation", bank_confirmation_text(name, vendor.iban)
     else:
         kind, text = "tax_certificate", tax_certificate_text(name, _tax_id(batch, scenario))
     return DocumentResubmission(
@@ -187,29 +186,22 @@ def corrected_document(
 
 
 def people(
-    scenario: VendorScenario,
-    resubmission: DocumentResubmission,
-    settings: Settings,
-    sandbox: httpx.AsyncClient,
-) -> Callable[[WorkflowHandle, CaseState], Awaitable[bool]]:
-    """The reviewers decide their open tasks as the scenario says (legal before finance); the
-    vendor resubmits once when asked. Anything else is left waiting."""
-    pending = dict(scenario.decisions)
+    run: DemoRun, scenario: DemoScenario[Vendor], resubmission: DocumentResubmission
+) -> Responder:
+    """The reviewers decide their open tasks as the scenario says; the vendor resubmits once
+    when asked. Anything else is left waiting."""
+    reviewers = decide_tasks(run, scenario)
     sent: list[str] = []
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
         if state.open_tasks:
-            ours = [task for task in state.open_tasks if task.role in pending]
-            for task in ours:
-                decision = pending.pop(task.role).model_copy(update={"task_id": task.task_id})
-                await decide_as_demo_user(handle, settings, decision)
-            return bool(ours)
+            return await reviewers(handle, state)
         if sent:
             return True  # the case is still checking what the vendor sent
-        if state.status != CaseStatus.AWAITING_EXTERNAL or not scenario.resubmit:
+        if state.status != CaseStatus.AWAITING_EXTERNAL or not scenario.facts.resubmit:
             return False
         # The vendor uploads to the portal, which tells the case; the case reads it back.
-        await upload_to_portal(sandbox, resubmission)
+        await upload_to_portal(run.sandbox, resubmission)
         await handle.signal("resubmit", resubmission)
         sent.append(resubmission.document_id)
         print(f"  {handle.id}: the vendor resubmitted {resubmission.document_id}")
@@ -218,59 +210,38 @@ def people(
     return respond
 
 
-async def run(
-    client: Client, settings: Settings, sandbox: httpx.AsyncClient, batch: int
-) -> list[DemoCase]:
-    cases = []
-    for scenario in SCENARIOS:
-        application_id = await seed(sandbox, batch, scenario)
-        handle = await client.start_workflow(
-            "VendorOnboarding",
-            VendorOnboardingInput(application_id=application_id, submitted_by="alice"),
-            id=VendorOnboardingWorkflow.case_id(application_id),
-            task_queue=settings.task_queue,
-        )
-        cases.append((scenario, application_id, handle))
-    await asyncio.gather(
-        *(
-            drive_case(
-                handle,
-                people(
-                    scenario,
-                    corrected_document(batch, scenario, application_id),
-                    settings,
-                    sandbox,
-                ),
-            )
-            for scenario, application_id, handle in cases
-        )
-    )
-    for scenario, application_id, handle in cases:
-        if scenario.expected == CaseStatus.AWAITING_EXTERNAL:
-            _print_how_to_resubmit(
-                settings, handle.id, corrected_document(batch, scenario, application_id)
-            )
-    return [DemoCase(handle, scenario.story, scenario.expected) for scenario, _, handle in cases]
+async def play(run: DemoRun, scenario: DemoScenario[Vendor], handle: WorkflowHandle) -> None:
+    document = corrected_document(run.batch, scenario)
+    await drive_case(handle, people(run, scenario, document))
+    if scenario.expected == CaseStatus.AWAITING_EXTERNAL:
+        _print_how_to_resubmit(run.settings, handle.id, document)
 
 
 def _print_how_to_resubmit(
     settings: Settings, case_id: str, document: DocumentResubmission
 ) -> None:
     """Write the vendor's corrected document to a file, and say how to send it."""
-    # Imported here: the demo module imports this one to run it.
-    from casework.cli.demo import _command
-
     path = Path(settings.state_dir) / "demo" / f"{document.document_id}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document.content)
     signal_input = json.dumps(document.model_dump(exclude_none=True))
     upload = json.dumps(document.model_dump(include={"document_id", "kind", "filename", "content"}))
     print(f"{case_id} waits for the vendor's {document.kind}. Send it with:")
-    resubmit = [_command("casework"), "resubmit", case_id, "--kind", document.kind]
+    resubmit = [installed_command("casework"), "resubmit", case_id, "--kind", document.kind]
     print(f"  {command(*resubmit, '--file', str(path), '--document-id', document.document_id)}")
     print("or upload it to the vendor portal and tell the case with the Temporal CLI:")
     portal = f"{settings.sandbox_url}/vendors/applications/{document.application_id}/documents"
     upload_command = ["curl", "-X", "POST", portal, "-H", "Content-Type: application/json"]
     print(f"  {command(*upload_command, '-d', upload)}")
-    signal = [_command("temporal"), "workflow", "signal", "--workflow-id", case_id]
+    signal = [installed_command("temporal"), "workflow", "signal", "--workflow-id", case_id]
     print(f"  {command(*signal, '--name', 'resubmit', '--input', signal_input)}")
+
+
+DEMO = ProcessDemo(
+    process="vendor-onboarding",
+    order=40,
+    scenarios=SCENARIOS,
+    numbered=Numbered("/vendors/applications", "application_id", "APP-"),
+    seed=seed,
+    play=play,
+)

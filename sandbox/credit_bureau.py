@@ -4,7 +4,7 @@ A lender requests a report (``POST /credit-bureau/requests``) and gets a receipt
 answers later (``POST /credit-bureau/requests/{id}/answer`` plays the bureau's side), building
 the report from the subject's credit file as it is at that moment. The answer is a message the
 lender's side routes to the case that asked, by application ID: ``casework deliver credit-report
-REQUEST_ID`` reads it from here and delivers it (see ``casework.correlation``). Credit files are
+REQUEST_ID`` reads it from here and delivers it (see ``demos.loan_messages``). Credit files are
 test data (``POST /credit-bureau/files``).
 """
 
@@ -26,6 +26,7 @@ from casework.sandbox.store import (
     columns,
     insert,
     next_id,
+    refuse_duplicate,
     utc_now,
 )
 
@@ -133,10 +134,9 @@ def _get(conn: sqlite3.Connection, request_id: str) -> ReportRequestStatus:
 def create_credit_file(credit_file: CreditFile, db: Db) -> CreditFile:
     """Create a person's credit file (test data)."""
     with db.transaction() as conn:
-        if conn.execute(
-            "SELECT 1 FROM credit_bureau_files WHERE subject_id = ?", (credit_file.subject_id,)
-        ).fetchone():
-            raise HTTPException(409, f"credit file {credit_file.subject_id} already exists")
+        refuse_duplicate(
+            conn, "credit file", "credit_bureau_files", "subject_id", credit_file.subject_id
+        )
         insert(conn, "credit_bureau_files", credit_file.model_dump(mode="json"))
     return credit_file
 
@@ -158,7 +158,7 @@ def request_report(
 ) -> ReportRequestStatus:
     """Ask for a report; the answer comes later. The same Idempotency-Key asks only once."""
 
-    def apply() -> ReportRequestStatus:
+    def apply(conn: sqlite3.Connection) -> ReportRequestStatus:
         seq, request_id = next_id(conn, "credit_bureau_requests", "CBR")
         insert(
             conn,
@@ -173,17 +173,15 @@ def request_report(
         )
         return _get(conn, request_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="credit report request",
-            key=key,
-            subject="",
-            request=request,
-            result_type=ReportRequestStatus,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="credit report request",
+        key=key,
+        request=request,
+        result_type=ReportRequestStatus,
+        apply=apply,
+    )
 
 
 @router.get("/requests")

@@ -22,6 +22,7 @@ from casework.sandbox.store import (
     columns,
     insert,
     next_id,
+    refuse_duplicate,
     utc_now,
 )
 
@@ -96,11 +97,7 @@ def _get_customer(conn: sqlite3.Connection, customer_id: str) -> Customer:
 def create_customer(customer: Customer, db: Db) -> Customer:
     """Record a customer (test data)."""
     with db.transaction() as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM crm_customers WHERE customer_id = ?", (customer.customer_id,)
-        ).fetchone()
-        if exists:
-            raise HTTPException(409, f"customer {customer.customer_id} already exists")
+        refuse_duplicate(conn, "customer", "crm_customers", "customer_id", customer.customer_id)
         insert(conn, "crm_customers", customer.model_dump(mode="json"))
     return customer
 
@@ -130,7 +127,7 @@ def add_refund_note(
     A closed customer record takes no new notes (409).
     """
 
-    def apply() -> RefundNote:
+    def apply(conn: sqlite3.Connection) -> RefundNote:
         customer = _get_customer(conn, customer_id)
         if customer.status == "closed":
             raise HTTPException(409, f"customer {customer_id} is closed; it takes no new notes")
@@ -141,17 +138,16 @@ def add_refund_note(
         insert(conn, "crm_customer_refund_notes", {"seq": seq, **created.model_dump(mode="json")})
         return created
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="crm refund note",
-            key=key,
-            subject=customer_id,
-            request=note,
-            result_type=RefundNote,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="crm refund note",
+        key=key,
+        subject=customer_id,
+        request=note,
+        result_type=RefundNote,
+        apply=apply,
+    )
 
 
 @router.get("/{customer_id}/refund-notes")

@@ -9,15 +9,23 @@ or nurturing it takes one off, so the load the routing policy reads is the CRM's
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from casework.sandbox.models import Money, RecordId, StrictModel, Text
-from casework.sandbox.store import Db, IdempotencyKey, apply_once, columns, insert, utc_now
+from casework.sandbox.store import (
+    Db,
+    IdempotencyKey,
+    RecordTable,
+    apply_once,
+    columns,
+    insert,
+    refuse_duplicate,
+    utc_now,
+)
 
 router = APIRouter(prefix="/crm", tags=["CRM: sales"])
 
@@ -233,13 +241,6 @@ class FirstTouchMessage(StrictModel):
 # --- storage helpers -------------------------------------------------------------------------
 
 
-def _refuse_duplicate(
-    conn: sqlite3.Connection, record: str, table: str, column: str, value: str
-) -> None:
-    if conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone():
-        raise HTTPException(409, f"{record} {value} already exists")
-
-
 def _get_ae(conn: sqlite3.Connection, ae_id: str) -> AccountExecutive:
     row = conn.execute(
         "SELECT * FROM crm_sales_account_executives WHERE ae_id = ?", (ae_id,)
@@ -307,32 +308,7 @@ def _release(conn: sqlite3.Connection, lead: Lead, status: LeadStatus) -> None:
     )
 
 
-def _write_lead(
-    db: Db,
-    response: Response,
-    operation: str,
-    key: str,
-    lead_id: str,
-    request: BaseModel,
-    change: Callable[[sqlite3.Connection, Lead], None],
-) -> Lead:
-    """Apply a lead write at most once per Idempotency-Key; answer with the lead after it."""
-    with db.transaction() as conn:
-
-        def apply() -> Lead:
-            change(conn, _get_lead(conn, lead_id))  # an unknown lead is a 404, nothing written
-            return _get_lead(conn, lead_id)
-
-        return apply_once(
-            conn,
-            response,
-            operation=operation,
-            key=key,
-            subject=lead_id,
-            request=request,
-            result_type=Lead,
-            apply=apply,
-        )
+LEADS = RecordTable(Lead, "crm_sales_leads", "lead_id", _get_lead)
 
 
 # --- account executive routes ----------------------------------------------------------------
@@ -341,7 +317,7 @@ def _write_lead(
 @router.post("/account-executives", status_code=201)
 def create_account_executive(ae: AccountExecutive, db: Db) -> AccountExecutive:
     with db.transaction() as conn:
-        _refuse_duplicate(
+        refuse_duplicate(
             conn, "account executive", "crm_sales_account_executives", "ae_id", ae.ae_id
         )
         insert(conn, "crm_sales_account_executives", ae.model_dump())
@@ -372,11 +348,10 @@ def get_account_executive(ae_id: str, db: Db) -> AccountExecutive:
 @router.post("/accounts", status_code=201)
 def create_account(account: Account, db: Db) -> Account:
     with db.transaction() as conn:
-        _refuse_duplicate(conn, "account", "crm_sales_accounts", "account_id", account.account_id)
-        if conn.execute(
-            "SELECT 1 FROM crm_sales_accounts WHERE domain = ?", (account.domain,)
-        ).fetchone():
-            raise HTTPException(409, f"an account with domain {account.domain} already exists")
+        refuse_duplicate(conn, "account", "crm_sales_accounts", "account_id", account.account_id)
+        refuse_duplicate(
+            conn, "an account with domain", "crm_sales_accounts", "domain", account.domain
+        )
         if account.owner_ae_id is not None:
             _get_ae(conn, account.owner_ae_id)
         insert(conn, "crm_sales_accounts", account.model_dump())
@@ -406,7 +381,7 @@ def get_account(account_id: str, db: Db) -> Account:
 @router.post("/firmographics", status_code=201)
 def create_firmographics(company: Firmographics, db: Db) -> Firmographics:
     with db.transaction() as conn:
-        _refuse_duplicate(
+        refuse_duplicate(
             conn, "firmographics for", "crm_sales_firmographics", "domain", company.domain
         )
         insert(
@@ -436,7 +411,7 @@ def get_firmographics(domain: str, db: Db) -> Firmographics:
 def create_lead(lead: NewLead, db: Db) -> Lead:
     """Capture a lead with status "new", unassigned."""
     with db.transaction() as conn:
-        _refuse_duplicate(conn, "lead", "crm_sales_leads", "lead_id", lead.lead_id)
+        refuse_duplicate(conn, "lead", "crm_sales_leads", "lead_id", lead.lead_id)
         insert(
             conn,
             "crm_sales_leads",
@@ -507,7 +482,15 @@ def assign_lead(
             detail += f": {assignment.note}"
         _record(conn, lead_id, "assigned", detail)
 
-    return _write_lead(db, response, "lead assignment", key, lead_id, assignment, change)
+    return LEADS.write_once(
+        db,
+        response,
+        operation="lead assignment",
+        key=key,
+        record_id=lead_id,
+        request=assignment,
+        change=change,
+    )
 
 
 @router.post("/leads/{lead_id}/unassign")
@@ -525,7 +508,15 @@ def unassign_lead(
         _release(conn, lead, "new")
         _record(conn, lead_id, "unassigned", f"from {lead.owner_ae_id}: {release.reason}")
 
-    return _write_lead(db, response, "lead unassignment", key, lead_id, release, change)
+    return LEADS.write_once(
+        db,
+        response,
+        operation="lead unassignment",
+        key=key,
+        record_id=lead_id,
+        request=release,
+        change=change,
+    )
 
 
 @router.post("/leads/{lead_id}/nurture")
@@ -542,7 +533,15 @@ def nurture_lead(
         _release(conn, lead, "nurture")
         _record(conn, lead_id, "nurtured", release.reason)
 
-    return _write_lead(db, response, "lead nurture", key, lead_id, release, change)
+    return LEADS.write_once(
+        db,
+        response,
+        operation="lead nurture",
+        key=key,
+        record_id=lead_id,
+        request=release,
+        change=change,
+    )
 
 
 # --- first-touch message routes --------------------------------------------------------------
@@ -556,7 +555,7 @@ def queue_first_touch(
     per lead: while a first touch is queued for it, another is a 409 (a cancelled one does not
     count)."""
 
-    def apply() -> FirstTouchMessage:
+    def apply(conn: sqlite3.Connection) -> FirstTouchMessage:
         lead = _get_lead(conn, lead_id)
         _get_ae(conn, request.ae_id)
         earlier = conn.execute(
@@ -587,17 +586,16 @@ def queue_first_touch(
         insert(conn, "crm_sales_messages", {"seq": seq, **message.model_dump(mode="json")})
         return message
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="first-touch message",
-            key=key,
-            subject=lead_id,
-            request=request,
-            result_type=FirstTouchMessage,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="first-touch message",
+        key=key,
+        subject=lead_id,
+        request=request,
+        result_type=FirstTouchMessage,
+        apply=apply,
+    )
 
 
 _SELECT_MESSAGES = f"SELECT {columns(FirstTouchMessage)} FROM crm_sales_messages"

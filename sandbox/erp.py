@@ -12,9 +12,61 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
 
 from casework.sandbox.models import Currency, Money, RecordId, StrictModel, Text
-from casework.sandbox.store import Db, IdempotencyKey, apply_once, insert, utc_now
+from casework.sandbox.store import (
+    Db,
+    IdempotencyKey,
+    RecordTable,
+    insert,
+    refuse_duplicate,
+    utc_now,
+)
 
 router = APIRouter(prefix="/erp", tags=["ERP"])
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppliers (
+    supplier_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    country TEXT NOT NULL,
+    bank_account TEXT NOT NULL,
+    status TEXT NOT NULL,
+    risk TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS purchase_orders (
+    po_number TEXT PRIMARY KEY,
+    supplier_id TEXT NOT NULL REFERENCES suppliers (supplier_id),
+    currency TEXT NOT NULL,
+    lines TEXT NOT NULL,
+    total TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS goods_receipts (
+    receipt_id TEXT PRIMARY KEY,
+    po_number TEXT NOT NULL REFERENCES purchase_orders (po_number),
+    lines TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS goods_receipts_po ON goods_receipts (po_number);
+CREATE TABLE IF NOT EXISTS invoices (
+    invoice_id TEXT PRIMARY KEY,
+    supplier_id TEXT NOT NULL REFERENCES suppliers (supplier_id),
+    po_number TEXT REFERENCES purchase_orders (po_number),
+    currency TEXT NOT NULL,
+    lines TEXT NOT NULL,
+    total TEXT NOT NULL,
+    exception_reason TEXT,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invoices_status ON invoices (status);
+CREATE TABLE IF NOT EXISTS invoice_status_history (
+    seq INTEGER PRIMARY KEY,
+    invoice_id TEXT NOT NULL REFERENCES invoices (invoice_id),
+    status TEXT NOT NULL,
+    note TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invoice_status_history_invoice
+    ON invoice_status_history (invoice_id);
+"""
 
 InvoiceStatus = Literal["exception", "approved", "paid", "rejected", "on_hold", "open"]
 
@@ -128,6 +180,9 @@ def _get_invoice(conn: sqlite3.Connection, invoice_id: str) -> Invoice:
     return _invoice_from_row(conn, row)
 
 
+INVOICES = RecordTable(Invoice, "invoices", "invoice_id", _get_invoice)
+
+
 def _record_status(
     conn: sqlite3.Connection, invoice_id: str, status: InvoiceStatus, note: str | None
 ) -> None:
@@ -138,17 +193,10 @@ def _record_status(
     )
 
 
-def _refuse_duplicate(
-    conn: sqlite3.Connection, record: str, table: str, column: str, value: str
-) -> None:
-    if conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone():
-        raise HTTPException(409, f"{record} {value} already exists")
-
-
 @router.post("/suppliers", status_code=201)
 def create_supplier(supplier: Supplier, db: Db) -> Supplier:
     with db.transaction() as conn:
-        _refuse_duplicate(conn, "supplier", "suppliers", "supplier_id", supplier.supplier_id)
+        refuse_duplicate(conn, "supplier", "suppliers", "supplier_id", supplier.supplier_id)
         insert(conn, "suppliers", supplier.model_dump())
     return supplier
 
@@ -171,7 +219,7 @@ def create_purchase_order(order: NewPurchaseOrder, db: Db) -> PurchaseOrder:
     created = PurchaseOrder(**order.model_dump(), total=_total(order.lines))
     with db.transaction() as conn:
         _get_supplier(conn, order.supplier_id)
-        _refuse_duplicate(conn, "purchase order", "purchase_orders", "po_number", order.po_number)
+        refuse_duplicate(conn, "purchase order", "purchase_orders", "po_number", order.po_number)
         insert(
             conn,
             "purchase_orders",
@@ -197,7 +245,7 @@ def get_purchase_order(po_number: str, db: Db) -> PurchaseOrder:
 def create_goods_receipt(receipt: GoodsReceipt, db: Db) -> GoodsReceipt:
     with db.transaction() as conn:
         _get_purchase_order(conn, receipt.po_number)
-        _refuse_duplicate(conn, "goods receipt", "goods_receipts", "receipt_id", receipt.receipt_id)
+        refuse_duplicate(conn, "goods receipt", "goods_receipts", "receipt_id", receipt.receipt_id)
         insert(
             conn,
             "goods_receipts",
@@ -233,7 +281,7 @@ def create_invoice(invoice: NewInvoice, db: Db) -> Invoice:
         _get_supplier(conn, invoice.supplier_id)
         if invoice.po_number is not None:
             _get_purchase_order(conn, invoice.po_number)
-        _refuse_duplicate(conn, "invoice", "invoices", "invoice_id", invoice.invoice_id)
+        refuse_duplicate(conn, "invoice", "invoices", "invoice_id", invoice.invoice_id)
         insert(
             conn,
             "invoices",
@@ -266,22 +314,18 @@ def change_invoice_status(
 ) -> Invoice:
     """Move the invoice to a new status, at most once per Idempotency-Key."""
 
-    def apply() -> Invoice:
-        _get_invoice(conn, invoice_id)
+    def move(conn: sqlite3.Connection, _invoice: Invoice) -> None:
         conn.execute(
             "UPDATE invoices SET status = ? WHERE invoice_id = ?", (change.status, invoice_id)
         )
         _record_status(conn, invoice_id, change.status, change.note)
-        return _get_invoice(conn, invoice_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="invoice status change",
-            key=key,
-            subject=invoice_id,
-            request=change,
-            result_type=Invoice,
-            apply=apply,
-        )
+    return INVOICES.write_once(
+        db,
+        response,
+        operation="invoice status change",
+        key=key,
+        record_id=invoice_id,
+        request=change,
+        change=move,
+    )

@@ -15,10 +15,12 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
 
-from casework.sandbox.models import RecordId, StrictModel, Text
+from casework.sandbox.models import Closing, RecordId, StrictModel, Text
 from casework.sandbox.store import (
     Db,
+    FinalStatus,
     IdempotencyKey,
+    RecordTable,
     apply_once,
     columns,
     insert,
@@ -74,8 +76,8 @@ class Vendor(NewVendor):
     deactivation_reason: str | None = None
 
 
-class Deactivation(StrictModel):
-    reason: Text
+class Deactivation(Closing):
+    """Why a vendor is blocked from orders and payments."""
 
 
 _SELECT = f"SELECT {columns(Vendor)} FROM erp_vendors"
@@ -100,12 +102,18 @@ def _get_vendor(conn: sqlite3.Connection, vendor_id: str) -> Vendor:
     return _vendor_from_row(row)
 
 
+VENDORS = RecordTable(Vendor, "erp_vendors", "vendor_id", _get_vendor)
+DEACTIVATED = FinalStatus(
+    "inactive", at_column="deactivated_at", reason_column="deactivation_reason"
+)
+
+
 @router.post("", status_code=201)
 def create_vendor(vendor: NewVendor, key: IdempotencyKey, response: Response, db: Db) -> Vendor:
     """Create a vendor. Retrying with the same Idempotency-Key returns the first vendor; a second
     active vendor with the same tax ID is refused."""
 
-    def apply() -> Vendor:
+    def apply(conn: sqlite3.Connection) -> Vendor:
         tax_id_key = _tax_id_key(vendor.tax_id)
         existing = conn.execute(
             "SELECT vendor_id FROM erp_vendors WHERE tax_id_key = ? AND status = 'active'",
@@ -132,17 +140,15 @@ def create_vendor(vendor: NewVendor, key: IdempotencyKey, response: Response, db
         )
         return created
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="vendor creation",
-            key=key,
-            subject="",
-            request=vendor,
-            result_type=Vendor,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="vendor creation",
+        key=key,
+        request=vendor,
+        result_type=Vendor,
+        apply=apply,
+    )
 
 
 @router.get("")
@@ -174,25 +180,12 @@ def deactivate_vendor(
 ) -> Vendor:
     """Block a vendor from orders and payments; deactivating an inactive one changes nothing."""
 
-    def apply() -> Vendor:
-        vendor = _get_vendor(conn, vendor_id)
-        if vendor.status == "inactive":
-            return vendor
-        conn.execute(
-            "UPDATE erp_vendors SET status = 'inactive', deactivated_at = ?, "
-            "deactivation_reason = ? WHERE vendor_id = ?",
-            (utc_now().isoformat(), deactivation.reason, vendor_id),
-        )
-        return _get_vendor(conn, vendor_id)
-
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="vendor deactivation",
-            key=key,
-            subject=vendor_id,
-            request=deactivation,
-            result_type=Vendor,
-            apply=apply,
-        )
+    return VENDORS.close_once(
+        db,
+        response,
+        operation="vendor deactivation",
+        key=key,
+        record_id=vendor_id,
+        request=deactivation,
+        final=DEACTIVATED,
+    )

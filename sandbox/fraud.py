@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import Field
 
 from casework.sandbox.models import RecordId, StrictModel, Text
-from casework.sandbox.store import Db, columns, insert, next_id, utc_now
+from casework.sandbox.store import Db, columns, insert, next_id, refuse_duplicate, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fraud_signals (
@@ -110,8 +110,7 @@ def raise_alert(alert: NewAlert, db: Db) -> Alert:
     with db.transaction() as conn:
         seq, assigned = next_id(conn, "fraud_alerts", "FA")
         alert_id = alert.alert_id or assigned
-        if conn.execute("SELECT 1 FROM fraud_alerts WHERE alert_id = ?", (alert_id,)).fetchone():
-            raise HTTPException(409, f"fraud alert {alert_id} already exists")
+        refuse_duplicate(conn, "fraud alert", "fraud_alerts", "alert_id", alert_id)
         raised = Alert(
             **alert.model_dump(exclude={"alert_id"}), alert_id=alert_id, raised_at=utc_now()
         )

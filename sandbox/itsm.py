@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -18,9 +17,68 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import Field, StringConstraints
 
 from casework.sandbox.models import RecordId, StrictModel, Text
-from casework.sandbox.store import Db, IdempotencyKey, apply_once, columns, insert, utc_now
+from casework.sandbox.store import (
+    Db,
+    IdempotencyKey,
+    RecordTable,
+    columns,
+    insert,
+    refuse_duplicate,
+    utc_now,
+)
 
 router = APIRouter(prefix="/itsm", tags=["ITSM"])
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS itsm_configuration_items (
+    ci_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    owner_team TEXT NOT NULL,
+    oncall TEXT NOT NULL,
+    criticality TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS itsm_kb_articles (
+    article_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS itsm_tickets (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    ci_id TEXT REFERENCES itsm_configuration_items (ci_id),
+    category TEXT,
+    severity INTEGER,
+    status TEXT NOT NULL,
+    team TEXT,
+    assignee TEXT,
+    resolution TEXT,
+    kb_article_id TEXT REFERENCES itsm_kb_articles (article_id),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS itsm_tickets_status ON itsm_tickets (status);
+CREATE TABLE IF NOT EXISTS itsm_ticket_comments (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL REFERENCES itsm_tickets (ticket_id),
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS itsm_ticket_comments_ticket ON itsm_ticket_comments (ticket_id);
+CREATE TABLE IF NOT EXISTS itsm_ticket_history (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL REFERENCES itsm_tickets (ticket_id),
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS itsm_ticket_history_ticket ON itsm_ticket_history (ticket_id);
+"""
 
 TicketStatus = Literal["new", "assigned", "resolved"]
 Criticality = Literal["low", "medium", "high", "critical"]
@@ -172,13 +230,6 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 # --- storage helpers -------------------------------------------------------------------------
 
 
-def _refuse_duplicate(
-    conn: sqlite3.Connection, record: str, table: str, column: str, value: str
-) -> None:
-    if conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone():
-        raise HTTPException(409, f"{record} {value} already exists")
-
-
 def _get_ci(conn: sqlite3.Connection, ci_id: str) -> ConfigurationItem:
     row = conn.execute(
         "SELECT * FROM itsm_configuration_items WHERE ci_id = ?", (ci_id,)
@@ -242,42 +293,16 @@ def _update(conn: sqlite3.Connection, ticket_id: str, **values: object) -> None:
     )
 
 
+TICKETS = RecordTable(Ticket, "itsm_tickets", "ticket_id", _get_ticket)
+
+
 # --- configuration item routes ---------------------------------------------------------------
-
-
-def _write_ticket(
-    db: Db,
-    response: Response,
-    operation: str,
-    key: str,
-    ticket_id: str,
-    request: StrictModel,
-    change: Callable[[sqlite3.Connection], None],
-) -> Ticket:
-    """Apply a ticket write at most once per Idempotency-Key; answer with the ticket after it."""
-    with db.transaction() as conn:
-
-        def apply() -> Ticket:
-            _get_ticket(conn, ticket_id)  # an unknown ticket is a 404 before anything is written
-            change(conn)
-            return _get_ticket(conn, ticket_id)
-
-        return apply_once(
-            conn,
-            response,
-            operation=operation,
-            key=key,
-            subject=ticket_id,
-            request=request,
-            result_type=Ticket,
-            apply=apply,
-        )
 
 
 @router.post("/cis", status_code=201)
 def create_configuration_item(item: ConfigurationItem, db: Db) -> ConfigurationItem:
     with db.transaction() as conn:
-        _refuse_duplicate(
+        refuse_duplicate(
             conn, "configuration item", "itsm_configuration_items", "ci_id", item.ci_id
         )
         insert(conn, "itsm_configuration_items", item.model_dump())
@@ -314,7 +339,7 @@ def get_configuration_item(ci_id: str, db: Db) -> ConfigurationItem:
 @router.post("/kb", status_code=201)
 def create_kb_article(article: KbArticle, db: Db) -> KbArticle:
     with db.transaction() as conn:
-        _refuse_duplicate(
+        refuse_duplicate(
             conn, "knowledge base article", "itsm_kb_articles", "article_id", article.article_id
         )
         insert(conn, "itsm_kb_articles", article.model_dump() | {"tags": json.dumps(article.tags)})
@@ -374,7 +399,7 @@ def create_ticket(ticket: NewTicket, db: Db) -> Ticket:
     with db.transaction() as conn:
         if ticket.ci_id is not None:
             _get_ci(conn, ticket.ci_id)
-        _refuse_duplicate(conn, "ticket", "itsm_tickets", "ticket_id", ticket.ticket_id)
+        refuse_duplicate(conn, "ticket", "itsm_tickets", "ticket_id", ticket.ticket_id)
         insert(
             conn,
             "itsm_tickets",
@@ -435,7 +460,7 @@ def classify_ticket(
 ) -> Ticket:
     """Set the ticket's category and severity, at most once per Idempotency-Key."""
 
-    def change(conn: sqlite3.Connection) -> None:
+    def change(conn: sqlite3.Connection, _ticket: Ticket) -> None:
         _update(conn, ticket_id, **classification.model_dump())
         _record(
             conn,
@@ -444,8 +469,14 @@ def classify_ticket(
             f"category {classification.category}, severity {classification.severity}",
         )
 
-    return _write_ticket(
-        db, response, "ticket classification", key, ticket_id, classification, change
+    return TICKETS.write_once(
+        db,
+        response,
+        operation="ticket classification",
+        key=key,
+        record_id=ticket_id,
+        request=classification,
+        change=change,
     )
 
 
@@ -458,7 +489,7 @@ def assign_ticket(
     Assigning a resolved ticket reopens it. At most once per Idempotency-Key.
     """
 
-    def change(conn: sqlite3.Connection) -> None:
+    def change(conn: sqlite3.Connection, _ticket: Ticket) -> None:
         _update(
             conn,
             ticket_id,
@@ -473,7 +504,15 @@ def assign_ticket(
             detail += f": {assignment.note}"
         _record(conn, ticket_id, "assigned", detail)
 
-    return _write_ticket(db, response, "ticket assignment", key, ticket_id, assignment, change)
+    return TICKETS.write_once(
+        db,
+        response,
+        operation="ticket assignment",
+        key=key,
+        record_id=ticket_id,
+        request=assignment,
+        change=change,
+    )
 
 
 @router.post("/tickets/{ticket_id}/resolve")
@@ -482,7 +521,7 @@ def resolve_ticket(
 ) -> Ticket:
     """Resolve the ticket, optionally citing a knowledge-base article; at most once per key."""
 
-    def change(conn: sqlite3.Connection) -> None:
+    def change(conn: sqlite3.Connection, _ticket: Ticket) -> None:
         if resolution.kb_article_id is not None:
             _get_article(conn, resolution.kb_article_id)
         _update(conn, ticket_id, status="resolved", **resolution.model_dump())
@@ -491,7 +530,15 @@ def resolve_ticket(
             detail = f"knowledge base article {resolution.kb_article_id}: {detail}"
         _record(conn, ticket_id, "resolved", detail)
 
-    return _write_ticket(db, response, "ticket resolution", key, ticket_id, resolution, change)
+    return TICKETS.write_once(
+        db,
+        response,
+        operation="ticket resolution",
+        key=key,
+        record_id=ticket_id,
+        request=resolution,
+        change=change,
+    )
 
 
 @router.post("/tickets/{ticket_id}/comments")
@@ -500,7 +547,7 @@ def comment_on_ticket(
 ) -> Ticket:
     """Add a comment to the ticket, at most once per Idempotency-Key."""
 
-    def change(conn: sqlite3.Connection) -> None:
+    def change(conn: sqlite3.Connection, _ticket: Ticket) -> None:
         insert(
             conn,
             "itsm_ticket_comments",
@@ -508,4 +555,12 @@ def comment_on_ticket(
         )
         _record(conn, ticket_id, "commented", f"comment by {comment.author}")
 
-    return _write_ticket(db, response, "ticket comment", key, ticket_id, comment, change)
+    return TICKETS.write_once(
+        db,
+        response,
+        operation="ticket comment",
+        key=key,
+        record_id=ticket_id,
+        request=comment,
+        change=change,
+    )

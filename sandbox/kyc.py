@@ -26,6 +26,7 @@ from casework.sandbox.store import (
     apply_once,
     insert,
     next_id,
+    refuse_duplicate,
     utc_now,
 )
 
@@ -146,10 +147,9 @@ def _store_check(
 def create_identity(identity: Identity, db: Db) -> Identity:
     """Register an identity document (test data)."""
     with db.transaction() as conn:
-        if conn.execute(
-            "SELECT 1 FROM kyc_identities WHERE document_number = ?", (identity.document_number,)
-        ).fetchone():
-            raise HTTPException(409, f"identity document {identity.document_number} already exists")
+        refuse_duplicate(
+            conn, "identity document", "kyc_identities", "document_number", identity.document_number
+        )
         insert(conn, "kyc_identities", identity.model_dump(mode="json"))
     return identity
 
@@ -169,10 +169,7 @@ def get_identity(document_number: str, db: Db) -> Identity:
 def create_sanctions_entry(entry: SanctionsEntry, db: Db) -> SanctionsEntry:
     """Add a person to the sanctions list (test data)."""
     with db.transaction() as conn:
-        if conn.execute(
-            "SELECT 1 FROM kyc_sanctions WHERE entry_id = ?", (entry.entry_id,)
-        ).fetchone():
-            raise HTTPException(409, f"sanctions entry {entry.entry_id} already exists")
+        refuse_duplicate(conn, "sanctions entry", "kyc_sanctions", "entry_id", entry.entry_id)
         insert(conn, "kyc_sanctions", entry.model_dump(mode="json"))
     return entry
 
@@ -204,7 +201,7 @@ def verify_identity(
 ) -> Verification:
     """Check a person against the identity-document registry."""
 
-    def apply() -> Verification:
+    def apply(conn: sqlite3.Connection) -> Verification:
         row = conn.execute(
             "SELECT * FROM kyc_identities WHERE document_number = ?", (request.document_number,)
         ).fetchone()
@@ -234,17 +231,15 @@ def verify_identity(
             at=at,
         )
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="identity verification",
-            key=key,
-            subject="",
-            request=request,
-            result_type=Verification,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="identity verification",
+        key=key,
+        request=request,
+        result_type=Verification,
+        apply=apply,
+    )
 
 
 @router.post("/screenings", status_code=201)
@@ -253,7 +248,7 @@ def screen_sanctions(
 ) -> Screening:
     """Screen a person against the sanctions list."""
 
-    def apply() -> Screening:
+    def apply(conn: sqlite3.Connection) -> Screening:
         rows = conn.execute(
             "SELECT entry_id, name, date_of_birth, program FROM kyc_sanctions ORDER BY seq"
         ).fetchall()
@@ -285,14 +280,12 @@ def screen_sanctions(
             screening_id=check_id, status=status, hits=hits, reference=request.reference, at=at
         )
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="sanctions screening",
-            key=key,
-            subject="",
-            request=request,
-            result_type=Screening,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="sanctions screening",
+        key=key,
+        request=request,
+        result_type=Screening,
+        apply=apply,
+    )

@@ -20,10 +20,11 @@ from casework.sandbox.models import Currency, PositiveMoney, RecordId, StrictMod
 from casework.sandbox.store import (
     Db,
     IdempotencyKey,
-    apply_once,
+    RecordTable,
     columns,
     insert,
     next_id,
+    refuse_duplicate,
     utc_now,
 )
 
@@ -169,6 +170,9 @@ def _get(conn: sqlite3.Connection, application_id: str) -> Application:
     return _from_row(conn, row)
 
 
+APPLICATIONS = RecordTable(Application, "lending_applications", "application_id", _get)
+
+
 def _record(conn: sqlite3.Connection, application_id: str, status: str, note: str | None) -> None:
     insert(
         conn,
@@ -187,10 +191,9 @@ def create_application(application: NewApplication, db: Db) -> Application:
     """Create a submitted application (test data)."""
     application_id = application.application_id
     with db.transaction() as conn:
-        if conn.execute(
-            "SELECT 1 FROM lending_applications WHERE application_id = ?", (application_id,)
-        ).fetchone():
-            raise HTTPException(409, f"loan application {application_id} already exists")
+        refuse_duplicate(
+            conn, "loan application", "lending_applications", "application_id", application_id
+        )
         values = application.model_dump(mode="json")
         insert(
             conn,
@@ -229,8 +232,7 @@ def change_status(
 ) -> Application:
     """Record a decision; a change the application's status does not allow is a 409."""
 
-    def apply() -> Application:
-        application = _get(conn, application_id)
+    def move(conn: sqlite3.Connection, application: Application) -> None:
         allowed = _REACHABLE_FROM[change.status]
         if application.status not in allowed:
             raise HTTPException(
@@ -248,19 +250,16 @@ def change_status(
             ),
         )
         _record(conn, application_id, change.status, change.note)
-        return _get(conn, application_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="loan application status",
-            key=key,
-            subject=application_id,
-            request=change,
-            result_type=Application,
-            apply=apply,
-        )
+    return APPLICATIONS.write_once(
+        db,
+        response,
+        operation="loan application status",
+        key=key,
+        record_id=application_id,
+        request=change,
+        change=move,
+    )
 
 
 # --- messages from applicants ----------------------------------------------------------------

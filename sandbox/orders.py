@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import AwareDatetime, Field
 
 from casework.sandbox.models import Currency, Money, RecordId, StrictModel, Text
-from casework.sandbox.store import Db, columns, insert, utc_now
+from casework.sandbox.store import Db, columns, insert, refuse_duplicate, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -78,8 +78,7 @@ def create_order(order: NewOrder, db: Db) -> Order:
     total = sum((line.quantity * line.unit_price for line in order.lines), Decimal(0))
     created = Order(**order.model_dump(), total=total)
     with db.transaction() as conn:
-        if conn.execute("SELECT 1 FROM orders WHERE order_id = ?", (order.order_id,)).fetchone():
-            raise HTTPException(409, f"order {order.order_id} already exists")
+        refuse_duplicate(conn, "order", "orders", "order_id", order.order_id)
         row = created.model_dump(mode="json")
         insert(conn, "orders", row | {"lines": json.dumps(row["lines"])})
     return created

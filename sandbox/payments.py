@@ -11,10 +11,12 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Response
 
-from casework.sandbox.models import Currency, PositiveMoney, RecordId, StrictModel, Text
+from casework.sandbox.models import Closing, Currency, PositiveMoney, RecordId, StrictModel, Text
 from casework.sandbox.store import (
     Db,
+    FinalStatus,
     IdempotencyKey,
+    RecordTable,
     apply_once,
     columns,
     insert,
@@ -23,6 +25,42 @@ from casework.sandbox.store import (
 )
 
 router = APIRouter(prefix="/payments", tags=["Payments"])
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    seq INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL UNIQUE,
+    invoice_id TEXT NOT NULL,
+    supplier_id TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    reference TEXT,
+    status TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    reversed_at TEXT,
+    reversal_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS payments_invoice ON payments (invoice_id);
+-- Refunds to customers: money out of the same payments system, in a ledger of their own.
+CREATE TABLE IF NOT EXISTS payments_refunds (
+    seq INTEGER PRIMARY KEY,
+    refund_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    reason TEXT,
+    reference TEXT,
+    status TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    reversed_at TEXT,
+    reversal_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS payments_refunds_order ON payments_refunds (order_id);
+CREATE INDEX IF NOT EXISTS payments_refunds_customer ON payments_refunds (customer_id);
+"""
 
 
 class PaymentRequest(StrictModel):
@@ -41,8 +79,8 @@ class DisbursementRequest(StrictModel):
     reference: Text | None = None
 
 
-class Reversal(StrictModel):
-    reason: Text
+class Reversal(Closing):
+    """Why a payment or a refund is taken back."""
 
 
 class Payment(StrictModel):
@@ -67,6 +105,10 @@ def _get_payment(conn: sqlite3.Connection, payment_id: str) -> Payment:
     if row is None:
         raise HTTPException(404, f"payment {payment_id} not found")
     return Payment.model_validate(dict(row))
+
+
+PAYMENTS = RecordTable(Payment, "payments", "payment_id", _get_payment)
+REVERSED = FinalStatus("reversed", at_column="reversed_at", reason_column="reversal_reason")
 
 
 def _paid_so_far(conn: sqlite3.Connection, invoice_id: str) -> tuple[Decimal, list[str]]:
@@ -99,7 +141,7 @@ def create_payment(
     """Pay an invoice. Retrying with the same Idempotency-Key returns the first payment; a
     payment that would take an ERP invoice's payments above its total is a 409."""
 
-    def apply() -> Payment:
+    def apply(conn: sqlite3.Connection) -> Payment:
         invoice = conn.execute(
             "SELECT total FROM invoices WHERE invoice_id = ?", (request.invoice_id,)
         ).fetchone()
@@ -117,17 +159,15 @@ def create_payment(
         insert(conn, "payments", {"seq": seq, **payment.model_dump(mode="json")})
         return payment
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="payment",
-            key=key,
-            subject="",
-            request=request,
-            result_type=Payment,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="payment",
+        key=key,
+        request=request,
+        result_type=Payment,
+        apply=apply,
+    )
 
 
 @router.post("/disbursements", status_code=201)
@@ -139,7 +179,7 @@ def create_disbursement(
     the one place to check for duplicates; reverse it like any payment. A loan the lending
     system knows is paid out only once approved, and never above the approved amount (409)."""
 
-    def apply() -> Payment:
+    def apply(conn: sqlite3.Connection) -> Payment:
         application = conn.execute(
             "SELECT status, approved_amount FROM lending_applications WHERE application_id = ?",
             (request.application_id,),
@@ -170,17 +210,15 @@ def create_disbursement(
         insert(conn, "payments", {"seq": seq, **payment.model_dump(mode="json")})
         return payment
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="disbursement",
-            key=key,
-            subject="",
-            request=request,
-            result_type=Payment,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="disbursement",
+        key=key,
+        request=request,
+        result_type=Payment,
+        apply=apply,
+    )
 
 
 @router.get("")
@@ -231,6 +269,9 @@ def _get_refund(conn: sqlite3.Connection, refund_id: str) -> Refund:
     return Refund.model_validate(dict(row))
 
 
+REFUNDS = RecordTable(Refund, "payments_refunds", "refund_id", _get_refund)
+
+
 def _refuse_over_refund(conn: sqlite3.Connection, request: RefundRequest) -> None:
     """An order is never refunded more than it was paid, whichever case or clerk asks: the
     refunds issued on it (and not reversed) plus this one stay within its total."""
@@ -260,7 +301,7 @@ def issue_refund(request: RefundRequest, key: IdempotencyKey, response: Response
     """Refund a customer. Retrying with the same Idempotency-Key returns the first refund; a
     refund that would take an order's refunds above its total is a 409."""
 
-    def apply() -> Refund:
+    def apply(conn: sqlite3.Connection) -> Refund:
         _refuse_over_refund(conn, request)
         seq, refund_id = next_id(conn, "payments_refunds", "REF")
         refund = Refund(
@@ -273,17 +314,15 @@ def issue_refund(request: RefundRequest, key: IdempotencyKey, response: Response
         insert(conn, "payments_refunds", {"seq": seq, **refund.model_dump(mode="json")})
         return refund
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="refund",
-            key=key,
-            subject="",
-            request=request,
-            result_type=Refund,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="refund",
+        key=key,
+        request=request,
+        result_type=Refund,
+        apply=apply,
+    )
 
 
 @router.get("/refunds")
@@ -312,28 +351,15 @@ def reverse_refund(
 ) -> Refund:
     """Take a refund back; reversing one that is already reversed changes nothing."""
 
-    def apply() -> Refund:
-        refund = _get_refund(conn, refund_id)
-        if refund.status == "reversed":
-            return refund
-        conn.execute(
-            "UPDATE payments_refunds SET status = 'reversed', reversed_at = ?,"
-            " reversal_reason = ? WHERE refund_id = ?",
-            (utc_now().isoformat(), reversal.reason, refund_id),
-        )
-        return _get_refund(conn, refund_id)
-
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="refund reversal",
-            key=key,
-            subject=refund_id,
-            request=reversal,
-            result_type=Refund,
-            apply=apply,
-        )
+    return REFUNDS.close_once(
+        db,
+        response,
+        operation="refund reversal",
+        key=key,
+        record_id=refund_id,
+        request=reversal,
+        final=REVERSED,
+    )
 
 
 # --- payments by id --------------------------------------------------------------------------
@@ -351,25 +377,12 @@ def reverse_payment(
 ) -> Payment:
     """Reverse a payment; reversing one that is already reversed changes nothing."""
 
-    def apply() -> Payment:
-        payment = _get_payment(conn, payment_id)
-        if payment.status == "reversed":
-            return payment
-        conn.execute(
-            "UPDATE payments SET status = 'reversed', reversed_at = ?, reversal_reason = ?"
-            " WHERE payment_id = ?",
-            (utc_now().isoformat(), reversal.reason, payment_id),
-        )
-        return _get_payment(conn, payment_id)
-
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="payment reversal",
-            key=key,
-            subject=payment_id,
-            request=reversal,
-            result_type=Payment,
-            apply=apply,
-        )
+    return PAYMENTS.close_once(
+        db,
+        response,
+        operation="payment reversal",
+        key=key,
+        record_id=payment_id,
+        request=reversal,
+        final=REVERSED,
+    )

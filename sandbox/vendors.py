@@ -19,10 +19,11 @@ from casework.sandbox.models import RecordId, StrictModel, Text
 from casework.sandbox.store import (
     Db,
     IdempotencyKey,
-    apply_once,
+    RecordTable,
     columns,
     insert,
     next_id,
+    refuse_duplicate,
     utc_now,
 )
 
@@ -169,6 +170,9 @@ def _get_application(conn: sqlite3.Connection, application_id: str) -> Applicati
     return _application_from_row(conn, row)
 
 
+APPLICATIONS = RecordTable(Application, "vendors_applications", "application_id", _get_application)
+
+
 def _record_status(
     conn: sqlite3.Connection, application_id: str, status: str, note: str | None
 ) -> None:
@@ -185,10 +189,7 @@ def _record_status(
 
 
 def _add_document(conn: sqlite3.Connection, application_id: str, document: NewDocument) -> Document:
-    if conn.execute(
-        "SELECT 1 FROM vendors_documents WHERE document_id = ?", (document.document_id,)
-    ).fetchone():
-        raise HTTPException(409, f"document {document.document_id} already exists")
+    refuse_duplicate(conn, "document", "vendors_documents", "document_id", document.document_id)
     # A new upload of a kind replaces the previous one: only the latest counts.
     conn.execute(
         "UPDATE vendors_documents SET superseded_by = ? "
@@ -205,13 +206,13 @@ def _add_document(conn: sqlite3.Connection, application_id: str, document: NewDo
 def create_application(application: NewApplication, db: Db) -> Application:
     """A vendor's application with the documents it was submitted with."""
     with db.transaction() as conn:
-        if conn.execute(
-            "SELECT 1 FROM vendors_applications WHERE application_id = ?",
-            (application.application_id,),
-        ).fetchone():
-            raise HTTPException(
-                409, f"vendor application {application.application_id} already exists"
-            )
+        refuse_duplicate(
+            conn,
+            "vendor application",
+            "vendors_applications",
+            "application_id",
+            application.application_id,
+        )
         insert(
             conn,
             "vendors_applications",
@@ -283,8 +284,7 @@ def change_status(
 ) -> Application:
     """Move the application to a new status, at most once per Idempotency-Key."""
 
-    def apply() -> Application:
-        application = _get_application(conn, application_id)
+    def move(conn: sqlite3.Connection, application: Application) -> None:
         if application.status in CLOSED_STATUSES:
             raise HTTPException(
                 409,
@@ -298,16 +298,13 @@ def change_status(
             (change.status, change.erp_vendor_id, application_id),
         )
         _record_status(conn, application_id, change.status, change.note)
-        return _get_application(conn, application_id)
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="vendor application status change",
-            key=key,
-            subject=application_id,
-            request=change,
-            result_type=Application,
-            apply=apply,
-        )
+    return APPLICATIONS.write_once(
+        db,
+        response,
+        operation="vendor application status change",
+        key=key,
+        record_id=application_id,
+        request=change,
+        change=move,
+    )

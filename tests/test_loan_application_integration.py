@@ -25,7 +25,7 @@ from activities.fraud import FraudAlert
 from activities.lending import LoanApplication
 from casework.audit import AuditKind
 from casework.case import CaseStatus
-from casework.correlation import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
+from demos.loan_messages import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
 from tests.conftest import BIN
 from tests.integration_support import case_data, eventually, scripted_worker
 from tests.loan_application_support import (

@@ -32,8 +32,8 @@ from activities.agents.refund import REFUND_ANALYST, REFUND_PROPOSAL
 from activities.agents.ticket_triage import TRIAGE_AGENT, TRIAGE_PROPOSAL
 from activities.agents.vendor_onboarding import DOCUMENT_CHECKER, DOCUMENT_EXTRACTION
 from casework.catalogue import discover
-from casework.cli import demo
 from casework.masking import PATTERNS, MaskingPolicy, load_masking_policy
+from demos import invoice_exception as demo_invoice_exception
 from demos import lead_routing as demo_lead_routing
 from demos import loan_application as demo_loan_application
 from demos import vendor_onboarding as demo_vendor_onboarding
@@ -206,10 +206,10 @@ def test_no_request_to_the_model_carries_a_sensitive_value(masked_demo: MaskedDe
         by_kind[kind].add(value)
     # The scan looks for what the demo seeded (a check on the collection, not on masking).
     seeded = {
-        demo.SUPPLIER["bank_account"],
-        *(scenario.iban for scenario in demo_vendor_onboarding.SCENARIOS),
-        *(scenario.full_name for scenario in demo_loan_application.SCENARIOS),
-        *(scenario.contact for scenario in demo_lead_routing.SCENARIOS),
+        demo_invoice_exception.SUPPLIER["bank_account"],
+        *(scenario.facts.iban for scenario in demo_vendor_onboarding.SCENARIOS),
+        *(scenario.facts.full_name for scenario in demo_loan_application.SCENARIOS),
+        *(scenario.facts.contact for scenario in demo_lead_routing.SCENARIOS),
     }
     assert seeded <= {value for _, value in sensitive}, seeded - {v for _, v in sensitive}
     assert {"BANK_ACCOUNT", "TAX_ID", "PERSON", "EMAIL"} <= set(by_kind), sorted(by_kind)

@@ -33,7 +33,7 @@ from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask
 from casework.catalogue import discover
-from casework.correlation import bureau_report, deliver
+from demos.loan_messages import bureau_report, deliver
 from reliability.drivers.base import decider_for
 from tests.integration_support import SandboxClient, eventually, scripted_worker
 from tests.lead_routing_support import CrmSales, make_ae, make_lead, software_company

@@ -9,7 +9,7 @@ underwriter) -> record the approval, disburse, and keep a fraud watch open: a fr
 reverses the disbursement and the approval, and the case ends ``failed_compensated`` saying so.
 
 Messages from outside (``credit_report``, ``customer_reply``, ``fraud_alert``) are signals
-routed by application ID (``casework.correlation``). Each is buffered when it arrives, whatever
+routed by application ID (``demos.loan_messages``). Each is buffered when it arrives, whatever
 step the case is at, and checked: a malformed one, or one for another application, is recorded
 and ignored with the reason.
 """

@@ -16,11 +16,13 @@ from temporalio.runtime import Runtime, TelemetryConfig
 from casework import telemetry
 from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.catalogue import discover
-from casework.cli import cases, deliver
+from casework.cli import cases
 from casework.cli.cases import CommandError
+from casework.cli.extensions import catalogue_commands
 from casework.client import codec_server_health, connect, encryption_evidence, encrypts
 from casework.codec import CodecKeyError
 from casework.config import Settings, SettingsError
+from casework.discovery import CatalogueError
 from casework.stack import StackConfig, StackError, stack_down, stack_status, stack_up
 
 EPILOG = """\
@@ -200,20 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", required=True, metavar="JSON|@FILE", help="the payload as JSON or @file.json"
     )
 
-    deliver.add_parser(commands)
-    resubmit = commands.add_parser(
-        "resubmit", help="send a vendor's document to a vendor-onboarding case waiting for it"
-    )
-    resubmit.add_argument("case")
-    resubmit.add_argument(
-        "--kind", required=True, help="what the document is, e.g. tax_certificate"
-    )
-    content = resubmit.add_mutually_exclusive_group(required=True)
-    content.add_argument("--file", help="the document's text (UTF-8)")
-    content.add_argument("--text", help="the document's text, inline")
-    resubmit.add_argument("--document-id", help="default: derived from the application and text")
-    resubmit.add_argument("--filename", help="the file name the vendor gave it")
-    resubmit.add_argument("--as", dest="sender", help="who at the vendor sends it")
+    for extension in catalogue_commands().values():
+        extension.add_to(commands)
 
     inbox = commands.add_parser(
         "inbox", help="cases awaiting a decision or an answer, soonest due first"
@@ -333,6 +323,9 @@ def _ui(settings: Settings, reset_user: str | None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if extension := catalogue_commands().get(args.command):
+        value = extension.read(args)
+        return _with_client(settings, lambda c: extension.run(c, settings, value), extension.sends)
     match args.command:
         case "up":
             from casework.web.server import ensure_demo_credentials
@@ -417,29 +410,6 @@ def run(args: argparse.Namespace) -> int:
                 lambda c: cases.signal(c, args.case, args.name, payload),
                 sends=True,
             )
-        case "deliver":
-            message = deliver.message_from(args)
-            return _with_client(
-                settings, lambda c: deliver.run(c, settings, args, message), sends=True
-            )
-        case "resubmit":
-            from casework.cli.resubmit import read_document, resubmit
-
-            text = args.text if args.file is None else read_document(args.file)
-            return _with_client(
-                settings,
-                lambda c: resubmit(
-                    c,
-                    args.case,
-                    args.kind,
-                    text,
-                    sandbox_url=settings.sandbox_url,
-                    filename=args.filename or (Path(args.file).name if args.file else None),
-                    document_id=args.document_id,
-                    submitted_by=args.sender,
-                ),
-                sends=True,
-            )
         case "inbox":
             return _with_client(settings, lambda c: cases.inbox(c, settings, args.role, args.json))
         case "audit" if args.verify:
@@ -477,10 +447,9 @@ def _status(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return run(args)
-    except (CommandError, StackError, SettingsError) as error:
+        return run(build_parser().parse_args(argv))
+    except (CommandError, StackError, SettingsError, CatalogueError) as error:
         print(f"casework: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -8,15 +8,17 @@ from pathlib import Path
 import uvicorn
 
 from casework.config import DEFAULT_SANDBOX_HOST, DEFAULT_SANDBOX_PORT, Settings
-from casework.sandbox.app import create_app
+from casework.sandbox.app import DEFAULT_SYSTEMS, SYSTEMS_ENV, create_app
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m casework.sandbox",
         description="Run the casework systems-of-record sandbox: a local HTTP service standing "
-        "in for an ERP, a payments system and a notification system, backed by one SQLite file. "
-        "Interactive API docs are served at /docs.",
+        "in for the systems of record (ERP, payments, service desk, ...), backed by one SQLite "
+        "file. It serves every module with a FastAPI router in the packages "
+        f"{SYSTEMS_ENV} names (comma-separated; default: {','.join(DEFAULT_SYSTEMS)}), plus "
+        "a notification outbox and fault injection. Interactive API docs are served at /docs.",
     )
     parser.add_argument(
         "--host",

@@ -1,61 +1,38 @@
-"""The systems-of-record sandbox: one HTTP service standing in for an ERP, a payments system,
-a notification system and an IT service desk, so casework's activities have something real to
-call."""
+"""The systems-of-record sandbox: one HTTP service standing in for the systems of record a
+catalogue's processes act on, so casework's activities have something real to call.
+
+The systems are found at run time: every module of the packages ``CASEWORK_SANDBOX_SYSTEMS``
+names (comma-separated; default ``sandbox``) that has a FastAPI ``router`` serves it, and its
+``SCHEMA`` (SQL, optional) creates its tables. The notification outbox and fault injection are
+the framework's own, served whatever the catalogue holds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
+from casework.discovery import CatalogueError, import_package, packages_named
 from casework.sandbox import faults, notifications
 from casework.sandbox.store import Database
-from sandbox import (
-    credit_bureau,
-    crm,
-    crm_sales,
-    erp,
-    erp_vendors,
-    fraud,
-    itsm,
-    kyc,
-    lending,
-    orders,
-    payments,
-    vendors,
-)
+
+SYSTEMS_ENV = "CASEWORK_SANDBOX_SYSTEMS"
+DEFAULT_SYSTEMS = ("sandbox",)
 
 DESCRIPTION = """
 Stand-ins for the systems of record casework's activities act on, backed by one SQLite file:
 
-* **ERP**: suppliers, purchase orders, goods receipts and supplier invoices with a status history.
-* **Payments**: pays invoices and disburses loans (one ledger, `/payments`), and refunds
-  customers (`/payments/refunds`); every payout is reversible.
-* **Notifications**: an outbox that records messages instead of sending them.
-* **ITSM**: a service desk with tickets (classify, assign, comment, resolve; similar tickets),
-  a configuration database of services and servers with their on-call owners, and a knowledge
-  base with word-overlap search. Ticket and article text is stored and returned verbatim.
-* **Orders**: customer orders with lines, payment status (captured, pending, ...) and fulfilment.
-* **CRM (customers)**: customer records with their tier, and refund notes on them
-  (`/crm/customers/...`).
-* **Fraud signals**: signals raised against a customer or one of their orders.
-* **Lending, KYC, credit bureau**: loan applications with income documents and a status history;
-  an identity-document registry and a sanctions list with their checks; a credit bureau that
-  takes report requests now and answers later.
-* **CRM (sales)**: leads (assign, unassign, nurture), accounts with their owning account
-  executive, account executives with territory, load and capacity, firmographics by web domain
-  (enrichment), and the queue of first-touch messages to leads.
-* **Vendor portal**: vendor applications with the documents vendors upload (a new upload of a
-  kind replaces the previous one) and the application's status; document text is verbatim.
-* **ERP vendor master**: vendors created from approved applications (`/erp/vendors`), one
-  active vendor per tax ID, deactivation.
+{systems}
 
 **Idempotency.** Writes that must not happen twice take an `Idempotency-Key` header. A retry
 with the same key and the same body is not applied again: it gets the first response back with
@@ -66,35 +43,64 @@ Keys are scoped to an operation: a payment key and a notification key never coll
 or fail *after* they are processed (a lost response, the case idempotency keys exist for).
 `/health` and `/_faults` are never faulted.
 
-Errors are `{"detail": "..."}` with a message that names the field or record at fault.
+Errors are `{{"detail": "..."}}` with a message that names the field or record at fault.
 """
 
 
-# Systems whose module holds its tables (``SCHEMA``) beside its routes.
-SYSTEMS_WITH_OWN_SCHEMA: tuple[ModuleType, ...] = (
-    orders,
-    crm,
-    fraud,
-    lending,
-    kyc,
-    credit_bureau,
-    crm_sales,
-    vendors,
-    erp_vendors,
-)
+@dataclass(frozen=True)
+class StandIn:
+    """One system's stand-in, as its module declares it."""
+
+    module: str
+    router: APIRouter
+    schema: str | None
+    summary: str
+    """The first paragraph of the module's docstring, for the API page."""
+
+
+def discover_systems(packages: Sequence[str] | None = None) -> list[StandIn]:
+    """The stand-ins of ``packages`` (default: as ``CASEWORK_SANDBOX_SYSTEMS`` says), in module
+    order; a module that does not import, or declares a ``router`` or ``SCHEMA`` of the wrong
+    kind, stops the sandbox naming it."""
+    found = []
+    for package in packages or packages_named(SYSTEMS_ENV, DEFAULT_SYSTEMS):
+        for module in import_package(package):
+            router = getattr(module, "router", None)
+            schema = getattr(module, "SCHEMA", None)
+            if router is None and schema is None:
+                continue  # a helper module: nothing to serve
+            if not isinstance(router, APIRouter):
+                raise CatalogueError(
+                    f"sandbox module {module.__name__} must declare `router`, a FastAPI "
+                    f"APIRouter, to serve its system (found {type(router).__name__})"
+                )
+            if schema is not None and not isinstance(schema, str):
+                raise CatalogueError(
+                    f"sandbox module {module.__name__}: SCHEMA must be SQL text, not "
+                    f"{type(schema).__name__}"
+                )
+            found.append(StandIn(module.__name__, router, schema, _summary(module)))
+    return found
+
+
+def _summary(module: ModuleType) -> str:
+    first_paragraph = (inspect.getdoc(module) or module.__name__).split("\n\n")[0]
+    return " ".join(first_paragraph.split())
 
 
 class Health(BaseModel):
     status: Literal["ok"]
 
 
-def create_app(db_path: str | Path) -> FastAPI:
-    """Build the sandbox app over the SQLite file at `db_path`, creating its tables if missing.
+def create_app(db_path: str | Path, packages: Sequence[str] | None = None) -> FastAPI:
+    """Build the sandbox app over the SQLite file at `db_path`, creating its tables if missing,
+    with the systems of ``packages`` (default: as ``CASEWORK_SANDBOX_SYSTEMS`` says).
 
     The database is opened here, so the app works with any ASGI client, and closed when the
     app's lifespan ends; an app therefore serves one server run.
     """
-    db = Database(db_path, [system.SCHEMA for system in SYSTEMS_WITH_OWN_SCHEMA])
+    systems = discover_systems(packages)
+    db = Database(db_path, [system.schema for system in systems if system.schema])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +109,12 @@ def create_app(db_path: str | Path) -> FastAPI:
 
     app = FastAPI(
         title="casework systems-of-record sandbox",
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(
+            systems="\n".join(
+                f"* {summary}"
+                for summary in [*(s.summary for s in systems), _summary(notifications)]
+            )
+        ),
         version="1.0.0",
         lifespan=lifespan,
         exception_handlers={RequestValidationError: _validation_error},
@@ -111,8 +122,8 @@ def create_app(db_path: str | Path) -> FastAPI:
     app.state.db = db
     app.state.faults = faults.FaultRegistry()
     app.add_middleware(faults.FaultMiddleware, registry=app.state.faults)
-    for module in (erp, payments, notifications, itsm, *SYSTEMS_WITH_OWN_SCHEMA, faults):
-        app.include_router(module.router)
+    for router in (*(system.router for system in systems), notifications.router, faults.router):
+        app.include_router(router)
 
     @app.get("/health", tags=["Health"])
     def health() -> Health:

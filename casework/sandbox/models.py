@@ -21,3 +21,9 @@ class StrictModel(BaseModel):
     """Unknown fields are rejected, so a misspelt field is an error rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Closing(StrictModel):
+    """A request to put a record in its final status (reverse a payment, deactivate a vendor)."""
+
+    reason: Text

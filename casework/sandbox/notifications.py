@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from fastapi import APIRouter, Response
@@ -41,7 +42,7 @@ def send_notification(
 ) -> Notification:
     """Put a message in the outbox; with an Idempotency-Key a retry does not send it twice."""
 
-    def apply() -> Notification:
+    def apply(conn: sqlite3.Connection) -> Notification:
         seq, notification_id = next_id(conn, "notifications", "NTF")
         notification = Notification(
             notification_id=notification_id, **request.model_dump(), created_at=utc_now()
@@ -49,17 +50,15 @@ def send_notification(
         insert(conn, "notifications", {"seq": seq, **notification.model_dump(mode="json")})
         return notification
 
-    with db.transaction() as conn:
-        return apply_once(
-            conn,
-            response,
-            operation="notification",
-            key=key,
-            subject="",
-            request=request,
-            result_type=Notification,
-            apply=apply,
-        )
+    return apply_once(
+        db,
+        response,
+        operation="notification",
+        key=key,
+        request=request,
+        result_type=Notification,
+        apply=apply,
+    )
 
 
 @router.get("")

@@ -1,4 +1,9 @@
-"""SQLite storage and the idempotency-key machinery shared by every sandbox router."""
+"""SQLite storage and the idempotency-key machinery shared by every sandbox router.
+
+A system's write that must not happen twice goes through :func:`apply_once` (create something,
+answer a retry with what the first attempt created) or a :class:`RecordTable` (change one record,
+close it with a final status), so every system replays, refuses a reused key and rolls back the
+same way."""
 
 from __future__ import annotations
 
@@ -8,90 +13,18 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel
 
+from casework.sandbox.models import Closing
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS suppliers (
-    supplier_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    country TEXT NOT NULL,
-    bank_account TEXT NOT NULL,
-    status TEXT NOT NULL,
-    risk TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS purchase_orders (
-    po_number TEXT PRIMARY KEY,
-    supplier_id TEXT NOT NULL REFERENCES suppliers (supplier_id),
-    currency TEXT NOT NULL,
-    lines TEXT NOT NULL,
-    total TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS goods_receipts (
-    receipt_id TEXT PRIMARY KEY,
-    po_number TEXT NOT NULL REFERENCES purchase_orders (po_number),
-    lines TEXT NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS goods_receipts_po ON goods_receipts (po_number);
-CREATE TABLE IF NOT EXISTS invoices (
-    invoice_id TEXT PRIMARY KEY,
-    supplier_id TEXT NOT NULL REFERENCES suppliers (supplier_id),
-    po_number TEXT REFERENCES purchase_orders (po_number),
-    currency TEXT NOT NULL,
-    lines TEXT NOT NULL,
-    total TEXT NOT NULL,
-    exception_reason TEXT,
-    status TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS invoices_status ON invoices (status);
-CREATE TABLE IF NOT EXISTS invoice_status_history (
-    seq INTEGER PRIMARY KEY,
-    invoice_id TEXT NOT NULL REFERENCES invoices (invoice_id),
-    status TEXT NOT NULL,
-    note TEXT,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS invoice_status_history_invoice
-    ON invoice_status_history (invoice_id);
-CREATE TABLE IF NOT EXISTS payments (
-    seq INTEGER PRIMARY KEY,
-    payment_id TEXT NOT NULL UNIQUE,
-    invoice_id TEXT NOT NULL,
-    supplier_id TEXT NOT NULL,
-    amount TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    reference TEXT,
-    status TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    reversed_at TEXT,
-    reversal_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS payments_invoice ON payments (invoice_id);
--- Refunds to customers: money out of the same payments system, in a ledger of their own.
-CREATE TABLE IF NOT EXISTS payments_refunds (
-    seq INTEGER PRIMARY KEY,
-    refund_id TEXT NOT NULL UNIQUE,
-    order_id TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    amount TEXT NOT NULL,
-    currency TEXT NOT NULL,
-    reason TEXT,
-    reference TEXT,
-    status TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    reversed_at TEXT,
-    reversal_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS payments_refunds_order ON payments_refunds (order_id);
-CREATE INDEX IF NOT EXISTS payments_refunds_customer ON payments_refunds (customer_id);
 CREATE TABLE IF NOT EXISTS notifications (
     seq INTEGER PRIMARY KEY,
     notification_id TEXT NOT NULL UNIQUE,
@@ -101,54 +34,6 @@ CREATE TABLE IF NOT EXISTS notifications (
     case_id TEXT,
     created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS itsm_configuration_items (
-    ci_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    owner_team TEXT NOT NULL,
-    oncall TEXT NOT NULL,
-    criticality TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS itsm_kb_articles (
-    article_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    body TEXT NOT NULL,
-    category TEXT NOT NULL,
-    tags TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS itsm_tickets (
-    seq INTEGER PRIMARY KEY,
-    ticket_id TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL,
-    description TEXT NOT NULL,
-    requester TEXT NOT NULL,
-    ci_id TEXT REFERENCES itsm_configuration_items (ci_id),
-    category TEXT,
-    severity INTEGER,
-    status TEXT NOT NULL,
-    team TEXT,
-    assignee TEXT,
-    resolution TEXT,
-    kb_article_id TEXT REFERENCES itsm_kb_articles (article_id),
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS itsm_tickets_status ON itsm_tickets (status);
-CREATE TABLE IF NOT EXISTS itsm_ticket_comments (
-    seq INTEGER PRIMARY KEY,
-    ticket_id TEXT NOT NULL REFERENCES itsm_tickets (ticket_id),
-    author TEXT NOT NULL,
-    body TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS itsm_ticket_comments_ticket ON itsm_ticket_comments (ticket_id);
-CREATE TABLE IF NOT EXISTS itsm_ticket_history (
-    seq INTEGER PRIMARY KEY,
-    ticket_id TEXT NOT NULL REFERENCES itsm_tickets (ticket_id),
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS itsm_ticket_history_ticket ON itsm_ticket_history (ticket_id);
 -- One row per (operation, key): the fingerprint of the request that first used the key and
 -- the response it got, so a retry is answered from here instead of being applied again.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -161,6 +46,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 """
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 class Database:
@@ -270,49 +156,145 @@ def _fingerprint(subject: str, request: BaseModel) -> str:
 
 
 def apply_once(
-    conn: sqlite3.Connection,
+    db: Database,
     response: Response,
     *,
     operation: str,
     key: str | None,
-    subject: str,
     request: BaseModel,
     result_type: type[ModelT],
-    apply: Callable[[], ModelT],
+    apply: Callable[[sqlite3.Connection], ModelT],
+    subject: str = "",
 ) -> ModelT:
-    """Run `apply` once per idempotency key and answer repeats with the first response.
+    """Run `apply` in a transaction once per idempotency key; answer repeats with the first
+    response.
 
     `subject` is what the operation acts on (an invoice id, a payment id); together with the
     request body it decides whether a repeat is the same request. A replay is answered with
     200 and ``Idempotent-Replayed: true``; reusing a key for a different request is a 409.
-    Without a key, `apply` simply runs.
+    Without a key, `apply` simply runs. What `apply` raises rolls back all it wrote, and the key
+    stays unused.
     """
-    if key is None:
-        return apply()
-    fingerprint = _fingerprint(subject, request)
-    row = conn.execute(
-        "SELECT fingerprint, response FROM idempotency_keys WHERE operation = ? AND key = ?",
-        (operation, key),
-    ).fetchone()
-    if row is not None:
-        if row["fingerprint"] != fingerprint:
-            raise HTTPException(
-                409,
-                f"Idempotency-Key {key!r} was already used for a different {operation} request; "
-                "use a new key for a new request",
+    with db.transaction() as conn:
+        if key is None:
+            return apply(conn)
+        fingerprint = _fingerprint(subject, request)
+        row = conn.execute(
+            "SELECT fingerprint, response FROM idempotency_keys WHERE operation = ? AND key = ?",
+            (operation, key),
+        ).fetchone()
+        if row is not None:
+            if row["fingerprint"] != fingerprint:
+                raise HTTPException(
+                    409,
+                    f"Idempotency-Key {key!r} was already used for a different {operation} "
+                    "request; use a new key for a new request",
+                )
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+            return result_type.model_validate_json(row["response"])
+        result = apply(conn)
+        insert(
+            conn,
+            "idempotency_keys",
+            {
+                "operation": operation,
+                "key": key,
+                "fingerprint": fingerprint,
+                "response": result.model_dump_json(),
+            },
+        )
+        return result
+
+
+def refuse_duplicate(
+    conn: sqlite3.Connection, record: str, table: str, column: str, value: str
+) -> None:
+    """A 409 naming the record when `table` already has one with this `column` value."""
+    if conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone():
+        raise HTTPException(409, f"{record} {value} already exists")
+
+
+@dataclass(frozen=True)
+class FinalStatus:
+    """The status a record ends in (a payment reversed, a vendor deactivated) and the columns
+    that say when and why."""
+
+    status: str
+    at_column: str
+    reason_column: str
+
+
+@dataclass(frozen=True)
+class RecordTable(Generic[RecordT]):
+    """One table of records a system keeps by id, and the writes to one of them: each applied
+    at most once per idempotency key (:func:`apply_once`), keyed on the record, and answered
+    with the record as it is after the write."""
+
+    model: type[RecordT]
+    table: str
+    id_column: str
+    read: Callable[[sqlite3.Connection, str], RecordT]
+    """The record by id; a 404 naming it when there is none."""
+
+    def write_once(
+        self,
+        db: Database,
+        response: Response,
+        *,
+        operation: str,
+        key: str | None,
+        record_id: str,
+        request: BaseModel,
+        change: Callable[[sqlite3.Connection, RecordT], None],
+    ) -> RecordT:
+        """Apply `change` to the record as it is; an unknown record is a 404 before anything
+        is written."""
+
+        def apply(conn: sqlite3.Connection) -> RecordT:
+            change(conn, self.read(conn, record_id))
+            return self.read(conn, record_id)
+
+        return apply_once(
+            db,
+            response,
+            operation=operation,
+            key=key,
+            subject=record_id,
+            request=request,
+            result_type=self.model,
+            apply=apply,
+        )
+
+    def close_once(
+        self,
+        db: Database,
+        response: Response,
+        *,
+        operation: str,
+        key: str | None,
+        record_id: str,
+        request: Closing,
+        final: FinalStatus,
+    ) -> RecordT:
+        """Put the record in its `final` status (reverse it, deactivate it), noting when and
+        the request's reason; closing a record already closed changes nothing."""
+
+        def close(conn: sqlite3.Connection, record: RecordT) -> None:
+            if getattr(record, "status", None) == final.status:
+                return
+            conn.execute(
+                f"UPDATE {self.table} SET status = ?, {final.at_column} = ?, "
+                f"{final.reason_column} = ? WHERE {self.id_column} = ?",
+                (final.status, utc_now().isoformat(), request.reason, record_id),
             )
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-        return result_type.model_validate_json(row["response"])
-    result = apply()
-    insert(
-        conn,
-        "idempotency_keys",
-        {
-            "operation": operation,
-            "key": key,
-            "fingerprint": fingerprint,
-            "response": result.model_dump_json(),
-        },
-    )
-    return result
+
+        return self.write_once(
+            db,
+            response,
+            operation=operation,
+            key=key,
+            record_id=record_id,
+            request=request,
+            change=close,
+        )

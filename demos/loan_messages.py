@@ -11,7 +11,8 @@ lending system, an alert from fraud monitoring). So a sender first puts the mess
 source keeps it (``store_reply``, ``raise_fraud_alert``; the bureau keeps its own answers), then
 delivers the notice; a message nobody keeps is recorded by the case and ignored.
 
-This is the inbound adapter: ``casework deliver ...`` uses it, and a webhook receiving the
+This is the loan process's inbound adapter: its verb ``casework deliver ...`` (declared here,
+``COMMANDS``, and found by the CLI at run time) and the demo use it, and a webhook receiving the
 bureau's callbacks would call ``deliver`` the same way. A message for an application with no
 running case is refused with ``NoCaseForMessage`` rather than dropped, so the sender keeps it
 (the sandbox bureau keeps every answer readable, and it can be delivered again).
@@ -19,16 +20,24 @@ running case is refused with ``NoCaseForMessage`` rather than dropped, so the se
 
 from __future__ import annotations
 
+import argparse
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.credit_bureau import CreditReport
 from activities.fraud import FraudAlert, RaisedFraudAlert
 from activities.lending import ApplicantMessage, CustomerReply, IncomeDocument, Message
+from casework.cli.cases import CommandError, command
+from casework.cli.extensions import Command
+from casework.config import Settings
 from casework.converter import describe_validation_error
 from workflows.loan_application import (
     CREDIT_REPORT,
@@ -143,3 +152,116 @@ def _kept(response: httpx.Response, system: str) -> dict[str, Any]:
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
+
+
+# -- ``casework deliver`` -----------------------------------------------------------------------
+
+KeptMessage = Callable[[httpx.AsyncClient], Awaitable[Message]]
+"""How to get a message as its source keeps it: read from the bureau, or handed to the lending
+system or fraud monitoring first (the case reads it back from there)."""
+
+_documents = TypeAdapter(list[IncomeDocument])
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="message", required=True, metavar="MESSAGE")
+    report = kinds.add_parser(
+        "credit-report", help="the credit bureau's answer to a report request"
+    )
+    report.add_argument("request_id", help="the bureau's request ID, e.g. CBR-000001")
+    reply = kinds.add_parser(
+        "customer-reply", help="an applicant's reply to a request for more information"
+    )
+    reply.add_argument("application_id")
+    reply.add_argument("--text", required=True, help="what the applicant wrote")
+    reply.add_argument(
+        "--documents",
+        metavar="JSON|@FILE",
+        help='income documents sent with it, e.g. [{"document_id": "D2", "kind": '
+        '"bank_statement", "text": "..."}]',
+    )
+    alert = kinds.add_parser("fraud-alert", help="fraud monitoring flags an application")
+    alert.add_argument("application_id")
+    alert.add_argument("--reason", required=True, help="what fraud monitoring saw")
+    alert.add_argument("--alert-id", help="the alert's ID (default: a new one)")
+    alert.add_argument("--source", default="fraud-monitoring", help="who raised it")
+
+
+def _read(args: argparse.Namespace) -> KeptMessage:
+    """The message the arguments describe, checked before anything is contacted, and where its
+    source keeps it."""
+    match args.message:
+        case "customer-reply":
+            reply = _message(
+                CustomerReply,
+                application_id=args.application_id,
+                text=args.text,
+                documents=_read_documents(args.documents) if args.documents else [],
+            )
+            return lambda sandbox: store_reply(sandbox, reply)
+        case "fraud-alert":
+            alert = _message(
+                FraudAlert,
+                application_id=args.application_id,
+                alert_id=args.alert_id or f"FA-{uuid.uuid4().hex[:8].upper()}",
+                reason=args.reason,
+                source=args.source,
+            )
+            return lambda sandbox: raise_fraud_alert(sandbox, alert)
+    request_id: str = args.request_id
+    return lambda sandbox: bureau_report(sandbox, request_id)
+
+
+async def _run(client: Client, settings: Settings, kept: KeptMessage) -> int:
+    async with httpx.AsyncClient(base_url=settings.sandbox_url, timeout=10.0) as sandbox:
+        try:
+            message = await kept(sandbox)
+        except (BureauAnswerUnavailable, SourceRefused) as error:
+            raise CommandError(str(error)) from error
+        except httpx.HTTPError as error:
+            raise CommandError(f"cannot reach {settings.sandbox_url}: {error!r}") from error
+    try:
+        delivery = await deliver(client, message)
+    except NoCaseForMessage as error:
+        raise CommandError(str(error)) from error
+    print(delivery.summary)
+    print(f"  see what the case made of it: {command('casework', 'audit', delivery.case_id)}")
+    return 0
+
+
+def _message(model: type[Message], **fields: Any) -> Message:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from error
+
+
+def _read_documents(raw: str) -> list[IncomeDocument]:
+    source = "--documents"
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        if not path.is_file():
+            raise CommandError(f"--documents file {path} does not exist")
+        source, raw = str(path), path.read_text()
+    try:
+        return _documents.validate_python(json.loads(raw))
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{source} is not valid JSON: {error}") from error
+    except ValidationError as error:
+        raise CommandError(f"{source}: {describe_validation_error(error)}") from error
+
+
+COMMANDS = (
+    Command(
+        name="deliver",
+        help="route a message from outside (bureau, applicant, fraud) to its case",
+        description="Hand a message from outside to the loan-application case it belongs to, "
+        "routed by its application ID. The case believes a message only as its source keeps "
+        "it, so a reply is first handed to the lending system and an alert to fraud monitoring "
+        "(the bureau keeps its answers itself), then delivered; a case that is not running "
+        "refuses it.",
+        add_arguments=_add_arguments,
+        read=_read,
+        run=_run,
+    ),
+)

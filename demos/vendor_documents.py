@@ -1,5 +1,8 @@
 """``casework resubmit``: send a vendor's document to a vendor-onboarding case that waits for it.
 
+A verb of the vendor-onboarding process, declared here (``COMMANDS``) and found by the CLI at run
+time (``casework.cli.extensions``); the demo uses the same upload to play the vendor.
+
 It uploads the document to the vendor portal (where the case reads it back from: a document the
 portal does not have does not count), sends the ``resubmit`` signal (what the portal would send),
 then reads the case's audit trail to say whether the case took the document or ignored it, and
@@ -8,10 +11,12 @@ why.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,6 +28,8 @@ from activities.vendors import DocumentResubmission
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState
 from casework.cli.cases import CommandError, command
+from casework.cli.extensions import Command
+from casework.config import Settings
 from casework.converter import describe_validation_error
 
 SIGNAL = "resubmit"
@@ -129,3 +136,61 @@ async def resubmit(
         f"sent document {submission.document_id} to {case_id}, but the case has not recorded it "
         f"within {timeout_seconds:.0f}s; is the worker running? see: casework audit {case_id}"
     )
+
+
+@dataclass(frozen=True)
+class Resubmission:
+    """``casework resubmit``'s arguments, read and checked."""
+
+    case_id: str
+    kind: str
+    content: str
+    filename: str | None
+    document_id: str | None
+    submitted_by: str | None
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case")
+    parser.add_argument("--kind", required=True, help="what the document is, e.g. tax_certificate")
+    content = parser.add_mutually_exclusive_group(required=True)
+    content.add_argument("--file", help="the document's text (UTF-8)")
+    content.add_argument("--text", help="the document's text, inline")
+    parser.add_argument("--document-id", help="default: derived from the application and text")
+    parser.add_argument("--filename", help="the file name the vendor gave it")
+    parser.add_argument("--as", dest="sender", help="who at the vendor sends it")
+
+
+def _read(args: argparse.Namespace) -> Resubmission:
+    return Resubmission(
+        case_id=args.case,
+        kind=args.kind,
+        content=args.text if args.file is None else read_document(args.file),
+        filename=args.filename or (Path(args.file).name if args.file else None),
+        document_id=args.document_id,
+        submitted_by=args.sender,
+    )
+
+
+async def _run(client: Client, settings: Settings, request: Resubmission) -> int:
+    return await resubmit(
+        client,
+        request.case_id,
+        request.kind,
+        request.content,
+        sandbox_url=settings.sandbox_url,
+        filename=request.filename,
+        document_id=request.document_id,
+        submitted_by=request.submitted_by,
+    )
+
+
+COMMANDS = (
+    Command(
+        name="resubmit",
+        help="send a vendor's document to a vendor-onboarding case waiting for it",
+        add_arguments=_add_arguments,
+        read=_read,
+        run=_run,
+    ),
+)
