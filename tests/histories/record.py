@@ -63,9 +63,10 @@ from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseStatus
 from casework.case.tasks import HumanTask, TaskDecision
 from casework.converter import data_converter
-from tests.conftest import BIN
+from casework.testing.cases import open_task
+from casework.testing.signing import install_test_keys, signed, signed_as_sent
+from casework.testing.temporal import BIN, eventually
 from tests.fake_systems import FakeSystems, scenario
-from tests.integration_support import eventually
 from tests.lead_routing_support import FakeCrm, make_ae, make_lead, read
 from tests.loan_application_support import (
     FakeLending,
@@ -73,13 +74,11 @@ from tests.loan_application_support import (
     credit_report,
     freelance_statement,
     loan_application,
-    opens_task,
     reaches_status,
     reading,
     waits_for,
 )
 from tests.refund_support import FakeRefundSystems, fraud_signal, order
-from tests.signing_support import install_test_keys, signed, signed_as_sent
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 from tests.vendor_onboarding_support import (
     FOREIGN_IBAN,
@@ -726,7 +725,7 @@ def _report_early(score: int = 760) -> LoanDrive:
 
 async def _underwriter_rejects(env: WorkflowEnvironment, handle: LoanHandle) -> None:
     await _report_early()(env, handle)
-    await opens_task(handle)
+    await open_task(handle)
     await _decide(handle, approver="noah", action="reject", comment="purpose unclear")
 
 
@@ -734,7 +733,7 @@ async def _applicant_silent_then_approved(env: WorkflowEnvironment, handle: Loan
     await _report_early()(env, handle)
     await waits_for(handle, "a reply from the applicant")
     await env.sleep(timedelta(days=3, minutes=1))
-    await opens_task(handle)
+    await open_task(handle)
     await _decide(handle, approver="noah", action="approve", comment="statements seen in branch")
 
 
@@ -769,7 +768,7 @@ async def _forged_report_then_the_bureaus(env: WorkflowEnvironment, handle: Loan
 async def _fraud_alert_during_underwriting(env: WorkflowEnvironment, handle: LoanHandle) -> None:
     application_id = handle.id.removeprefix("loan-application-")
     await _report_early()(env, handle)
-    await opens_task(handle)
+    await open_task(handle)
     await handle.signal(FRAUD_ALERT, _mule_alert(application_id))
 
 
