@@ -26,16 +26,18 @@ from typing import Any
 import httpx
 
 from bench.economy import Economy, measure_economy
-from bench.infra import TEMPORAL_BIN, Sandbox, dev_server, progress
+from bench.infra import Sandbox, progress
 from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
 from bench.waiting import Waiting, measure_waiting
 from casework.config import Settings
 from casework.sandbox.server import running_sandbox
 from casework.signing_keys import keys_environment
+from casework.testing.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from casework.testing.temporal import BIN, dev_server
 from casework.worker import running_worker
-from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
 
 RESULTS = Path(__file__).parent / "results"
+TEMPORAL = BIN / "temporal"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def machine(mode: str, work_root: Path) -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     temporal_cli = subprocess.run(
-        [str(TEMPORAL_BIN), "--version"], capture_output=True, text=True, check=True
+        [str(TEMPORAL), "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
     memory_kb = next(
         int(line.split()[1])
@@ -163,10 +165,11 @@ async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
         work = Path(tmp)
         db_file = work / "temporal.db"
         # Decision keys of this run's own: workers in this process (their policies.load) and the
-        # worker process of row 3 read them from the environment; bench.infra.signed signs.
+        # worker process of row 3 read them from the environment; casework.testing.signing
+        # signs with them.
         os.environ.update(keys_environment(work / "keys"))
-        progress(f"starting a fresh dev server ({TEMPORAL_BIN}) and the sandbox in {work}")
-        async with dev_server(db_file) as env:
+        progress(f"starting a fresh dev server ({TEMPORAL}) and the sandbox in {work}")
+        async with dev_server(db_file, log_level="error") as env:
             client = env.client
             address = client.service_client.config.target_host
             with running_sandbox(work / "sandbox.db") as sandbox_url:

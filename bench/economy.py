@@ -1,11 +1,12 @@
 """Row 4: model calls and tokens per case, casework against an agent that decides every step.
 
-The model is the scripted OpenAI-compatible server from ``tests/scripted_llm.py``; litellm talks
-to it over HTTP exactly as to a provider. It answers as casework's offline stand-in would (so
-the cases take the demo's routes), and it reports token usage computed from what it was really
-sent: ``ceil(characters / 4)`` of the JSON messages and tool schemas for the prompt and of the
-answer for the completion. That is an approximation of a tokenizer (English prose runs about 4
-characters a token; JSON a little less), applied the same way to both sides of the ratio.
+The model is the scripted OpenAI-compatible server from ``casework.testing.scripted_llm``;
+litellm talks to it over HTTP exactly as to a provider. It answers as casework's offline
+stand-in would (so the cases take the demo's routes), and it reports token usage computed from
+what it was really sent: ``ceil(characters / 4)`` of the JSON messages and tool schemas for the
+prompt and of the answer for the completion. That is an approximation of a tokenizer (English
+prose runs about 4 characters a token; JSON a little less), applied the same way to both sides
+of the ratio.
 
 The case mix is the demo's: five invoice cases and four tickets, seeded with the demo's own
 seeding code; the harness plays every person (the demo's approvers, then approves what the demo
@@ -41,7 +42,7 @@ from bench.baseline import (
     Step,
     replay_step,
 )
-from bench.infra import progress, signed
+from bench.infra import progress
 from casework.agents import registry
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.tools import FINAL_ANSWER
@@ -50,10 +51,10 @@ from casework.case.tasks import TaskDecision
 from casework.cli.demo import demo_approver, next_batch, seed_scenarios, start_cases
 from casework.cli.seeding import DemoRun
 from casework.config import Settings
+from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedReply, case_data
+from casework.testing.signing import signed
 from demos import invoice_exception as demo_invoice
 from demos import ticket_triage as demo_triage
-from tests.integration_support import case_data
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
 from workflows.ticket_triage import Acknowledgement
 
 CHARS_PER_TOKEN = 4

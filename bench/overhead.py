@@ -27,11 +27,11 @@ from bench.infra import (
     median,
     percentile,
     progress,
-    signed,
     start_invoice_case,
     wait_for_count,
 )
 from casework.case.tasks import TaskDecision
+from casework.testing.signing import signed
 from workflows.invoice_exception import Outcome
 
 ROUNDS = 2

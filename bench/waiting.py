@@ -28,11 +28,11 @@ from bench.infra import (
     db_size_bytes,
     gather_limited,
     progress,
-    signed,
     start_invoice_case,
     wait_for_count,
 )
 from casework.case.tasks import TaskDecision
+from casework.testing.signing import signed
 
 START_CONCURRENCY = 64
 SIGNAL_CONCURRENCY = 64

@@ -47,14 +47,14 @@ from casework.case import CaseState
 from casework.case.tasks import MAX_COMMENT_CHARS, HumanTask, TaskDecision
 from casework.catalogue import discover
 from casework.governance.loader import catalogue_policy_dir
-from casework.signing import sign_decision
-from casework.signing_keys import load_signing_key
+from casework.testing.scripted_llm import ScriptedReply
+from casework.testing.signing import signed_as_sent
+from casework.testing.stack import free_port
 from casework.web.auth import Credentials
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import CaseDriver, Ledger, PlannedCase, directory
-from reliability.stack import NAMESPACE, Stack, free_port, running_stack
+from reliability.stack import NAMESPACE, Stack, running_stack
 from reliability.suite import CI, Run
-from tests.scripted_llm import ScriptedReply
 
 CASEWORK = Path(sys.executable).parent / "casework"
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -222,11 +222,8 @@ class Matrix:
     def signed_as_sent(self, case_id: str, approver: str, amount: str) -> dict[str, Any]:
         """A decision with any ``amount``, signed by ``approver`` as `casework sign` signed
         ``1e400`` before it refused it: the decision model's own check is skipped."""
-        decision = TaskDecision.model_construct(
-            approver=approver, action="approve", amount=Decimal(amount), comment=None, task_id=None
-        )
-        key = load_signing_key(approver, Path(self.stack.casework_env["CASEWORK_SIGNING_KEYS_DIR"]))
-        return sign_decision(decision, case_id, key).model_dump(mode="json", exclude_none=True)
+        keys = Path(self.stack.casework_env["CASEWORK_SIGNING_KEYS_DIR"])
+        return signed_as_sent(case_id, approver, amount, keys=keys)
 
     # -- running commands -------------------------------------------------------------------
 

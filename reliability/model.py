@@ -1,4 +1,4 @@
-"""A model provider that misbehaves on purpose, on top of ``tests/scripted_llm.py``.
+"""A model provider that misbehaves on purpose, on top of ``casework.testing.scripted_llm``.
 
 litellm in the worker talks to it over HTTP as to any OpenAI-compatible provider. Each request
 is matched to its case (the case drivers know how to read a case out of a request); the case's
@@ -23,7 +23,12 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
-from tests.scripted_llm import SCRIPTED_MODEL, ScriptedLlmServer, ScriptedReply
+from casework.testing.scripted_llm import (
+    SCRIPTED_MODEL,
+    ScriptedLlmServer,
+    ScriptedReply,
+    turn_of,
+)
 
 FALLBACK_MODEL = "openai/scripted-fallback"
 PRIMARY_WIRE_NAME = SCRIPTED_MODEL.split("/", 1)[1]
@@ -52,12 +57,6 @@ ONE_SHOT = frozenset(
 
 GoodReplies = Callable[[dict[str, Any]], tuple[str, ScriptedReply] | None]
 """For a chat request: the case it belongs to and what a well-behaved model would answer."""
-
-
-def turn_of(request: dict[str, Any]) -> int:
-    """Which model call of its conversation a request is (0-based): the assistant turns before
-    it. A retried call is the same turn, so it is answered the same way."""
-    return sum(1 for message in request.get("messages", []) if message.get("role") == "assistant")
 
 
 def truncated(reply: ScriptedReply) -> ScriptedReply:

@@ -5,8 +5,8 @@
 - the systems-of-record sandbox (``python -m casework.sandbox``);
 - the worker (``python -m workers``, ``bench.waiting.WorkerProcess``), pointed at the
   scripted model server and at a policy folder that names a fallback model;
-- the scripted OpenAI-compatible model server (``tests/scripted_llm.py``), in this process, so
-  the suite decides what every model call gets.
+- the scripted OpenAI-compatible model server (``casework.testing.scripted_llm``), in this
+  process, so the suite decides what every model call gets.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,15 +31,18 @@ from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
 
-from bench.infra import TEMPORAL_BIN, progress
+from bench.infra import progress
 from bench.waiting import WorkerProcess
 from casework.case.tasks import TaskDecision
 from casework.converter import data_converter
 from casework.governance.loader import catalogue_policy_dir
 from casework.search_attributes import dev_server_flags
-from casework.signing_keys import keys_environment, signed_by_approver
+from casework.signing_keys import keys_environment
+from casework.testing.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
+from casework.testing.signing import signed
+from casework.testing.stack import free_port
+from casework.testing.temporal import BIN
 from reliability.model import FALLBACK_MODEL, FaultyModel
-from tests.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
 
 T = TypeVar("T")
 NAMESPACE = "default"
@@ -59,12 +61,6 @@ def quiet_runtime() -> Runtime:
             logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
         )
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def retrying(call: Callable[[], Awaitable[T]], *, what: str, timeout: float = 90.0) -> T:
@@ -101,7 +97,7 @@ class DevServer:
         with self._log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    str(TEMPORAL_BIN),
+                    str(BIN / "temporal"),
                     "server",
                     "start-dev",
                     "--headless",
@@ -241,8 +237,7 @@ class Stack:
 
     def sign(self, case_id: str, decision: TaskDecision) -> TaskDecision:
         """``decision`` signed by its approver for ``case_id``, as ``casework approve`` does."""
-        keys = Path(self.casework_env["CASEWORK_SIGNING_KEYS_DIR"])
-        return signed_by_approver(decision, case_id, keys)
+        return signed(case_id, decision, keys=Path(self.casework_env["CASEWORK_SIGNING_KEYS_DIR"]))
 
     @property
     def worker_pid(self) -> int | None:

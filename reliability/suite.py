@@ -44,6 +44,7 @@ from bench.infra import gather_limited, progress
 from casework import search_attributes as sa
 from casework.audit import AuditEvent
 from casework.case import CaseState
+from casework.testing.scripted_llm import ScriptedReply, turn_of
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import (
     WAITING_STATUSES,
@@ -54,9 +55,8 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
 )
-from reliability.model import ModelFault, turn_of
+from reliability.model import ModelFault
 from reliability.stack import Stack, retrying, running_stack
-from tests.scripted_llm import ScriptedReply
 
 WORKER_KILLED = "worker SIGKILL mid-case, restarted"
 SERVER_RESTARTED = "dev server stopped, restarted on its SQLite file"

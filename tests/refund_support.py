@@ -1,5 +1,5 @@
-"""Helpers for the refund process's tests: faked systems by activity name, and the sandbox over
-HTTP for the integration tests.
+"""Helpers for the refund process's tests: its systems faked by activity name
+(``casework.testing.fakes``), and the sandbox over HTTP for the integration tests.
 
 ``FakeRefundSystems`` fakes orders, CRM, fraud signals, payments, notifications and the model
 under the real activity names, for the time-skipping tests and for recording replay histories.
@@ -10,14 +10,12 @@ ahead of the wall clock once earlier tests have skipped through SLAs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agents.refund import RefundProposal, RefundRecommendation
@@ -26,11 +24,10 @@ from activities.erp import OrderLine
 from activities.fraud import FraudSignal, FraudSignalLookup
 from activities.orders import CustomerOrdersLookup, Order, OrderLookup
 from activities.payments import Refund, RefundLookup, RefundRequest, RefundReversal
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
-from casework.governance import activity as policy
-from casework.systems.notifications import Notification, NotificationRequest
-from tests.integration_support import case_data
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+from casework.agents.messages import AgentRequest
+from casework.systems.notifications import Notification
+from casework.testing.fakes import FakeAgent, FakeOutbox, Ledger, fake, not_found
+from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedModel, ScriptedReply
 
 
 def proposal(
@@ -83,7 +80,10 @@ def fraud_signal(customer_id: str = "CUS-1", order_id: str | None = None) -> Fra
 
 
 @dataclass
-class FakeRefundSystems:
+class FakeRefundSystems(FakeOutbox, FakeAgent):
+    """Orders, CRM, fraud signals, the refund ledger, the outbox and the refund analyst, in
+    memory, by activity name."""
+
     order: Order
     customer: Customer = field(default_factory=customer)
     prior_refunds: list[Refund] = field(default_factory=list)
@@ -91,127 +91,90 @@ class FakeRefundSystems:
     agent_answer: RefundProposal | ApplicationError = field(default_factory=proposal)
     crm_fails: bool = False
     """The CRM refuses refund notes for good (the customer record is locked)."""
-    refunds: dict[str, Refund] = field(default_factory=dict)
+    refunds: Ledger[Refund] = field(default_factory=Ledger)
     """Refunds issued by the case, by idempotency key."""
     refund_error: ApplicationError | None = None
     """What the fake payments system answers every refund with, if set (nothing is issued)."""
     refunds_meanwhile: list[Refund] = field(default_factory=list)
     """Refunds another case issues after this case's first look at the ledger."""
-    ledger_reads: int = 0
-    issue_calls: int = 0
-    reversals: list[RefundReversal] = field(default_factory=list)
     notes: list[RefundNoteRequest] = field(default_factory=list)
-    notifications: list[NotificationRequest] = field(default_factory=list)
-    agent_requests: list[AgentRequest] = field(default_factory=list)
 
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="orders.get_order")
-        async def get_order(lookup: OrderLookup) -> Order:
-            if lookup.order_id != self.order.order_id:
-                raise ApplicationError(
-                    f"order {lookup.order_id} not found", type="RecordNotFound", non_retryable=True
-                )
-            return self.order
+    def __post_init__(self) -> None:
+        if self.refund_error is not None:
+            self.script("payments.issue_refund", self.refund_error)
 
-        @activity.defn(name="orders.list_customer_orders")
-        async def list_customer_orders(lookup: CustomerOrdersLookup) -> list[Order]:
-            return [self.order]
+    def agent_answer_to(self, request: AgentRequest) -> RefundProposal | ApplicationError:
+        return self.agent_answer
 
-        @activity.defn(name="crm.get_customer")
-        async def get_customer(lookup: CustomerLookup) -> Customer:
-            return self.customer
+    @fake("orders.get_order")
+    async def get_order(self, lookup: OrderLookup) -> Order:
+        if lookup.order_id != self.order.order_id:
+            raise not_found(f"order {lookup.order_id}")
+        return self.order
 
-        @activity.defn(name="crm.add_refund_note")
-        async def add_refund_note(request: RefundNoteRequest) -> RefundNote:
-            if self.crm_fails:
-                raise ApplicationError(
-                    f"customer {request.customer_id} is locked for a data-protection review",
-                    type="RequestConflict",
-                    non_retryable=True,
-                )
-            self.notes.append(request)
-            return RefundNote(
-                note_id=f"CRN-{len(self.notes)}",
-                **request.model_dump(exclude={"idempotency_key", "case_id"}),
+    @fake("orders.list_customer_orders")
+    async def list_customer_orders(self, lookup: CustomerOrdersLookup) -> list[Order]:
+        return [self.order]
+
+    @fake("crm.get_customer")
+    async def get_customer(self, lookup: CustomerLookup) -> Customer:
+        return self.customer
+
+    @fake("crm.add_refund_note")
+    async def add_refund_note(self, request: RefundNoteRequest) -> RefundNote:
+        if self.crm_fails:
+            raise ApplicationError(
+                f"customer {request.customer_id} is locked for a data-protection review",
+                type="RequestConflict",
+                non_retryable=True,
             )
+        self.notes.append(request)
+        return RefundNote(
+            note_id=f"CRN-{len(self.notes)}",
+            **request.model_dump(exclude={"idempotency_key", "case_id"}),
+        )
 
-        @activity.defn(name="fraud.list_signals")
-        async def list_signals(lookup: FraudSignalLookup) -> list[FraudSignal]:
-            return self.signals
+    @fake("fraud.list_signals")
+    async def list_signals(self, lookup: FraudSignalLookup) -> list[FraudSignal]:
+        return self.signals
 
-        @activity.defn(name="payments.list_refunds")
-        async def list_refunds(lookup: RefundLookup) -> list[Refund]:
-            self.ledger_reads += 1
-            meanwhile = self.refunds_meanwhile if self.ledger_reads > 1 else []
-            return [*self.prior_refunds, *meanwhile, *self.refunds.values()]
+    @fake("payments.list_refunds")
+    async def list_refunds(self, lookup: RefundLookup) -> list[Refund]:
+        meanwhile = self.refunds_meanwhile if self.ledger_reads > 1 else []
+        return [*self.prior_refunds, *meanwhile, *self.refunds.values()]
 
-        @activity.defn(name="payments.issue_refund")
-        async def issue_refund(request: RefundRequest) -> Refund:
-            self.issue_calls += 1
-            if self.refund_error is not None:
-                raise self.refund_error
-            if request.idempotency_key not in self.refunds:
-                self.refunds[request.idempotency_key] = Refund(
-                    refund_id=f"REF-{len(self.refunds) + 1}",
-                    order_id=request.order_id,
-                    customer_id=request.customer_id,
-                    amount=request.amount,
-                    currency=request.currency,
-                    status="issued",
-                    idempotency_key=request.idempotency_key,
-                )
-            return self.refunds[request.idempotency_key]
+    @fake("payments.issue_refund")
+    async def issue_refund(self, request: RefundRequest) -> Refund:
+        return self.refunds.once(
+            request.idempotency_key,
+            lambda number: Refund(
+                refund_id=f"REF-{number}",
+                order_id=request.order_id,
+                customer_id=request.customer_id,
+                amount=request.amount,
+                currency=request.currency,
+                status="issued",
+                idempotency_key=request.idempotency_key,
+            ),
+        )
 
-        @activity.defn(name="payments.reverse_refund")
-        async def reverse_refund(reversal: RefundReversal) -> Refund:
-            self.reversals.append(reversal)
-            refund = next(r for r in self.refunds.values() if r.refund_id == reversal.refund_id)
-            refund.status = "reversed"
-            return refund
+    @fake("payments.reverse_refund")
+    async def reverse_refund(self, reversal: RefundReversal) -> Refund:
+        refund = next(r for r in self.refunds.values() if r.refund_id == reversal.refund_id)
+        refund.status = "reversed"
+        return refund
 
-        @activity.defn(name="notifications.send")
-        async def send(request: NotificationRequest) -> Notification:
-            self.notifications.append(request)
-            return Notification(
-                notification_id=f"N-{len(self.notifications)}",
-                to=request.to,
-                subject=request.subject,
-            )
+    @property
+    def ledger_reads(self) -> int:
+        return len(self.calls("payments.list_refunds"))
 
-        @activity.defn(name="llm.propose")
-        async def propose(request: AgentRequest) -> AgentResult:
-            self.agent_requests.append(request)
-            if isinstance(self.agent_answer, ApplicationError):
-                raise self.agent_answer
-            return AgentResult(
-                output=self.agent_answer.model_dump(mode="json"),
-                usage=AgentUsage(
-                    model="scripted",
-                    stand_in=False,
-                    prompt_tokens=120,
-                    completion_tokens=40,
-                    cost_usd=0.001,
-                    attempt=activity.info().attempt,
-                ),
-            )
+    @property
+    def issue_calls(self) -> int:
+        return len(self.calls("payments.issue_refund"))
 
-        return [
-            policy.load,
-            get_order,
-            list_customer_orders,
-            get_customer,
-            add_refund_note,
-            list_signals,
-            list_refunds,
-            issue_refund,
-            reverse_refund,
-            send,
-            propose,
-        ]
-
-    def sent_to(self, email: str) -> list[str]:
-        """Subjects of the notifications sent to ``email``, in order."""
-        return [n.subject for n in self.notifications if n.to == email]
+    @property
+    def reversals(self) -> list[RefundReversal]:
+        return self.calls("payments.reverse_refund")
 
 
 # -- the sandbox and the scripted model, for the integration tests -----------------------------
@@ -302,21 +265,14 @@ class RefundSystems:
         response.raise_for_status()
 
 
-def order_id_of(chat_request: dict[str, Any]) -> str | None:
-    data = case_data(chat_request)
-    return None if data is None else data.get("request", {}).get("order_id")
-
-
-class ScriptedRefundAnalyst:
-    """Scripts the model behind the refund analyst one order at a time, so one test's replies
-    can never be served to another test's case."""
+class ScriptedRefundAnalyst(ScriptedModel):
+    """Scripts the model behind the refund analyst one order at a time."""
 
     def __init__(self, server: ScriptedLlmServer) -> None:
-        self.server = server
-        self._replies: dict[str, ScriptedReply] = {}
-        server.responder = self._answer
+        super().__init__(server, "request", "order_id")
 
-    def answer(self, order_id: str, recommendation: str, confidence: float) -> None:
+    def recommend(self, order_id: str, recommendation: str, confidence: float) -> None:
+        """The analyst's answer for the order: ``recommendation`` with ``confidence``."""
         content = json.dumps(
             {
                 "recommendation": recommendation,
@@ -325,18 +281,6 @@ class ScriptedRefundAnalyst:
                 "evidence": ["fulfilment: delivered 3 days ago"],
             }
         )
-        self._replies[order_id] = ScriptedReply(
-            content=content, prompt_tokens=250, completion_tokens=60
+        self.answer(
+            order_id, ScriptedReply(content=content, prompt_tokens=250, completion_tokens=60)
         )
-
-    def requests_for(self, order_id: str) -> list[dict[str, Any]]:
-        return [body for body in list(self.server.requests) if order_id_of(body) == order_id]
-
-    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
-        order_id = order_id_of(body)
-        reply = self._replies.get(order_id) if order_id else None
-        if reply is None:
-            # 400 is non-retryable: an unscripted case fails fast and visibly instead of retrying.
-            message = f"no scripted answer for order {order_id!r}"
-            return ScriptedReply(status=400, error_body={"error": {"message": message}})
-        return reply

@@ -30,31 +30,27 @@ from casework.case import CaseStatus
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskKind
 from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory
+from casework.testing.cases import audit, events_of, open_task
+from casework.testing.scripted_llm import SCRIPTED_MODEL, ScriptedReply, gated, turn_of
+from casework.testing.signing import decide
+from casework.testing.temporal import eventually
 from casework.worker import running_worker
 from policies.ticket_triage import TicketTriagePolicy, TriageRoute
-from tests.integration_support import eventually
-from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply
-from tests.signing_support import decide
 from tests.triage_support import (
     Stack,
     TriageHandle,
     activity_attempts,
-    audit,
     audited,
     calls,
-    events_of,
     final,
-    gated,
     new_ticket_id,
     offered_tools,
-    open_task,
     proposal,
     region_of,
     running_stack,
     scheduled_activities,
     tool_call,
     tool_messages,
-    turn_of,
 )
 from workflows.ticket_triage import TicketTriageResult
 

@@ -27,6 +27,7 @@ from casework.governance.loader import catalogue_policy_dir, load_policy
 from casework.governance.models import Directory, PolicyRef
 from casework.governance.registry import policy_problems
 from casework.signing import decision_message
+from casework.testing.temporal import BIN
 from policies.invoice_exception import (
     InvoiceExceptionPolicy,
     Route,
@@ -34,7 +35,6 @@ from policies.invoice_exception import (
     decide_invoice,
 )
 from policies.refund import RefundPolicy, RefundRoute, decide_refund
-from tests.conftest import BIN
 from tests.fake_systems import proposal as invoice_proposal
 from tests.fake_systems import scenario
 from tests.refund_support import proposal

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN
+from casework.testing.temporal import BIN
 
 CASEWORK = str(BIN / "casework")
 

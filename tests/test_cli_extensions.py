@@ -26,7 +26,7 @@ from casework.cli.seeding import DemoRun
 from casework.config import Settings
 from casework.discovery import CatalogueError
 from casework.sandbox.server import running_sandbox
-from tests.conftest import BIN
+from casework.testing.temporal import BIN
 
 # A verb that checks its argument before anything is contacted, as ``deliver`` does.
 GREETING = """

@@ -30,8 +30,9 @@ from activities.vendors import DocumentResubmission
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseStatus
 from casework.codec import ensure_key_ring
-from tests.conftest import BIN
-from tests.integration_support import eventually, scripted_worker
+from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_server
+from casework.testing.stack import free_ports
+from casework.testing.temporal import BIN, eventually, scripted_worker
 from tests.loan_application_support import (
     LendingSandbox,
     loan_application,
@@ -39,8 +40,6 @@ from tests.loan_application_support import (
     reaches_status,
     start_loan,
 )
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_server
-from tests.stack_support import free_ports
 from tests.triage_support import (
     Itsm,
     ScriptedTriageModel,
@@ -48,7 +47,6 @@ from tests.triage_support import (
     final,
     itsm_client,
     new_ticket_id,
-    ticket_id_of,
     tool_call,
 )
 from tests.vendor_onboarding_support import (
@@ -81,7 +79,7 @@ class Models:
     triage: ScriptedTriageModel
 
     def answer(self, body: dict[str, Any]) -> ScriptedReply:
-        return self.triage._answer(body) if ticket_id_of(body) else self.checker._answer(body)
+        return self.triage._answer(body) if self.triage.key_of(body) else self.checker._answer(body)
 
 
 @pytest.fixture(scope="module")

@@ -27,22 +27,22 @@ from casework.case import CaseState
 from casework.case.tasks import DecisionReceipt
 from casework.config import Settings
 from casework.converter import data_converter
+from casework.testing.cases import open_task
+from casework.testing.signing import decide, signed_as_sent
+from casework.testing.temporal import eventually
 from casework.web.app import create_app
 from casework.web.auth import Credentials
 from tests.fake_systems import FakeSystems, scenario
-from tests.integration_support import eventually
 from tests.loan_application_support import (
     FakeLending,
     credit_report,
     loan_application,
     loan_worker,
-    opens_task,
     payslip,
     start_loan,
 )
 from tests.refund_support import FakeRefundSystems, order
-from tests.signing_support import decide, signed_as_sent
-from tests.test_invoice_workflow import audit, case_worker, open_task, start_case
+from tests.test_invoice_workflow import audit, case_worker, start_case
 from tests.test_refund_workflow import case_worker as refund_worker
 from tests.test_refund_workflow import issued, now
 from tests.test_refund_workflow import open_task as refund_task
@@ -208,7 +208,7 @@ async def test_an_edited_loan_below_the_policy_minimum_is_refused(
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-AM1")
         await handle.signal(CREDIT_REPORT, credit_report("APP-AM1"))
-        task = await opens_task(handle)
+        task = await open_task(handle)
         refused = await refusal(handle, approver="olivia", action="approve", amount="1.00")
         await decide(handle, approver="olivia", action="approve", amount="1000.00")
         result = await handle.result()

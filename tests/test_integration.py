@@ -23,17 +23,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
 from casework.case.tasks import HumanTask
-from tests.conftest import BIN
-from tests.integration_support import (
-    SandboxClient,
-    ScriptedAgent,
+from casework.testing.scripted_llm import (
+    SCRIPTED_MODEL,
+    ScriptedReply,
     case_data,
-    eventually,
-    proposal_json,
-    scripted_worker,
+    scripted_llm_server,
 )
-from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
-from tests.signing_support import casework_sign, decide
+from casework.testing.signing import casework_sign, decide
+from casework.testing.temporal import BIN, eventually, scripted_worker
+from tests.integration_support import SandboxClient, ScriptedAgent, proposal_json
 from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,

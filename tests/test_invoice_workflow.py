@@ -18,8 +18,8 @@ from temporalio.worker import Worker
 from activities.agents.invoice_exception import Recommendation
 from casework.audit import AuditEvent, AuditKind
 from casework.case.tasks import HumanTask
+from casework.testing.signing import decide, signed
 from tests.fake_systems import FakeSystems, proposal, scenario
-from tests.signing_support import decide, signed
 from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,

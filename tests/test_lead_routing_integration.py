@@ -22,8 +22,15 @@ from activities.crm_sales import Account, Firmographics
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseStatus
 from casework.case.tasks import HumanTask
+from casework.testing.scripted_llm import (
+    SCRIPTED_MODEL,
+    ScriptedReply,
+    case_data,
+    scripted_llm_server,
+)
+from casework.testing.signing import decide
+from casework.testing.temporal import eventually, scripted_worker
 from policies.lead_routing import RoutingRule
-from tests.integration_support import case_data, eventually, scripted_worker
 from tests.lead_routing_support import (
     CrmSales,
     ScriptedLeadAnalyst,
@@ -33,8 +40,6 @@ from tests.lead_routing_support import (
     ran_at_once,
     read_json,
 )
-from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
-from tests.signing_support import decide
 from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]

@@ -20,6 +20,7 @@ from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask
 from casework.report import CaseRecord, compute
+from casework.testing.signing import decide
 from policies.lead_routing import RoutingRule
 from tests.lead_routing_support import (
     FakeCrm,
@@ -28,7 +29,6 @@ from tests.lead_routing_support import (
     ran_at_once,
     read,
 )
-from tests.signing_support import decide
 from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]

@@ -22,7 +22,7 @@ from casework.agents.llm import (
 )
 from casework.agents.registry import AgentOutput, register
 from casework.config import Settings
-from tests.scripted_llm import (
+from casework.testing.scripted_llm import (
     SCRIPTED_API_KEY,
     SCRIPTED_MODEL,
     ScriptedLlmServer,

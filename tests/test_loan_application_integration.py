@@ -15,7 +15,6 @@ import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -25,72 +24,42 @@ from activities.fraud import FraudAlert
 from activities.lending import LoanApplication
 from casework.audit import AuditKind
 from casework.case import CaseStatus
+from casework.testing.cases import audit, events_of, open_task
+from casework.testing.scripted_llm import (
+    SCRIPTED_MODEL,
+    ScriptedModel,
+    ScriptedReply,
+    case_data,
+    scripted_llm_server,
+)
+from casework.testing.signing import decide
+from casework.testing.temporal import BIN, eventually, scripted_worker
 from demos.loan_messages import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually, scripted_worker
 from tests.loan_application_support import (
     LendingSandbox,
     LoanHandle,
     applicant,
-    audit,
-    events_of,
     freelance_statement,
     loan_application,
     new_application_id,
-    opens_task,
     reaches_status,
     start_loan,
 )
-from tests.scripted_llm import (
-    SCRIPTED_MODEL,
-    ScriptedLlmServer,
-    ScriptedReply,
-    scripted_llm_server,
-)
-from tests.signing_support import decide
 from workflows.loan_application import Outcome
 
 # -- the stack, once per module -----------------------------------------------------------------
 
 
-class ScriptedIncomeReader:
-    """The model behind the income reader, scripted per application."""
-
-    def __init__(self, server: ScriptedLlmServer) -> None:
-        self.server = server
-        self._replies: dict[str, ScriptedReply] = {}
-        server.responder = self._answer
-
-    def answer(self, application_id: str, reply: ScriptedReply) -> None:
-        self._replies[application_id] = reply
-
-    def requests_for(self, application_id: str) -> list[dict[str, Any]]:
-        return [r for r in list(self.server.requests) if _application_of(r) == application_id]
-
-    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
-        application_id = _application_of(body)
-        reply = self._replies.get(application_id or "")
-        if reply is None:
-            # 400 is non-retryable: an unscripted case fails fast and visibly.
-            message = f"no scripted reading for {application_id!r}"
-            return ScriptedReply(status=400, error_body={"error": {"message": message}})
-        return reply
-
-
-def _application_of(request: dict[str, Any]) -> str | None:
-    data = case_data(request)
-    return None if data is None else data.get("application", {}).get("application_id")
-
-
 @pytest.fixture(scope="module")
-def model() -> Iterator[ScriptedIncomeReader]:
+def model() -> Iterator[ScriptedModel]:
+    """The model behind the income reader, scripted per application."""
     with scripted_llm_server() as server:
-        yield ScriptedIncomeReader(server)
+        yield ScriptedModel(server, "application", "application_id")
 
 
 @pytest.fixture(scope="module")
 async def task_queue(
-    temporal: WorkflowEnvironment, sandbox_url: str, model: ScriptedIncomeReader
+    temporal: WorkflowEnvironment, sandbox_url: str, model: ScriptedModel
 ) -> AsyncIterator[str]:
     async with scripted_worker(temporal.client, sandbox_url, model.server, "loans") as queue:
         yield queue
@@ -157,7 +126,7 @@ async def test_bureau_report_arriving_during_identity_checks_is_not_lost(
     task_queue: str,
     sandbox: LendingSandbox,
     sandbox_url: str,
-    model: ScriptedIncomeReader,
+    model: ScriptedModel,
 ) -> None:
     application_id = new_application_id("EARLY")
     application = loan_application(application_id, documents=[freelance_statement()])
@@ -245,7 +214,7 @@ async def test_an_income_figure_the_documents_do_not_bear_out_pays_nothing_out(
     temporal: WorkflowEnvironment,
     task_queue: str,
     sandbox: LendingSandbox,
-    model: ScriptedIncomeReader,
+    model: ScriptedModel,
     declared: str,
     statement: str,
     answered: str,
@@ -268,7 +237,7 @@ async def test_an_income_figure_the_documents_do_not_bear_out_pays_nothing_out(
     request_id = await bureau_request_id(sandbox, application_id)
     await sandbox.answer(request_id)
     await deliver(temporal.client, await bureau_report(sandbox.http, request_id))
-    task = await opens_task(handle)
+    task = await open_task(handle)
     events = await audit(handle)
 
     (checked,) = events_of(events, AuditKind.PROPOSAL_CHECKED)
@@ -515,7 +484,7 @@ async def test_reply_and_alert_count_only_as_their_sources_keep_them(
     task_queue: str,
     sandbox: LendingSandbox,
     sandbox_url: str,
-    model: ScriptedIncomeReader,
+    model: ScriptedModel,
 ) -> None:
     """A reply counts as the lending system received it, a fraud alert as fraud monitoring
     raised it (``casework deliver`` puts each there first); one sent straight to the case is

@@ -23,24 +23,21 @@ from activities.lending import CustomerReply
 from casework.audit import AuditKind
 from casework.case import CaseStatus
 from casework.report import CaseRecord, compute
+from casework.testing.cases import audit, events_of, open_task, state
+from casework.testing.signing import decide
 from tests.loan_application_support import (
     FakeLending,
-    audit,
     credit_report,
-    events_of,
     freelance_statement,
     loan_application,
     loan_worker,
-    opens_task,
     payslip,
     reaches_status,
     reading,
     recorded,
     start_loan,
-    state,
     waits_for,
 )
-from tests.signing_support import decide
 from workflows.loan_application import (
     CREDIT_REPORT,
     CUSTOMER_REPLY,
@@ -207,7 +204,7 @@ async def test_non_standard_income_is_read_by_the_agent_and_referred_when_unsure
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-U1")
         await handle.signal(CREDIT_REPORT, credit_report("APP-U1"))
-        task = await opens_task(handle)
+        task = await open_task(handle)
         receipt = await decide(handle, approver="noah", action="approve", comment="statement ok")
         result = await handle.result()
 
@@ -232,7 +229,7 @@ async def test_underwriter_rejection_declines_the_application(
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-M2")
         await handle.signal(CREDIT_REPORT, credit_report("APP-M2"))
-        task = await opens_task(handle)
+        task = await open_task(handle)
         await decide(handle, approver="noah", action="reject", comment="purpose unclear")
         result = await handle.result()
 
@@ -261,7 +258,7 @@ async def test_large_loan_goes_to_a_credit_officer_who_may_approve_less(
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-M3")
         await handle.signal(CREDIT_REPORT, credit_report("APP-M3"))
-        task = await opens_task(handle)
+        task = await open_task(handle)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await decide(handle, approver="noah", action="approve")
         await decide(handle, approver="olivia", action="approve", amount="120000.00")
@@ -391,7 +388,7 @@ async def test_more_information_unanswered_for_three_days_goes_to_an_underwriter
         await handle.signal(CREDIT_REPORT, credit_report("APP-I2"))
         await waits_for(handle, "a reply from the applicant")
         await time_skipping_env.sleep(timedelta(days=3, minutes=1))
-        task = await opens_task(handle)
+        task = await open_task(handle)
         # Too late: the request is closed, and the reply is recorded as ignored.
         await handle.signal(CUSTOMER_REPLY, CustomerReply(application_id="APP-I2", text="late"))
         await decide(handle, approver="noah", action="reject", comment="income not evidenced")
@@ -487,7 +484,7 @@ async def test_fraud_alert_during_underwriting_withdraws_the_task_and_refuses_a_
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-F2")
         await handle.signal(CREDIT_REPORT, credit_report("APP-F2"))
-        task = await opens_task(handle)
+        task = await open_task(handle)
         await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-F2")))
         result = await handle.result()
         with pytest.raises((WorkflowUpdateFailedError, RPCError)):
@@ -514,7 +511,7 @@ async def test_fraud_alert_that_fraud_monitoring_never_raised_is_ignored(
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-F3")
         await handle.signal(CREDIT_REPORT, credit_report("APP-F3"))
-        await opens_task(handle)
+        await open_task(handle)
         await handle.signal(FRAUD_ALERT, alert("APP-F3", alert_id="FA-MADE-UP"))
         await recorded(handle, AuditKind.MESSAGE_RECEIVED, 4)
         receipt = await decide(handle, approver="noah", action="approve")
@@ -607,7 +604,7 @@ async def test_cancelling_while_underwriting_undoes_nothing_and_says_so(
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-C2")
         await handle.signal(CREDIT_REPORT, credit_report("APP-C2"))
-        await opens_task(handle)
+        await open_task(handle)
         await cancel(handle)
         events = await audit(handle)
 

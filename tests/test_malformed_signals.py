@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
 from casework.case.tasks import MAX_COMMENT_CHARS, TaskDecision
+from casework.testing.signing import signed
 from tests.fake_systems import FakeSystems, scenario
-from tests.signing_support import signed
 from tests.test_invoice_workflow import audit, case_worker, open_task, start_case
 
 

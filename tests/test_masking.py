@@ -25,7 +25,7 @@ from casework.agents.messages import (
 from casework.agents.region import REGION_RULES
 from casework.config import Settings
 from casework.masking import Masker, MaskingPolicy, load_masking_policy
-from tests.scripted_llm import (
+from casework.testing.scripted_llm import (
     SCRIPTED_API_KEY,
     SCRIPTED_MODEL,
     ScriptedLlmServer,

@@ -2,8 +2,8 @@
 
 One embedded stack whose worker calls a scripted OpenAI-compatible server over HTTP (litellm on
 its real path, no mocks). The server answers as the offline stand-ins would, computed from the
-masked requests it receives (``tests/stand_in_llm.py``), so the demo must reach every outcome it
-reaches offline while the worker unmasks the model's tokens on the way back.
+masked requests it receives (``casework.testing.stand_in_llm``), so the demo must reach every
+outcome it reaches offline while the worker unmasks the model's tokens on the way back.
 
 Then every request body the server captured is scanned for the sensitive values the sandbox
 holds after the demo: the value of every field ``policies/masking.yaml`` names (bank accounts,
@@ -33,19 +33,19 @@ from activities.agents.ticket_triage import TRIAGE_AGENT, TRIAGE_PROPOSAL
 from activities.agents.vendor_onboarding import DOCUMENT_CHECKER, DOCUMENT_EXTRACTION
 from casework.catalogue import discover
 from casework.masking import PATTERNS, MaskingPolicy, load_masking_policy
+from casework.testing.scripted_llm import (
+    SCRIPTED_API_KEY,
+    SCRIPTED_MODEL,
+    ScriptedLlmServer,
+    case_data,
+    scripted_llm_server,
+)
+from casework.testing.stack import Stack, demo_table, embedded_stack
+from casework.testing.stand_in_llm import StandInResponder
 from demos import invoice_exception as demo_invoice_exception
 from demos import lead_routing as demo_lead_routing
 from demos import loan_application as demo_loan_application
 from demos import vendor_onboarding as demo_vendor_onboarding
-from tests.integration_support import case_data
-from tests.scripted_llm import (
-    SCRIPTED_API_KEY,
-    SCRIPTED_MODEL,
-    ScriptedLlmServer,
-    scripted_llm_server,
-)
-from tests.stack_support import Stack, demo_table, embedded_stack
-from tests.stand_in_llm import StandInResponder
 from workflows.vendor_onboarding import VendorOnboardingWorkflow
 
 # The agent each demo process asks, and the output it answers with. The test checks that this is

@@ -28,8 +28,8 @@ from temporalio.client import Client
 
 from casework.codec import KeyRing
 from casework.converter import encrypting_converter
-from tests.conftest import BIN
-from tests.stack_support import Stack, stack_on_free_ports
+from casework.testing.stack import Stack, stack_on_free_ports
+from casework.testing.temporal import BIN
 
 INVOICE = "invoice-exception"
 

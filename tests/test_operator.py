@@ -32,7 +32,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.stack_support import Stack, demo_table, embedded_stack
+from casework.testing.stack import Stack, demo_table, embedded_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

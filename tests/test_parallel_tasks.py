@@ -23,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from casework.governance import activity as policy
     from casework.governance.models import ApprovalTier
     from casework.systems.notifications import Notification, NotificationRequest
+    from casework.testing.signing import decide, signed
     from policies.invoice_exception import InvoiceExceptionPolicy
-    from tests.signing_support import decide, signed
 
 
 def review(title: str, role: str) -> ApprovalRequest:

@@ -28,8 +28,8 @@ import pytest
 
 from casework.cli.main import build_parser
 from casework.config import DEFAULT_CODEC_PORT, DEFAULT_SANDBOX_PORT
-from tests.conftest import BIN
-from tests.stack_support import Stack, stack_on_free_ports
+from casework.testing.stack import Stack, stack_on_free_ports
+from casework.testing.temporal import BIN
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -24,11 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
 from casework.case.tasks import HumanTask
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually, scripted_worker
+from casework.testing.scripted_llm import SCRIPTED_MODEL, case_data, scripted_llm_server
+from casework.testing.signing import casework_sign, decide
+from casework.testing.temporal import BIN, eventually, scripted_worker
 from tests.refund_support import RefundSystems, ScriptedRefundAnalyst
-from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
-from tests.signing_support import casework_sign, decide
 from workflows.refund import Outcome, RefundInput, RefundResult, RefundWorkflow
 
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundResult]
@@ -140,7 +139,7 @@ async def test_small_refund_is_issued_once_noted_in_the_crm_and_told_to_the_cust
 ) -> None:
     order_id = new_order_id("A")
     customer_id = await systems.seed(order_id, total="30.00")
-    analyst.answer(order_id, "approve", 0.93)
+    analyst.recommend(order_id, "approve", 0.93)
 
     handle = await start_case(temporal, task_queue, order_id, "30.00")
     result = await handle.result()
@@ -174,7 +173,7 @@ async def test_support_lead_finds_the_request_in_the_backlog_and_approves_it(
 ) -> None:
     order_id = new_order_id("B")
     await systems.seed(order_id, total="240.00")
-    analyst.answer(order_id, "approve", 0.9)
+    analyst.recommend(order_id, "approve", 0.9)
 
     handle = await start_case(temporal, task_queue, order_id, "240.00")
     task = await wait_for_open_task(handle)
@@ -210,7 +209,7 @@ async def test_fraud_investigator_clears_a_flagged_refund_with_the_plain_tempora
 ) -> None:
     order_id = new_order_id("C")
     await systems.seed(order_id, total="20.00", fraud=True)
-    analyst.answer(order_id, "investigate", 0.8)
+    analyst.recommend(order_id, "investigate", 0.8)
     workflow_id = RefundWorkflow.case_id(order_id)
 
     await temporal_cli(
@@ -256,7 +255,7 @@ async def test_crm_refusing_the_note_for_good_reverses_the_refund_in_the_ledger(
 ) -> None:
     order_id = new_order_id("D")
     customer_id = await systems.seed(order_id, total="30.00")
-    analyst.answer(order_id, "approve", 0.95)
+    analyst.recommend(order_id, "approve", 0.95)
     # Every attempt the retry policy allows is refused (the CRM is down, then gives up).
     await systems.inject_fault(
         method="POST", path=f"/crm/customers/{customer_id}/refund-notes", count=4, status=503
@@ -284,7 +283,7 @@ async def test_lost_refund_response_is_retried_and_refunds_exactly_once(
 ) -> None:
     order_id = new_order_id("E")
     await systems.seed(order_id, total="30.00")
-    analyst.answer(order_id, "approve", 0.95)
+    analyst.recommend(order_id, "approve", 0.95)
     # The payments system issues the refund, then answers 503 as if the response was lost.
     await systems.inject_fault(
         method="POST", path="/payments/refunds", count=1, status=503, when="after"
@@ -312,7 +311,7 @@ async def test_two_cases_on_one_order_never_refund_more_than_was_paid(
     with its own ID, as the docs suggest), both approved, refunded 1,200.00."""
     order_id = new_order_id("TWICE")
     await systems.seed(order_id, total="1000.00")
-    analyst.answer(order_id, "approve", 0.9)
+    analyst.recommend(order_id, "approve", 0.9)
     first = await start_case(temporal, task_queue, order_id, "600.00")
     second: RefundHandle = await temporal.client.start_workflow(
         RefundWorkflow.run,

@@ -26,6 +26,7 @@ from activities.payments import Refund
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState
 from casework.case.tasks import HumanTask
+from casework.testing.signing import decide
 from tests.refund_support import (
     FakeRefundSystems,
     customer,
@@ -33,7 +34,6 @@ from tests.refund_support import (
     order,
     proposal,
 )
-from tests.signing_support import decide
 from workflows.refund import Outcome, RefundInput, RefundResult, RefundWorkflow
 
 CUSTOMER_EMAIL = "ann.lee@example.com"

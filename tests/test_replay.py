@@ -2,8 +2,9 @@
 
 A running case resumes by replaying its history; a change to the workflow's command sequence
 (activities, timers, search-attribute upserts in a different order) fails here before it can
-strand a case in production. Histories are recorded by ``python -m tests.histories.record``;
-see that module for when re-recording is legitimate.
+strand a case in production. Histories are recorded by ``python -m tests.histories.record`` from
+the scenarios each process declares in ``tests/histories/<process>.py``; see
+``casework.testing.recorder`` for when re-recording is legitimate.
 """
 
 from __future__ import annotations
@@ -12,64 +13,46 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from casework.catalogue import discover
 from casework.plugin import CaseworkPlugin
-from tests.histories.record import (
-    HISTORIES,
-    LEAD_RECORDINGS,
-    LOAN_RECORDINGS,
-    RECORDINGS,
-    REFUND_RECORDINGS,
-    TRIAGE_RECORDINGS,
-    VENDOR_RECORDINGS,
-    history_path,
-    lead_history_path,
-    loan_history_path,
-    refund_history_path,
-    triage_history_path,
-    vendor_history_path,
-    workflow_id_for,
-)
+from casework.testing.recorder import Histories, discover_histories
+from tests.histories.record import PACKAGE
 
-HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
+HISTORIES = discover_histories(PACKAGE)
+HISTORY_FILES = HISTORIES.files()
 # Every workflow the worker runs, the triage case's agent region (a child workflow whose
 # history is stored and replayed apart) among them.
 CATALOGUE = discover()
 
 
 def test_every_recorded_scenario_has_a_stored_history() -> None:
-    assert HISTORY_FILES, f"no stored histories in {HISTORIES}"
-    missing = [r.name for r in RECORDINGS if not history_path(r.name).exists()] + [
-        r.name
-        for r in TRIAGE_RECORDINGS
-        if not all(triage_history_path(r.name, region=region).exists() for region in (False, True))
-    ]
-    missing += [r.name for r in LOAN_RECORDINGS if not loan_history_path(r.name).exists()]
-    missing += [r.name for r in VENDOR_RECORDINGS if not vendor_history_path(r.name).exists()]
+    assert HISTORY_FILES, f"no stored histories in {HISTORIES.directory}"
+    assert HISTORIES.recordings, f"no recordings declared in {PACKAGE}"
+    missing = HISTORIES.missing()
     assert not missing, f"record them with: python -m tests.histories.record ({missing})"
 
 
-def test_every_refund_scenario_has_a_stored_history() -> None:
+def test_every_process_of_the_catalogue_declares_its_recordings() -> None:
+    declared = {recordings.workflow for recordings in HISTORIES.recordings}
+    undeclared = [p.name for p in CATALOGUE.processes.values() if p.workflow not in declared]
+    assert not undeclared, f"no tests/histories/<process>.py for {undeclared}"
+
+
+def test_scenario_names_are_unique_across_processes() -> None:
     # The recorder takes scenario names from the command line: one name, one process.
-    names = {r.name for r in REFUND_RECORDINGS}
-    assert not names & {r.name for r in (*RECORDINGS, *TRIAGE_RECORDINGS)}
-    missing = [r.name for r in REFUND_RECORDINGS if not refund_history_path(r.name).exists()]
-    assert not missing, f"record them with: python -m tests.histories.record ({missing})"
+    names = [scenario.name for _, scenario in HISTORIES.scenarios()]
+    assert len(names) > len(HISTORIES.recordings), names
+    assert sorted(set(names)) == sorted(names), sorted(n for n in names if names.count(n) > 1)
 
 
-def test_every_lead_routing_scenario_has_a_stored_history() -> None:
-    # The recorder takes scenario names from the command line: one name, one process.
-    names = {r.name for r in LEAD_RECORDINGS}
-    assert not names & {r.name for r in (*RECORDINGS, *TRIAGE_RECORDINGS)}
-    missing = [r.name for r in LEAD_RECORDINGS if not lead_history_path(r.name).exists()]
-    assert not missing, f"record them with: python -m tests.histories.record ({missing})"
-
-
-@pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
-async def test_stored_history_replays_on_the_current_code(history_file: Path) -> None:
-    history = WorkflowHistory.from_json(workflow_id_for(history_file), history_file.read_text())
+async def replay(histories: Histories, history_file: Path) -> None:
+    """Raises on any nondeterminism: a command the history does not have, or one it lacks."""
+    history = WorkflowHistory.from_json(
+        histories.workflow_id_for(history_file), history_file.read_text()
+    )
     replayer = Replayer(
         workflows=[],
         plugins=[
@@ -78,6 +61,26 @@ async def test_stored_history_replays_on_the_current_code(history_file: Path) ->
             )
         ],
     )
-
-    # Raises on any nondeterminism: a command the history does not have, or one it lacks.
     await replayer.replay_workflow(history)
+
+
+@pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda path: path.stem)
+async def test_stored_history_replays_on_the_current_code(history_file: Path) -> None:
+    await replay(HISTORIES, history_file)
+
+
+async def test_the_recorder_stores_a_case_and_its_child_under_the_stored_names(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # A scenario of a process with a child workflow (the triage case and its agent region),
+    # recorded afresh elsewhere: never over the stored histories.
+    recordings = next(r for r in HISTORIES.recordings if r.children)
+    scenario = recordings.scenarios[0]
+    elsewhere = Histories(directory=tmp_path, recordings=(recordings,))
+
+    paths = await elsewhere.record(time_skipping_env, recordings, scenario)
+
+    assert [p.name for p in paths] == [p.name for p in HISTORIES.paths(recordings, scenario)]
+    assert elsewhere.missing() == [s.name for s in recordings.scenarios[1:]]
+    for path in paths:
+        await replay(elsewhere, path)

@@ -15,7 +15,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from casework.catalogue import discover
-from tests.histories.record import HISTORIES, workflow_id_for
+from casework.testing.recorder import discover_histories
+from tests.histories.record import PACKAGE
+
+HISTORIES = discover_histories(PACKAGE)
 
 
 def _workflow_name(workflow: type) -> str:
@@ -25,8 +28,8 @@ def _workflow_name(workflow: type) -> str:
 def stored_histories() -> dict[str, list[Path]]:
     """Workflow type -> its stored history files."""
     found: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(HISTORIES.glob("*.json")):
-        history = WorkflowHistory.from_json(workflow_id_for(path), path.read_text())
+    for path in HISTORIES.files():
+        history = WorkflowHistory.from_json(HISTORIES.workflow_id_for(path), path.read_text())
         first = history.events[0]
         assert first.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, path
         found[first.workflow_execution_started_event_attributes.workflow_type.name].append(path)

@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 from casework.agents.llm import LlmActivities
 from casework.agents.messages import AgentRequest
 from casework.config import Settings, SettingsError
-from tests.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
+from casework.testing.scripted_llm import SCRIPTED_MODEL, ScriptedReply, scripted_llm_server
 from tests.test_llm_activity import APPROVE, Verdict  # noqa: F401 - registers test.verdict
 
 KEY = "sk-test-5ecret-never-logged"

@@ -33,14 +33,15 @@ from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import HumanTask
 from casework.catalogue import discover
+from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_server
+from casework.testing.signing import decide
+from casework.testing.temporal import eventually, scripted_worker
 from demos.loan_messages import bureau_report, deliver
 from reliability.drivers.base import decider_for
-from tests.integration_support import SandboxClient, eventually, scripted_worker
+from tests.integration_support import SandboxClient
 from tests.lead_routing_support import CrmSales, make_ae, make_lead, software_company
 from tests.loan_application_support import LendingSandbox, applicant, loan_application
 from tests.refund_support import RefundSystems
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_server
-from tests.signing_support import decide
 from tests.triage_support import Itsm
 from tests.vendor_onboarding_support import VendorSystems, new_application
 from workflows.invoice_exception import InvoiceExceptionInput

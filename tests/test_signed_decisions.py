@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditEvent, AuditKind
 from casework.case.tasks import DecisionReceipt, TaskDecision
+from casework.testing.signing import signed
+from casework.testing.temporal import eventually
 from tests.fake_systems import FakeSystems, scenario
-from tests.integration_support import eventually
-from tests.signing_support import signed
 from tests.test_invoice_workflow import audit, case_worker, open_task, start_case
 from workflows.invoice_exception import Outcome
 

@@ -22,7 +22,7 @@ from casework.signing_keys import (
     load_public_keys,
     load_signing_key,
 )
-from tests.conftest import BIN
+from casework.testing.temporal import BIN
 
 CASE = "invoice-exception-INV-1"
 BOB = Ed25519PrivateKey.generate()

@@ -27,7 +27,7 @@ from casework.codec import load_key_ring
 from casework.config import Settings
 from casework.stack import COMPONENTS, StackConfig, StackError, stack_down, stack_status, stack_up
 from casework.stack.state import load_state
-from tests.stack_support import free_ports
+from casework.testing.stack import free_ports
 
 # Polls the task queue the stack tells it about, like the real worker, without depending on
 # the real worker's workflows and activities.

@@ -23,25 +23,23 @@ from casework.agents.llm import STAND_IN_MODEL
 from casework.agents.region import RegionOutcome
 from casework.audit import AuditKind
 from casework.case import CaseState, CaseStatus
+from casework.testing.cases import audit, events_of, open_task, state
+from casework.testing.scripted_llm import case_data
+from casework.testing.signing import decide
+from casework.testing.temporal import eventually
 from casework.worker import running_worker
 from policies.ticket_triage import TriageRoute
-from tests.integration_support import case_data, eventually
-from tests.signing_support import decide
 from tests.triage_support import (
     Stack,
     TriageHandle,
-    audit,
     audited,
     calls,
-    events_of,
     final,
     history_actions,
     new_ticket_id,
-    open_task,
     region_of,
     running_stack,
     scheduled_activities,
-    state,
     timers_started,
     tool_call,
 )

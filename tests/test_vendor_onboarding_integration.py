@@ -17,20 +17,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
 from casework.case import CaseStatus
-from tests.integration_support import case_data, scripted_worker
-from tests.scripted_llm import SCRIPTED_MODEL, scripted_llm_server
-from tests.signing_support import decide
+from casework.testing.cases import audit, events_of
+from casework.testing.scripted_llm import SCRIPTED_MODEL, case_data, scripted_llm_server
+from casework.testing.signing import decide
+from casework.testing.temporal import scripted_worker
 from tests.vendor_onboarding_support import (
     CONTACT,
     VENDOR_NAME,
     CaseHandle,
     ScriptedChecker,
     VendorSystems,
-    audit,
     audited,
     bank_confirmation_text,
     cancel,
-    events_of,
     extraction_reply,
     model_calls,
     new_application,

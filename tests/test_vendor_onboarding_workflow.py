@@ -12,26 +12,24 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
 from casework.case import CaseStatus
+from casework.testing.cases import audit, events_of, state
+from casework.testing.signing import decide
 from policies.vendor_onboarding import DocumentVerdict, ReviewStatus
-from tests.signing_support import decide
 from tests.vendor_onboarding_support import (
     CONTACT,
     FOREIGN_IBAN,
     FakeVendorSystems,
     application,
-    audit,
     audited,
     bank_confirmation_text,
     cancel,
     case_worker,
     documents_for,
-    events_of,
     model_calls,
     open_reviews,
     reached,
     resubmission,
     start_case,
-    state,
     tax_certificate_text,
 )
 from workflows.vendor_onboarding import Outcome
@@ -67,7 +65,7 @@ async def test_documents_in_order_and_both_reviews_approving_onboard_the_vendor_
     assert vendor.documents == ["APP-A1-REG", "APP-A1-TAX", "APP-A1-BANK"]
     assert systems.statuses == ["onboarded"]
     assert systems.status_changes[0].erp_vendor_id == vendor.vendor_id
-    assert f"Welcome: {result.vendor_name} is an approved vendor" in systems.notified(CONTACT)
+    assert f"Welcome: {result.vendor_name} is an approved vendor" in systems.sent_to(CONTACT)
     # One checker activity per document, all scheduled before any of them ended (in parallel),
     # each seeing only its own document and nothing of what the application claims.
     assert len(scheduled) == 3 and len(ended) == 3 and max(scheduled) < min(ended)
@@ -107,7 +105,7 @@ async def test_legal_approving_and_finance_rejecting_ends_rejected_with_no_erp_v
     assert result.erp_vendor_id is None
     assert systems.create_calls == 0 and systems.vendors == {}
     assert systems.statuses == ["rejected"]
-    assert any("was not approved" in subject for subject in systems.notified(CONTACT))
+    assert any("was not approved" in subject for subject in systems.sent_to(CONTACT))
 
 
 async def test_legal_rejecting_first_withdraws_the_finance_review_at_once(
@@ -225,7 +223,7 @@ async def test_an_invalid_document_waits_for_the_resubmission_signal_then_contin
     assert len(systems.agent_requests) == 4
     (vendor,) = systems.vendors.values()
     assert vendor.documents[1] == "APP-E1-TAX-2"
-    assert "Document APP-E1-TAX-2 accepted" in systems.notified(CONTACT)
+    assert "Document APP-E1-TAX-2 accepted" in systems.sent_to(CONTACT)
 
 
 async def test_a_missing_document_is_requested_and_a_wrong_one_asked_for_again(
@@ -259,7 +257,7 @@ async def test_a_missing_document_is_requested_and_a_wrong_one_asked_for_again(
     assert "bank confirmation missing: not submitted" in requested.body
     (not_accepted,) = [n for n in systems.notifications if "not accepted" in n.subject]
     assert "its company name 'Südwind Handels AG' is not the application's" in not_accepted.body
-    assert "Document APP-F1-BANK-2 accepted" in systems.notified(CONTACT)
+    assert "Document APP-F1-BANK-2 accepted" in systems.sent_to(CONTACT)
 
 
 async def test_no_resubmission_within_the_policy_window_expires_the_application(
@@ -282,7 +280,7 @@ async def test_no_resubmission_within_the_policy_window_expires_the_application(
     (timed_out,) = events_of(events, AuditKind.TASK_TIMED_OUT)
     # 14 days after the documents were requested, as the policy says.
     assert abs(timed_out.at - requested.at - timedelta(days=14)) < timedelta(minutes=1)
-    assert any(subject.endswith("expired") for subject in systems.notified(CONTACT))
+    assert any(subject.endswith("expired") for subject in systems.sent_to(CONTACT))
 
 
 async def test_malformed_or_wrong_resubmissions_are_recorded_and_ignored_with_the_reason(
@@ -555,7 +553,7 @@ async def test_an_application_with_an_invalid_iban_is_refused_before_anything_is
     assert systems.agent_requests == []
     assert systems.create_calls == 0
     assert systems.statuses == ["rejected"]
-    assert any("was not approved" in subject for subject in systems.notified(CONTACT))
+    assert any("was not approved" in subject for subject in systems.sent_to(CONTACT))
 
 
 async def test_a_bank_letter_stating_an_invalid_iban_is_asked_for_again(

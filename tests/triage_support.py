@@ -1,19 +1,19 @@
 """Helpers for the agent-region and ticket-triage tests.
 
-The scripted model is keyed by ticket, and by turn: a request's turn is the number of assistant
-messages already in its conversation, so a retried model call gets the same reply as the first
-attempt, and one test's leftover script can never be served to another test's case.
+The scripted model (``casework.testing.scripted_llm.ScriptedModel``) is keyed by ticket, and by
+turn: a request's turn is the number of assistant messages already in its conversation, so a
+retried model call gets the same reply as the first attempt, and one test's leftover script can
+never be served to another test's case.
 
-``FakeItsm`` fakes the service desk, the notifications outbox and the model by activity name, for
-recording replay histories on the time-skipping server; the tests themselves run the real
-activities against the real sandbox.
+``FakeItsm`` fakes the service desk, the notifications outbox and the model by activity name
+(``casework.testing.fakes``), for recording replay histories on the time-skipping server; the
+tests themselves run the real activities against the real sandbox.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.itsm import (
@@ -43,22 +41,23 @@ from activities.itsm import (
     TicketLookup,
     TicketResolution,
 )
-from casework.agents.messages import AgentUsage, ChatMessage, ChatRequest, ChatResult, ToolCall
+from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import AgentRegionResult, AgentRegionWorkflow
-from casework.audit import AuditEvent, AuditKind
-from casework.case import CaseState
-from casework.case.tasks import HumanTask
+from casework.audit import AuditEvent
 from casework.config import Settings
-from casework.governance import activity as policy
 from casework.sandbox.server import running_sandbox
-from casework.systems.notifications import Notification, NotificationRequest
-from casework.worker import running_worker
-from tests.integration_support import case_data, eventually, scripted_settings
-from tests.scripted_llm import (
+from casework.systems.notifications import Notification
+from casework.testing.cases import audit, state
+from casework.testing.fakes import FakeChat, FakeOutbox, fake, not_found
+from casework.testing.scripted_llm import (
     ScriptedLlmServer,
+    ScriptedModel,
     ScriptedReply,
+    case_data,
     scripted_llm_server,
 )
+from casework.testing.temporal import eventually, scripted_settings
+from casework.worker import running_worker
 from workflows.ticket_triage import TicketTriageInput, TicketTriageResult, TicketTriageWorkflow
 
 TriageHandle = WorkflowHandle[TicketTriageWorkflow, TicketTriageResult]
@@ -102,32 +101,6 @@ def final(**fields: Any) -> ScriptedReply:
     return calls(tool_call("final_answer", proposal(**fields)))
 
 
-Turn = ScriptedReply | Callable[[dict[str, Any]], ScriptedReply]
-
-
-def gated(reply: ScriptedReply, release: threading.Event, timeout: float = 60.0) -> Turn:
-    """A turn that answers only once ``release`` is set: holds a model call in flight.
-
-    The server answers each request on a thread of its own, so this blocks nothing else."""
-
-    def turn(body: dict[str, Any]) -> ScriptedReply:
-        if not release.wait(timeout):
-            return ScriptedReply(status=503)
-        return reply
-
-    return turn
-
-
-def ticket_id_of(request: dict[str, Any]) -> str | None:
-    data = case_data(request)
-    return None if data is None else data.get("ticket", {}).get("ticket_id")
-
-
-def turn_of(request: dict[str, Any]) -> int:
-    """Which model call of its region a request is (0-based): the assistant turns before it."""
-    return sum(1 for message in request["messages"] if message["role"] == "assistant")
-
-
 def tool_messages(request: dict[str, Any]) -> list[str]:
     """The tool results a request carries to the model, oldest first."""
     return [m["content"] for m in request["messages"] if m["role"] == "tool"]
@@ -137,31 +110,11 @@ def offered_tools(request: dict[str, Any]) -> list[str]:
     return [tool["function"]["name"] for tool in request.get("tools", [])]
 
 
-class ScriptedTriageModel:
+class ScriptedTriageModel(ScriptedModel):
     """Scripts the model behind the triage agent, one ticket at a time, turn by turn."""
 
     def __init__(self, server: ScriptedLlmServer) -> None:
-        self.server = server
-        self._scripts: dict[str, tuple[list[Turn], Turn | None]] = {}
-        server.responder = self._answer
-
-    def script(self, ticket_id: str, *turns: Turn, then: Turn | None = None) -> None:
-        """Turn ``n`` answers the region's ``n``-th model call; ``then`` every later one."""
-        self._scripts[ticket_id] = (list(turns), then)
-
-    def requests_for(self, ticket_id: str) -> list[dict[str, Any]]:
-        return [body for body in list(self.server.requests) if ticket_id_of(body) == ticket_id]
-
-    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
-        ticket_id = ticket_id_of(body)
-        turns, then = self._scripts.get(ticket_id or "", ([], None))
-        index = turn_of(body)
-        turn = turns[index] if index < len(turns) else then
-        if turn is None:
-            # 400 is non-retryable: an unscripted turn fails fast instead of being retried.
-            message = f"no scripted turn {index} for ticket {ticket_id!r}"
-            return ScriptedReply(status=400, error_body={"error": {"message": message}})
-        return turn(body) if callable(turn) else turn
+        super().__init__(server, "ticket", "ticket_id")
 
 
 # -- the service desk, over the sandbox's HTTP API ----------------------------------------------
@@ -303,18 +256,6 @@ async def running_stack(client: Client, tmp: Path) -> AsyncIterator[Stack]:
 # -- looking at cases ---------------------------------------------------------------------------
 
 
-async def audit(handle: WorkflowHandle) -> list[AuditEvent]:
-    return await handle.query("audit", result_type=list[AuditEvent])
-
-
-def events_of(events: list[AuditEvent], kind: AuditKind) -> list[AuditEvent]:
-    return [event for event in events if event.kind is kind]
-
-
-async def state(handle: WorkflowHandle) -> CaseState:
-    return await handle.query("state", result_type=CaseState)
-
-
 async def region_of(client: Client, handle: WorkflowHandle) -> RegionHandle:
     """The case's agent region (a child workflow), found the way the CLI finds it."""
 
@@ -337,13 +278,6 @@ async def region_of(client: Client, handle: WorkflowHandle) -> RegionHandle:
 
     await eventually(exists, what=f"{handle.id} to start its agent region")
     return region
-
-
-async def open_task(handle: WorkflowHandle, what: str = "a task") -> HumanTask:
-    async def probe() -> HumanTask | None:
-        return await handle.query("open_task", result_type=HumanTask | None)
-
-    return await eventually(probe, what=f"{handle.id} to open {what}")
 
 
 async def audited(
@@ -397,9 +331,6 @@ async def activity_attempts(handle: WorkflowHandle, activity_type: str) -> list[
 # -- faked systems for recording histories ------------------------------------------------------
 
 
-ChatTurn = Callable[[list[ChatMessage]], ChatMessage]
-
-
 def keep_reading_the_ticket(messages: list[ChatMessage]) -> ChatMessage:
     """A model that never stops looking: it reads the ticket again on every turn."""
     ticket_id = (case_data({"messages": [m.model_dump() for m in messages]}) or {})["ticket"][
@@ -417,121 +348,77 @@ def keep_reading_the_ticket(messages: list[ChatMessage]) -> ChatMessage:
 
 
 @dataclass
-class FakeItsm:
+class FakeItsm(FakeOutbox, FakeChat):
     """The service desk, the outbox and the model, in memory, under the real activity names."""
 
     tickets: dict[str, Ticket]
-    turn: ChatTurn
     items: dict[str, ConfigurationItem] = field(default_factory=dict)
     articles: dict[str, KbArticle] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
-    notifications: list[NotificationRequest] = field(default_factory=list)
 
-    def activities(self) -> list[Callable[..., Any]]:
-        def not_found(what: str) -> ApplicationError:
-            return ApplicationError(f"{what} not found", type="RecordNotFound", non_retryable=True)
+    @fake("itsm.get_ticket")
+    async def get_ticket(self, lookup: TicketLookup) -> Ticket:
+        if lookup.ticket_id not in self.tickets:
+            raise not_found(f"ticket {lookup.ticket_id}")
+        return self.tickets[lookup.ticket_id]
 
-        @activity.defn(name="itsm.get_ticket")
-        async def get_ticket(lookup: TicketLookup) -> Ticket:
-            if lookup.ticket_id not in self.tickets:
-                raise not_found(f"ticket {lookup.ticket_id}")
-            return self.tickets[lookup.ticket_id]
+    @fake("itsm.get_configuration_item")
+    async def get_configuration_item(self, lookup: ConfigurationItemLookup) -> ConfigurationItem:
+        if lookup.ci_id not in self.items:
+            raise not_found(f"configuration item {lookup.ci_id}")
+        return self.items[lookup.ci_id]
 
-        @activity.defn(name="itsm.get_configuration_item")
-        async def get_configuration_item(lookup: ConfigurationItemLookup) -> ConfigurationItem:
-            if lookup.ci_id not in self.items:
-                raise not_found(f"configuration item {lookup.ci_id}")
-            return self.items[lookup.ci_id]
-
-        @activity.defn(name="itsm.search_knowledge_base")
-        async def search_knowledge_base(search: KnowledgeSearch) -> list[KbHit]:
-            words = set(search.query.casefold().split())
-            return [
-                KbHit(
-                    article_id=a.article_id,
-                    title=a.title,
-                    category=a.category,
-                    snippet=a.body[:200],
-                    score=1.0,
-                )
-                for a in self.articles.values()
-                if words & set(f"{a.title} {' '.join(a.tags)}".casefold().split())
-            ][: search.limit]
-
-        @activity.defn(name="itsm.get_kb_article")
-        async def get_kb_article(lookup: KbArticleLookup) -> KbArticle:
-            if lookup.article_id not in self.articles:
-                raise not_found(f"knowledge base article {lookup.article_id}")
-            return self.articles[lookup.article_id]
-
-        @activity.defn(name="itsm.find_similar_tickets")
-        async def find_similar_tickets(search: SimilarTicketSearch) -> list[dict[str, Any]]:
-            return []
-
-        def write(ticket_id: str, action: str, **changes: Any) -> Ticket:
-            self.writes.append((ticket_id, action))
-            ticket = self.tickets[ticket_id].model_copy(update=changes)
-            self.tickets[ticket_id] = ticket
-            return ticket
-
-        @activity.defn(name="itsm.classify_ticket")
-        async def classify_ticket(change: TicketClassification) -> Ticket:
-            return write(
-                change.ticket_id, "classified", category=change.category, severity=change.severity
-            )
-
-        @activity.defn(name="itsm.assign_ticket")
-        async def assign_ticket(change: TicketAssignment) -> Ticket:
-            return write(change.ticket_id, "assigned", status="assigned", team=change.team)
-
-        @activity.defn(name="itsm.resolve_ticket")
-        async def resolve_ticket(change: TicketResolution) -> Ticket:
-            return write(
-                change.ticket_id,
-                "resolved",
-                status="resolved",
-                resolution=change.resolution,
-                kb_article_id=change.kb_article_id,
-            )
-
-        @activity.defn(name="itsm.comment_on_ticket")
-        async def comment_on_ticket(comment: TicketCommentRequest) -> Ticket:
-            return write(comment.ticket_id, "commented")
-
-        @activity.defn(name="notifications.send")
-        async def send(request: NotificationRequest) -> Notification:
-            self.notifications.append(request)
-            return Notification(
-                notification_id=f"N-{len(self.notifications)}",
-                to=request.to,
-                subject=request.subject,
-            )
-
-        @activity.defn(name="llm.chat")
-        async def chat(request: ChatRequest) -> ChatResult:
-            return ChatResult(
-                message=self.turn(request.messages),
-                usage=AgentUsage(
-                    model="scripted",
-                    stand_in=False,
-                    prompt_tokens=100,
-                    completion_tokens=20,
-                    cost_usd=0.001,
-                    attempt=activity.info().attempt,
-                ),
-            )
-
+    @fake("itsm.search_knowledge_base")
+    async def search_knowledge_base(self, search: KnowledgeSearch) -> list[KbHit]:
+        words = set(search.query.casefold().split())
         return [
-            policy.load,
-            get_ticket,
-            get_configuration_item,
-            search_knowledge_base,
-            get_kb_article,
-            find_similar_tickets,
-            classify_ticket,
-            assign_ticket,
-            resolve_ticket,
-            comment_on_ticket,
-            send,
-            chat,
-        ]
+            KbHit(
+                article_id=a.article_id,
+                title=a.title,
+                category=a.category,
+                snippet=a.body[:200],
+                score=1.0,
+            )
+            for a in self.articles.values()
+            if words & set(f"{a.title} {' '.join(a.tags)}".casefold().split())
+        ][: search.limit]
+
+    @fake("itsm.get_kb_article")
+    async def get_kb_article(self, lookup: KbArticleLookup) -> KbArticle:
+        if lookup.article_id not in self.articles:
+            raise not_found(f"knowledge base article {lookup.article_id}")
+        return self.articles[lookup.article_id]
+
+    @fake("itsm.find_similar_tickets")
+    async def find_similar_tickets(self, search: SimilarTicketSearch) -> list[dict[str, Any]]:
+        return []
+
+    @fake("itsm.classify_ticket")
+    async def classify_ticket(self, change: TicketClassification) -> Ticket:
+        return self._write(
+            change.ticket_id, "classified", category=change.category, severity=change.severity
+        )
+
+    @fake("itsm.assign_ticket")
+    async def assign_ticket(self, change: TicketAssignment) -> Ticket:
+        return self._write(change.ticket_id, "assigned", status="assigned", team=change.team)
+
+    @fake("itsm.resolve_ticket")
+    async def resolve_ticket(self, change: TicketResolution) -> Ticket:
+        return self._write(
+            change.ticket_id,
+            "resolved",
+            status="resolved",
+            resolution=change.resolution,
+            kb_article_id=change.kb_article_id,
+        )
+
+    @fake("itsm.comment_on_ticket")
+    async def comment_on_ticket(self, comment: TicketCommentRequest) -> Ticket:
+        return self._write(comment.ticket_id, "commented")
+
+    def _write(self, ticket_id: str, action: str, **changes: Any) -> Ticket:
+        self.writes.append((ticket_id, action))
+        ticket = self.tickets[ticket_id].model_copy(update=changes)
+        self.tickets[ticket_id] = ticket
+        return ticket

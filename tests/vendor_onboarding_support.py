@@ -1,9 +1,9 @@
 """Helpers for the vendor-onboarding tests.
 
 Sample applications and documents; the vendor portal, ERP vendor master, outbox and document
-checker faked by activity name (workflow tests, replay recordings); case helpers; and for the
-integration tests the sandbox over HTTP, the scripted model keyed by document, and the command
-line run against the test's dev server.
+checker faked by activity name (``casework.testing.fakes``: workflow tests, replay recordings);
+case helpers; and for the integration tests the sandbox over HTTP, the scripted model keyed by
+document, and the command line run against the test's dev server.
 
 Documents are plain text (the text of a scan); the offline stand-in checker reads their
 ``Label: value`` lines, so the fakes answer like the real process would without a model.
@@ -16,20 +16,17 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.agents.vendor_onboarding import DocumentExtraction, stand_in_extraction
 from activities.erp_vendors import ErpVendor, VendorCreation, VendorDeactivation
@@ -41,15 +38,15 @@ from activities.vendors import (
     VendorApplication,
     VendorDocument,
 )
-from casework.agents.messages import AgentRequest, AgentResult, AgentUsage
+from casework.agents.messages import AgentRequest
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState
 from casework.case.tasks import HumanTask
-from casework.governance import activity as policy
-from casework.systems.notifications import Notification, NotificationRequest
-from tests.conftest import BIN
-from tests.integration_support import case_data, eventually
-from tests.scripted_llm import ScriptedLlmServer, ScriptedReply
+from casework.systems.notifications import Notification
+from casework.testing.cases import audit, events_of, state
+from casework.testing.fakes import FakeAgent, FakeOutbox, Ledger, fake, fake_worker, not_found
+from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedModel, ScriptedReply
+from casework.testing.temporal import BIN, eventually
 from workflows.vendor_onboarding import (
     VendorOnboardingInput,
     VendorOnboardingResult,
@@ -146,27 +143,28 @@ def resubmission(
 
 
 @dataclass
-class FakeVendorSystems:
+class FakeVendorSystems(FakeOutbox, FakeAgent):
+    """The vendor portal, the ERP vendor master, the outbox and the document checker, in
+    memory, by activity name."""
+
     application: VendorApplication
     extractions: dict[str, DocumentExtraction | ApplicationError] = field(default_factory=dict)
     """Answers of the document checker by document ID; others come from the offline stand-in."""
     failing_statuses: set[str] = field(default_factory=set)
     """Application statuses the fake portal refuses for good."""
     status_changes: list[ApplicationStatusChange] = field(default_factory=list)
-    vendors: dict[str, ErpVendor] = field(default_factory=dict)
+    vendors: Ledger[ErpVendor] = field(default_factory=Ledger)
     """ERP vendors by the idempotency key that created them."""
-    create_calls: int = 0
     create_error: ApplicationError | None = None
     """What the fake ERP answers every vendor creation with, if set."""
-    deactivations: list[VendorDeactivation] = field(default_factory=list)
-    notifications: list[NotificationRequest] = field(default_factory=list)
-    agent_requests: list[AgentRequest] = field(default_factory=list)
-    failing_recipients: set[str] = field(default_factory=set)
-    """Addresses the fake outbox refuses for good."""
     status_gate: asyncio.Event | None = None
     """When set, application status changes wait for it: holds a case while it closes."""
     uploads: dict[str, VendorDocument] = field(default_factory=dict)
     """Documents the vendor uploaded to the portal after the application, by document ID."""
+
+    def __post_init__(self) -> None:
+        if self.create_error is not None:
+            self.script("erp.create_vendor", self.create_error)
 
     def upload(self, submission: DocumentResubmission) -> DocumentResubmission:
         """Play the vendor uploading the document to the portal; the resubmission to signal."""
@@ -176,134 +174,83 @@ class FakeVendorSystems:
         self.uploads[submission.document_id] = submission.as_document()
         return submission
 
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="vendors.get_application")
-        async def get_application(lookup: ApplicationLookup) -> VendorApplication:
-            if lookup.application_id != self.application.application_id:
-                raise ApplicationError(
-                    f"vendor application {lookup.application_id} not found",
-                    type="RecordNotFound",
-                    non_retryable=True,
-                )
-            return self.application
+    def agent_answer_to(self, request: AgentRequest) -> DocumentExtraction | ApplicationError:
+        answer = self.extractions.get(request.context["document"]["document_id"])
+        return answer or stand_in_extraction(request.context)
 
-        @activity.defn(name="vendors.get_document")
-        async def get_document(lookup: DocumentLookup) -> VendorDocument:
-            document = self.uploads.get(lookup.document_id)
-            if document is None or lookup.application_id != self.application.application_id:
-                raise ApplicationError(
-                    f"vendor application {lookup.application_id} has no document "
-                    f"{lookup.document_id}",
-                    type="RecordNotFound",
-                    non_retryable=True,
-                )
-            return document
+    @fake("vendors.get_application")
+    async def get_application(self, lookup: ApplicationLookup) -> VendorApplication:
+        if lookup.application_id != self.application.application_id:
+            raise not_found(f"vendor application {lookup.application_id}")
+        return self.application
 
-        @activity.defn(name="vendors.set_application_status")
-        async def set_application_status(change: ApplicationStatusChange) -> VendorApplication:
-            if self.status_gate is not None:
-                await self.status_gate.wait()
-            if change.status in self.failing_statuses:
-                raise ApplicationError(
-                    f"vendor application {change.application_id} is locked",
-                    type="RequestConflict",
-                    non_retryable=True,
-                )
-            self.status_changes.append(change)
-            return self.application.model_copy(update={"status": change.status})
-
-        @activity.defn(name="erp.create_vendor")
-        async def create_vendor(creation: VendorCreation) -> ErpVendor:
-            self.create_calls += 1
-            if self.create_error is not None:
-                raise self.create_error
-            if creation.idempotency_key not in self.vendors:
-                self.vendors[creation.idempotency_key] = ErpVendor(
-                    vendor_id=f"VEN-{len(self.vendors) + 1:06d}",
-                    name=creation.name,
-                    country=creation.country,
-                    tax_id=creation.tax_id,
-                    bank_account=creation.bank_account,
-                    status="active",
-                    application_id=creation.application_id,
-                    approved_by=creation.approved_by,
-                    documents=creation.documents,
-                )
-            return self.vendors[creation.idempotency_key]
-
-        @activity.defn(name="erp.deactivate_vendor")
-        async def deactivate_vendor(deactivation: VendorDeactivation) -> ErpVendor:
-            self.deactivations.append(deactivation)
-            vendor = next(v for v in self.vendors.values() if v.vendor_id == deactivation.vendor_id)
-            vendor.status = "inactive"
-            return vendor
-
-        @activity.defn(name="notifications.send")
-        async def send(request: NotificationRequest) -> Notification:
-            if request.to in self.failing_recipients:
-                raise ApplicationError(
-                    f"mailbox {request.to} does not exist",
-                    type="RequestRejected",
-                    non_retryable=True,
-                )
-            self.notifications.append(request)
-            return Notification(
-                notification_id=f"N-{len(self.notifications)}",
-                to=request.to,
-                subject=request.subject,
+    @fake("vendors.get_document")
+    async def get_document(self, lookup: DocumentLookup) -> VendorDocument:
+        document = self.uploads.get(lookup.document_id)
+        if document is None or lookup.application_id != self.application.application_id:
+            raise ApplicationError(
+                f"vendor application {lookup.application_id} has no document {lookup.document_id}",
+                type="RecordNotFound",
+                non_retryable=True,
             )
+        return document
 
-        @activity.defn(name="llm.propose")
-        async def propose(request: AgentRequest) -> AgentResult:
-            self.agent_requests.append(request)
-            answer = self.extractions.get(request.context["document"]["document_id"])
-            if isinstance(answer, ApplicationError):
-                raise answer
-            extraction = answer or stand_in_extraction(request.context)
-            return AgentResult(
-                output=extraction.model_dump(mode="json"),
-                usage=AgentUsage(
-                    model="scripted",
-                    stand_in=False,
-                    prompt_tokens=120,
-                    completion_tokens=40,
-                    cost_usd=0.001,
-                    attempt=activity.info().attempt,
-                ),
+    @fake("vendors.set_application_status")
+    async def set_application_status(self, change: ApplicationStatusChange) -> VendorApplication:
+        if self.status_gate is not None:
+            await self.status_gate.wait()
+        if change.status in self.failing_statuses:
+            raise ApplicationError(
+                f"vendor application {change.application_id} is locked",
+                type="RequestConflict",
+                non_retryable=True,
             )
+        self.status_changes.append(change)
+        return self.application.model_copy(update={"status": change.status})
 
-        return [
-            policy.load,
-            get_application,
-            get_document,
-            set_application_status,
-            create_vendor,
-            deactivate_vendor,
-            send,
-            propose,
-        ]
+    @fake("erp.create_vendor")
+    async def create_vendor(self, creation: VendorCreation) -> ErpVendor:
+        return self.vendors.once(
+            creation.idempotency_key,
+            lambda number: ErpVendor(
+                vendor_id=f"VEN-{number:06d}",
+                name=creation.name,
+                country=creation.country,
+                tax_id=creation.tax_id,
+                bank_account=creation.bank_account,
+                status="active",
+                application_id=creation.application_id,
+                approved_by=creation.approved_by,
+                documents=creation.documents,
+            ),
+        )
+
+    @fake("erp.deactivate_vendor")
+    async def deactivate_vendor(self, deactivation: VendorDeactivation) -> ErpVendor:
+        vendor = next(v for v in self.vendors.values() if v.vendor_id == deactivation.vendor_id)
+        vendor.status = "inactive"
+        return vendor
+
+    @property
+    def create_calls(self) -> int:
+        return len(self.calls("erp.create_vendor"))
+
+    @property
+    def deactivations(self) -> list[VendorDeactivation]:
+        return self.calls("erp.deactivate_vendor")
 
     @property
     def statuses(self) -> list[str]:
         return [change.status for change in self.status_changes]
 
-    def notified(self, to: str) -> list[str]:
-        return [n.subject for n in self.notifications if n.to == to]
-
 
 # -- running cases ------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def case_worker(env: WorkflowEnvironment, systems: FakeVendorSystems) -> AsyncIterator[str]:
-    task_queue = f"test-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[VendorOnboardingWorkflow],
-        activities=systems.activities(),
-    ):
-        yield task_queue
+def case_worker(
+    env: WorkflowEnvironment, systems: FakeVendorSystems
+) -> AbstractAsyncContextManager[str]:
+    return fake_worker(env.client, systems, VendorOnboardingWorkflow)
 
 
 async def start_case(
@@ -315,10 +262,6 @@ async def start_case(
         id=f"{VendorOnboardingWorkflow.case_id(application_id)}-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
     )
-
-
-async def state(handle: WorkflowHandle) -> CaseState:
-    return await handle.query("state", result_type=CaseState)
 
 
 async def reached(handle: WorkflowHandle, status: str) -> CaseState:
@@ -340,14 +283,6 @@ async def open_reviews(handle: WorkflowHandle, count: int) -> dict[str, HumanTas
 
     tasks = await eventually(probe, what=f"{handle.id} to open {count} reviews")
     return {task.role: task for task in tasks}
-
-
-async def audit(handle: WorkflowHandle) -> list[AuditEvent]:
-    return await handle.query("audit", result_type=list[AuditEvent])
-
-
-def events_of(events: list[AuditEvent], kind: AuditKind) -> list[AuditEvent]:
-    return [event for event in events if event.kind is kind]
 
 
 async def audited(handle: WorkflowHandle, kind: AuditKind, count: int = 1) -> list[AuditEvent]:
@@ -389,28 +324,17 @@ async def model_calls(handle: WorkflowHandle) -> tuple[list[int], list[int]]:
 # -- the real stack: the sandbox over HTTP, the scripted model, the command line ----------------
 
 
-def document_id_of(chat_request: dict[str, Any]) -> str | None:
-    data = case_data(chat_request)
-    return None if data is None else data.get("document", {}).get("document_id")
-
-
 def extraction_reply(kind: str, **fields: Any) -> ScriptedReply:
     """The model's answer for one document: a ``DocumentExtraction`` as JSON."""
     values = {"document_kind": kind, "issues": [], "confidence": 0.93} | fields
     return ScriptedReply(content=json.dumps(values), prompt_tokens=210, completion_tokens=35)
 
 
-class ScriptedChecker:
-    """Scripts the model behind the document checker, one document at a time: keyed by the
-    document in the request's case data, so a test's leftovers never reach another's case."""
+class ScriptedChecker(ScriptedModel):
+    """Scripts the model behind the document checker, one document at a time."""
 
     def __init__(self, server: ScriptedLlmServer) -> None:
-        self.server = server
-        self._replies: dict[str, ScriptedReply] = {}
-        server.responder = self._answer
-
-    def answer(self, document_id: str, reply: ScriptedReply) -> None:
-        self._replies[document_id] = reply
+        super().__init__(server, "document", "document_id")
 
     def answer_valid(self, application: VendorApplication) -> None:
         """Readings of the application's three documents that match what it states."""
@@ -429,18 +353,6 @@ class ScriptedChecker:
             f"{prefix}-BANK",
             extraction_reply("bank_confirmation", company_name=name, iban=application.bank_account),
         )
-
-    def requests_for(self, document_id: str) -> list[dict[str, Any]]:
-        return [body for body in list(self.server.requests) if document_id_of(body) == document_id]
-
-    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
-        document_id = document_id_of(body)
-        reply = self._replies.get(document_id or "")
-        if reply is None:
-            # 400 is non-retryable: an unscripted document fails fast instead of being retried.
-            message = f"no scripted reading of document {document_id!r}"
-            return ScriptedReply(status=400, error_body={"error": {"message": message}})
-        return reply
 
 
 class VendorSystems:

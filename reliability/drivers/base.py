@@ -27,8 +27,8 @@ from casework.case.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDeci
 from casework.catalogue import discover
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
+from casework.testing.scripted_llm import ScriptedReply
 from reliability.model import ModelFault
-from tests.scripted_llm import ScriptedReply
 
 Signer = Callable[[str, TaskDecision], TaskDecision]
 """Signs a decision for a case as its approver (``reliability.stack.Stack.sign``)."""

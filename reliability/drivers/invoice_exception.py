@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from casework.audit import AuditKind
 from casework.case import TOOL_RETRY, CaseStatus
+from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,
@@ -22,8 +23,6 @@ from reliability.drivers.base import (
     Scenario,
 )
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
-from tests.integration_support import invoice_id_of
-from tests.scripted_llm import ScriptedReply
 from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
 
 PO_PRICE = Decimal("30.00")
@@ -115,7 +114,7 @@ class InvoiceExceptionDriver(CaseDriver):
     # -- the model --------------------------------------------------------------------------
 
     def case_of(self, request: dict[str, Any]) -> str | None:
-        invoice_id = invoice_id_of(request)
+        invoice_id = case_value(request, "invoice", "invoice_id")
         return InvoiceExceptionWorkflow.case_id(invoice_id) if invoice_id else None
 
     def model_reply(self, case: PlannedCase, turn: int, request: dict[str, Any]) -> ScriptedReply:

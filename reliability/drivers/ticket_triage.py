@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from casework.audit import AuditKind
 from casework.case import CaseStatus
+from casework.testing.scripted_llm import ScriptedReply, case_data
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,
@@ -25,8 +26,6 @@ from reliability.drivers.base import (
     Scenario,
 )
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
-from tests.integration_support import case_data
-from tests.scripted_llm import ScriptedReply
 from workflows.ticket_triage import TicketTriageInput, TicketTriageWorkflow
 
 TIMEOUT_DELAY_SECONDS = 25

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat-completions server on loopback, for tests.
+"""A scripted OpenAI-compatible chat-completions server on loopback, for tests and harnesses.
 
 litellm is pointed at it exactly as at a real provider (``model="openai/scripted-model"``,
 ``api_base=server.base_url``, ``api_key="test-key"``), so tests exercise the real HTTP path,
@@ -8,10 +8,14 @@ litellm's response parsing and its exception mapping, with no internet and no mo
         server.enqueue(ScriptedReply(content='{"ok": true}'), ScriptedReply(status=429))
         ...
         assert server.requests[0]["model"] == "scripted-model"
+
+``ScriptedModel`` scripts it one case at a time, by a value of the case data each request
+carries (``case_data``), turn by turn.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -25,6 +29,8 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
+
+from casework.agents.messages import CASE_DATA, DATA_BLOCK
 
 SCRIPTED_MODEL = "openai/scripted-model"
 SCRIPTED_API_KEY = "test-key"
@@ -142,3 +148,98 @@ def scripted_llm_server(startup_timeout: float = 10.0) -> Iterator[ScriptedLlmSe
         uv.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# -- reading a request --------------------------------------------------------------------------
+
+
+def case_data(chat_request: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``<case_data>`` block of a chat request's user message, parsed; None if it has none."""
+    for message in chat_request.get("messages", []):
+        if message.get("role") != "user":
+            continue
+        for block in DATA_BLOCK.finditer(message["content"]):
+            if block.group(1) == CASE_DATA:
+                data: dict[str, Any] = json.loads(block.group(2))
+                return data
+    return None
+
+
+def case_value(chat_request: dict[str, Any], *path: str) -> str | None:
+    """The value at ``path`` in a chat request's case data (``"invoice", "invoice_id"``), if
+    there is one."""
+    value: Any = case_data(chat_request)
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return None if value is None else str(value)
+
+
+def turn_of(chat_request: dict[str, Any]) -> int:
+    """Which model call of its conversation a request is (0-based): the assistant turns before
+    it. A retried call is the same turn, so it is answered the same way."""
+    messages = chat_request.get("messages", [])
+    return sum(1 for message in messages if message.get("role") == "assistant")
+
+
+# -- scripting one case at a time ---------------------------------------------------------------
+
+Turn = ScriptedReply | Callable[[dict[str, Any]], ScriptedReply]
+"""A model turn: a reply, or what answers the request (to hold a call in flight, say)."""
+
+
+class ScriptedModel:
+    """Scripts the model behind a server one case at a time, turn by turn.
+
+    A request belongs to the case named by the value at ``path`` in its case data (the invoice,
+    the ticket, the document ...), so one test's leftover script can never be served to another
+    test's case; its turn is ``turn_of``, so a retried model call gets the reply its first
+    attempt got. A request nobody scripted is answered 400, which is not retried: it fails fast
+    and visibly instead.
+    """
+
+    def __init__(self, server: ScriptedLlmServer, *path: str) -> None:
+        self.server = server
+        self.path = path
+        self._scripts: dict[str, tuple[list[Turn], Turn | None]] = {}
+        # The server answers on its own threads while the test scripts and reads.
+        self._lock = threading.Lock()
+        server.responder = self._answer
+
+    def key_of(self, chat_request: dict[str, Any]) -> str | None:
+        return case_value(chat_request, *self.path)
+
+    def script(self, key: str, *turns: Turn, then: Turn | None = None) -> None:
+        """Turn ``n`` answers the case's ``n``-th model call; ``then`` every later one."""
+        with self._lock:
+            self._scripts[key] = (list(turns), then)
+
+    def answer(self, key: str, reply: Turn) -> None:
+        """``reply`` answers every model call of the case."""
+        self.script(key, then=reply)
+
+    def requests_for(self, key: str) -> list[dict[str, Any]]:
+        return [body for body in list(self.server.requests) if self.key_of(body) == key]
+
+    def _answer(self, body: dict[str, Any]) -> ScriptedReply:
+        key = self.key_of(body)
+        with self._lock:
+            turns, then = self._scripts.get(key or "", ([], None))
+        index = turn_of(body)
+        turn = turns[index] if index < len(turns) else then
+        if turn is None:
+            message = f"no scripted turn {index} for {'.'.join(self.path)} {key!r}"
+            return ScriptedReply(status=400, error_body={"error": {"message": message}})
+        return turn(body) if callable(turn) else turn
+
+
+def gated(reply: ScriptedReply, release: threading.Event, timeout: float = 60.0) -> Turn:
+    """A turn that answers only once ``release`` is set: holds a model call in flight.
+
+    The server answers each request on a thread of its own, so this blocks nothing else."""
+
+    def turn(body: dict[str, Any]) -> ScriptedReply:
+        if not release.wait(timeout):
+            return ScriptedReply(status=503)
+        return reply
+
+    return turn

@@ -22,8 +22,7 @@ from casework.agents import registry
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.registry import AgentOutput
 from casework.agents.tools import FINAL_ANSWER
-from tests.integration_support import case_data
-from tests.scripted_llm import ScriptedReply
+from casework.testing.scripted_llm import ScriptedReply, case_data
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Decision keys for the test session, and sending decisions signed like `casework approve` does.
+"""Decision keys for a test session or a harness run, and decisions signed like `casework approve`
+signs them.
 
-``conftest.py`` generates a key for every directory user once per session and points
+``install_test_keys`` generates a key for every directory user and points
 ``CASEWORK_DECISION_KEYS_FILE`` (workers, and the ``policies.load`` activity in-process) and
-``CASEWORK_SIGNING_KEYS_DIR`` (the CLI and these helpers) at them, so processes the tests start
-inherit the same keys.
+``CASEWORK_SIGNING_KEYS_DIR`` (the CLI and these helpers) at them, so the processes started
+afterwards inherit the same keys. A harness that keeps keys of its own passes ``keys``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,26 +21,34 @@ from temporalio.client import WorkflowHandle
 from casework.case.tasks import DecisionReceipt, TaskDecision
 from casework.signing import sign_decision
 from casework.signing_keys import keys_environment, load_signing_key, signed_by_approver
+from casework.testing.temporal import BIN
 
 
 def install_test_keys(directory: Path) -> None:
     os.environ.update(keys_environment(directory))
 
 
-def signed(case_id: str, **fields: Any) -> TaskDecision:
-    """``TaskDecision(**fields)`` signed by its approver for ``case_id``."""
-    keys = Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"])
-    return signed_by_approver(TaskDecision(**fields), case_id, keys)
+def _keys(keys: Path | None) -> Path:
+    return keys or Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"])
 
 
-def signed_as_sent(case_id: str, approver: str, amount: str) -> dict[str, Any]:
+def signed(
+    case_id: str, decision: TaskDecision | None = None, *, keys: Path | None = None, **fields: Any
+) -> TaskDecision:
+    """``decision`` (or ``TaskDecision(**fields)``) signed by its approver for ``case_id``."""
+    return signed_by_approver(decision or TaskDecision(**fields), case_id, _keys(keys))
+
+
+def signed_as_sent(
+    case_id: str, approver: str, amount: str, *, keys: Path | None = None
+) -> dict[str, Any]:
     """An approval of any ``amount`` signed by ``approver``, as ``casework sign`` once signed
     ``1e400``: the decision model's own check on amounts is skipped. The payload as JSON data."""
     decision = TaskDecision.model_construct(
         approver=approver, action="approve", amount=Decimal(amount), comment=None, task_id=None
     )
-    key = load_signing_key(approver, Path(os.environ["CASEWORK_SIGNING_KEYS_DIR"]))
-    return sign_decision(decision, case_id, key).model_dump(mode="json")
+    key = load_signing_key(approver, _keys(keys))
+    return sign_decision(decision, case_id, key).model_dump(mode="json", exclude_none=True)
 
 
 async def decide(handle: WorkflowHandle, **fields: Any) -> DecisionReceipt:
@@ -54,7 +62,7 @@ async def decide(handle: WorkflowHandle, **fields: Any) -> DecisionReceipt:
 async def casework_sign(case_id: str, approver: str, action: str, *options: str) -> str:
     """The payload ``casework sign`` prints, as the README has people pass it to
     ``temporal workflow signal --input``."""
-    command = [str(Path(sys.prefix) / "bin" / "casework"), "sign", case_id, "--as", approver]
+    command = [str(BIN / "casework"), "sign", case_id, "--as", approver]
     # In a thread: a worker serving the case may run on this event loop.
     completed = await asyncio.to_thread(
         subprocess.run,

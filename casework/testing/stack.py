@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import BIN
+from casework.testing.temporal import BIN
 
 CASEWORK = str(BIN / "casework")
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
