@@ -45,7 +45,7 @@ class ParallelReviewsWorkflow(CaseWorkflow):
     @workflow.run
     async def run(self, submitted_by: str) -> list[str]:
         self._requested_by = submitted_by
-        await self.load_governance("invoice_exception", InvoiceExceptionPolicy)
+        await self.load_governance(InvoiceExceptionPolicy)
         legal, finance = await asyncio.gather(
             self.request_approval(review("Legal review", "legal_counsel")),
             self.request_approval(review("Finance review", "finance_manager")),
