@@ -21,7 +21,7 @@ from casework.cli.seeding import (
     fail_writes,
     sandbox_request,
 )
-from workflows.invoice_exception import InvoiceExceptionInput
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceStatus
 
 SUPPLIER = {
     "supplier_id": "SUP-ACME",
@@ -48,13 +48,13 @@ SCENARIOS = [
     DemoScenario(
         1,
         "matches PO and receipt",
-        CaseStatus.PAID,
+        InvoiceStatus.PAID,
         Invoice(80, 80, Decimal("30.00"), Decimal("30.00")),
     ),
     DemoScenario(
         2,
         "4% price variance, approved by the tier that covers it",
-        CaseStatus.PAID,
+        InvoiceStatus.PAID,
         Invoice(104, 104, Decimal("30.00"), Decimal("31.20")),
         decisions={
             "ap_supervisor": TaskDecision(

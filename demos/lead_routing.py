@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from casework.case import CaseStatus
 from casework.cli.seeding import (
     DemoRun,
     DemoScenario,
@@ -18,7 +17,7 @@ from casework.cli.seeding import (
     create_once,
     sandbox_request,
 )
-from workflows.lead_routing import LeadRoutingInput
+from workflows.lead_routing import LeadRoutingInput, LeadStatus
 
 ACCOUNT_EXECUTIVES: list[dict[str, str | int]] = [
     {
@@ -77,7 +76,7 @@ SCENARIOS = [
     DemoScenario(
         1,
         "target company asks for pricing: routed straight through",
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Lead(
             "Helios Software",
             "helios",
@@ -93,7 +92,7 @@ SCENARIOS = [
     DemoScenario(
         2,
         "existing account: routed to its owner",
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Lead(
             "Nordwind Logistics",
             "nordwind",
@@ -109,7 +108,7 @@ SCENARIOS = [
     DemoScenario(
         3,
         "country outside every territory: inside sales",
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Lead(
             "Ipanema Fintech",
             "ipanema",

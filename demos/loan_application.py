@@ -30,7 +30,7 @@ from casework.cli.seeding import (
     sandbox_request,
 )
 from demos.loan_messages import NoCaseForMessage, bureau_report, deliver, raise_fraud_alert
-from workflows.loan_application import LoanApplicationInput
+from workflows.loan_application import LoanApplicationInput, LoanStatus
 
 SANCTIONED = {
     "entry_id": "SAN-DEMO-1",
@@ -59,7 +59,7 @@ SCENARIOS = [
     DemoScenario(
         1,
         "salaried, small loan: auto-approved, paid out, under fraud watch",
-        CaseStatus.DISBURSED,
+        LoanStatus.DISBURSED,
         Applicant(
             "Anna Schmidt",
             "1988-03-14",
@@ -217,7 +217,7 @@ def _people(
     pending = [scenario.facts.fraud_alert] if scenario.facts.fraud_alert else []
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
-        if state.status != CaseStatus.DISBURSED or not pending:
+        if state.status != LoanStatus.DISBURSED or not pending:
             return False
         # Fraud monitoring keeps the alert; the case reads it back from there.
         alert = await raise_fraud_alert(

@@ -20,7 +20,7 @@ from casework.cli.seeding import (
     fail_writes,
     sandbox_request,
 )
-from workflows.refund import RefundInput
+from workflows.refund import RefundInput, RefundStatus
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,13 @@ SCENARIOS = [
     DemoScenario(
         1,
         "refund: 35.00, arrived broken",
-        CaseStatus.REFUNDED,
+        RefundStatus.REFUNDED,
         RefundClaim(Decimal("35.00"), "The mug arrived broken, the handle snapped off in the box."),
     ),
     DemoScenario(
         2,
         "refund: 180.00, the support lead approves",
-        CaseStatus.REFUNDED,
+        RefundStatus.REFUNDED,
         RefundClaim(Decimal("180.00"), "The jacket's zip is defective."),
         decisions={
             "support_lead": TaskDecision(

@@ -29,7 +29,7 @@ from casework.cli.seeding import (
 )
 from casework.config import Settings
 from demos.vendor_documents import upload_to_portal
-from workflows.vendor_onboarding import VendorOnboardingInput
+from workflows.vendor_onboarding import VendorOnboardingInput, VendorStatus
 
 APPROVE = "approve"
 VALID = timedelta(days=3 * 365)
@@ -75,7 +75,7 @@ SCENARIOS = [
     DemoScenario(
         1,
         "documents in order; legal and finance approve",
-        CaseStatus.ONBOARDED,
+        VendorStatus.ONBOARDED,
         Vendor("Nordwind Logistik GmbH"),
         decisions={
             "legal_counsel": _approve("mia", "standard terms"),
@@ -97,14 +97,14 @@ SCENARIOS = [
     DemoScenario(
         3,
         "bank letter for another company; the vendor resubmits",
-        CaseStatus.ONBOARDED,
+        VendorStatus.ONBOARDED,
         Vendor("Alster Verpackung GmbH", bank_letter_name="Alster Immobilien GmbH", resubmit=True),
         decisions={"legal_counsel": _approve("mia"), "finance_manager": _approve("carol")},
     ),
     DemoScenario(
         4,
         "foreign bank account: procurement reviews too",
-        CaseStatus.ONBOARDED,
+        VendorStatus.ONBOARDED,
         Vendor("Baltic Marine Supplies GmbH", iban="GB33BUKB20201555555555"),
         decisions={
             "legal_counsel": _approve("mia"),

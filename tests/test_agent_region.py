@@ -26,7 +26,6 @@ from casework.agents.region import (
     RegionOutcome,
 )
 from casework.audit import AuditKind
-from casework.case import CaseStatus
 from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskKind
 from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory
@@ -52,7 +51,7 @@ from tests.triage_support import (
     tool_call,
     tool_messages,
 )
-from workflows.ticket_triage import TicketTriageResult
+from workflows.ticket_triage import TicketTriageResult, TriageStatus
 
 POLICY = TicketTriagePolicy.model_validate(load_policy("ticket_triage").content)
 MAX_MODEL_CALLS = POLICY.agents[TRIAGE_AGENT].budget.max_model_calls
@@ -126,7 +125,7 @@ async def test_each_model_call_and_tool_call_is_its_own_activity_and_results_rea
     assert (result.route, result.team, result.status) == (
         TriageRoute.ASSIGN,
         "network-ops",
-        CaseStatus.ASSIGNED,
+        TriageStatus.ASSIGNED,
     )
     assert result.agent_outcome is RegionOutcome.ANSWERED
     assert (outcome.outcome, outcome.model_calls, outcome.tool_calls) == ("answered", 3, 3)

@@ -60,8 +60,13 @@ from tests.vendor_onboarding_support import (
     open_reviews,
     reached,
 )
+from workflows.loan_application import LoanStatus
 from workflows.ticket_triage import TicketTriageInput, TicketTriageWorkflow
-from workflows.vendor_onboarding import VendorOnboardingInput, VendorOnboardingWorkflow
+from workflows.vendor_onboarding import (
+    VendorOnboardingInput,
+    VendorOnboardingWorkflow,
+    VendorStatus,
+)
 
 NO_CODEC_SERVER = "http://127.0.0.1:1"
 """Nothing listens on port 1: a codec server a developer runs must not count as the stack's."""
@@ -180,7 +185,7 @@ async def test_a_credit_report_sent_with_casework_signal_is_read_back_and_disbur
     sent = await casework(
         operator, "signal", handle.id, "credit_report", "--input", f"@{report_file}"
     )
-    disbursed = await reaches_status(handle, CaseStatus.DISBURSED, timeout=60)
+    disbursed = await reaches_status(handle, LoanStatus.DISBURSED, timeout=60)
     events = await handle.query("audit", result_type=list[AuditEvent])
     await handle.cancel()
 
@@ -325,7 +330,7 @@ async def test_a_vendor_document_and_signed_decisions_sent_with_casework_signal(
     for decided in decisions:
         assert decided.returncode == 0, decided.stdout + decided.stderr
         assert "recorded: human_decision: " in decided.stdout
-    assert (result.status, result.resubmissions) == (CaseStatus.ONBOARDED, 1)
+    assert (result.status, result.resubmissions) == (VendorStatus.ONBOARDED, 1)
     (vendor,) = await systems.erp_vendors(application_id)
     assert vendor["documents"][-1] == f"{application_id}-BANK-2"
     assert vendor["approved_by"] == ["mia", "carol"]

@@ -40,7 +40,13 @@ from tests.lead_routing_support import (
     ran_at_once,
     read_json,
 )
-from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
+from workflows.lead_routing import (
+    LeadRoutingInput,
+    LeadRoutingResult,
+    LeadRoutingWorkflow,
+    LeadStatus,
+    Outcome,
+)
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -150,7 +156,7 @@ async def test_confident_lead_completes_straight_through_with_no_human(
         )
 
     assert (result.status, result.outcome, result.decided_by) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Outcome.STRAIGHT_THROUGH,
         "policy",
     )
@@ -199,7 +205,7 @@ async def test_existing_account_is_routed_to_its_owner(
     result = await (await start_case(temporal, task_queue, lead_id)).result()
 
     assert (result.status, result.ae_id, result.routing_rule) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         "AE-IT-OWNER",
         RoutingRule.ACCOUNT_OWNER,
     )
@@ -237,7 +243,7 @@ async def test_unsure_lead_waits_for_sales_ops_with_the_crm_untouched(
 
     assert receipt.task_id == opened.task_id
     assert (result.status, result.outcome, result.decided_by, result.ae_id) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Outcome.APPROVED,
         "paul",
         "AE-IT-A1",

@@ -29,7 +29,13 @@ from tests.lead_routing_support import (
     ran_at_once,
     read,
 )
-from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
+from workflows.lead_routing import (
+    LeadRoutingInput,
+    LeadRoutingResult,
+    LeadRoutingWorkflow,
+    LeadStatus,
+    Outcome,
+)
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -106,7 +112,7 @@ async def test_confident_lead_is_routed_straight_through_with_no_task(
         parallel = await ran_at_once(handle)
 
     assert (result.status, result.outcome, result.decided_by) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Outcome.STRAIGHT_THROUGH,
         "policy",
     )
@@ -179,7 +185,7 @@ async def test_existing_account_is_routed_to_its_owner(
         handle = await start_case(time_skipping_env, queue, crm)
         result = await handle.result()
 
-    assert (result.status, result.outcome) == (CaseStatus.ROUTED, Outcome.STRAIGHT_THROUGH)
+    assert (result.status, result.outcome) == (LeadStatus.ROUTED, Outcome.STRAIGHT_THROUGH)
     assert (result.ae_id, result.routing_rule) == ("AE-OWNER", RoutingRule.ACCOUNT_OWNER)
     (assignment,) = crm.assignments
     assert (assignment.ae_id, assignment.account_id) == ("AE-OWNER", "ACC-7")
@@ -207,7 +213,7 @@ async def test_low_confidence_writes_nothing_until_sales_ops_approves(
     assert [n.to for n in crm.notifications] == ["paul@example.com"]
     assert receipt.approver == "paul"
     assert (result.status, result.outcome, result.decided_by) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Outcome.APPROVED,
         "paul",
     )
@@ -292,7 +298,7 @@ async def test_the_policy_may_route_an_unreviewed_lead_as_proposed(
         result = await handle.result()
 
     assert (result.status, result.outcome, result.ae_id) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         Outcome.TIMED_OUT,
         "AE-E2",
     )
@@ -317,7 +323,7 @@ async def test_full_territory_falls_back_to_inside_sales_with_no_task(
         events = await audit(handle)
 
     assert (result.status, result.ae_id, result.routing_rule, result.territory) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         "AE-IS",
         RoutingRule.FALLBACK,
         "inside_sales",
@@ -337,7 +343,7 @@ async def test_unknown_territory_falls_back_to_inside_sales(
 
     # ICP 80 without the country's points: still confident enough at 0.85.
     assert (result.status, result.ae_id, result.routing_rule) == (
-        CaseStatus.ROUTED,
+        LeadStatus.ROUTED,
         "AE-IS",
         RoutingRule.FALLBACK,
     )

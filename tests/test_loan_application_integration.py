@@ -45,7 +45,7 @@ from tests.loan_application_support import (
     reaches_status,
     start_loan,
 )
-from workflows.loan_application import Outcome
+from workflows.loan_application import LoanStatus, Outcome
 
 # -- the stack, once per module -----------------------------------------------------------------
 
@@ -149,7 +149,7 @@ async def test_bureau_report_arriving_during_identity_checks_is_not_lost(
         [str(BIN / "casework"), "deliver", "credit-report", request_id],
         operator_env(temporal, sandbox_url),
     )
-    watching = await reaches_status(handle, CaseStatus.DISBURSED, timeout=60)
+    watching = await reaches_status(handle, LoanStatus.DISBURSED, timeout=60)
     events = await audit(handle)
 
     assert f"credit_report for application {application_id} delivered to {handle.id}" in delivered
@@ -178,7 +178,7 @@ async def test_bureau_report_arriving_during_identity_checks_is_not_lost(
     # decision, and only a fraud alert claws it back.
     await handle.cancel()
     result = await handle.result()
-    assert (result.status, result.outcome) == (CaseStatus.DISBURSED, Outcome.AUTO_APPROVED)
+    assert (result.status, result.outcome) == (LoanStatus.DISBURSED, Outcome.AUTO_APPROVED)
     assert [p.status for p in await sandbox.ledger(application_id)] == ["completed"]
 
 
@@ -270,7 +270,7 @@ async def test_fraud_alert_after_approval_reverses_the_disbursement_in_the_ledge
     request_id = await bureau_request_id(sandbox, application_id)
     await sandbox.answer(request_id)
     await deliver(temporal.client, await bureau_report(sandbox.http, request_id))
-    await reaches_status(handle, CaseStatus.DISBURSED, timeout=60)
+    await reaches_status(handle, LoanStatus.DISBURSED, timeout=60)
     (paid,) = await sandbox.ledger(application_id)
     assert paid.status == "completed"
     # Fraud monitoring raises the alert, and tells the case with nothing but the Temporal CLI.

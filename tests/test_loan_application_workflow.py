@@ -42,6 +42,7 @@ from workflows.loan_application import (
     CREDIT_REPORT,
     CUSTOMER_REPLY,
     FRAUD_ALERT,
+    LoanStatus,
     Outcome,
 )
 
@@ -79,7 +80,7 @@ async def test_auto_approved_loan_is_disbursed_and_completes_after_the_fraud_wat
         result = await handle.result()
         events = await audit(handle)
 
-    assert (result.status, result.outcome) == (CaseStatus.DISBURSED, Outcome.AUTO_APPROVED)
+    assert (result.status, result.outcome) == (LoanStatus.DISBURSED, Outcome.AUTO_APPROVED)
     assert result.amount_disbursed == Decimal("20000.00")
     assert "no fraud alert within 2w" in result.message
     assert systems.statuses == ["approved"]
@@ -160,7 +161,7 @@ async def test_invalid_reports_are_recorded_and_ignored_with_the_reason(
         await handle.signal(CUSTOMER_REPLY, CustomerReply(application_id="APP-V1", text="hi"))
         # What the message says does not count: the bureau's copy (score 760) does.
         await handle.signal(CREDIT_REPORT, credit_report("APP-V1", score=700))
-        await reaches_status(handle, CaseStatus.DISBURSED)
+        await reaches_status(handle, LoanStatus.DISBURSED)
         await handle.signal(CREDIT_REPORT, credit_report("APP-V1", report_id="CBREP-2"))
         await recorded(handle, AuditKind.MESSAGE_RECEIVED, 8)
         result = await handle.result()
@@ -216,7 +217,7 @@ async def test_non_standard_income_is_read_by_the_agent_and_referred_when_unsure
     assert "income reader confidence 0.60 is below 0.80" in task.summary
     assert receipt.approver == "noah"
     assert (result.status, result.outcome, result.decided_by) == (
-        CaseStatus.DISBURSED,
+        LoanStatus.DISBURSED,
         Outcome.APPROVED,
         "noah",
     )
@@ -412,7 +413,7 @@ async def test_fraud_alert_after_disbursement_reverses_disbursement_and_approval
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-F1")
         await handle.signal(CREDIT_REPORT, credit_report("APP-F1"))
-        watching = await reaches_status(handle, CaseStatus.DISBURSED)
+        watching = await reaches_status(handle, LoanStatus.DISBURSED)
         await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-F1")))
         result = await handle.result()
         events = await audit(handle)
@@ -454,7 +455,7 @@ async def test_an_empty_fraud_alert_on_a_paid_out_loan_leaves_the_case_able_to_r
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-F4")
         await handle.signal(CREDIT_REPORT, credit_report("APP-F4"))
-        await reaches_status(handle, CaseStatus.DISBURSED)
+        await reaches_status(handle, LoanStatus.DISBURSED)
         await handle.signal(FRAUD_ALERT)
         await handle.signal(FRAUD_ALERT, args=[alert("APP-F4"), alert("APP-F4")])
         await recorded(handle, AuditKind.MESSAGE_RECEIVED, 4)
@@ -464,7 +465,7 @@ async def test_an_empty_fraud_alert_on_a_paid_out_loan_leaves_the_case_able_to_r
         events = await audit(handle)
         history = await handle.fetch_history()
 
-    assert watching.status == CaseStatus.DISBURSED
+    assert watching.status == LoanStatus.DISBURSED
     ignored = [e.summary for e in events_of(events, AuditKind.MESSAGE_RECEIVED)][2:4]
     assert ignored == [
         "ignored fraud alert: malformed: expected one FraudAlert, got 0 payloads",
@@ -588,11 +589,11 @@ async def test_cancelling_during_the_fraud_watch_keeps_the_loan(
     async with loan_worker(time_skipping_env, systems) as queue:
         handle = await start_loan(time_skipping_env, queue, "APP-C1")
         await handle.signal(CREDIT_REPORT, credit_report("APP-C1"))
-        await reaches_status(handle, CaseStatus.DISBURSED)
+        await reaches_status(handle, LoanStatus.DISBURSED)
         await handle.cancel()
         result = await handle.result()
 
-    assert (result.status, result.outcome) == (CaseStatus.DISBURSED, Outcome.AUTO_APPROVED)
+    assert (result.status, result.outcome) == (LoanStatus.DISBURSED, Outcome.AUTO_APPROVED)
     assert result.message.endswith("fraud watch ended early: the case was cancelled")
     assert systems.reversals == []
 

@@ -44,12 +44,12 @@ from tests.loan_application_support import LendingSandbox, applicant, loan_appli
 from tests.refund_support import RefundSystems
 from tests.triage_support import Itsm
 from tests.vendor_onboarding_support import VendorSystems, new_application
-from workflows.invoice_exception import InvoiceExceptionInput
-from workflows.lead_routing import LeadRoutingInput
-from workflows.loan_application import LoanApplicationInput
-from workflows.refund import RefundInput
-from workflows.ticket_triage import TicketTriageInput
-from workflows.vendor_onboarding import VendorOnboardingInput
+from workflows.invoice_exception import InvoiceExceptionInput, InvoiceStatus
+from workflows.lead_routing import LeadRoutingInput, LeadStatus
+from workflows.loan_application import LoanApplicationInput, LoanStatus
+from workflows.refund import RefundInput, RefundStatus
+from workflows.ticket_triage import TicketTriageInput, TriageStatus
+from workflows.vendor_onboarding import VendorOnboardingInput, VendorStatus
 
 GARBAGE: list[tuple[str, list[Any]]] = [
     ("no payload", []),
@@ -221,7 +221,7 @@ async def loan_case(client: Client, queue: str, http: httpx.AsyncClient) -> Case
 
         async def paid_out() -> str | None:
             state = await handle.query("state", result_type=CaseState)
-            return state.status if state.status == CaseStatus.DISBURSED else None
+            return state.status if state.status == LoanStatus.DISBURSED else None
 
         status = await eventually(paid_out, what=f"{handle.id} to pay out", timeout=60)
         await handle.terminate("the fraud watch is not part of this test")
@@ -285,10 +285,10 @@ async def test_no_payload_fails_a_workflow_task_and_the_case_moves_on(
     assert failed == []
     assert reached not in ("", CaseStatus.FAILED_NEEDS_ATTENTION)
     assert reached in {
-        CaseStatus.PAID,
-        CaseStatus.ASSIGNED,
-        CaseStatus.REFUNDED,
-        CaseStatus.ROUTED,
-        CaseStatus.ONBOARDED,
-        CaseStatus.DISBURSED,
+        InvoiceStatus.PAID,
+        TriageStatus.ASSIGNED,
+        RefundStatus.REFUNDED,
+        LeadStatus.ROUTED,
+        VendorStatus.ONBOARDED,
+        LoanStatus.DISBURSED,
     }

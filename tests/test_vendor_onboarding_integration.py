@@ -37,7 +37,12 @@ from tests.vendor_onboarding_support import (
     reached,
     run_command,
 )
-from workflows.vendor_onboarding import Outcome, VendorOnboardingInput, VendorOnboardingWorkflow
+from workflows.vendor_onboarding import (
+    Outcome,
+    VendorOnboardingInput,
+    VendorOnboardingWorkflow,
+    VendorStatus,
+)
 
 # -- the stack, once per module -----------------------------------------------------------------
 
@@ -103,7 +108,7 @@ async def test_vendor_is_onboarded_once_after_one_model_call_per_document_and_bo
     await decide(handle, approver="carol", action="approve")
     result = await handle.result()
 
-    assert (result.status, result.outcome) == (CaseStatus.ONBOARDED, Outcome.ONBOARDED)
+    assert (result.status, result.outcome) == (VendorStatus.ONBOARDED, Outcome.ONBOARDED)
     (vendor,) = await systems.erp_vendors(application_id)
     assert (vendor["vendor_id"], vendor["status"]) == (result.erp_vendor_id, "active")
     assert vendor["approved_by"] == ["mia", "carol"]
@@ -268,7 +273,7 @@ async def test_a_wrong_document_waits_for_a_resubmission_sent_from_the_command_l
         f"{application_id}-BANK-2",
         bank_confirmation_text(),
     )
-    assert (result.status, result.resubmissions) == (CaseStatus.ONBOARDED, 1)
+    assert (result.status, result.resubmissions) == (VendorStatus.ONBOARDED, 1)
     (vendor,) = await systems.erp_vendors(application_id)
     assert vendor["documents"][-1] == f"{application_id}-BANK-2"
     (request,) = checker.requests_for(f"{application_id}-BANK-2")

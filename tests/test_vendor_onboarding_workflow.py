@@ -32,7 +32,7 @@ from tests.vendor_onboarding_support import (
     start_case,
     tax_certificate_text,
 )
-from workflows.vendor_onboarding import Outcome
+from workflows.vendor_onboarding import Outcome, VendorStatus
 
 EXPIRED_TAX = tax_certificate_text(valid_until="2020-12-31")
 
@@ -51,7 +51,7 @@ async def test_documents_in_order_and_both_reviews_approving_onboard_the_vendor_
         scheduled, ended = await model_calls(handle)
         events = await audit(handle)
 
-    assert (result.status, result.outcome) == (CaseStatus.ONBOARDED, Outcome.ONBOARDED)
+    assert (result.status, result.outcome) == (VendorStatus.ONBOARDED, Outcome.ONBOARDED)
     assert [check.verdict for check in result.documents] == [DocumentVerdict.VALID] * 3
     assert [(r.review, r.status, r.decided_by) for r in result.reviews] == [
         ("legal", ReviewStatus.APPROVED, "mia"),
@@ -149,7 +149,7 @@ async def test_legal_rejecting_first_withdraws_the_finance_review_at_once(
 
 @pytest.mark.parametrize(
     ("procurement", "status"),
-    [("approve", CaseStatus.ONBOARDED), ("reject", CaseStatus.REJECTED)],
+    [("approve", VendorStatus.ONBOARDED), ("reject", CaseStatus.REJECTED)],
 )
 async def test_a_risk_flag_adds_a_procurement_review_that_must_approve_too(
     time_skipping_env: WorkflowEnvironment, procurement: str, status: CaseStatus
@@ -213,7 +213,7 @@ async def test_an_invalid_document_waits_for_the_resubmission_signal_then_contin
     assert read_back.summary.startswith(
         "read tax_certificate APP-E1-TAX-2 back from the vendor portal"
     )
-    assert (result.status, result.resubmissions) == (CaseStatus.ONBOARDED, 1)
+    assert (result.status, result.resubmissions) == (VendorStatus.ONBOARDED, 1)
     assert [(c.kind, c.document_id, c.verdict) for c in result.documents][1] == (
         "tax_certificate",
         "APP-E1-TAX-2",

@@ -78,6 +78,12 @@ class InvoiceExceptionInput(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class InvoiceStatus(StrEnum):
+    """Where a case of this process can stand besides the framework's ``CaseStatus``."""
+
+    PAID = "paid"
+
+
 class Outcome(StrEnum):
     AUTO_APPROVED = "auto_approved"
     APPROVED = "approved"
@@ -89,7 +95,7 @@ class Outcome(StrEnum):
 class InvoiceExceptionResult(BaseModel):
     case_id: str
     invoice_id: str
-    status: CaseStatus
+    status: CaseStatus | InvoiceStatus
     outcome: Outcome
     message: str
     decided_by: str | None = None
@@ -113,6 +119,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
     description = "explain an AP invoice exception, approve by policy, pay exactly once"
     input_model = InvoiceExceptionInput
     business_key = "invoice_id"
+    statuses = InvoiceStatus
 
     def __init__(self) -> None:
         super().__init__()
@@ -300,7 +307,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             else f"approved by {decided_by}"
         )
         message = f"{how}; paid {money(amount)} {invoice.currency}"
-        self.set_status(CaseStatus.PAID, amount=amount)
+        self.set_status(InvoiceStatus.PAID, amount=amount)
         await self.notify(
             self._requested_by,
             f"Invoice {invoice.invoice_id} paid",
@@ -310,7 +317,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return InvoiceExceptionResult(
             case_id=workflow.info().workflow_id,
             invoice_id=invoice.invoice_id,
-            status=CaseStatus.PAID,
+            status=InvoiceStatus.PAID,
             outcome=outcome,
             message=message,
             decided_by=decided_by,

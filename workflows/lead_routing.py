@@ -82,6 +82,12 @@ class LeadRoutingInput(BaseModel):
     )
 
 
+class LeadStatus(StrEnum):
+    """Where a case of this process can stand besides the framework's ``CaseStatus``."""
+
+    ROUTED = "routed"
+
+
 class Outcome(StrEnum):
     STRAIGHT_THROUGH = "straight_through"
     APPROVED = "approved"
@@ -96,7 +102,7 @@ class Outcome(StrEnum):
 class LeadRoutingResult(BaseModel):
     case_id: str
     lead_id: str
-    status: CaseStatus
+    status: CaseStatus | LeadStatus
     outcome: Outcome
     message: str
     decided_by: str | None = None
@@ -129,6 +135,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
     description = "score and read an inbound lead, route it to an AE by territory and load"
     input_model = LeadRoutingInput
     business_key = "lead_id"
+    statuses = LeadStatus
 
     def __init__(self) -> None:
         super().__init__()
@@ -422,11 +429,11 @@ class LeadRoutingWorkflow(CaseWorkflow):
             f"assigned to {ae.name} ({ae.ae_id}, {ae.territory}) by "
             f"{decision.routing.rule.value}; {how}; first touch {message.message_id} queued"
         )
-        self.set_status(CaseStatus.ROUTED)
+        self.set_status(LeadStatus.ROUTED)
         return self._result(
             decision,
             lead,
-            CaseStatus.ROUTED,
+            LeadStatus.ROUTED,
             outcome,
             result_message,
             decided_by=decided_by,
@@ -441,7 +448,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
         decision: LeadDecision,
         reason: str,
         outcome: Outcome,
-        status: CaseStatus,
+        status: CaseStatus | LeadStatus,
         *,
         decided_by: str,
     ) -> LeadRoutingResult:
@@ -547,7 +554,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
         self,
         decision: LeadDecision,
         lead: Lead,
-        status: CaseStatus,
+        status: CaseStatus | LeadStatus,
         outcome: Outcome,
         message: str,
         *,

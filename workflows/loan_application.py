@@ -125,6 +125,12 @@ class LoanApplicationInput(BaseModel):
     )
 
 
+class LoanStatus(StrEnum):
+    """Where a case of this process can stand besides the framework's ``CaseStatus``."""
+
+    DISBURSED = "disbursed"
+
+
 class Outcome(StrEnum):
     AUTO_APPROVED = "auto_approved"
     APPROVED = "approved"
@@ -146,7 +152,7 @@ class Outcome(StrEnum):
 class LoanApplicationResult(BaseModel):
     case_id: str
     application_id: str
-    status: CaseStatus
+    status: CaseStatus | LoanStatus
     outcome: Outcome
     message: str
     decided_by: str | None = None
@@ -175,6 +181,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
     )
     input_model = LoanApplicationInput
     business_key = "application_id"
+    statuses = LoanStatus
 
     @workflow.init
     def __init__(self, request: LoanApplicationInput) -> None:
@@ -719,7 +726,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
         window = policy.fraud_watch.window
         self._watch_until = workflow.now() + window
         self._facts["fraud_watch_until"] = self._watch_until
-        self.set_status(CaseStatus.DISBURSED, amount=payment.amount)
+        self.set_status(LoanStatus.DISBURSED, amount=payment.amount)
         self.record(
             AuditKind.POLICY_DECISION,
             f"policy {ref}: fraud watch open until {self._watch_until.isoformat()} "
@@ -750,7 +757,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
         return LoanApplicationResult(
             case_id=workflow.info().workflow_id,
             application_id=application.application_id,
-            status=CaseStatus.DISBURSED,
+            status=LoanStatus.DISBURSED,
             outcome=outcome,
             message=message,
             decided_by=decided_by,

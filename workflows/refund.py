@@ -84,6 +84,12 @@ class RefundInput(BaseModel):
     )
 
 
+class RefundStatus(StrEnum):
+    """Where a case of this process can stand besides the framework's ``CaseStatus``."""
+
+    REFUNDED = "refunded"
+
+
 class Outcome(StrEnum):
     AUTO_REFUNDED = "auto_refunded"
     APPROVED = "approved"
@@ -107,7 +113,7 @@ class RefundResult(BaseModel):
     case_id: str
     order_id: str
     customer_id: str
-    status: CaseStatus
+    status: CaseStatus | RefundStatus
     outcome: Outcome
     message: str
     decided_by: str | None = None
@@ -132,6 +138,7 @@ class RefundWorkflow(CaseWorkflow):
     description = "refund a customer by policy tier; fraud flags go to an investigator"
     input_model = RefundInput
     business_key = "order_id"
+    statuses = RefundStatus
 
     def __init__(self) -> None:
         super().__init__()
@@ -423,7 +430,7 @@ class RefundWorkflow(CaseWorkflow):
             )
         except ActivityError as error:
             return await self._fail_compensated(context, policy_ref, refund, error)
-        self.set_status(CaseStatus.REFUNDED, amount=amount)
+        self.set_status(RefundStatus.REFUNDED, amount=amount)
         await self._tell_customer(
             customer,
             f"Your refund for order {order.order_id}",
@@ -437,7 +444,7 @@ class RefundWorkflow(CaseWorkflow):
             case_id=case_id,
             order_id=order.order_id,
             customer_id=customer.customer_id,
-            status=CaseStatus.REFUNDED,
+            status=RefundStatus.REFUNDED,
             outcome=outcome,
             message=message,
             decided_by=decided_by,

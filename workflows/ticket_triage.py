@@ -11,6 +11,7 @@ and only as the policy decided, whatever the ticket's text asks for.
 from __future__ import annotations
 
 import asyncio
+from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
@@ -99,10 +100,18 @@ class PageOutcome(BaseModel):
     """Everyone paged, in order."""
 
 
+class TriageStatus(StrEnum):
+    """Where a case of this process can stand besides the framework's ``CaseStatus``."""
+
+    RESOLVED = "resolved"
+    ASSIGNED = "assigned"
+    ESCALATED = "escalated"
+
+
 class TicketTriageResult(BaseModel):
     case_id: str
     ticket_id: str
-    status: CaseStatus
+    status: CaseStatus | TriageStatus
     route: TriageRoute
     message: str
     decided_by: str
@@ -127,6 +136,7 @@ class TicketTriageWorkflow(CaseWorkflow):
     description = "an agent triages an IT ticket; policy decides; severity 1 pages on-call"
     input_model = TicketTriageInput
     business_key = "ticket_id"
+    statuses = TriageStatus
 
     def __init__(self) -> None:
         super().__init__()
@@ -400,7 +410,7 @@ class TicketTriageWorkflow(CaseWorkflow):
                     idempotency_key=self.idempotency_key("resolve"),
                 ),
             )
-            status, message = CaseStatus.RESOLVED, f"resolved with {decision.kb_article_id}"
+            status, message = TriageStatus.RESOLVED, f"resolved with {decision.kb_article_id}"
         else:
             assert decision.team is not None
             await self.call_tool(
@@ -413,9 +423,9 @@ class TicketTriageWorkflow(CaseWorkflow):
                 ),
             )
             status = (
-                CaseStatus.ESCALATED
+                TriageStatus.ESCALATED
                 if decision.route is TriageRoute.ESCALATE
-                else CaseStatus.ASSIGNED
+                else TriageStatus.ASSIGNED
             )
             message = f"{status.value} to {decision.team}"
         message += f" (decided by {decided_by})"

@@ -105,6 +105,12 @@ class VendorOnboardingInput(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class VendorStatus(StrEnum):
+    """Where a case of this process can stand besides the framework's ``CaseStatus``."""
+
+    ONBOARDED = "onboarded"
+
+
 class Outcome(StrEnum):
     ONBOARDED = "onboarded"
     REJECTED = "rejected"
@@ -120,7 +126,7 @@ class VendorOnboardingResult(BaseModel):
     case_id: str
     application_id: str
     vendor_name: str
-    status: CaseStatus
+    status: CaseStatus | VendorStatus
     outcome: Outcome
     message: str
     documents: list[DocumentCheck]
@@ -146,6 +152,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
     description = "check a vendor's documents; all reviews approve; create it in the ERP"
     input_model = VendorOnboardingInput
     business_key = "application_id"
+    statuses = VendorStatus
 
     def __init__(self) -> None:
         super().__init__()
@@ -645,7 +652,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         except ActivityError as error:
             return await self._fail_compensated(policy_ref, application, reviews, error)
         message = f"onboarded as ERP vendor {vendor.vendor_id}; approved by {', '.join(approvers)}"
-        self.set_status(CaseStatus.ONBOARDED)
+        self.set_status(VendorStatus.ONBOARDED)
         await self._tell_vendor(
             application,
             f"Welcome: {application.vendor_name} is an approved vendor",
@@ -658,7 +665,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         return self._result(
             policy_ref,
             application,
-            CaseStatus.ONBOARDED,
+            VendorStatus.ONBOARDED,
             Outcome.ONBOARDED,
             message,
             reviews=reviews,
@@ -911,7 +918,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         self,
         policy_ref: PolicyRef,
         application: VendorApplication,
-        status: CaseStatus,
+        status: CaseStatus | VendorStatus,
         outcome: Outcome,
         message: str,
         **fields: Any,

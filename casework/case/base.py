@@ -91,26 +91,20 @@ COMPENSATION_RETRY = RetryPolicy(
 
 
 class CaseStatus(StrEnum):
+    """Where any case can stand; a process adds statuses of its own (``CaseBase.statuses``)."""
+
     STARTED = "started"
     ANALYSING = "analysing"
     AWAITING_APPROVAL = "awaiting_approval"
     AWAITING_INPUT = "awaiting_input"
     EXECUTING = "executing"
-    PAID = "paid"
     REJECTED = "rejected"
     ON_HOLD = "on_hold"
     FAILED_COMPENSATED = "failed_compensated"
     FAILED_NEEDS_ATTENTION = "failed_needs_attention"
     CANCELLED_COMPENSATED = "cancelled_compensated"
-    RESOLVED = "resolved"
-    ASSIGNED = "assigned"
-    ESCALATED = "escalated"
     AWAITING_EXTERNAL = "awaiting_external"
     """Waiting for someone outside the company: a customer, a vendor, a credit bureau."""
-    REFUNDED = "refunded"
-    ONBOARDED = "onboarded"
-    DISBURSED = "disbursed"
-    ROUTED = "routed"
     SUPERSEDED = "superseded"
     """Someone else (a person, another case) acted on the business object while the case
     waited; the case wrote nothing over it."""

@@ -23,7 +23,11 @@ from reliability.drivers.base import (
     Scenario,
 )
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
-from workflows.invoice_exception import InvoiceExceptionInput, InvoiceExceptionWorkflow
+from workflows.invoice_exception import (
+    InvoiceExceptionInput,
+    InvoiceExceptionWorkflow,
+    InvoiceStatus,
+)
 
 PO_PRICE = Decimal("30.00")
 QUANTITY = 100
@@ -223,8 +227,8 @@ class InvoiceExceptionDriver(CaseDriver):
             return frozenset({CaseStatus.FAILED_COMPENSATED})
         return frozenset(
             {
-                AUTO.name: {CaseStatus.PAID},
-                APPROVE.name: {CaseStatus.PAID},
+                AUTO.name: {InvoiceStatus.PAID},
+                APPROVE.name: {InvoiceStatus.PAID},
                 REJECT.name: {CaseStatus.REJECTED},
                 LEAVE.name: {CaseStatus.AWAITING_APPROVAL},
             }[case.scenario.name]
@@ -235,7 +239,7 @@ class InvoiceExceptionDriver(CaseDriver):
         payments = ledger.writes["payment"]
         reversed_ = sum(ledger.reversals.values())
         match outcome.status:
-            case CaseStatus.PAID:
+            case InvoiceStatus.PAID:
                 if payments != 1 or reversed_:
                     found.append(f"paid, but {payments} payment(s), {reversed_} reversed")
             case CaseStatus.FAILED_COMPENSATED:

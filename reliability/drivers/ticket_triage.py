@@ -26,7 +26,7 @@ from reliability.drivers.base import (
     Scenario,
 )
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
-from workflows.ticket_triage import TicketTriageInput, TicketTriageWorkflow
+from workflows.ticket_triage import TicketTriageInput, TicketTriageWorkflow, TriageStatus
 
 TIMEOUT_DELAY_SECONDS = 25
 SLOW_DELAY_SECONDS = 2
@@ -174,12 +174,12 @@ class TicketTriageDriver(CaseDriver):
     def expected_statuses(self, case: PlannedCase) -> frozenset[str]:
         if case.scenario is LEAVE:
             return frozenset({CaseStatus.AWAITING_APPROVAL})
-        return frozenset({CaseStatus.ASSIGNED})
+        return frozenset({TriageStatus.ASSIGNED})
 
     def problems(self, case: PlannedCase, outcome: Outcome, ledger: Ledger) -> list[str]:
         found: list[str] = []
         written = sum(ledger.writes.values())
-        if outcome.status == CaseStatus.ASSIGNED and ledger.writes["assigned"] != 1:
+        if outcome.status == TriageStatus.ASSIGNED and ledger.writes["assigned"] != 1:
             found.append(
                 f"assigned, but the ticket records {ledger.writes['assigned']} assignments"
             )

@@ -16,7 +16,13 @@ from casework.testing.cases import open_task
 from casework.testing.recorder import Recordings, Scenario, nothing
 from casework.testing.signing import decide
 from tests.lead_routing_support import FakeCrm, make_ae, make_lead, read
-from workflows.lead_routing import LeadRoutingInput, LeadRoutingResult, LeadRoutingWorkflow, Outcome
+from workflows.lead_routing import (
+    LeadRoutingInput,
+    LeadRoutingResult,
+    LeadRoutingWorkflow,
+    LeadStatus,
+    Outcome,
+)
 
 LeadHandle = WorkflowHandle[LeadRoutingWorkflow, LeadRoutingResult]
 
@@ -88,25 +94,25 @@ RECORDINGS = Recordings(
             "straight_through",
             _confident_lead,
             nothing,
-            {"outcome": Outcome.STRAIGHT_THROUGH, "status": CaseStatus.ROUTED},
+            {"outcome": Outcome.STRAIGHT_THROUGH, "status": LeadStatus.ROUTED},
         ),
         Scenario(
             "account_owner",
             _existing_account,
             nothing,
-            {"outcome": Outcome.STRAIGHT_THROUGH, "status": CaseStatus.ROUTED},
+            {"outcome": Outcome.STRAIGHT_THROUGH, "status": LeadStatus.ROUTED},
         ),
         Scenario(
             "fallback_territory",
             _full_territory,
             nothing,
-            {"outcome": Outcome.STRAIGHT_THROUGH, "status": CaseStatus.ROUTED},
+            {"outcome": Outcome.STRAIGHT_THROUGH, "status": LeadStatus.ROUTED},
         ),
         Scenario(
             "review_approved",
             _unsure_lead,
             _sales_ops_approves,
-            {"outcome": Outcome.APPROVED, "status": CaseStatus.ROUTED},
+            {"outcome": Outcome.APPROVED, "status": LeadStatus.ROUTED},
         ),
         Scenario(
             "review_rejected",

@@ -9,7 +9,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.fraud import FraudAlert
 from activities.kyc import SanctionsHit
-from casework.case import CaseStatus
 from casework.testing.cases import open_task
 from casework.testing.recorder import Drive, Recordings, Scenario, nothing
 from casework.testing.signing import decide
@@ -28,6 +27,7 @@ from workflows.loan_application import (
     FRAUD_ALERT,
     LoanApplicationInput,
     LoanApplicationWorkflow,
+    LoanStatus,
     Outcome,
 )
 
@@ -69,7 +69,7 @@ def _alert_raised(systems: FakeLending) -> FakeLending:
 async def _fraud_alert_after_disbursement(env: WorkflowEnvironment, handle: LoanHandle) -> None:
     application_id = handle.id.removeprefix("loan-application-")
     await _report_early()(env, handle)
-    await reaches_status(handle, CaseStatus.DISBURSED)
+    await reaches_status(handle, LoanStatus.DISBURSED)
     await handle.signal(FRAUD_ALERT, _mule_alert(application_id))
 
 

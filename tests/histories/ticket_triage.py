@@ -17,7 +17,6 @@ from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import AgentRegionWorkflow, RegionOutcome
 from casework.agents.tools import FINAL_ANSWER
 from casework.audit import AuditEvent, AuditKind
-from casework.case import CaseStatus
 from casework.testing.cases import audit, events_of, open_task
 from casework.testing.recorder import Recordings, Scenario, nothing
 from casework.testing.signing import decide
@@ -28,6 +27,7 @@ from workflows.ticket_triage import (
     TicketTriageInput,
     TicketTriageResult,
     TicketTriageWorkflow,
+    TriageStatus,
 )
 
 TriageHandle = WorkflowHandle[TicketTriageWorkflow, TicketTriageResult]
@@ -165,19 +165,19 @@ RECORDINGS = Recordings(
             "auto_resolved",
             _password_reset,
             nothing,
-            {"status": CaseStatus.RESOLVED, "agent_outcome": RegionOutcome.ANSWERED},
+            {"status": TriageStatus.RESOLVED, "agent_outcome": RegionOutcome.ANSWERED},
         ),
         Scenario(
             "budget_exhausted_reviewed",
             _endless_lookups,
             _reject_review,
-            {"status": CaseStatus.ASSIGNED, "agent_outcome": RegionOutcome.BUDGET_EXHAUSTED},
+            {"status": TriageStatus.ASSIGNED, "agent_outcome": RegionOutcome.BUDGET_EXHAUSTED},
         ),
         Scenario(
             "severity_1_paged",
             _outage,
             _page_escalates_then_acknowledge,
-            {"status": CaseStatus.ESCALATED, "agent_outcome": RegionOutcome.ANSWERED},
+            {"status": TriageStatus.ESCALATED, "agent_outcome": RegionOutcome.ANSWERED},
         ),
         # The agent's word contradicts the ticket: checked (patch agent-proposals-checked),
         # reviewed.
@@ -185,7 +185,7 @@ RECORDINGS = Recordings(
             "proposal_contradicted_reviewed",
             _categorised_outage,
             _reject_review,
-            {"status": CaseStatus.ASSIGNED, "agent_outcome": RegionOutcome.ANSWERED},
+            {"status": TriageStatus.ASSIGNED, "agent_outcome": RegionOutcome.ANSWERED},
         ),
     ),
 )
