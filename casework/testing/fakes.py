@@ -53,7 +53,9 @@ from casework.agents.messages import (
     ChatRequest,
     ChatResult,
 )
+from casework.catalogue import discover
 from casework.governance import activity as policy
+from casework.plugin import CaseworkPlugin
 from casework.systems.notifications import Notification, NotificationRequest
 
 _FAKE_OF = "__casework_fake_of__"
@@ -146,11 +148,14 @@ async def fake_worker(
     client: Client, fakes: Fakes, *workflows: type, task_queue: str | None = None
 ) -> AsyncIterator[str]:
     """A worker running ``workflows`` on ``fakes``, on a task queue of its own unless told;
-    yields the queue."""
+    yields the queue. Its sandbox is the production worker's (``CaseworkPlugin``)."""
     queue = task_queue or f"fakes-{uuid.uuid4().hex}"
-    async with Worker(
-        client, task_queue=queue, workflows=list(workflows), activities=fakes.activities()
-    ):
+    plugin = CaseworkPlugin(
+        passthrough=discover().passthrough_packages,
+        workflows=list(workflows),
+        activities=fakes.activities(),
+    )
+    async with Worker(client, task_queue=queue, plugins=[plugin]):
         yield queue
 
 
