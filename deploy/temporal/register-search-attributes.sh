@@ -1,36 +1,44 @@
-#!/usr/bin/env bash
-# Register casework's custom search attributes on a self-hosted Temporal cluster.
+#!/bin/sh
+# Create casework's namespace if it is missing and register casework's custom search attributes
+# on a self-hosted Temporal cluster.
 #
-# docker-compose.yml runs this once in the temporal-setup service (temporalio/admin-tools), but it
-# works from any machine with the `temporal` CLI:
+# docker-compose.yml runs this once in the temporal-setup service (temporalio/admin-tools, after
+# temporal-schema has set up the database and the server answers), but it works from any machine
+# with the `temporal` CLI:
 #
-#   TEMPORAL_ADDRESS=localhost:7233 bash deploy/temporal/register-search-attributes.sh
+#   TEMPORAL_ADDRESS=localhost:7233 sh deploy/temporal/register-search-attributes.sh
 #
-# Idempotent: attributes that already exist with the right type are left alone. An attribute
+# POSIX sh, since the admin-tools image has no bash. Idempotent: an existing namespace keeps its
+# settings, and attributes that already exist with the right type are left alone. An attribute
 # that exists with a *different* type is an error, since casework's workflows would fail on it.
-# Keep the list in step with casework/search_attributes.py.
-set -euo pipefail
+# Keep the list in step with casework/search_attributes.py (tests/test_compose.py checks it).
+set -eu
 
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-localhost:7233}"
 NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+# How long Temporal keeps a closed case's history, and with it the audit trail. Only used when
+# the namespace is created here.
+RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-720h}"
 TIMEOUT_SECONDS="${SETUP_TIMEOUT_SECONDS:-300}"
+DEADLINE=$(($(date +%s) + TIMEOUT_SECONDS))
 
-ATTRIBUTES=(
+# NAME=TYPE, separated by white space.
+ATTRIBUTES="
     CaseType=Keyword
     CaseStatus=Keyword
     ApproverRole=Keyword
     CaseAmount=Double
     CaseRisk=Keyword
-)
+"
 
 log() { echo "temporal-setup: $*"; }
 
 # Retry a command quietly until it succeeds or the deadline passes.
 wait_for() {
-    local what="$1"
+    what="$1"
     shift
     until "$@" >/dev/null 2>&1; do
-        if ((SECONDS >= TIMEOUT_SECONDS)); then
+        if [ "$(date +%s)" -ge "$DEADLINE" ]; then
             log "gave up after ${TIMEOUT_SECONDS}s waiting for ${what}; last attempt said:"
             "$@" || true
             exit 1
@@ -42,39 +50,49 @@ wait_for() {
 
 server_serving() { temporal operator cluster health | grep -q SERVING; }
 
-# Whether the namespace lists NAME with TYPE (the list prints one "Name Type" row each).
-has_attribute() {
-    temporal operator search-attribute list --namespace "$NAMESPACE" |
-        awk -v name="$1" -v type="$2" '$1 == name && $2 == type { found = 1 } END { exit !found }'
+namespace_exists() { temporal operator namespace describe --namespace "$NAMESPACE"; }
+
+# The type NAME is registered with in the namespace, or nothing (the list prints "Name Type" rows).
+attribute_type() {
+    temporal operator search-attribute list --namespace "$NAMESPACE" 2>/dev/null |
+        awk -v name="$1" '$1 == name { print $2 }'
+}
+
+# Register NAME as TYPE; succeeds once it is there with that type. Another run may have created
+# it in the meantime, so a failed create alone proves nothing.
+register() {
+    temporal operator search-attribute create --namespace "$NAMESPACE" --name "$1" --type "$2" ||
+        true
+    [ "$(attribute_type "$1")" = "$2" ]
 }
 
 log "Temporal at ${TEMPORAL_ADDRESS}, namespace ${NAMESPACE}"
 wait_for "server health" server_serving
-# temporalio/auto-setup creates the namespace in the background once the server answers.
-wait_for "namespace ${NAMESPACE}" temporal operator namespace describe --namespace "$NAMESPACE"
+
+if namespace_exists >/dev/null 2>&1; then
+    log "namespace ${NAMESPACE} exists"
+elif temporal operator namespace create --namespace "$NAMESPACE" --retention "$RETENTION"; then
+    log "namespace ${NAMESPACE} created, retention ${RETENTION}"
+fi
+# A new namespace reaches every frontend after a few seconds.
+wait_for "namespace ${NAMESPACE}" namespace_exists
 wait_for "search attribute listing" temporal operator search-attribute list --namespace "$NAMESPACE"
 
-for attribute in "${ATTRIBUTES[@]}"; do
+count=0
+for attribute in $ATTRIBUTES; do
     name="${attribute%%=*}"
     type="${attribute#*=}"
-    if has_attribute "$name" "$type"; then
+    count=$((count + 1))
+    registered="$(attribute_type "$name")"
+    if [ "$registered" = "$type" ]; then
         log "${name} (${type}) already registered"
         continue
     fi
-    # Some server versions answer "already exists" even when the type matches; what counts is
-    # whether the attribute is there afterwards with the right type.
-    if ! output="$(temporal operator search-attribute create --namespace "$NAMESPACE" \
-        --name "$name" --type "$type" 2>&1)" && ! has_attribute "$name" "$type"; then
-        log "could not register ${name} (${type}): ${output}"
+    if [ -n "$registered" ]; then
+        log "${name} is registered as ${registered}, but casework needs ${type}: use another" \
+            "namespace, or remove the attribute if nothing uses it"
         exit 1
     fi
-    log "${name} (${type}) registered"
+    wait_for "${name} (${type}) registered" register "$name" "$type"
 done
-
-for attribute in "${ATTRIBUTES[@]}"; do
-    if ! has_attribute "${attribute%%=*}" "${attribute#*=}"; then
-        log "${attribute} is still missing after registration"
-        exit 1
-    fi
-done
-log "all ${#ATTRIBUTES[@]} search attributes present"
+log "all ${count} search attributes present"
