@@ -1,5 +1,5 @@
-# The casework image: the worker by default, the sandbox with another command (see
-# docker-compose.yml). Build with `docker compose build` or `docker build -t casework .`.
+# The casework image: the worker (`python -m workers`) by default, the sandbox and the codec
+# server with another command (see docker-compose.yml). Build with `docker compose build` or `docker build -t casework .`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,8 +28,15 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# Then the package itself (a regular, non-editable install, owned by root).
+# Then the framework and the catalogue (a regular, non-editable install, owned by root): the
+# packages pyproject.toml lists, the policy documents with them.
 COPY casework ./casework
+COPY workflows ./workflows
+COPY activities ./activities
+COPY policies ./policies
+COPY sandbox ./sandbox
+COPY demos ./demos
+COPY workers ./workers
 RUN pip install --no-deps . \
     && cd / && rm -rf /src
 
