@@ -27,8 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from casework import metrics, telemetry
-from tests.integration_support import eventually
-from tests.stack_support import free_ports
+from casework.testing.stack import free_ports
+from casework.testing.temporal import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"

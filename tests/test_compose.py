@@ -41,7 +41,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
-from tests.integration_support import eventually
+from casework.testing.temporal import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
