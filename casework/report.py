@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -435,15 +435,22 @@ def _cycle(seconds: list[float]) -> CycleTime:
 # -- reading the cases from Temporal ------------------------------------------------------------
 
 
-async def collect(client: Client, concurrency: int = 8) -> list[CaseRecord]:
-    """Every case in the namespace (top-level workflows with a ``CaseType``), with its open tasks
-    and audit trail. Closed cases answer the ``audit`` query by replaying on a worker.
+async def collect(
+    client: Client,
+    concurrency: int = 8,
+    query: str = CASES_QUERY,
+    on_read: Callable[[int, int], None] | None = None,
+) -> list[CaseRecord]:
+    """Every case in the namespace (top-level workflows with a ``CaseType``; ``query`` narrows
+    them), with its open tasks and audit trail. Closed cases answer the ``audit`` query by
+    replaying on a worker. ``on_read(done, total)`` is called as each case is read, for
+    progress on long reads.
 
     A case is a workflow ID, the business key: when it has several runs, the case is its latest
     (what ``casework show`` shows) and the others are counted as its runs."""
     latest: dict[str, Any] = {}
     runs: Counter[str] = Counter()
-    async for execution in client.list_workflows(CASES_QUERY):
+    async for execution in client.list_workflows(query):
         if execution.parent_id:
             continue
         runs[execution.id] += 1
@@ -451,11 +458,16 @@ async def collect(client: Client, concurrency: int = 8) -> list[CaseRecord]:
         if known is None or execution.start_time > known.start_time:
             latest[execution.id] = execution
     limit = asyncio.Semaphore(concurrency)
+    done = 0
 
     async def read(execution: Any) -> CaseRecord:
+        nonlocal done
         async with limit:
             record = await _read_case(client, execution)
         record.runs = runs[execution.id]
+        done += 1
+        if on_read is not None:
+            on_read(done, len(latest))
         return record
 
     return list(await asyncio.gather(*(read(execution) for execution in latest.values())))
