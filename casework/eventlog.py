@@ -157,7 +157,7 @@ def private_fields() -> frozenset[str]:
 
 
 def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 # -- XES -------------------------------------------------------------------------------------

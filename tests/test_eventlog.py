@@ -7,6 +7,9 @@ The cases are built by hand so that every trace, object and relationship can be 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,22 @@ def test_resource_and_filters() -> None:
         cases_query("x' OR '1'='1")
     with pytest.raises(EventLogError, match="--since: 'last week'"):
         parse_since("last week")
+
+
+def test_the_cli_refuses_bad_options_before_connecting(tmp_path: Path) -> None:
+    casework = Path(sys.prefix) / "bin" / "casework"
+    env = {**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1", "CASEWORK_HOME": str(tmp_path)}
+    output = str(tmp_path / "x.xes")
+    for options, message in [
+        (["--since", "last week"], "--since: 'last week' is not an ISO date"),
+        (["--process", "a'b"], '--process: "a\'b" is not a process name'),
+    ]:
+        result = subprocess.run(
+            [casework, "eventlog", "--format", "xes", "--output", output, *options],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "x.xes").exists()
