@@ -1,9 +1,9 @@
 """A process map drawn as SVG, server-side: the report page's picture of the paths cases take.
 
-The directly-follows graph (:class:`casework.report.ProcessMap`) is held as a networkx graph and
-laid out in rows by how many steps an activity is from the one most cases start with (networkx's
-breadth-first layers), and drawn by networkx with
-matplotlib's SVG backend (text kept as text, so the map is searchable and small). Arrows are as
+The directly-follows graph (:class:`casework.report.ProcessMap`) is held as a networkx graph,
+laid out in rows in the order cases go through the activities (loops set aside, see
+:func:`_layers`), and drawn by networkx with matplotlib's SVG backend (text kept as text, so
+the map is searchable and small). Arrows are as
 thick as the transition is frequent and as dark as its median wait is long; each is labelled
 with both. No system binary is needed, unlike Graphviz.
 """
@@ -45,17 +45,47 @@ def graph(process_map: ProcessMap) -> nx.DiGraph:
         g.add_node(activity, count=count)
     for edge in process_map.edges:
         g.add_edge(edge.source, edge.target, count=edge.count, wait=edge.median_wait_seconds)
-    first = max(process_map.starts, key=process_map.starts.__getitem__, default=None)
-    layers: dict[str, int] = {}
-    if first is not None:
-        for depth, nodes in enumerate(nx.bfs_layers(g, [first])):
-            for node in nodes:
-                layers[node] = depth
-    deepest = max(layers.values(), default=-1)
-    for node in g.nodes:
-        # Activities not reached from the usual start (another start) go below the rest.
-        g.nodes[node]["layer"] = layers.get(node, deepest + 1)
+    for node, row in _layers(g, process_map).items():
+        g.nodes[node]["layer"] = row
     return _ordered(g)
+
+
+def _layers(g: nx.DiGraph, process_map: ProcessMap) -> dict[str, int]:
+    """A row per activity, Sugiyama style: loops are set aside by a depth-first walk from the
+    activities cases start with, most frequent transitions first (an edge back to an activity
+    on the current path closes a loop); the rest is acyclic, and each activity goes one row
+    below its lowest predecessor (networkx's topological generations). Activities nothing
+    follows (how cases end) go to the bottom row."""
+    forward = nx.DiGraph()
+    forward.add_nodes_from(g)
+    on_path: set[str] = set()
+    seen: set[str] = set()
+
+    def walk(node: str) -> None:
+        seen.add(node)
+        on_path.add(node)
+        for following in sorted(g.successors(node), key=lambda n: -g.edges[node, n]["count"]):
+            if following == node or following in on_path:
+                continue
+            forward.add_edge(node, following)
+            if following not in seen:
+                walk(following)
+        on_path.discard(node)
+
+    roots = sorted(process_map.starts, key=lambda n: -process_map.starts[n]) + sorted(g.nodes)
+    for root in roots:
+        if root in g and root not in seen:
+            walk(root)
+    rows = {
+        node: row
+        for row, generation in enumerate(nx.topological_generations(forward))
+        for node in generation
+    }
+    bottom = max(rows.values(), default=0)
+    for node in g.nodes:
+        if all(following == node for following in g.successors(node)):
+            rows[node] = bottom
+    return rows
 
 
 def _ordered(g: nx.DiGraph) -> nx.DiGraph:
