@@ -37,6 +37,8 @@ examples:
   casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
   casework audit --verify audit.jsonl          detect any edited, removed or reordered line
   casework report --json                       KPIs: backlog, SLA, overrides, model cost
+  casework eventlog --format xes --output cases.xes
+                                               audit trails as a process-mining event log
   casework resubmit vendor-onboarding-APP-1001 --kind tax_certificate --file tax.txt
   casework signal loan-application-APP-1001 credit_report --input @report.json
                                                send a case any signal its process defines
@@ -237,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="machine-readable output")
 
+    eventlog = commands.add_parser(
+        "eventlog",
+        help="the cases' audit trails as a process-mining event log (XES or OCEL 2.0)",
+        description="Write the audit trails of the matching cases as an IEEE XES log (one trace "
+        "per case) or an OCEL 2.0 JSON log (cases, tasks and the business objects the entries "
+        "name), for pm4py, Celonis, Disco and the like. See casework/eventlog.py.",
+    )
+    eventlog.add_argument("--format", choices=["xes", "ocel"], required=True)
+    eventlog.add_argument("--process", help="only this process's cases, e.g. invoice-exception")
+    eventlog.add_argument("--since", help="only cases started since (ISO date or date-time)")
+    eventlog.add_argument("--output", type=Path, required=True, help="the file to write")
+
     commands.add_parser(
         "demo",
         help="seed the sandbox and run one case per outcome on the running stack",
@@ -420,6 +434,19 @@ def run(args: argparse.Namespace) -> int:
             return _with_client(settings, lambda c: cases.audit(c, args.case, args.jsonl, args.run))
         case "report":
             return _with_client(settings, lambda c: cases.report(c, args.json))
+        case "eventlog":
+            from casework import eventlog
+
+            try:
+                since = eventlog.parse_since(args.since) if args.since else None
+                eventlog.cases_query(args.process, since)
+            except eventlog.EventLogError as error:
+                raise CommandError(str(error)) from error
+            fmt = eventlog.EventLogFormat(args.format)
+            return _with_client(
+                settings,
+                lambda c: eventlog.export(c, fmt, args.output, args.process, since),
+            )
         case "demo":
             from casework.cli.demo import run_demo
 
