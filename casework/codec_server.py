@@ -196,10 +196,13 @@ def create_codec_app(
     allowed_origins: list[str],
     home: Path | None = None,
     access: CodecAccess | None = None,
+    temporal_address: str | None = None,
 ) -> FastAPI:
     """``allowed_origins``: the Web UI's origins, whose browsers call this server directly.
     ``home``: the casework home whose stack this server serves, which its health check names
-    so a client that found another home can say where the stack's is. ``access``: the
+    so a client that found another home can say where the stack's is; ``temporal_address``:
+    that stack's Temporal server, also named there, so a client talking to another server
+    knows this one is not its stack's. ``access``: the
     credentials every call needs; None only for the embedded stack's loopback server
     (:func:`main` refuses to bind elsewhere without them)."""
     codec = EncryptionCodec(ring)
@@ -290,7 +293,11 @@ def create_codec_app(
 
     @app.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok", "current_key": ring.current} | ({"home": str(home)} if home else {})
+        return (
+            {"status": "ok", "current_key": ring.current}
+            | ({"home": str(home)} if home else {})
+            | ({"temporal_address": temporal_address} if temporal_address else {})
+        )
 
     return app
 
@@ -319,6 +326,9 @@ def main() -> None:
         "CASEWORK_CODEC_ALLOWED_ORIGINS, else the embedded Web UI)",
     )
     parser.add_argument("--state-dir", type=Path, help="where `casework up` keeps its key ring")
+    parser.add_argument(
+        "--temporal-address", help="the Temporal server whose payloads this server decodes"
+    )
     args = parser.parse_args()
     settings = Settings.from_env()
     try:
@@ -370,7 +380,13 @@ def main() -> None:
             "(see docs/deployment.md), or bind to 127.0.0.1"
         )
     uvicorn.run(
-        create_codec_app(ring, origins, home, access if access.configured else None),
+        create_codec_app(
+            ring,
+            origins,
+            home,
+            access if access.configured else None,
+            temporal_address=args.temporal_address,
+        ),
         host=args.host,
         port=args.port,
         log_level="warning",
