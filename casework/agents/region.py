@@ -63,6 +63,24 @@ REGION_RULES = (
 )
 
 
+class SpecialistSpec(BaseModel):
+    """A specialist a coordinator may delegate to. It is offered to the coordinator as the tool
+    ``name`` (arguments: ``{"task": str}``); each delegation runs as its own child agent region
+    with this prompt, output, allowlist and budget, on the coordinator's case data."""
+
+    name: str
+    description: str
+    """What the coordinator is told the specialist does."""
+    agent: str
+    output: str
+    system_prompt: str
+    allowed_tools: list[str] = []
+    budget: AgentBudget = AgentBudget()
+    model: str | None = None
+    fallback_models: list[str] = []
+    max_tokens_per_call: int | None = None
+
+
 class AgentRegionInput(BaseModel):
     agent: str
     output: str
@@ -87,6 +105,11 @@ class AgentRegionInput(BaseModel):
     """The whole conversation travels with every model call, as that activity's input: past
     this size the region ends as budget_exhausted, well before Temporal's 2 MB payload limit
     and with room in the history for the calls already made."""
+    specialists: list[SpecialistSpec] = []
+    """Offered as tools; several asked for in one turn run in parallel. Their spend counts
+    against this region's budget."""
+    handoffs: list[SpecialistSpec] = []
+    """Agents this one may hand the whole task to, ending its own loop with theirs."""
 
 
 class RegionOutcome(StrEnum):
@@ -94,6 +117,8 @@ class RegionOutcome(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     FAILED = "failed"
     """The model could not be reached or refused the request, after Temporal's retries."""
+    OFF_RAIL = "off_rail"
+    """The region repeated itself or stopped learning anything new: ended before its budget."""
 
 
 class AgentRegionResult(BaseModel):
@@ -107,6 +132,10 @@ class AgentRegionResult(BaseModel):
     completion_tokens: int
     cost_usd: float
     models: list[str]
+    specialists: list[SpecialistReport] = []
+    """What each delegation ended with, in the order they were asked for."""
+    handed_off_to: str | None = None
+    """The agent whose result this is, when the region handed its task over."""
 
     def model_usage(self, agent: str) -> ModelUsage:
         """The region's spend, for the parent case to record (``record_agent_region``)."""
@@ -118,6 +147,15 @@ class AgentRegionResult(BaseModel):
             cost_usd=self.cost_usd,
             models=self.models,
         )
+
+
+class SpecialistReport(BaseModel):
+    name: str
+    task: str
+    result: AgentRegionResult
+
+
+AgentRegionResult.model_rebuild()
 
 
 class _Spend(BaseModel):

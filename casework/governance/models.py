@@ -143,6 +143,10 @@ class RegionAgentSettings(PolicyModel):
     human_sla: Duration = timedelta(hours=4)
     budget: AgentBudget = AgentBudget()
     max_tokens_per_call: int | None = None
+    specialists: list[str] = []
+    """Other agents of this policy this one may delegate to (each with its own settings)."""
+    handoffs: list[str] = []
+    """Other agents of this policy this one may hand the whole task over to."""
 
 
 class Role(PolicyModel):
