@@ -13,7 +13,10 @@ answer back to the model.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -23,6 +26,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    import jsonschema
     from pydantic import BaseModel, ValidationError
 
     import casework.agents.registry as registry
@@ -32,7 +36,12 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         ChatRequest,
         ChatResult,
+        McpCallRequest,
+        McpCallResult,
+        McpToolList,
+        McpToolsRequest,
         ToolCall,
+        ToolSchema,
         as_data,
     )
     from casework.agents.spec import AgentSpec
@@ -55,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         AgentBudget,
         Directory,
         Duration,
+        McpServerSettings,
         RegionAgentSettings,
     )
 
@@ -90,6 +100,7 @@ class SpecialistSpec(BaseModel):
     model: str | None = None
     fallback_models: list[str] = []
     max_tokens_per_call: int | None = None
+    mcp_servers: dict[str, McpServerSettings] = {}
 
 
 class AgentRegionInput(BaseModel):
@@ -121,6 +132,8 @@ class AgentRegionInput(BaseModel):
     against this region's budget."""
     handoffs: list[SpecialistSpec] = []
     """Agents this one may hand the whole task to, ending its own loop with theirs."""
+    mcp_servers: dict[str, McpServerSettings] = {}
+    """MCP servers whose allowed, read-only tools this agent gets (``casework.agents.mcp``)."""
 
 
 class RegionOutcome(StrEnum):
@@ -201,6 +214,7 @@ class AgentRegionWorkflow(CaseWorkflow):
         self._turns = 0
         """This region's own model calls (``_spend`` also counts its specialists')."""
         self._reports: list[SpecialistReport] = []
+        self._mcp_tools: dict[str, _McpTool] = {}
 
     @workflow.run
     async def run(self, request: AgentRegionInput) -> AgentRegionResult:
@@ -210,9 +224,11 @@ class AgentRegionWorkflow(CaseWorkflow):
         self._title = f"{request.agent} for {parent.workflow_id}" if parent else request.agent
         output_model = registry.get(request.output).model
         tools = self._allowed_tools(request.allowed_tools)
+        self._mcp_tools = await self._mcp_tools_of(request)
         specialists = {spec.name: spec for spec in request.specialists}
         handoffs = {f"{HANDOFF_PREFIX}{spec.name}": spec for spec in request.handoffs}
         schemas = [tool.schema() for tool in tools.values()]
+        schemas += [tool.schema() for tool in self._mcp_tools.values()]
         schemas += [delegation_schema(spec.name, spec.description) for spec in request.specialists]
         schemas += [
             delegation_schema(
@@ -371,6 +387,8 @@ class AgentRegionWorkflow(CaseWorkflow):
     async def _tool_call(
         self, request: AgentRegionInput, tools: dict[str, Tool], call: ToolCall
     ) -> ChatMessage:
+        if call.name in self._mcp_tools:
+            return await self._mcp_call(request, self._mcp_tools[call.name], call)
         if call.name == ASK_HUMAN and request.human_roles:
             arguments_model: type[BaseModel] = AskHumanArguments
         elif call.name in tools:
@@ -420,6 +438,118 @@ class AgentRegionWorkflow(CaseWorkflow):
         )
         return _tool_message(
             call, as_data(TOOL_RESULT, result, limit=request.max_tool_result_chars)
+        )
+
+    # -- MCP tools ------------------------------------------------------------------------------
+
+    async def _mcp_tools_of(self, request: AgentRegionInput) -> dict[str, _McpTool]:
+        """The MCP tools the policy allows this agent, by the name the model calls them.
+
+        Each server's tools are listed once, at the start, as an activity. A policy allowing a
+        tool the server does not have, or one neither the server nor the policy calls read-only,
+        fails the region loudly: a policy must never hand an agent a write."""
+        offered: dict[str, _McpTool] = {}
+        for server, settings in sorted(request.mcp_servers.items()):
+            try:
+                listed: McpToolList = await workflow.execute_activity(
+                    "mcp.list_tools",
+                    McpToolsRequest(server=server, settings=settings),
+                    result_type=McpToolList,
+                    start_to_close_timeout=TOOL_TIMEOUT,
+                    retry_policy=TOOL_RETRY,
+                    summary=f"{request.agent}: list the tools of MCP server {server}",
+                )
+            except ActivityError as error:
+                # The agent works on without this server's tools; the trail says why.
+                self.record(
+                    AuditKind.TOOL_FAILED,
+                    f"MCP server {server} unavailable: {failure_message(error)}",
+                    activity="mcp.list_tools",
+                    server=server,
+                )
+                continue
+            by_name = {tool.name: tool for tool in listed.tools}
+            problems = [
+                f"{server}.{name}: "
+                + ("the server has no such tool" if name not in by_name else "not read-only")
+                for name in settings.allowed_tools
+                if name not in by_name
+                or not (by_name[name].read_only_hint is True or name in settings.read_only)
+            ]
+            if problems:
+                raise ApplicationError(
+                    f"policy allows MCP tools it may not: {'; '.join(problems)} (only tools the "
+                    "server marks readOnlyHint, or the policy declares read_only, may be allowed)",
+                    type="PolicyInvalid",
+                    non_retryable=True,
+                )
+            for name in settings.allowed_tools:
+                tool = by_name[name]
+                offered[_mcp_tool_name(server, name)] = _McpTool(
+                    server=server,
+                    settings=settings,
+                    name=name,
+                    description=tool.description,
+                    input_schema=tool.input_schema,
+                )
+        return offered
+
+    async def _mcp_call(
+        self, request: AgentRegionInput, tool: _McpTool, call: ToolCall
+    ) -> ChatMessage:
+        try:
+            arguments = json.loads(call.arguments or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments must be a JSON object")
+            jsonschema.validators.validator_for(tool.input_schema)(tool.input_schema).validate(
+                arguments
+            )
+        except (ValueError, jsonschema.ValidationError) as error:
+            reason = error.message if isinstance(error, jsonschema.ValidationError) else str(error)
+            return self._refuse(call, f"invalid arguments for {call.name}: {reason}")
+        described = f"{tool.server}.{tool.name}({call.arguments})"
+        try:
+            result: McpCallResult = await workflow.execute_activity(
+                "mcp.call_tool",
+                McpCallRequest(
+                    server=tool.server, settings=tool.settings, tool=tool.name, arguments=arguments
+                ),
+                result_type=McpCallResult,
+                start_to_close_timeout=TOOL_TIMEOUT,
+                retry_policy=TOOL_RETRY,
+                summary=f"{request.agent}: {tool.name} on MCP server {tool.server}",
+            )
+        except ActivityError as error:
+            message = failure_message(error)
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"{described} failed: {message}",
+                activity="mcp.call_tool",
+                server=tool.server,
+            )
+            return _tool_message(call, as_data(TOOL_RESULT, f"error: {message}"))
+        if result.is_error:
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"{described} reported an error",
+                activity="mcp.call_tool",
+                server=tool.server,
+            )
+            return _tool_message(
+                call,
+                as_data(
+                    TOOL_RESULT, {"error": result.content}, limit=request.max_tool_result_chars
+                ),
+            )
+        self.record(
+            AuditKind.TOOL_CALL,
+            described,
+            activity="mcp.call_tool",
+            server=tool.server,
+            input=arguments,
+        )
+        return _tool_message(
+            call, as_data(TOOL_RESULT, result.content, limit=request.max_tool_result_chars)
         )
 
     # -- specialists and handoffs ---------------------------------------------------------------
@@ -478,6 +608,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             directory=request.directory,
             max_tool_result_chars=request.max_tool_result_chars,
             max_conversation_chars=request.max_conversation_chars,
+            mcp_servers=spec.mcp_servers,
         )
 
     async def _run_child(
@@ -701,6 +832,7 @@ def specialist_spec(
         model=settings.model,
         fallback_models=settings.fallback_models,
         max_tokens_per_call=settings.max_tokens_per_call,
+        mcp_servers=settings.mcp_servers,
     )
 
 
@@ -762,6 +894,7 @@ def region_input(
         human_sla=own.human_sla,
         specialists=specialists(own.specialists, "specialists"),
         handoffs=specialists(own.handoffs, "handoffs"),
+        mcp_servers=own.mcp_servers,
     )
 
 
@@ -782,6 +915,28 @@ async def run_region(
         tree=tree(request.agent, result),
     )
     return result
+
+
+@dataclass(frozen=True)
+class _McpTool:
+    server: str
+    settings: McpServerSettings
+    name: str
+    """The server's name for it."""
+    description: str
+    input_schema: dict[str, Any]
+
+    def schema(self) -> ToolSchema:
+        return ToolSchema(
+            name=_mcp_tool_name(self.server, self.name),
+            description=f"{self.description} (MCP server {self.server})",
+            parameters=self.input_schema,
+        )
+
+
+def _mcp_tool_name(server: str, tool: str) -> str:
+    """The model's name for an MCP tool: providers allow letters, digits, ``_`` and ``-``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{server}__{tool}")[:64]
 
 
 def _too_long(request: AgentRegionInput, messages: list[ChatMessage]) -> str | None:
