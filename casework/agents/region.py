@@ -13,6 +13,7 @@ answer back to the model.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import Awaitable, Mapping, Sequence
@@ -136,6 +137,11 @@ class AgentRegionInput(BaseModel):
     """MCP servers whose allowed, read-only tools this agent gets (``casework.agents.mcp``)."""
 
 
+OFF_RAIL_CHECKED = "agent-region-off-rail"
+"""Regions that started before off-rail detection replay without it (their histories may hold
+the very repeats it now stops)."""
+
+
 class RegionOutcome(StrEnum):
     ANSWERED = "answered"
     BUDGET_EXHAUSTED = "budget_exhausted"
@@ -160,6 +166,9 @@ class AgentRegionResult(BaseModel):
     """What each delegation ended with, in the order they were asked for."""
     handed_off_to: str | None = None
     """The agent whose result this is, when the region handed its task over."""
+    evidence: list[str] = []
+    """For ``off_rail``: the calls that show it (the repeated call, or the run of calls that
+    learnt nothing new)."""
 
     def model_usage(self, agent: str) -> ModelUsage:
         """The region's spend, for the parent case to record (``record_agent_region``)."""
@@ -215,6 +224,7 @@ class AgentRegionWorkflow(CaseWorkflow):
         """This region's own model calls (``_spend`` also counts its specialists')."""
         self._reports: list[SpecialistReport] = []
         self._mcp_tools: dict[str, _McpTool] = {}
+        self._rails: _Rails | None = None
 
     @workflow.run
     async def run(self, request: AgentRegionInput) -> AgentRegionResult:
@@ -252,6 +262,8 @@ class AgentRegionWorkflow(CaseWorkflow):
             f"{request.agent} started with tools: {', '.join(s.name for s in schemas)}",
             budget=request.budget,
         )
+        if workflow.patched(OFF_RAIL_CHECKED):
+            self._rails = _Rails(request.budget)
         while True:
             if reason := self._budget_reached(request.budget) or _too_long(request, messages):
                 return self._end(RegionOutcome.BUDGET_EXHAUSTED, reason)
@@ -308,6 +320,9 @@ class AgentRegionWorkflow(CaseWorkflow):
                         RegionOutcome.BUDGET_EXHAUSTED,
                         f"tool-call budget of {request.budget.max_tool_calls} reached",
                     )
+                if self._rails is not None and (repeated := self._rails.repeated(call)):
+                    await _settle(messages, delegations)
+                    return self._end(RegionOutcome.OFF_RAIL, repeated, evidence=[repeated])
                 self._spend.tool_calls += 1
                 if call.name in specialists:
                     arguments = self._delegation_arguments(call)
@@ -322,6 +337,12 @@ class AgentRegionWorkflow(CaseWorkflow):
                     continue
                 messages.append(await self._tool_call(request, tools, call))
             await _settle(messages, delegations)
+            if self._rails is not None and (stalled := self._rails.stalled(reply, messages)):
+                return self._end(
+                    RegionOutcome.OFF_RAIL,
+                    f"{len(stalled)} tool calls in a row learnt nothing new",
+                    evidence=stalled,
+                )
 
     def _allowed_tools(self, names: list[str]) -> dict[str, Tool]:
         unknown = [n for n in names if n not in READ_ONLY and n != ASK_HUMAN]
@@ -735,6 +756,7 @@ class AgentRegionWorkflow(CaseWorkflow):
         *,
         output: dict[str, Any] | None = None,
         handed_off_to: str | None = None,
+        evidence: list[str] | None = None,
     ) -> AgentRegionResult:
         spend = self._spend
         self.record(
@@ -743,6 +765,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             f"{spend.tool_calls} tool calls, {spend.refused_tool_calls} refused)",
             outcome=outcome,
             spend=spend,
+            **({"evidence": evidence} if evidence else {}),
         )
         return AgentRegionResult(
             outcome=outcome,
@@ -750,6 +773,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             reason=reason,
             specialists=self._reports,
             handed_off_to=handed_off_to,
+            evidence=evidence or [],
             **spend.model_dump(),
         )
 
@@ -915,6 +939,52 @@ async def run_region(
         tree=tree(request.agent, result),
     )
     return result
+
+
+class _Rails:
+    """Whether a region has gone off rail: asking for a call it already made, or calling tool
+    after tool and learning nothing new (every result one it had seen before)."""
+
+    def __init__(self, budget: AgentBudget) -> None:
+        self._budget = budget
+        self._calls: dict[tuple[str, str], int] = {}
+        self._results: set[str] = set()
+        """Digests of the results seen: enough to know one again, small to keep."""
+        self._no_news: list[str] = []
+
+    def repeated(self, call: ToolCall) -> str | None:
+        """Why ``call`` is one too many, or None; counts it."""
+        key = (call.name, _canonical(call.arguments))
+        times = self._calls[key] = self._calls.get(key, 0) + 1
+        if times >= self._budget.off_rail_repeats:
+            return f"{call.name}({key[1][:300]}) asked for {times} times"
+        return None
+
+    def stalled(self, reply: ChatMessage, messages: list[ChatMessage]) -> list[str] | None:
+        """After a turn's calls ran: the run of calls that learnt nothing, once it is long
+        enough to end the region. Refused calls ran nothing and neither count nor reset it."""
+        results = {m.tool_call_id: m.content or "" for m in messages if m.role == "tool"}
+        for call in reply.tool_calls:
+            content = results.get(call.id, "")
+            if not content.startswith(f"<{TOOL_RESULT}>"):
+                continue
+            digest = hashlib.sha256(content.encode()).hexdigest()
+            if digest in self._results:
+                self._no_news.append(f"{call.name}({call.arguments[:300]}): nothing new")
+            else:
+                self._results.add(digest)
+                self._no_news = []
+        if len(self._no_news) >= self._budget.off_rail_no_news:
+            return list(self._no_news)
+        return None
+
+
+def _canonical(arguments: str) -> str:
+    """The arguments as the same call would write them, however the model spaced them."""
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True, separators=(",", ":"))
+    except json.JSONDecodeError:
+        return arguments
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,11 @@ class AgentBudget(PolicyModel):
     max_tool_calls: int = Field(default=20, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
     max_cost_usd: float | None = Field(default=None, gt=0)
+    off_rail_repeats: int = Field(default=2, ge=2)
+    """The same tool call (tool and arguments) asked for this many times ends the region
+    ``off_rail``, before the repeat runs."""
+    off_rail_no_news: int = Field(default=3, ge=2)
+    """This many tool calls in a row that return only results already seen end it ``off_rail``."""
 
 
 class McpServerSettings(PolicyModel):
