@@ -18,6 +18,7 @@ from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.erp import GoodsReceipt, Invoice, PurchaseOrder, Supplier
 from casework.agents.checks import ProposalChecks
 from casework.amounts import CENT, money
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
@@ -187,3 +188,5 @@ class InvoiceExceptionPolicy(TieredApprovalPolicy):
     auto_approval: AutoApproval
     final_timeout: InvoiceFinalTimeout = InvoiceFinalTimeout()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""

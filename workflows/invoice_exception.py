@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -106,11 +107,17 @@ class InvoiceExceptionResult(BaseModel):
     policy: PolicyRef
 
 
-class _Context(BaseModel):
+class InvoiceContext(BaseModel):
     invoice: Invoice
     supplier: Supplier
     purchase_order: PurchaseOrder | None
     receipts: list[GoodsReceipt]
+
+
+def analyst_context(context: InvoiceContext, variance: Variance) -> dict[str, Any]:
+    """What the invoice analyst is shown: the records and the three-way match. Also what its
+    evaluation on labelled cases shows it (``evals/invoice_exception.py``)."""
+    return {**context.model_dump(mode="json"), "variance": variance.model_dump(mode="json")}
 
 
 @workflow.defn(name="InvoiceException")
@@ -179,7 +186,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
 
     # -- steps ------------------------------------------------------------------------------
 
-    async def _retrieve_context(self, invoice_id: str) -> _Context:
+    async def _retrieve_context(self, invoice_id: str) -> InvoiceContext:
         invoice: Invoice = await self.call_tool(
             ErpActivities.get_invoice, InvoiceLookup(invoice_id=invoice_id)
         )
@@ -198,7 +205,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             lookup = PurchaseOrderLookup(po_number=invoice.po_number)
             purchase_order = await self.call_tool(ErpActivities.get_purchase_order, lookup)
             receipts = await self.call_tool(ErpActivities.list_goods_receipts, lookup)
-        context = _Context(
+        context = InvoiceContext(
             invoice=invoice, supplier=supplier, purchase_order=purchase_order, receipts=receipts
         )
         self.record(
@@ -210,12 +217,12 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return context
 
     async def _propose(
-        self, policy: InvoiceExceptionPolicy, context: _Context, variance: Variance
+        self, policy: InvoiceExceptionPolicy, context: InvoiceContext, variance: Variance
     ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
         # Without a proposal the case still proceeds, to a person.
         consultation = await self.consult(
             INVOICE_ANALYST_AGENT,
-            {**context.model_dump(mode="json"), "variance": variance.model_dump(mode="json")},
+            analyst_context(context, variance),
             settings=INVOICE_ANALYST_AGENT.settings_in(policy.agents),
             check=lambda proposal: check_proposal(proposal, context.invoice.total),
         )
