@@ -87,7 +87,8 @@ class Subject:
 
 
 def _same(expected: Any, actual: Any) -> bool:
-    """Labels are compared loosely: text by case and spacing, numbers by value (3 == "3.00")."""
+    """Labels are compared loosely: text ignoring case and spaces (an IBAN as printed or not),
+    numbers by value (3 == "3.00")."""
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected == actual
     if expected is None or actual is None:
@@ -98,7 +99,7 @@ def _same(expected: Any, actual: Any) -> bool:
         return float(str(expected)) == float(str(actual))
     except ValueError:
         pass
-    return " ".join(str(expected).split()).casefold() == " ".join(str(actual).split()).casefold()
+    return "".join(str(expected).split()).casefold() == "".join(str(actual).split()).casefold()
 
 
 def _differing(expected: dict[str, Any], answer: dict[str, Any]) -> list[str]:
