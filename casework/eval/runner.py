@@ -9,10 +9,12 @@ an invalid answer, the evaluation counts it.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -139,6 +141,21 @@ class RegionBackend:
             self.seeded.add(key)
 
 
+@contextmanager
+def _children_print_to_stderr() -> Iterator[None]:
+    """Processes started in the block write what they print to stderr: the dev server's banner
+    must not mix with a report on stdout (``--json``)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @asynccontextmanager
 async def region_backend(settings: Settings) -> AsyncIterator[RegionBackend]:
     # Imported here: only runs with a tool-using agent pay for a Temporal server.
@@ -148,7 +165,8 @@ async def region_backend(settings: Settings) -> AsyncIterator[RegionBackend]:
 
     async with AsyncExitStack() as stack:
         tmp = Path(stack.enter_context(TemporaryDirectory(prefix="casework-eval-")))
-        env = await stack.enter_async_context(dev_server())
+        with _children_print_to_stderr():
+            env = await stack.enter_async_context(dev_server(log_level="error"))
         url = stack.enter_context(running_sandbox(tmp / "sandbox.db"))
         queue = f"casework-eval-{uuid.uuid4().hex}"
         worker_settings = settings.model_copy(update={"task_queue": queue, "sandbox_url": url})
