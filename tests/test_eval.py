@@ -248,11 +248,16 @@ def _refund_answer(case: LabelledCase, _case_input: dict[str, Any]) -> dict[str,
     return {**case.expect.answer, "confidence": 0.9, "reason": "labelled"}
 
 
+def _reading_answer(case: LabelledCase, _case_input: dict[str, Any]) -> dict[str, Any]:
+    return {**case.expect.answer, "confidence": 0.9, "explanation": "labelled"}
+
+
 @pytest.mark.parametrize(
     ("agent", "path", "answer"),
     [
         ("refund_analyst", ("request", "order_id"), _refund_answer),
         ("lead_analyst", ("lead", "lead_id"), _read_answer),
+        ("income_reader", ("application", "application_id"), _reading_answer),
     ],
 )
 def test_a_right_confident_answer_is_routed_as_labelled(

@@ -90,13 +90,15 @@ class Subject:
 
 def _same(expected: Any, actual: Any) -> bool:
     """Labels are compared loosely: text ignoring case and spaces (an IBAN as printed or not),
-    numbers by value (3 == "3.00")."""
+    numbers by value (3 == "3.00"), lists item by item, mappings by the labelled keys."""
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected == actual
     if expected is None or actual is None:
         return expected is None and actual is None
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(map(_same, expected, actual))
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return not _differing(expected, actual)
     try:
         return float(str(expected)) == float(str(actual))
     except ValueError:
