@@ -446,7 +446,7 @@ def run(args: argparse.Namespace) -> int:
         case "eval":
             from casework.eval.command import run_eval
 
-            return run_eval(args.agents, args.model, args.json, args.gate, settings, asyncio.run)
+            return run_eval(args.agents, args.model, args.json, args.gate, settings)
         case "demo":
             from casework.cli.demo import run_demo
 

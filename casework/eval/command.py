@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -147,19 +148,15 @@ def render(scores: list[Scores], plan: Plan) -> str:
 
 
 def run_eval(
-    agents: list[str],
-    models: list[str],
-    as_json: bool,
-    with_gate: bool,
-    settings: Settings,
-    run: Callable[[Awaitable[list[Scores]]], list[Scores]],
+    agents: list[str], models: list[str], as_json: bool, with_gate: bool, settings: Settings
 ) -> int:
+    """``casework eval``: the exit code is 1 when ``with_gate`` and something falls short."""
     chosen = plan(agents)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    scores = run(evaluate(chosen, list(models) or [None], settings, progress))
+    scores = asyncio.run(evaluate(chosen, list(models) or [None], settings, progress))
     failures = gate(scores, chosen) if with_gate else []
     if as_json:
         print(

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +34,13 @@ from casework.discovery import CatalogueError
 from casework.eval.cases import CaseFile, CaseKind, LabelledCase
 from casework.eval.hooks import AgentEval, RouteQuestion, SandboxRecord
 from casework.governance.loader import load_policy
-from casework.governance.models import AgentSettings, Directory, PolicyModel, PolicyRef
+from casework.governance.models import (
+    AgentSettings,
+    Directory,
+    PolicyModel,
+    PolicyRef,
+    RegionAgentSettings,
+)
 
 Progress = Callable[[str], None]
 EVAL_REQUESTER = "casework-eval"
@@ -83,9 +89,10 @@ class Subject:
     def name(self) -> str:
         return self.evaluation.name
 
-    def agent_settings(self) -> Any:
-        agents: dict[str, Any] = getattr(self.policy, "agents", {}) or {}
-        return agents.get(self.name, AgentSettings())
+    def agent_settings(self) -> AgentSettings | RegionAgentSettings:
+        """The agent's settings in its policy's ``agents`` section; defaults when it has none."""
+        agents: dict[str, AgentSettings | RegionAgentSettings] = getattr(self.policy, "agents", {})
+        return agents.get(self.name) or AgentSettings()
 
 
 def _same(expected: Any, actual: Any) -> bool:
@@ -188,7 +195,7 @@ class Runner:
         settings: Settings,
         model: str | None,
         progress: Progress,
-        regions: Callable[[], Any] | None = None,
+        regions: Callable[[], Awaitable[RegionBackend]] | None = None,
     ) -> None:
         self._settings = settings
         self._model = model
@@ -276,7 +283,12 @@ class Runner:
     async def _propose(self, subject: Subject, context: dict[str, Any]) -> _Call:
         evaluation = subject.evaluation
         task = evaluation.task(subject.policy) if evaluation.task is not None else None
-        request = evaluation.agent.request(context, subject.agent_settings(), task)
+        settings = subject.agent_settings()
+        if not isinstance(settings, AgentSettings):
+            raise CatalogueError(
+                f"{subject.name} has settings for tools: declare its AgentEval with tools=True"
+            )
+        request = evaluation.agent.request(context, settings, task)
         if self._model is not None:
             # The model under evaluation, and only it: no fallback answers in its place.
             request = request.model_copy(update={"model": self._model, "fallback_models": []})
@@ -297,13 +309,14 @@ class Runner:
     async def _region(
         self, subject: Subject, context: dict[str, Any], records: list[SandboxRecord]
     ) -> _Call:
-        if self._regions is None or subject.policy is None:
-            raise CatalogueError(
-                f"{subject.name} works with tools: it needs an AgentEval naming its policy"
-            )
-        backend: RegionBackend = await self._regions()
-        await backend.seed(records)
         settings = subject.agent_settings()
+        if self._regions is None or not isinstance(settings, RegionAgentSettings):
+            raise CatalogueError(
+                f"{subject.name} works with tools: its AgentEval must name the policy that "
+                "gives its allowed tools and budget"
+            )
+        backend = await self._regions()
+        await backend.seed(records)
         spec = subject.evaluation.agent
         region_input = AgentRegionInput(
             agent=spec.name,
