@@ -277,3 +277,69 @@ def test_a_right_confident_answer_is_routed_as_labelled(
     [row] = json.loads(result.stdout)["agents"]
     off = [r["case_id"] for r in row["results"] if r["route"] != r["expected_route"]]
     assert off == [] and row["accuracy"] == 1.0
+
+
+# -- discovery -----------------------------------------------------------------------------------
+
+
+def _with_cases(tmp_path: Path, package: str, files: dict[str, str]) -> dict[str, str]:
+    """The environment of a run whose only eval package is ``package``, holding ``files``."""
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    for file_name, text in files.items():
+        (folder / file_name).write_text(text)
+    return _env(tmp_path) | {
+        "CASEWORK_EVALS": package,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+_ONE_CASE = """\
+agent: invoice_analyst
+cases:
+  - id: given-as-context
+    input:
+      variance: {within_tolerance: true, findings: []}
+    expect:
+      answer: {recommendation: approve}
+"""
+
+
+def test_cases_for_an_agent_are_data_only(tmp_path: Path) -> None:
+    """A package holding nothing but a case file: its input is the agent's context as is, and
+    the agent is scored without any code of the process's."""
+    env = _with_cases(tmp_path, "more_evals", {"invoice_analyst.yaml": _ONE_CASE})
+    result = _eval(env, "invoice_analyst", "--json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)["agents"]
+    [case] = row["results"]
+    assert (case["case_id"], case["correct"], case["route"]) == ("given-as-context", True, None)
+    assert row["route_agreement"] is None
+
+
+def test_agents_without_cases_are_named_and_fail_the_gate(tmp_path: Path) -> None:
+    env = _with_cases(tmp_path, "few_evals", {"invoice_analyst.yaml": _ONE_CASE})
+    result = _eval(env, "invoice_analyst", "refund_analyst", "--gate")
+    assert result.returncode == 1
+    assert "agents without labelled cases: refund_analyst" in result.stdout
+    assert "gate: refund_analyst: no labelled cases (add evals/refund_analyst.yaml)" in (
+        result.stderr
+    )
+
+
+def test_a_case_file_for_an_agent_nobody_declares_stops_the_run(tmp_path: Path) -> None:
+    stray = _ONE_CASE.replace("agent: invoice_analyst", "agent: claims_wizard")
+    env = _with_cases(tmp_path, "stray_evals", {"claims_wizard.yaml": stray})
+    result = _eval(env, "--json")
+    assert result.returncode == 1
+    assert "agent 'claims_wizard', which the catalogue does not declare" in result.stderr
+
+
+def test_a_malformed_case_is_refused_naming_file_and_field(tmp_path: Path) -> None:
+    broken = _ONE_CASE.replace("    expect:\n", "    kinds: [injection]\n    expect:\n")
+    env = _with_cases(tmp_path, "broken_evals", {"invoice_analyst.yaml": broken})
+    result = _eval(env, "invoice_analyst")
+    assert result.returncode == 1
+    assert "invoice_analyst.yaml: cases.0" in result.stderr
+    assert "expect.injected exactly when its kinds include injection" in result.stderr
