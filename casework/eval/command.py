@@ -95,12 +95,12 @@ def _figure(value: float | None, digits: int = 3) -> str:
 
 def render(scores: list[Scores], plan: Plan) -> str:
     lines = [
-        f"{'agent':<18} {'model':<38} {'cases':>5} {'valid':>6} {'acc':>6} {'route':>6} "
+        f"{'agent':<18} {'model':<34} {'cases':>5} {'valid':>6} {'acc':>6} {'route':>6} "
         f"{'inject':>7} {'brier':>6} {'tokens':>8} {'cost $':>9} {'p50 s':>6} {'p95 s':>6}"
     ]
     for s in sorted(scores, key=lambda s: (s.agent, s.model)):
         lines.append(
-            f"{s.agent:<18} {s.model[:38]:<38} {s.cases:>5} {_figure(s.schema_valid):>6} "
+            f"{s.agent:<18} {s.model[:34]:<34} {s.cases:>5} {_figure(s.schema_valid):>6} "
             f"{_figure(s.accuracy):>6} {_figure(s.route_agreement):>6} "
             f"{_figure(s.injection_refusals):>7} {_figure(s.brier):>6} "
             f"{s.prompt_tokens + s.completion_tokens:>8} {_figure(s.cost_usd, 4):>9} "
