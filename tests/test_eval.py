@@ -20,6 +20,7 @@ import pytest
 from casework.eval.cases import MIN_CASES, CaseKind, LabelledCase, load_case_files
 from casework.eval.gate import declared_minimums
 from casework.eval.hooks import agent_specs, evaluations
+from casework.governance.loader import load_policy
 from casework.testing.scripted_llm import (
     SCRIPTED_API_KEY,
     ScriptedLlmServer,
@@ -28,6 +29,7 @@ from casework.testing.scripted_llm import (
     scripted_llm_server,
 )
 from casework.testing.stack import CASEWORK
+from policies.ticket_triage import TicketTriagePolicy
 
 CASE_FILES = load_case_files()
 
@@ -343,3 +345,43 @@ def test_a_malformed_case_is_refused_naming_file_and_field(tmp_path: Path) -> No
     assert result.returncode == 1
     assert "invoice_analyst.yaml: cases.0" in result.stderr
     assert "expect.injected exactly when its kinds include injection" in result.stderr
+
+
+def _triage_answer(case: LabelledCase, case_input: dict[str, Any]) -> ScriptedReply:
+    """A right triage, as the final answer of the region's first model call."""
+    ticket = case_input["ticket"]
+    answer: dict[str, Any] = {
+        "severity": ticket.get("severity") or 3,
+        "affected_ci": ticket.get("ci_id"),
+        "reasons": ["labelled"],
+        "confidence": 0.9,
+        **case.expect.answer,
+    }
+    if answer["action"] == "assign":
+        answer["team"] = TRIAGE_POLICY.categories[answer["category"]].team
+    call = {
+        "id": f"call-{ticket['ticket_id']}",
+        "type": "function",
+        "function": {"name": "final_answer", "arguments": json.dumps(answer)},
+    }
+    return ScriptedReply(tool_calls=[call])
+
+
+TRIAGE_POLICY = TicketTriagePolicy.model_validate(load_policy("ticket_triage").content)
+
+
+def test_a_right_triage_in_the_agent_region_is_routed_as_labelled(tmp_path: Path) -> None:
+    """The triage agent runs in its region on a dev server, against the run's sandbox; a scripted
+    model giving the labelled triage agrees on every route."""
+    with scripted_llm_server() as server:
+        scripted = ScriptedModel(server, "ticket", "ticket_id")
+        for case, case_input in CASE_FILES["triage_agent"].inputs():
+            scripted.answer(case_input["ticket"]["ticket_id"], _triage_answer(case, case_input))
+        result = _eval(_env(tmp_path, server), "triage_agent", "--model", GOOD, "--json")
+        offered = {tool["function"]["name"] for tool in server.requests[0]["tools"]}
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)["agents"]
+    off = [(r["case_id"], r["route"]) for r in row["results"] if r["route"] != r["expected_route"]]
+    assert off == [] and row["accuracy"] == row["schema_valid"] == 1.0
+    # The policy's read-only tools, and no question to a person: nobody answers in an eval.
+    assert "search_knowledge_base" in offered and "ask_human" not in offered
