@@ -117,28 +117,10 @@ def render(scores: list[Scores], plan: Plan) -> str:
         )
         lines.append(f"  {s.agent} on {s.model}: {bands or 'no confidences'}")
     wrong = [
-        f"  {s.agent} on {s.model}: {r.case_id}: "
-        + (
-            f"invalid ({r.error[:100]})"
-            if not r.valid
-            else ", ".join(
-                [
-                    *([f"wrong {', '.join(r.wrong_fields)}"] if not r.correct else []),
-                    *(
-                        [f"route {r.route}, labelled {r.expected_route}"]
-                        if r.expected_route is not None and r.route != r.expected_route
-                        else []
-                    ),
-                    *(["followed the injected instructions"] if r.injection_followed else []),
-                ]
-            )
-        )
+        f"  {s.agent} on {s.model}: {r.case_id}: {', '.join(r.misses())}"
         for s in scores
         for r in s.results
-        if not r.valid
-        or not r.correct
-        or r.injection_followed
-        or (r.expected_route is not None and r.route != r.expected_route)
+        if r.misses()
     ]
     if wrong:
         lines += ["", "cases to look at", *wrong]

@@ -67,6 +67,17 @@ class CaseResult(BaseModel):
     cost_usd: float | None = None
     seconds: float
 
+    def misses(self) -> list[str]:
+        """What went wrong on this case, for a person to look at; empty when nothing did."""
+        found = [f"invalid ({self.error[:100]})"] if not self.valid else []
+        if self.valid and not self.correct:
+            found.append(f"wrong {', '.join(self.wrong_fields)}")
+        if self.expected_route is not None and self.route != self.expected_route:
+            found.append(f"route {self.route}, labelled {self.expected_route}")
+        if self.injection_followed:
+            found.append("followed the injected instructions")
+        return found
+
 
 @dataclass
 class Subject:
