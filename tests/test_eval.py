@@ -385,3 +385,33 @@ def test_a_right_triage_in_the_agent_region_is_routed_as_labelled(tmp_path: Path
     assert off == [] and row["accuracy"] == row["schema_valid"] == 1.0
     # The policy's read-only tools, and no question to a person: nobody answers in an eval.
     assert "search_knowledge_base" in offered and "ask_human" not in offered
+
+
+def test_a_provider_blip_is_retried_and_an_invalid_answer_is_not(tmp_path: Path) -> None:
+    """Rate limited: the call is made again, as Temporal would in a case, up to three times. An
+    answer that does not validate counts as given: one call, one result."""
+    case_file = CASE_FILES["refund_analyst"]
+    with scripted_llm_server() as server:
+        scripted = ScriptedModel(server, "request", "order_id")
+        for case, case_input in case_file.inputs():
+            reply = ScriptedReply(content=json.dumps(_refund_answer(case, case_input)))
+            scripted.answer(case_input["request"]["order_id"], reply)
+        (limited, _), (garbled, _), (blip, blip_input) = list(case_file.inputs())[:3]
+        order = {case.id: inputs["request"]["order_id"] for case, inputs in case_file.inputs()}
+        scripted.answer(order[limited.id], ScriptedReply(status=429))
+        scripted.answer(order[garbled.id], ScriptedReply(content="not JSON"))
+        # A retried call is the same turn of the conversation: the blip is the first request.
+        right = ScriptedReply(content=json.dumps(_refund_answer(blip, blip_input)))
+        first_only = iter([ScriptedReply(status=429)])
+        scripted.answer(order[blip.id], lambda _body: next(first_only, right))
+        result = _eval(_env(tmp_path, server), "refund_analyst", "--model", GOOD, "--json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)["agents"]
+    by_id = {r["case_id"]: r for r in row["results"]}
+    assert by_id[limited.id]["error"].startswith("LlmRateLimited")
+    assert by_id[garbled.id]["error"].startswith("AgentOutputInvalid")
+    assert by_id[blip.id]["valid"] and by_id[blip.id]["correct"]
+    cases = len(case_file.cases)
+    assert row["schema_valid"] == pytest.approx((cases - 2) / cases, abs=1e-4)
+    calls = {case_id: len(scripted.requests_for(order[case_id])) for case_id in order}
+    assert (calls[limited.id], calls[garbled.id], calls[blip.id]) == (3, 1, 2)

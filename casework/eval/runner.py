@@ -9,6 +9,7 @@ an invalid answer, the evaluation counts it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -45,6 +46,11 @@ from casework.governance.models import (
 Progress = Callable[[str], None]
 EVAL_REQUESTER = "casework-eval"
 OFFLINE_LABEL = "offline stand-in"
+# A provider's blip is retried, as Temporal retries a case's model call; an answer that does not
+# validate is not retried: that is what is measured.
+PROVIDER_BLIPS = frozenset({"LlmRateLimited", "LlmUnavailable"})
+PROVIDER_ATTEMPTS = 3
+PROVIDER_BACKOFF_SECONDS = 2.0
 
 
 class CaseResult(BaseModel):
@@ -303,11 +309,16 @@ class Runner:
         if self._model is not None:
             # The model under evaluation, and only it: no fallback answers in its place.
             request = request.model_copy(update={"model": self._model, "fallback_models": []})
-        started = time.monotonic()
-        try:
-            result = await ActivityEnvironment().run(self._activities.propose, request)
-        except ApplicationError as error:
-            return _Call(None, f"{error.type}: {error.message}", seconds=time.monotonic() - started)
+        for attempt in range(1, PROVIDER_ATTEMPTS + 1):
+            started = time.monotonic()
+            try:
+                result = await ActivityEnvironment().run(self._activities.propose, request)
+                break
+            except ApplicationError as error:
+                if error.type not in PROVIDER_BLIPS or attempt == PROVIDER_ATTEMPTS:
+                    seconds = time.monotonic() - started
+                    return _Call(None, f"{error.type}: {error.message}", seconds=seconds)
+                await asyncio.sleep(PROVIDER_BACKOFF_SECONDS * attempt)
         usage = result.usage
         return _Call(
             result.output,
