@@ -3,8 +3,8 @@
 A one-shot agent is asked through the ``llm.propose`` activity itself (its prompt, masking,
 litellm, output validation), run in an activity environment; a tool-using agent runs in the
 agent region, a child workflow on a Temporal dev server, with its tools answered by a sandbox
-started for the run and seeded with the cases' records. One call per case: a real case retries
-an invalid answer, the evaluation counts it.
+started for the run and seeded with the cases' records. One call per case: a real case would
+retry an invalid answer, the evaluation counts it; only a provider's blip is tried again.
 """
 
 from __future__ import annotations
