@@ -18,6 +18,7 @@ from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.erp import GoodsReceipt, Invoice, PurchaseOrder, Supplier
 from casework.agents.checks import ProposalChecks
 from casework.amounts import CENT, money
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
@@ -190,3 +191,5 @@ class InvoiceExceptionPolicy(TieredApprovalPolicy):
     agents: dict[str, AgentSettings | RegionAgentSettings] = Field(default_factory=dict)
     """A tool-calling agent (``allowed_tools``) works in an agent region; documents before
     version 3 consulted the analyst once (``AgentSettings``)."""
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""

@@ -9,6 +9,7 @@ the offline stand-in), with the catalogue's policies copied and the analyst give
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -49,7 +50,8 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = directory / "invoice_exception.yaml"
     text = path.read_text()
     before, _, _ = text.partition("agents:\n")
-    path.write_text(before.replace("version: 2", "version: 99") + ANALYST_WITH_TOOLS)
+    renumbered = re.sub(r"^version: \d+$", "version: 99", before, flags=re.M)
+    path.write_text(renumbered + ANALYST_WITH_TOOLS)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CASEWORK_POLICY_DIR", str(directory))
         yield directory

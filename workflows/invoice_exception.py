@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -111,11 +112,17 @@ class InvoiceExceptionResult(BaseModel):
     policy: PolicyRef
 
 
-class _Context(BaseModel):
+class InvoiceContext(BaseModel):
     invoice: Invoice
     supplier: Supplier
     purchase_order: PurchaseOrder | None
     receipts: list[GoodsReceipt]
+
+
+def analyst_context(context: InvoiceContext, variance: Variance) -> dict[str, Any]:
+    """What the invoice analyst is shown: the records and the three-way match. Also what its
+    evaluation on labelled cases shows it (``evals/invoice_exception.py``)."""
+    return {**context.model_dump(mode="json"), "variance": variance.model_dump(mode="json")}
 
 
 @workflow.defn(name="InvoiceException")
@@ -184,7 +191,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
 
     # -- steps ------------------------------------------------------------------------------
 
-    async def _retrieve_context(self, invoice_id: str) -> _Context:
+    async def _retrieve_context(self, invoice_id: str) -> InvoiceContext:
         invoice: Invoice = await self.call_tool(
             ErpActivities.get_invoice, InvoiceLookup(invoice_id=invoice_id)
         )
@@ -203,7 +210,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             lookup = PurchaseOrderLookup(po_number=invoice.po_number)
             purchase_order = await self.call_tool(ErpActivities.get_purchase_order, lookup)
             receipts = await self.call_tool(ErpActivities.list_goods_receipts, lookup)
-        context = _Context(
+        context = InvoiceContext(
             invoice=invoice, supplier=supplier, purchase_order=purchase_order, receipts=receipts
         )
         self.record(
@@ -215,10 +222,10 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return context
 
     async def _propose(
-        self, policy: InvoiceExceptionPolicy, context: _Context, variance: Variance
+        self, policy: InvoiceExceptionPolicy, context: InvoiceContext, variance: Variance
     ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
         # Without a proposal the case still proceeds, to a person.
-        case_data = context.model_dump(mode="json") | {"variance": variance.model_dump(mode="json")}
+        case_data = analyst_context(context, variance)
         settings = policy.agents.get(INVOICE_ANALYST, AgentSettings())
         if isinstance(settings, RegionAgentSettings) and workflow.patched(ANALYST_REGION):
             proposal, checks = await self._propose_in_region(settings, case_data, context)
@@ -237,7 +244,7 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         return proposal, checks
 
     async def _propose_in_region(
-        self, settings: RegionAgentSettings, case_data: dict[str, object], context: _Context
+        self, settings: RegionAgentSettings, case_data: dict[str, object], context: InvoiceContext
     ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
         """The analyst in an agent region: it starts from what the case fetched and may look
         further with the policy's read-only tools. Its answer is checked as a consulted one's."""

@@ -251,6 +251,29 @@ def build_parser() -> argparse.ArgumentParser:
     eventlog.add_argument("--since", help="only cases started since (ISO date or date-time)")
     eventlog.add_argument("--output", type=Path, required=True, help="the file to write")
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="score agents on their labelled cases; --gate fails on the policies' minimums",
+        description="Run each agent's real call path (prompt, masking, litellm, output "
+        "validation; the agent region against a sandbox for agents with tools) on its labelled "
+        "cases (evals/<agent>.yaml) and report per agent and model: schema-valid rate, "
+        "accuracy, policy-route agreement, Brier score and reliability table, injection "
+        "refusals, tokens, cost, latency p50/p95. Without --model and CASEWORK_MODEL the "
+        "offline stand-in answers. Progress goes to stderr.",
+    )
+    evaluate.add_argument("agents", nargs="*", metavar="AGENT", help="default: every agent")
+    evaluate.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="litellm model name (repeat to compare side by side), e.g. openai/gpt-4o-mini",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
+    evaluate.add_argument(
+        "--gate",
+        action="store_true",
+        help="exit 1 naming each agent and figure below its policy's eval minimums",
+    )
     commands.add_parser(
         "demo",
         help="seed the sandbox and run one case per outcome on the running stack",
@@ -447,6 +470,10 @@ def run(args: argparse.Namespace) -> int:
                 settings,
                 lambda c: eventlog.export(c, fmt, args.output, args.process, since),
             )
+        case "eval":
+            from casework.eval.command import run_eval
+
+            return run_eval(args.agents, args.model, args.json, args.gate, settings)
         case "demo":
             from casework.cli.demo import run_demo
 
