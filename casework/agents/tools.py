@@ -81,3 +81,25 @@ def final_answer_schema(output: type[BaseModel]) -> ToolSchema:
         ),
         parameters=output.model_json_schema(),
     )
+
+
+HANDOFF_PREFIX = "handoff_to_"
+"""A coordinator hands its whole task to agent ``x`` by calling the tool ``handoff_to_x``."""
+
+
+class DelegationArguments(BaseModel):
+    """What a coordinator writes when it asks a specialist, or hands its task over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(
+        min_length=5,
+        max_length=4000,
+        description="What you want from this agent, self-contained: it sees the same case data.",
+    )
+
+
+def delegation_schema(name: str, description: str) -> ToolSchema:
+    return ToolSchema(
+        name=name, description=description, parameters=DelegationArguments.model_json_schema()
+    )

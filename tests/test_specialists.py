@@ -1,0 +1,262 @@
+"""Specialists under a coordinator: each delegation is a child agent region of its own.
+
+Every test runs a Temporal dev server, the real worker (``llm.chat`` through litellm, the ITSM
+lookups over HTTP), the sandbox and a scripted OpenAI-compatible model, all on loopback. The
+coordinator's region is built as a process builds it (``region_input`` from agent specs and the
+policy's agent settings) and started on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from casework.agents.region import AgentRegionInput, AgentRegionWorkflow, RegionOutcome
+from casework.audit import AuditKind
+from casework.governance.models import AgentBudget
+from casework.sandbox.server import running_sandbox
+from casework.testing.cases import audit, events_of
+from casework.testing.scripted_llm import ScriptedReply, scripted_llm_server
+from casework.testing.temporal import scripted_settings
+from casework.worker import running_worker
+from tests.specialists_support import (
+    SPECIALISTS,
+    ScriptedAgents,
+    ask,
+    calls,
+    coordinator_input,
+    finding,
+    new_case_id,
+    reconciled,
+)
+from tests.triage_support import Itsm, itsm_client, tool_messages
+
+
+@dataclass
+class Stack:
+    client: Client
+    model: ScriptedAgents
+    itsm: Itsm
+    task_queue: str
+    sandbox_url: str
+
+    async def start(self, request: AgentRegionInput, case_id: str) -> WorkflowHandle:
+        return await self.client.start_workflow(
+            AgentRegionWorkflow.run, request, id=f"region-{case_id}", task_queue=self.task_queue
+        )
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    tmp: Path = tmp_path_factory.mktemp("specialists")
+    with running_sandbox(tmp / "sandbox.db") as url, scripted_llm_server() as server:
+        model = ScriptedAgents(server)
+        queue = f"casework-specialists-{uuid.uuid4().hex}"
+        async with (
+            itsm_client(url) as itsm,
+            running_worker(temporal.client, scripted_settings(queue, url, server)),
+        ):
+            yield Stack(temporal.client, model, itsm, queue, url)
+
+
+def tool_result(content: str) -> Any:
+    assert content.startswith("<tool_result>\n") and content.endswith("\n</tool_result>"), content
+    return json.loads(content.removeprefix("<tool_result>\n").removesuffix("\n</tool_result>"))
+
+
+def all_three_in_flight(reply: ScriptedReply, arrived: threading.Barrier) -> Any:
+    """A specialist's turn that answers only once all three specialists' calls are in flight:
+    had they run one after another, the first would wait in vain and fail the test."""
+
+    def turn(body: dict[str, Any]) -> ScriptedReply:
+        try:
+            arrived.wait(timeout=60)
+        except threading.BrokenBarrierError:
+            return ScriptedReply(status=400, error_body={"error": {"message": "not parallel"}})
+        return reply
+
+    return turn
+
+
+async def child_starts_by_workflow_task(handle: WorkflowHandle) -> list[list[str]]:
+    """The child workflows a workflow started, grouped by the workflow task that started them."""
+    groups: list[list[str]] = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            groups.append([])
+        elif event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            groups[-1].append(
+                event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            )
+    return [group for group in groups if group]
+
+
+# -- delegation ---------------------------------------------------------------------------------
+
+
+async def test_three_specialists_asked_in_one_turn_run_in_parallel_and_their_spend_rolls_up(
+    stack: Stack,
+) -> None:
+    case_id = new_case_id("parallel")
+    arrived = threading.Barrier(3)
+    stack.model.script(f"{case_id}/coordinator", ask(*SPECIALISTS), reconciled("all three", "ok"))
+    for name in SPECIALISTS:
+        stack.model.script(
+            f"{case_id}/{name}", all_three_in_flight(finding(f"{name} is fine"), arrived)
+        )
+
+    handle = await stack.start(coordinator_input(case_id), case_id)
+    result = await handle.result()
+
+    assert result.outcome is RegionOutcome.ANSWERED, result.reason
+    assert result.output == {"summary": "all three", "parts": ["ok"], "confidence": 0.7}
+    assert [r.name for r in result.specialists] == list(SPECIALISTS)
+    assert all(r.result.outcome is RegionOutcome.ANSWERED for r in result.specialists)
+    # The coordinator's two model calls and one per specialist, all in the coordinator's total.
+    assert result.model_calls == 5
+    assert result.prompt_tokens == 5 * 11 and result.completion_tokens == 5 * 7
+    # All three children started by the same workflow task, with IDs derived from the parent's.
+    assert await child_starts_by_workflow_task(handle) == [
+        [f"region-{case_id}-{name}-{n}" for n, name in enumerate(SPECIALISTS, start=1)]
+    ]
+    # Each answer reached the coordinator as data, answering its own call, in call order.
+    _, second = stack.model.requests_for(f"{case_id}/coordinator")
+    answers = [tool_result(content) for content in tool_messages(second)]
+    assert answers == [
+        {
+            "specialist": name,
+            "outcome": "answered",
+            "answer": {"finding": f"{name} is fine", "confidence": 0.8},
+        }
+        for name in SPECIALISTS
+    ]
+    # Each specialist was given the coordinator's task text and the coordinator's case data.
+    (coverage,) = stack.model.requests_for(f"{case_id}/coverage_check")
+    assert coverage["messages"][1]["content"].startswith("Check the coverage_check of this case.")
+    events = await audit(handle)
+    started = events_of(events, AuditKind.DELEGATION_STARTED)
+    ended = events_of(events, AuditKind.DELEGATION_ENDED)
+    assert [e.data["specialist"] for e in started] == list(SPECIALISTS)
+    assert sorted(e.data["specialist"] for e in ended) == sorted(SPECIALISTS)
+
+
+async def test_a_specialist_that_exhausts_its_budget_is_reported_and_the_coordinator_answers(
+    stack: Stack,
+) -> None:
+    case_id = new_case_id("budget")
+    ticket_id = f"INC-{case_id}"
+    await stack.itsm.create_ticket(ticket_id)
+    stack.model.script(
+        f"{case_id}/coordinator", ask("fraud_check"), reconciled("without the fraud check")
+    )
+    # One model call allowed: its tool call has no model call left to read the result.
+    stack.model.script(f"{case_id}/fraud_check", calls(("get_ticket", {"ticket_id": ticket_id})))
+
+    request = coordinator_input(
+        case_id, ticket_id, specialist_budget=AgentBudget(max_model_calls=1, max_tool_calls=4)
+    )
+    result = await (await stack.start(request, case_id)).result()
+
+    assert result.outcome is RegionOutcome.ANSWERED
+    (report,) = result.specialists
+    assert report.result.outcome is RegionOutcome.BUDGET_EXHAUSTED
+    assert report.result.reason == "model-call budget of 1 reached"
+    _, second = stack.model.requests_for(f"{case_id}/coordinator")
+    (told,) = [tool_result(content) for content in tool_messages(second)]
+    assert told == {
+        "specialist": "fraud_check",
+        "outcome": "budget_exhausted",
+        "answer": None,
+        "reason": "model-call budget of 1 reached",
+    }
+    assert result.model_calls == 3
+
+
+async def test_a_specialists_disallowed_tool_is_refused_recorded_and_counted(
+    stack: Stack,
+) -> None:
+    case_id = new_case_id("refused")
+    ticket_id = f"INC-{case_id}"
+    await stack.itsm.create_ticket(ticket_id)
+    before = await stack.itsm.ticket(ticket_id)
+    stack.model.script(f"{case_id}/coordinator", ask("damage_check"), reconciled("done"))
+    stack.model.script(
+        f"{case_id}/damage_check",
+        calls(("resolve_ticket", {"ticket_id": ticket_id, "resolution": "fixed"})),
+        finding("could not write, as it should be"),
+    )
+
+    handle = await stack.start(coordinator_input(case_id, ticket_id), case_id)
+    result = await handle.result()
+
+    (report,) = result.specialists
+    assert report.result.outcome is RegionOutcome.ANSWERED
+    assert (report.result.refused_tool_calls, result.refused_tool_calls) == (1, 1)
+    child = stack.client.get_workflow_handle(f"region-{case_id}-damage_check-1")
+    (refusal,) = events_of(await audit(child), AuditKind.TOOL_REFUSED)
+    assert refusal.data["tool"] == "resolve_ticket"
+    assert await stack.itsm.ticket(ticket_id) == before
+    _, second = stack.model.requests_for(f"{case_id}/damage_check")
+    assert tool_messages(second) == [
+        "refused: tool 'resolve_ticket' is not available to this agent. The call was not executed."
+    ]
+
+
+async def test_a_handoff_ends_the_coordinators_loop_with_the_other_agents_answer(
+    stack: Stack,
+) -> None:
+    case_id = new_case_id("handoff")
+    stack.model.script(
+        f"{case_id}/coordinator",
+        calls(("handoff_to_fraud_check", {"task": "This one is all about fraud: take it."})),
+    )
+    stack.model.script(f"{case_id}/fraud_check", finding("a fraud ring"))
+
+    request = coordinator_input(case_id, handoffs=["fraud_check"])
+    result = await (await stack.start(request, case_id)).result()
+
+    assert (result.outcome, result.handed_off_to) == (RegionOutcome.ANSWERED, "fraud_check")
+    assert result.output == {"finding": "a fraud ring", "confidence": 0.8}
+    assert result.model_calls == 2
+    assert len(stack.model.requests_for(f"{case_id}/coordinator")) == 1
+
+
+async def test_the_offline_stand_in_drives_a_coordinator_through_real_delegation(
+    stack: Stack, temporal: WorkflowEnvironment
+) -> None:
+    case_id = new_case_id("offline")
+    ticket_id = f"INC-{case_id}"
+    await stack.itsm.create_ticket(ticket_id, title=f"Printer on fire {case_id}")
+    queue = f"casework-specialists-offline-{uuid.uuid4().hex}"
+    settings = scripted_settings(queue, stack.sandbox_url, stack.model.server).model_copy(
+        update={"model": None}
+    )
+    async with running_worker(temporal.client, settings):
+        handle = await temporal.client.start_workflow(
+            AgentRegionWorkflow.run,
+            coordinator_input(case_id, ticket_id),
+            id=f"region-{case_id}",
+            task_queue=queue,
+        )
+        result = await handle.result()
+
+    assert result.outcome is RegionOutcome.ANSWERED, result.reason
+    assert [r.result.outcome for r in result.specialists] == [RegionOutcome.ANSWERED] * 3
+    assert result.output is not None
+    assert (
+        result.output["parts"] == [f"offline stand-in read ticket: Printer on fire {case_id}"] * 3
+    )
+    assert (result.model_calls, result.tool_calls) == (2 + 3 * 2, 3 + 3)
+    assert stack.model.requests_for(f"{case_id}/coordinator") == []
