@@ -61,11 +61,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.repair_costs import Benchmark, BenchmarkLookup, RepairCostActivities
     from casework.agents.checks import ProposalChecks
     from casework.agents.region import (
-        AgentRegionInput,
         AgentRegionResult,
-        AgentRegionWorkflow,
         RegionOutcome,
-        SpecialistSpec,
+        region_input,
+        run_region,
     )
     from casework.amounts import money
     from casework.audit import AuditKind
@@ -82,7 +81,7 @@ with workflow.unsafe.imports_passed_through():
         wait_within,
     )
     from casework.case.tasks import DecisionAction
-    from casework.governance.models import PolicyRef, RegionAgentSettings, format_duration
+    from casework.governance.models import PolicyRef, format_duration
     from policies.insurance_claim import (
         ClaimRoute,
         ClaimRouting,
@@ -152,23 +151,6 @@ class InsuranceClaimResult(BaseModel):
     compensated: list[str] = Field(default_factory=list)
     compensation_failed: list[str] = Field(default_factory=list)
     policy: PolicyRef
-
-
-def specialist(name: str, settings: RegionAgentSettings) -> SpecialistSpec:
-    """A specialist of this process as its policy configures it."""
-    spec, description = SPECIALISTS[name]
-    return SpecialistSpec(
-        name=name,
-        description=description,
-        agent=spec.name,
-        output=spec.output,
-        system_prompt=spec.system_prompt,
-        allowed_tools=settings.allowed_tools,
-        budget=settings.budget,
-        model=settings.model,
-        fallback_models=settings.fallback_models,
-        max_tokens_per_call=settings.max_tokens_per_call,
-    )
 
 
 @workflow.defn(name="InsuranceClaim")
@@ -267,43 +249,20 @@ class InsuranceClaimWorkflow(CaseWorkflow):
     async def _consult(self, policy: InsuranceClaimPolicy, claim: Claim) -> AgentRegionResult:
         directory = self._directory
         assert directory is not None
-        agent = policy.agents[CLAIMS_COORDINATOR]
         region_id = f"{workflow.info().workflow_id}-agent"
         self._facts["agent_region"] = region_id
-        result = await workflow.execute_child_workflow(
-            AgentRegionWorkflow.run,
-            AgentRegionInput(
-                agent=CLAIMS_COORDINATOR,
-                output=COORDINATOR_AGENT.output,
-                system_prompt=COORDINATOR_AGENT.system_prompt,
-                task=COORDINATOR_AGENT.task,
+        result = await run_region(
+            self,
+            region_input(
+                COORDINATOR_AGENT,
+                policy.agents,
                 context={"claim": claim.model_dump(mode="json")},
-                allowed_tools=agent.allowed_tools,
-                budget=agent.budget,
-                model=agent.model,
-                fallback_models=agent.fallback_models,
-                max_tokens_per_call=agent.max_tokens_per_call,
                 requested_by=self._requested_by,
                 directory=directory,
-                human_roles=agent.human_roles,
-                human_sla=agent.human_sla,
-                specialists=[specialist(name, policy.agents[name]) for name in agent.specialists],
+                agents=SPECIALISTS,
             ),
-            id=region_id,
-            static_summary=f"{CLAIMS_COORDINATOR} on claim {claim.claim_id}",
-        )
-        delegated = ", ".join(
-            f"{report.name} {report.result.outcome.value}" for report in result.specialists
-        )
-        self.record_agent_region(
-            f"{CLAIMS_COORDINATOR} {result.outcome.value}: {result.reason} ({result.model_calls} "
-            f"model calls, {result.tool_calls} tool calls, {result.refused_tool_calls} refused, "
-            f"${result.cost_usd:.4f}, on {', '.join(result.models) or 'no model'}"
-            + (f"; specialists: {delegated}" if delegated else "")
-            + ")",
-            outcome=result.outcome.value,
-            model_usage=result.model_usage(CLAIMS_COORDINATOR),
-            region=result,
+            region_id=region_id,
+            summary=f"{CLAIMS_COORDINATOR} on claim {claim.claim_id}",
         )
         self._facts.update(agent=result.outcome.value, agent_models=", ".join(result.models))
         return result

@@ -536,6 +536,7 @@ COVERAGE_AGENT = AgentSpec(
     output=COVERAGE_FINDING,
     model=CoverageFinding,
     system_prompt=COVERAGE_PROMPT,
+    description="Reads the policy: whether it covers the loss, exclusions, deductible, limit.",
     task=SPECIALIST_TASKS[COVERAGE_ANALYST],
     stand_in=lambda context: CoverageFinding(
         covered=True,
@@ -551,6 +552,7 @@ DAMAGE_AGENT = AgentSpec(
     output=DAMAGE_ASSESSMENT,
     model=DamageAssessment,
     system_prompt=DAMAGE_PROMPT,
+    description="Assesses the repair estimate line by line against repair-cost benchmarks.",
     task=SPECIALIST_TASKS[DAMAGE_ASSESSOR],
     stand_in=lambda context: DamageAssessment(
         lines=[LineAssessment(item_code="NONE", estimated=Decimal(0), allowed=Decimal(0))],
@@ -565,6 +567,7 @@ FRAUD_AGENT = AgentSpec(
     output=FRAUD_ASSESSMENT,
     model=FraudAssessment,
     system_prompt=FRAUD_PROMPT,
+    description="Reads the claim history and similar claims for red flags.",
     task=SPECIALIST_TASKS[FRAUD_ANALYST],
     stand_in=lambda context: FraudAssessment(
         fraud_flag=False, confidence=0.3, reasons=_rule(["the claim history was not read"])
@@ -580,9 +583,5 @@ COORDINATOR_AGENT = AgentSpec(
     stand_in=lambda context: reconcile(None, None, None),
     stand_in_turn=coordinator_turn,
 )
-SPECIALISTS: dict[str, tuple[AgentSpec[Any], str]] = {
-    COVERAGE_ANALYST: (COVERAGE_AGENT, "Reads the policy: cover, exclusions, deductible, limit."),
-    DAMAGE_ASSESSOR: (DAMAGE_AGENT, "Assesses the repair estimate against repair-cost benchmarks."),
-    FRAUD_ANALYST: (FRAUD_AGENT, "Reads the claim history and similar claims for red flags."),
-}
-"""The specialists a coordinator may delegate to, by name, with what it is told each does."""
+SPECIALISTS = (COVERAGE_AGENT, DAMAGE_AGENT, FRAUD_AGENT)
+"""The specialists a coordinator may delegate to (the policy names which)."""
