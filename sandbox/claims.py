@@ -245,6 +245,17 @@ def create_claim(claim: NewClaim, db: Db) -> Claim:
         return _claim(conn, claim.claim_id)
 
 
+@router.get("")
+def list_claims(db: Db) -> list[Claim]:
+    """Every claim, oldest first (without their documents' list)."""
+    with db.transaction() as conn:
+        rows = conn.execute(f"{_SELECT_CLAIM} ORDER BY seq").fetchall()
+    return [
+        Claim.model_validate(dict(row) | {"estimate_lines": json.loads(row["estimate_lines"])})
+        for row in rows
+    ]
+
+
 @router.get("/{claim_id}")
 def get_claim(claim_id: str, db: Db) -> Claim:
     with db.transaction() as conn:
