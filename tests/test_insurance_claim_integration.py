@@ -11,6 +11,7 @@ the systems of record: the payout ledger, the policy's claims register, the lett
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.agents.insurance_claim import (
@@ -38,6 +39,8 @@ from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import RegionOutcome
 from casework.audit import AuditKind
 from casework.case import CaseState
+from casework.cli.demo import seed_scenarios, start_cases
+from casework.cli.seeding import DemoRun
 from casework.config import Settings
 from casework.testing.cases import audit, events_of, open_task
 from casework.testing.scripted_llm import (
@@ -51,6 +54,7 @@ from casework.testing.temporal import eventually, scripted_settings
 from casework.worker import running_worker
 from demos.insurance_claim import (
     BENCHMARKS,
+    DEMO,
     SMALL,
     VEHICLE_CLASS,
     MotorClaim,
@@ -374,3 +378,25 @@ async def test_offline_the_stand_ins_delegate_for_real_and_a_flood_claim_is_deni
     assert region.data["model_usage"]["models"] == [STAND_IN_MODEL]
     (letter,) = await stack.get(f"/claims/{claim_id}/letters")
     assert "excluded: flood, however caused" in letter["body"]
+
+
+async def test_the_demo_claims_end_or_wait_as_the_demo_says_with_the_offline_stand_ins(
+    stack: Stack,
+) -> None:
+    """``casework demo``'s claims, seeded, started and played as it does, on the offline worker
+    (no model configured, as ``make demo`` runs)."""
+    settings = Settings(task_queue=stack.offline_queue, sandbox_url=str(stack.sandbox.base_url))
+    run = DemoRun(stack.client, settings, stack.sandbox, next(_numbers))
+    seeded = await seed_scenarios(run, [DEMO])
+    cases = await start_cases(run, seeded)
+    await asyncio.gather(*(DEMO.play(run, scenario, handle) for _, scenario, handle in cases))
+
+    outcomes = []
+    for _, _, handle in cases:
+        state = await handle.query("state", result_type=CaseState)
+        tasks = " + ".join(f"awaiting {task.role}" for task in state.open_tasks)
+        outcomes.append(tasks or state.status)
+    assert outcomes == [scenario.expected for scenario in DEMO.scenarios]
+    for _, _, handle in cases:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.cancel()
