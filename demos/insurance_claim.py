@@ -145,7 +145,7 @@ async def reference(run: DemoRun) -> None:
 
 
 async def seed_claim(
-    sandbox: httpx.AsyncClient, number: int, facts: MotorClaim, *, today: date | None = None
+    sandbox: httpx.AsyncClient, number: int | str, facts: MotorClaim, *, today: date | None = None
 ) -> str:
     """The policy, the claim history and the claim with its documents; the claim's ID."""
     today = today or datetime.now(UTC).date()

@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -28,14 +28,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.agents.insurance_claim import (
     CLAIM_PROPOSAL,
-    COVERAGE_FINDING,
-    DAMAGE_ASSESSMENT,
     FRAUD_ASSESSMENT,
     SPECIALIST_TASKS,
 )
-from casework.agents import registry
 from casework.agents.llm import STAND_IN_MODEL
-from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import RegionOutcome
 from casework.audit import AuditKind
 from casework.case import CaseState
@@ -61,6 +57,12 @@ from demos.insurance_claim import (
     report_fraud,
     seed_claim,
 )
+from reliability.drivers.insurance_claim import (
+    AGENT_OUTPUTS,
+    DRIVER,
+    agent_output,
+    stand_in_reply,
+)
 from workflows.insurance_claim import (
     ClaimStatus,
     InsuranceClaimInput,
@@ -70,13 +72,7 @@ from workflows.insurance_claim import (
 )
 
 ClaimHandle = WorkflowHandle[InsuranceClaimWorkflow, InsuranceClaimResult]
-AGENTS = {
-    "claims coordinator": CLAIM_PROPOSAL,
-    "coverage analyst": COVERAGE_FINDING,
-    "damage assessor": DAMAGE_ASSESSMENT,
-    "fraud analyst": FRAUD_ASSESSMENT,
-}
-"""Each agent's output, by the role its system prompt opens with (``You are a <role>``)."""
+AGENTS = AGENT_OUTPUTS
 _numbers = itertools.count(uuid.uuid4().int % 900_000 + 100_000)
 
 
@@ -85,49 +81,7 @@ class ScriptedClaimAgents(ScriptedModel):
 
     def key_of(self, chat_request: dict[str, Any]) -> str | None:
         claim = case_value(chat_request, "claim", "claim_id")
-        system = next(
-            (m["content"] for m in chat_request.get("messages", []) if m["role"] == "system"), ""
-        )
-        output = next((o for role, o in AGENTS.items() if f"You are a {role}" in system), "?")
-        return f"{claim}/{output}" if claim else None
-
-
-def _messages(body: dict[str, Any]) -> list[ChatMessage]:
-    """A chat-completions request's conversation, as the agents' turns read it."""
-    return [
-        ChatMessage(
-            role=m["role"],
-            content=m.get("content"),
-            tool_call_id=m.get("tool_call_id"),
-            tool_calls=[
-                ToolCall(
-                    id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"]
-                )
-                for c in m.get("tool_calls") or []
-            ],
-        )
-        for m in body["messages"]
-    ]
-
-
-def answering_like(turn: Callable[[list[ChatMessage]], ChatMessage]) -> Callable[..., Any]:
-    """A scripted model turn that says what ``turn`` says to the conversation it is sent: the
-    agents' own reasoning, over the real HTTP path."""
-
-    def reply(body: dict[str, Any]) -> ScriptedReply:
-        message = turn(_messages(body))
-        return ScriptedReply(
-            content=message.content,
-            tool_calls=[call.wire() for call in message.tool_calls] or None,
-        )
-
-    return reply
-
-
-def stand_in(output: str) -> Callable[..., Any]:
-    turn = registry.get(output).stand_in_turn
-    assert turn is not None
-    return answering_like(turn)
+        return f"{claim}/{agent_output(chat_request)}" if claim else None
 
 
 def final(**answer: Any) -> ScriptedReply:
@@ -160,7 +114,7 @@ class Stack:
             if isinstance(script, list):
                 self.model.script(f"{claim_id}/{output}", *script)
             else:
-                self.model.answer(f"{claim_id}/{output}", script or stand_in(output))
+                self.model.answer(f"{claim_id}/{output}", script or stand_in_reply)
 
     async def start(self, claim_id: str, *, offline: bool = False) -> ClaimHandle:
         request = InsuranceClaimInput(claim_id=claim_id)
@@ -271,6 +225,10 @@ async def test_three_specialists_in_parallel_then_paid_once_then_recovered_on_fr
     assert payout["status"] == "reversed"
     registered = await stack.get(f"/policy-admin/policies/{policy_number}/claims/{claim_id}")
     assert registered["status"] == "reopened"
+    # The reliability suite's reading of the same ledger: one payout, reversed; closed, reopened.
+    ledger = await DRIVER.ledger(stack.sandbox, claim_id.removeprefix("CLM-"))
+    assert (ledger.duplicates, ledger.reversals) == ([], {payout["payout_id"]: True})
+    assert ledger.writes["register reopened"] == 1
     letters = [letter["subject"] for letter in await stack.get(f"/claims/{claim_id}/letters")]
     assert letters == [
         f"Your claim {claim_id} is paid",
@@ -291,9 +249,7 @@ async def test_a_coordinator_inflating_the_amount_gets_an_adjuster_who_cannot_pa
         reasons=["the garage says so"],
         confidence=0.99,
     )
-    coordinator = registry.get(CLAIM_PROPOSAL).stand_in_turn
-    assert coordinator is not None
-    stack.script(claim_id, **{CLAIM_PROPOSAL: [answering_like(coordinator), lie]})
+    stack.script(claim_id, **{CLAIM_PROPOSAL: [stand_in_reply, lie]})
 
     handle = await stack.start(claim_id)
     task = await open_task(handle, "an adjuster's task")
