@@ -11,17 +11,36 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowHandle
 
 from casework.agents.messages import DATA_BLOCK, ChatMessage, ToolCall
-from casework.agents.region import AgentRegionInput, SpecialistSpec, region_input
+from casework.agents.region import (
+    AgentRegionInput,
+    AgentRegionWorkflow,
+    SpecialistSpec,
+    region_input,
+)
 from casework.agents.spec import AgentSpec
 from casework.agents.tools import FINAL_ANSWER
 from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory, RegionAgentSettings
-from casework.testing.scripted_llm import ScriptedModel, ScriptedReply, case_value
+from casework.sandbox.server import running_sandbox
+from casework.testing.scripted_llm import (
+    ScriptedModel,
+    ScriptedReply,
+    case_value,
+    scripted_llm_server,
+)
+from casework.testing.temporal import scripted_settings
+from casework.worker import running_worker
+from tests.triage_support import Itsm, itsm_client
 
 COORDINATOR = "test_coordinator"
 SPECIALISTS = ("coverage_check", "damage_check", "fraud_check")
@@ -154,6 +173,36 @@ def coordinator_input(case_id: str, ticket_id: str = "", **changes: Any) -> Agen
 
 def new_case_id(label: str) -> str:
     return f"SPEC-{label}-{uuid.uuid4().hex[:8]}"
+
+
+# -- the stack: a Temporal dev server, the sandbox, the scripted model and the real worker -------
+
+
+@dataclass
+class Stack:
+    client: Client
+    model: ScriptedAgents
+    itsm: Itsm
+    task_queue: str
+    sandbox_url: str
+
+    async def start(self, request: AgentRegionInput, case_id: str) -> WorkflowHandle:
+        return await self.client.start_workflow(
+            AgentRegionWorkflow.run, request, id=f"region-{case_id}", task_queue=self.task_queue
+        )
+
+
+@asynccontextmanager
+async def running_stack(client: Client, tmp: Path) -> AsyncIterator[Stack]:
+    """The sandbox, the scripted model and the real worker on a queue of their own."""
+    with running_sandbox(tmp / "sandbox.db") as url, scripted_llm_server() as server:
+        model = ScriptedAgents(server)
+        queue = f"casework-specialists-{uuid.uuid4().hex}"
+        async with (
+            itsm_client(url) as itsm,
+            running_worker(client, scripted_settings(queue, url, server)),
+        ):
+            yield Stack(client, model, itsm, queue, url)
 
 
 class ScriptedAgents(ScriptedModel):

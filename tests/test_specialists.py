@@ -12,63 +12,40 @@ import json
 import threading
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from casework.agents.region import AgentRegionInput, AgentRegionWorkflow, RegionOutcome
+from casework.agents.region import AgentRegionWorkflow, RegionOutcome
 from casework.audit import AuditKind
 from casework.governance.models import AgentBudget
-from casework.sandbox.server import running_sandbox
 from casework.testing.cases import audit, events_of
-from casework.testing.scripted_llm import ScriptedReply, scripted_llm_server
+from casework.testing.scripted_llm import ScriptedReply
 from casework.testing.temporal import scripted_settings
 from casework.worker import running_worker
 from tests.specialists_support import (
     SPECIALISTS,
-    ScriptedAgents,
+    Stack,
     ask,
     calls,
     coordinator_input,
     finding,
     new_case_id,
     reconciled,
+    running_stack,
 )
-from tests.triage_support import Itsm, itsm_client, tool_messages
-
-
-@dataclass
-class Stack:
-    client: Client
-    model: ScriptedAgents
-    itsm: Itsm
-    task_queue: str
-    sandbox_url: str
-
-    async def start(self, request: AgentRegionInput, case_id: str) -> WorkflowHandle:
-        return await self.client.start_workflow(
-            AgentRegionWorkflow.run, request, id=f"region-{case_id}", task_queue=self.task_queue
-        )
+from tests.triage_support import tool_messages
 
 
 @pytest.fixture(scope="module")
 async def stack(
     temporal: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    tmp: Path = tmp_path_factory.mktemp("specialists")
-    with running_sandbox(tmp / "sandbox.db") as url, scripted_llm_server() as server:
-        model = ScriptedAgents(server)
-        queue = f"casework-specialists-{uuid.uuid4().hex}"
-        async with (
-            itsm_client(url) as itsm,
-            running_worker(temporal.client, scripted_settings(queue, url, server)),
-        ):
-            yield Stack(temporal.client, model, itsm, queue, url)
+    async with running_stack(temporal.client, tmp_path_factory.mktemp("specialists")) as running:
+        yield running
 
 
 def tool_result(content: str) -> Any:

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from casework.governance.models import McpServerSettings
+
 CASE_DATA = "case_data"
 """Tag of the block case data reaches a model in: ``<case_data>...</case_data>``."""
 TOOL_RESULT = "tool_result"
@@ -113,3 +115,40 @@ class ChatRequest(BaseModel):
 class ChatResult(BaseModel):
     message: ChatMessage
     usage: AgentUsage
+
+
+# -- MCP tools (the activities are in casework.agents.mcp) ---------------------------------------
+
+
+class McpToolsRequest(BaseModel):
+    server: str
+    """The policy's name for the server."""
+    settings: McpServerSettings
+
+
+class McpToolInfo(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only_hint: bool | None
+    """What the server says (``readOnlyHint``); None when it says nothing."""
+
+
+class McpToolList(BaseModel):
+    server: str
+    tools: list[McpToolInfo]
+
+
+class McpCallRequest(BaseModel):
+    server: str
+    settings: McpServerSettings
+    tool: str
+    arguments: dict[str, Any]
+
+
+class McpCallResult(BaseModel):
+    is_error: bool
+    """The server ran the tool and reports it failed (information for the model, as a failed
+    lookup is)."""
+    content: Any
+    """The tool's structured result, or its text (parsed when it is JSON)."""

@@ -13,7 +13,11 @@ answer back to the model.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import re
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -23,6 +27,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    import jsonschema
     from pydantic import BaseModel, ValidationError
 
     import casework.agents.registry as registry
@@ -32,7 +37,12 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         ChatRequest,
         ChatResult,
+        McpCallRequest,
+        McpCallResult,
+        McpToolList,
+        McpToolsRequest,
         ToolCall,
+        ToolSchema,
         as_data,
     )
     from casework.agents.spec import AgentSpec
@@ -55,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         AgentBudget,
         Directory,
         Duration,
+        McpServerSettings,
         RegionAgentSettings,
     )
 
@@ -90,6 +101,7 @@ class SpecialistSpec(BaseModel):
     model: str | None = None
     fallback_models: list[str] = []
     max_tokens_per_call: int | None = None
+    mcp_servers: dict[str, McpServerSettings] = {}
 
 
 class AgentRegionInput(BaseModel):
@@ -121,6 +133,13 @@ class AgentRegionInput(BaseModel):
     against this region's budget."""
     handoffs: list[SpecialistSpec] = []
     """Agents this one may hand the whole task to, ending its own loop with theirs."""
+    mcp_servers: dict[str, McpServerSettings] = {}
+    """MCP servers whose allowed, read-only tools this agent gets (``casework.agents.mcp``)."""
+
+
+OFF_RAIL_CHECKED = "agent-region-off-rail"
+"""Regions that started before off-rail detection replay without it (their histories may hold
+the very repeats it now stops)."""
 
 
 class RegionOutcome(StrEnum):
@@ -147,6 +166,9 @@ class AgentRegionResult(BaseModel):
     """What each delegation ended with, in the order they were asked for."""
     handed_off_to: str | None = None
     """The agent whose result this is, when the region handed its task over."""
+    evidence: list[str] = []
+    """For ``off_rail``: the calls that show it (the repeated call, or the run of calls that
+    learnt nothing new)."""
 
     def model_usage(self, agent: str) -> ModelUsage:
         """The region's spend, for the parent case to record (``record_agent_region``)."""
@@ -201,6 +223,8 @@ class AgentRegionWorkflow(CaseWorkflow):
         self._turns = 0
         """This region's own model calls (``_spend`` also counts its specialists')."""
         self._reports: list[SpecialistReport] = []
+        self._mcp_tools: dict[str, _McpTool] = {}
+        self._rails: _Rails | None = None
 
     @workflow.run
     async def run(self, request: AgentRegionInput) -> AgentRegionResult:
@@ -210,9 +234,11 @@ class AgentRegionWorkflow(CaseWorkflow):
         self._title = f"{request.agent} for {parent.workflow_id}" if parent else request.agent
         output_model = registry.get(request.output).model
         tools = self._allowed_tools(request.allowed_tools)
+        self._mcp_tools = await self._mcp_tools_of(request)
         specialists = {spec.name: spec for spec in request.specialists}
         handoffs = {f"{HANDOFF_PREFIX}{spec.name}": spec for spec in request.handoffs}
         schemas = [tool.schema() for tool in tools.values()]
+        schemas += [tool.schema() for tool in self._mcp_tools.values()]
         schemas += [delegation_schema(spec.name, spec.description) for spec in request.specialists]
         schemas += [
             delegation_schema(
@@ -236,6 +262,8 @@ class AgentRegionWorkflow(CaseWorkflow):
             f"{request.agent} started with tools: {', '.join(s.name for s in schemas)}",
             budget=request.budget,
         )
+        if workflow.patched(OFF_RAIL_CHECKED):
+            self._rails = _Rails(request.budget)
         while True:
             if reason := self._budget_reached(request.budget) or _too_long(request, messages):
                 return self._end(RegionOutcome.BUDGET_EXHAUSTED, reason)
@@ -292,6 +320,9 @@ class AgentRegionWorkflow(CaseWorkflow):
                         RegionOutcome.BUDGET_EXHAUSTED,
                         f"tool-call budget of {request.budget.max_tool_calls} reached",
                     )
+                if self._rails is not None and (repeated := self._rails.repeated(call)):
+                    await _settle(messages, delegations)
+                    return self._end(RegionOutcome.OFF_RAIL, repeated, evidence=[repeated])
                 self._spend.tool_calls += 1
                 if call.name in specialists:
                     arguments = self._delegation_arguments(call)
@@ -306,6 +337,12 @@ class AgentRegionWorkflow(CaseWorkflow):
                     continue
                 messages.append(await self._tool_call(request, tools, call))
             await _settle(messages, delegations)
+            if self._rails is not None and (stalled := self._rails.stalled(reply, messages)):
+                return self._end(
+                    RegionOutcome.OFF_RAIL,
+                    f"{len(stalled)} tool calls in a row learnt nothing new",
+                    evidence=stalled,
+                )
 
     def _allowed_tools(self, names: list[str]) -> dict[str, Tool]:
         unknown = [n for n in names if n not in READ_ONLY and n != ASK_HUMAN]
@@ -371,6 +408,8 @@ class AgentRegionWorkflow(CaseWorkflow):
     async def _tool_call(
         self, request: AgentRegionInput, tools: dict[str, Tool], call: ToolCall
     ) -> ChatMessage:
+        if call.name in self._mcp_tools:
+            return await self._mcp_call(request, self._mcp_tools[call.name], call)
         if call.name == ASK_HUMAN and request.human_roles:
             arguments_model: type[BaseModel] = AskHumanArguments
         elif call.name in tools:
@@ -420,6 +459,118 @@ class AgentRegionWorkflow(CaseWorkflow):
         )
         return _tool_message(
             call, as_data(TOOL_RESULT, result, limit=request.max_tool_result_chars)
+        )
+
+    # -- MCP tools ------------------------------------------------------------------------------
+
+    async def _mcp_tools_of(self, request: AgentRegionInput) -> dict[str, _McpTool]:
+        """The MCP tools the policy allows this agent, by the name the model calls them.
+
+        Each server's tools are listed once, at the start, as an activity. A policy allowing a
+        tool the server does not have, or one neither the server nor the policy calls read-only,
+        fails the region loudly: a policy must never hand an agent a write."""
+        offered: dict[str, _McpTool] = {}
+        for server, settings in sorted(request.mcp_servers.items()):
+            try:
+                listed: McpToolList = await workflow.execute_activity(
+                    "mcp.list_tools",
+                    McpToolsRequest(server=server, settings=settings),
+                    result_type=McpToolList,
+                    start_to_close_timeout=TOOL_TIMEOUT,
+                    retry_policy=TOOL_RETRY,
+                    summary=f"{request.agent}: list the tools of MCP server {server}",
+                )
+            except ActivityError as error:
+                # The agent works on without this server's tools; the trail says why.
+                self.record(
+                    AuditKind.TOOL_FAILED,
+                    f"MCP server {server} unavailable: {failure_message(error)}",
+                    activity="mcp.list_tools",
+                    server=server,
+                )
+                continue
+            by_name = {tool.name: tool for tool in listed.tools}
+            problems = [
+                f"{server}.{name}: "
+                + ("the server has no such tool" if name not in by_name else "not read-only")
+                for name in settings.allowed_tools
+                if name not in by_name
+                or not (by_name[name].read_only_hint is True or name in settings.read_only)
+            ]
+            if problems:
+                raise ApplicationError(
+                    f"policy allows MCP tools it may not: {'; '.join(problems)} (only tools the "
+                    "server marks readOnlyHint, or the policy declares read_only, may be allowed)",
+                    type="PolicyInvalid",
+                    non_retryable=True,
+                )
+            for name in settings.allowed_tools:
+                tool = by_name[name]
+                offered[_mcp_tool_name(server, name)] = _McpTool(
+                    server=server,
+                    settings=settings,
+                    name=name,
+                    description=tool.description,
+                    input_schema=tool.input_schema,
+                )
+        return offered
+
+    async def _mcp_call(
+        self, request: AgentRegionInput, tool: _McpTool, call: ToolCall
+    ) -> ChatMessage:
+        try:
+            arguments = json.loads(call.arguments or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments must be a JSON object")
+            jsonschema.validators.validator_for(tool.input_schema)(tool.input_schema).validate(
+                arguments
+            )
+        except (ValueError, jsonschema.ValidationError) as error:
+            reason = error.message if isinstance(error, jsonschema.ValidationError) else str(error)
+            return self._refuse(call, f"invalid arguments for {call.name}: {reason}")
+        described = f"{tool.server}.{tool.name}({call.arguments})"
+        try:
+            result: McpCallResult = await workflow.execute_activity(
+                "mcp.call_tool",
+                McpCallRequest(
+                    server=tool.server, settings=tool.settings, tool=tool.name, arguments=arguments
+                ),
+                result_type=McpCallResult,
+                start_to_close_timeout=TOOL_TIMEOUT,
+                retry_policy=TOOL_RETRY,
+                summary=f"{request.agent}: {tool.name} on MCP server {tool.server}",
+            )
+        except ActivityError as error:
+            message = failure_message(error)
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"{described} failed: {message}",
+                activity="mcp.call_tool",
+                server=tool.server,
+            )
+            return _tool_message(call, as_data(TOOL_RESULT, f"error: {message}"))
+        if result.is_error:
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"{described} reported an error",
+                activity="mcp.call_tool",
+                server=tool.server,
+            )
+            return _tool_message(
+                call,
+                as_data(
+                    TOOL_RESULT, {"error": result.content}, limit=request.max_tool_result_chars
+                ),
+            )
+        self.record(
+            AuditKind.TOOL_CALL,
+            described,
+            activity="mcp.call_tool",
+            server=tool.server,
+            input=arguments,
+        )
+        return _tool_message(
+            call, as_data(TOOL_RESULT, result.content, limit=request.max_tool_result_chars)
         )
 
     # -- specialists and handoffs ---------------------------------------------------------------
@@ -478,6 +629,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             directory=request.directory,
             max_tool_result_chars=request.max_tool_result_chars,
             max_conversation_chars=request.max_conversation_chars,
+            mcp_servers=spec.mcp_servers,
         )
 
     async def _run_child(
@@ -604,6 +756,7 @@ class AgentRegionWorkflow(CaseWorkflow):
         *,
         output: dict[str, Any] | None = None,
         handed_off_to: str | None = None,
+        evidence: list[str] | None = None,
     ) -> AgentRegionResult:
         spend = self._spend
         self.record(
@@ -612,6 +765,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             f"{spend.tool_calls} tool calls, {spend.refused_tool_calls} refused)",
             outcome=outcome,
             spend=spend,
+            **({"evidence": evidence} if evidence else {}),
         )
         return AgentRegionResult(
             outcome=outcome,
@@ -619,6 +773,7 @@ class AgentRegionWorkflow(CaseWorkflow):
             reason=reason,
             specialists=self._reports,
             handed_off_to=handed_off_to,
+            evidence=evidence or [],
             **spend.model_dump(),
         )
 
@@ -701,6 +856,7 @@ def specialist_spec(
         model=settings.model,
         fallback_models=settings.fallback_models,
         max_tokens_per_call=settings.max_tokens_per_call,
+        mcp_servers=settings.mcp_servers,
     )
 
 
@@ -762,6 +918,7 @@ def region_input(
         human_sla=own.human_sla,
         specialists=specialists(own.specialists, "specialists"),
         handoffs=specialists(own.handoffs, "handoffs"),
+        mcp_servers=own.mcp_servers,
     )
 
 
@@ -782,6 +939,74 @@ async def run_region(
         tree=tree(request.agent, result),
     )
     return result
+
+
+class _Rails:
+    """Whether a region has gone off rail: asking for a call it already made, or calling tool
+    after tool and learning nothing new (every result one it had seen before)."""
+
+    def __init__(self, budget: AgentBudget) -> None:
+        self._budget = budget
+        self._calls: dict[tuple[str, str], int] = {}
+        self._results: set[str] = set()
+        """Digests of the results seen: enough to know one again, small to keep."""
+        self._no_news: list[str] = []
+
+    def repeated(self, call: ToolCall) -> str | None:
+        """Why ``call`` is one too many, or None; counts it."""
+        key = (call.name, _canonical(call.arguments))
+        times = self._calls[key] = self._calls.get(key, 0) + 1
+        if times >= self._budget.off_rail_repeats:
+            return f"{call.name}({key[1][:300]}) asked for {times} times"
+        return None
+
+    def stalled(self, reply: ChatMessage, messages: list[ChatMessage]) -> list[str] | None:
+        """After a turn's calls ran: the run of calls that learnt nothing, once it is long
+        enough to end the region. Refused calls ran nothing and neither count nor reset it."""
+        results = {m.tool_call_id: m.content or "" for m in messages if m.role == "tool"}
+        for call in reply.tool_calls:
+            content = results.get(call.id, "")
+            if not content.startswith(f"<{TOOL_RESULT}>"):
+                continue
+            digest = hashlib.sha256(content.encode()).hexdigest()
+            if digest in self._results:
+                self._no_news.append(f"{call.name}({call.arguments[:300]}): nothing new")
+            else:
+                self._results.add(digest)
+                self._no_news = []
+        if len(self._no_news) >= self._budget.off_rail_no_news:
+            return list(self._no_news)
+        return None
+
+
+def _canonical(arguments: str) -> str:
+    """The arguments as the same call would write them, however the model spaced them."""
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True, separators=(",", ":"))
+    except json.JSONDecodeError:
+        return arguments
+
+
+@dataclass(frozen=True)
+class _McpTool:
+    server: str
+    settings: McpServerSettings
+    name: str
+    """The server's name for it."""
+    description: str
+    input_schema: dict[str, Any]
+
+    def schema(self) -> ToolSchema:
+        return ToolSchema(
+            name=_mcp_tool_name(self.server, self.name),
+            description=f"{self.description} (MCP server {self.server})",
+            parameters=self.input_schema,
+        )
+
+
+def _mcp_tool_name(server: str, tool: str) -> str:
+    """The model's name for an MCP tool: providers allow letters, digits, ``_`` and ``-``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{server}__{tool}")[:64]
 
 
 def _too_long(request: AgentRegionInput, messages: list[ChatMessage]) -> str | None:

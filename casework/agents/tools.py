@@ -25,10 +25,12 @@ class Tool:
     activity: str
     """The activity that runs it; each call is its own activity in the history."""
     arguments: type[BaseModel]
+    summary: str = ""
+    """What the model is told the tool is for; empty: the argument model's docstring."""
 
     @property
     def description(self) -> str:
-        return " ".join((self.arguments.__doc__ or self.name).split())
+        return " ".join((self.summary or self.arguments.__doc__ or self.name).split())
 
     def schema(self) -> ToolSchema:
         return ToolSchema(
