@@ -30,6 +30,7 @@ from activities.agents.insurance_claim import (
     CLAIM_PROPOSAL,
     FRAUD_ASSESSMENT,
     SPECIALIST_TASKS,
+    TEAM,
 )
 from casework.agents.llm import STAND_IN_MODEL
 from casework.agents.region import RegionOutcome
@@ -58,7 +59,6 @@ from demos.insurance_claim import (
     seed_claim,
 )
 from reliability.drivers.insurance_claim import (
-    AGENT_OUTPUTS,
     DRIVER,
     agent_output,
     stand_in_reply,
@@ -72,7 +72,7 @@ from workflows.insurance_claim import (
 )
 
 ClaimHandle = WorkflowHandle[InsuranceClaimWorkflow, InsuranceClaimResult]
-AGENTS = AGENT_OUTPUTS
+AGENTS = [agent.output for agent in TEAM]
 _numbers = itertools.count(uuid.uuid4().int % 900_000 + 100_000)
 
 
@@ -109,7 +109,7 @@ class Stack:
 
     def script(self, claim_id: str, **turns: Any) -> None:
         """Every agent answers like its own stand-in unless ``turns`` (by output) say else."""
-        for output in AGENTS.values():
+        for output in AGENTS:
             script = turns.get(output)
             if isinstance(script, list):
                 self.model.script(f"{claim_id}/{output}", *script)
@@ -201,7 +201,7 @@ async def test_three_specialists_in_parallel_then_paid_once_then_recovered_on_fr
         [f"{region}-{name}-{n}" for n, name in enumerate(SPECIALIST_TASKS, start=1)]
     ]
     # Each agent's model calls went through litellm to the scripted server.
-    for output in AGENTS.values():
+    for output in AGENTS:
         assert len(stack.model.requests_for(f"{claim_id}/{output}")) == 2, output
     (payout,) = await stack.get(f"/claims/payouts/by-claim/{claim_id}")
     # 1,380.00 estimated, held to the benchmarks: 1,350.00; less the 250.00 deductible.

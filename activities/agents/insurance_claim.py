@@ -585,3 +585,18 @@ COORDINATOR_AGENT = AgentSpec(
 )
 SPECIALISTS = (COVERAGE_AGENT, DAMAGE_AGENT, FRAUD_AGENT)
 """The specialists a coordinator may delegate to (the policy names which)."""
+TEAM = (COORDINATOR_AGENT, *SPECIALISTS)
+
+
+def agent_of(system_message: str) -> AgentSpec[Any] | None:
+    """Which of the claim's agents a conversation's system message is addressed to."""
+    return next((a for a in TEAM if system_message.startswith(a.system_prompt)), None)
+
+
+def team_stand_in_turn(messages: list[ChatMessage]) -> ChatMessage:
+    """The offline stand-in of whichever claim agent the conversation is with: lets one scripted
+    model server answer the coordinator and its specialists as their stand-ins would."""
+    agent = agent_of(messages[0].content or "") if messages else None
+    if agent is None or agent.stand_in_turn is None:
+        raise ValueError("not a conversation with one of the insurance claim's agents")
+    return agent.stand_in_turn(messages)

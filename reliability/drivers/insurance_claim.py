@@ -17,13 +17,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from activities.agents.insurance_claim import (
-    CLAIM_PROPOSAL,
-    COVERAGE_FINDING,
-    DAMAGE_ASSESSMENT,
-    FRAUD_ASSESSMENT,
-)
-from casework.agents import registry
+from activities.agents.insurance_claim import agent_of, team_stand_in_turn
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.case import CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
@@ -42,14 +36,6 @@ from workflows.insurance_claim import ClaimStatus, InsuranceClaimInput, Insuranc
 
 TIMEOUT_DELAY_SECONDS = 25
 SLOW_DELAY_SECONDS = 2
-AGENT_OUTPUTS = {
-    "claims coordinator": CLAIM_PROPOSAL,
-    "coverage analyst": COVERAGE_FINDING,
-    "damage assessor": DAMAGE_ASSESSMENT,
-    "fraud analyst": FRAUD_ASSESSMENT,
-}
-"""Each agent's output, by the role its system prompt opens with (``You are a <role>``)."""
-
 FAST = Scenario("fast-tracked, paid", People.APPROVE)
 ADJUSTER = Scenario("adjuster approves, paid", People.APPROVE)
 REJECT = Scenario("adjuster rejects, denied", People.REJECT)
@@ -89,17 +75,16 @@ def chat_messages(request: dict[str, Any]) -> list[ChatMessage]:
 def agent_output(request: dict[str, Any]) -> str | None:
     """Which claim agent a chat request is from, by its output; None if none of them."""
     system = next((m["content"] for m in request["messages"] if m["role"] == "system"), "")
-    return next((o for role, o in AGENT_OUTPUTS.items() if f"You are a {role}" in system), None)
+    agent = agent_of(system or "")
+    return agent.output if agent is not None else None
 
 
 def stand_in_reply(request: dict[str, Any]) -> ScriptedReply:
     """What the requesting agent's offline stand-in says to the conversation, as a model's
     reply: the agents' own tool calls, delegation and answers, over the real HTTP path."""
-    output = agent_output(request)
-    turn = registry.get(output).stand_in_turn if output else None
-    if turn is None:
+    if agent_output(request) is None:
         return ScriptedReply(status=400, error_body={"error": {"message": "not a claim agent"}})
-    message = turn(chat_messages(request))
+    message = team_stand_in_turn(chat_messages(request))
     return ScriptedReply(
         content=message.content, tool_calls=[call.wire() for call in message.tool_calls] or None
     )
