@@ -130,6 +130,8 @@ class Outcome(StrEnum):
     DENIED_AFTER_INVESTIGATION = "denied_after_investigation"
     TIMED_OUT = "timed_out"
     PAYOUT_REFUSED = "payout_refused"
+    NOTHING_PAYABLE = "nothing_payable"
+    """Approved, but the records bear nothing to pay (the estimate has no benchmarked line)."""
     FAILED_COMPENSATED = "failed_compensated"
     RECOVERED_AFTER_FRAUD_FINDING = "recovered_after_fraud_finding"
 
@@ -362,7 +364,7 @@ class InsuranceClaimWorkflow(CaseWorkflow):
         claim = context.claim
         if amount <= 0:
             return await self._deny(
-                context, outcome, decided_by, ["the records bear no amount to pay"]
+                context, Outcome.NOTHING_PAYABLE, decided_by, ["the records bear no amount to pay"]
             )
         self.set_status(CaseStatus.EXECUTING, amount=amount)
         try:
