@@ -50,7 +50,17 @@ from activities.policy_admin import (
 )
 from activities.repair_costs import Benchmark, BenchmarkLookup
 from casework.agents import registry
-from casework.agents.messages import ChatMessage, ChatRequest, ChatResult, ToolCall
+from casework.agents.messages import (
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    McpCallRequest,
+    McpCallResult,
+    McpToolInfo,
+    McpToolList,
+    McpToolsRequest,
+    ToolCall,
+)
 from casework.agents.tools import FINAL_ANSWER
 from casework.testing.fakes import (
     ChatTurn,
@@ -267,6 +277,30 @@ class FakeClaimSystems(FakeOutbox):
     @fake("claim_history.similar_claims")
     async def similar_claims(self, search: SimilarClaimsSearch) -> list[PastClaim]:
         return [past for past in self.prior if past.peril == search.peril][: search.limit]
+
+    @fake("mcp.list_tools")
+    async def list_mcp_tools(self, request: McpToolsRequest) -> McpToolList:
+        """The sandbox's MCP server, as far as the claim uses it: its similar-claims lookup."""
+        return McpToolList(
+            server=request.server,
+            tools=[
+                McpToolInfo(
+                    name="find_similar_claims",
+                    description="Past claims like this one.",
+                    input_schema=SimilarClaimsSearch.model_json_schema(),
+                    read_only_hint=True,
+                )
+            ],
+        )
+
+    @fake("mcp.call_tool")
+    async def call_mcp_tool(self, request: McpCallRequest) -> McpCallResult:
+        if request.tool != "find_similar_claims":
+            return McpCallResult(is_error=True, content=f"no tool {request.tool!r}")
+        found = await self.similar_claims(SimilarClaimsSearch.model_validate(request.arguments))
+        return McpCallResult(
+            is_error=False, content=[past.model_dump(mode="json") for past in found]
+        )
 
     @fake("claim_history.get_fraud_finding")
     async def get_fraud_finding(self, lookup: FraudFindingLookup) -> FraudFinding:

@@ -203,6 +203,14 @@ async def test_three_specialists_in_parallel_then_paid_once_then_recovered_on_fr
     # Each agent's model calls went through litellm to the scripted server.
     for output in AGENTS:
         assert len(stack.model.requests_for(f"{claim_id}/{output}")) == 2, output
+    # The fraud analyst read similar claims from the sandbox's MCP server, a real round trip.
+    fraud = stack.client.get_workflow_handle(f"{region}-fraud_analyst-3")
+    mcp_calls = [
+        event.summary
+        for event in events_of(await audit(fraud), AuditKind.TOOL_CALL)
+        if event.data.get("activity") == "mcp.call_tool"
+    ]
+    assert [summary.split("(")[0] for summary in mcp_calls] == ["sandbox.find_similar_claims"]
     (payout,) = await stack.get(f"/claims/payouts/by-claim/{claim_id}")
     # 1,380.00 estimated, held to the benchmarks: 1,350.00; less the 250.00 deductible.
     assert (payout["amount"], payout["status"]) == ("1100.00", "paid")

@@ -101,6 +101,10 @@ async def test_a_small_clear_claim_is_fast_tracked_paid_once_and_closed(
         RegionOutcome.ANSWERED,
         SPECIALIST_OUTCOMES,
     )
+    # The fraud analyst read the similar claims over MCP: listed at its start, then one call.
+    (listed,) = fakes.calls("mcp.list_tools")
+    (similar,) = fakes.calls("mcp.call_tool")
+    assert (listed.server, similar.tool) == ("sandbox", "find_similar_claims")
     (payout,) = fakes.calls("claims.pay")
     assert payout.idempotency_key == f"{result.case_id}:payout"
     assert fakes.statuses() == ["paid"]

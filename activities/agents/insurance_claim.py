@@ -43,6 +43,11 @@ COVERAGE_FINDING = "claim_coverage_finding"
 DAMAGE_ASSESSMENT = "claim_damage_assessment"
 FRAUD_ASSESSMENT = "claim_fraud_assessment"
 
+SIMILAR_CLAIMS_OVER_MCP = "sandbox__find_similar_claims"
+"""The fraud analyst reads similar claims over MCP: the claim-history lookup as the sandbox's MCP
+server serves it (``agents.fraud_analyst.mcp_servers.sandbox`` in the policy), under the name
+the agent region gives an MCP tool (``<server>__<tool>``)."""
+
 COORDINATOR_TASK = (
     "Decide this claim. Ask the coverage analyst, the damage assessor and the fraud analyst "
     "(all three at once), then reconcile their findings into one proposal."
@@ -388,11 +393,11 @@ def fraud_turn(messages: list[ChatMessage]) -> ChatMessage:
             messages,
             [
                 ("get_prior_claims", {"holder_id": claim.get("claimant_id", "")}),
-                ("find_similar_claims", similar),
+                (SIMILAR_CLAIMS_OVER_MCP, similar),
             ],
         )
     prior = [c for c in results.get("get_prior_claims") or [] if isinstance(c, dict)]
-    alike = [c for c in results.get("find_similar_claims") or [] if isinstance(c, dict)]
+    alike = [c for c in results.get(SIMILAR_CLAIMS_OVER_MCP) or [] if isinstance(c, dict)]
     flags = []
     if any(c.get("fraud_confirmed") for c in prior):
         flags.append("fraud was confirmed on an earlier claim of this claimant")
