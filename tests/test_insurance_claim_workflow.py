@@ -331,3 +331,23 @@ async def test_a_coordinator_denying_a_covered_loss_goes_to_an_adjuster(
         Outcome.REJECTED_BY_ADJUSTER,
         ClaimStatus.DENIED,
     )
+
+
+async def test_an_estimate_with_no_benchmarked_line_pays_nothing_even_when_approved(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # The damage assessor takes the unknown item as estimated; the records bear nothing for it.
+    fakes = systems(lines=[("MYSTERY-PART", "Special part", "900.00")])
+    async with fake_worker(
+        time_skipping_env.client, fakes, InsuranceClaimWorkflow, AgentRegionWorkflow
+    ) as queue:
+        handle = await start(time_skipping_env, fakes, queue)
+        task = await open_task(handle, "an adjuster's task")
+        assert task.amount == Decimal("0")
+        assert "the records bear no payable amount" in task.summary
+        await decide(handle, approver="quinn", action="approve")
+        result = await handle.result()
+
+    assert (result.outcome, result.status) == (Outcome.NOTHING_PAYABLE, ClaimStatus.DENIED)
+    assert fakes.calls("claims.pay") == []
+    assert "the records bear no amount to pay" in fakes.letters[-1].body
