@@ -50,12 +50,11 @@ from casework.testing.signing import decide
 from casework.testing.temporal import eventually, scripted_settings
 from casework.worker import running_worker
 from demos.insurance_claim import (
-    BENCHMARKS,
     DEMO,
     SMALL,
-    VEHICLE_CLASS,
     MotorClaim,
     report_fraud,
+    seed_benchmarks,
     seed_claim,
 )
 from reliability.drivers.insurance_claim import (
@@ -144,19 +143,7 @@ async def stack(temporal: WorkflowEnvironment, sandbox_url: str) -> AsyncIterato
                 temporal.client, Settings(task_queue=offline_queue, sandbox_url=sandbox_url)
             ),
         ):
-            for code, description, low, typical, high in BENCHMARKS:
-                created = await sandbox.post(
-                    "/repair-costs/benchmarks",
-                    json={
-                        "item_code": code,
-                        "vehicle_class": VEHICLE_CLASS,
-                        "description": description,
-                        "low": low,
-                        "typical": typical,
-                        "high": high,
-                    },
-                )
-                created.raise_for_status()
+            await seed_benchmarks(sandbox)
             yield Stack(
                 temporal.client, ScriptedClaimAgents(server), sandbox, scripted_queue, offline_queue
             )

@@ -21,7 +21,7 @@ from activities.agents.insurance_claim import agent_of, team_stand_in_turn
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.case import CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
-from demos.insurance_claim import LARGE, SMALL, MotorClaim, seed_claim
+from demos.insurance_claim import LARGE, SMALL, MotorClaim, seed_benchmarks, seed_claim
 from reliability.drivers.base import (
     CaseDriver,
     Ledger,
@@ -127,6 +127,7 @@ class InsuranceClaimDriver(CaseDriver):
         ]
 
     async def seed(self, http: httpx.AsyncClient, key: str, scenario: Scenario) -> None:
+        await seed_benchmarks(http)
         await seed_claim(http, key, CLAIMS[scenario.name])
 
     # -- the model --------------------------------------------------------------------------
