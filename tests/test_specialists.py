@@ -9,22 +9,28 @@ policy's agent settings) and started on its own.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from casework.agents.region import AgentRegionWorkflow, RegionOutcome
 from casework.audit import AuditKind
 from casework.governance.models import AgentBudget
 from casework.testing.cases import audit, events_of
-from casework.testing.scripted_llm import ScriptedReply
-from casework.testing.temporal import scripted_settings
+from casework.testing.scripted_llm import SCRIPTED_API_KEY, ScriptedReply
+from casework.testing.temporal import eventually, scripted_settings
 from casework.worker import running_worker
 from tests.specialists_support import (
     SPECIALISTS,
@@ -237,3 +243,114 @@ async def test_the_offline_stand_in_drives_a_coordinator_through_real_delegation
     )
     assert (result.model_calls, result.tool_calls) == (2 + 3 * 2, 3 + 3)
     assert stack.model.requests_for(f"{case_id}/coordinator") == []
+
+
+# -- a worker killed mid-delegation -------------------------------------------------------------
+
+
+WORKER_WITH_TEST_AGENTS = "import tests.specialists_support, casework.worker as w; w.main()"
+
+
+def _first_fails_then(reply: ScriptedReply, then_when: threading.Event) -> Any:
+    """A turn whose first request fails (503, which Temporal retries after a backoff) and whose
+    retries answer once ``then_when`` is set."""
+    requests = 0
+
+    def turn(body: dict[str, Any]) -> ScriptedReply:
+        nonlocal requests
+        requests += 1
+        if requests == 1:
+            return ScriptedReply(status=503)
+        return reply if then_when.wait(60) else ScriptedReply(status=503)
+
+    return turn
+
+
+async def test_a_worker_killed_mid_delegation_resumes_without_repeating_completed_model_calls(
+    stack: Stack, temporal: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    case_id = new_case_id("killed")
+    queue = f"casework-specialists-killed-{uuid.uuid4().hex}"
+    restarted = threading.Event()
+    stack.model.script(
+        f"{case_id}/coordinator", ask("coverage_check", "damage_check"), reconciled("both")
+    )
+    stack.model.script(f"{case_id}/coverage_check", finding("covered"))
+    stack.model.script(
+        f"{case_id}/damage_check", _first_fails_then(finding("damage as estimated"), restarted)
+    )
+    settings = scripted_settings(queue, stack.sandbox_url, stack.model.server)
+    log = tmp_path / "worker.log"
+    env = os.environ | {
+        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": temporal.client.namespace,
+        "CASEWORK_TASK_QUEUE": queue,
+        "CASEWORK_SANDBOX_URL": stack.sandbox_url,
+        "CASEWORK_MODEL": settings.model or "",
+        "CASEWORK_LLM_API_BASE": settings.llm_api_base or "",
+        "CASEWORK_LLM_API_KEY": SCRIPTED_API_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
+    with log.open("ab") as out:
+        # The real worker as a process of its own, with the test's agents declared.
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import tests.specialists_support, casework.worker as w; w.main()",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parent.parent,
+        )
+    try:
+
+        async def polling() -> bool | None:
+            assert worker.poll() is None, log.read_text()
+            return True if "worker polling task queue" in log.read_text() else None
+
+        await eventually(polling, what="the worker process to poll its queue", timeout=60)
+        handle = await temporal.client.start_workflow(
+            AgentRegionWorkflow.run,
+            coordinator_input(case_id),
+            id=f"region-{case_id}",
+            task_queue=queue,
+        )
+
+        async def mid_delegation() -> bool | None:
+            coverage = temporal.client.get_workflow_handle(f"region-{case_id}-coverage_check-1")
+            try:
+                done = (await coverage.describe()).status is WorkflowExecutionStatus.COMPLETED
+            except RPCError as error:
+                if error.status is RPCStatusCode.NOT_FOUND:
+                    return None
+                raise
+            damage = stack.model.requests_for(f"{case_id}/damage_check")
+            return True if done and damage else None
+
+        await eventually(mid_delegation, what="one specialist done, the other's call failed")
+        # Between the failed attempt and its retry: nothing runs, the worker just dies.
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        assert len(stack.model.requests_for(f"{case_id}/damage_check")) == 1
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=30)
+
+    async with running_worker(temporal.client, settings):
+        restarted.set()
+        result = await handle.result()
+
+    assert result.outcome is RegionOutcome.ANSWERED, result.reason
+    assert [r.result.output for r in result.specialists] == [
+        {"finding": "covered", "confidence": 0.8},
+        {"finding": "damage as estimated", "confidence": 0.8},
+    ]
+    assert result.model_calls == 4
+    # No completed model call was made again: the coordinator's first turn and the finished
+    # specialist's one call are in history; only the call that never completed was retried.
+    assert len(stack.model.requests_for(f"{case_id}/coordinator")) == 2
+    assert len(stack.model.requests_for(f"{case_id}/coverage_check")) == 1
+    assert len(stack.model.requests_for(f"{case_id}/damage_check")) == 2

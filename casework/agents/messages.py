@@ -106,7 +106,14 @@ class ChatRequest(BaseModel):
     output: str
     """Registered agent output; its offline stand-in answers when no model is configured."""
     messages: list[ChatMessage]
+    """The conversation; with ``continues``, only the messages added since that model call
+    (its own messages and its reply are read back from the region's history)."""
     tools: list[ToolSchema]
+    """Empty with ``tools_as_before``: the tools of the call this one continues."""
+    continues: str | None = None
+    """The activity ID of the region's previous model call, whose conversation this one goes on
+    with (``casework.agents.llm`` rebuilds it from the history); None: ``messages`` is all."""
+    tools_as_before: bool = False
     model: str | None = None
     fallback_models: list[str] = []
     max_tokens: int | None = None

@@ -125,9 +125,9 @@ class AgentRegionInput(BaseModel):
     max_tool_result_chars: int = 4000
     """Tool results are cut to this size before the model sees them."""
     max_conversation_chars: int = 400_000
-    """The whole conversation travels with every model call, as that activity's input: past
-    this size the region ends as budget_exhausted, well before Temporal's 2 MB payload limit
-    and with room in the history for the calls already made."""
+    """Past this size the region ends as budget_exhausted: the conversation a model is sent
+    must fit its context window (and, in regions that started before model calls carried only
+    what is new, the 2 MB payload limit of the activity input that carried all of it)."""
     specialists: list[SpecialistSpec] = []
     """Offered as tools; several asked for in one turn run in parallel. Their spend counts
     against this region's budget."""
@@ -137,6 +137,9 @@ class AgentRegionInput(BaseModel):
     """MCP servers whose allowed, read-only tools this agent gets (``casework.agents.mcp``)."""
 
 
+COMPACT_HISTORY = "agent-region-compact-history"
+"""Model calls carry only what is new since the previous one (``ChatRequest.continues``);
+regions that started before replay sending the whole conversation every time."""
 OFF_RAIL_CHECKED = "agent-region-off-rail"
 """Regions that started before off-rail detection replay without it (their histories may hold
 the very repeats it now stops)."""
@@ -225,6 +228,11 @@ class AgentRegionWorkflow(CaseWorkflow):
         self._reports: list[SpecialistReport] = []
         self._mcp_tools: dict[str, _McpTool] = {}
         self._rails: _Rails | None = None
+        self._compact = False
+        self._previous_call: str | None = None
+        """The activity ID of the last model call, when model calls carry only what is new."""
+        self._carried = 0
+        """How many of the conversation's messages earlier model calls carried (with replies)."""
 
     @workflow.run
     async def run(self, request: AgentRegionInput) -> AgentRegionResult:
@@ -264,6 +272,7 @@ class AgentRegionWorkflow(CaseWorkflow):
         )
         if workflow.patched(OFF_RAIL_CHECKED):
             self._rails = _Rails(request.budget)
+        self._compact = workflow.patched(COMPACT_HISTORY)
         while True:
             if reason := self._budget_reached(request.budget) or _too_long(request, messages):
                 return self._end(RegionOutcome.BUDGET_EXHAUSTED, reason)
@@ -370,22 +379,42 @@ class AgentRegionWorkflow(CaseWorkflow):
         self, request: AgentRegionInput, messages: list[ChatMessage], schemas: list[Any]
     ) -> ChatMessage:
         number = self._turns + 1
+        chat = ChatRequest(
+            agent=request.agent,
+            output=request.output,
+            messages=messages,
+            tools=schemas,
+            model=request.model,
+            fallback_models=request.fallback_models,
+            max_tokens=request.max_tokens_per_call,
+        )
+        activity_id: str | None = None
+        if self._compact:
+            # What earlier calls carried is in this history already, as their inputs and
+            # replies: carrying it again would make the history grow with the square of the
+            # calls. The activity reads it back (docs/agents.md, "History stays bounded").
+            activity_id = f"model-call-{number}"
+            if self._previous_call is not None:
+                chat = chat.model_copy(
+                    update={
+                        "messages": messages[self._carried :],
+                        "tools": [],
+                        "tools_as_before": True,
+                        "continues": self._previous_call,
+                    }
+                )
         result: ChatResult = await workflow.execute_activity(
             "llm.chat",
-            ChatRequest(
-                agent=request.agent,
-                output=request.output,
-                messages=messages,
-                tools=schemas,
-                model=request.model,
-                fallback_models=request.fallback_models,
-                max_tokens=request.max_tokens_per_call,
-            ),
+            chat,
             result_type=ChatResult,
             start_to_close_timeout=MODEL_CALL_TIMEOUT,
             retry_policy=MODEL_CALL_RETRY,
             summary=f"{request.agent}: model call {number}",
+            activity_id=activity_id,
         )
+        if self._compact:
+            self._previous_call = activity_id
+            self._carried = len(messages) + 1  # its reply, which the caller appends
         usage = result.usage
         spend = self._spend
         self._turns = number
