@@ -50,6 +50,7 @@ from activities.policy_admin import (
 )
 from activities.repair_costs import Benchmark, BenchmarkLookup
 from casework.agents import registry
+from casework.agents.conversation import whole_conversation
 from casework.agents.messages import (
     ChatMessage,
     ChatRequest,
@@ -186,7 +187,9 @@ class FakeClaimSystems(FakeOutbox):
     async def chat(self, request: ChatRequest) -> ChatResult:
         turn = self.turns.get(request.output) or registry.get(request.output).stand_in_turn
         assert turn is not None, f"no turn for {request.output}"
-        return ChatResult(message=turn(request.messages), usage=scripted_usage(100, 20))
+        # A model call carries only what is new; the rest is in the region's history.
+        conversation, _ = await whole_conversation(request)
+        return ChatResult(message=turn(conversation), usage=scripted_usage(100, 20))
 
     @fake("claims.get_claim")
     async def get_claim(self, lookup: ClaimLookup) -> Claim:
