@@ -166,10 +166,12 @@ class InsuranceClaimWorkflow(CaseWorkflow):
     business_key = "claim_id"
     statuses = ClaimStatus
 
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, request: InsuranceClaimInput) -> None:
         super().__init__()
+        # Known before any message is handled: a fraud finding can arrive in the first moment.
+        self._claim_id = request.claim_id
         self._saga = Saga()
-        self._claim_id = ""
         self._findings: list[FraudFindingNotice] = []
         self._watch_until: datetime | None = None
         # What the saga's compensations say they undo for: a recovery names its finding.
@@ -177,7 +179,6 @@ class InsuranceClaimWorkflow(CaseWorkflow):
 
     @workflow.run
     async def run(self, request: InsuranceClaimInput) -> InsuranceClaimResult:
-        self._claim_id = request.claim_id
         self.begin(
             request,
             request.submitted_by,
