@@ -157,3 +157,43 @@ async def test_a_policy_allowing_a_tool_the_server_lacks_fails_the_region_loudly
     assert isinstance(cause, ApplicationError) and cause.type == "PolicyInvalid"
     assert "time.set_system_clock: the server has no such tool" in cause.message
     assert stack.model.requests_for(f"{case_id}/{SPECIALIST_SPECS[0].name}") == []
+
+
+# A server of the tests' own (tests/mcp_support.py): `shout` is marked read-only, `whisper` is not.
+TEST_SERVER = McpServerSettings(
+    command=sys.executable, args=["-m", "tests.mcp_support"], allowed_tools=["shout"]
+)
+
+
+async def test_a_tool_the_server_does_not_mark_read_only_is_refused_unless_the_policy_vouches(
+    stack: Stack,
+) -> None:
+    refused_id = new_case_id("unmarked")
+    unmarked = TEST_SERVER.model_copy(update={"allowed_tools": ["shout", "whisper"]})
+
+    refused = await stack.start(agent_input(refused_id, echo=unmarked), refused_id)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await refused.result()
+
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "PolicyInvalid"
+    assert "echo.whisper: not read-only" in cause.message
+    assert "echo.shout" not in cause.message
+
+    vouched_id = new_case_id("vouched")
+    agent = f"{vouched_id}/{SPECIALIST_SPECS[0].name}"
+    stack.model.script(
+        agent,
+        calls(("echo__whisper", {"text": "QUIET PLEASE"}), ("echo__shout", {"text": "hey"})),
+        finding("heard both"),
+    )
+    vouched = unmarked.model_copy(update={"read_only": ["whisper"]})
+
+    result = await (await stack.start(agent_input(vouched_id, echo=vouched), vouched_id)).result()
+
+    assert result.outcome is RegionOutcome.ANSWERED, result.reason
+    _, second = stack.model.requests_for(agent)
+    assert [tool_result(content) for content in tool_messages(second)] == [
+        {"result": "quiet please"},
+        {"result": "HEY"},
+    ]
