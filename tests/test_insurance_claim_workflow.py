@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.claim_history import FraudFinding
@@ -351,3 +352,22 @@ async def test_an_estimate_with_no_benchmarked_line_pays_nothing_even_when_appro
     assert (result.outcome, result.status) == (Outcome.NOTHING_PAYABLE, ClaimStatus.DENIED)
     assert fakes.calls("claims.pay") == []
     assert "the records bear no amount to pay" in fakes.letters[-1].body
+
+
+async def test_a_payout_the_claims_system_refuses_puts_the_claim_on_hold(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fakes = systems()
+    # Another case paid this claim meanwhile: the claims system refuses a second payout.
+    fakes.script(
+        "claims.pay",
+        ApplicationError("the claim is already paid", type="RequestConflict", non_retryable=True),
+    )
+    result = await run_case(time_skipping_env, fakes)
+
+    assert (result.outcome, result.status) == (Outcome.PAYOUT_REFUSED, CaseStatus.ON_HOLD)
+    assert "the claim is already paid" in result.message
+    assert fakes.statuses() == []
+    assert fakes.sent_to("rosa@example.com") == [
+        f"Insurance claim {fakes.claim.claim_id}: payout refused"
+    ]
