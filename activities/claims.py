@@ -72,6 +72,7 @@ class Payout(Record):
     status: str
     """``paid`` or ``reversed``."""
     reference: str | None = None
+    idempotency_key: str | None = None
 
 
 class ClaimLookup(BaseModel):

@@ -40,6 +40,7 @@ from activities.claims import (
     Payout,
     PayoutRequest,
     PayoutReversal,
+    PayoutsLookup,
 )
 from activities.policy_admin import (
     ClaimStatusChange,
@@ -226,8 +227,13 @@ class FakeClaimSystems(FakeOutbox):
                 amount=request.amount,
                 currency=request.currency,
                 status="paid",
+                idempotency_key=request.idempotency_key,
             ),
         )
+
+    @fake("claims.list_payouts")
+    async def list_payouts(self, lookup: PayoutsLookup) -> list[Payout]:
+        return [payout for payout in self.payouts.values() if payout.claim_id == lookup.claim_id]
 
     @fake("claims.reverse_payout")
     async def reverse_payout(self, reversal: PayoutReversal) -> Payout:

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.claim_history import FraudFinding
+from activities.claims import PayoutRequest
 from casework.agents.region import AgentRegionWorkflow, RegionOutcome
 from casework.audit import AuditKind
 from casework.case import CaseState, CaseStatus
@@ -371,3 +372,36 @@ async def test_a_payout_the_claims_system_refuses_puts_the_claim_on_hold(
     assert fakes.sent_to("rosa@example.com") == [
         f"Insurance claim {fakes.claim.claim_id}: payout refused"
     ]
+
+
+async def test_a_payout_made_whose_every_answer_was_lost_is_found_and_the_claim_goes_on(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fakes = systems()
+    case_id = InsuranceClaimWorkflow.case_id(fakes.claim.claim_id)
+    # The claims system paid on the first attempt; no answer ever reached the case.
+    made = await fakes.pay(
+        PayoutRequest(
+            claim_id=fakes.claim.claim_id,
+            payee_id=fakes.claim.claimant_id,
+            amount=Decimal("1100.00"),
+            currency="EUR",
+            idempotency_key=f"{case_id}:payout",
+        )
+    )
+    fakes.script(
+        "claims.pay",
+        ApplicationError("the claims system did not answer", type="SystemUnavailable"),
+        ApplicationError("the claims system did not answer", type="SystemUnavailable"),
+        ApplicationError("the claims system did not answer", type="SystemUnavailable"),
+        ApplicationError("the claims system did not answer", type="SystemUnavailable"),
+    )
+    result = await run_case(time_skipping_env, fakes)
+
+    assert (result.outcome, result.status, result.payout_id) == (
+        Outcome.FAST_TRACKED,
+        ClaimStatus.PAID,
+        made.payout_id,
+    )
+    assert len(fakes.payouts) == 1
+    assert fakes.statuses() == ["paid"]

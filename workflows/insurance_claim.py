@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         Payout,
         PayoutRequest,
         PayoutReversal,
+        PayoutsLookup,
     )
     from activities.policy_admin import (
         ClaimStatusChange,
@@ -382,14 +383,19 @@ class InsuranceClaimWorkflow(CaseWorkflow):
                 ),
             )
         except ActivityError as error:
-            ending = await self.put_on_hold(
-                f"the payout of {money(amount)} {claim.currency} was refused: "
-                f"{failure_message(error)}",
-                notify_roles=context.policy.final_timeout.notify_roles,
-                subject=f"Insurance claim {claim.claim_id}: payout refused",
-                step="payout-refused",
-            )
-            return self._result(context, Outcome.PAYOUT_REFUSED, ending, decided_by)
+            # Every answer may have been lost while the payout went through: the ledger says.
+            made, readable = await self._payout_made(claim)
+            if made is None:
+                unknown = "" if readable else "; the payouts could not be read: check the ledger"
+                ending = await self.put_on_hold(
+                    f"the payout of {money(amount)} {claim.currency} was refused: "
+                    f"{failure_message(error)}{unknown}",
+                    notify_roles=context.policy.final_timeout.notify_roles,
+                    subject=f"Insurance claim {claim.claim_id}: payout refused",
+                    step="payout-refused",
+                )
+                return self._result(context, Outcome.PAYOUT_REFUSED, ending, decided_by)
+            payout = made
         self._saga.add(
             f"payout {payout.payout_id} reversed",
             lambda: self.call_tool(
@@ -428,6 +434,23 @@ class InsuranceClaimWorkflow(CaseWorkflow):
             "paid",
         )
         return await self._watch(context, payout, decided_by, outcome)
+
+    async def _payout_made(self, claim: Claim) -> tuple[Payout | None, bool]:
+        """The payout made under this case's own key, if the claims system holds one; and
+        whether its payouts could be read at all."""
+        try:
+            payouts: list[Payout] = await self.call_tool(
+                ClaimsActivities.list_payouts,
+                PayoutsLookup(claim_id=claim.claim_id),
+                retry_policy=COMPENSATION_RETRY,
+                summary=f"looked up the payouts of {claim.claim_id} after the payout failed",
+            )
+        except ActivityError:
+            return None, False
+        key = self.idempotency_key("payout")
+        return next(
+            (p for p in payouts if p.idempotency_key == key and p.status == "paid"), None
+        ), True
 
     async def _watch(
         self, context: _Context, payout: Payout, decided_by: str, outcome: Outcome

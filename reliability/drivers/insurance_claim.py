@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from activities.agents.insurance_claim import agent_of, team_stand_in_turn
 from casework.agents.messages import ChatMessage, ToolCall
-from casework.case import CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from demos.insurance_claim import LARGE, SMALL, MotorClaim, seed_benchmarks, seed_claim
 from reliability.drivers.base import (
@@ -98,11 +98,7 @@ class InsuranceClaimDriver(CaseDriver):
     model_faults: ClassVar[frozenset[ModelFault]] = frozenset(ModelFault) - {
         ModelFault.PRIMARY_DOWN
     }
-    # Not OUTCOME_UNKNOWN: a payout made whose every answer was lost fails the case for good
-    # (the sandbox refuses a second payout on a paid claim), and the case does not look for it.
-    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
-        SandboxFault.OUTCOME_UNKNOWN
-    }
+    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault)
     submitter = "alice"
     waiting_scenario = LEAVE
     finished_scenario = NOT_COVERED
@@ -178,6 +174,12 @@ class InsuranceClaimDriver(CaseDriver):
                 # Policy administration refuses to close the claim for good after the payout:
                 # the payout must be reversed.
                 return [register | {"status": 422}]
+            case SandboxFault.OUTCOME_UNKNOWN:
+                # Paid on the first attempt, and every answer lost for as long as the case
+                # retries: the case must find its payout in the ledger and go on with it.
+                return [
+                    payout | {"status": 503, "when": "after", "count": TOOL_RETRY.maximum_attempts}
+                ]
         return []
 
     def held_after_decision(self, key: str) -> list[dict[str, Any]]:
@@ -190,7 +192,11 @@ class InsuranceClaimDriver(CaseDriver):
         ]
 
     def compatible(self, scenario: Scenario, fault: SandboxFault) -> bool:
-        if fault in (SandboxFault.REJECTED_AFTER_PAYMENT, SandboxFault.RESPONSE_LOST):
+        if fault in (
+            SandboxFault.REJECTED_AFTER_PAYMENT,
+            SandboxFault.RESPONSE_LOST,
+            SandboxFault.OUTCOME_UNKNOWN,
+        ):
             return scenario.name in PAYS
         return True
 
