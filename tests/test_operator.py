@@ -205,6 +205,7 @@ RECOMMENDATION_READINGS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "lead-routing": lambda p: "approve",
     "loan-application": lambda p: None,
     "vendor-onboarding": lambda p: None,
+    "insurance-claim": lambda p: "approve" if p["decision"] == "pay" else "reject",
 }
 
 
