@@ -37,6 +37,7 @@ COPY policies ./policies
 COPY sandbox ./sandbox
 COPY demos ./demos
 COPY workers ./workers
+COPY evals ./evals
 RUN pip install --no-deps . \
     && cd / && rm -rf /src
 

@@ -8,10 +8,10 @@ prompt and of the answer for the completion. That is an approximation of a token
 prose runs about 4 characters a token; JSON a little less), applied the same way to both sides
 of the ratio.
 
-The case mix is the demo's: five invoice cases and four tickets, seeded with the demo's own
-seeding code; the harness plays every person (the demo's approvers, then approves what the demo
-leaves waiting) so each case runs to its end and its whole history can be replayed by the
-baseline (see ``bench/baseline.py``).
+The case mix is the demo's: five invoice cases, four tickets and five insurance claims, seeded
+with the demo's own seeding code; the harness plays every person (the demo's approvers, then
+approves what the demo leaves waiting) so each case runs to its end (a paid claim to its recovery
+watch) and its whole history can be replayed by the baseline (see ``bench/baseline.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.agents import insurance_claim as claim
 from activities.agents import invoice_exception as invoice
 from activities.agents import ticket_triage as triage
 from bench.baseline import (
@@ -53,6 +54,7 @@ from casework.cli.seeding import DemoRun
 from casework.config import Settings
 from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedReply, case_data
 from casework.testing.signing import signed
+from demos import insurance_claim as demo_claim
 from demos import invoice_exception as demo_invoice
 from demos import ticket_triage as demo_triage
 from workflows.ticket_triage import Acknowledgement
@@ -91,6 +93,12 @@ class Responder:
         if "baseline_case" in data:
             side, case_id = "baseline", data["baseline_case"]
             content, calls = self._baseline_turn(case_id, body["messages"])
+        elif "claim" in data:
+            # The coordinator and its specialists share the claim's case data: one case.
+            side, case_id = "casework", f"insurance-claim-{data['claim']['claim_id']}"
+            turn = claim.team_stand_in_turn([_chat_message(m) for m in body["messages"]])
+            content = turn.content
+            calls = [call.wire() for call in turn.tool_calls]
         elif "ticket" in data:
             side, case_id = "casework", f"ticket-triage-{data['ticket']['ticket_id']}"
             turn = triage.stand_in_turn([_chat_message(m) for m in body["messages"]])
@@ -153,7 +161,7 @@ def _chat_message(wire: dict[str, Any]) -> ChatMessage:
 async def _run_case_mix(client: Client, sandbox_url: str, task_queue: str) -> list[str]:
     """Seed and run the demo's cases to their end; the ids of the cases."""
     settings = Settings(task_queue=task_queue, sandbox_url=sandbox_url)
-    case_mix = [demo_invoice.DEMO, demo_triage.DEMO]
+    case_mix = [demo_invoice.DEMO, demo_triage.DEMO, demo_claim.DEMO]
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=20.0) as sandbox:
         run = DemoRun(client, settings, sandbox, await next_batch(sandbox, case_mix))
         cases = await start_cases(run, await seed_scenarios(run, case_mix))
@@ -170,6 +178,8 @@ async def _play_people(handle: WorkflowHandle, decisions: Mapping[str, TaskDecis
         if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
             return
         state = await handle.query("state", result_type=CaseState)
+        if state.status == "paid" and "fraud finding" in (state.waiting_on or ""):
+            return  # a paid claim rests under its recovery watch: all its steps are done
         task = state.open_task
         if task is not None:
             choice = decisions.get(task.role) or TaskDecision(
@@ -238,6 +248,9 @@ async def _baseline_input(client: Client, case_id: str, task_queue: str) -> Base
     steps = await _executed_steps(client, case_id) + await _executed_steps(
         client, f"{case_id}-agent"
     )
+    # A claim's specialists are regions of their own; the baseline's one agent does their steps.
+    for number, specialist in enumerate(claim.SPECIALISTS, start=1):
+        steps += await _executed_steps(client, f"{case_id}-agent-{specialist.name}-{number}")
     steps.sort(key=lambda pair: pair[0])
     # The case data each design's agent starts from: the triage agent gets the ticket, the
     # invoice analyst the invoice id (the baseline fetches the rest itself, step by step).
@@ -250,6 +263,14 @@ async def _baseline_input(client: Client, case_id: str, task_queue: str) -> Base
             triage.TASK,
         )
         context: dict[str, Any] = {"ticket": ticket}
+    elif case_id.startswith("insurance-claim-"):
+        agent, output, prompt, task = (
+            claim.CLAIMS_COORDINATOR,
+            claim.CLAIM_PROPOSAL,
+            claim.COORDINATOR_PROMPT,
+            claim.COORDINATOR_TASK,
+        )
+        context = {"claim_id": case_id.removeprefix("insurance-claim-")}
     else:
         agent, output, prompt, task = (
             invoice.INVOICE_ANALYST,
@@ -301,7 +322,7 @@ async def measure_economy(
 ) -> Economy:
     responder = Responder()
     server.responder = responder
-    progress("running the demo's case mix (5 invoices, 4 tickets) on the scripted model")
+    progress("running the demo's case mix (5 invoices, 4 tickets, 5 claims) on the scripted model")
     case_ids = await _run_case_mix(client, sandbox_url, task_queue)
     inputs = [await _baseline_input(client, case_id, task_queue) for case_id in case_ids]
     for request in inputs:
@@ -330,7 +351,7 @@ async def measure_economy(
     if sum(r.model_calls for r in results) != baseline_total.calls:
         raise RuntimeError("baseline model calls: workflow and server disagree")
     by_type: dict[str, dict[str, float]] = {}
-    for prefix in ("invoice-exception-", "ticket-triage-"):
+    for prefix in ("invoice-exception-", "ticket-triage-", "insurance-claim-"):
         label = prefix.rstrip("-")
         n, casework_usage = responder.totals("casework", prefix)
         m, baseline_usage = responder.totals("baseline", prefix)

@@ -62,6 +62,18 @@ async def codec_server_health(settings: Settings) -> dict[str, Any] | None:
     return health if isinstance(health, dict) and "current_key" in health else None
 
 
+def _same_server(stack_address: str | None, client: Client) -> bool:
+    """Whether the codec server's stack is the Temporal server ``client`` talks to (a server
+    that does not say is taken to be): a stack running beside another server, as in a test
+    session, has no say in what is sent there."""
+    if not stack_address:
+        return True
+    target = client.service_client.config.target_host
+    return stack_address.replace("localhost", "127.0.0.1") == target.replace(
+        "localhost", "127.0.0.1"
+    )
+
+
 async def encryption_evidence(client: Client, settings: Settings) -> str | None:
     """Why the stack ``client`` talks to is known to encrypt payloads, or None.
 
@@ -70,7 +82,8 @@ async def encryption_evidence(client: Client, settings: Settings) -> str | None:
     signs, either enough: a casework codec server answers where this client's settings say the
     stack's is (the embedded stack always runs one), or the newest case was started encrypted.
     """
-    if health := await codec_server_health(settings):
+    health = await codec_server_health(settings)
+    if health and _same_server(health.get("temporal_address"), client):
         home = f" (its home: {health['home']})" if health.get("home") else ""
         return f"the stack's codec server at {settings.codec_url} decrypts its payloads{home}"
     try:

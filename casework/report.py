@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,6 +44,8 @@ CASES_QUERY = f"{sa.CASE_TYPE.name} IS NOT NULL"
 QUERY_TIMEOUT = timedelta(seconds=15)
 
 CONFIDENCE_BUCKETS = 10
+SLOWEST_STEPS_SHOWN = 3
+THROUGHPUT_DAYS_SHOWN = 7
 ENDING_WORDS = [word for status, word in ENDINGS.items() if status.name != "CONTINUED_AS_NEW"]
 
 
@@ -158,6 +161,55 @@ class CycleTime(BaseModel):
     median_seconds: float | None
 
 
+class Durations(BaseModel):
+    count: int
+    median_seconds: float | None
+    p90_seconds: float | None
+    """The 90th percentile, interpolated between the closest ranks (numpy's default)."""
+
+
+class MapEdge(BaseModel):
+    source: str
+    target: str
+    count: int
+    """How often ``target`` directly followed ``source`` in a case's audit trail."""
+    median_wait_seconds: float | None
+
+
+class ProcessMap(BaseModel):
+    """The directly-follows graph of one process's audit trails: what process-mining tools
+    draw as a process map. Activities are audit kinds."""
+
+    cases: int
+    activities: dict[str, int]
+    """How often each audit kind occurred."""
+    starts: dict[str, int]
+    """Which kind cases began with."""
+    ends: dict[str, int]
+    """Which kind closed cases ended with."""
+    edges: list[MapEdge]
+
+
+class Flow(BaseModel):
+    """Where cases stall: the figures computed from the audit trails' timing."""
+
+    step_times: dict[str, dict[str, Durations]] = {}
+    """Process -> audit kind -> time from an entry of that kind to the case's next entry: how
+    long cases stood in the step it began. The last entry of a case has no next and counts
+    for nothing."""
+    task_times: dict[str, dict[str, Durations]] = {}
+    """Process -> human task (``<kind> (<role it opened for>)``) -> time from opening to being
+    decided, answered or timed out. Tasks still open count for nothing."""
+    sla_attainment: Rate = Rate(count=0, of=0, rate=None)
+    """Closed human tasks decided or answered by the due time they opened with, of all closed
+    ones (timed out ones missed it)."""
+    sla_attainment_by_process: dict[str, Rate] = {}
+    throughput_per_day: dict[str, int] = {}
+    """Cases closed per UTC day (YYYY-MM-DD), days without any left out."""
+    throughput_per_day_by_process: dict[str, dict[str, int]] = {}
+    process_maps: dict[str, ProcessMap] = {}
+
+
 class Report(BaseModel):
     generated_at: datetime
     cases: int
@@ -193,6 +245,37 @@ class Report(BaseModel):
     cycle_time_by_process: dict[str, CycleTime]
     unreadable_audit: list[str] = []
     """Cases whose audit trail could not be read: their KPIs beyond status are missing."""
+    flow: Flow = Flow()
+
+    def visible_to(self, may_see: Callable[[str], bool]) -> Report:
+        """This report for a viewer who may see only the cases ``may_see(case_id)`` admits:
+        every list naming a case is filtered; counts and figures over all cases stay."""
+
+        def task_case(task_id: str) -> str:
+            # Task IDs are "<case ID>/<kind>-<n>" (casework.case.human), a format running
+            # cases depend on.
+            return task_id.rsplit("/", 1)[0]
+
+        sla = self.sla.model_copy(
+            update={
+                "at_risk_tasks": [t for t in self.sla.at_risk_tasks if may_see(task_case(t))],
+                "breached_tasks": [t for t in self.sla.breached_tasks if may_see(task_case(t))],
+            }
+        )
+        return self.model_copy(
+            update={
+                "sla": sla,
+                "overrides": [o for o in self.overrides if may_see(o.case_id)],
+                "model_usage_by_case": {
+                    case_id: spend
+                    for case_id, spend in self.model_usage_by_case.items()
+                    if may_see(case_id)
+                },
+                "compensations": [c for c in self.compensations if may_see(c.case_id)],
+                "failures": [f for f in self.failures if may_see(f.case_id)],
+                "unreadable_audit": [c for c in self.unreadable_audit if may_see(c)],
+            }
+        )
 
 
 def _events(case: CaseRecord, kind: AuditKind) -> list[AuditEvent]:
@@ -422,6 +505,138 @@ def compute(cases: Iterable[CaseRecord], now: datetime | None = None) -> Report:
         cycle_time=_cycle(all_cycles),
         cycle_time_by_process={k: _cycle(cycle[k]) for k in processes if cycle[k]},
         unreadable_audit=unreadable,
+        flow=flow(cases),
+    )
+
+
+# -- where cases stall --------------------------------------------------------------------------
+
+TASK_CLOSINGS = {AuditKind.HUMAN_DECISION, AuditKind.HUMAN_ANSWER, AuditKind.TASK_TIMED_OUT}
+TASK_MET = {AuditKind.HUMAN_DECISION, AuditKind.HUMAN_ANSWER}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default, Excel's PERCENTILE.INC)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def durations(seconds: list[float]) -> Durations:
+    if not seconds:
+        return Durations(count=0, median_seconds=None, p90_seconds=None)
+    return Durations(
+        count=len(seconds),
+        median_seconds=round(statistics.median(seconds), 3),
+        p90_seconds=round(percentile(seconds, 0.9), 3),
+    )
+
+
+def _task_label(opened: AuditEvent) -> str:
+    return f"{opened.data.get('task_kind') or TaskKind.APPROVAL.value} ({opened.data.get('role')})"
+
+
+def _due(opened: AuditEvent) -> datetime | None:
+    due = opened.data.get("due_at")
+    if isinstance(due, datetime):
+        return due
+    try:
+        return datetime.fromisoformat(str(due)) if due else None
+    except ValueError:
+        return None
+
+
+def flow(cases: Iterable[CaseRecord]) -> Flow:
+    """Step and task times, SLA attainment, throughput and process maps, from the audit trails
+    (and, for throughput, the closing time) of ``cases``."""
+    steps: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    tasks: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    sla_met: Counter[str] = Counter()
+    sla_closed: Counter[str] = Counter()
+    closed_per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    activities: dict[str, Counter[str]] = defaultdict(Counter)
+    starts: dict[str, Counter[str]] = defaultdict(Counter)
+    ends: dict[str, Counter[str]] = defaultdict(Counter)
+    waits: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
+    mapped: Counter[str] = Counter()
+
+    for case in cases:
+        kind = case.case_type
+        if case.closed_at is not None:
+            closed_per_day[kind][case.closed_at.astimezone(UTC).date().isoformat()] += 1
+        if not case.audit:
+            continue
+        trail = sorted(case.audit, key=lambda event: event.seq)
+        mapped[kind] += 1
+        starts[kind][trail[0].kind.value] += 1
+        if case.closed_at is not None:
+            ends[kind][trail[-1].kind.value] += 1
+        for event in trail:
+            activities[kind][event.kind.value] += 1
+        for before, after in pairwise(trail):
+            seconds = (after.at - before.at).total_seconds()
+            steps[kind][before.kind.value].append(seconds)
+            waits[kind][(before.kind.value, after.kind.value)].append(seconds)
+        opened: dict[str, AuditEvent] = {}
+        for event in trail:
+            task_id = event.data.get("task_id")
+            if not isinstance(task_id, str):
+                continue
+            if event.kind is AuditKind.TASK_OPENED:
+                opened[task_id] = event
+            elif event.kind in TASK_CLOSINGS and task_id in opened:
+                start = opened.pop(task_id)
+                tasks[kind][_task_label(start)].append((event.at - start.at).total_seconds())
+                sla_closed[kind] += 1
+                due = _due(start)
+                sla_met[kind] += event.kind in TASK_MET and due is not None and event.at <= due
+
+    processes = sorted(set(mapped) | set(closed_per_day))
+    all_days: Counter[str] = Counter()
+    for per_day in closed_per_day.values():
+        all_days.update(per_day)
+    return Flow(
+        step_times={
+            k: {step: durations(v) for step, v in sorted(steps[k].items())}
+            for k in processes
+            if steps[k]
+        },
+        task_times={
+            k: {task: durations(v) for task, v in sorted(tasks[k].items())}
+            for k in processes
+            if tasks[k]
+        },
+        sla_attainment=_rate(sum(sla_met.values()), sum(sla_closed.values())),
+        sla_attainment_by_process={
+            k: _rate(sla_met[k], sla_closed[k]) for k in processes if sla_closed[k]
+        },
+        throughput_per_day=dict(sorted(all_days.items())),
+        throughput_per_day_by_process={
+            k: dict(sorted(closed_per_day[k].items())) for k in processes if closed_per_day[k]
+        },
+        process_maps={
+            k: ProcessMap(
+                cases=mapped[k],
+                activities=dict(activities[k].most_common()),
+                starts=dict(starts[k].most_common()),
+                ends=dict(ends[k].most_common()),
+                edges=[
+                    MapEdge(
+                        source=source,
+                        target=target,
+                        count=len(seconds),
+                        median_wait_seconds=round(statistics.median(seconds), 3),
+                    )
+                    for (source, target), seconds in sorted(
+                        waits[k].items(), key=lambda item: (-len(item[1]), item[0])
+                    )
+                ],
+            )
+            for k in processes
+            if mapped[k]
+        },
     )
 
 
@@ -435,15 +650,22 @@ def _cycle(seconds: list[float]) -> CycleTime:
 # -- reading the cases from Temporal ------------------------------------------------------------
 
 
-async def collect(client: Client, concurrency: int = 8) -> list[CaseRecord]:
-    """Every case in the namespace (top-level workflows with a ``CaseType``), with its open tasks
-    and audit trail. Closed cases answer the ``audit`` query by replaying on a worker.
+async def collect(
+    client: Client,
+    concurrency: int = 8,
+    query: str = CASES_QUERY,
+    on_read: Callable[[int, int], None] | None = None,
+) -> list[CaseRecord]:
+    """Every case in the namespace (top-level workflows with a ``CaseType``; ``query`` narrows
+    them), with its open tasks and audit trail. Closed cases answer the ``audit`` query by
+    replaying on a worker. ``on_read(done, total)`` is called as each case is read, for
+    progress on long reads.
 
     A case is a workflow ID, the business key: when it has several runs, the case is its latest
     (what ``casework show`` shows) and the others are counted as its runs."""
     latest: dict[str, Any] = {}
     runs: Counter[str] = Counter()
-    async for execution in client.list_workflows(CASES_QUERY):
+    async for execution in client.list_workflows(query):
         if execution.parent_id:
             continue
         runs[execution.id] += 1
@@ -451,11 +673,16 @@ async def collect(client: Client, concurrency: int = 8) -> list[CaseRecord]:
         if known is None or execution.start_time > known.start_time:
             latest[execution.id] = execution
     limit = asyncio.Semaphore(concurrency)
+    done = 0
 
     async def read(execution: Any) -> CaseRecord:
+        nonlocal done
         async with limit:
             record = await _read_case(client, execution)
         record.runs = runs[execution.id]
+        done += 1
+        if on_read is not None:
+            on_read(done, len(latest))
         return record
 
     return list(await asyncio.gather(*(read(execution) for execution in latest.values())))
@@ -548,6 +775,55 @@ def render_text(report: Report) -> str:
         f"median cycle time: {_duration(report.cycle_time.median_seconds)} over "
         f"{report.cycle_time.count} closed cases"
     )
+    flow = report.flow
+    lines.append(f"SLA attainment of closed human tasks: {_percent(flow.sla_attainment)}")
+    days = list(flow.throughput_per_day.items())[-THROUGHPUT_DAYS_SHOWN:]
+    lines.append(
+        "cases closed per day: " + (", ".join(f"{day} {n}" for day, n in days) or "none yet")
+    )
+    stalls = [
+        [
+            kind,
+            step,
+            str(times.count),
+            _duration(times.median_seconds),
+            _duration(times.p90_seconds),
+        ]
+        for kind, steps in flow.step_times.items()
+        for step, times in sorted(steps.items(), key=lambda item: -(item[1].p90_seconds or 0.0))[
+            :SLOWEST_STEPS_SHOWN
+        ]
+    ]
+    if stalls:
+        lines += [
+            "",
+            f"where cases stall (each process's {SLOWEST_STEPS_SHOWN} slowest steps by p90; time "
+            "from an entry to the next):",
+            table(["process", "step", "times", "median", "p90"], stalls),
+        ]
+    tasks = [
+        [
+            kind,
+            task,
+            str(times.count),
+            _duration(times.median_seconds),
+            _duration(times.p90_seconds),
+        ]
+        for kind, by_task in flow.task_times.items()
+        for task, times in by_task.items()
+    ]
+    if tasks:
+        lines += [
+            "",
+            "human tasks (opened to decided, answered or timed out):",
+            table(["process", "task", "closed", "median", "p90"], tasks),
+        ]
+    if flow.process_maps:
+        lines += [
+            "",
+            "process maps (directly-follows graphs): casework report --json (flow.process_maps) "
+            "or the review queue's report page",
+        ]
     lines.append("")
     rows = [
         [

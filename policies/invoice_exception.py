@@ -18,12 +18,14 @@ from activities.agents.invoice_exception import InvoiceProposal, Recommendation
 from activities.erp import GoodsReceipt, Invoice, PurchaseOrder, Supplier
 from casework.agents.checks import ProposalChecks
 from casework.amounts import CENT, money
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
     FinalTimeout,
     PolicyModel,
     PolicyRef,
+    RegionAgentSettings,
     TieredApprovalPolicy,
 )
 from casework.governance.rules import foreign_currency, tier_for_amount
@@ -186,4 +188,8 @@ class InvoiceExceptionPolicy(TieredApprovalPolicy):
     tolerance: Tolerance
     auto_approval: AutoApproval
     final_timeout: InvoiceFinalTimeout = InvoiceFinalTimeout()
-    agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    agents: dict[str, AgentSettings | RegionAgentSettings] = Field(default_factory=dict)
+    """A tool-calling agent (``allowed_tools``) works in an agent region; documents before
+    version 3 consulted the analyst once (``AgentSettings``)."""
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""

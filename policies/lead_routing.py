@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from activities.agents.lead_routing import LeadIntent, LeadRead
 from activities.crm_sales import Account, AccountExecutive, Firmographics, Lead
 from casework.agents.checks import ProposalChecks
+from casework.eval.minimums import EvalSection
 from casework.governance.models import (
     AgentSettings,
     ApprovalPolicy,
@@ -97,6 +98,8 @@ class LeadRoutingPolicy(ApprovalPolicy):
     review: LeadReview
     first_touch: FirstTouchTemplate
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
 
 # -- ICP ------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from activities.kyc import IdentityVerification, SanctionsScreening
 from activities.lending import IncomeDocument, LoanApplication
 from casework.agents.checks import ProposalChecks
 from casework.amounts import money
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
@@ -101,6 +102,8 @@ class LoanApplicationPolicy(ApprovalPolicy):
     underwriting: Underwriting
     fraud_watch: FraudWatch
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
     def amount_ladders(self) -> list[TierLadder]:
         return [TierLadder("underwriting.tiers", self.underwriting.tiers, self.limits.max_amount)]

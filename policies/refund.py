@@ -19,6 +19,7 @@ from activities.fraud import FraudSignal
 from activities.orders import Order
 from activities.payments import Refund
 from casework.amounts import money
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
@@ -70,6 +71,8 @@ class RefundPolicy(TieredApprovalPolicy):
     fraud_investigation: FraudInvestigation
     eligibility: RefundEligibility
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
     def amount_ladders(self) -> list[TierLadder]:
         return [

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from activities.agents.ticket_triage import TriageAction, TriageProposal
 from casework.agents.checks import ProposalChecks
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     ApprovalTier,
@@ -162,3 +163,5 @@ class TicketTriagePolicy(PolicyModel):
     review: TriageReview
     severity_1: SeverityOnePaging
     agents: dict[str, RegionAgentSettings]
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""

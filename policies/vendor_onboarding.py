@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from activities.agents.vendor_onboarding import DocumentExtraction
 from activities.vendors import DocumentResubmission, VendorApplication, VendorDocument
 from casework.agents.checks import CheckBasis, ProposalChecks, iban_problem, occurs_in
+from casework.eval.minimums import EvalSection
 from casework.governance.models import (
     AgentSettings,
     ApprovalPolicy,
@@ -67,6 +68,8 @@ class VendorOnboardingPolicy(ApprovalPolicy):
     reviews: dict[str, ReviewRule] = Field(min_length=1)
     """In the order the review tasks open; all run in parallel and all must approve."""
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
 
 # -- documents ----------------------------------------------------------------------------------

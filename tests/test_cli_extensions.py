@@ -147,6 +147,7 @@ def test_every_process_demo_is_found_in_table_order() -> None:
         "vendor-onboarding",
         "loan-application",
         "lead-routing",
+        "insurance-claim",
     ]
     assert {demo.process for demo in demos} <= set(discover().processes)
 

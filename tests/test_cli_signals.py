@@ -410,14 +410,28 @@ async def _paged(handle: WorkflowHandle) -> bool | None:
     return any(event.kind is AuditKind.PAGE_SENT for event in events) or None
 
 
+@pytest.mark.parametrize(
+    ("serves", "refused"),
+    [("unnamed", True), ("this server", True), ("another server", False)],
+)
 async def test_a_signal_is_not_sent_unencrypted_to_a_stack_that_encrypts(
-    temporal: WorkflowEnvironment, operator: dict[str, str], tmp_path: Path
+    temporal: WorkflowEnvironment,
+    operator: dict[str, str],
+    tmp_path: Path,
+    serves: str,
+    refused: bool,
 ) -> None:
     # The stack's codec server, serving the key ring of the stack's home; the operator's home
-    # has none.
+    # has none. A stack that says it runs another Temporal server (a user's, beside a test
+    # session's) has no say in what is sent to this one.
     stack_home = tmp_path / "stack-home"
     ensure_key_ring(stack_home)
     (port,) = free_ports(1)
+    addresses = {
+        "unnamed": [],
+        "this server": ["--temporal-address", operator["TEMPORAL_ADDRESS"]],
+        "another server": ["--temporal-address", "127.0.0.1:1"],
+    }
     codec = subprocess.Popen(
         [
             sys.executable,
@@ -427,13 +441,14 @@ async def test_a_signal_is_not_sent_unencrypted_to_a_stack_that_encrypts(
             str(port),
             "--state-dir",
             str(stack_home),
+            *addresses[serves],
         ],
         env={**os.environ, "CASEWORK_HOME": str(stack_home)},
     )
     codec_url = f"http://127.0.0.1:{port}"
     try:
         await eventually(lambda: _answers(codec_url), what="the codec server to answer")
-        refused = await casework(
+        sent = await casework(
             operator | {"CASEWORK_CODEC_URL": codec_url},
             "signal",
             "loan-application-APP-ANY",
@@ -445,9 +460,13 @@ async def test_a_signal_is_not_sent_unencrypted_to_a_stack_that_encrypts(
         codec.terminate()
         codec.wait(timeout=10)
 
-    assert refused.returncode == 1
-    assert "refusing to send unencrypted" in refused.stderr
-    assert f"its home: {stack_home.resolve()}" in refused.stderr
+    assert sent.returncode == 1
+    if refused:
+        assert "refusing to send unencrypted" in sent.stderr
+        assert f"its home: {stack_home.resolve()}" in sent.stderr
+    else:
+        assert "refusing to send unencrypted" not in sent.stderr
+        assert "loan-application-APP-ANY" in sent.stderr, sent.stderr
 
 
 async def _answers(url: str) -> bool | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-CATALOGUE_PACKAGES = {"workflows", "activities", "policies", "workers", "sandbox", "demos"}
+CATALOGUE_PACKAGES = {"workflows", "activities", "policies", "workers", "sandbox", "demos", "evals"}
 FRAMEWORK = Path(__file__).parent.parent / "casework"
 
 

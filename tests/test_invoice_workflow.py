@@ -104,7 +104,7 @@ async def test_within_tolerance_and_confident_agent_is_auto_approved_and_paid(
     assert proposal_event.data["usage"]["prompt_tokens"] == 100
     assert proposal_event.data["proposal"]["confidence"] == 0.95
     decision_event = next(e for e in events if e.kind is AuditKind.POLICY_DECISION)
-    assert decision_event.data["decision"]["policy"]["version"] == 2
+    assert decision_event.data["decision"]["policy"]["version"] == 3
 
 
 async def test_case_data_reaches_the_agent_as_context_not_instructions(

@@ -85,7 +85,7 @@ def with_policy(**changes: Any) -> LeadRoutingPolicy:
 
 
 def test_the_shipped_policy_is_valid_and_pinned() -> None:
-    assert (POLICY.id, POLICY.version) == ("lead_routing", 1)
+    assert (POLICY.id, POLICY.version) == ("lead_routing", 2)
     assert POLICY.review.tiers[0].role == "sales_ops"
     assert len(REF.sha256) == 64
     # Bare NO would be YAML for false.

@@ -39,7 +39,7 @@ def test_the_shipped_policy_loads_with_every_knob() -> None:
     assert POLICY.fraud_watch.window == timedelta(days=14)
     assert POLICY.credit_bureau.report_within == timedelta(days=5)
     assert [tier.role for tier in POLICY.underwriting.tiers] == ["underwriter", "credit_officer"]
-    assert REF.id == "loan_application" and REF.version == 2
+    assert REF.id == "loan_application" and REF.version == 3
     assert POLICY.currency == "EUR"
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.agents.insurance_claim import CLAIM_PROPOSAL, CLAIMS_COORDINATOR
+from activities.agents.insurance_claim import SPECIALISTS as CLAIM_SPECIALISTS
 from activities.agents.invoice_exception import INVOICE_ANALYST, INVOICE_PROPOSAL
 from activities.agents.lead_routing import LEAD_ANALYST, LEAD_READ
 from activities.agents.loan_application import INCOME_READER, INCOME_READING
@@ -57,7 +59,10 @@ AGENT_OUTPUTS = {
     INCOME_READER: INCOME_READING,
     LEAD_ANALYST: LEAD_READ,
     DOCUMENT_CHECKER: DOCUMENT_EXTRACTION,
+    CLAIMS_COORDINATOR: CLAIM_PROPOSAL,
 }
+# Specialists answer through the server too; their spend is their coordinator's.
+SPECIALIST_OUTPUTS = {agent.name: agent.output for agent in CLAIM_SPECIALISTS}
 TOKEN = re.compile(r"\[\[([A-Z_]+):[0-9a-f]{8}\]\]")
 # Kinds whose values are often written with spaces ("DE89 3704 ..."), scanned without them too.
 SPACED_KINDS = {"BANK_ACCOUNT", "IBAN", "CARD", "PHONE"}
@@ -80,7 +85,7 @@ class MaskedDemo:
 @pytest.fixture(scope="module")
 def masked_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaskedDemo]:
     home = tmp_path_factory.mktemp("masking-demo") / "casework"
-    responder = StandInResponder(AGENT_OUTPUTS.values())
+    responder = StandInResponder([*AGENT_OUTPUTS.values(), *SPECIALIST_OUTPUTS.values()])
     with scripted_llm_server() as server:
         server.responder = responder
         model_env = {
@@ -192,7 +197,10 @@ def test_every_agent_of_the_demo_answers_through_the_scripted_server(
             models[usage["agent"]] |= set(usage["models"])
     assert models == {agent: {SCRIPTED_MODEL} for agent in AGENT_OUTPUTS}
     # ... the server answered each agent's output, and every request it got was such a call.
-    assert {answer.output for answer in responder.answers} == set(AGENT_OUTPUTS.values())
+    assert {answer.output for answer in responder.answers} == {
+        *AGENT_OUTPUTS.values(),
+        *SPECIALIST_OUTPUTS.values(),
+    }
     requests = masked_demo.server.requests
     assert len(responder.answers) == len(requests) == report["model_usage"]["model_calls"]
     assert {request["model"] for request in requests} == {SCRIPTED_MODEL.split("/", 1)[1]}

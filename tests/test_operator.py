@@ -24,12 +24,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import time as time_of_day
+from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import numpy
 import pytest
 
 from casework.testing.stack import Stack, demo_table, embedded_stack
@@ -202,6 +205,7 @@ RECOMMENDATION_READINGS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "lead-routing": lambda p: "approve",
     "loan-application": lambda p: None,
     "vendor-onboarding": lambda p: None,
+    "insurance-claim": lambda p: "approve" if p["decision"] == "pay" else "reject",
 }
 
 
@@ -442,6 +446,139 @@ def test_report_json_matches_the_demo_cases(stack: Stack, demo: Demo) -> None:
     ]
     for got, of in medians:
         assert trail_median(of) - 0.001 <= got["median_seconds"] <= trail_median(of) + 30
+
+
+# -- where cases stall, and the event log, from the demo's trails ----------------------------------
+
+
+def _p90(values: list[float]) -> float:
+    return float(numpy.percentile(values, 90))
+
+
+def _close(got: float | None, want: float) -> bool:
+    return got is not None and abs(got - want) <= 0.002
+
+
+def test_report_flow_matches_the_demo_trails(stack: Stack, demo: Demo) -> None:
+    flow = json.loads(stack.run("report", "--json").stdout)["flow"]
+    cases = list(demo.cases.values())
+
+    steps: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    edges: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
+    tasks: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    met: Counter[str] = Counter()
+    closed_tasks: Counter[str] = Counter()
+    for case in cases:
+        trail = sorted(case.trail, key=itemgetter("seq"))
+        for before, after in pairwise(trail):
+            wait = (_at(after) - _at(before)).total_seconds()
+            steps[case.case_type][before["kind"]].append(wait)
+            edges[case.case_type][(before["kind"], after["kind"])].append(wait)
+        opened = {e["data"]["task_id"]: e for e in case.events("task_opened")}
+        for event in trail:
+            if event["kind"] not in ("human_decision", "human_answer", "task_timed_out"):
+                continue
+            start = opened[event["data"]["task_id"]]
+            label = f"{start['data']['task_kind']} ({start['data']['role']})"
+            tasks[case.case_type][label].append((_at(event) - _at(start)).total_seconds())
+            closed_tasks[case.case_type] += 1
+            on_time = _at(event) <= datetime.fromisoformat(start["data"]["due_at"])
+            met[case.case_type] += event["kind"] != "task_timed_out" and on_time
+
+    assert set(flow["step_times"]) == set(steps)
+    for kind, by_step in steps.items():
+        assert set(flow["step_times"][kind]) == set(by_step), kind
+        for step, waits in by_step.items():
+            got = flow["step_times"][kind][step]
+            assert got["count"] == len(waits), (kind, step)
+            assert _close(got["median_seconds"], statistics.median(waits)), (kind, step, got)
+            assert _close(got["p90_seconds"], _p90(waits)), (kind, step, got)
+    # Demo cases wait for people: at least the invoices, refunds and loans had tasks closed.
+    assert {"invoice-exception", "refund"} <= set(tasks)
+    assert {k: set(v) for k, v in flow["task_times"].items()} == {
+        k: set(v) for k, v in tasks.items()
+    }
+    for kind, by_task in tasks.items():
+        for label, seconds in by_task.items():
+            got = flow["task_times"][kind][label]
+            assert got["count"] == len(seconds)
+            assert _close(got["median_seconds"], statistics.median(seconds)), (kind, label)
+            assert _close(got["p90_seconds"], _p90(seconds)), (kind, label)
+    assert flow["sla_attainment"] == _rate(sum(met.values()), sum(closed_tasks.values()))
+    assert flow["sla_attainment_by_process"] == {
+        k: _rate(met[k], closed_tasks[k]) for k in closed_tasks
+    }
+
+    # Throughput: every closed case once, on the day it closed (the day of its last entry,
+    # which is milliseconds before the workflow closes).
+    closed = [case for case in cases if case.closed]
+    assert sum(flow["throughput_per_day"].values()) == len(closed)
+    by_day: dict[str, Counter[str]] = defaultdict(Counter)
+    for case in closed:
+        by_day[case.case_type][_at(case.trail[-1]).date().isoformat()] += 1
+    near_midnight = any(_at(case.trail[-1]).time() >= time_of_day(23, 59, 50) for case in closed)
+    if not near_midnight:
+        assert flow["throughput_per_day_by_process"] == {k: dict(v) for k, v in by_day.items()}
+
+    # The process map of each process is its directly-follows graph, with median waits.
+    for kind, by_edge in edges.items():
+        process_map = flow["process_maps"][kind]
+        assert process_map["cases"] == sum(1 for case in cases if case.case_type == kind)
+        got = {(e["source"], e["target"]): e for e in process_map["edges"]}
+        assert set(got) == set(by_edge), kind
+        for edge, waits in by_edge.items():
+            assert got[edge]["count"] == len(waits)
+            assert _close(got[edge]["median_wait_seconds"], statistics.median(waits))
+        kinds = Counter(e["kind"] for case in cases if case.case_type == kind for e in case.trail)
+        assert process_map["activities"] == dict(kinds)
+
+
+def test_the_event_log_of_the_demo_reads_back_in_pm4py(
+    stack: Stack, demo: Demo, tmp_path: Path
+) -> None:
+    import pm4py
+
+    xes = tmp_path / "demo.xes"
+    exported = stack.run("eventlog", "--format", "xes", "--output", str(xes))
+    cases = demo.cases.values()
+    assert f"read {len(demo.cases)} of {len(demo.cases)} cases" in exported.stderr
+    total = sum(len(case.trail) for case in cases)
+    assert f"{len(demo.cases)} cases, {total} events (xes)" in exported.stdout
+
+    log = pm4py.read_xes(str(xes))
+    traces = log.groupby("case:concept:name", sort=False)
+    # One trace per case, its events the case's audit trail, named and timestamped.
+    assert set(traces.groups) == set(demo.cases)
+    for case_id, events in traces:
+        trail = demo.of(case_id).trail
+        assert list(events["concept:name"]) == [e["kind"] for e in trail], case_id
+        assert [t.to_pydatetime() for t in events["time:timestamp"]] == [_at(e) for e in trail]
+    decided = log[log["concept:name"] == "human_decision"]
+    assert {"bob", "carol"} <= set(decided["org:resource"])
+
+    # One process's log discovers a model whose activities are that process's audit kinds.
+    refunds = tmp_path / "refund.xes"
+    stack.run("eventlog", "--format", "xes", "--process", "refund", "--output", str(refunds))
+    refund_log = pm4py.read_xes(str(refunds))
+    refund_kinds = {e["kind"] for c in cases if c.case_type == "refund" for e in c.trail}
+    net, _, _ = pm4py.discover_petri_net_inductive(refund_log)
+    assert {t.label for t in net.transitions if t.label} == refund_kinds
+    later = stack.run(
+        "eventlog", "--format", "xes", "--since", "2999-01-01", "--output", str(refunds)
+    )
+    assert "0 cases, 0 events" in later.stdout
+
+    ocel_path = tmp_path / "demo.jsonocel"
+    stack.run("eventlog", "--format", "ocel", "--output", str(ocel_path))
+    ocel = pm4py.read_ocel2_json(str(ocel_path))
+    types = set(pm4py.ocel_get_object_types(ocel))
+    assert {"case", "task", "invoice", "ticket", "order"} <= types, types
+    assert len(ocel.events) == total
+    by_case = pm4py.ocel_flattening(ocel, "case")
+    assert set(by_case["case:concept:name"]) == set(demo.cases)
+    dfg, starts, _ = pm4py.discover_dfg(by_case)
+    assert {a for edge in dfg for a in edge} == {e["kind"] for c in cases for e in c.trail}
+    assert set(starts) == {"case_started"}
 
 
 def _scrape(url: str) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
@@ -762,6 +899,13 @@ def test_an_approver_decides_in_the_browser_and_the_cases_move_on(
     page.goto(f"{stack.review_url}/report")
     assert page.locator("svg.chart").count() >= 6
     assert "Override rate" in page.locator("#headline").inner_text()
+    # Where cases stall, and a process map per process, drawn on the server.
+    assert "of closed human tasks on time" in page.locator("#sla-attainment").inner_text()
+    assert page.locator("#step-times tbody tr").count() >= 10
+    assert page.locator("#task-times tbody tr").count() >= 3
+    maps = page.locator("#process-maps svg.process-map")
+    assert maps.count() >= len(DEMO_PROCESSES)
+    assert "task_opened" in page.locator("#process-maps").inner_text()
 
 
 def test_a_user_without_the_role_does_not_see_the_task(stack: Stack, browser: Any) -> None:

@@ -41,7 +41,7 @@ def test_bundled_policy_loads_with_version_hash_and_durations(
     policy: InvoiceExceptionPolicy,
 ) -> None:
     document = load_policy("invoice_exception")
-    assert document.ref.version == policy.version == 2
+    assert document.ref.version == policy.version == 3
     assert policy.currency == "EUR"
     assert len(document.ref.sha256) == 64
     assert [tier.role for tier in policy.approval_tiers] == [

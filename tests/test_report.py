@@ -284,3 +284,180 @@ def test_a_process_not_yet_following_the_conventions_still_counts() -> None:
     assert [c.ok for c in report.compensations] == [False]
     # Without recommended_action there is nothing to override.
     assert report.override.of == 0
+
+
+# -- where cases stall: step and task times, SLA attainment, throughput, process maps -----------
+
+
+def at(seconds: float, kind: AuditKind, **data: Any) -> AuditEvent:
+    return AuditEvent(
+        seq=0, at=T0 + timedelta(seconds=seconds), kind=kind, summary=kind.value, data=data
+    )
+
+
+def numbered(*events: AuditEvent) -> list[AuditEvent]:
+    return [event.model_copy(update={"seq": n}) for n, event in enumerate(events, start=1)]
+
+
+def opened(seconds: float, task_id: str, role: str, due_in: float, kind: str = "approval"):
+    due = T0 + timedelta(seconds=seconds + due_in)
+    return at(
+        seconds, AuditKind.TASK_OPENED, task_id=task_id, task_kind=kind, role=role, due_at=due
+    )
+
+
+FLOW_CASES = [
+    # Decided well inside its hour: SLA met. Closed on T0's day.
+    case(
+        "inv-1",
+        "invoice",
+        "paid",
+        numbered(
+            at(0, AuditKind.CASE_STARTED),
+            at(10, AuditKind.AGENT_PROPOSAL),
+            opened(20, "inv-1/approval-1", "ap_supervisor", 3600),
+            at(620, AuditKind.HUMAN_DECISION, task_id="inv-1/approval-1"),
+            at(650, AuditKind.CASE_COMPLETED),
+        ),
+        closed_at=T0 + timedelta(seconds=650),
+    ),
+    # Escalated, then decided after its first due time: SLA missed. Closed the next day.
+    case(
+        "inv-2",
+        "invoice",
+        "paid",
+        numbered(
+            at(0, AuditKind.CASE_STARTED),
+            at(30, AuditKind.AGENT_PROPOSAL),
+            opened(40, "inv-2/approval-1", "ap_supervisor", 100),
+            at(140, AuditKind.TASK_ESCALATED, task_id="inv-2/approval-1"),
+            at(1040, AuditKind.HUMAN_DECISION, task_id="inv-2/approval-1"),
+            at(1050, AuditKind.CASE_COMPLETED),
+        ),
+        closed_at=T0 + timedelta(days=1),
+    ),
+    # Straight through.
+    case(
+        "inv-3",
+        "invoice",
+        "paid",
+        numbered(
+            at(0, AuditKind.CASE_STARTED),
+            at(20, AuditKind.AGENT_PROPOSAL),
+            at(25, AuditKind.CASE_COMPLETED),
+        ),
+        closed_at=T0 + timedelta(days=1, seconds=5),
+    ),
+    # A question answered in time, then an approval nobody decided: it timed out.
+    case(
+        "tri-1",
+        "triage",
+        "closed",
+        numbered(
+            at(0, AuditKind.CASE_STARTED),
+            opened(5, "tri-1/question-1", "lead", 300, kind="question"),
+            at(65, AuditKind.HUMAN_ANSWER, task_id="tri-1/question-1"),
+            opened(70, "tri-1/approval-2", "lead", 50),
+            at(120, AuditKind.TASK_TIMED_OUT, task_id="tri-1/approval-2"),
+            at(121, AuditKind.CASE_COMPLETED),
+        ),
+        closed_at=T0 + timedelta(seconds=121),
+    ),
+    # Still waiting: its open task counts for no task time and no attainment.
+    case(
+        "tri-2",
+        "triage",
+        "awaiting_approval",
+        numbered(at(0, AuditKind.CASE_STARTED), opened(8, "tri-2/approval-1", "lead", 60)),
+        execution="running",
+    ),
+]
+
+
+def test_time_in_each_step_and_human_task() -> None:
+    flow = compute(FLOW_CASES, NOW).flow
+
+    invoice = flow.step_times["invoice"]
+    # The proposal stood 10 s (inv-1), 10 s (inv-2) and 5 s (inv-3) before the next entry.
+    assert (invoice["agent_proposal"].count, invoice["agent_proposal"].median_seconds) == (3, 10)
+    # p90 between the closest ranks of [5, 10, 10]: 10.
+    assert invoice["agent_proposal"].p90_seconds == 10
+    # task_opened stood 600 s (inv-1) and 100 s (inv-2, until escalated).
+    assert invoice["task_opened"].median_seconds == 350
+    assert invoice["task_opened"].p90_seconds == 100 + 0.9 * 500
+    assert "case_completed" not in invoice  # the last entry has no next
+    assert flow.step_times["triage"]["case_started"].count == 2
+
+    tasks = flow.task_times["invoice"]["approval (ap_supervisor)"]
+    assert (tasks.count, tasks.median_seconds, tasks.p90_seconds) == (2, 800, 600 + 0.9 * 400)
+    triage = flow.task_times["triage"]
+    assert triage["question (lead)"].median_seconds == 60
+    assert triage["approval (lead)"].median_seconds == 50  # opened to timed out
+    assert triage["approval (lead)"].count == 1  # tri-2's is still open
+
+
+def test_sla_attainment_and_throughput() -> None:
+    flow = compute(FLOW_CASES, NOW).flow
+
+    # Met: inv-1 and tri-1's question. Missed: inv-2 (escalated, late), tri-1's approval.
+    assert (flow.sla_attainment.count, flow.sla_attainment.of) == (2, 4)
+    assert flow.sla_attainment_by_process["invoice"].rate == 0.5
+    assert flow.sla_attainment_by_process["triage"].rate == 0.5
+    assert flow.throughput_per_day == {"2026-03-01": 2, "2026-03-02": 2}
+    assert flow.throughput_per_day_by_process == {
+        "invoice": {"2026-03-01": 1, "2026-03-02": 2},
+        "triage": {"2026-03-01": 1},
+    }
+
+
+def test_the_process_map_is_the_directly_follows_graph_with_waits() -> None:
+    process_map = compute(FLOW_CASES, NOW).flow.process_maps["invoice"]
+
+    assert process_map.cases == 3
+    assert process_map.starts == {"case_started": 3}
+    assert process_map.ends == {"case_completed": 3}
+    assert process_map.activities["human_decision"] == 2
+    edges = {(e.source, e.target): (e.count, e.median_wait_seconds) for e in process_map.edges}
+    assert edges == {
+        ("case_started", "agent_proposal"): (3, 20),
+        ("agent_proposal", "task_opened"): (2, 10),
+        ("agent_proposal", "case_completed"): (1, 5),
+        ("task_opened", "human_decision"): (1, 600),
+        ("task_opened", "task_escalated"): (1, 100),
+        ("task_escalated", "human_decision"): (1, 900),
+        ("human_decision", "case_completed"): (2, 20),
+    }
+    # Most frequent first.
+    assert process_map.edges[0].source == "case_started"
+
+
+def test_the_process_map_is_drawn_as_svg_with_its_activities_and_waits() -> None:
+    from xml.etree import ElementTree
+
+    from casework.processmap import svg
+
+    drawn = svg(compute(FLOW_CASES, NOW).flow.process_maps["invoice"], "invoice")
+    root = ElementTree.fromstring(drawn)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    # Activity boxes: the kind (a line of its own) and how often it occurred; arrows: how
+    # often and the median wait.
+    activities = {"case_started", "agent_proposal", "task_opened", "task_escalated"}
+    assert activities | {"human_decision", "case_completed"} <= texts, texts
+    assert {"3 · 20s", "1 · 10min", "1 · 15min", "1 · 100s", "2 · 20s"} <= texts, texts
+
+
+def test_case_lists_follow_who_may_see_the_case_and_figures_do_not_change() -> None:
+    report = compute(CASES, NOW)
+
+    shown = report.visible_to(lambda case_id: case_id.startswith("tri-"))
+
+    assert shown.sla.breached_tasks == ["tri-e/approval-1"] and shown.sla.at_risk_tasks == [
+        "tri-d/approval-1"
+    ]
+    assert shown.failures == [] and shown.compensations == [] and shown.overrides == []
+    assert set(shown.model_usage_by_case) == {"tri-d", "tri-e"}
+    assert shown.unreadable_audit == []
+    # Counts over all cases stay what they are.
+    assert (shown.cases, shown.sla.breached, shown.override.count) == (8, 1, 1)
+    assert shown.flow == report.flow

@@ -36,6 +36,7 @@ from casework.catalogue import discover
 from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedReply, scripted_llm_server
 from casework.testing.signing import decide
 from casework.testing.temporal import eventually, scripted_worker
+from demos.insurance_claim import SMALL, MotorClaim, seed_benchmarks, seed_claim
 from demos.loan_messages import bureau_report, deliver
 from reliability.drivers.base import decider_for
 from tests.integration_support import SandboxClient
@@ -44,6 +45,7 @@ from tests.loan_application_support import LendingSandbox, applicant, loan_appli
 from tests.refund_support import RefundSystems
 from tests.triage_support import Itsm
 from tests.vendor_onboarding_support import VendorSystems, new_application
+from workflows.insurance_claim import ClaimStatus, InsuranceClaimInput
 from workflows.invoice_exception import InvoiceExceptionInput, InvoiceStatus
 from workflows.lead_routing import LeadRoutingInput, LeadStatus
 from workflows.loan_application import LoanApplicationInput, LoanStatus
@@ -230,6 +232,32 @@ async def loan_case(client: Client, queue: str, http: httpx.AsyncClient) -> Case
     return Case("loan-application", handle, "paul", bureau_answers)
 
 
+async def claim_case(client: Client, queue: str, http: httpx.AsyncClient) -> Case:
+    number = f"SIG-{uuid.uuid4().hex[:8]}"
+    await seed_benchmarks(http)
+    claim_id = await seed_claim(http, number, MotorClaim("collision", "Rear-ended.", SMALL))
+    handle = await start(client, queue, "insurance-claim", InsuranceClaimInput(claim_id=claim_id))
+
+    async def paid() -> str:
+        # The coordinator failed (no model here): an adjuster approves, and the claim is paid.
+        state = await waiting_or_done(handle)
+        assert state is not None
+        for task in state.open_tasks:
+            person = decider_for(task, not_user="alice")
+            assert person is not None, f"nobody may decide {task.task_id}"
+            await decide(handle, approver=person, action="approve", task_id=task.task_id)
+
+        async def is_paid() -> str | None:
+            state = await handle.query("state", result_type=CaseState)
+            return state.status if state.status == ClaimStatus.PAID else None
+
+        status = await eventually(is_paid, what=f"{handle.id} to pay", timeout=60)
+        await handle.terminate("the recovery watch is not part of this test")
+        return status
+
+    return Case("insurance-claim", handle, "alice", paid)
+
+
 async def start(client: Client, queue: str, process: str, request: Any) -> WorkflowHandle:
     # The business key itself: messages from outside are routed by it.
     case_id = discover().process(process).case_id(request)
@@ -237,7 +265,7 @@ async def start(client: Client, queue: str, process: str, request: Any) -> Workf
     return await client.start_workflow(workflow_type, request, id=case_id, task_queue=queue)
 
 
-CASES = [invoice_case, triage_case, refund_case, lead_case, vendor_case, loan_case]
+CASES = [invoice_case, triage_case, refund_case, lead_case, vendor_case, loan_case, claim_case]
 
 
 def test_every_process_is_covered() -> None:
@@ -291,4 +319,5 @@ async def test_no_payload_fails_a_workflow_task_and_the_case_moves_on(
         LeadStatus.ROUTED,
         VendorStatus.ONBOARDED,
         LoanStatus.DISBURSED,
+        ClaimStatus.PAID,
     }

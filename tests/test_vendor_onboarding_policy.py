@@ -64,7 +64,7 @@ def check_tax(
 
 
 def test_the_shipped_policy_reads_as_documented(policy: VendorOnboardingPolicy) -> None:
-    assert (policy.id, policy.version) == ("vendor_onboarding", 1)
+    assert (policy.id, policy.version) == ("vendor_onboarding", 2)
     assert list(policy.documents.required) == [
         "company_registration",
         "tax_certificate",

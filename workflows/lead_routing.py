@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -127,6 +128,27 @@ class _Context(BaseModel):
     read_checks: ProposalChecks | None = None
     account: Account | None
     roster: list[AccountExecutive]
+
+
+def analyst_context(lead: Lead) -> dict[str, Any]:
+    """What the lead analyst is shown. Also what its evaluation on labelled cases shows it
+    (``evals/lead_routing.py``)."""
+    # No email address: the read needs what was written, not how to reach its writer.
+    return {
+        "lead": lead.model_dump(
+            mode="json",
+            include={
+                "lead_id",
+                "contact_name",
+                "job_title",
+                "company",
+                "domain",
+                "country",
+                "source",
+                "message",
+            },
+        )
+    }
 
 
 @workflow.defn(name="LeadRouting")
@@ -264,22 +286,7 @@ class LeadRoutingWorkflow(CaseWorkflow):
     ) -> tuple[LeadRead | None, str, ProposalChecks | None]:
         consultation = await self.consult(
             LEAD_ANALYST_AGENT,
-            # No email address: the read needs what was written, not how to reach its writer.
-            {
-                "lead": lead.model_dump(
-                    mode="json",
-                    include={
-                        "lead_id",
-                        "contact_name",
-                        "job_title",
-                        "company",
-                        "domain",
-                        "country",
-                        "source",
-                        "message",
-                    },
-                )
-            },
+            analyst_context(lead),
             settings=LEAD_ANALYST_AGENT.settings_in(policy.agents),
             check=lambda read: check_read(read, lead.message, policy.sales_intents),
             failure=f"{LEAD_ANALYST} gave no usable read",

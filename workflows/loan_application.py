@@ -172,6 +172,27 @@ class _ReplyRequest(BaseModel):
     """Replies received, until the lending system confirms one."""
 
 
+def reader_context(
+    application: LoanApplication, unread: list[IncomeDocument], replies: list[CustomerReply]
+) -> dict[str, Any]:
+    """What the income reader is shown: the application, the documents no payroll feed covers
+    and the applicant's replies. Also what its evaluation on labelled cases shows it
+    (``evals/loan_application.py``)."""
+    currency = application.currency
+    return {
+        "application": {
+            "application_id": application.application_id,
+            "amount": str(application.amount),
+            "currency": currency,
+            "term_months": application.term_months,
+            "purpose": application.purpose,
+            "declared_monthly_income": str(application.declared_monthly_income),
+        },
+        "documents": [document.model_dump(mode="json") for document in unread],
+        "customer_replies": [{"text": reply.text} for reply in replies],
+    }
+
+
 @workflow.defn(name="LoanApplication")
 class LoanApplicationWorkflow(CaseWorkflow):
     case_type = "loan-application"
@@ -389,18 +410,7 @@ class LoanApplicationWorkflow(CaseWorkflow):
         # Without a reading the case still proceeds, to a person.
         consultation = await self.consult(
             INCOME_READER_AGENT,
-            {
-                "application": {
-                    "application_id": application.application_id,
-                    "amount": str(application.amount),
-                    "currency": currency,
-                    "term_months": application.term_months,
-                    "purpose": application.purpose,
-                    "declared_monthly_income": str(application.declared_monthly_income),
-                },
-                "documents": [document.model_dump(mode="json") for document in unread],
-                "customer_replies": [{"text": reply.text} for reply in replies],
-            },
+            reader_context(application, unread, replies),
             settings=INCOME_READER_AGENT.settings_in(policy.agents),
             check=lambda reading: check_income_reading(policy, application, documents, reading),
             describe=lambda reading: _describe_reading(reading, currency),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -124,12 +125,54 @@ class RefundResult(BaseModel):
     policy: PolicyRef
 
 
-class _Context(BaseModel):
+class RefundContext(BaseModel):
     order: Order
     customer: Customer
     order_history: list[Order]
     refunds: list[Refund]
     signals: list[FraudSignal]
+
+
+def analyst_context(
+    request: RefundInput, context: RefundContext, assessment: RefundAssessment
+) -> dict[str, Any]:
+    """What the refund analyst is shown. Also what its evaluation on labelled cases shows it
+    (``evals/refund.py``)."""
+    return {
+        "request": {
+            "order_id": request.order_id,
+            "amount": str(request.amount),
+            "currency": context.order.currency,
+            "reason": request.reason,
+        },
+        "order": context.order.model_dump(mode="json"),
+        # What the analyst needs about the person, and no more: no name, no email.
+        "customer": context.customer.model_dump(
+            mode="json", include={"customer_id", "tier", "status", "customer_since"}
+        ),
+        "order_history": [
+            order.model_dump(
+                mode="json",
+                include={
+                    "order_id",
+                    "placed_at",
+                    "total",
+                    "payment_status",
+                    "fulfilment_status",
+                },
+            )
+            for order in context.order_history
+        ],
+        "refund_history": [
+            refund.model_dump(
+                mode="json",
+                include={"refund_id", "order_id", "amount", "status", "created_at"},
+            )
+            for refund in context.refunds
+        ],
+        "fraud_signals": [s.model_dump(mode="json") for s in context.signals],
+        "assessment": assessment.model_dump(mode="json"),
+    }
 
 
 @workflow.defn(name="Refund")
@@ -194,7 +237,7 @@ class RefundWorkflow(CaseWorkflow):
 
     # -- steps ------------------------------------------------------------------------------
 
-    async def _retrieve_context(self, order_id: str) -> _Context:
+    async def _retrieve_context(self, order_id: str) -> RefundContext:
         order: Order = await self.call_tool(
             OrderActivities.get_order, OrderLookup(order_id=order_id)
         )
@@ -211,7 +254,7 @@ class RefundWorkflow(CaseWorkflow):
                 FraudActivities.list_signals, FraudSignalLookup(customer_id=customer_id)
             ),
         )
-        context = _Context(
+        context = RefundContext(
             order=order,
             customer=customer,
             order_history=history,
@@ -232,47 +275,13 @@ class RefundWorkflow(CaseWorkflow):
         self,
         policy: RefundPolicy,
         request: RefundInput,
-        context: _Context,
+        context: RefundContext,
         assessment: RefundAssessment,
     ) -> RefundProposal | None:
         # Without a proposal the case still proceeds, to a person.
         consultation = await self.consult(
             REFUND_ANALYST_AGENT,
-            {
-                "request": {
-                    "order_id": request.order_id,
-                    "amount": str(request.amount),
-                    "currency": context.order.currency,
-                    "reason": request.reason,
-                },
-                "order": context.order.model_dump(mode="json"),
-                # What the analyst needs about the person, and no more: no name, no email.
-                "customer": context.customer.model_dump(
-                    mode="json", include={"customer_id", "tier", "status", "customer_since"}
-                ),
-                "order_history": [
-                    order.model_dump(
-                        mode="json",
-                        include={
-                            "order_id",
-                            "placed_at",
-                            "total",
-                            "payment_status",
-                            "fulfilment_status",
-                        },
-                    )
-                    for order in context.order_history
-                ],
-                "refund_history": [
-                    refund.model_dump(
-                        mode="json",
-                        include={"refund_id", "order_id", "amount", "status", "created_at"},
-                    )
-                    for refund in context.refunds
-                ],
-                "fraud_signals": [s.model_dump(mode="json") for s in context.signals],
-                "assessment": assessment.model_dump(mode="json"),
-            },
+            analyst_context(request, context, assessment),
             settings=REFUND_ANALYST_AGENT.settings_in(policy.agents),
             check=check_proposal,
         )
@@ -289,7 +298,7 @@ class RefundWorkflow(CaseWorkflow):
         policy_ref: PolicyRef,
         decision: RefundDecision,
         request: RefundInput,
-        context: _Context,
+        context: RefundContext,
         assessment: RefundAssessment,
         proposal: RefundProposal | None,
     ) -> RefundResult:
@@ -349,7 +358,7 @@ class RefundWorkflow(CaseWorkflow):
     async def _refund(
         self,
         policy: RefundPolicy,
-        context: _Context,
+        context: RefundContext,
         request: RefundInput,
         amount: Decimal,
         decided_by: str,
@@ -454,7 +463,7 @@ class RefundWorkflow(CaseWorkflow):
         )
 
     async def _still_refundable(
-        self, policy: RefundPolicy, context: _Context, amount: Decimal
+        self, policy: RefundPolicy, context: RefundContext, amount: Decimal
     ) -> list[str]:
         """Why ``amount`` may not be refunded now, read again from the systems of record; empty
         when it may. The order is the unit of money: a refund another case issued on it since
@@ -499,7 +508,7 @@ class RefundWorkflow(CaseWorkflow):
 
     async def _refund_refused(
         self,
-        context: _Context,
+        context: RefundContext,
         policy_ref: PolicyRef,
         amount: Decimal,
         decided_by: str,
@@ -530,7 +539,7 @@ class RefundWorkflow(CaseWorkflow):
         )
 
     async def _fail_compensated(
-        self, context: _Context, policy_ref: PolicyRef, refund: Refund, error: ActivityError
+        self, context: RefundContext, policy_ref: PolicyRef, refund: Refund, error: ActivityError
     ) -> RefundResult:
         order = context.order
         ending = await self.fail_compensated(
@@ -552,7 +561,7 @@ class RefundWorkflow(CaseWorkflow):
         )
 
     async def _reject(
-        self, context: _Context, policy_ref: PolicyRef, decision: TaskDecision, fraud: bool
+        self, context: RefundContext, policy_ref: PolicyRef, decision: TaskDecision, fraud: bool
     ) -> RefundResult:
         if fraud:
             message = f"fraud confirmed by {decision.approver}: {decision.comment}; not refunded"
@@ -564,7 +573,7 @@ class RefundWorkflow(CaseWorkflow):
 
     async def _close_rejected(
         self,
-        context: _Context,
+        context: RefundContext,
         policy_ref: PolicyRef,
         message: str,
         decided_by: str,
@@ -604,7 +613,7 @@ class RefundWorkflow(CaseWorkflow):
         self,
         policy: RefundPolicy,
         policy_ref: PolicyRef,
-        context: _Context,
+        context: RefundContext,
         tiers: list[ApprovalTier],
     ) -> RefundResult:
         order = context.order
@@ -645,7 +654,7 @@ class RefundWorkflow(CaseWorkflow):
 
 def _summary(
     request: RefundInput,
-    context: _Context,
+    context: RefundContext,
     assessment: RefundAssessment,
     proposal: RefundProposal | None,
     decision: RefundDecision,

@@ -130,6 +130,12 @@ class _Page(BaseModel):
     acknowledged_by: str | None = None
 
 
+def agent_context(ticket: Ticket) -> dict[str, Any]:
+    """What the triage agent is shown before it looks around with its tools. Also what its
+    evaluation on labelled tickets shows it (``evals/ticket_triage.py``)."""
+    return {"ticket": ticket.model_dump(mode="json")}
+
+
 @workflow.defn(name="TicketTriage")
 class TicketTriageWorkflow(CaseWorkflow):
     case_type = "ticket-triage"
@@ -253,7 +259,7 @@ class TicketTriageWorkflow(CaseWorkflow):
                 output=TRIAGE_PROPOSAL,
                 system_prompt=SYSTEM_PROMPT,
                 task=TASK,
-                context={"ticket": ticket.model_dump(mode="json")},
+                context=agent_context(ticket),
                 allowed_tools=agent.allowed_tools,
                 budget=agent.budget,
                 model=agent.model,

@@ -146,6 +146,13 @@ class DocumentRequest(BaseModel):
     due_at: datetime
 
 
+def checker_context(document: VendorDocument) -> dict[str, Any]:
+    """What the document checker is shown. Also what its evaluation on labelled cases shows it
+    (``evals/vendor_onboarding.py``)."""
+    # Only the document itself: the checker is not told what it is expected to say.
+    return {"document": {"document_id": document.document_id, "content": document.content}}
+
+
 @workflow.defn(name="VendorOnboarding")
 class VendorOnboardingWorkflow(CaseWorkflow):
     case_type = "vendor-onboarding"
@@ -336,8 +343,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
     ) -> tuple[DocumentExtraction | None, str]:
         consultation = await self.consult(
             DOCUMENT_CHECKER_AGENT,
-            # Only the document itself: the checker is not told what it is expected to say.
-            {"document": {"document_id": document.document_id, "content": document.content}},
+            checker_context(document),
             settings=DOCUMENT_CHECKER_AGENT.settings_in(policy.agents),
             task=task_for(list(policy.documents.required)),
             describe=lambda extraction: (

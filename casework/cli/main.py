@@ -37,6 +37,8 @@ examples:
   casework audit invoice-exception-INV-1001 --jsonl > audit.jsonl
   casework audit --verify audit.jsonl          detect any edited, removed or reordered line
   casework report --json                       KPIs: backlog, SLA, overrides, model cost
+  casework eventlog --format xes --output cases.xes
+                                               audit trails as a process-mining event log
   casework resubmit vendor-onboarding-APP-1001 --kind tax_certificate --file tax.txt
   casework signal loan-application-APP-1001 credit_report --input @report.json
                                                send a case any signal its process defines
@@ -237,6 +239,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="machine-readable output")
 
+    eventlog = commands.add_parser(
+        "eventlog",
+        help="the cases' audit trails as a process-mining event log (XES or OCEL 2.0)",
+        description="Write the audit trails of the matching cases as an IEEE XES log (one trace "
+        "per case) or an OCEL 2.0 JSON log (cases, tasks and the business objects the entries "
+        "name), for pm4py, Celonis, Disco and the like. See casework/eventlog.py.",
+    )
+    eventlog.add_argument("--format", choices=["xes", "ocel"], required=True)
+    eventlog.add_argument("--process", help="only this process's cases, e.g. invoice-exception")
+    eventlog.add_argument("--since", help="only cases started since (ISO date or date-time)")
+    eventlog.add_argument("--output", type=Path, required=True, help="the file to write")
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="score agents on their labelled cases; --gate fails on the policies' minimums",
+        description="Run each agent's real call path (prompt, masking, litellm, output "
+        "validation; the agent region against a sandbox for agents with tools) on its labelled "
+        "cases (evals/<agent>.yaml) and report per agent and model: schema-valid rate, "
+        "accuracy, policy-route agreement, Brier score and reliability table, injection "
+        "refusals, tokens, cost, latency p50/p95. Without --model and CASEWORK_MODEL the "
+        "offline stand-in answers. Progress goes to stderr.",
+    )
+    evaluate.add_argument("agents", nargs="*", metavar="AGENT", help="default: every agent")
+    evaluate.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="litellm model name (repeat to compare side by side), e.g. openai/gpt-4o-mini",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
+    evaluate.add_argument(
+        "--gate",
+        action="store_true",
+        help="exit 1 naming each agent and figure below its policy's eval minimums",
+    )
     commands.add_parser(
         "demo",
         help="seed the sandbox and run one case per outcome on the running stack",
@@ -420,6 +457,23 @@ def run(args: argparse.Namespace) -> int:
             return _with_client(settings, lambda c: cases.audit(c, args.case, args.jsonl, args.run))
         case "report":
             return _with_client(settings, lambda c: cases.report(c, args.json))
+        case "eventlog":
+            from casework import eventlog
+
+            try:
+                since = eventlog.parse_since(args.since) if args.since else None
+                eventlog.cases_query(args.process, since)
+            except eventlog.EventLogError as error:
+                raise CommandError(str(error)) from error
+            fmt = eventlog.EventLogFormat(args.format)
+            return _with_client(
+                settings,
+                lambda c: eventlog.export(c, fmt, args.output, args.process, since),
+            )
+        case "eval":
+            from casework.eval.command import run_eval
+
+            return run_eval(args.agents, args.model, args.json, args.gate, settings)
         case "demo":
             from casework.cli.demo import run_demo
 

@@ -134,6 +134,8 @@ def command_line(config: StackConfig, name: Component) -> list[str]:
                 str(config.codec_port),
                 "--state-dir",
                 str(state_dir),
+                "--temporal-address",
+                config.temporal_address,
                 "--allow-origin",
                 config.ui_url,
                 "--allow-origin",

@@ -45,7 +45,7 @@ from casework.decisions import DecisionError, send_decision
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from casework.web import charts
+from casework.web import charts, report_flow
 from casework.web.auth import (
     FLASH_COOKIE,
     LOGIN_COOKIE,
@@ -407,14 +407,31 @@ def create_app(
         session = session_of(request)
         if session is None:
             return to_login(request)
-        kpis = await report.build(client())
-        return render("report.html", **page(request, session, report=kpis, charts=_charts(kpis)))
+        kpis = (await report.build(client())).visible_to(may_see_on_report(session))
+        return render(
+            "report.html",
+            **page(
+                request,
+                session,
+                report=kpis,
+                charts=_charts(kpis),
+                **await report_flow.figures(kpis),
+            ),
+        )
 
     @app.get("/report.json")
     async def report_json(request: Request) -> Any:
-        if session_of(request) is None:
+        session = session_of(request)
+        if session is None:
             return JSONResponse({"error": "not signed in"}, status_code=401)
-        return JSONResponse(json.loads((await report.build(client())).model_dump_json()))
+        kpis = (await report.build(client())).visible_to(may_see_on_report(session))
+        return JSONResponse(json.loads(kpis.model_dump_json()))
+
+    def may_see_on_report(session: Session) -> Callable[[str], bool]:
+        """Which cases the report may name to this session: THE seam for the review queue's
+        who-may-see-which-case rule (issue 17). Until it lands, every signed-in person sees
+        every case, as before; figures over all cases are shown to all either way."""
+        return lambda case_id: True
 
     return app
 
