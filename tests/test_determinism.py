@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from casework.catalogue import discover
-from casework.config import SettingsError, workflow_sandbox
+from casework.cli.demo import run_demo
+from casework.config import Settings, SettingsError, workflow_sandbox
 from casework.determinism import source_problems, workflow_problems
+from casework.worker import running_worker
 
 CLOCK_READING_WORKFLOW = """
 from datetime import datetime
@@ -102,3 +106,18 @@ def test_the_sandbox_setting_is_strict_or_off() -> None:
     assert workflow_sandbox({"CASEWORK_WORKFLOW_SANDBOX": "strict"}) is True
     with pytest.raises(SettingsError, match="CASEWORK_WORKFLOW_SANDBOX must be one of off"):
         workflow_sandbox({"CASEWORK_WORKFLOW_SANDBOX": "loose"})
+
+
+async def test_without_the_sandbox_every_demo_case_ends_as_its_scenario_says(
+    temporal: WorkflowEnvironment, sandbox_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What `make demo` runs: a worker as production runs it, workflow code unsandboxed.
+    settings = Settings(
+        task_queue=f"unsandboxed-{uuid.uuid4().hex}",
+        sandbox_url=sandbox_url,
+        sandboxed_workflows=False,
+    )
+    async with running_worker(temporal.client, settings):
+        outcome = await run_demo(temporal.client, settings)
+
+    assert outcome == 0, capsys.readouterr().out
