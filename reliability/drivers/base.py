@@ -142,7 +142,8 @@ def decider_for(task: HumanTask, *, not_user: str) -> str | None:
 
 
 class CaseDriver(ABC):
-    """One process's entry in the suite. Subclass, fill in, add it to ``DRIVERS``."""
+    """One process's entry in the suite. Subclass, fill in, and name an instance ``DRIVER`` in
+    its module under ``reliability/drivers/``: the suite finds it there."""
 
     process: ClassVar[str]
     """The process's name in ``casework.processes.PROCESSES``."""
