@@ -426,6 +426,8 @@ class Run:
         self.visible: dict[str, tuple[WorkflowExecutionStatus | None, str | None]] = {}
         self.people_go = asyncio.Event()
         self.decided_tasks: set[str] = set()
+        self.answered_outside: set[str] = set()
+        """Cases whose outside systems (a credit bureau) have answered them."""
         self.done = asyncio.Event()
 
     @property
@@ -501,7 +503,11 @@ class Run:
             return False
         if status != WorkflowExecutionStatus.RUNNING:
             return True
-        return case.scenario.people is People.LEAVE and case_status in WAITING_STATUSES
+        driver = case.driver
+        return case_status in driver.resting_statuses or (
+            case.scenario.people is People.LEAVE
+            and case_status in WAITING_STATUSES - driver.outside_statuses
+        )
 
     async def refresh(self) -> None:
         """Every case's execution status and CaseStatus, from visibility in one listing."""
@@ -554,12 +560,38 @@ class Run:
                     progress(f"people's part met {type(error).__name__}; trying again")
             await asyncio.sleep(POLL_SECONDS)
 
+    async def outside(self) -> None:
+        """From the start: the systems the drivers play answer each case that waits for them,
+        once (until the answer reached the case, that is: a failed try is tried again)."""
+        while not self.done.is_set():
+            await self.play_outside()
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def play_outside(self) -> None:
+        async def answer(case: PlannedCase) -> None:
+            # The server restarting, the worker gone: try again on the next pass.
+            with suppress(Exception):
+                if await asyncio.wait_for(
+                    case.driver.answer_outside(self.client, self.stack.http, case), 30
+                ):
+                    self.answered_outside.add(case.case_id)
+
+        asking = [
+            case
+            for case in self.cases
+            if case.case_id not in self.answered_outside
+            and self.visible.get(case.case_id, (None, None))
+            in {(WorkflowExecutionStatus.RUNNING, s) for s in case.driver.outside_statuses}
+        ]
+        await gather_limited(8, (lambda c=c: answer(c) for c in asking))
+
     async def play_people(self) -> None:
         asking = [
             case
             for case in self.cases
             if case.scenario.people is not People.LEAVE
-            and self.visible.get(case.case_id, (None, None))[1] in WAITING_STATUSES
+            and self.visible.get(case.case_id, (None, None))[1]
+            in WAITING_STATUSES - case.driver.outside_statuses
             and self.visible[case.case_id][0] == WorkflowExecutionStatus.RUNNING
         ]
 
@@ -613,7 +645,8 @@ class Run:
         """Every case is final, or waits for people (whether they will act or not)."""
         for case in self.cases:
             status, case_status = self.visible.get(case.case_id, (None, None))
-            if status == WorkflowExecutionStatus.RUNNING and case_status not in WAITING_STATUSES:
+            waits = (WAITING_STATUSES | case.driver.resting_statuses) - case.driver.outside_statuses
+            if status == WorkflowExecutionStatus.RUNNING and case_status not in waits:
                 return False
             if status is None:
                 return False
@@ -644,7 +677,8 @@ class Run:
         waiting = sum(
             1
             for case in deciding
-            if self.visible.get(case.case_id, (None, None))[1] in WAITING_STATUSES
+            if self.visible.get(case.case_id, (None, None))[1]
+            in WAITING_STATUSES - case.driver.outside_statuses
         )
         return waiting * 2 >= len(deciding) or self.waiting_for_people()
 
@@ -706,12 +740,21 @@ class Run:
         audit = await retrying(
             lambda: handle.query("audit", result_type=list[AuditEvent]), what="audit"
         )
-        outcome = Outcome(execution=execution, state=state, audit=audit)
+        outcome = Outcome(
+            execution=execution, state=state, audit=audit, resting=case.driver.resting_statuses
+        )
         ledger = await case.driver.ledger(self.stack.http, case.key)
         settled = (
             self.settled(case)
             or outcome.final
-            or (outcome.waiting and case.scenario.people is People.LEAVE)
+            or (
+                outcome.waiting
+                and (
+                    case.scenario.people is People.LEAVE
+                    or outcome.status in case.driver.resting_statuses
+                )
+                and outcome.status not in case.driver.outside_statuses
+            )
         )
         problems: list[str] = []
         if settled and outcome.status not in case.driver.expected_statuses(case):
@@ -815,7 +858,11 @@ async def run_suite(
             )
         )
         await run.start_cases()
-        watchers = [asyncio.create_task(run.watch()), asyncio.create_task(run.people())]
+        watchers = [
+            asyncio.create_task(run.watch()),
+            asyncio.create_task(run.people()),
+            asyncio.create_task(run.outside()),
+        ]
         try:
             await run.chaos()
             progress("last fault injected; waiting for every case to settle")
