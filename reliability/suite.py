@@ -335,6 +335,17 @@ def render(report: Report) -> str:
 
     case_rows = [row(name, verdicts) for name, verdicts in sorted(per_process.items())]
     case_rows.append(row("all", report.verdicts))
+    # Every case lives through the kills and restarts; these rows split each process's cases by
+    # the fault of their own (a case with a model and a sandbox fault counts under both).
+    by_fault: list[list[str]] = []
+    for name, verdicts in sorted(per_process.items()):
+        kinds = sorted(
+            {str(f) for v in verdicts for f in (v.case.model_fault, v.case.sandbox_fault) if f},
+            key=_fault_order,
+        )
+        for kind in [*kinds, NO_OWN_FAULT]:
+            met = [v for v in verdicts if kind in _own_faults(v.case)]
+            by_fault.append([name, kind, *row("", met)[1:]])
     compensated, reversed_ = report.compensated
     outcomes = Counter(v.outcome.status for v in report.verdicts)
     retried: Counter[str] = sum((v.retried_activities for v in report.verdicts), Counter())
@@ -358,6 +369,22 @@ def render(report: Report) -> str:
                 "stuck",
             ],
             case_rows,
+        ),
+        "",
+        _table(
+            [
+                "process",
+                "fault of its own",
+                "cases",
+                "completed",
+                "waiting",
+                "duplicates",
+                "lost",
+                "wrong outcome",
+                "wf task failures",
+                "stuck",
+            ],
+            by_fault,
         ),
         "",
         _wrap("outcomes:", [f"{status} {n}" for status, n in sorted(outcomes.items())]),
@@ -398,6 +425,15 @@ def _wrap(prefix: str, items: list[str], width: int = 100) -> str:
             lines.append(" ")
         lines[-1] += " " + text
     return "\n".join(lines)
+
+
+NO_OWN_FAULT = "none (kills and restarts only)"
+
+
+def _own_faults(case: PlannedCase) -> set[str]:
+    """The fault kinds planned for this case alone, or ``NO_OWN_FAULT``."""
+    own = {str(f) for f in (case.model_fault, case.sandbox_fault) if f}
+    return own or {NO_OWN_FAULT}
 
 
 def _aimed(spec: dict[str, Any], case: PlannedCase) -> bool:
