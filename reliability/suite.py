@@ -345,7 +345,8 @@ def render(report: Report) -> str:
         )
         for kind in [*kinds, NO_OWN_FAULT]:
             met = [v for v in verdicts if kind in _own_faults(v.case)]
-            by_fault.append([name, kind, *row("", met)[1:]])
+            if met:
+                by_fault.append([name, kind, *row("", met)[1:]])
     compensated, reversed_ = report.compensated
     outcomes = Counter(v.outcome.status for v in report.verdicts)
     retried: Counter[str] = sum((v.retried_activities for v in report.verdicts), Counter())

@@ -94,6 +94,8 @@ def test_the_table_has_a_row_per_process_and_fault_kind() -> None:
         kinds = {str(f) for c in own for f in (c.model_fault, c.sandbox_fault) if f}
         for kind in [*kinds, NO_OWN_FAULT]:
             count = sum(kind in _own_faults(c) for c in own)
+            if not count:  # every case met a fault of its own: no row for none
+                continue
             assert any(
                 line.startswith(driver.process) and f" {kind} " in line and f" {count} " in line
                 for line in lines
