@@ -63,7 +63,7 @@ class LoanApplicationDriver(CaseDriver):
     scenarios = (AUTO, APPROVE, AUTO, REJECT, APPROVE, LEAVE)
     # Not OUTCOME_UNKNOWN: a disbursement made whose every answer was lost ends the case
     # compensated with the approval reversed but the money still out (the workflow does not
-    # look for its disbursement, as refunds do); see the issue note.
+    # look for its disbursement, as refunds do; docs/reliability.md).
     sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
         SandboxFault.OUTCOME_UNKNOWN
     }

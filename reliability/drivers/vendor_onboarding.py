@@ -55,7 +55,7 @@ class VendorOnboardingDriver(CaseDriver):
     scenarios = (ONBOARD, ONBOARD, REJECT, ONBOARD, LEAVE)
     # Not OUTCOME_UNKNOWN: a vendor created in the ERP whose every answer was lost ends the case
     # "ERP refused" with the vendor left active (the workflow does not look for it, as refunds
-    # do); see the issue note. Every other fault is its own.
+    # do; docs/reliability.md). Every other fault is its own.
     sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
         SandboxFault.OUTCOME_UNKNOWN
     }
