@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         "--size",
         default="full",
         choices=["ci", "full", "load"],
-        help="fault suite size: ci (18 cases), full (300), load (1,000); default full",
+        help="fault suite size, in cases per process: ci (9), full (150), load (500); default full",
     )
     parser.add_argument(
         "--cases",

@@ -319,7 +319,12 @@ async def running_stack(
         )
         # A home of its own: a casework up state dir where the suite runs (its codec key ring,
         # say) must not reach the suite's worker or CLI, whose harness reads plain payloads.
-        casework_env = keys_environment(work / "keys") | {"CASEWORK_HOME": str(work / "home")}
+        casework_env = keys_environment(work / "keys") | {
+            "CASEWORK_HOME": str(work / "home"),
+            # This stack runs no codec server; one on the default port is a user's own stack's
+            # (`make demo`), and would make every command refuse to send to this one.
+            "CASEWORK_CODEC_URL": "http://127.0.0.1:1",
+        }
         stack = Stack(
             work=work,
             server=server,

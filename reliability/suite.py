@@ -335,6 +335,18 @@ def render(report: Report) -> str:
 
     case_rows = [row(name, verdicts) for name, verdicts in sorted(per_process.items())]
     case_rows.append(row("all", report.verdicts))
+    # Every case lives through the kills and restarts; these rows split each process's cases by
+    # the fault of their own (a case with a model and a sandbox fault counts under both).
+    by_fault: list[list[str]] = []
+    for name, verdicts in sorted(per_process.items()):
+        kinds = sorted(
+            {str(f) for v in verdicts for f in (v.case.model_fault, v.case.sandbox_fault) if f},
+            key=_fault_order,
+        )
+        for kind in [*kinds, NO_OWN_FAULT]:
+            met = [v for v in verdicts if kind in _own_faults(v.case)]
+            if met:
+                by_fault.append([name, kind, *row("", met)[1:]])
     compensated, reversed_ = report.compensated
     outcomes = Counter(v.outcome.status for v in report.verdicts)
     retried: Counter[str] = sum((v.retried_activities for v in report.verdicts), Counter())
@@ -358,6 +370,22 @@ def render(report: Report) -> str:
                 "stuck",
             ],
             case_rows,
+        ),
+        "",
+        _table(
+            [
+                "process",
+                "fault of its own",
+                "cases",
+                "completed",
+                "waiting",
+                "duplicates",
+                "lost",
+                "wrong outcome",
+                "wf task failures",
+                "stuck",
+            ],
+            by_fault,
         ),
         "",
         _wrap("outcomes:", [f"{status} {n}" for status, n in sorted(outcomes.items())]),
@@ -400,6 +428,15 @@ def _wrap(prefix: str, items: list[str], width: int = 100) -> str:
     return "\n".join(lines)
 
 
+NO_OWN_FAULT = "none (kills and restarts only)"
+
+
+def _own_faults(case: PlannedCase) -> set[str]:
+    """The fault kinds planned for this case alone, or ``NO_OWN_FAULT``."""
+    own = {str(f) for f in (case.model_fault, case.sandbox_fault) if f}
+    return own or {NO_OWN_FAULT}
+
+
 def _aimed(spec: dict[str, Any], case: PlannedCase) -> bool:
     """Whether a fault spec can only hit this case (its path or idempotency key names it)."""
     return case.key in spec["path"] or case.key in spec.get("idempotency_key", "")
@@ -426,6 +463,8 @@ class Run:
         self.visible: dict[str, tuple[WorkflowExecutionStatus | None, str | None]] = {}
         self.people_go = asyncio.Event()
         self.decided_tasks: set[str] = set()
+        self.answered_outside: set[str] = set()
+        """Cases whose outside systems (a credit bureau) have answered them."""
         self.done = asyncio.Event()
 
     @property
@@ -501,7 +540,11 @@ class Run:
             return False
         if status != WorkflowExecutionStatus.RUNNING:
             return True
-        return case.scenario.people is People.LEAVE and case_status in WAITING_STATUSES
+        driver = case.driver
+        return case_status in driver.resting_statuses or (
+            case.scenario.people is People.LEAVE
+            and case_status in WAITING_STATUSES - driver.outside_statuses
+        )
 
     async def refresh(self) -> None:
         """Every case's execution status and CaseStatus, from visibility in one listing."""
@@ -554,12 +597,38 @@ class Run:
                     progress(f"people's part met {type(error).__name__}; trying again")
             await asyncio.sleep(POLL_SECONDS)
 
+    async def outside(self) -> None:
+        """From the start: the systems the drivers play answer each case that waits for them,
+        once (until the answer reached the case, that is: a failed try is tried again)."""
+        while not self.done.is_set():
+            await self.play_outside()
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def play_outside(self) -> None:
+        async def answer(case: PlannedCase) -> None:
+            # The server restarting, the worker gone: try again on the next pass.
+            with suppress(Exception):
+                if await asyncio.wait_for(
+                    case.driver.answer_outside(self.client, self.stack.http, case), 30
+                ):
+                    self.answered_outside.add(case.case_id)
+
+        asking = [
+            case
+            for case in self.cases
+            if case.case_id not in self.answered_outside
+            and self.visible.get(case.case_id, (None, None))
+            in {(WorkflowExecutionStatus.RUNNING, s) for s in case.driver.outside_statuses}
+        ]
+        await gather_limited(8, (lambda c=c: answer(c) for c in asking))
+
     async def play_people(self) -> None:
         asking = [
             case
             for case in self.cases
             if case.scenario.people is not People.LEAVE
-            and self.visible.get(case.case_id, (None, None))[1] in WAITING_STATUSES
+            and self.visible.get(case.case_id, (None, None))[1]
+            in WAITING_STATUSES - case.driver.outside_statuses
             and self.visible[case.case_id][0] == WorkflowExecutionStatus.RUNNING
         ]
 
@@ -613,7 +682,8 @@ class Run:
         """Every case is final, or waits for people (whether they will act or not)."""
         for case in self.cases:
             status, case_status = self.visible.get(case.case_id, (None, None))
-            if status == WorkflowExecutionStatus.RUNNING and case_status not in WAITING_STATUSES:
+            waits = (WAITING_STATUSES | case.driver.resting_statuses) - case.driver.outside_statuses
+            if status == WorkflowExecutionStatus.RUNNING and case_status not in waits:
                 return False
             if status is None:
                 return False
@@ -644,7 +714,8 @@ class Run:
         waiting = sum(
             1
             for case in deciding
-            if self.visible.get(case.case_id, (None, None))[1] in WAITING_STATUSES
+            if self.visible.get(case.case_id, (None, None))[1]
+            in WAITING_STATUSES - case.driver.outside_statuses
         )
         return waiting * 2 >= len(deciding) or self.waiting_for_people()
 
@@ -706,12 +777,21 @@ class Run:
         audit = await retrying(
             lambda: handle.query("audit", result_type=list[AuditEvent]), what="audit"
         )
-        outcome = Outcome(execution=execution, state=state, audit=audit)
+        outcome = Outcome(
+            execution=execution, state=state, audit=audit, resting=case.driver.resting_statuses
+        )
         ledger = await case.driver.ledger(self.stack.http, case.key)
         settled = (
             self.settled(case)
             or outcome.final
-            or (outcome.waiting and case.scenario.people is People.LEAVE)
+            or (
+                outcome.waiting
+                and (
+                    case.scenario.people is People.LEAVE
+                    or outcome.status in case.driver.resting_statuses
+                )
+                and outcome.status not in case.driver.outside_statuses
+            )
         )
         problems: list[str] = []
         if settled and outcome.status not in case.driver.expected_statuses(case):
@@ -815,7 +895,11 @@ async def run_suite(
             )
         )
         await run.start_cases()
-        watchers = [asyncio.create_task(run.watch()), asyncio.create_task(run.people())]
+        watchers = [
+            asyncio.create_task(run.watch()),
+            asyncio.create_task(run.people()),
+            asyncio.create_task(run.outside()),
+        ]
         try:
             await run.chaos()
             progress("last fault injected; waiting for every case to settle")

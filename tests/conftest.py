@@ -15,6 +15,13 @@ from casework.sandbox.server import running_sandbox
 from casework.testing.signing import install_test_keys
 from casework.testing.temporal import dev_server, time_skipping_server
 
+NOWHERE = {
+    "TEMPORAL_ADDRESS": "127.0.0.1:1",
+    "CASEWORK_CODEC_URL": "http://127.0.0.1:1",
+    "CASEWORK_SANDBOX_URL": "http://127.0.0.1:1",
+    "CASEWORK_REVIEW_URL": "http://127.0.0.1:1",
+}
+"""Where the user's stack would be found by default, pointed at a port nothing listens on."""
 TEST_KEYS = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 TEST_HOME = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 
@@ -29,6 +36,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CASEWORK_WORKFLOW_SANDBOX"] = "strict"
     home = config.stash[TEST_HOME] = tempfile.TemporaryDirectory(prefix="casework-test-home-")
     os.environ["CASEWORK_HOME"] = home.name
+    # Nor may a command a test forgets to point somewhere find the user's running stack on the
+    # default ports (`make demo` leaves it up): its codec server would make a test's CLI refuse
+    # to send, its dev server and sandbox would get the test's cases. Each points nowhere unless
+    # the test names its own.
+    os.environ.update(NOWHERE)
     keys = config.stash[TEST_KEYS] = tempfile.TemporaryDirectory(prefix="casework-test-keys-")
     install_test_keys(Path(keys.name))
 

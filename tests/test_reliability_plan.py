@@ -7,9 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from casework.case import CaseState
+from casework.catalogue import discover
 from reliability.drivers import DRIVERS
 from reliability.drivers.base import Ledger, Outcome, People
-from reliability.suite import CI, CaseVerdict, Report, plan_cases
+from reliability.suite import CI, NO_OWN_FAULT, CaseVerdict, Report, _own_faults, plan_cases, render
 
 
 def test_every_fault_kind_is_planned_for_every_process_that_can_meet_it() -> None:
@@ -72,3 +73,36 @@ def test_a_planned_fault_that_never_fired_fails_the_run() -> None:
     report = _report(Ledger(writes=Counter(payment=1), reversals={"PAY-1": False}))
     report.planned["sandbox 5xx"] = 1
     assert report.unfired == ["sandbox 5xx"] and not report.ok
+
+
+def test_the_table_has_a_row_per_process_and_fault_kind() -> None:
+    cases = plan_cases(DRIVERS.values(), CI, "T")
+    verdicts = [
+        CaseVerdict(
+            case=case,
+            outcome=Outcome(execution="COMPLETED", state=None, audit=[]),
+            ledger=Ledger(),
+            problems=[],
+        )
+        for case in cases
+    ]
+    table = render(Report(CI, 1.0, verdicts, Counter(), Counter(), Path(".")))
+
+    lines = table.splitlines()
+    for driver in DRIVERS.values():
+        own = [c for c in cases if c.driver is driver]
+        kinds = {str(f) for c in own for f in (c.model_fault, c.sandbox_fault) if f}
+        for kind in [*kinds, NO_OWN_FAULT]:
+            count = sum(kind in _own_faults(c) for c in own)
+            if not count:  # every case met a fault of its own: no row for none
+                continue
+            assert any(
+                line.startswith(driver.process) and f" {kind} " in line and f" {count} " in line
+                for line in lines
+            ), f"no row for {driver.process}, {kind}:\n{table}"
+
+
+def test_every_process_in_the_catalogue_has_a_driver() -> None:
+    # The suite and the bad-input matrix run what has a driver: a process without one would
+    # never be killed mid-case nor sent bad input.
+    assert set(DRIVERS) == set(discover().processes)

@@ -47,6 +47,7 @@ from casework.testing.cases import audit, events_of, state
 from casework.testing.fakes import FakeAgent, FakeOutbox, Ledger, fake, fake_worker, not_found
 from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedModel, ScriptedReply
 from casework.testing.temporal import BIN, eventually
+from tests.conftest import NOWHERE
 from workflows.vendor_onboarding import (
     VendorOnboardingInput,
     VendorOnboardingResult,
@@ -424,7 +425,9 @@ async def run_command(
         for name, value in os.environ.items()
         if not name.startswith(("TEMPORAL_", "CASEWORK_"))
     }
-    env |= {
+    # Nor may it find a running stack's codec server on the default port (the session points
+    # it, and the other default addresses, nowhere).
+    env |= NOWHERE | {
         "TEMPORAL_ADDRESS": address,
         "TEMPORAL_NAMESPACE": temporal.client.namespace,
         "CASEWORK_HOME": str(home),

@@ -1,19 +1,36 @@
-"""The case drivers: one per process the reliability suite runs. Add a process with one entry.
+"""The case drivers: one per process the reliability suite runs, found, not listed.
 
-See ``reliability/drivers/base.py`` for what a driver provides and ``docs/reliability.md`` for a
-walk-through.
+Every module in this package that defines ``DRIVER`` (a ``CaseDriver`` instance) is one: adding
+a process's driver is adding its module, with no list to edit. ``reliability/drivers/base.py``
+says what a driver provides, ``docs/reliability.md`` walks through writing one.
 """
 
 from __future__ import annotations
 
-from reliability.drivers.base import CaseDriver
-from reliability.drivers.invoice_exception import InvoiceExceptionDriver
-from reliability.drivers.ticket_triage import TicketTriageDriver
+import importlib
+import pkgutil
 
-DRIVERS: dict[str, CaseDriver] = {
-    driver.process: driver
-    for driver in [
-        InvoiceExceptionDriver(),
-        TicketTriageDriver(),
-    ]
-}
+from reliability.drivers.base import CaseDriver
+
+
+def discover_drivers() -> dict[str, CaseDriver]:
+    """Each driver module's ``DRIVER``, by process name; loudly wrong when two drive the same
+    process or a ``DRIVER`` is not a driver."""
+    found: dict[str, CaseDriver] = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        driver = getattr(module, "DRIVER", None)
+        if driver is None:
+            continue
+        if not isinstance(driver, CaseDriver):
+            raise TypeError(f"{module.__name__}.DRIVER is {driver!r}, not a CaseDriver")
+        if driver.process in found:
+            raise ValueError(
+                f"{module.__name__} and {type(found[driver.process]).__module__} both drive "
+                f"{driver.process!r}"
+            )
+        found[driver.process] = driver
+    return found
+
+
+DRIVERS: dict[str, CaseDriver] = discover_drivers()

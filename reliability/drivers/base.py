@@ -21,14 +21,14 @@ import httpx
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from casework.audit import AuditEvent
+from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState, CaseStatus
 from casework.case.tasks import DecisionReceipt, HumanTask, TaskAnswer, TaskDecision, TaskKind
 from casework.catalogue import discover
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
 from casework.testing.scripted_llm import ScriptedReply
-from reliability.model import ModelFault
+from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 
 Signer = Callable[[str, TaskDecision], TaskDecision]
 """Signs a decision for a case as its approver (``reliability.stack.Stack.sign``)."""
@@ -103,6 +103,8 @@ class Outcome:
     state: CaseState | None
     audit: list[AuditEvent]
     failure: str | None = None
+    resting: frozenset[str] = frozenset()
+    """The driver's ``resting_statuses``: a running case in one has done all it will do."""
 
     @property
     def status(self) -> str:
@@ -110,10 +112,10 @@ class Outcome:
 
     @property
     def waiting(self) -> bool:
-        return (
-            self.execution == "RUNNING"
-            and self.state is not None
-            and self.state.status in WAITING_STATUSES
+        if self.execution != "RUNNING" or self.state is None:
+            return False
+        return self.state.status in self.resting or (
+            self.state.status in WAITING_STATUSES
             and bool(self.state.open_tasks or self.state.waiting_on)
         )
 
@@ -142,7 +144,8 @@ def decider_for(task: HumanTask, *, not_user: str) -> str | None:
 
 
 class CaseDriver(ABC):
-    """One process's entry in the suite. Subclass, fill in, add it to ``DRIVERS``."""
+    """One process's entry in the suite. Subclass, fill in, and name an instance ``DRIVER`` in
+    its module under ``reliability/drivers/``: the suite finds it there."""
 
     process: ClassVar[str]
     """The process's name in ``casework.processes.PROCESSES``."""
@@ -153,6 +156,14 @@ class CaseDriver(ABC):
     sandbox_faults: ClassVar[frozenset[SandboxFault]]
     submitter: ClassVar[str]
     """Who starts the suite's cases; never picked to decide them (segregation of duties)."""
+    resting_statuses: ClassVar[frozenset[str]] = frozenset()
+    """Statuses in which a running case has done all it will do until something outside it
+    happens that no scenario makes happen (a disbursed loan under its fraud watch, for days):
+    such a case is settled, and counted as waiting."""
+    outside_statuses: ClassVar[frozenset[str]] = frozenset()
+    """Statuses in which the case waits for a system the driver plays (a credit bureau's
+    report), not for people: ``answer_outside`` answers it, whatever the scenario, and no
+    scenario leaves a case there."""
     waiting_scenario: ClassVar[Scenario]
     """A scenario that leaves the case waiting for a decision (the bad-input matrix decides on
     it, wrongly)."""
@@ -215,6 +226,14 @@ class CaseDriver(ABC):
         would be counted as planned, never injected)."""
         return True
 
+    async def answer_outside(
+        self, client: Client, http: httpx.AsyncClient, case: PlannedCase
+    ) -> bool:
+        """Play the systems outside the case while it waits in one of ``outside_statuses``: answer
+        what it asked of them and tell it, as they would. Returns whether anything was sent (the
+        suite then leaves the case to them); called again on the next pass if not."""
+        return False
+
     # -- people -----------------------------------------------------------------------------
 
     async def respond(
@@ -262,3 +281,23 @@ class CaseDriver(ABC):
         """Process-specific invariants beyond the suite's own: e.g. a compensated case's payment
         was reversed, a paid case paid exactly once, a fallback model took over."""
         return []
+
+
+def agent_fault_problems(case: PlannedCase, outcome: Outcome) -> list[str]:
+    """The model faults' own invariants for a process that consults its agent through
+    ``CaseWorkflow.consult``: with the primary model down, a proposal came from the fallback;
+    with the provider down, the agent's failure is recorded and a person was asked instead."""
+    kinds = {event.kind for event in outcome.audit}
+    if case.model_fault is ModelFault.PRIMARY_DOWN:
+        models = [
+            str(event.data.get("usage", {}).get("model", ""))
+            for event in outcome.audit
+            if event.kind is AuditKind.AGENT_PROPOSAL
+        ]
+        if not any(FALLBACK_WIRE_NAME in model for model in models):
+            return [f"the primary model was down, but no proposal from the fallback: {models}"]
+    if case.model_fault is ModelFault.PROVIDER_DOWN and not (
+        AuditKind.AGENT_FAILED in kinds and AuditKind.TASK_OPENED in kinds
+    ):
+        return ["the model was down, but the case did not go to a person saying so"]
+    return []

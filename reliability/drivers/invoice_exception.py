@@ -269,3 +269,6 @@ class InvoiceExceptionDriver(CaseDriver):
             ):
                 found.append("the model was down, but the case did not go to a person saying so")
         return found
+
+
+DRIVER = InvoiceExceptionDriver()

@@ -201,3 +201,6 @@ def _decisions(outcome: Outcome) -> str:
     return " ".join(
         event.summary for event in outcome.audit if event.kind is AuditKind.POLICY_DECISION
     )
+
+
+DRIVER = TicketTriageDriver()
