@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -21,6 +21,21 @@ class IdentityVerification(Record):
     verification_id: str
     status: Literal["verified", "failed"]
     reasons: list[str] = Field(default_factory=list)
+
+
+class RegisteredIdentity(Record):
+    """An identity document as the KYC registry holds it."""
+
+    document_number: str
+    full_name: str
+    date_of_birth: date
+    status: str
+
+
+class IdentityLookup(BaseModel):
+    """Look up an identity document in the KYC registry by its number."""
+
+    document_number: str = Field(description="The document's number, e.g. P1234567.")
 
 
 class SanctionsHit(Record):
@@ -54,6 +69,14 @@ class SanctionsCheck(BaseModel):
 
 class KycActivities(SystemActivities):
     system = "KYC"
+
+    @read_only_tool(name="get_identity_document")
+    @activity.defn(name="kyc.get_identity")
+    async def get_identity(self, lookup: IdentityLookup) -> RegisteredIdentity:
+        """An identity document as the registry holds it: holder, date of birth, validity."""
+        return RegisteredIdentity.model_validate(
+            await call(self._client, "GET", f"/kyc/identities/{lookup.document_number}")
+        )
 
     @activity.defn(name="kyc.verify_identity")
     async def verify_identity(self, check: IdentityCheck) -> IdentityVerification:
