@@ -85,7 +85,8 @@ def pid_running(pid: int) -> bool:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[StackConfig]:
-    temporal_port, ui_port, sandbox_port, codec_port, review_port, metrics_port = free_ports(6)
+    ports = free_ports(7)
+    temporal_port, ui_port, sandbox_port, codec_port, review_port, metrics_port, intake_port = ports
     stub_worker = tmp_path / "stub_worker.py"
     stub_worker.write_text(STUB_WORKER)
     config = StackConfig(
@@ -96,6 +97,7 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
         codec_port=codec_port,
         review_port=review_port,
         metrics_port=metrics_port,
+        intake_port=intake_port,
         task_queue="stack-test",
         worker_command=[sys.executable, str(stub_worker)],
     )
@@ -129,6 +131,10 @@ async def test_up_starts_a_healthy_stack_with_the_search_attributes(config: Stac
     # Payload encryption is on by default: a private key ring, and a codec server the Web UI
     # was pointed at.
     assert result.key_ring.stat().st_mode & 0o777 == 0o600
+    # The intake service signs with a secret of this home's own, private to its owner.
+    assert result.intake_secret.stat().st_mode & 0o777 == 0o600
+    intake_env = load_state(config).processes["intake"]
+    assert intake_env.command[-4:] == ["--host", "127.0.0.1", "--port", str(config.intake_port)]
     assert load_key_ring(config.state_dir, {}) is not None
     temporal_command = load_state(config).processes["temporal"].command
     assert temporal_command[temporal_command.index("--ui-codec-endpoint") + 1] == result.codec_url

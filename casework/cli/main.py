@@ -343,6 +343,11 @@ def run(args: argparse.Namespace) -> int:
                     f"payloads are encrypted with the key ring {result.key_ring}; the Web UI "
                     f"decrypts them through the codec server at {result.codec_url}"
                 )
+                print(
+                    f"intake: POST {result.intake_url}/intake/PROCESS with the case input as "
+                    "JSON, signed X-Casework-Signature: sha256=<HMAC-SHA256 of the body> with "
+                    f"the secret in {result.intake_secret}"
+                )
                 print(f"logs in {result.log_dir}; stop with: casework down")
             handout = settings.state_dir / "ui" / "demo-credentials.txt"
             if created:
