@@ -320,8 +320,12 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
         registry = registered.model_dump() if registered is not None else None
         return await self.consult(
             IDENTITY_READER_AGENT,
-            # Only the document itself: the reader is not told what it is expected to say.
-            {"document": {"text": request.identity_document}},
+            # Only the document itself (and which application it came with): the reader is not
+            # told what the document is expected to say.
+            {
+                "application_id": request.application_id,
+                "document": {"text": request.identity_document},
+            },
             settings=IDENTITY_READER_AGENT.settings_in(policy.agents),
             check=lambda reading: check_reading(
                 reading, request.identity_document, application, registry

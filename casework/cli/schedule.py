@@ -150,33 +150,63 @@ async def run(
     raise AssertionError(f"unhandled schedule command {args.schedule_command}")
 
 
+async def create_schedule(
+    client: Client,
+    schedule_id: str,
+    process: Process,
+    request: BaseModel,
+    task_queue: str,
+    *,
+    cron: list[str] | None = None,
+    every: timedelta | None = None,
+    overlap: str = "skip",
+    paused: bool = False,
+    note: str | None = None,
+) -> str:
+    """A schedule starting a case of ``process`` with ``request`` on every ``cron`` time or
+    ``every`` interval; returns when it runs, for people. ``ScheduleAlreadyRunningError`` when
+    the ID is taken."""
+    if every is not None:
+        spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)])
+        when = f"every {format_duration(every)}"
+    else:
+        spec = ScheduleSpec(cron_expressions=list(cron or []))
+        when = "cron " + "; ".join(cron or [])
+    await client.create_schedule(
+        schedule_id,
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                process.workflow_type,
+                request,
+                id=process.case_id(request),
+                task_queue=task_queue,
+                typed_search_attributes=case_search_attributes(process),
+            ),
+            spec=spec,
+            policy=SchedulePolicy(overlap=OVERLAP[overlap]),
+            state=ScheduleState(paused=paused, note=note),
+        ),
+        memo={PROCESS_MEMO: process.name, WHEN_MEMO: when},
+    )
+    return when
+
+
 async def create(
     client: Client, settings: Settings, args: argparse.Namespace, request: BaseModel
 ) -> int:
     process = discover().process(args.process)
-    if args.every is not None:
-        spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=args.every)])
-        when = f"every {format_duration(args.every)}"
-    else:
-        spec = ScheduleSpec(cron_expressions=list(args.cron))
-        when = "cron " + "; ".join(args.cron)
-    case_id = process.case_id(request)
     try:
-        await client.create_schedule(
+        when = await create_schedule(
+            client,
             args.schedule_id,
-            Schedule(
-                action=ScheduleActionStartWorkflow(
-                    process.workflow_type,
-                    request,
-                    id=case_id,
-                    task_queue=settings.task_queue,
-                    typed_search_attributes=case_search_attributes(process),
-                ),
-                spec=spec,
-                policy=SchedulePolicy(overlap=OVERLAP[args.overlap]),
-                state=ScheduleState(paused=args.paused, note=args.note),
-            ),
-            memo={PROCESS_MEMO: process.name, WHEN_MEMO: when},
+            process,
+            request,
+            settings.task_queue,
+            cron=args.cron,
+            every=args.every,
+            overlap=args.overlap,
+            paused=args.paused,
+            note=args.note,
         )
     except ScheduleAlreadyRunningError as error:
         raise CommandError(f"schedule {args.schedule_id} already exists") from error
@@ -188,7 +218,7 @@ async def create(
         f"created schedule {args.schedule_id}: {process.name} {when} (overlap {args.overlap})"
         + (", paused" if args.paused else "")
     )
-    print(f"  each run starts a case {case_id}-<time of the run>")
+    print(f"  each run starts a case {process.case_id(request)}-<time of the run>")
     print(f"  run it now: temporal schedule trigger --schedule-id {args.schedule_id}")
     return 0
 
