@@ -197,6 +197,8 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
         self._settled = False
         """Onboarded, rejected or withdrawn: a withdrawal now changes nothing."""
         self._decision: OnboardingDecision | None = None
+        self._undo_reason = "the onboarding was undone"
+        """Why the saga undoes what it does, as each system records it on the closed record."""
 
     @workflow.run
     async def run(self, request: CustomerOnboardingInput) -> CustomerOnboardingResult:
@@ -216,6 +218,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
                 result = await self._withdrawn(request, ref)
         except asyncio.CancelledError:
             self.withdraw_open_tasks("the case was cancelled")
+            self._undo_reason = f"onboarding {request.application_id}: the case was cancelled"
             self.record_cancellation(await self.compensate(self._saga, "the case was cancelled"))
             raise
         return await self.complete(result)
@@ -408,7 +411,6 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
         good undoes the earlier ones, newest first."""
         self.set_status(CaseStatus.EXECUTING)
         done = self._provisioned
-        why = f"case {workflow.info().workflow_id} undone"
         step = "account"
         try:
             done.account = account = await self.call_tool(
@@ -428,7 +430,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
                     CoreBankingActivities.close_account,
                     AccountClosing(
                         account_id=account.account_id,
-                        reason=why,
+                        reason=self._undo_reason,
                         idempotency_key=self.idempotency_key("account-closing"),
                     ),
                     retry_policy=COMPENSATION_RETRY,
@@ -453,7 +455,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
                     CrmActivities.close_customer,
                     CustomerClosing(
                         customer_id=customer.customer_id,
-                        reason=why,
+                        reason=self._undo_reason,
                         idempotency_key=self.idempotency_key("crm-customer-closing"),
                     ),
                     retry_policy=COMPENSATION_RETRY,
@@ -479,7 +481,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
                     OnlineBankingActivities.revoke_login,
                     LoginRevocation(
                         login_id=login.login_id,
-                        reason=why,
+                        reason=self._undo_reason,
                         idempotency_key=self.idempotency_key("login-revocation"),
                     ),
                     retry_policy=COMPENSATION_RETRY,
@@ -504,7 +506,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
                     CardActivities.cancel_order,
                     CardOrderCancellation(
                         order_id=card.order_id,
-                        reason=why,
+                        reason=self._undo_reason,
                         idempotency_key=self.idempotency_key("card-cancellation"),
                     ),
                     retry_policy=COMPENSATION_RETRY,
@@ -523,6 +525,9 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
             )
             done.welcomed = True
         except ActivityError as error:
+            self._undo_reason = _clip(
+                f"onboarding {request.application_id} failed: provisioning the {step} failed"
+            )
             ending = await self.fail_compensated(
                 self._saga,
                 error,
@@ -588,6 +593,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
                 step=f"{task.task_id}-withdrawn",
             )
         provisioned = self._provisioned.described()
+        self._undo_reason = _clip(f"onboarding {request.application_id} {why}")
         report = await self.compensate(self._saga, why)
         message = f"{why}; " + (
             compensation_summary(report) if provisioned else "nothing was provisioned"
