@@ -3,9 +3,9 @@
 Each batch gets its own applications (CO-1001..) with their identity documents in the KYC
 registry. The applicant who withdraws does so while the card is being ordered (the sandbox delays
 that call), so everything provisioned before is undone; the provisioning failure is the card
-system refusing that case's order (a fault aimed at its idempotency key); the PEP's case is left
-waiting for compliance. The demo also creates a paused monthly schedule re-running the PEP's
-onboarding checks, which the Web UI's Schedules page shows.
+system refusing that case's order (a fault aimed at its idempotency key); the PEP goes to
+enhanced due diligence, where compliance (quinn) approves. The demo also creates a paused monthly
+schedule re-running the PEP's onboarding checks, which the Web UI's Schedules page shows.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 from temporalio.client import ScheduleAlreadyRunningError, WorkflowHandle
 
 from casework.case import CaseStatus
+from casework.case.tasks import TaskDecision
 from casework.catalogue import discover
 from casework.cli.cases import CommandError
 from casework.cli.schedule import create_schedule
@@ -72,9 +73,14 @@ SCENARIOS = [
     ),
     DemoScenario(
         4,
-        "onboarding: a PEP, sent to enhanced due diligence",
-        "awaiting compliance_officer",
+        "onboarding: a PEP, enhanced due diligence, compliance approves",
+        OnboardingStatus.ONBOARDED,
         Applicant("Marek Horvat", date(1969, 5, 9), nationality="HR", pep=True),
+        decisions={
+            "compliance_officer": TaskDecision(
+                approver="quinn", action="approve", comment="source of wealth documented"
+            )
+        },
     ),
 ]
 
