@@ -196,7 +196,7 @@ def test_down_stops_everything_and_a_second_down_says_so(config: StackConfig) ->
 
     stopped = stack_down(config, progress)
 
-    assert stopped == ["ui", "worker", "sandbox", "temporal", "codec"]
+    assert stopped == ["ui", "intake", "worker", "sandbox", "temporal", "codec"]
     assert "stopped Temporal dev server" in progress.messages
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name
@@ -225,7 +225,7 @@ def test_the_stack_outlives_the_up_process_and_another_process_stops_it(
     started = pids(config)
     assert all(status.healthy for status in stack_status(config).values())
 
-    assert stack_down(config, quiet) == ["ui", "worker", "sandbox", "temporal", "codec"]
+    assert stack_down(config, quiet) == ["ui", "intake", "worker", "sandbox", "temporal", "codec"]
 
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name
