@@ -32,6 +32,14 @@ class CardOrderLookup(BaseModel):
     order_id: str = Field(description="The card order's ID, e.g. CRD-000001.")
 
 
+class CardOrderSearch(BaseModel):
+    """Look up card orders by the application they were made for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    application_id: str = Field(description="The onboarding application, e.g. APP-1001.")
+
+
 class CardOrderRequest(BaseModel):
     application_id: str
     account_id: str
@@ -55,6 +63,15 @@ class CardActivities(SystemActivities):
         return CardOrder.model_validate(
             await call(self._client, "GET", f"/cards/orders/{lookup.order_id}")
         )
+
+    @read_only_tool(name="find_card_orders")
+    @activity.defn(name="cards.find_orders")
+    async def find_orders(self, search: CardOrderSearch) -> list[CardOrder]:
+        """The card orders made for an onboarding application, oldest first."""
+        found = await call(
+            self._client, "GET", "/cards/orders", params={"application_id": search.application_id}
+        )
+        return [CardOrder.model_validate(record) for record in found]
 
     @activity.defn(name="cards.order_card")
     async def order_card(self, request: CardOrderRequest) -> CardOrder:

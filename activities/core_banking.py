@@ -32,6 +32,14 @@ class AccountLookup(BaseModel):
     account_id: str = Field(description="The account's ID, e.g. ACC-000001.")
 
 
+class AccountSearch(BaseModel):
+    """Look up bank accounts by the application they were made for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    application_id: str = Field(description="The onboarding application, e.g. APP-1001.")
+
+
 class AccountOpening(BaseModel):
     application_id: str
     holder_name: str
@@ -56,6 +64,18 @@ class CoreBankingActivities(SystemActivities):
         return Account.model_validate(
             await call(self._client, "GET", f"/core-banking/accounts/{lookup.account_id}")
         )
+
+    @read_only_tool(name="find_bank_accounts")
+    @activity.defn(name="core_banking.find_accounts")
+    async def find_accounts(self, search: AccountSearch) -> list[Account]:
+        """The bank accounts made for an onboarding application, oldest first."""
+        found = await call(
+            self._client,
+            "GET",
+            "/core-banking/accounts",
+            params={"application_id": search.application_id},
+        )
+        return [Account.model_validate(record) for record in found]
 
     @activity.defn(name="core_banking.open_account")
     async def open_account(self, opening: AccountOpening) -> Account:

@@ -51,6 +51,12 @@ class RegistrationRequest(BaseModel):
     idempotency_key: str
 
 
+class RegistrationSearch(BaseModel):
+    """Look up the customers registered for an onboarding application."""
+
+    application_id: str
+
+
 class CustomerClosing(BaseModel):
     customer_id: str
     reason: str
@@ -104,6 +110,16 @@ class CrmActivities(SystemActivities):
                 idempotency_key=request.idempotency_key,
             )
         )
+
+    @activity.defn(name="crm.find_registrations")
+    async def find_registrations(self, search: RegistrationSearch) -> list[CustomerRegistration]:
+        found = await call(
+            self._client,
+            "GET",
+            "/crm/customers/registrations",
+            params={"application_id": search.application_id},
+        )
+        return [CustomerRegistration.model_validate(record) for record in found]
 
     @activity.defn(name="crm.close_customer")
     async def close_customer(self, closing: CustomerClosing) -> CustomerRegistration:

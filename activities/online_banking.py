@@ -32,6 +32,14 @@ class LoginLookup(BaseModel):
     login_id: str = Field(description="The login's ID, e.g. LGN-000001.")
 
 
+class LoginSearch(BaseModel):
+    """Look up online-banking logins by the application they were made for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    application_id: str = Field(description="The onboarding application, e.g. APP-1001.")
+
+
 class LoginCreation(BaseModel):
     application_id: str
     customer_id: str
@@ -56,6 +64,18 @@ class OnlineBankingActivities(SystemActivities):
         return Login.model_validate(
             await call(self._client, "GET", f"/online-banking/logins/{lookup.login_id}")
         )
+
+    @read_only_tool(name="find_online_banking_logins")
+    @activity.defn(name="online_banking.find_logins")
+    async def find_logins(self, search: LoginSearch) -> list[Login]:
+        """The online-banking logins made for an onboarding application, oldest first."""
+        found = await call(
+            self._client,
+            "GET",
+            "/online-banking/logins",
+            params={"application_id": search.application_id},
+        )
+        return [Login.model_validate(record) for record in found]
 
     @activity.defn(name="online_banking.create_login")
     async def create_login(self, creation: LoginCreation) -> Login:

@@ -15,9 +15,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agents.customer_onboarding import IdentityReading
-from activities.cards import CardOrder, CardOrderCancellation, CardOrderRequest
-from activities.core_banking import Account, AccountClosing, AccountOpening
-from activities.crm import CustomerClosing, CustomerRegistration, RegistrationRequest
+from activities.cards import CardOrder, CardOrderCancellation, CardOrderRequest, CardOrderSearch
+from activities.core_banking import Account, AccountClosing, AccountOpening, AccountSearch
+from activities.crm import (
+    CustomerClosing,
+    CustomerRegistration,
+    RegistrationRequest,
+    RegistrationSearch,
+)
 from activities.kyc import (
     IdentityCheck,
     IdentityLookup,
@@ -27,7 +32,7 @@ from activities.kyc import (
     SanctionsHit,
     SanctionsScreening,
 )
-from activities.online_banking import Login, LoginCreation, LoginRevocation
+from activities.online_banking import Login, LoginCreation, LoginRevocation, LoginSearch
 from activities.pep import PepCheck, PepMatch, PepScreening
 from casework.agents.messages import AgentRequest
 from casework.testing.fakes import FakeAgent, FakeOutbox, fake, not_found
@@ -105,11 +110,30 @@ class FakeOnboardingSystems(FakeAgent, FakeOutbox):
     pep_match: bool = False
     withdraw_during: str | None = None
     """The activity during which the applicant withdraws (the signal arrives while it runs)."""
+    lost_answer_at: str | None = None
+    """The provisioning activity whose write is made but whose every answer is lost: it fails
+    for good, and only a lookup by application finds what it made."""
     writes: list[str] = field(default_factory=list)
     """``made <id>`` and ``undid <id>`` in the order they happened."""
+    made: dict[str, BaseModel] = field(default_factory=dict)
+    """What each provisioning activity made, by activity name."""
 
     def agent_answer_to(self, request: AgentRequest) -> BaseModel:
         return self.reading or honest_reading(self.request)
+
+    def _made(self, name: str, record: BaseModel, record_id: str) -> Any:
+        self.writes.append(f"made {record_id}")
+        self.made[name] = record
+        if self.lost_answer_at == name:
+            raise ApplicationError(
+                f"{name}: no answer after every attempt",
+                type="SystemUnavailable",
+                non_retryable=True,
+            )
+        return record
+
+    def _found(self, name: str) -> list[Any]:
+        return [self.made[name]] if name in self.made else []
 
     async def _maybe_withdraw(self, name: str) -> None:
         if self.withdraw_during == name:
@@ -167,16 +191,23 @@ class FakeOnboardingSystems(FakeAgent, FakeOutbox):
     @fake("core_banking.open_account")
     async def open_account(self, opening: AccountOpening) -> Account:
         await self._maybe_withdraw("core_banking.open_account")
-        self.writes.append("made ACC-1")
-        return Account(
-            account_id="ACC-1",
-            application_id=opening.application_id,
-            holder_name=opening.holder_name,
-            product=opening.product,
-            currency=opening.currency,
-            status="open",
-            opened_at=AT,
+        return self._made(
+            "core_banking.open_account",
+            Account(
+                account_id="ACC-1",
+                application_id=opening.application_id,
+                holder_name=opening.holder_name,
+                product=opening.product,
+                currency=opening.currency,
+                status="open",
+                opened_at=AT,
+            ),
+            "ACC-1",
         )
+
+    @fake("core_banking.find_accounts")
+    async def find_accounts(self, search: AccountSearch) -> list[Account]:
+        return self._found("core_banking.open_account")
 
     @fake("core_banking.close_account")
     async def close_account(self, closing: AccountClosing) -> Account:
@@ -196,15 +227,22 @@ class FakeOnboardingSystems(FakeAgent, FakeOutbox):
     @fake("crm.register_customer")
     async def register_customer(self, request: RegistrationRequest) -> CustomerRegistration:
         await self._maybe_withdraw("crm.register_customer")
-        self.writes.append("made CRM-1")
-        return CustomerRegistration(
-            customer_id="CRM-1",
-            application_id=request.application_id,
-            name=request.name,
-            email=request.email,
-            status="active",
-            registered_at=AT,
+        return self._made(
+            "crm.register_customer",
+            CustomerRegistration(
+                customer_id="CRM-1",
+                application_id=request.application_id,
+                name=request.name,
+                email=request.email,
+                status="active",
+                registered_at=AT,
+            ),
+            "CRM-1",
         )
+
+    @fake("crm.find_registrations")
+    async def find_registrations(self, search: RegistrationSearch) -> list[CustomerRegistration]:
+        return self._found("crm.register_customer")
 
     @fake("crm.close_customer")
     async def close_customer(self, closing: CustomerClosing) -> CustomerRegistration:
@@ -223,16 +261,23 @@ class FakeOnboardingSystems(FakeAgent, FakeOutbox):
     @fake("online_banking.create_login")
     async def create_login(self, creation: LoginCreation) -> Login:
         await self._maybe_withdraw("online_banking.create_login")
-        self.writes.append("made LGN-1")
-        return Login(
-            login_id="LGN-1",
-            application_id=creation.application_id,
-            customer_id=creation.customer_id,
-            username=creation.username,
-            email=creation.email,
-            status="active",
-            created_at=AT,
+        return self._made(
+            "online_banking.create_login",
+            Login(
+                login_id="LGN-1",
+                application_id=creation.application_id,
+                customer_id=creation.customer_id,
+                username=creation.username,
+                email=creation.email,
+                status="active",
+                created_at=AT,
+            ),
+            "LGN-1",
         )
+
+    @fake("online_banking.find_logins")
+    async def find_logins(self, search: LoginSearch) -> list[Login]:
+        return self._found("online_banking.create_login")
 
     @fake("online_banking.revoke_login")
     async def revoke_login(self, revocation: LoginRevocation) -> Login:
@@ -252,16 +297,23 @@ class FakeOnboardingSystems(FakeAgent, FakeOutbox):
     @fake("cards.order_card")
     async def order_card(self, request: CardOrderRequest) -> CardOrder:
         await self._maybe_withdraw("cards.order_card")
-        self.writes.append("made CRD-1")
-        return CardOrder(
-            order_id="CRD-1",
-            application_id=request.application_id,
-            account_id=request.account_id,
-            cardholder_name=request.cardholder_name,
-            card_type="debit",
-            status="ordered",
-            ordered_at=AT,
+        return self._made(
+            "cards.order_card",
+            CardOrder(
+                order_id="CRD-1",
+                application_id=request.application_id,
+                account_id=request.account_id,
+                cardholder_name=request.cardholder_name,
+                card_type="debit",
+                status="ordered",
+                ordered_at=AT,
+            ),
+            "CRD-1",
         )
+
+    @fake("cards.find_orders")
+    async def find_orders(self, search: CardOrderSearch) -> list[CardOrder]:
+        return self._found("cards.order_card")
 
     @fake("cards.cancel_order")
     async def cancel_order(self, cancellation: CardOrderCancellation) -> CardOrder:

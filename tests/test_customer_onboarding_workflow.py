@@ -347,3 +347,25 @@ async def test_a_malformed_withdrawal_is_recorded_and_ignored(
         assert (await open_task(handle)).status is TaskStatus.OPEN
         await decide(handle, approver="quinn", action="approve")
         assert (await handle.result()).outcome is Outcome.ONBOARDED
+
+
+async def test_a_card_order_made_with_every_answer_lost_is_found_and_undone(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # The card system placed the order, but the case never heard so: it fails for good.
+    fakes = systems(lost_answer_at="cards.order_card")
+    result = await run_case(time_skipping_env, fakes)
+    assert result.outcome is Outcome.FAILED_COMPENSATED
+    assert fakes.writes == [*ALL_WRITES, "undid CRD-1", "undid LGN-1", "undid CRM-1", "undid ACC-1"]
+    assert result.compensated[0] == "card order CRD-1 cancelled"
+    assert fakes.calls("cards.find_orders")[0].application_id == fakes.request.application_id
+
+
+async def test_an_account_whose_opening_was_never_answered_is_closed(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fakes = systems(lost_answer_at="core_banking.open_account")
+    result = await run_case(time_skipping_env, fakes)
+    assert result.outcome is Outcome.FAILED_COMPENSATED
+    assert fakes.writes == ["made ACC-1", "undid ACC-1"]
+    assert result.compensated == ["account ACC-1 closed"]

@@ -32,11 +32,18 @@ with workflow.unsafe.imports_passed_through():
         IDENTITY_READER_AGENT,
         check_reading,
     )
-    from activities.cards import CardActivities, CardOrder, CardOrderCancellation, CardOrderRequest
+    from activities.cards import (
+        CardActivities,
+        CardOrder,
+        CardOrderCancellation,
+        CardOrderRequest,
+        CardOrderSearch,
+    )
     from activities.core_banking import (
         Account,
         AccountClosing,
         AccountOpening,
+        AccountSearch,
         CoreBankingActivities,
     )
     from activities.crm import (
@@ -44,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerClosing,
         CustomerRegistration,
         RegistrationRequest,
+        RegistrationSearch,
     )
     from activities.kyc import (
         IdentityCheck,
@@ -58,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         Login,
         LoginCreation,
         LoginRevocation,
+        LoginSearch,
         OnlineBankingActivities,
     )
     from activities.pep import PepActivities, PepCheck, PepScreening
@@ -88,6 +97,9 @@ with workflow.unsafe.imports_passed_through():
 
 # The sandbox's limit for notes and message bodies.
 MAX_TEXT = 2000
+FINDS_UNANSWERED_WRITES = "onboarding-finds-unanswered-writes"
+"""Patch ID: a provisioning step that fails for good is looked for by application before the
+undo, so a write made with every answer lost is undone too. Cases before it did not look."""
 
 
 class CustomerOnboardingInput(BaseModel):
@@ -198,10 +210,12 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
         """Onboarded, rejected or withdrawn: a withdrawal now changes nothing."""
         self._decision: OnboardingDecision | None = None
         self._undo_reason = "the onboarding was undone"
+        self._finds_unanswered_writes = False
         """Why the saga undoes what it does, as each system records it on the closed record."""
 
     @workflow.run
     async def run(self, request: CustomerOnboardingInput) -> CustomerOnboardingResult:
+        self._finds_unanswered_writes = workflow.patched(FINDS_UNANSWERED_WRITES)
         self.begin(
             request,
             request.submitted_by,
@@ -413,104 +427,64 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
         done = self._provisioned
         step = "account"
         try:
-            done.account = account = await self.call_tool(
-                CoreBankingActivities.open_account,
-                AccountOpening(
-                    application_id=request.application_id,
-                    holder_name=request.full_name,
-                    product=policy.products.account,
-                    currency=policy.products.currency,
-                    idempotency_key=self.idempotency_key("account"),
-                ),
-                summary="opened a core-banking account",
-            )
-            self._saga.add(
-                f"account {account.account_id} closed",
-                lambda: self.call_tool(
-                    CoreBankingActivities.close_account,
-                    AccountClosing(
-                        account_id=account.account_id,
-                        reason=self._undo_reason,
-                        idempotency_key=self.idempotency_key("account-closing"),
+            account = self._keep_account(
+                await self.call_tool(
+                    CoreBankingActivities.open_account,
+                    AccountOpening(
+                        application_id=request.application_id,
+                        holder_name=request.full_name,
+                        product=policy.products.account,
+                        currency=policy.products.currency,
+                        idempotency_key=self.idempotency_key("account"),
                     ),
-                    retry_policy=COMPENSATION_RETRY,
-                ),
+                    summary="opened a core-banking account",
+                )
             )
             self._unless_withdrawn()
 
             step = "CRM customer"
-            done.customer = customer = await self.call_tool(
-                CrmActivities.register_customer,
-                RegistrationRequest(
-                    application_id=request.application_id,
-                    name=request.full_name,
-                    email=request.email,
-                    idempotency_key=self.idempotency_key("crm-customer"),
-                ),
-                summary="registered the CRM customer",
-            )
-            self._saga.add(
-                f"CRM customer {customer.customer_id} closed",
-                lambda: self.call_tool(
-                    CrmActivities.close_customer,
-                    CustomerClosing(
-                        customer_id=customer.customer_id,
-                        reason=self._undo_reason,
-                        idempotency_key=self.idempotency_key("crm-customer-closing"),
+            customer = self._keep_customer(
+                await self.call_tool(
+                    CrmActivities.register_customer,
+                    RegistrationRequest(
+                        application_id=request.application_id,
+                        name=request.full_name,
+                        email=request.email,
+                        idempotency_key=self.idempotency_key("crm-customer"),
                     ),
-                    retry_policy=COMPENSATION_RETRY,
-                ),
+                    summary="registered the CRM customer",
+                )
             )
             self._unless_withdrawn()
 
             step = "online-banking login"
-            done.login = login = await self.call_tool(
-                OnlineBankingActivities.create_login,
-                LoginCreation(
-                    application_id=request.application_id,
-                    customer_id=customer.customer_id,
-                    username=request.username or request.application_id.lower(),
-                    email=request.email,
-                    idempotency_key=self.idempotency_key("login"),
-                ),
-                summary="created the online-banking login",
-            )
-            self._saga.add(
-                f"online-banking login {login.login_id} revoked",
-                lambda: self.call_tool(
-                    OnlineBankingActivities.revoke_login,
-                    LoginRevocation(
-                        login_id=login.login_id,
-                        reason=self._undo_reason,
-                        idempotency_key=self.idempotency_key("login-revocation"),
+            login = self._keep_login(
+                await self.call_tool(
+                    OnlineBankingActivities.create_login,
+                    LoginCreation(
+                        application_id=request.application_id,
+                        customer_id=customer.customer_id,
+                        username=request.username or request.application_id.lower(),
+                        email=request.email,
+                        idempotency_key=self.idempotency_key("login"),
                     ),
-                    retry_policy=COMPENSATION_RETRY,
-                ),
+                    summary="created the online-banking login",
+                )
             )
             self._unless_withdrawn()
 
             step = "card order"
-            done.card = card = await self.call_tool(
-                CardActivities.order_card,
-                CardOrderRequest(
-                    application_id=request.application_id,
-                    account_id=account.account_id,
-                    cardholder_name=request.full_name,
-                    idempotency_key=self.idempotency_key("card"),
-                ),
-                summary="ordered the debit card",
-            )
-            self._saga.add(
-                f"card order {card.order_id} cancelled",
-                lambda: self.call_tool(
-                    CardActivities.cancel_order,
-                    CardOrderCancellation(
-                        order_id=card.order_id,
-                        reason=self._undo_reason,
-                        idempotency_key=self.idempotency_key("card-cancellation"),
+            card = self._keep_card(
+                await self.call_tool(
+                    CardActivities.order_card,
+                    CardOrderRequest(
+                        application_id=request.application_id,
+                        account_id=account.account_id,
+                        cardholder_name=request.full_name,
+                        idempotency_key=self.idempotency_key("card"),
                     ),
-                    retry_policy=COMPENSATION_RETRY,
-                ),
+                    summary="ordered the debit card",
+                )
             )
             self._unless_withdrawn()
 
@@ -528,6 +502,8 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
             self._undo_reason = _clip(
                 f"onboarding {request.application_id} failed: provisioning the {step} failed"
             )
+            if self._finds_unanswered_writes:
+                await self._keep_unanswered_write(step, request)
             ending = await self.fail_compensated(
                 self._saga,
                 error,
@@ -558,6 +534,111 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
             Ending(status=OnboardingStatus.ONBOARDED, message=message),
             decided_by,
         )
+
+    async def _keep_unanswered_write(self, step: str, request: CustomerOnboardingInput) -> None:
+        """The failed step's write may have been made with every answer to it lost (the outcome
+        is unknown): look for it by application, and register its undo if it was made."""
+        application = request.application_id
+        summary = f"looked for a {step} made for {application} whose answer was lost"
+        match step:
+            case "account":
+                for account in await self.call_tool(
+                    CoreBankingActivities.find_accounts,
+                    AccountSearch(application_id=application),
+                    summary=summary,
+                ):
+                    if account.status == "open":
+                        self._keep_account(account)
+            case "CRM customer":
+                for customer in await self.call_tool(
+                    CrmActivities.find_registrations,
+                    RegistrationSearch(application_id=application),
+                    summary=summary,
+                ):
+                    if customer.status == "active":
+                        self._keep_customer(customer)
+            case "online-banking login":
+                for login in await self.call_tool(
+                    OnlineBankingActivities.find_logins,
+                    LoginSearch(application_id=application),
+                    summary=summary,
+                ):
+                    if login.status == "active":
+                        self._keep_login(login)
+            case "card order":
+                for card in await self.call_tool(
+                    CardActivities.find_orders,
+                    CardOrderSearch(application_id=application),
+                    summary=summary,
+                ):
+                    if card.status == "ordered":
+                        self._keep_card(card)
+
+    # -- what was provisioned, and how each is undone --------------------------------------
+
+    def _keep_account(self, account: Account) -> Account:
+        self._provisioned.account = account
+        self._saga.add(
+            f"account {account.account_id} closed",
+            lambda: self.call_tool(
+                CoreBankingActivities.close_account,
+                AccountClosing(
+                    account_id=account.account_id,
+                    reason=self._undo_reason,
+                    idempotency_key=self.idempotency_key("account-closing"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+        return account
+
+    def _keep_customer(self, customer: CustomerRegistration) -> CustomerRegistration:
+        self._provisioned.customer = customer
+        self._saga.add(
+            f"CRM customer {customer.customer_id} closed",
+            lambda: self.call_tool(
+                CrmActivities.close_customer,
+                CustomerClosing(
+                    customer_id=customer.customer_id,
+                    reason=self._undo_reason,
+                    idempotency_key=self.idempotency_key("crm-customer-closing"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+        return customer
+
+    def _keep_login(self, login: Login) -> Login:
+        self._provisioned.login = login
+        self._saga.add(
+            f"online-banking login {login.login_id} revoked",
+            lambda: self.call_tool(
+                OnlineBankingActivities.revoke_login,
+                LoginRevocation(
+                    login_id=login.login_id,
+                    reason=self._undo_reason,
+                    idempotency_key=self.idempotency_key("login-revocation"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+        return login
+
+    def _keep_card(self, card: CardOrder) -> CardOrder:
+        self._provisioned.card = card
+        self._saga.add(
+            f"card order {card.order_id} cancelled",
+            lambda: self.call_tool(
+                CardActivities.cancel_order,
+                CardOrderCancellation(
+                    order_id=card.order_id,
+                    reason=self._undo_reason,
+                    idempotency_key=self.idempotency_key("card-cancellation"),
+                ),
+                retry_policy=COMPENSATION_RETRY,
+            ),
+        )
+        return card
 
     # -- endings ----------------------------------------------------------------------------
 

@@ -104,6 +104,12 @@ RECORDINGS = Recordings(
             {"outcome": Outcome.FAILED_COMPENSATED},
         ),
         Scenario(
+            "card_order_unanswered_found_and_undone",
+            _systems(lost_answer_at="cards.order_card"),
+            nothing,
+            {"outcome": Outcome.FAILED_COMPENSATED},
+        ),
+        Scenario(
             "withdrawn_during_provisioning",
             _systems(withdraw_during="online_banking.create_login"),
             nothing,
