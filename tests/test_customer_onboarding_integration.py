@@ -18,6 +18,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from casework.case import TOOL_RETRY
 from casework.testing.cases import open_task
 from casework.testing.scripted_llm import ScriptedModel, ScriptedReply, scripted_llm_server
 from casework.testing.signing import decide
@@ -264,3 +265,27 @@ async def test_a_model_that_lies_about_the_holder_provisions_nothing(
     assert all(
         found == [] for found in (await provisioned(sandbox, request.application_id)).values()
     )
+
+
+async def test_a_card_order_whose_every_answer_was_lost_is_found_and_cancelled(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    sandbox: httpx.AsyncClient,
+    reader: ScriptedModel,
+) -> None:
+    request = await new_applicant(sandbox, reader)
+    # The order is placed on the first attempt; that answer and every retry's are lost.
+    await fault_card_order(
+        sandbox, request, status=503, when="after", count=TOOL_RETRY.maximum_attempts
+    )
+    result = await (await start(temporal, task_queue, request)).result()
+    assert result.outcome is Outcome.FAILED_COMPENSATED
+    records = await provisioned(sandbox, request.application_id)
+    (card,) = records["cards"]  # placed once: the retries found it by idempotency key
+    assert card["status"] == "cancelled"
+    assert all(
+        record["status"] in ("closed", "revoked")
+        for name in ("accounts", "customers", "logins")
+        for record in records[name]
+    )
+    assert result.compensated[0] == f"card order {card['order_id']} cancelled"

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from casework.case import CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
     CaseDriver,
@@ -55,11 +55,7 @@ class CustomerOnboardingDriver(CaseDriver):
     model_faults: ClassVar[frozenset[ModelFault]] = frozenset(ModelFault) - {
         ModelFault.PRIMARY_DOWN
     }
-    # A provisioning write whose every answer is lost leaves a record the case never learnt
-    # of: the process does not look such records up yet, so that fault is not planned.
-    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
-        SandboxFault.OUTCOME_UNKNOWN
-    }
+    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault)
     submitter = "alice"
     waiting_scenario = LEAVE
     finished_scenario = LOW_RISK
@@ -206,6 +202,12 @@ class CustomerOnboardingDriver(CaseDriver):
                         "status": 503,
                     },
                 ]
+            case SandboxFault.OUTCOME_UNKNOWN:
+                # The card is ordered on the first attempt and every answer is lost for as long
+                # as the case retries: the case must find the order and undo it with the rest.
+                return [
+                    card | {"status": 503, "when": "after", "count": TOOL_RETRY.maximum_attempts}
+                ]
         return []
 
     def held_after_decision(self, key: str) -> list[dict[str, Any]]:
@@ -218,7 +220,7 @@ class CustomerOnboardingDriver(CaseDriver):
         ]
 
     def compatible(self, scenario: Scenario, fault: SandboxFault) -> bool:
-        if fault is SandboxFault.REJECTED_AFTER_PAYMENT:
+        if fault in (SandboxFault.REJECTED_AFTER_PAYMENT, SandboxFault.OUTCOME_UNKNOWN):
             return scenario.name in PROVISIONS
         if fault is SandboxFault.RESPONSE_LOST:
             return scenario.name in PROVISIONS
@@ -237,7 +239,10 @@ class CustomerOnboardingDriver(CaseDriver):
         return Ledger(writes=writes, reversals=reversals)
 
     def expected_statuses(self, case: PlannedCase) -> frozenset[str]:
-        if case.sandbox_fault is SandboxFault.REJECTED_AFTER_PAYMENT:
+        if case.sandbox_fault in (
+            SandboxFault.REJECTED_AFTER_PAYMENT,
+            SandboxFault.OUTCOME_UNKNOWN,
+        ):
             return frozenset({CaseStatus.FAILED_COMPENSATED})
         return frozenset(
             {
