@@ -275,3 +275,6 @@ class CustomerOnboardingDriver(CaseDriver):
         if unread and not any("gave no reading" in event.summary for event in outcome.audit):
             found.append("the model was down, but the case did not say the reading is missing")
         return found
+
+
+DRIVER = CustomerOnboardingDriver()
