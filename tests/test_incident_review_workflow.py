@@ -7,10 +7,12 @@ import json
 import uuid
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.agents.incident_review import SYSTEM_PROMPT as INVESTIGATOR_PROMPT
 from activities.agents.incident_review import stand_in_turn
+from activities.agents.ticket_triage import stand_in_turn as triage_turn
 from casework.agents.messages import ChatMessage, ToolCall
 from casework.agents.region import AgentRegionWorkflow
 from casework.agents.tools import FINAL_ANSWER
@@ -25,6 +27,7 @@ from tests.incident_review_support import (
     incident,
     linking_fails,
 )
+from tests.triage_support import audited
 from workflows.incident_review import (
     IncidentReviewInput,
     IncidentReviewWorkflow,
@@ -32,6 +35,7 @@ from workflows.incident_review import (
     ReviewStatus,
     parse_edit,
 )
+from workflows.ticket_triage import Acknowledgement, TicketTriageInput, TicketTriageWorkflow
 
 
 def systems(**fields: object) -> FakeIncidentSystems:
@@ -267,3 +271,46 @@ def test_an_edit_names_what_is_wrong_with_its_lines() -> None:
     assert edit.follow_ups is None
     assert problems[0] == ("follow-up line 'only a title': write 'follow-up: title | owner | days'")
     assert problems[1].startswith("follow-up line 't | ivy | soon': invalid literal")
+
+
+def _either_agent(messages: list[ChatMessage]) -> ChatMessage:
+    """Both stand-ins behind one fake model: each region's system prompt says whose turn it is."""
+    system = messages[0].content or ""
+    return (stand_in_turn if system.startswith(INVESTIGATOR_PROMPT) else triage_turn)(messages)
+
+
+async def test_triage_concluding_on_a_severity_1_incident_starts_its_review_without_waiting(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    ticket = incident(f"INC-{uuid.uuid4().hex[:8]}").model_copy(update={"status": "new"})
+    fakes = FakeIncidentSystems(
+        tickets={ticket.ticket_id: ticket}, items={CHECKOUT.ci_id: CHECKOUT}, turn=_either_agent
+    )
+    client = time_skipping_env.client
+    async with fake_worker(client, fakes, TicketTriageWorkflow, *WORKFLOWS) as queue:
+        triage = await client.start_workflow(
+            TicketTriageWorkflow.run,
+            TicketTriageInput(ticket_id=ticket.ticket_id, submitted_by="erin"),
+            id=TicketTriageWorkflow.case_id(ticket.ticket_id),
+            task_queue=queue,
+        )
+        await audited(triage, "the on-call page", lambda t: bool(events_of(t, AuditKind.PAGE_SENT)))
+        await triage.execute_update(
+            "acknowledge", Acknowledgement(responder="ivy"), result_type=str
+        )
+        triaged = await triage.result()
+        assert triaged.incident_review == IncidentReviewWorkflow.case_id(ticket.ticket_id)
+        review = client.get_workflow_handle_for(IncidentReviewWorkflow.run, triaged.incident_review)
+        # The triage case is done; its review goes on, waiting for the incident manager.
+        assert (await review.describe()).status == WorkflowExecutionStatus.RUNNING
+        task = await open_task(review, "the review task")
+        assert task.role == "incident_manager"
+        await decide(review, approver="grace", action="approve")
+        reviewed = await review.result()
+        (started,) = [
+            e for e in await audit(triage) if e.summary.startswith("started the post-incident")
+        ]
+
+    assert started.data["case"] == triaged.incident_review
+    assert reviewed.outcome is Outcome.APPROVED
+    assert len(reviewed.follow_ups) == 2
