@@ -287,21 +287,21 @@ def stand_in_turn(messages: list[ChatMessage]) -> ChatMessage:
     )
 
 
-COMMIT_LINE = re.compile(r"^commit ([0-9a-f]{40})", re.MULTILINE)
+LOGGED_COMMIT = re.compile(r"^Commit: ([0-9a-f]{40})$", re.MULTILINE)
+LOGGED_MESSAGE = re.compile(r"^Message: (.*)$", re.MULTILINE)
 
 
-def _commits(text: Any) -> list[tuple[str, str]]:
-    """(SHA, subject) of each commit in git_log's text, newest first."""
+def logged_commits(text: Any) -> list[tuple[str, str]]:
+    """(SHA, subject) of each commit in the git MCP server's ``git_log`` text, newest first."""
     if not isinstance(text, str):
         return []
     found = []
-    for block in re.split(r"(?=^commit [0-9a-f]{40})", text, flags=re.MULTILINE):
-        sha = COMMIT_LINE.search(block)
+    for block in re.split(r"(?=^Commit: )", text, flags=re.MULTILINE):
+        sha = LOGGED_COMMIT.search(block)
         if sha is None:
             continue
-        lines = [line.strip() for line in block.splitlines()[1:] if line.strip()]
-        subject = next((line for line in lines if not re.match(r"^(Author|Date|Merge):", line)), "")
-        found.append((sha.group(1), subject.removeprefix("Message: ")))
+        message = LOGGED_MESSAGE.search(block)
+        found.append((sha.group(1), message.group(1).strip() if message else ""))
     return found
 
 
@@ -313,7 +313,7 @@ def _draft(incident: dict[str, Any], by_tool: dict[str, Any]) -> IncidentReviewD
     similar = [t for t in similar if isinstance(t, dict)] if isinstance(similar, list) else []
     ci = by_tool.get("get_configuration_item")
     ci = ci if isinstance(ci, dict) else {}
-    commits = _commits(by_tool.get("git_log"))
+    commits = logged_commits(by_tool.get("git_log"))
     incident_id = str(incident.get("ticket_id", ""))
     timeline: list[TimelineEntry] = []
     errors = [line for line in lines if line.get("level") in ("ERROR", "FATAL")]
