@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.lending import Amount, Message
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -67,6 +67,10 @@ class CreditBureauActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        name="get_credit_report_request",
+        description="A credit report request: its status and, once answered, the report.",
+    )
     @activity.defn(name="credit_bureau.get_request")
     async def get_request(self, lookup: ReportRequestLookup) -> CreditReportRequest:
         """The request as the bureau keeps it, with its report once it has answered."""

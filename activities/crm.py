@@ -8,7 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -50,6 +50,9 @@ class RefundNoteRequest(BaseModel):
 class CrmActivities(SystemActivities):
     system = "CRM (customers)"
 
+    @read_only_tool(
+        description="Read a customer's CRM record: name, tier, contact details, account standing."
+    )
     @activity.defn(name="crm.get_customer")
     async def get_customer(self, lookup: CustomerLookup) -> Customer:
         return Customer.model_validate(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import RECORD_NOT_FOUND, call
 from casework.systems.records import Record
 
@@ -136,12 +136,16 @@ _accounts = TypeAdapter(list[Account])
 class CrmSalesActivities(SystemActivities):
     system = "CRM (sales)"
 
+    @read_only_tool(description="Read a sales lead as the CRM holds it.")
     @activity.defn(name="crm_sales.get_lead")
     async def get_lead(self, lookup: LeadLookup) -> Lead:
         return Lead.model_validate(
             await call(self._client, "GET", f"/crm/leads/{quote(lookup.lead_id, safe='')}")
         )
 
+    @read_only_tool(
+        description="Look up a company's firmographics (size, industry, region) by web domain."
+    )
     @activity.defn(name="crm_sales.enrich_company")
     async def enrich_company(self, lookup: CompanyLookup) -> Enrichment:
         try:
@@ -154,6 +158,7 @@ class CrmSalesActivities(SystemActivities):
             raise
         return Enrichment(domain=lookup.domain, firmographics=Firmographics.model_validate(found))
 
+    @read_only_tool(description="Find the CRM account of a company by web domain, if it has one.")
     @activity.defn(name="crm_sales.find_account")
     async def find_account(self, lookup: CompanyLookup) -> AccountMatch:
         accounts = _accounts.validate_python(
@@ -161,6 +166,9 @@ class CrmSalesActivities(SystemActivities):
         )
         return AccountMatch(domain=lookup.domain, account=next(iter(accounts), None))
 
+    @read_only_tool(
+        description="List the account executives with their territories and current load."
+    )
     @activity.defn(name="crm_sales.list_account_executives")
     async def list_account_executives(self, lookup: RosterLookup) -> Roster:
         return Roster(

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -84,18 +84,27 @@ _receipts = TypeAdapter(list[GoodsReceipt])
 class ErpActivities(SystemActivities):
     system = "ERP"
 
+    @read_only_tool(
+        description="Read an invoice in the ERP: supplier, PO number, lines, amounts, status."
+    )
     @activity.defn(name="erp.get_invoice")
     async def get_invoice(self, lookup: InvoiceLookup) -> Invoice:
         return Invoice.model_validate(
             await call(self._client, "GET", f"/erp/invoices/{lookup.invoice_id}")
         )
 
+    @read_only_tool(
+        description="Read a purchase order in the ERP: supplier, lines, quantities, unit prices."
+    )
     @activity.defn(name="erp.get_purchase_order")
     async def get_purchase_order(self, lookup: PurchaseOrderLookup) -> PurchaseOrder:
         return PurchaseOrder.model_validate(
             await call(self._client, "GET", f"/erp/purchase-orders/{lookup.po_number}")
         )
 
+    @read_only_tool(
+        description="List the goods receipts booked against a purchase order (what was delivered)."
+    )
     @activity.defn(name="erp.list_goods_receipts")
     async def list_goods_receipts(self, lookup: PurchaseOrderLookup) -> list[GoodsReceipt]:
         return _receipts.validate_python(
@@ -104,6 +113,9 @@ class ErpActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        description="Read a supplier's master record in the ERP: name, bank account, status."
+    )
     @activity.defn(name="erp.get_supplier")
     async def get_supplier(self, lookup: SupplierLookup) -> Supplier:
         return Supplier.model_validate(

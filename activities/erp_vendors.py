@@ -1,11 +1,14 @@
-"""ERP vendor-master tools: create a vendor exactly once per idempotency key; deactivate one."""
+"""ERP vendor-master tools: create a vendor exactly once per idempotency key; deactivate one;
+read one, or find them by tax ID (read-only tools an agent may be given)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -40,6 +43,17 @@ class VendorDeactivation(BaseModel):
     idempotency_key: str
 
 
+_vendors = TypeAdapter(list[ErpVendor])
+
+
+class VendorLookup(BaseModel):
+    vendor_id: str
+
+
+class VendorSearch(BaseModel):
+    tax_id: str = Field(min_length=1, description="The vendor's tax ID, in any spelling.")
+
+
 class ErpVendorActivities(SystemActivities):
     system = "ERP vendor master"
 
@@ -65,4 +79,18 @@ class ErpVendorActivities(SystemActivities):
                 json={"reason": deactivation.reason},
                 idempotency_key=deactivation.idempotency_key,
             )
+        )
+
+    @read_only_tool(description="Read a vendor in the ERP vendor master: tax ID, bank, status.")
+    @activity.defn(name="erp.get_vendor")
+    async def get_vendor(self, lookup: VendorLookup) -> ErpVendor:
+        return ErpVendor.model_validate(
+            await call(self._client, "GET", f"/erp/vendors/{quote(lookup.vendor_id, safe='')}")
+        )
+
+    @read_only_tool(description="Find the vendors the ERP vendor master holds under a tax ID.")
+    @activity.defn(name="erp.find_vendors")
+    async def find_vendors(self, search: VendorSearch) -> list[ErpVendor]:
+        return _vendors.validate_python(
+            await call(self._client, "GET", "/erp/vendors", params={"tax_id": search.tax_id})
         )

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import activity
 
 from activities.lending import Message
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -57,6 +57,10 @@ class FraudAlertLookup(BaseModel):
 class FraudActivities(SystemActivities):
     system = "fraud monitoring"
 
+    @read_only_tool(
+        name="list_fraud_signals",
+        description="List the fraud-monitoring signals recorded for a customer.",
+    )
     @activity.defn(name="fraud.list_signals")
     async def list_signals(self, lookup: FraudSignalLookup) -> list[FraudSignal]:
         return _signals.validate_python(
@@ -65,6 +69,9 @@ class FraudActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        name="get_fraud_alert", description="Read a fraud alert as fraud monitoring keeps it."
+    )
     @activity.defn(name="fraud.get_alert")
     async def get_alert(self, lookup: FraudAlertLookup) -> RaisedFraudAlert:
         """An alert as fraud monitoring keeps it."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -52,6 +53,17 @@ class SanctionsCheck(BaseModel):
     idempotency_key: str
 
 
+class SanctionsEntryLookup(BaseModel):
+    entry_id: str
+
+
+class SanctionsEntry(Record):
+    entry_id: str
+    name: str
+    date_of_birth: date | None = None
+    program: str
+
+
 class KycActivities(SystemActivities):
     system = "KYC"
 
@@ -77,4 +89,12 @@ class KycActivities(SystemActivities):
                 json=check.model_dump(mode="json", exclude={"idempotency_key"}),
                 idempotency_key=check.idempotency_key,
             )
+        )
+
+    @read_only_tool(description="Read one entry of the sanctions list: name, birth date, program.")
+    @activity.defn(name="kyc.get_sanctions_entry")
+    async def get_sanctions_entry(self, lookup: SanctionsEntryLookup) -> SanctionsEntry:
+        """A lookup only: screening a person is a check the KYC service records, never a tool."""
+        return SanctionsEntry.model_validate(
+            await call(self._client, "GET", f"/kyc/sanctions/{quote(lookup.entry_id, safe='')}")
         )

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -108,6 +108,10 @@ class MessageLookup(BaseModel):
 class LendingActivities(SystemActivities):
     system = "lending"
 
+    @read_only_tool(
+        name="get_loan_application",
+        description="Read a loan application: applicant, amount, term, income, status.",
+    )
     @activity.defn(name="lending.get_application")
     async def get_application(self, lookup: ApplicationLookup) -> LoanApplication:
         return LoanApplication.model_validate(
@@ -128,6 +132,10 @@ class LendingActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        name="get_applicant_message",
+        description="Read one message an applicant sent about their loan application.",
+    )
     @activity.defn(name="lending.get_message")
     async def get_message(self, lookup: MessageLookup) -> ApplicantMessage:
         """A message from the applicant as the lending system received it."""

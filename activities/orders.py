@@ -9,7 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
 from activities.erp import OrderLine
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -43,10 +43,12 @@ _orders = TypeAdapter(list[Order])
 class OrderActivities(SystemActivities):
     system = "order management"
 
+    @read_only_tool(description="Read an order: customer, lines, amounts, delivery status.")
     @activity.defn(name="orders.get_order")
     async def get_order(self, lookup: OrderLookup) -> Order:
         return Order.model_validate(await call(self._client, "GET", f"/orders/{lookup.order_id}"))
 
+    @read_only_tool(description="List a customer's orders, newest first.")
     @activity.defn(name="orders.list_customer_orders")
     async def list_customer_orders(self, lookup: CustomerOrdersLookup) -> list[Order]:
         return _orders.validate_python(

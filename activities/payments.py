@@ -9,7 +9,7 @@ from decimal import Decimal
 from pydantic import BaseModel, TypeAdapter
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -93,6 +93,13 @@ class PaymentLookup(BaseModel):
     idempotency_key: str
 
 
+class InvoicePaymentsLookup(BaseModel):
+    invoice_id: str
+
+
+_payments = TypeAdapter(list[Payment])
+
+
 class PaymentActivities(SystemActivities):
     system = "payments"
 
@@ -158,6 +165,9 @@ class PaymentActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        description="List a customer's refunds in the payments ledger, and what each refunded."
+    )
     @activity.defn(name="payments.list_refunds")
     async def list_refunds(self, lookup: RefundLookup) -> list[Refund]:
         return _refunds.validate_python(
@@ -169,6 +179,10 @@ class PaymentActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        name="find_payment",
+        description="The payment made for an invoice under one idempotency key, if any.",
+    )
     @activity.defn(name="payments.find")
     async def find(self, lookup: PaymentLookup) -> Payment | None:
         """The payment made under ``idempotency_key``, if any.
@@ -183,3 +197,10 @@ class PaymentActivities(SystemActivities):
             if row.get("idempotency_key") == lookup.idempotency_key:
                 return Payment.model_validate(row)
         return None
+
+    @read_only_tool(description="List the payments the ledger holds for an invoice.")
+    @activity.defn(name="payments.list_invoice_payments")
+    async def list_invoice_payments(self, lookup: InvoicePaymentsLookup) -> list[Payment]:
+        return _payments.validate_python(
+            await call(self._client, "GET", "/payments", params={"invoice_id": lookup.invoice_id})
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -92,6 +92,10 @@ class DocumentLookup(BaseModel):
 class VendorPortalActivities(SystemActivities):
     system = "vendor portal"
 
+    @read_only_tool(
+        name="get_vendor_application",
+        description="Read a vendor onboarding application in the vendor portal.",
+    )
     @activity.defn(name="vendors.get_application")
     async def get_application(self, lookup: ApplicationLookup) -> VendorApplication:
         return VendorApplication.model_validate(
@@ -112,6 +116,10 @@ class VendorPortalActivities(SystemActivities):
             )
         )
 
+    @read_only_tool(
+        name="get_vendor_document",
+        description="Read a document a vendor uploaded to the portal, as text.",
+    )
     @activity.defn(name="vendors.get_document")
     async def get_document(self, lookup: DocumentLookup) -> VendorDocument:
         """A document as the vendor uploaded it to the portal."""

@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from bench.agent_history import AgentHistory, measure_agent_history
+from bench.agent_history import row as agent_history_row
 from bench.economy import Economy, measure_economy
 from bench.infra import Sandbox, progress
 from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
@@ -108,7 +110,11 @@ def table(rows: list[list[str]]) -> str:
 
 
 def rows(
-    overhead: Overhead, latency: Latency, waiting: Waiting, economy: Economy
+    overhead: Overhead,
+    latency: Latency,
+    waiting: Waiting,
+    economy: Economy,
+    agent_history: AgentHistory,
 ) -> list[list[str]]:
     lat = latency.summary()
     a, b = waiting.before_restart, waiting.after_restart
@@ -157,6 +163,7 @@ def rows(
             f"{economy.baseline['tokens_per_case']:.0f}",
             f"{economy.tokens_ratio:.2f}",
         ],
+        agent_history_row(agent_history),
     ]
 
 
@@ -200,11 +207,14 @@ async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
                     )
                     async with running_worker(client, settings):
                         economy = await measure_economy(client, sandbox_url, queue, llm)
+                        progress("row 5: agent region history")
+                        agent_history = await measure_agent_history(client, sandbox_url, queue, llm)
     return {
         "overhead": overhead,
         "latency": latency,
         "waiting": waiting,
         "economy": economy,
+        "agent_history": agent_history,
     }
 
 
@@ -231,6 +241,7 @@ def to_json(figures: dict[str, Any], info: dict[str, Any], wall: float) -> dict[
             "tokens_ratio": economy.tokens_ratio,
             "tokens_are": "ceil(characters / 4) of the JSON sent and received",
         },
+        "agent_history": figures["agent_history"].as_dict(),
     }
 
 
@@ -260,9 +271,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print()
-    print(
-        table(rows(figures["overhead"], figures["latency"], figures["waiting"], figures["economy"]))
-    )
+    print(table(rows(**figures)))
     print()
     print(
         f"machine: {info['cpus']} x {info['cpu_model']}, {info['memory_gib']} GiB; Python "

@@ -52,6 +52,11 @@ class AuditKind(StrEnum):
     DECISION_REFUSED = "decision_refused"
     TOOL_CALL = "tool_call"
     TOOL_FAILED = "tool_failed"
+    DELEGATION_STARTED = "delegation_started"
+    """An agent region asked a specialist (a child region) for its part, or handed its task over:
+    ``specialist``, ``agent``, ``region_id``, ``task``."""
+    DELEGATION_ENDED = "delegation_ended"
+    """What that child region ended with: ``specialist``, ``outcome``, ``region_id``, ``spend``."""
     COMPENSATION = "compensation"
     MESSAGE_RECEIVED = "message_received"
     """A message from outside (a resubmitted document, a bureau report, a fraud alert)."""

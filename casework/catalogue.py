@@ -162,8 +162,11 @@ def collect(modules: Sequence[ModuleType], packages: Sequence[str] = ()) -> Cata
         raise CatalogueError(f"workflow types declared twice: {', '.join(duplicates)}")
     for system in systems:
         for name, activity, arguments in system.read_only_tools():
+            summary = system.tool_description(activity)
             try:
-                register_tool(Tool(name=name, activity=activity, arguments=arguments))
+                register_tool(
+                    Tool(name=name, activity=activity, arguments=arguments, summary=summary)
+                )
             except ValueError as error:
                 raise CatalogueError(f"{system.__module__}: {error}") from error
     return Catalogue(

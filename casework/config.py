@@ -25,6 +25,9 @@ DEFAULT_METRICS_PORT = 9464
 HOME_DIR_NAME = ".casework"
 
 
+SANDBOX_URL_ENV = "CASEWORK_SANDBOX_URL"
+
+
 class SettingsError(ValueError):
     """A setting is present but unusable; the message names the variable."""
 
@@ -104,7 +107,7 @@ class Settings(BaseModel):
         return cls(
             task_queue=env.get("CASEWORK_TASK_QUEUE", TASK_QUEUE),
             sandbox_url=env.get(
-                "CASEWORK_SANDBOX_URL", f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
+                SANDBOX_URL_ENV, f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
             ),
             ui_url=env.get("CASEWORK_UI_URL", f"http://localhost:{DEFAULT_UI_PORT}"),
             codec_url=env.get(

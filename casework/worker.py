@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -21,9 +22,10 @@ from temporalio.worker import Worker
 
 from casework import telemetry
 from casework.agents.llm import LlmActivities
+from casework.agents.mcp import McpActivities
 from casework.catalogue import Catalogue, CatalogueError, discover
 from casework.client import connect
-from casework.config import Settings, SettingsError
+from casework.config import SANDBOX_URL_ENV, Settings, SettingsError
 from casework.governance import activity as policy
 from casework.governance.loader import load_policy, policy_dir
 from casework.governance.models import DIRECTORY_ID, Directory
@@ -42,10 +44,15 @@ def build_activities(
     system's, each system's class built once over the shared HTTP client."""
     systems = [NotificationActivities, *catalogue.systems]
     llm = LlmActivities(settings)
+    # A policy names the sandbox's MCP endpoint as ${CASEWORK_SANDBOX_URL}/mcp: the sandbox this
+    # worker is configured with, whether that came from the environment or not.
+    mcp = McpActivities({**os.environ, SANDBOX_URL_ENV: settings.sandbox_url})
     return [
         policy.load,
         llm.propose,
         llm.chat,
+        mcp.list_tools,
+        mcp.call_tool,
         *(fn for system in systems for fn in system(http).activities()),
     ]
 

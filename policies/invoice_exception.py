@@ -24,6 +24,7 @@ from casework.governance.models import (
     FinalTimeout,
     PolicyModel,
     PolicyRef,
+    RegionAgentSettings,
     TieredApprovalPolicy,
 )
 from casework.governance.rules import foreign_currency, tier_for_amount
@@ -186,4 +187,6 @@ class InvoiceExceptionPolicy(TieredApprovalPolicy):
     tolerance: Tolerance
     auto_approval: AutoApproval
     final_timeout: InvoiceFinalTimeout = InvoiceFinalTimeout()
-    agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    agents: dict[str, AgentSettings | RegionAgentSettings] = Field(default_factory=dict)
+    """A tool-calling agent (``allowed_tools``) works in an agent region; documents before
+    version 3 consulted the analyst once (``AgentSettings``)."""

@@ -348,9 +348,13 @@ async def test_malformed_final_answers_are_reasked_until_the_budget_ends_then_a_
 async def test_model_that_keeps_calling_tools_ends_at_the_model_call_budget(stack: Stack) -> None:
     ticket_id = new_ticket_id("greedy")
     await stack.itsm.create_ticket(ticket_id)
-    # A fresh call id every turn, as a real model would send.
+    # Another ticket each turn, each new to it: it never goes off rail, it just never stops.
+    others = [f"{ticket_id}-{n}" for n in range(MAX_MODEL_CALLS)]
+    for other in others:
+        await stack.itsm.create_ticket(other)
     stack.model.script(
-        ticket_id, then=lambda body: calls(tool_call("get_ticket", {"ticket_id": ticket_id}))
+        ticket_id,
+        then=lambda body: calls(tool_call("get_ticket", {"ticket_id": others[turn_of(body)]})),
     )
 
     handle = await stack.start(ticket_id)
@@ -511,10 +515,11 @@ async def test_restarted_worker_resumes_the_loop_without_repeating_completed_mod
 async def test_a_conversation_growing_past_its_size_cap_ends_the_region(stack: Stack) -> None:
     """Every model call carries the whole conversation: its size is capped like a budget."""
     ticket_id = new_ticket_id("size")
-    await stack.itsm.create_ticket(ticket_id, title="VPN drops", description="x" * 3000)
+    others = [f"{ticket_id}-{n}" for n in range(5)]
+    for other in others:
+        await stack.itsm.create_ticket(other, title="VPN drops", description="x" * 3000)
     stack.model.script(
-        ticket_id,
-        *(calls(tool_call("get_ticket", {"ticket_id": ticket_id})) for _ in range(5)),
+        ticket_id, *(calls(tool_call("get_ticket", {"ticket_id": other})) for other in others)
     )
     directory = Directory.model_validate(load_policy("directory").content)
 

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field
 
     from activities.agents.invoice_exception import (
+        INVOICE_ANALYST,
         INVOICE_ANALYST_AGENT,
         InvoiceProposal,
         check_proposal,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReversal,
     )
     from casework.agents.checks import ProposalChecks
+    from casework.agents.region import RegionOutcome, region_input, run_region
     from casework.amounts import money
     from casework.audit import AuditKind
     from casework.case import (
@@ -53,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
-    from casework.governance.models import PolicyRef
+    from casework.governance.models import AgentSettings, PolicyRef, RegionAgentSettings
     from policies.invoice_exception import (
         InvoiceExceptionPolicy,
         PolicyDecision,
@@ -67,6 +69,9 @@ SETTLED_STATUSES = frozenset({"paid", "rejected"})
 # workflow.patched() ID: a payment that failed for good is looked up in the ledger and reversed
 # if it went through, instead of failing the case with the money possibly moved.
 RECONCILE_FAILED_PAYMENT = "reconcile-failed-payment"
+# workflow.patched() ID: under a policy that gives the analyst tools, it works in an agent region
+# (its lookups are its own choice, each an activity) instead of being consulted once.
+ANALYST_REGION = "invoice-analyst-region"
 
 
 class InvoiceExceptionInput(BaseModel):
@@ -213,18 +218,63 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         self, policy: InvoiceExceptionPolicy, context: _Context, variance: Variance
     ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
         # Without a proposal the case still proceeds, to a person.
-        consultation = await self.consult(
-            INVOICE_ANALYST_AGENT,
-            {**context.model_dump(mode="json"), "variance": variance.model_dump(mode="json")},
-            settings=INVOICE_ANALYST_AGENT.settings_in(policy.agents),
-            check=lambda proposal: check_proposal(proposal, context.invoice.total),
-        )
-        proposal = consultation.answer
+        case_data = context.model_dump(mode="json") | {"variance": variance.model_dump(mode="json")}
+        settings = policy.agents.get(INVOICE_ANALYST, AgentSettings())
+        if isinstance(settings, RegionAgentSettings) and workflow.patched(ANALYST_REGION):
+            proposal, checks = await self._propose_in_region(settings, case_data, context)
+        else:
+            consultation = await self.consult(
+                INVOICE_ANALYST_AGENT,
+                case_data,
+                settings=_consulted(settings),
+                check=lambda proposal: check_proposal(proposal, context.invoice.total),
+            )
+            proposal, checks = consultation.answer, consultation.checks
         if proposal is not None:
             self._facts.update(
                 recommendation=proposal.recommendation.value, confidence=proposal.confidence
             )
-        return proposal, consultation.checks
+        return proposal, checks
+
+    async def _propose_in_region(
+        self, settings: RegionAgentSettings, case_data: dict[str, object], context: _Context
+    ) -> tuple[InvoiceProposal | None, ProposalChecks | None]:
+        """The analyst in an agent region: it starts from what the case fetched and may look
+        further with the policy's read-only tools. Its answer is checked as a consulted one's."""
+        directory = self._directory
+        assert directory is not None
+        region_id = f"{workflow.info().workflow_id}-agent"
+        # Lets people (and the CLI) find a question the agent asks while it works.
+        self._facts["agent_region"] = region_id
+        region = await run_region(
+            self,
+            region_input(
+                INVOICE_ANALYST_AGENT,
+                {INVOICE_ANALYST: settings},
+                context=case_data,
+                requested_by=self._requested_by,
+                directory=directory,
+            ),
+            region_id=region_id,
+            summary=f"{INVOICE_ANALYST} on invoice {context.invoice.invoice_id}",
+        )
+        self._facts.update(agent=region.outcome.value, agent_model=", ".join(region.models))
+        if region.outcome is not RegionOutcome.ANSWERED or region.output is None:
+            self.record(
+                AuditKind.AGENT_FAILED,
+                f"{INVOICE_ANALYST} gave no usable proposal: {region.outcome.value}: "
+                f"{region.reason}",
+            )
+            return None, None
+        proposal = InvoiceProposal.model_validate(region.output)
+        self.record_proposal(
+            INVOICE_ANALYST,
+            f"{INVOICE_ANALYST} on {', '.join(region.models)} {proposal.headline()}",
+            recommended_action=proposal.recommended_action(),
+            confidence=proposal.confidence,
+            proposal=proposal,
+        )
+        return proposal, self.check_proposal(check_proposal(proposal, context.invoice.total))
 
     async def _seek_approval(
         self,
@@ -474,6 +524,17 @@ def _summary(
                 )
     lines.append("Needs a person because: " + "; ".join(decision.reasons) + ".")
     return "\n".join(lines)
+
+
+def _consulted(settings: AgentSettings | RegionAgentSettings) -> AgentSettings:
+    """Settings for consulting the analyst once: what a policy before version 3 gave it."""
+    if isinstance(settings, AgentSettings):
+        return settings
+    return AgentSettings(
+        model=settings.model,
+        fallback_models=settings.fallback_models,
+        max_tokens=settings.max_tokens_per_call,
+    )
 
 
 async def _raise(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from casework.agents.checks import CheckBasis, ProposalChecks, opinion, within
+from casework.agents.messages import DATA_BLOCK, ChatMessage, ToolCall
 from casework.agents.spec import AgentSpec
+from casework.agents.tools import FINAL_ANSWER
 
 INVOICE_ANALYST = "invoice_analyst"
 INVOICE_PROPOSAL = "invoice_proposal"
@@ -20,6 +23,9 @@ SYSTEM_PROMPT = (
     "discrepancy in plain words, recommend approve, reject or hold, and say how confident you "
     "are. You only propose; a policy and a human decide."
 )
+"""Unchanged since the analyst was consulted once: stored cases replay with it. In a region
+(``workflows/invoice_exception.py``, patch ``invoice-analyst-region``) the region's rules add
+how to use the lookups."""
 
 TASK = (
     "Explain why this invoice was flagged, recommend what accounts payable should do, and cite "
@@ -87,6 +93,60 @@ def stand_in_proposal(context: dict[str, Any]) -> InvoiceProposal:
     )
 
 
+def _data(content: str | None) -> Any:
+    match = DATA_BLOCK.search(content or "")
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group(2))
+    except json.JSONDecodeError:
+        return match.group(2)
+
+
+def stand_in_turn(messages: list[ChatMessage]) -> ChatMessage:
+    """Offline stand-in in a region: an invoice within tolerance is answered at once; one
+    outside it is first looked up in the payments ledger (has anything been paid on it?), and
+    the answer says what the ledger showed. Rules of thumb, named as such."""
+    context = _data(messages[1].content) if len(messages) > 1 else None
+    context = context if isinstance(context, dict) else {}
+    invoice_id = str(context.get("invoice", {}).get("invoice_id", ""))
+    asked = [call for m in messages if m.role == "assistant" for call in m.tool_calls]
+    within_tolerance = bool(context.get("variance", {}).get("within_tolerance"))
+    if not asked and not within_tolerance and invoice_id:
+        return ChatMessage(
+            role="assistant",
+            tool_calls=[
+                ToolCall(
+                    id="standin-1",
+                    name="list_invoice_payments",
+                    arguments=json.dumps({"invoice_id": invoice_id}),
+                )
+            ],
+        )
+    proposal = stand_in_proposal(context)
+    payments = [_data(m.content) for m in messages if m.role == "tool"]
+    if payments:
+        paid = payments[0] if isinstance(payments[0], list) else []
+        proposal.evidence.append(
+            f"offline stand-in rule: the payments ledger holds {len(paid)} payment(s) for "
+            f"invoice {invoice_id}"
+        )
+        if paid:
+            proposal = proposal.model_copy(
+                update={"recommendation": Recommendation.HOLD, "confidence": 0.5}
+            )
+    return ChatMessage(
+        role="assistant",
+        tool_calls=[
+            ToolCall(
+                id=f"standin-{len(asked) + 1}",
+                name=FINAL_ANSWER,
+                arguments=proposal.model_dump_json(),
+            )
+        ],
+    )
+
+
 def check_proposal(proposal: InvoiceProposal, invoice_total: Decimal) -> ProposalChecks:
     """How the analyst's proposal is checked: its recommendation and confidence are judgement,
     which may hold an invoice back for a person but never pays one the policy's rules would not;
@@ -121,4 +181,5 @@ INVOICE_ANALYST_AGENT = AgentSpec(
     system_prompt=SYSTEM_PROMPT,
     task=TASK,
     stand_in=stand_in_proposal,
+    stand_in_turn=stand_in_turn,
 )

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from casework.agents import registry
+from casework.agents.conversation import whole_conversation
 from casework.agents.messages import (
     CASE_DATA,
     DATA_BLOCK,
@@ -119,11 +120,12 @@ class LlmActivities:
         attempt = activity.info().attempt
         model = self._choose_model(request, attempt)
         masker = self._masker()
+        conversation, offered = await whole_conversation(request)
         # The whole conversation is learnt before any of it is masked: a value named in a tool
         # result is masked in the messages before it too (an answer from a person, say).
-        for message in request.messages:
+        for message in conversation:
             _learn(message, masker)
-        messages = [_to_openai(_masked(message, masker)) for message in request.messages]
+        messages = [_to_openai(_masked(message, masker)) for message in conversation]
         tools = [
             {
                 "type": "function",
@@ -133,7 +135,7 @@ class LlmActivities:
                     "parameters": tool.parameters,
                 },
             }
-            for tool in request.tools
+            for tool in offered
         ]
         if model is None:
             stand_in_turn = registry.get(request.output).stand_in_turn
@@ -144,7 +146,7 @@ class LlmActivities:
                     type="LlmRequestRejected",
                     non_retryable=True,
                 )
-            turn = stand_in_turn(request.messages)
+            turn = stand_in_turn(conversation)
             response = await _acompletion(
                 model=STAND_IN_MODEL,
                 custom_llm_provider="openai",

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from casework.governance.models import McpServerSettings
+
 CASE_DATA = "case_data"
 """Tag of the block case data reaches a model in: ``<case_data>...</case_data>``."""
 TOOL_RESULT = "tool_result"
@@ -104,7 +106,14 @@ class ChatRequest(BaseModel):
     output: str
     """Registered agent output; its offline stand-in answers when no model is configured."""
     messages: list[ChatMessage]
+    """The conversation; with ``continues``, only the messages added since that model call
+    (its own messages and its reply are read back from the region's history)."""
     tools: list[ToolSchema]
+    """Empty with ``tools_as_before``: the tools of the call this one continues."""
+    continues: str | None = None
+    """The activity ID of the region's previous model call, whose conversation this one goes on
+    with (``casework.agents.llm`` rebuilds it from the history); None: ``messages`` is all."""
+    tools_as_before: bool = False
     model: str | None = None
     fallback_models: list[str] = []
     max_tokens: int | None = None
@@ -113,3 +122,40 @@ class ChatRequest(BaseModel):
 class ChatResult(BaseModel):
     message: ChatMessage
     usage: AgentUsage
+
+
+# -- MCP tools (the activities are in casework.agents.mcp) ---------------------------------------
+
+
+class McpToolsRequest(BaseModel):
+    server: str
+    """The policy's name for the server."""
+    settings: McpServerSettings
+
+
+class McpToolInfo(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only_hint: bool | None
+    """What the server says (``readOnlyHint``); None when it says nothing."""
+
+
+class McpToolList(BaseModel):
+    server: str
+    tools: list[McpToolInfo]
+
+
+class McpCallRequest(BaseModel):
+    server: str
+    settings: McpServerSettings
+    tool: str
+    arguments: dict[str, Any]
+
+
+class McpCallResult(BaseModel):
+    is_error: bool
+    """The server ran the tool and reports it failed (information for the model, as a failed
+    lookup is)."""
+    content: Any
+    """The tool's structured result, or its text (parsed when it is JSON)."""

@@ -55,6 +55,9 @@ class AgentSpec(Generic[AnswerT]):
     """The offline stand-in's answer from the case context: it never pretends to be a model."""
     stand_in_turn: Callable[[list[ChatMessage]], ChatMessage] | None = None
     """For an agent in a tool-calling region: the stand-in's next turn."""
+    description: str = ""
+    """What a coordinator is told this agent does, when it is offered as a specialist (default:
+    the first sentence of its system prompt)."""
 
     def __post_init__(self) -> None:
         register(
@@ -65,6 +68,9 @@ class AgentSpec(Generic[AnswerT]):
                 stand_in_turn=self.stand_in_turn,
             )
         )
+
+    def describe(self) -> str:
+        return self.description or self.system_prompt.split(". ")[0].rstrip(".") + "."
 
     def settings_in(self, agents: dict[str, AgentSettings]) -> AgentSettings:
         """This agent's settings in a policy's ``agents`` section (defaults when absent)."""

@@ -25,10 +25,12 @@ class Tool:
     activity: str
     """The activity that runs it; each call is its own activity in the history."""
     arguments: type[BaseModel]
+    summary: str = ""
+    """What the model is told the tool is for; empty: the argument model's docstring."""
 
     @property
     def description(self) -> str:
-        return " ".join((self.arguments.__doc__ or self.name).split())
+        return " ".join((self.summary or self.arguments.__doc__ or self.name).split())
 
     def schema(self) -> ToolSchema:
         return ToolSchema(
@@ -80,4 +82,26 @@ def final_answer_schema(output: type[BaseModel]) -> ToolSchema:
             "are checked against the schema and refused with the reasons if they do not match."
         ),
         parameters=output.model_json_schema(),
+    )
+
+
+HANDOFF_PREFIX = "handoff_to_"
+"""A coordinator hands its whole task to agent ``x`` by calling the tool ``handoff_to_x``."""
+
+
+class DelegationArguments(BaseModel):
+    """What a coordinator writes when it asks a specialist, or hands its task over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(
+        min_length=5,
+        max_length=4000,
+        description="What you want from this agent, self-contained: it sees the same case data.",
+    )
+
+
+def delegation_schema(name: str, description: str) -> ToolSchema:
+    return ToolSchema(
+        name=name, description=description, parameters=DelegationArguments.model_json_schema()
     )

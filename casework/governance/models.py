@@ -7,7 +7,14 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -131,6 +138,36 @@ class AgentBudget(PolicyModel):
     max_tool_calls: int = Field(default=20, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
     max_cost_usd: float | None = Field(default=None, gt=0)
+    off_rail_repeats: int = Field(default=2, ge=2)
+    """The same tool call (tool and arguments) asked for this many times ends the region
+    ``off_rail``, before the repeat runs."""
+    off_rail_no_news: int = Field(default=3, ge=2)
+    """This many tool calls in a row that return only results already seen end it ``off_rail``."""
+
+
+class McpServerSettings(PolicyModel):
+    """An MCP server an agent's tools may come from (``casework.agents.mcp``): a command the
+    worker runs over stdio, or a streamable-HTTP URL. Only tools the server marks read-only
+    (``readOnlyHint``), or that ``read_only`` declares so, may be allowed."""
+
+    command: str | None = None
+    args: list[str] = []
+    url: str | None = None
+    """``${NAME}`` is replaced by the worker's environment variable NAME (its sandbox URL, say):
+    where a server lives is the deployment's business, not the policy's."""
+    headers_from_env: dict[str, str] = {}
+    """HTTP header -> the worker's environment variable holding its value (a token never sits
+    in a policy)."""
+    allowed_tools: list[str] = Field(min_length=1)
+    """The server's tools this agent may call, by the server's names for them."""
+    read_only: list[str] = []
+    """Tools the policy vouches are read-only although the server does not say so."""
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give an MCP server either command (stdio) or url (streamable HTTP)")
+        return self
 
 
 class RegionAgentSettings(PolicyModel):
@@ -143,6 +180,12 @@ class RegionAgentSettings(PolicyModel):
     human_sla: Duration = timedelta(hours=4)
     budget: AgentBudget = AgentBudget()
     max_tokens_per_call: int | None = None
+    specialists: list[str] = []
+    """Other agents of this policy this one may delegate to (each with its own settings)."""
+    handoffs: list[str] = []
+    """Other agents of this policy this one may hand the whole task over to."""
+    mcp_servers: dict[str, McpServerSettings] = {}
+    """MCP servers, by a name of the policy's choosing, whose allowed tools this agent gets."""
 
 
 class Role(PolicyModel):

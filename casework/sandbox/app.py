@@ -21,9 +21,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
+from starlette.routing import Route
 
 from casework.discovery import CatalogueError, import_package, packages_named
 from casework.sandbox import faults, notifications
+from casework.sandbox.mcp import MCP_PATH, lookup_endpoint
 from casework.sandbox.store import Database
 
 SYSTEMS_ENV = "CASEWORK_SANDBOX_SYSTEMS"
@@ -104,7 +106,8 @@ def create_app(db_path: str | Path, packages: Sequence[str] | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp_sessions.run():
+            yield
         db.close()
 
     app = FastAPI(
@@ -124,6 +127,10 @@ def create_app(db_path: str | Path, packages: Sequence[str] | None = None) -> Fa
     app.add_middleware(faults.FaultMiddleware, registry=app.state.faults)
     for router in (*(system.router for system in systems), notifications.router, faults.router):
         app.include_router(router)
+    # The same lookups over MCP (casework.sandbox.mcp), for agents given them as MCP tools.
+    mcp_endpoint = lookup_endpoint(app)
+    mcp_sessions = mcp_endpoint.manager
+    app.router.routes.append(Route(MCP_PATH, endpoint=mcp_endpoint.app))
 
     @app.get("/health", tags=["Health"])
     def health() -> Health:

@@ -18,18 +18,23 @@ from pydantic import BaseModel
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TOOL_NAME = "__casework_tool_name__"
+_TOOL_DESCRIPTION = "__casework_tool_description__"
 
 
-def read_only_tool(fn: F | None = None, *, name: str | None = None) -> Any:
+def read_only_tool(
+    fn: F | None = None, *, name: str | None = None, description: str | None = None
+) -> Any:
     """Offer an activity method to agents as a read-only tool.
 
     Put it above ``@activity.defn``. The model calls the tool ``name`` (default: the activity
     name's part after its system, ``itsm.get_ticket`` -> ``get_ticket``); the method's argument
-    model is the tool's schema and its docstring the tool's description.
+    model is the tool's schema, and ``description`` (default: the argument model's docstring)
+    tells the model what it is for.
     """
 
     def mark(method: F) -> F:
         setattr(method, _TOOL_NAME, name or "")
+        setattr(method, _TOOL_DESCRIPTION, description or "")
         return method
 
     return mark(fn) if fn is not None else mark
@@ -75,3 +80,12 @@ class SystemActivities:
             tool_name = getattr(method, _TOOL_NAME) or activity_name.split(".", 1)[-1]
             tools.append((tool_name, activity_name, arguments))
         return tools
+
+    @classmethod
+    def tool_description(cls, activity_name: str) -> str:
+        """What ``@read_only_tool(description=...)`` says the tool is for; empty: the argument
+        model's docstring says it."""
+        for method in cls.activity_methods():
+            if activity_definition(method).name == activity_name:
+                return str(getattr(method, _TOOL_DESCRIPTION, ""))
+        return ""

@@ -45,6 +45,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from casework.agents.conversation import whole_conversation
 from casework.agents.messages import (
     AgentRequest,
     AgentResult,
@@ -247,4 +248,5 @@ class FakeChat(Fakes):
     @fake("llm.chat")
     async def chat(self, request: ChatRequest) -> ChatResult:
         usage = scripted_usage(*self.turn_tokens)
-        return ChatResult(message=self.turn(request.messages), usage=usage)
+        conversation, _ = await whole_conversation(request)
+        return ChatResult(message=self.turn(conversation), usage=usage)

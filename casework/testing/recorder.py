@@ -139,7 +139,8 @@ class Histories:
     ) -> list[Path]:
         key = recordings.key(scenario.name)
         systems = scenario.systems(key, await env.get_current_time())
-        workflows = [recordings.workflow, *recordings.children.values()]
+        # Once each: a region's children are regions too.
+        workflows = list(dict.fromkeys([recordings.workflow, *recordings.children.values()]))
         # Fixed names (each run has a fresh server) keep a re-recording's diff to what changed.
         async with fake_worker(
             env.client, systems, *workflows, task_queue=f"record-{scenario.name}"
