@@ -25,14 +25,16 @@ DEFAULT_FOLDER = "deployments"
 
 
 class DeploymentsLookup(BaseModel):
-    command: str = Field(min_length=1, description="The MCP server's command, as the policy says.")
+    command: str | None = Field(
+        None, description="The MCP server's command, as the policy says (None: not over stdio)."
+    )
 
 
 class DeploymentsRepository(BaseModel):
     path: str
     """Absolute path of the deployments repository (it may not exist yet)."""
     exists: bool
-    command: str
+    command: str | None
     """The MCP server's command as this worker runs it."""
 
 
@@ -59,5 +61,5 @@ class DeploymentActivities(SystemActivities):
         return DeploymentsRepository(
             path=str(path),
             exists=(path / ".git").exists(),
-            command=resolved_command(lookup.command),
+            command=resolved_command(lookup.command) if lookup.command else None,
         )

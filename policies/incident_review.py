@@ -10,9 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from activities.agents.incident_review import FollowUpAction, IncidentReviewDraft
+from activities.agents.incident_review import INVESTIGATOR, FollowUpAction, IncidentReviewDraft
 from casework.agents.checks import ProposalChecks
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
@@ -30,6 +30,9 @@ class ReviewTiers(PolicyModel):
 
 
 class Deployments(PolicyModel):
+    mcp_server: str | None = None
+    """The investigator's MCP server that reads the deployments repository (``git_log``,
+    ``git_show``); None: the review goes without deployments."""
     max_commits: int = Field(20, ge=1, le=200)
 
 
@@ -43,6 +46,16 @@ class IncidentReviewPolicy(PolicyModel):
     review: ReviewTiers
     deployments: Deployments = Deployments()
     agents: dict[str, RegionAgentSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _deployments_server_is_the_investigators(self) -> IncidentReviewPolicy:
+        server = self.deployments.mcp_server
+        agent = self.agents.get(INVESTIGATOR)
+        if server is not None and (agent is None or server not in agent.mcp_servers):
+            raise ValueError(
+                f"deployments.mcp_server {server!r} is not one of the {INVESTIGATOR}'s mcp_servers"
+            )
+        return self
 
 
 class ReviewRoute(StrEnum):

@@ -13,9 +13,17 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.exceptions import ApplicationError
 
+from activities.deployments import DeploymentsLookup, DeploymentsRepository
 from activities.itsm import ConfigurationItem, SimilarTicket, SimilarTicketSearch, Ticket
 from activities.itsm_followups import FollowUpCancellation, FollowUpRequest, FollowUpTask
 from activities.logs import LogEntry, LogEntryLookup, LogSearch
+from casework.agents.messages import (
+    McpCallRequest,
+    McpCallResult,
+    McpToolInfo,
+    McpToolList,
+    McpToolsRequest,
+)
 from casework.testing.fakes import Ledger, fake, not_found
 from tests.triage_support import FakeItsm
 
@@ -73,6 +81,45 @@ def checkout_logs() -> list[LogEntry]:
     ]
 
 
+DEPLOY_SHA = "4f1c2e9a7b3d5c6e8f0a1b2c3d4e5f60718293a4"
+DEPLOYMENTS = "/srv/deployments"
+REPO_PATH = {"repo_path": {"type": "string"}}
+GIT_TOOLS = [
+    McpToolInfo(
+        name="git_log",
+        description="Shows the commit logs",
+        input_schema={
+            "type": "object",
+            "properties": REPO_PATH | {"max_count": {"type": "integer"}},
+            "required": ["repo_path"],
+        },
+        read_only_hint=True,
+    ),
+    McpToolInfo(
+        name="git_show",
+        description="Shows the contents of a commit",
+        input_schema={
+            "type": "object",
+            "properties": REPO_PATH | {"revision": {"type": "string"}},
+            "required": ["repo_path", "revision"],
+        },
+        read_only_hint=True,
+    ),
+    McpToolInfo(
+        name="git_commit",
+        description="Records changes to the repository",
+        input_schema={"type": "object", "properties": REPO_PATH},
+        read_only_hint=False,
+    ),
+]
+
+
+def deploy_commits() -> dict[str, str]:
+    """The deployments repository, in memory, as the git MCP server would read it: SHA ->
+    subject, newest first."""
+    return {DEPLOY_SHA: "deploy checkout-api 4.2.0: format amounts with CurrencyFormatter"}
+
+
 @dataclass
 class FakeIncidentSystems(FakeItsm):
     """The service desk with follow-ups, the log store, the outbox and the model, in memory."""
@@ -81,6 +128,39 @@ class FakeIncidentSystems(FakeItsm):
     similar: list[SimilarTicket] = field(default_factory=list)
     follow_ups: Ledger[FollowUpTask] = field(default_factory=Ledger)
     cancelled: list[str] = field(default_factory=list)
+    commits: dict[str, str] = field(default_factory=deploy_commits)
+
+    @fake("deployments.locate")
+    async def locate(self, lookup: DeploymentsLookup) -> DeploymentsRepository:
+        return DeploymentsRepository(path=DEPLOYMENTS, exists=True, command=lookup.command)
+
+    @fake("mcp.list_tools")
+    async def list_tools(self, request: McpToolsRequest) -> McpToolList:
+        return McpToolList(server="git", tools=GIT_TOOLS)
+
+    @fake("mcp.call_tool")
+    async def call_tool(self, request: McpCallRequest) -> McpCallResult:
+        """The git MCP server's git_log and git_show, in their own text formats."""
+        if request.arguments.get("repo_path") != DEPLOYMENTS:
+            return McpCallResult(is_error=True, content="outside the allowed repository")
+        if request.tool == "git_log":
+            return McpCallResult(
+                is_error=False,
+                content="Commit history:\n"
+                + "\n".join(
+                    f"Commit: {sha}\nAuthor: release-bot\nDate: 2026-11-30\nMessage: {subject}\n"
+                    for sha, subject in self.commits.items()
+                ),
+            )
+        revision = str(request.arguments.get("revision", ""))
+        matches = [sha for sha in self.commits if sha.startswith(revision)]
+        if request.tool != "git_show" or len(matches) != 1:
+            return McpCallResult(is_error=True, content=f"unknown revision {revision}")
+        return McpCallResult(
+            is_error=False,
+            content=f"commit {matches[0]}\nAuthor: release-bot <r@example.com>\n"
+            f"Date:   2026-11-30 08:48:00 +0000\n\n    {self.commits[matches[0]]}\n",
+        )
 
     @fake("logs.search")
     async def search_logs(self, search: LogSearch) -> list[LogEntry]:

@@ -9,22 +9,29 @@ record: the follow-up tasks in the ITSM and the comment that links them to the i
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.deployments import REPOSITORY_ENV
 from casework.config import Settings
 from casework.testing.cases import open_task
 from casework.testing.scripted_llm import ScriptedModel, ScriptedReply, scripted_llm_server
 from casework.testing.signing import decide
 from casework.testing.temporal import scripted_worker
 from casework.worker import running_worker
+from demos.incident_review import deploy
 from tests.triage_support import audited, scheduled_activities, tool_call
 from workflows.incident_review import (
     IncidentReviewInput,
@@ -39,6 +46,18 @@ ReviewHandle = WorkflowHandle[IncidentReviewWorkflow, IncidentReviewResult]
 
 
 # -- the stack, once per module -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The deployments repository the worker reads through the git MCP server: real commits
+    each test makes with git."""
+    repository = tmp_path_factory.mktemp("deployments")
+    os.environ[REPOSITORY_ENV] = str(repository)
+    try:
+        yield repository
+    finally:
+        del os.environ[REPOSITORY_ENV]
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +100,15 @@ async def post(sandbox: httpx.AsyncClient, path: str, body: Any) -> Any:
     return response.json()
 
 
-async def outage(sandbox: httpx.AsyncClient, label: str, *, severity: int | None = 1) -> str:
-    """A critical service that failed, its logs, and the incident ticket; the incident's ID."""
+@dataclass(frozen=True)
+class Outage:
+    incident_id: str
+    release: str
+    """The SHA of the service's release the test committed to the deployments repository."""
+
+
+async def outage(sandbox: httpx.AsyncClient, repository: Path, label: str) -> Outage:
+    """A critical service released just before it failed, its logs, and the incident ticket."""
     suffix = uuid.uuid4().hex[:8]
     service = f"svc-{label}-{suffix}"
     await post(
@@ -98,6 +124,7 @@ async def outage(sandbox: httpx.AsyncClient, label: str, *, severity: int | None
         },
     )
     began = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    release = deploy(repository, service, "2.0.1", "new currency formatter", began)
     await post(
         sandbox,
         "/logs/entries",
@@ -125,10 +152,10 @@ async def outage(sandbox: httpx.AsyncClient, label: str, *, severity: int | None
             "description": "Every checkout fails with a 500; the service is not responding.",
             "requester": "erin",
             "ci_id": service,
-            "severity": severity,
+            "severity": 1,
         },
     )
-    return incident_id
+    return Outage(incident_id, release)
 
 
 async def follow_ups(sandbox: httpx.AsyncClient, incident_id: str) -> list[dict[str, Any]]:
@@ -148,13 +175,36 @@ async def start(temporal: WorkflowEnvironment, queue: str, incident_id: str) -> 
     )
 
 
+async def decoded(client: Client, payloads: Sequence[Payload]) -> list[Any]:
+    """Payloads as the client's data converter (with casework's codec) decodes them: JSON data."""
+    return await client.data_converter.decode(payloads, [dict] * len(payloads))
+
+
+async def mcp_calls(client: Client, handle: WorkflowHandle) -> list[tuple[str, dict[str, Any]]]:
+    """(tool, arguments) of every ``mcp.call_tool`` activity in a workflow's history."""
+    history = await handle.fetch_history()
+    found = []
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        scheduled = event.activity_task_scheduled_event_attributes
+        if scheduled.activity_type.name == "mcp.call_tool":
+            (payload,) = await decoded(client, scheduled.input.payloads)
+            found.append((payload["tool"], payload["arguments"]))
+    return found
+
+
 # -- the tests ----------------------------------------------------------------------------------
 
 
 async def test_an_offline_draft_approved_creates_follow_ups_linked_to_the_incident(
-    temporal: WorkflowEnvironment, offline_queue: str, sandbox: httpx.AsyncClient
+    temporal: WorkflowEnvironment,
+    offline_queue: str,
+    sandbox: httpx.AsyncClient,
+    deployments: Path,
 ) -> None:
-    incident_id = await outage(sandbox, "approved")
+    failed = await outage(sandbox, deployments, "approved")
+    incident_id = failed.incident_id
     handle = await start(temporal, offline_queue, incident_id)
     task = await open_task(handle, "the review task")
     assert "every citation and owner in the draft is on record" in task.summary
@@ -165,15 +215,26 @@ async def test_an_offline_draft_approved_creates_follow_ups_linked_to_the_incide
     created = await follow_ups(sandbox, incident_id)
     assert [(task["owner"], task["status"]) for task in created] == [
         ("payments-ops", "open"),
+        ("payments-ops", "open"),
         ("ivy", "open"),
     ]
+    # The draft blames the release the test committed, read through the git MCP server.
+    assert result.review is not None and failed.release[:12] in result.review.probable_cause
     ticket = (await sandbox.get(f"/itsm/tickets/{incident_id}")).json()
     (comment,) = ticket["comments"]
     assert all(task["task_id"] in comment["body"] for task in created)
     # The agent's lookups ran in its region; the case looked each cited log line up itself.
     activities = await scheduled_activities(handle)
     assert activities.count("logs.get_entry") == 3
-    assert activities.count("itsm.create_follow_up") == 2
+    assert activities.count("itsm.create_follow_up") == 3
+    # The git MCP server's calls are activities: the region listed its tools and read the log;
+    # the case showed the cited commit itself.
+    region = temporal.client.get_workflow_handle(f"{handle.id}-agent")
+    assert {"mcp.list_tools", "mcp.call_tool"} <= set(await scheduled_activities(region))
+    shown = await mcp_calls(temporal.client, handle)
+    assert [(tool, args["revision"]) for tool, args in shown] == [("git_show", failed.release)]
+    logged = await mcp_calls(temporal.client, region)
+    assert [tool for tool, _ in logged] == ["git_log"]
 
 
 def _lie(incident_id: str) -> dict[str, Any]:
@@ -205,8 +266,9 @@ async def test_a_lying_model_s_citations_and_owners_are_flagged_and_not_acted_on
     scripted_queue: str,
     model: ScriptedModel,
     sandbox: httpx.AsyncClient,
+    deployments: Path,
 ) -> None:
-    incident_id = await outage(sandbox, "lying")
+    incident_id = (await outage(sandbox, deployments, "lying")).incident_id
     model.script(
         incident_id,
         ScriptedReply(tool_calls=[tool_call("search_logs", {"service": "anything"})]),
@@ -231,9 +293,12 @@ async def test_a_lying_model_s_citations_and_owners_are_flagged_and_not_acted_on
 
 
 async def test_triage_concluding_on_a_severity_1_incident_starts_its_review(
-    temporal: WorkflowEnvironment, offline_queue: str, sandbox: httpx.AsyncClient
+    temporal: WorkflowEnvironment,
+    offline_queue: str,
+    sandbox: httpx.AsyncClient,
+    deployments: Path,
 ) -> None:
-    incident_id = await outage(sandbox, "triage")
+    incident_id = (await outage(sandbox, deployments, "triage")).incident_id
     triage = await temporal.client.start_workflow(
         TicketTriageWorkflow.run,
         TicketTriageInput(ticket_id=incident_id, submitted_by="erin"),
@@ -253,7 +318,7 @@ async def test_triage_concluding_on_a_severity_1_incident_starts_its_review(
     await decide(review, approver="grace", action="approve")
     result = await review.result()
     assert result.outcome is Outcome.APPROVED
-    assert len(await follow_ups(sandbox, incident_id)) == 2
+    assert len(await follow_ups(sandbox, incident_id)) == 3
     # The review is the triage case's child, abandoned to run on when the triage case ended.
     described = await review.describe()
     assert described.parent_id == triage.id

@@ -23,6 +23,8 @@ from casework.testing.fakes import fake_worker
 from casework.testing.signing import decide
 from tests.incident_review_support import (
     CHECKOUT,
+    DEPLOY_SHA,
+    DEPLOYMENTS,
     FakeIncidentSystems,
     incident,
     linking_fails,
@@ -83,8 +85,18 @@ async def test_an_approved_review_creates_its_follow_ups_and_links_them_to_the_i
     assert result.decided_by == "grace"
     assert result.unverified == []
     # The stand-in's owners are the item's team and its on-call, both on record.
-    assert [task.owner for task in result.follow_ups] == ["payments-ops", "ivy"]
-    assert [task.owner for task in fakes.open_follow_ups()] == ["payments-ops", "ivy"]
+    assert [task.owner for task in result.follow_ups] == ["payments-ops", "payments-ops", "ivy"]
+    assert fakes.open_follow_ups() == result.follow_ups
+    # It read the deployments through the git MCP server, confined to the repository the worker
+    # knows, and the case checked the commit it cites through the same server.
+    git = [(call.tool, call.arguments) for call in fakes.calls("mcp.call_tool")]
+    assert git == [
+        ("git_log", {"repo_path": DEPLOYMENTS, "max_count": 20}),
+        ("git_show", {"repo_path": DEPLOYMENTS, "revision": DEPLOY_SHA}),
+    ]
+    (server,) = {call.settings.model_dump_json() for call in fakes.calls("mcp.call_tool")}
+    assert json.loads(server)["args"] == ["--repository", DEPLOYMENTS]
+    assert DEPLOY_SHA[:12] in result.review.probable_cause
     (comment,) = fakes.calls("itsm.comment_on_ticket")
     assert comment.ticket_id == incident_id(fakes)
     assert all(task.task_id in comment.body for task in result.follow_ups)
@@ -313,4 +325,4 @@ async def test_triage_concluding_on_a_severity_1_incident_starts_its_review_with
 
     assert started.data["case"] == triaged.incident_review
     assert reviewed.outcome is Outcome.APPROVED
-    assert len(reviewed.follow_ups) == 2
+    assert len(reviewed.follow_ups) == 3

@@ -30,11 +30,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents.incident_review import (
         INVESTIGATOR,
         INVESTIGATOR_AGENT,
+        SHA,
         CitedLog,
         Evidence,
         FollowUpAction,
         IncidentReviewDraft,
         check_draft,
+        shown_commit,
+    )
+    from activities.deployments import (
+        DeploymentActivities,
+        DeploymentsLookup,
+        DeploymentsRepository,
     )
     from activities.itsm import ItsmActivities, Ticket, TicketCommentRequest, TicketLookup
     from activities.itsm_followups import (
@@ -45,22 +52,27 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.logs import LogActivities, LogEntry, LogEntryLookup
     from casework.agents.checks import ProposalChecks
+    from casework.agents.messages import McpCallRequest, McpCallResult
     from casework.agents.region import (
         AgentRegionInput,
         AgentRegionResult,
         AgentRegionWorkflow,
         RegionOutcome,
     )
+    from casework.audit import AuditKind
     from casework.case import (
         COMPENSATION_RETRY,
+        TOOL_RETRY,
+        TOOL_TIMEOUT,
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
         Ending,
         Saga,
+        failure_message,
     )
     from casework.case.tasks import DecisionAction, TaskDecision
-    from casework.governance.models import Directory, PolicyRef
+    from casework.governance.models import Directory, McpServerSettings, PolicyRef
     from policies.incident_review import (
         IncidentReviewPolicy,
         ReviewDecision,
@@ -70,6 +82,20 @@ with workflow.unsafe.imports_passed_through():
     )
 
 AUTHOR = "casework"
+
+
+class Deployments(BaseModel):
+    """The deployments repository as this case reads it: through the policy's MCP server,
+    confined to the repository the worker knows."""
+
+    server: str
+    settings: McpServerSettings
+    path: str
+    max_commits: int
+
+    def tool(self, name: str) -> str:
+        """The model's name for one of the server's tools (as the agent region names them)."""
+        return f"{self.server}__{name}"
 
 
 class IncidentReviewInput(BaseModel):
@@ -201,7 +227,8 @@ class IncidentReviewWorkflow(CaseWorkflow):
         )
         self._facts.update(ticket_id=incident.ticket_id, title=incident.title)
 
-        region = await self._investigate(policy, directory, incident)
+        deployments = await self._deployments(policy)
+        region = await self._investigate(policy, directory, incident, deployments)
         draft = (
             IncidentReviewDraft.model_validate(region.output)
             if region.outcome is RegionOutcome.ANSWERED and region.output is not None
@@ -216,7 +243,7 @@ class IncidentReviewWorkflow(CaseWorkflow):
                 confidence=draft.confidence,
                 proposal=draft,
             )
-            evidence = await self._evidence(incident, draft)
+            evidence = await self._evidence(incident, draft, deployments)
             checks = self.check_proposal(check_draft(draft, evidence, self._owners))
         decision = decide_review(
             policy, ref, draft, checks, no_draft_reason=f"{region.outcome.value}: {region.reason}"
@@ -232,10 +259,57 @@ class IncidentReviewWorkflow(CaseWorkflow):
 
     # -- steps ------------------------------------------------------------------------------
 
+    async def _deployments(self, policy: IncidentReviewPolicy) -> Deployments | None:
+        """The deployments repository, and the policy's git MCP server confined to it; None when
+        the policy names no server or the worker has no repository (the review goes without)."""
+        server = policy.deployments.mcp_server
+        if server is None:
+            return None
+        settings = policy.agents[INVESTIGATOR].mcp_servers[server]
+        found: DeploymentsRepository = await self.call_tool(
+            DeploymentActivities.locate,
+            DeploymentsLookup(command=settings.command),
+            summary="located the deployments repository",
+        )
+        if not found.exists:
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"no deployments repository at {found.path}: the review goes without deployments",
+                activity="deployments.locate",
+            )
+            return None
+        confined = (
+            settings.model_copy(
+                update={
+                    "command": found.command,
+                    "args": [*settings.args, "--repository", found.path],
+                }
+            )
+            if settings.command is not None
+            else settings
+        )
+        return Deployments(
+            server=server,
+            settings=confined,
+            path=found.path,
+            max_commits=policy.deployments.max_commits,
+        )
+
     async def _investigate(
-        self, policy: IncidentReviewPolicy, directory: Directory, incident: Ticket
+        self,
+        policy: IncidentReviewPolicy,
+        directory: Directory,
+        incident: Ticket,
+        deployments: Deployments | None,
     ) -> AgentRegionResult:
         agent = policy.agents[INVESTIGATOR]
+        context: dict[str, Any] = {"incident": incident.model_dump(mode="json")}
+        if deployments is not None:
+            context["deployments"] = {
+                "repo_path": deployments.path,
+                "read_with": [deployments.tool("git_log"), deployments.tool("git_show")],
+                "max_commits": deployments.max_commits,
+            }
         region_id = f"{workflow.info().workflow_id}-agent"
         self._facts["agent_region"] = region_id
         result = await workflow.execute_child_workflow(
@@ -245,7 +319,7 @@ class IncidentReviewWorkflow(CaseWorkflow):
                 output=INVESTIGATOR_AGENT.output,
                 system_prompt=INVESTIGATOR_AGENT.system_prompt,
                 task=INVESTIGATOR_AGENT.task,
-                context={"incident": incident.model_dump(mode="json")},
+                context=context,
                 allowed_tools=agent.allowed_tools,
                 budget=agent.budget,
                 model=agent.model,
@@ -255,6 +329,7 @@ class IncidentReviewWorkflow(CaseWorkflow):
                 directory=directory,
                 human_roles=agent.human_roles,
                 human_sla=agent.human_sla,
+                mcp_servers={deployments.server: deployments.settings} if deployments else {},
             ),
             id=region_id,
             static_summary=f"{INVESTIGATOR} investigating {incident.ticket_id}",
@@ -270,11 +345,21 @@ class IncidentReviewWorkflow(CaseWorkflow):
         self._facts.update(agent=result.outcome.value)
         return result
 
-    async def _evidence(self, incident: Ticket, draft: IncidentReviewDraft) -> Evidence:
+    async def _evidence(
+        self, incident: Ticket, draft: IncidentReviewDraft, deployments: Deployments | None
+    ) -> Evidence:
         """What the records hold for each citation, looked up by the case: the agent's word
         that it saw a line, a commit or an incident is not taken."""
-        evidence = Evidence(service=incident.ci_id or "", incident_id=incident.ticket_id)
+        evidence = Evidence(
+            service=incident.ci_id or "",
+            incident_id=incident.ticket_id,
+            commits_read=deployments is not None,
+        )
         for citation in draft.citations():
+            if citation.kind == "commit" and deployments is not None:
+                shown = await self._show_commit(deployments, citation.ref)
+                if shown is not None:
+                    evidence.commits[shown[0]] = shown[1]
             if citation.kind == "log":
                 line = await self._lookup(
                     LogActivities.get_entry, LogEntryLookup(entry_id=citation.ref)
@@ -293,6 +378,39 @@ class IncidentReviewWorkflow(CaseWorkflow):
                 if isinstance(ticket, Ticket):
                     evidence.incidents.append(ticket.ticket_id)
         return evidence
+
+    async def _show_commit(self, deployments: Deployments, ref: str) -> tuple[str, str] | None:
+        """The cited commit's full SHA and subject, as the git MCP server shows it from the
+        deployments repository; None when it has no such commit."""
+        if not SHA.match(ref.lower()):
+            return None  # not a commit SHA (a branch, "HEAD", an option): never sent
+        try:
+            shown: McpCallResult = await workflow.execute_activity(
+                "mcp.call_tool",
+                McpCallRequest(
+                    server=deployments.server,
+                    settings=deployments.settings,
+                    tool="git_show",
+                    arguments={"repo_path": deployments.path, "revision": ref.lower()},
+                ),
+                result_type=McpCallResult,
+                start_to_close_timeout=TOOL_TIMEOUT,
+                retry_policy=TOOL_RETRY,
+                summary=f"checked a cited commit: git_show {ref} on {deployments.server}",
+            )
+        except ActivityError as error:
+            self.record(
+                AuditKind.TOOL_FAILED,
+                f"git_show {ref} failed: {failure_message(error)}",
+                activity="mcp.call_tool",
+            )
+            return None
+        self.record(
+            AuditKind.TOOL_CALL,
+            f"checked a cited commit: git_show {ref} on MCP server {deployments.server}",
+            activity="mcp.call_tool",
+        )
+        return None if shown.is_error else shown_commit(shown.content)
 
     async def _lookup(self, fn: Any, arg: BaseModel) -> Any:
         try:

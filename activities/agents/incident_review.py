@@ -265,7 +265,17 @@ def stand_in_turn(messages: list[ChatMessage]) -> ChatMessage:
         if incident.get("ci_id"):
             calls.append(("search_logs", {"service": incident["ci_id"], "min_level": "WARN"}))
             calls.append(("get_configuration_item", {"ci_id": incident["ci_id"]}))
-        calls += [(name, args) for name, args in context.get("deployment_reads", [])]
+        deployments = context.get("deployments")
+        if isinstance(deployments, dict) and deployments.get("read_with"):
+            calls.append(
+                (
+                    deployments["read_with"][0],
+                    {
+                        "repo_path": deployments.get("repo_path", ""),
+                        "max_count": deployments.get("max_commits", 20),
+                    },
+                )
+            )
         return ChatMessage(
             role="assistant",
             tool_calls=[
@@ -291,6 +301,15 @@ LOGGED_COMMIT = re.compile(r"^Commit: ([0-9a-f]{40})$", re.MULTILINE)
 LOGGED_MESSAGE = re.compile(r"^Message: (.*)$", re.MULTILINE)
 
 
+SHOWN_COMMIT = re.compile(r"^commit ([0-9a-f]{40})\n(?:.*\n)*?\n    (.*)$", re.MULTILINE)
+
+
+def shown_commit(text: Any) -> tuple[str, str] | None:
+    """(SHA, subject) of the commit the git MCP server's ``git_show`` text shows, if any."""
+    match = SHOWN_COMMIT.search(text) if isinstance(text, str) else None
+    return (match.group(1), match.group(2).strip()) if match else None
+
+
 def logged_commits(text: Any) -> list[tuple[str, str]]:
     """(SHA, subject) of each commit in the git MCP server's ``git_log`` text, newest first."""
     if not isinstance(text, str):
@@ -313,7 +332,12 @@ def _draft(incident: dict[str, Any], by_tool: dict[str, Any]) -> IncidentReviewD
     similar = [t for t in similar if isinstance(t, dict)] if isinstance(similar, list) else []
     ci = by_tool.get("get_configuration_item")
     ci = ci if isinstance(ci, dict) else {}
-    commits = logged_commits(by_tool.get("git_log"))
+    logged = [
+        logged_commits(result) for name, result in by_tool.items() if name.endswith("git_log")
+    ]
+    commits = [c for c in (logged[0] if logged else []) if service in c[1]] or (
+        logged[0] if logged else []
+    )
     incident_id = str(incident.get("ticket_id", ""))
     timeline: list[TimelineEntry] = []
     errors = [line for line in lines if line.get("level") in ("ERROR", "FATAL")]
