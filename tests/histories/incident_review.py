@@ -105,37 +105,37 @@ RECORDINGS = Recordings(
     children={"agent": AgentRegionWorkflow},
     scenarios=(
         Scenario(
-            "review_approved",
+            "incident_approved",
             _checkout_outage,
             _approve,
             {"outcome": Outcome.APPROVED, "status": ReviewStatus.FOLLOW_UPS_CREATED},
         ),
         Scenario(
-            "review_edited",
+            "incident_edited",
             _checkout_outage,
             _edit,
             {"outcome": Outcome.EDITED, "status": ReviewStatus.FOLLOW_UPS_CREATED},
         ),
         Scenario(
-            "review_rejected",
+            "incident_rejected",
             _checkout_outage,
             _reject,
             {"outcome": Outcome.REJECTED, "status": CaseStatus.REJECTED},
         ),
         Scenario(
-            "review_timed_out",
+            "incident_timed_out",
             _checkout_outage,
             nothing,
             {"outcome": Outcome.TIMED_OUT, "status": CaseStatus.ON_HOLD},
         ),
         Scenario(
-            "review_follow_ups_cancelled",
+            "incident_follow_ups_cancelled",
             _comment_refused,
             _approve,
             {"outcome": Outcome.APPROVED, "status": CaseStatus.FAILED_COMPENSATED},
         ),
         Scenario(
-            "review_lying_draft_flagged",
+            "incident_lying_draft_flagged",
             _lying_investigator,
             _approve,
             {"outcome": Outcome.APPROVED, "status": ReviewStatus.FOLLOW_UPS_CREATED},
