@@ -8,6 +8,7 @@ record: the follow-up tasks in the ITSM and the comment that links them to the i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -152,6 +153,7 @@ async def outage(sandbox: httpx.AsyncClient, repository: Path, label: str) -> Ou
             "description": "Every checkout fails with a 500; the service is not responding.",
             "requester": "erin",
             "ci_id": service,
+            "category": "software",
             "severity": 1,
         },
     )
@@ -307,7 +309,7 @@ async def test_triage_concluding_on_a_severity_1_incident_starts_its_review(
     )
     await audited(triage, "the on-call page", lambda t: any(e.kind == "page_sent" for e in t))
     await triage.execute_update("acknowledge", Acknowledgement(responder="ivy"), result_type=str)
-    triaged = await triage.result()
+    triaged = await asyncio.wait_for(triage.result(), timeout=60)
     assert triaged.incident_review == IncidentReviewWorkflow.case_id(incident_id)
 
     review: ReviewHandle = temporal.client.get_workflow_handle_for(
