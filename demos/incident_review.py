@@ -2,9 +2,10 @@
 logs, a similar past incident, and a deployments repository with real commits, reviewed twice:
 once approved as drafted, once edited by the incident manager.
 
-The deployments repository is a git repository under casework's home (``deployments/``): each
-batch commits the release that broke checkout, and the investigator reads it through the git MCP
-server, as it would read a real one.
+The deployments repository is a git repository where the worker looks for it
+(``activities.deployments.repository_path``: ``deployments/`` under casework's home unless
+``CASEWORK_DEPLOYMENTS_REPOSITORY`` says otherwise): each batch commits the release that broke
+checkout, and the investigator reads it through the git MCP server, as it would read a real one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from activities.deployments import repository_path
 from casework.case.tasks import TaskDecision
 from casework.cli.seeding import (
     DemoRun,
@@ -27,8 +29,6 @@ from casework.cli.seeding import (
 from workflows.incident_review import IncidentReviewInput
 
 SERVICE = "checkout-api"
-DEPLOYMENTS = "deployments"
-"""The deployments repository's folder under casework's home."""
 CONFIGURATION_ITEM = {
     "ci_id": SERVICE,
     "name": "checkout API",
@@ -131,7 +131,7 @@ async def seed(run: DemoRun, scenario: DemoScenario[Outage]) -> IncidentReviewIn
         },
     )
     deploy(
-        run.settings.state_dir / DEPLOYMENTS,
+        repository_path(),
         SERVICE,
         scenario.facts.version,
         scenario.facts.change,
