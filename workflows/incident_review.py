@@ -121,7 +121,6 @@ class Outcome(StrEnum):
     EDITED = "edited"
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
-    FAILED_COMPENSATED = "failed_compensated"
 
 
 class ReviewEdit(BaseModel):
