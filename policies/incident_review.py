@@ -42,6 +42,8 @@ class IncidentReviewPolicy(PolicyModel):
     id: str
     version: int
     description: str = ""
+    severities: list[int] = Field(default=[1], min_length=1)
+    """The severities of incidents reviewed (1 is the most severe)."""
     teams: list[str] = Field(min_length=1)
     review: ReviewTiers
     deployments: Deployments = Deployments()
@@ -68,6 +70,16 @@ class ReviewRoute(StrEnum):
 class ReviewDecision(RoutedDecision[ReviewRoute]):
     creatable: list[int] = Field(default_factory=list)
     """The draft's follow-ups (by index) that approving it as it stands creates."""
+
+
+def not_reviewed(policy: IncidentReviewPolicy, severity: int | None) -> str | None:
+    """Why an incident of ``severity`` gets no review under ``policy``; None when it does."""
+    if severity in policy.severities:
+        return None
+    return (
+        f"the incident's severity is {severity if severity is not None else 'not set'}; the "
+        f"policy reviews severities {', '.join(str(s) for s in policy.severities)} only"
+    )
 
 
 def decide_review(

@@ -326,3 +326,19 @@ async def test_triage_concluding_on_a_severity_1_incident_starts_its_review_with
     assert started.data["case"] == triaged.incident_review
     assert reviewed.outcome is Outcome.APPROVED
     assert len(reviewed.follow_ups) == 3
+
+
+async def test_an_incident_of_a_severity_the_policy_does_not_review_ends_unreviewed(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fakes = systems()
+    ticket = next(iter(fakes.tickets.values()))
+    fakes.tickets[ticket.ticket_id] = ticket.model_copy(update={"severity": 3})
+    async with fake_worker(time_skipping_env.client, fakes, *WORKFLOWS) as queue:
+        handle = await start(time_skipping_env, fakes, queue)
+        result = await handle.result()
+
+    assert (result.outcome, result.status) == (Outcome.NOT_REVIEWED, CaseStatus.REJECTED)
+    assert "severity is 3; the policy reviews severities 1 only" in result.message
+    assert fakes.calls("llm.chat") == []
+    assert fakes.calls("itsm.create_follow_up") == []

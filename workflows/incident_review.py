@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
         decide_review,
         known_owners,
+        not_reviewed,
         owner_problems,
     )
 
@@ -121,6 +122,8 @@ class Outcome(StrEnum):
     EDITED = "edited"
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
+    NOT_REVIEWED = "not_reviewed"
+    """The policy does not review incidents of this severity."""
 
 
 class ReviewEdit(BaseModel):
@@ -183,7 +186,8 @@ class IncidentReviewResult(BaseModel):
     outcome: Outcome
     message: str
     decided_by: str | None = None
-    agent_outcome: RegionOutcome
+    agent_outcome: RegionOutcome | None
+    """None when no investigator ran (an incident the policy does not review)."""
     unverified: list[str] = []
     """What the draft claimed that the records did not bear out, as the manager was told."""
     review: ReviewedDraft | None = None
@@ -225,6 +229,19 @@ class IncidentReviewWorkflow(CaseWorkflow):
             ItsmActivities.get_ticket, TicketLookup(ticket_id=request.incident_id)
         )
         self._facts.update(ticket_id=incident.ticket_id, title=incident.title)
+        if why := not_reviewed(policy, incident.severity):
+            # Decided before anything else is read or asked: no agent, no person, no write.
+            ending = await self.close_rejected(f"{incident.ticket_id} is not reviewed: {why}")
+            return await self.complete(
+                IncidentReviewResult(
+                    case_id=workflow.info().workflow_id,
+                    incident_id=incident.ticket_id,
+                    outcome=Outcome.NOT_REVIEWED,
+                    agent_outcome=None,
+                    policy=ref,
+                    **ending.result_fields(),
+                )
+            )
 
         deployments = await self._deployments(policy)
         region = await self._investigate(policy, directory, incident, deployments)

@@ -34,6 +34,7 @@ TEAM = "payments-ops"
 APPROVE = Scenario("approved, follow-ups created", People.APPROVE)
 REJECT = Scenario("rejected", People.REJECT)
 LEAVE = Scenario("left waiting for the incident manager", People.LEAVE)
+UNREVIEWED = Scenario("a severity the policy does not review: ends at once", People.APPROVE)
 
 
 def _tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +55,8 @@ class IncidentReviewDriver(CaseDriver):
     }
     submitter = "erin"
     waiting_scenario = LEAVE
-    finished_scenario = APPROVE
+    # A person decides every review; only an incident the policy does not review ends alone.
+    finished_scenario = UNREVIEWED
 
     def new_key(self, tag: str, number: int) -> str:
         return f"INC-V{tag}-{number:05d}"
@@ -100,7 +102,7 @@ class IncidentReviewDriver(CaseDriver):
                     "description": "Every checkout fails with a 500.",
                     "requester": "erin",
                     "ci_id": service,
-                    "severity": 1,
+                    "severity": 3 if scenario is UNREVIEWED else 1,
                 },
             ),
         ):
@@ -196,7 +198,7 @@ class IncidentReviewDriver(CaseDriver):
     def expected_statuses(self, case: PlannedCase) -> frozenset[str]:
         if case.scenario is LEAVE:
             return frozenset({CaseStatus.AWAITING_APPROVAL})
-        if case.scenario is REJECT:
+        if case.scenario in (REJECT, UNREVIEWED):
             return frozenset({CaseStatus.REJECTED})
         return frozenset({ReviewStatus.FOLLOW_UPS_CREATED})
 
