@@ -7,7 +7,6 @@ walk-through.
 from __future__ import annotations
 
 from reliability.drivers.base import CaseDriver
-from reliability.drivers.incident_review import IncidentReviewDriver
 from reliability.drivers.invoice_exception import InvoiceExceptionDriver
 from reliability.drivers.ticket_triage import TicketTriageDriver
 
@@ -16,6 +15,5 @@ DRIVERS: dict[str, CaseDriver] = {
     for driver in [
         InvoiceExceptionDriver(),
         TicketTriageDriver(),
-        IncidentReviewDriver(),
     ]
 }

@@ -214,3 +214,6 @@ class IncidentReviewDriver(CaseDriver):
         ):
             found.append(f"{outcome.status}, yet follow-ups are left open: {dict(ledger.writes)}")
         return found
+
+
+DRIVER = IncidentReviewDriver()
