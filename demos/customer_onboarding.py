@@ -216,7 +216,7 @@ async def _schedule_monthly_review(
 
 DEMO = ProcessDemo(
     process="customer-onboarding",
-    order=70,
+    order=80,
     scenarios=SCENARIOS,
     numbered=Numbered("/pep/persons", "entry_id", "PEPD-"),
     seed=seed,

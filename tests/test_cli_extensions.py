@@ -149,6 +149,7 @@ def test_every_process_demo_is_found_in_table_order() -> None:
         "loan-application",
         "lead-routing",
         "insurance-claim",
+        "customer-onboarding",
     ]
     assert {demo.process for demo in demos} <= set(discover().processes)
 
