@@ -24,6 +24,21 @@ class IdentityVerification(Record):
     reasons: list[str] = Field(default_factory=list)
 
 
+class RegisteredIdentity(Record):
+    """An identity document as the KYC registry holds it."""
+
+    document_number: str
+    full_name: str
+    date_of_birth: date
+    status: str
+
+
+class IdentityLookup(BaseModel):
+    """Look up an identity document in the KYC registry by its number."""
+
+    document_number: str = Field(description="The document's number, e.g. P1234567.")
+
+
 class SanctionsHit(Record):
     entry_id: str
     name: str
@@ -66,6 +81,14 @@ class SanctionsEntry(Record):
 
 class KycActivities(SystemActivities):
     system = "KYC"
+
+    @read_only_tool(name="get_identity_document")
+    @activity.defn(name="kyc.get_identity")
+    async def get_identity(self, lookup: IdentityLookup) -> RegisteredIdentity:
+        """An identity document as the registry holds it: holder, date of birth, validity."""
+        return RegisteredIdentity.model_validate(
+            await call(self._client, "GET", f"/kyc/identities/{lookup.document_number}")
+        )
 
     @activity.defn(name="kyc.verify_identity")
     async def verify_identity(self, check: IdentityCheck) -> IdentityVerification:

@@ -22,6 +22,7 @@ DEFAULT_SANDBOX_PORT = 8787
 DEFAULT_CODEC_PORT = 8789
 DEFAULT_REVIEW_PORT = 8790
 DEFAULT_METRICS_PORT = 9464
+DEFAULT_INTAKE_PORT = 8791
 HOME_DIR_NAME = ".casework"
 
 
@@ -103,6 +104,8 @@ class Settings(BaseModel):
     """The codec server the Web UI decrypts payloads through (see casework.codec_server)."""
     review_url: str = f"http://127.0.0.1:{DEFAULT_REVIEW_PORT}"
     """casework's review queue (``casework ui``); it only ever listens on loopback."""
+    intake_url: str = f"http://127.0.0.1:{DEFAULT_INTAKE_PORT}"
+    """The intake service that starts cases from signed webhooks (``casework.intake``)."""
     metrics_address: str | None = None
     """``host:port`` where the worker serves Prometheus metrics; None: no endpoint."""
     state_dir: Path = Path(HOME_DIR_NAME)
@@ -135,6 +138,7 @@ class Settings(BaseModel):
                 "CASEWORK_CODEC_URL", f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_CODEC_PORT}"
             ),
             review_url=env.get("CASEWORK_REVIEW_URL", f"http://127.0.0.1:{DEFAULT_REVIEW_PORT}"),
+            intake_url=env.get("CASEWORK_INTAKE_URL", f"http://127.0.0.1:{DEFAULT_INTAKE_PORT}"),
             metrics_address=env.get("CASEWORK_METRICS_ADDRESS") or None,
             state_dir=home,
             home_found_by=found_by,

@@ -1,5 +1,8 @@
 """The CRM stand-in for customer service: customer records and the refund notes on them.
 
+Customer onboarding registers new customers here (``/crm/customers/registrations``, once per
+Idempotency-Key) and closes them again when the onboarding is undone.
+
 Sales records (accounts, leads) are a separate module, ``crm_sales``; this one only serves
 ``/crm/customers/...``.
 """
@@ -14,7 +17,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
 
-from casework.sandbox.models import Currency, PositiveMoney, RecordId, StrictModel, Text
+from casework.sandbox.models import Closing, Currency, PositiveMoney, RecordId, StrictModel, Text
 from casework.sandbox.store import (
     Db,
     IdempotencyKey,
@@ -50,6 +53,17 @@ CREATE TABLE IF NOT EXISTS crm_customer_refund_notes (
 );
 CREATE INDEX IF NOT EXISTS crm_customer_refund_notes_customer
     ON crm_customer_refund_notes (customer_id);
+-- Customers an onboarding registered: which application, and when and why they were closed.
+CREATE TABLE IF NOT EXISTS crm_customer_registrations (
+    seq INTEGER PRIMARY KEY,
+    customer_id TEXT NOT NULL UNIQUE REFERENCES crm_customers (customer_id),
+    application_id TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    closed_at TEXT,
+    close_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS crm_customer_registrations_application
+    ON crm_customer_registrations (application_id);
 """
 
 router = APIRouter(prefix="/crm/customers", tags=["CRM: customers"])
@@ -110,6 +124,119 @@ def list_customers(db: Db, tier: CustomerTier | None = None) -> list[Customer]:
             f"{_SELECT_CUSTOMERS} WHERE ? IS NULL OR tier = ? ORDER BY seq", (tier, tier)
         ).fetchall()
     return [Customer.model_validate(dict(row)) for row in rows]
+
+
+class NewRegistration(StrictModel):
+    application_id: RecordId
+    name: Text
+    email: Text
+
+
+class Registration(NewRegistration):
+    customer_id: str
+    status: Literal["active", "closed"]
+    registered_at: datetime
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+
+
+_SELECT_REGISTRATIONS = (
+    "SELECT c.customer_id, c.name, c.email, c.status, r.application_id, r.registered_at, "
+    "r.closed_at, r.close_reason FROM crm_customer_registrations r "
+    "JOIN crm_customers c USING (customer_id)"
+)
+
+
+def _get_registration(conn: sqlite3.Connection, customer_id: str) -> Registration:
+    row = conn.execute(f"{_SELECT_REGISTRATIONS} WHERE customer_id = ?", (customer_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"registered customer {customer_id} not found")
+    return Registration.model_validate(dict(row))
+
+
+@router.post("/registrations", status_code=201)
+def register_customer(
+    registration: NewRegistration, key: IdempotencyKey, response: Response, db: Db
+) -> Registration:
+    """Register a new customer from an onboarding application; a retry with the same
+    Idempotency-Key returns the customer it registered."""
+
+    def apply(conn: sqlite3.Connection) -> Registration:
+        seq, customer_id = next_id(conn, "crm_customer_registrations", "CRM")
+        now = utc_now()
+        insert(
+            conn,
+            "crm_customers",
+            Customer(
+                customer_id=customer_id,
+                name=registration.name,
+                email=registration.email,
+                customer_since=now.date(),
+            ).model_dump(mode="json"),
+        )
+        insert(
+            conn,
+            "crm_customer_registrations",
+            {
+                "seq": seq,
+                "customer_id": customer_id,
+                "application_id": registration.application_id,
+                "registered_at": now.isoformat(),
+            },
+        )
+        return _get_registration(conn, customer_id)
+
+    return apply_once(
+        db,
+        response,
+        operation="crm customer registration",
+        key=key,
+        request=registration,
+        result_type=Registration,
+        apply=apply,
+    )
+
+
+@router.get("/registrations")
+def list_registrations(db: Db, application_id: str | None = None) -> list[Registration]:
+    """Registered customers, oldest first, optionally those of one application."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"{_SELECT_REGISTRATIONS} WHERE ? IS NULL OR application_id = ? ORDER BY r.seq",
+            (application_id, application_id),
+        ).fetchall()
+    return [Registration.model_validate(dict(row)) for row in rows]
+
+
+@router.post("/{customer_id}/close")
+def close_customer(
+    customer_id: str, closing: Closing, key: IdempotencyKey, response: Response, db: Db
+) -> Registration:
+    """Close a registered customer; closing a closed one changes nothing."""
+
+    def apply(conn: sqlite3.Connection) -> Registration:
+        registration = _get_registration(conn, customer_id)
+        if registration.status != "closed":
+            conn.execute(
+                "UPDATE crm_customers SET status = 'closed' WHERE customer_id = ?", (customer_id,)
+            )
+            conn.execute(
+                "UPDATE crm_customer_registrations SET closed_at = ?, close_reason = ? "
+                "WHERE customer_id = ?",
+                (utc_now().isoformat(), closing.reason, customer_id),
+            )
+        return _get_registration(conn, customer_id)
+
+    return apply_once(
+        db,
+        response,
+        operation="crm customer closing",
+        key=key,
+        subject=customer_id,
+        request=closing,
+        result_type=Registration,
+        apply=apply,
+    )
 
 
 @router.get("/{customer_id}")

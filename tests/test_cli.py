@@ -43,6 +43,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "CASEWORK_SANDBOX_URL": f"http://127.0.0.1:{_free_port()}",
         "CASEWORK_CODEC_URL": f"http://127.0.0.1:{_free_port()}",
         "CASEWORK_REVIEW_URL": f"http://127.0.0.1:{_free_port()}",
+        "CASEWORK_INTAKE_URL": f"http://127.0.0.1:{_free_port()}",
         "CASEWORK_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}",
         "CASEWORK_TASK_QUEUE": "casework-cli-test",
     }

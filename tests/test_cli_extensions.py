@@ -143,11 +143,13 @@ def test_every_process_demo_is_found_in_table_order() -> None:
     assert [demo.process for demo in demos] == [
         "invoice-exception",
         "ticket-triage",
+        "incident-review",
         "refund",
         "vendor-onboarding",
         "loan-application",
         "lead-routing",
         "insurance-claim",
+        "customer-onboarding",
     ]
     assert {demo.process for demo in demos} <= set(discover().processes)
 

@@ -85,7 +85,8 @@ def pid_running(pid: int) -> bool:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[StackConfig]:
-    temporal_port, ui_port, sandbox_port, codec_port, review_port, metrics_port = free_ports(6)
+    ports = free_ports(7)
+    temporal_port, ui_port, sandbox_port, codec_port, review_port, metrics_port, intake_port = ports
     stub_worker = tmp_path / "stub_worker.py"
     stub_worker.write_text(STUB_WORKER)
     config = StackConfig(
@@ -96,6 +97,7 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
         codec_port=codec_port,
         review_port=review_port,
         metrics_port=metrics_port,
+        intake_port=intake_port,
         task_queue="stack-test",
         worker_command=[sys.executable, str(stub_worker)],
     )
@@ -129,6 +131,10 @@ async def test_up_starts_a_healthy_stack_with_the_search_attributes(config: Stac
     # Payload encryption is on by default: a private key ring, and a codec server the Web UI
     # was pointed at.
     assert result.key_ring.stat().st_mode & 0o777 == 0o600
+    # The intake service signs with a secret of this home's own, private to its owner.
+    assert result.intake_secret.stat().st_mode & 0o777 == 0o600
+    intake_env = load_state(config).processes["intake"]
+    assert intake_env.command[-4:] == ["--host", "127.0.0.1", "--port", str(config.intake_port)]
     assert load_key_ring(config.state_dir, {}) is not None
     temporal_command = load_state(config).processes["temporal"].command
     assert temporal_command[temporal_command.index("--ui-codec-endpoint") + 1] == result.codec_url
@@ -190,7 +196,7 @@ def test_down_stops_everything_and_a_second_down_says_so(config: StackConfig) ->
 
     stopped = stack_down(config, progress)
 
-    assert stopped == ["ui", "worker", "sandbox", "temporal", "codec"]
+    assert stopped == ["ui", "intake", "worker", "sandbox", "temporal", "codec"]
     assert "stopped Temporal dev server" in progress.messages
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name
@@ -219,7 +225,7 @@ def test_the_stack_outlives_the_up_process_and_another_process_stops_it(
     started = pids(config)
     assert all(status.healthy for status in stack_status(config).values())
 
-    assert stack_down(config, quiet) == ["ui", "worker", "sandbox", "temporal", "codec"]
+    assert stack_down(config, quiet) == ["ui", "intake", "worker", "sandbox", "temporal", "codec"]
 
     for name, pid in started.items():
         assert pid is not None and not pid_running(pid), name

@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict, Field
@@ -65,10 +66,15 @@ with workflow.unsafe.imports_passed_through():
         decide_triage,
     )
 
+from workflows.incident_review import IncidentReviewInput, IncidentReviewWorkflow
+
 AUTHOR = "casework"
 REREAD_BEFORE_WRITING = "ticket-reread-before-writing"
 """Patch ID: before its first write the case reads the ticket again, and writes nothing over a
 ticket someone changed meanwhile. Cases started before wrote over it."""
+STARTS_INCIDENT_REVIEW = "triage-starts-incident-review"
+"""Patch ID: a case that concludes on a severity-1 incident starts its post-incident review (a
+child it does not wait for). Cases started before started none."""
 # What a triage writes, and so what it must not write over.
 TRIAGED_FIELDS = (
     "status",
@@ -121,6 +127,8 @@ class TicketTriageResult(BaseModel):
     kb_article_id: str | None = None
     agent_outcome: RegionOutcome
     page: PageOutcome | None = None
+    incident_review: str | None = None
+    """The post-incident review case a severity-1 incident's triage started."""
     policy: PolicyRef
 
 
@@ -238,6 +246,12 @@ class TicketTriageWorkflow(CaseWorkflow):
         )
         if paging is not None:
             result.page = await paging
+        if (
+            result.severity == 1
+            and result.status is not CaseStatus.SUPERSEDED
+            and workflow.patched(STARTS_INCIDENT_REVIEW)
+        ):
+            result.incident_review = await self._start_incident_review(ticket)
         self._facts.update(message=result.message)
         self.record(AuditKind.CASE_COMPLETED, result.message, result=result)
         await self.finish_handlers()
@@ -501,6 +515,36 @@ class TicketTriageWorkflow(CaseWorkflow):
             agent_outcome=region.outcome,
             policy=policy_ref,
         )
+
+    async def _start_incident_review(self, ticket: Ticket) -> str:
+        """Start the incident's post-incident review and go on without waiting for it: the
+        review outlives this case (``ABANDON``), and takes days where triage takes minutes."""
+        review_id = IncidentReviewWorkflow.case_id(ticket.ticket_id)
+        try:
+            await workflow.start_child_workflow(
+                IncidentReviewWorkflow.run,
+                IncidentReviewInput(
+                    incident_id=ticket.ticket_id,
+                    submitted_by=self._requested_by,
+                    triage_case=workflow.info().workflow_id,
+                ),
+                id=review_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"post-incident review of severity-1 {ticket.ticket_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            self.record(
+                AuditKind.TOOL_CALL,
+                f"the post-incident review {review_id} was already started; not started again",
+                case=review_id,
+            )
+            return review_id
+        self.record(
+            AuditKind.TOOL_CALL,
+            f"started the post-incident review {review_id} (not waited for)",
+            case=review_id,
+        )
+        return review_id
 
     # -- severity-1 paging ------------------------------------------------------------------
 

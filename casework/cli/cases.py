@@ -27,12 +27,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -54,10 +48,9 @@ from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
 from casework.decisions import DecisionError, send_decision
-from casework.governance.loader import load_policy
-from casework.governance.models import Directory
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
+from casework.starting import InputProblem, case_input, directory, start_case
 
 MAX_CASE_ID_BYTES = 1000
 """Temporal's default limit on a workflow ID (the server's ``limit.maxIDLength``)."""
@@ -130,27 +123,12 @@ def link(settings: Settings, client: Client, case_id: str) -> str:
     return web_ui_link(settings.ui_url, client.namespace, case_id)
 
 
-def directory() -> Directory:
-    """The approval directory as this machine reads it (the worker reads the same files)."""
-    return Directory.model_validate(load_policy("directory").content)
-
-
 def validate_input(process_name: str, raw_input: str) -> BaseModel:
-    """Check the input before anything is started, naming each field that is wrong. Who
-    submits must be in the directory: the case checks that too, but only after it started."""
-    model = discover().process(process_name).input_model
+    """Check the input before anything is started, naming each field that is wrong."""
     try:
-        request = model.model_validate(read_input(raw_input))
-    except ValidationError as error:
-        raise CommandError(describe_validation_error(error)) from error
-    submitter = getattr(request, "submitted_by", None)
-    users = directory().users
-    if submitter is not None and submitter not in users:
-        raise CommandError(
-            f"invalid {model.__name__}: submitted_by: {submitter!r} is not in the approval "
-            f"directory (users: {', '.join(sorted(users))})"
-        )
-    return request
+        return case_input(discover().process(process_name), read_input(raw_input))
+    except InputProblem as error:
+        raise CommandError(str(error)) from error
 
 
 def case_id_of(process_name: str, request: BaseModel, given: str | None) -> str:
@@ -170,22 +148,7 @@ async def start(
 ) -> int:
     process = discover().process(process_name)
     try:
-        handle = await client.start_workflow(
-            process.workflow_type,
-            request,
-            id=case_id,
-            task_queue=settings.task_queue,
-            # The ID is the business key. A case still running is never started twice (FAIL),
-            # and one that ended is started again only if its last run did not complete: a
-            # failed, terminated, cancelled or timed-out run is retried by starting anew, but a
-            # completed one (paid, rejected, even failed_compensated, which a person must look
-            # at) is not repeated by accident.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(sa.CASE_TYPE, process.name)]
-            ),
-        )
+        handle = await start_case(client, process, request, case_id, settings.task_queue)
     except WorkflowAlreadyStartedError as error:
         raise CommandError(await _already_exists(client, case_id)) from error
     print(f"started {case_id}")

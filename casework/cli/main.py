@@ -16,7 +16,7 @@ from temporalio.runtime import Runtime, TelemetryConfig
 from casework import telemetry
 from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.catalogue import discover
-from casework.cli import cases
+from casework.cli import cases, schedule
 from casework.cli.cases import CommandError
 from casework.cli.extensions import catalogue_commands
 from casework.client import codec_server_health, connect, encryption_evidence, encrypts
@@ -42,6 +42,8 @@ examples:
   casework resubmit vendor-onboarding-APP-1001 --kind tax_certificate --file tax.txt
   casework signal loan-application-APP-1001 credit_report --input @report.json
                                                send a case any signal its process defines
+  casework schedule create customer-onboarding --id review-APP-1 --cron "0 9 1 * *" \
+      --input @application.json                start a case each month (Temporal Schedule)
   casework demo                                one case per outcome, then a summary table
 
 Temporal connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY ... (temporalio
@@ -203,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     signal.add_argument(
         "--input", required=True, metavar="JSON|@FILE", help="the payload as JSON or @file.json"
     )
+
+    schedule.add_parser(commands, processes)
 
     for extension in catalogue_commands().values():
         extension.add_to(commands)
@@ -380,6 +384,11 @@ def run(args: argparse.Namespace) -> int:
                     f"payloads are encrypted with the key ring {result.key_ring}; the Web UI "
                     f"decrypts them through the codec server at {result.codec_url}"
                 )
+                print(
+                    f"intake: POST {result.intake_url}/intake/PROCESS with the case input as "
+                    "JSON, signed X-Casework-Signature: sha256=<HMAC-SHA256 of the body> with "
+                    f"the secret in {result.intake_secret}"
+                )
                 print(f"logs in {result.log_dir}; stop with: casework down")
             handout = settings.state_dir / "ui" / "demo-credentials.txt"
             if created:
@@ -446,6 +455,13 @@ def run(args: argparse.Namespace) -> int:
                 settings,
                 lambda c: cases.signal(c, args.case, args.name, payload),
                 sends=True,
+            )
+        case "schedule":
+            request = schedule.prepare(args)
+            return _with_client(
+                settings,
+                lambda c: schedule.run(c, settings, args, request),
+                sends=args.schedule_command == "create",
             )
         case "inbox":
             return _with_client(settings, lambda c: cases.inbox(c, settings, args.role, args.json))

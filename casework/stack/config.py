@@ -12,6 +12,7 @@ from temporalio.envconfig import ClientConfigProfile
 from casework.codec import KEY_RING_FILE
 from casework.config import (
     DEFAULT_CODEC_PORT,
+    DEFAULT_INTAKE_PORT,
     DEFAULT_METRICS_PORT,
     DEFAULT_NAMESPACE,
     DEFAULT_REVIEW_PORT,
@@ -20,11 +21,13 @@ from casework.config import (
     TASK_QUEUE,
     Settings,
 )
+from casework.intake_signing import SECRET_FILE
 
-Component = Literal["codec", "temporal", "sandbox", "worker", "ui"]
-COMPONENTS: tuple[Component, ...] = ("codec", "temporal", "sandbox", "worker", "ui")
+Component = Literal["codec", "temporal", "sandbox", "worker", "intake", "ui"]
+COMPONENTS: tuple[Component, ...] = ("codec", "temporal", "sandbox", "worker", "intake", "ui")
 """Start order (the Web UI calls the codec server; the worker needs Temporal and the sandbox;
-the review queue needs the worker); ``down`` stops them in reverse."""
+the intake service starts cases the worker runs; the review queue needs the worker); ``down``
+stops them in reverse."""
 
 DEFAULT_TEMPORAL_PORT = 7233
 
@@ -33,6 +36,7 @@ LABELS: dict[Component, str] = {
     "temporal": "Temporal dev server",
     "sandbox": "sandbox",
     "worker": "worker",
+    "intake": "intake service",
     "ui": "review queue",
 }
 """What progress messages call each component."""
@@ -47,6 +51,7 @@ _ADDRESS_FIELDS = {
     "codec_port",
     "review_port",
     "metrics_port",
+    "intake_port",
     "namespace",
     "task_queue",
 }
@@ -69,6 +74,8 @@ class StackConfig(BaseModel):
     """casework's review queue (``casework ui``)."""
     metrics_port: int = DEFAULT_METRICS_PORT
     """Where the worker serves Prometheus metrics."""
+    intake_port: int = DEFAULT_INTAKE_PORT
+    """The intake service (signed webhooks that start cases)."""
     namespace: str = DEFAULT_NAMESPACE
     task_queue: str = TASK_QUEUE
     components: tuple[Component, ...] = COMPONENTS
@@ -89,6 +96,7 @@ class StackConfig(BaseModel):
             codec_port=_port(settings.codec_url, DEFAULT_CODEC_PORT),
             review_port=_port(settings.review_url, DEFAULT_REVIEW_PORT),
             metrics_port=_port(f"//{settings.metrics_address or ''}", DEFAULT_METRICS_PORT),
+            intake_port=_port(settings.intake_url, DEFAULT_INTAKE_PORT),
             namespace=profile.namespace or DEFAULT_NAMESPACE,
             task_queue=settings.task_queue,
         )
@@ -118,6 +126,14 @@ class StackConfig(BaseModel):
         return f"http://{self.host}:{self.review_port}"
 
     @property
+    def intake_url(self) -> str:
+        return f"http://{self.host}:{self.intake_port}"
+
+    @property
+    def intake_secret(self) -> Path:
+        return self.state_dir / SECRET_FILE
+
+    @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
@@ -141,6 +157,8 @@ def listen_port(config: StackConfig, name: Component) -> int | None:
             return config.sandbox_port
         case "worker":
             return config.metrics_port if config.worker_command is None else None
+        case "intake":
+            return config.intake_port
         case "ui":
             return config.review_port
 
@@ -155,6 +173,7 @@ def summary(config: StackConfig, names: list[Component]) -> str:
         "sandbox": f"sandbox {config.sandbox_url}",
         "worker": f"worker on task queue {config.task_queue!r}",
         "codec": f"codec server {config.codec_url}",
+        "intake": f"intake {config.intake_url}",
         "ui": f"review queue {config.review_url}",
     }
     return ", ".join(part for name, part in parts.items() if name in names)

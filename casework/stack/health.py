@@ -45,6 +45,7 @@ class Probe:
             "temporal": self._temporal,
             "sandbox": self._sandbox,
             "worker": self._worker,
+            "intake": self._intake,
             "ui": self._ui,
         }
         try:
@@ -82,6 +83,9 @@ class Probe:
 
     async def _codec(self, process: RecordedProcess) -> bool:
         return await self._http_health(self._config.codec_url)
+
+    async def _intake(self, process: RecordedProcess) -> bool:
+        return await self._http_health(self._config.intake_url)
 
     async def _http_health(self, base_url: str) -> bool:
         # trust_env=False: a proxy configured in the environment must not see loopback calls.

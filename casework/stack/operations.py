@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from casework.codec import ensure_key_ring
+from casework.intake_signing import ensure_secret
 from casework.signing_keys import KEYS_SUBDIR, ensure_demo_keys, public_keys_path
 from casework.stack.config import (
     COMPONENTS,
@@ -46,6 +47,8 @@ class UpResult(BaseModel):
     key_ring: Path
     review_url: str
     metrics_url: str
+    intake_url: str
+    intake_secret: Path
     log_dir: Path
     already_running: bool
     started: list[str]
@@ -123,6 +126,9 @@ async def _up(
             f"{config.state_dir / KEYS_SUBDIR}"
         )
     ensure_demo_keys(config.state_dir)
+    if not config.intake_secret.exists():
+        progress(f"generating the intake service's webhook secret {config.intake_secret}")
+        ensure_secret(config.intake_secret)
     probe = Probe(config)
     started: list[Launch] = []
     try:
@@ -158,6 +164,8 @@ async def _up(
         key_ring=config.key_ring,
         review_url=config.review_url,
         metrics_url=config.metrics_url,
+        intake_url=config.intake_url,
+        intake_secret=config.intake_secret,
         log_dir=config.log_dir,
         already_running=not started,
         started=[launch.name for launch in started],

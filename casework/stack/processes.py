@@ -62,6 +62,8 @@ def start(config: StackConfig, name: Component, progress: Callable[[str], None])
                 f"starting worker on task queue {config.task_queue!r} "
                 f"(metrics {config.metrics_url}) ..."
             )
+        case "intake":
+            progress(f"starting intake service on {config.intake_url} ...")
         case "ui":
             progress(f"starting review queue on {config.review_url} ...")
     command = command_line(config, name)
@@ -143,6 +145,16 @@ def command_line(config: StackConfig, name: Component) -> list[str]:
             ]
         case "worker":
             return config.worker_command or [sys.executable, "-m", "workers"]
+        case "intake":
+            return [
+                sys.executable,
+                "-m",
+                "casework.intake",
+                "--host",
+                config.host,
+                "--port",
+                str(config.intake_port),
+            ]
         case "ui":
             return [sys.executable, "-m", "casework.web"]
 
@@ -174,6 +186,17 @@ def environment(config: StackConfig, name: Component) -> dict[str, str] | None:
                 "CASEWORK_HOME": str(config.state_dir.resolve()),
                 # The review queue reads (and sends) case payloads: the same key ring.
                 "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
+            }
+        case "intake":
+            return {
+                **os.environ,
+                "CASEWORK_HOME": str(config.state_dir.resolve()),
+                "TEMPORAL_ADDRESS": config.temporal_address,
+                "TEMPORAL_NAMESPACE": config.namespace,
+                "CASEWORK_TASK_QUEUE": config.task_queue,
+                # The cases it starts carry payloads the worker decrypts: the same key ring.
+                "CASEWORK_CODEC_KEYS_FILE": str(config.key_ring.resolve()),
+                "CASEWORK_INTAKE_SECRET_FILE": str(config.intake_secret.resolve()),
             }
     return None  # inherit
 

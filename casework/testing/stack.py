@@ -48,6 +48,7 @@ class Stack:
     sandbox_url: str
     ui_url: str
     codec_url: str = ""
+    intake_url: str = ""
     demo_stdout: str = ""
     """What ``casework demo`` printed: its table lists the cases it ran."""
 
@@ -94,7 +95,7 @@ def stack_on_free_ports(
 
     The stack runs the offline stand-in model unless ``env`` configures one (CASEWORK_MODEL ...);
     the worker inherits this environment."""
-    temporal, ui, sandbox, review, metrics, codec = free_ports(6)
+    temporal, ui, sandbox, review, metrics, codec, intake = free_ports(7)
     stack_env = {
         **os.environ,
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
@@ -104,6 +105,7 @@ def stack_on_free_ports(
         "CASEWORK_METRICS_ADDRESS": f"127.0.0.1:{metrics}",
         # Its own codec server too: the default port may be taken by another stack.
         "CASEWORK_CODEC_URL": f"http://127.0.0.1:{codec}",
+        "CASEWORK_INTAKE_URL": f"http://127.0.0.1:{intake}",
         "CASEWORK_TASK_QUEUE": task_queue,
     }
     stack_env.pop("CASEWORK_MODEL", None)
@@ -119,6 +121,7 @@ def stack_on_free_ports(
         sandbox_url=f"http://127.0.0.1:{sandbox}",
         ui_url=f"http://localhost:{ui}",
         codec_url=f"http://127.0.0.1:{codec}",
+        intake_url=f"http://127.0.0.1:{intake}",
     )
 
 

@@ -179,6 +179,17 @@ RECORDINGS = Recordings(
             _page_escalates_then_acknowledge,
             {"status": TriageStatus.ESCALATED, "agent_outcome": RegionOutcome.ANSWERED},
         ),
+        # Patch triage-starts-incident-review: the concluded severity-1 triage starts the
+        # incident's review (an abandoned child; its own histories are incident_review_*).
+        Scenario(
+            "severity_1_review_started",
+            _outage,
+            _page_escalates_then_acknowledge,
+            {
+                "status": TriageStatus.ESCALATED,
+                "incident_review": "incident-review-INC-REPLAY-severity_1_review_started",
+            },
+        ),
         # The agent's word contradicts the ticket: checked (patch agent-proposals-checked),
         # reviewed.
         Scenario(
