@@ -32,7 +32,7 @@ from bench.infra import Sandbox, progress
 from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
 from bench.waiting import Waiting, measure_waiting
 from casework.config import Settings
-from casework.sandbox.server import running_sandbox
+from casework.sandbox.server import sandbox_process
 from casework.signing_keys import keys_environment
 from casework.testing.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
 from casework.testing.temporal import BIN, dev_server
@@ -47,12 +47,15 @@ class Sizes:
     straight_through: int
     approvals: int
     waiting: int
+    cache: int
+    """Batch C's worker cache: the SDK's default in a full run; in a quick one a quarter of the
+    batch, so that cases are evicted and replayed there too."""
 
 
 # Quick mode fits in two minutes on a 2-core machine: the dev server starts about 8 waiting
 # cases a second there, and row 3 starts (and approves) two batches of this size.
-QUICK = Sizes(straight_through=50, approvals=30, waiting=120)
-FULL = Sizes(straight_through=1000, approvals=200, waiting=10_000)
+QUICK = Sizes(straight_through=50, approvals=30, waiting=120, cache=30)
+FULL = Sizes(straight_through=1000, approvals=200, waiting=10_000, cache=1000)
 
 
 def filesystem(path: Path) -> str:
@@ -117,7 +120,12 @@ def rows(
     agent_history: AgentHistory,
 ) -> list[list[str]]:
     lat = latency.summary()
-    a, b = waiting.before_restart, waiting.after_restart
+    a, b, bare, c = (
+        waiting.before_restart,
+        waiting.after_restart,
+        waiting.bare,
+        waiting.default_cache,
+    )
     return [
         [
             f"1 overhead: straight-through cases/s (n={overhead.cases})",
@@ -134,9 +142,16 @@ def rows(
         ],
         [
             f"3 waiting at scale (n={a.cases}): start until all waiting",
-            f"{a.start_seconds:.1f} s ({a.cases / a.start_seconds:.0f} cases/s)",
-            "-",
-            "-",
+            f"{a.start_seconds:.1f} s ({a.cases / a.start_seconds:.1f} cases/s)",
+            f"{bare.start_seconds:.1f} s ({bare.cases / bare.start_seconds:.1f}/s) bare "
+            f"({bare.activities} activities, then a wait)",
+            f"{bare.start_seconds / a.start_seconds:.2f}",
+        ],
+        [
+            "  per waiting case (cached)",
+            f"{waiting.casework_kib_per_case:.0f} KiB",
+            f"{waiting.bare_kib_per_case:.0f} KiB bare",
+            f"{waiting.casework_kib_per_case / waiting.bare_kib_per_case:.2f}",
         ],
         [
             "  worker RSS with all waiting / server DB growth",
@@ -150,6 +165,13 @@ def rows(
             f"RSS restarted worker {mib(b.worker_rss_at_approval)} idle, "
             f"{mib(b.worker_rss_finished)} after",
             f"{b.finish_seconds / a.finish_seconds:.2f} restarted / same",
+        ],
+        [
+            f"  worker caching {c.cache}: RSS all waiting / approved until all paid",
+            f"{mib(c.worker_rss_waiting)} (idle {mib(c.worker_rss_before)}, "
+            f"+{mib(c.worker_rss_waiting - c.worker_rss_before)}) / {c.finish_seconds:.1f} s",
+            f"{mib(c.worker_rss_finished)} after",
+            "-",
         ],
         [
             f"4 model calls per case (demo mix, n={economy.cases})",
@@ -179,7 +201,7 @@ async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
         async with dev_server(db_file, log_level="error") as env:
             client = env.client
             address = client.service_client.config.target_host
-            with running_sandbox(work / "sandbox.db") as sandbox_url:
+            with sandbox_process(work / "sandbox.db", work / "sandbox.log") as sandbox_url:
                 async with httpx.AsyncClient(base_url=sandbox_url, timeout=30.0) as http:
                     sandbox = Sandbox(http)
                     queue = f"bench-{uuid.uuid4().hex[:6]}"
@@ -193,7 +215,14 @@ async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
                         latency = await measure_latency(client, sandbox, queue, sizes.approvals)
                     progress("row 3: waiting at scale (worker as a separate process)")
                     waiting = await measure_waiting(
-                        client, sandbox, address, sandbox_url, sizes.waiting, db_file, work
+                        client,
+                        sandbox,
+                        address,
+                        sandbox_url,
+                        sizes.waiting,
+                        db_file,
+                        work,
+                        sizes.cache,
                     )
                 progress("row 4: model economy")
                 with scripted_llm_server() as llm:

@@ -21,9 +21,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from bench.bare import WAITING_LOG_ENV
 from bench.infra import (
     NEEDS_APPROVAL,
     Sandbox,
+    activity_types,
     count,
     db_size_bytes,
     gather_limited,
@@ -55,9 +57,11 @@ class WorkerProcess:
         task_queue: str,
         log: Path,
         extra_env: dict[str, str] | None = None,
+        module: str = "workers",
     ) -> None:
         """``extra_env`` is laid over the rest (the reliability suite points the worker at a
-        scripted model and a policy folder of its own)."""
+        scripted model and a policy folder of its own); ``module`` is what runs
+        (``bench.bare_worker`` for the bare side)."""
         env = os.environ | {
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_NAMESPACE": "default",
@@ -69,7 +73,7 @@ class WorkerProcess:
         self._log_path = log
         self._log = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers"],
+            [sys.executable, "-m", module],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -124,14 +128,57 @@ class Batch:
 
 
 @dataclass
+class BareBatch:
+    """The same number of bare workflows, each running as many activities as a case does before
+    it waits, on a bare worker process with the same cache size."""
+
+    cases: int
+    activities: int
+    start_seconds: float
+    worker_rss_before: int
+    worker_rss_waiting: int
+    finish_seconds: float
+
+
+@dataclass
+class DefaultCacheBatch:
+    """A batch on a worker that keeps only ``cache`` cases in memory (the SDK's default of
+    1,000 in a full run): the rest are evicted and replayed from history at their next step."""
+
+    cases: int
+    cache: int
+    start_seconds: float
+    worker_rss_before: int
+    worker_rss_waiting: int
+    finish_seconds: float
+    worker_rss_finished: int
+
+
+@dataclass
 class Waiting:
     before_restart: Batch
     after_restart: Batch
+    bare: BareBatch
+    default_cache: DefaultCacheBatch
+
+    @property
+    def casework_kib_per_case(self) -> float:
+        a = self.before_restart
+        return (a.worker_rss_waiting - a.worker_rss_before) / a.cases / 1024
+
+    @property
+    def bare_kib_per_case(self) -> float:
+        b = self.bare
+        return (b.worker_rss_waiting - b.worker_rss_before) / b.cases / 1024
 
     def as_dict(self) -> dict[str, object]:
         return {
             "before_restart": asdict(self.before_restart),
             "after_restart": asdict(self.after_restart),
+            "bare": asdict(self.bare),
+            "default_cache": asdict(self.default_cache),
+            "casework_kib_per_waiting_case": round(self.casework_kib_per_case, 1),
+            "bare_kib_per_waiting_case": round(self.bare_kib_per_case, 1),
         }
 
 
@@ -190,6 +237,115 @@ async def _approve_all(client: Client, ids: list[str], tag: str) -> float:
     return seconds
 
 
+async def _wait_for_lines(path: Path, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := _lines(path)) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {found}/{expected} bare workflows waiting after {timeout}s")
+        await asyncio.sleep(0.25)
+
+
+def _lines(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+async def _bare_batch(
+    client: Client,
+    address: str,
+    sandbox_url: str,
+    cases: int,
+    activities: int,
+    cache: dict[str, str],
+    log_dir: Path,
+) -> BareBatch:
+    waiting_log = log_dir / "bare-waiting.log"
+    task_queue = f"bench-bare-waiting-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(
+        address,
+        sandbox_url,
+        task_queue,
+        log_dir / "bare-worker.log",
+        extra_env=cache | {WAITING_LOG_ENV: str(waiting_log)},
+        module="bench.bare_worker",
+    )
+    try:
+        await worker.ready()
+        rss_before = worker.rss
+        prefix = f"bench-bare-waiting-{uuid.uuid4().hex[:6]}-"
+        ids = [f"{prefix}{n}" for n in range(cases)]
+        progress(f"starting {cases} bare workflows ({activities} activities, then a wait)")
+        started = time.perf_counter()
+        await gather_limited(
+            START_CONCURRENCY,
+            (
+                lambda i=i: client.start_workflow(
+                    "BenchBareWaiting", activities, id=i, task_queue=task_queue
+                )
+                for i in ids
+            ),
+        )
+        await _wait_for_lines(waiting_log, cases, timeout=3600)
+        start_seconds = time.perf_counter() - started
+        rss_waiting = worker.rss
+        progress(f"{cases} bare workflows waiting after {start_seconds:.1f}s")
+        started = time.perf_counter()
+        await gather_limited(
+            SIGNAL_CONCURRENCY,
+            (lambda i=i: client.get_workflow_handle(i).signal("decide") for i in ids),
+        )
+        query = f"ExecutionStatus = 'Completed' AND WorkflowId STARTS_WITH '{prefix}'"
+        await wait_for_count(client, query, cases, timeout=3600)
+        finish_seconds = time.perf_counter() - started
+    finally:
+        worker.stop()
+    return BareBatch(
+        cases=cases,
+        activities=activities,
+        start_seconds=start_seconds,
+        worker_rss_before=rss_before,
+        worker_rss_waiting=rss_waiting,
+        finish_seconds=finish_seconds,
+    )
+
+
+async def _default_cache_batch(
+    client: Client,
+    sandbox: Sandbox,
+    address: str,
+    sandbox_url: str,
+    cases: int,
+    cache: int,
+    db_file: Path,
+    log_dir: Path,
+) -> DefaultCacheBatch:
+    task_queue = f"bench-waiting-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(
+        address,
+        sandbox_url,
+        task_queue,
+        log_dir / "worker-default-cache.log",
+        extra_env={"CASEWORK_MAX_CACHED_WORKFLOWS": str(cache)},
+    )
+    try:
+        await worker.ready()
+        rss_before = worker.rss
+        started = await _start_batch(client, sandbox, task_queue, cases, "C", db_file)
+        rss_waiting = worker.rss
+        finish_seconds = await _approve_all(client, started.ids, "C")
+        rss_finished = worker.rss
+    finally:
+        worker.stop()
+    return DefaultCacheBatch(
+        cases=cases,
+        cache=cache,
+        start_seconds=started.seconds,
+        worker_rss_before=rss_before,
+        worker_rss_waiting=rss_waiting,
+        finish_seconds=finish_seconds,
+        worker_rss_finished=rss_finished,
+    )
+
+
 async def measure_waiting(
     client: Client,
     sandbox: Sandbox,
@@ -198,7 +354,10 @@ async def measure_waiting(
     cases: int,
     db_file: Path,
     log_dir: Path,
+    default_cache: int,
 ) -> Waiting:
+    """Batches A and B (casework, every case cached; B across a worker restart), the bare batch
+    of the same size, then batch C on a worker caching only ``default_cache`` cases."""
     task_queue = f"bench-waiting-{uuid.uuid4().hex[:6]}"
     # Room for every case of a batch: with the default 1,000, a batch of 10,000 started at once
     # would evict cases between their steps and replay each from history at its next one. The
@@ -209,11 +368,15 @@ async def measure_waiting(
     )
     await worker.ready()
     batches: list[Batch] = []
+    activities = 0
     try:
         for tag, restart in (("A", False), ("B", True)):
             rss_before = worker.rss
             started = await _start_batch(client, sandbox, task_queue, cases, tag, db_file)
             rss_waiting, db_waiting = worker.rss, db_size_bytes(db_file)
+            if not activities:
+                waiting_case = f"invoice-exception-{started.ids[0]}"
+                activities = len(await activity_types(client, waiting_case))
             if restart:
                 progress("restarting the worker (SIGTERM, then a new process)")
                 worker.stop()
@@ -241,4 +404,11 @@ async def measure_waiting(
     finally:
         if worker.process.poll() is None:
             worker.stop()
-    return Waiting(before_restart=batches[0], after_restart=batches[1])
+    bare = await _bare_batch(client, address, sandbox_url, cases, activities, cache, log_dir)
+    progress(f"batch C: a worker caching {default_cache} cases")
+    default = await _default_cache_batch(
+        client, sandbox, address, sandbox_url, cases, default_cache, db_file, log_dir
+    )
+    return Waiting(
+        before_restart=batches[0], after_restart=batches[1], bare=bare, default_cache=default
+    )

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 TASK_QUEUE = "casework"
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
@@ -50,6 +50,25 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not text.isdigit() or int(text) == 0:
         raise SettingsError(f"{name} must be a positive whole number, got {text!r}")
     return int(text)
+
+
+WORKFLOW_SANDBOX_MODES = ("off", "strict")
+
+
+def workflow_sandbox(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether workers run workflow code in Temporal's sandbox: ``CASEWORK_WORKFLOW_SANDBOX`` is
+    ``strict`` (yes) or ``off`` (no, the default). The sandbox re-imports a workflow's module for
+    every case it runs, pydantic models and all, which is most of what a cached case costs a
+    worker; casework keeps it for tests and the replayer (``casework.testing``, where a
+    wall-clock read or I/O in workflow code fails at once) and checks workflow modules
+    statically when a worker starts (``casework.determinism``)."""
+    mode = env.get("CASEWORK_WORKFLOW_SANDBOX") or "off"
+    if mode not in WORKFLOW_SANDBOX_MODES:
+        raise SettingsError(
+            f"CASEWORK_WORKFLOW_SANDBOX must be one of {', '.join(WORKFLOW_SANDBOX_MODES)}, "
+            f"got {mode!r}"
+        )
+    return mode == "strict"
 
 
 def find_home(env: Mapping[str, str] = os.environ, cwd: Path | None = None) -> tuple[Path, str]:
@@ -103,6 +122,8 @@ class Settings(BaseModel):
     """Cases a worker keeps in memory between steps (the SDK's default). A case not cached is
     replayed from its history on its next step: with many cases moving at once, size it to
     them, at the memory it costs (``make bench`` row 3 measures both)."""
+    sandboxed_workflows: bool = Field(default_factory=workflow_sandbox)
+    """Run workflow code in Temporal's sandbox (see :func:`workflow_sandbox`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -126,4 +147,5 @@ class Settings(BaseModel):
             llm_api_key=secret_from_env(env, "CASEWORK_LLM_API_KEY"),
             llm_timeout_seconds=float(env.get("CASEWORK_LLM_TIMEOUT", "60")),
             max_cached_workflows=_positive_int(env, "CASEWORK_MAX_CACHED_WORKFLOWS", 1000),
+            sandboxed_workflows=workflow_sandbox(env),
         )

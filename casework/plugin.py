@@ -5,10 +5,13 @@ It carries what must be the same on every side of a case:
 - the data converter: pydantic, with a payload that fails validation failing the case naming
   the field (``casework.converter``), and every payload and failure message encrypted when a
   key ring is configured (``casework.codec``);
-- the workflow sandbox: the framework and the catalogue's non-workflow packages (systems'
-  records, policies, agent specs) pass through, imported once per worker instead of once per
-  workflow run; workflow modules themselves stay sandboxed, so a wall-clock read or I/O in
-  workflow code is still caught;
+- the workflow runner: in Temporal's sandbox (tests, the replayer, and workers told
+  ``CASEWORK_WORKFLOW_SANDBOX=strict``), with the framework and the catalogue's non-workflow
+  packages (systems' records, policies, agent specs) passed through, imported once per worker
+  instead of once per workflow run, and workflow modules themselves sandboxed, so a wall-clock
+  read or I/O in workflow code is caught; or without it (workers by default), where each case
+  shares the worker's modules instead of importing its own (``casework.config.workflow_sandbox``
+  says why);
 - registration, for a worker: the catalogue's workflows and the activities it is given;
 - interceptors, when a caller passes them (tracing).
 """
@@ -20,6 +23,7 @@ from typing import Any
 
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from casework.codec import KeyRing
@@ -48,15 +52,18 @@ class CaseworkPlugin(SimplePlugin):
         workflows: Sequence[type] | None = None,
         activities: Sequence[Callable[..., Any]] | None = None,
         interceptors: Sequence[Any] | None = None,
+        sandboxed: bool = True,
     ) -> None:
         """``key_ring``: encrypt payloads (None: plain). ``passthrough``: the catalogue packages
         workflow code may share (``Catalogue.passthrough_packages``). ``workflows`` and
-        ``activities``: what a worker registers; a client or replayer passes neither."""
+        ``activities``: what a worker registers; a client or replayer passes neither.
+        ``sandboxed``: run workflow code in the sandbox (the replayer and tests always do)."""
         converter: DataConverter = encrypting_converter(key_ring) if key_ring else data_converter
+        runner = sandbox_runner(passthrough) if sandboxed else UnsandboxedWorkflowRunner()
         super().__init__(
             PLUGIN_NAME,
             data_converter=converter,
-            workflow_runner=sandbox_runner(passthrough),
+            workflow_runner=runner,
             workflows=workflows,
             activities=activities,
             interceptors=interceptors,

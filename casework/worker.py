@@ -26,6 +26,7 @@ from casework.agents.mcp import McpActivities
 from casework.catalogue import Catalogue, CatalogueError, discover
 from casework.client import connect
 from casework.config import SANDBOX_URL_ENV, Settings, SettingsError
+from casework.determinism import workflow_problems
 from casework.governance import activity as policy
 from casework.governance.loader import load_policy, policy_dir
 from casework.governance.models import DIRECTORY_ID, Directory
@@ -70,6 +71,7 @@ async def running_worker(
             passthrough=catalogue.passthrough_packages,
             workflows=catalogue.workflows,
             activities=build_activities(catalogue, settings, http),
+            sandboxed=settings.sandboxed_workflows,
         )
         worker = Worker(
             client,
@@ -91,13 +93,15 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     model = settings.model or "offline stand-in (set CASEWORK_MODEL to use a real model)"
+    sandbox = "strict" if settings.sandboxed_workflows else "off (CASEWORK_WORKFLOW_SANDBOX)"
     async with running_worker(client, settings):
         log.info(
-            "worker polling task queue %r on %s; systems at %s; model: %s",
+            "worker polling task queue %r on %s; systems at %s; model: %s; workflow sandbox: %s",
             settings.task_queue,
             client.service_client.config.target_host,
             settings.sandbox_url,
             model,
+            sandbox,
         )
         if settings.metrics_address:
             log.info("Prometheus metrics on http://%s/metrics", settings.metrics_address)
@@ -128,6 +132,16 @@ def check_policies(catalogue: Catalogue) -> None:
         sys.exit(2)
 
 
+def check_workflows(catalogue: Catalogue) -> None:
+    """Refuse to run workflow code that reads the clock, does I/O or draws random numbers: the
+    worker runs it outside the sandbox that would otherwise stop it (``casework.determinism``)."""
+    if problems := workflow_problems(catalogue.workflows):
+        print("casework worker: not starting: nondeterministic workflow code:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
 def check_decision_keys(settings: Settings) -> None:
     """Refuse to start without the users' public decision keys: every case would fail when it
     loads its directory. Users without a key are named, since their decisions will be refused."""
@@ -143,7 +157,9 @@ def check_decision_keys(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    check_policies(load_catalogue())
+    catalogue = load_catalogue()
+    check_policies(catalogue)
+    check_workflows(catalogue)
     try:
         settings = Settings.from_env()
     except SettingsError as error:

@@ -31,6 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # a home of the session's own: a user's home (after `make demo`, say) holds a key ring that
     # would make a test's CLI encrypt what the test's worker cannot read. A test that exercises
     # how the home is found sets or removes CASEWORK_HOME itself.
+    # Every worker a test starts, in-process or not, runs workflow code in Temporal's sandbox,
+    # where a wall-clock read or I/O in workflow code fails the test at once.
+    os.environ["CASEWORK_WORKFLOW_SANDBOX"] = "strict"
     home = config.stash[TEST_HOME] = tempfile.TemporaryDirectory(prefix="casework-test-home-")
     os.environ["CASEWORK_HOME"] = home.name
     # Nor may a command a test forgets to point somewhere find the user's running stack on the

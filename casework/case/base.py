@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Directory,
         PolicyModel,
         PolicyRef,
+        parsed_once,
     )
     from casework.metrics import CaseMetrics
     from casework.systems.notifications import NotificationActivities, NotificationRequest
@@ -194,7 +195,9 @@ class CaseBase:
         return cls.case_id(str(getattr(request, cls.business_key)))
 
     def __init__(self) -> None:
-        self._audit: list[AuditEvent] = []
+        # Each event as its JSON: a waiting case keeps its trail in a tenth of the memory the
+        # models take; it is read back only when someone queries it.
+        self._audit: list[str] = []
         self._status: str = CaseStatus.STARTED
         self._title = ""
         self._facts: dict[str, Any] = {}
@@ -216,7 +219,7 @@ class CaseBase:
             summary=summary,
             data=to_jsonable_python(data),
         )
-        self._audit.append(event)
+        self._audit.append(event.model_dump_json())
         if self._metrics is None:
             self._metrics = CaseMetrics(self.case_type, self.counts_as_case)
         self._metrics.count(
@@ -300,7 +303,7 @@ class CaseBase:
 
     @workflow.query(name="audit")
     def audit_trail(self) -> list[AuditEvent]:
-        return self._audit
+        return [AuditEvent.model_validate_json(event) for event in self._audit]
 
     @workflow.query(name="open_task")
     def open_task(self) -> HumanTask | None:
@@ -359,7 +362,7 @@ class CaseBase:
         directory = await self.call_tool(
             load_policy, PolicyLookup(policy_id=DIRECTORY_ID), summary="loaded the directory"
         )
-        self._directory = Directory.model_validate(directory.content)
+        self._directory = parsed_once(Directory, directory.content)
         if self._requested_by not in self._directory.users:
             # Only knowable once the directory is loaded, so it is checked here, not by the
             # converter; it fails the case the same way, naming the field.
@@ -376,7 +379,7 @@ class CaseBase:
             directory=directory.ref,
         )
         self._facts["policy"] = str(document.ref)
-        policy = model.model_validate(document.content)
+        policy = parsed_once(model, document.content)
         if isinstance(policy, ApprovalPolicy):
             self._submitter_may_approve = policy.segregation_of_duties.submitter_may_approve
         return policy, document.ref

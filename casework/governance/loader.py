@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,7 +44,7 @@ def load_policy(policy_id: str, directory: Path | None = None) -> PolicyDocument
     if not path.is_file():
         raise PolicyNotFoundError(f"policy {policy_id!r} not found at {path}")
     raw = path.read_bytes()
-    content = yaml.safe_load(raw)
+    content = _parsed_yaml(raw)
     if not isinstance(content, dict):
         raise ValueError(f"policy {path} must be a mapping at the top level")
     if content.get("id") != policy_id:
@@ -54,3 +56,10 @@ def load_policy(policy_id: str, directory: Path | None = None) -> PolicyDocument
     # is visible in the audit trail.
     ref = PolicyRef(id=policy_id, version=version, sha256=hashlib.sha256(raw).hexdigest())
     return PolicyDocument(ref=ref, content=content)
+
+
+@lru_cache(maxsize=64)
+def _parsed_yaml(raw: bytes) -> Any:
+    """Every case loads its policy and the directory: parse each text once per worker. Keyed by
+    the exact bytes, so an edited file is parsed again; nothing mutates what it returns."""
+    return yaml.safe_load(raw)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import threading
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -48,6 +51,33 @@ class PolicyModel(BaseModel):
     """Set on a policy *document's* model: the document (``<policy_id>.yaml``) it validates. A
     case loads it by its model (``CaseWorkflow.load_governance``), and the worker checks every
     document against its model before it starts."""
+
+
+PolicyT = TypeVar("PolicyT", bound=PolicyModel)
+
+_PARSED: dict[tuple[type[PolicyModel], str], PolicyModel] = {}
+_PARSED_LOCK = threading.Lock()
+"""Workflow activations run on several threads of the worker."""
+PARSED_LIMIT = 256
+"""Distinct documents a worker keeps parsed; far more than the versions in use at once."""
+
+
+def parsed_once(model: type[PolicyT], content: dict[str, Any]) -> PolicyT:
+    """``content`` as ``model``, parsed once per worker and shared by every case deciding under
+    the same document: a waiting case then holds a reference to its policy and directory
+    instead of a copy of each (the directory, with its users' public keys, is ~26 KiB). Safe
+    to share because policy models are frozen and identical content parses identically."""
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    key = (model, digest)
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+    if found is not None:
+        return found  # type: ignore[return-value]
+    document = model.model_validate(content)
+    with _PARSED_LOCK:
+        if len(_PARSED) >= PARSED_LIMIT:
+            _PARSED.pop(next(iter(_PARSED)))
+        return _PARSED.setdefault(key, document)  # type: ignore[return-value]
 
 
 class PolicyRef(PolicyModel):

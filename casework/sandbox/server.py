@@ -1,8 +1,10 @@
-"""Run the sandbox in a background thread, for tests and in-process tooling."""
+"""Run the sandbox for tests and tooling: in a background thread, or as a process of its own."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -67,3 +69,45 @@ def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
                 raise RuntimeError(f"the sandbox at {base_url} is unhealthy: {response.text}")
             return
     raise TimeoutError(f"the sandbox at {base_url} did not become healthy in time")
+
+
+@contextmanager
+def sandbox_process(db_path: Path, log: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """``python -m casework.sandbox`` over ``db_path`` on a free port while the block runs,
+    yielding its base URL once ``/health`` answers; its output goes to ``log``.
+
+    For measurements: systems of record never share a worker's process, and a sandbox in a
+    thread of the measuring process would take its CPU from the worker under measurement."""
+    with socket.create_server((host, 0)) as probe:
+        port = probe.getsockname()[1]
+    base_url = f"http://{host}:{port}"
+    command = [sys.executable, "-m", "casework.sandbox", "--host", host, "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*command, "--db", str(db_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        with httpx.Client(base_url=base_url, timeout=1.0, trust_env=False) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the sandbox exited while starting; see {log}")
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the sandbox at {base_url} did not answer; see {log}")
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)

@@ -1,0 +1,192 @@
+"""``python -m bench.profile [--cases N]``: where a waiting case's memory and history go.
+
+Not a row of the benchmark: the measurements behind ``bench/README.md``'s findings, made side by
+side on one fresh dev server and sandbox (process), each worker a process of its own so its
+RSS can be read:
+
+1. worker memory per waiting case: a bare sandboxed workflow (as many activities as a case runs
+   before it waits), a casework invoice case on a worker with the workflow sandbox
+   (``CASEWORK_WORKFLOW_SANDBOX=strict``), and the same on a worker without it (the default);
+2. what one waiting case holds, attribute by attribute (deep ``sys.getsizeof``, shared objects
+   counted once per attribute), read from an in-process worker;
+3. history events, workflow tasks and history bytes of a waiting case against a bare one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import tempfile
+import types
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from bench.bare import WAITING_LOG_ENV
+from bench.infra import (
+    NEEDS_APPROVAL,
+    Sandbox,
+    activity_types,
+    gather_limited,
+    progress,
+    start_invoice_case,
+    wait_for_count,
+)
+from bench.waiting import START_CONCURRENCY, WorkerProcess, _wait_for_lines
+from casework.config import Settings
+from casework.sandbox.server import sandbox_process
+from casework.signing_keys import keys_environment
+from casework.testing.temporal import dev_server
+from casework.worker import running_worker
+
+SETTLE_SECONDS = 2.0
+"""RSS is read this long after the last case waits, once the worker has finished its tasks."""
+
+
+async def _casework_kib(
+    client: Client, sandbox: Sandbox, address: str, url: str, work: Path, n: int, mode: str
+) -> tuple[float, str]:
+    queue = f"profile-{mode}-{uuid.uuid4().hex[:6]}"
+    env = {"CASEWORK_MAX_CACHED_WORKFLOWS": str(n + 1000), "CASEWORK_WORKFLOW_SANDBOX": mode}
+    worker = WorkerProcess(address, url, queue, work / f"worker-{mode}.log", extra_env=env)
+    try:
+        await worker.ready()
+        await asyncio.sleep(SETTLE_SECONDS)
+        before = worker.rss
+        tag = uuid.uuid4().hex[:6]
+        ids = [f"INV-PR{tag}-{i}" for i in range(n)]
+        await sandbox.seed_invoices(ids, NEEDS_APPROVAL)
+        await gather_limited(
+            START_CONCURRENCY, (lambda i=i: start_invoice_case(client, i, queue) for i in ids)
+        )
+        batch = f"WorkflowId STARTS_WITH 'invoice-exception-INV-PR{tag}-'"
+        query = f"CaseStatus = 'awaiting_approval' AND {batch}"
+        await wait_for_count(client, query, n, timeout=1800)
+        await asyncio.sleep(SETTLE_SECONDS)
+        return (worker.rss - before) / n / 1024, f"invoice-exception-{ids[0]}"
+    finally:
+        worker.stop()
+
+
+async def _bare_kib(
+    client: Client, address: str, url: str, work: Path, n: int, activities: int
+) -> tuple[float, str]:
+    queue = f"profile-bare-{uuid.uuid4().hex[:6]}"
+    log = work / "bare-waiting.log"
+    env = {"CASEWORK_MAX_CACHED_WORKFLOWS": str(n + 1000), WAITING_LOG_ENV: str(log)}
+    worker = WorkerProcess(
+        address, url, queue, work / "worker-bare.log", extra_env=env, module="bench.bare_worker"
+    )
+    try:
+        await worker.ready()
+        await asyncio.sleep(SETTLE_SECONDS)
+        before = worker.rss
+        ids = [f"profile-bare-{uuid.uuid4().hex[:6]}-{i}" for i in range(n)]
+        await gather_limited(
+            START_CONCURRENCY,
+            (
+                lambda i=i: client.start_workflow(
+                    "BenchBareWaiting", activities, id=i, task_queue=queue
+                )
+                for i in ids
+            ),
+        )
+        await _wait_for_lines(log, n, timeout=1800)
+        await asyncio.sleep(SETTLE_SECONDS)
+        return (worker.rss - before) / n / 1024, ids[0]
+    finally:
+        worker.stop()
+
+
+def _deep_size(value: Any, seen: set[int]) -> int:
+    if id(value) in seen or isinstance(
+        value, type | types.ModuleType | types.FunctionType | types.BuiltinFunctionType
+    ):
+        return 0
+    seen.add(id(value))
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        size += sum(_deep_size(k, seen) + _deep_size(v, seen) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset):
+        size += sum(_deep_size(item, seen) for item in value)
+    if hasattr(value, "__dict__"):
+        size += _deep_size(vars(value), seen)
+    return size
+
+
+async def _what_a_case_holds(client: Client, sandbox: Sandbox, url: str) -> dict[str, float]:
+    """KiB per attribute of one waiting invoice case, on an unsandboxed in-process worker."""
+    queue = f"profile-held-{uuid.uuid4().hex[:6]}"
+    settings = Settings(task_queue=queue, sandbox_url=url, sandboxed_workflows=False)
+    async with running_worker(client, settings):
+        invoice = f"INV-HELD-{uuid.uuid4().hex[:8]}"
+        await sandbox.seed_invoices([invoice], NEEDS_APPROVAL)
+        await start_invoice_case(client, invoice, queue)
+        query = f"CaseStatus = 'awaiting_approval' AND WorkflowId = 'invoice-exception-{invoice}'"
+        await wait_for_count(client, query, 1, timeout=120)
+        gc.collect()
+        (case,) = [o for o in gc.get_objects() if type(o).__name__ == "InvoiceExceptionWorkflow"]
+        return {name: _deep_size(value, set()) / 1024 for name, value in vars(case).items()}
+
+
+async def _history(client: Client, workflow_id: str) -> tuple[int, int, int]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    tasks = sum(
+        1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    return len(history.events), tasks, len(history.to_json())
+
+
+async def run(n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="casework-profile-") as tmp:
+        work = Path(tmp)
+        os.environ.update(keys_environment(work / "keys"))
+        async with dev_server(work / "temporal.db", log_level="error") as env:
+            client = env.client
+            address = client.service_client.config.target_host
+            with sandbox_process(work / "sandbox.db", work / "sandbox.log") as url:
+                async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+                    sandbox = Sandbox(http)
+                    progress(f"{n} cases on a worker without the workflow sandbox")
+                    off, case_id = await _casework_kib(
+                        client, sandbox, address, url, work, n, "off"
+                    )
+                    activities = len(await activity_types(client, case_id))
+                    progress(f"{n} bare workflows ({activities} activities, then a wait)")
+                    bare, bare_id = await _bare_kib(client, address, url, work, n, activities)
+                    progress(f"{n} cases on a worker with the workflow sandbox")
+                    strict, _ = await _casework_kib(
+                        client, sandbox, address, url, work, n, "strict"
+                    )
+                    held = await _what_a_case_holds(client, sandbox, url)
+                    case_history = await _history(client, case_id)
+                    bare_history = await _history(client, bare_id)
+    print(f"\nworker memory per waiting case (n={n} each, RSS delta / n)")
+    print(f"  bare, sandboxed ({activities} activities, then a wait)  {bare:6.0f} KiB")
+    print(f"  casework, workflow sandbox on (strict)             {strict:6.0f} KiB")
+    print(f"  casework, workflow sandbox off (the default)       {off:6.0f} KiB")
+    print("\nwhat one waiting invoice case holds (deep size, KiB)")
+    for name, kib in sorted(held.items(), key=lambda item: -item[1]):
+        if kib >= 0.5:
+            print(f"  {name:24s} {kib:6.1f}")
+    print("\nhistory of a waiting case: events / workflow tasks / JSON bytes")
+    print(f"  casework  {case_history[0]:4d} / {case_history[1]:3d} / {case_history[2]:7d}")
+    print(f"  bare      {bare_history[0]:4d} / {bare_history[1]:3d} / {bare_history[2]:7d}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("--cases", type=int, default=300, help="waiting cases per worker")
+    args = parser.parse_args()
+    asyncio.run(run(args.cases))
+
+
+if __name__ == "__main__":
+    main()
