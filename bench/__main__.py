@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -285,9 +285,17 @@ def main() -> None:
         "system temp dir). On a slow disk the server's fsyncs dominate row 3; a tmpfs such as "
         "/dev/shm takes the disk out of the figures (the output and the JSON say which)",
     )
+    parser.add_argument(
+        "--waiting",
+        type=int,
+        help="row 3's batch size instead of the mode's (full: 10,000); the output says so",
+    )
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     sizes = QUICK if args.quick else FULL
+    if args.waiting:
+        mode = f"{mode}, row 3 at {args.waiting:,}"
+        sizes = replace(sizes, waiting=args.waiting)
     # The demo mix's ERP fault makes activities fail on purpose; the SDK's warnings about that
     # (with tracebacks) would bury the progress lines.
     logging.basicConfig(level=logging.ERROR)
