@@ -7,9 +7,10 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from casework.systems.base import SystemActivities, read_only_tool
-from casework.systems.http import call
+from casework.systems.http import RECORD_NOT_FOUND, call
 from casework.systems.records import Record
 
 
@@ -48,6 +49,10 @@ _vendors = TypeAdapter(list[ErpVendor])
 
 class VendorLookup(BaseModel):
     vendor_id: str
+
+
+class VendorCreationLookup(BaseModel):
+    idempotency_key: str = Field(min_length=1)
 
 
 class VendorSearch(BaseModel):
@@ -94,3 +99,18 @@ class ErpVendorActivities(SystemActivities):
         return _vendors.validate_python(
             await call(self._client, "GET", "/erp/vendors", params={"tax_id": search.tax_id})
         )
+
+    @activity.defn(name="erp.find_created_vendor")
+    async def find_created_vendor(self, lookup: VendorCreationLookup) -> ErpVendor | None:
+        """The vendor a creation under ``idempotency_key`` made, if any.
+
+        After a creation whose answers were all lost, only the ERP can say whether it went
+        through; the key is the case's own, so nothing else can have made it.
+        """
+        path = f"/erp/vendors/created-under/{quote(lookup.idempotency_key, safe='')}"
+        try:
+            return ErpVendor.model_validate(await call(self._client, "GET", path))
+        except ApplicationError as error:
+            if error.type == RECORD_NOT_FOUND:
+                return None
+            raise

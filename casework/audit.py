@@ -58,6 +58,10 @@ class AuditKind(StrEnum):
     DELEGATION_ENDED = "delegation_ended"
     """What that child region ended with: ``specialist``, ``outcome``, ``region_id``, ``spend``."""
     COMPENSATION = "compensation"
+    WRITE_LOOKED_UP = "write_looked_up"
+    """A write that failed for good, looked up afterwards in its system by its idempotency key
+    (its answers may have been lost after the system made it): ``activity``,
+    ``idempotency_key``, ``found``."""
     MESSAGE_RECEIVED = "message_received"
     """A message from outside (a resubmitted document, a bureau report, a fraud alert)."""
     CASE_COMPLETED = "case_completed"

@@ -21,6 +21,7 @@ from casework.sandbox.store import (
     FinalStatus,
     IdempotencyKey,
     RecordTable,
+    applied_under,
     apply_once,
     columns,
     insert,
@@ -166,6 +167,17 @@ def list_vendors(
             },
         ).fetchall()
     return [_vendor_from_row(row) for row in rows]
+
+
+@router.get("/created-under/{key}")
+def vendor_created_under(key: str, db: Db) -> Vendor:
+    """The vendor a creation with Idempotency-Key `key` made, as it is now; 404 when no
+    creation was applied under that key."""
+    with db.transaction() as conn:
+        created = applied_under(conn, "vendor creation", key, Vendor)
+        if created is None:
+            raise HTTPException(404, f"no vendor was created under Idempotency-Key {key}")
+        return _get_vendor(conn, created.vendor_id)
 
 
 @router.get("/{vendor_id}")

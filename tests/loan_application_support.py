@@ -48,7 +48,7 @@ from activities.lending import (
     LoanApplication,
     MessageLookup,
 )
-from activities.payments import DisbursementRequest, Payment, PaymentReversal
+from activities.payments import DisbursementRequest, Payment, PaymentLookup, PaymentReversal
 from casework.agents.messages import AgentRequest
 from casework.audit import AuditEvent, AuditKind
 from casework.case import CaseState
@@ -163,6 +163,10 @@ class FakeLending(FakeOutbox, FakeAgent):
     kyc_gate: asyncio.Event | None = None
     """When set, identity verification waits for it: holds the case inside its KYC step."""
     disbursement_fails: bool = False
+    disbursement_answers_lost: bool = False
+    """The disbursement is made, then every answer to it is lost: it fails for good."""
+    ledger_unreadable: bool = False
+    """Looking a payment up in the ledger fails for good."""
     decided_elsewhere: str | None = None
     """The status someone outside the case gave the application meanwhile: the lending system
     then refuses the case's own decision."""
@@ -307,7 +311,7 @@ class FakeLending(FakeOutbox, FakeAgent):
 
     @fake("payments.disburse")
     async def disburse(self, request: DisbursementRequest) -> Payment:
-        return self.disbursements.once(
+        made = self.disbursements.once(
             request.idempotency_key,
             lambda number: Payment(
                 payment_id=f"PAY-{number}",
@@ -319,6 +323,22 @@ class FakeLending(FakeOutbox, FakeAgent):
                 idempotency_key=request.idempotency_key,
             ),
         )
+        if self.disbursement_answers_lost:
+            raise ApplicationError(
+                "POST /payments/disbursements answered 503",
+                type="RequestFailed",
+                non_retryable=True,
+            )
+        return made
+
+    @fake("payments.find")
+    async def find_payment(self, lookup: PaymentLookup) -> Payment | None:
+        if self.ledger_unreadable:
+            raise ApplicationError(
+                "payments answered 503", type="RequestFailed", non_retryable=True
+            )
+        payment = self.disbursements.get(lookup.idempotency_key)
+        return payment if payment is not None and payment.invoice_id == lookup.invoice_id else None
 
     @fake("payments.reverse")
     async def reverse(self, reversal: PaymentReversal) -> Payment:

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.fraud import FraudAlert
 from activities.lending import LoanApplication
 from casework.audit import AuditKind
-from casework.case import CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.cases import audit, events_of, open_task
 from casework.testing.scripted_llm import (
     SCRIPTED_MODEL,
@@ -328,6 +328,51 @@ async def test_fraud_alert_after_approval_reverses_the_disbursement_in_the_ledge
     # The case is closed now: a late message is refused to its sender, not silently dropped.
     with pytest.raises(NoCaseForMessage, match="is completed"):
         await deliver(temporal.client, alert)
+
+
+async def test_a_disbursement_made_with_every_answer_lost_is_found_in_the_ledger_and_kept(
+    temporal: WorkflowEnvironment, task_queue: str, sandbox: LendingSandbox
+) -> None:
+    application_id = new_application_id("LOST")
+    await sandbox.seed(loan_application(application_id))
+    # The payments system pays out on the first attempt and every answer is lost: the
+    # disbursement fails for good, and only the ledger can say the money is out.
+    await sandbox.inject_fault(
+        method="POST",
+        path="/payments/disbursements",
+        count=TOOL_RETRY.maximum_attempts,
+        status=503,
+        when="after",
+    )
+
+    handle: LoanHandle = await start_loan(temporal, task_queue, application_id)
+    request_id = await bureau_request_id(sandbox, application_id)
+    await sandbox.answer(request_id)
+    await deliver(temporal.client, await bureau_report(sandbox.http, request_id))
+    await reaches_status(handle, LoanStatus.DISBURSED, timeout=90)
+    events = await audit(handle)
+
+    (payment,) = await sandbox.ledger(application_id)
+    assert payment.status == "completed"
+    assert payment.idempotency_key == f"{handle.id}:disbursement"
+    stored = await sandbox.application(application_id)
+    assert [h["status"] for h in stored["status_history"]] == ["submitted", "approved"]
+    (failed,) = [
+        e
+        for e in events_of(events, AuditKind.TOOL_FAILED)
+        if e.data["activity"] == "payments.disburse"
+    ]
+    assert "503" in failed.summary
+    (lookup,) = events_of(events, AuditKind.WRITE_LOOKED_UP)
+    assert lookup.data == {
+        "activity": "payments.find",
+        "idempotency_key": f"{handle.id}:disbursement",
+        "found": True,
+    }
+    await handle.cancel()
+    result = await handle.result()
+    assert result.payment_id == payment.payment_id
+    assert result.amount_disbursed == payment.amount
 
 
 async def test_applicant_on_the_sanctions_list_is_declined_in_the_lending_system(

@@ -563,6 +563,62 @@ async def test_failed_disbursement_reverses_the_approval(
     assert systems.statuses == ["approved", "approval_reversed"]
 
 
+async def test_disbursement_made_with_every_answer_lost_is_found_and_kept(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # Before the lookup, this case ended compensated with the approval reversed and the money
+    # still out: nothing reversed the disbursement the payments system had made.
+    systems = FakeLending(loan_application("APP-L1"), disbursement_answers_lost=True)
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-L1")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-L1"))
+        watching = await reaches_status(handle, LoanStatus.DISBURSED)
+        await handle.signal(FRAUD_ALERT, systems.raise_alert(alert("APP-L1")))
+        result = await handle.result()
+        events = await audit(handle)
+
+    assert watching.status == LoanStatus.DISBURSED
+    (payment,) = systems.disbursements.values()
+    assert payment.idempotency_key == "loan-application-APP-L1:disbursement"
+    (lookup,) = events_of(events, AuditKind.WRITE_LOOKED_UP)
+    assert lookup.data == {
+        "activity": "payments.find",
+        "idempotency_key": "loan-application-APP-L1:disbursement",
+        "found": True,
+    }
+    assert lookup.summary.startswith("the disbursement of APP-L1 failed, yet payments.find")
+    # The disbursement found is the case's own: its reversal is registered like any other.
+    assert result.status == CaseStatus.FAILED_COMPENSATED
+    assert result.compensated == [
+        "disbursement PAY-1 of 20,000.00 EUR reversed",
+        "approval of APP-L1 reversed",
+    ]
+    assert payment.status == "reversed"
+    assert [r.payment_id for r in systems.reversals] == ["PAY-1"]
+
+
+async def test_disbursement_failed_with_the_ledger_unreadable_needs_a_person(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    systems = FakeLending(
+        loan_application("APP-L2"), disbursement_answers_lost=True, ledger_unreadable=True
+    )
+    async with loan_worker(time_skipping_env, systems) as queue:
+        handle = await start_loan(time_skipping_env, queue, "APP-L2")
+        await handle.signal(CREDIT_REPORT, credit_report("APP-L2"))
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == (
+        CaseStatus.FAILED_NEEDS_ATTENTION,
+        Outcome.DISBURSEMENT_FAILED,
+    )
+    assert result.compensated == ["approval of APP-L2 reversed"]
+    assert result.compensation_failed == [
+        "a possible disbursement of APP-L2 (the ledger could not be read)"
+    ]
+    assert systems.reversals == []
+
+
 async def test_bureau_silence_and_no_underwriter_puts_the_application_on_hold(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

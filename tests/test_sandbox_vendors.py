@@ -250,6 +250,29 @@ def test_vendor_creation_needs_a_key_and_refuses_a_second_vendor_for_a_tax_id(
     ] == ["VEN-000001"]
 
 
+def test_the_vendor_a_creation_made_is_found_by_its_key_as_it_is_now(
+    client: httpx.Client,
+) -> None:
+    vendor = create_vendor(client, "case-1:erp-vendor").json()
+    path = "/erp/vendors/created-under/case-1%3Aerp-vendor"
+    assert client.get(path).json() == vendor
+    client.post(
+        f"/erp/vendors/{vendor['vendor_id']}/deactivate",
+        json={"reason": "case failed"},
+        headers={"Idempotency-Key": "case-1:erp-vendor-deactivation"},
+    ).raise_for_status()
+    assert client.get(path).json()["status"] == "inactive"
+    # A refused creation applied nothing under its key; neither did a key never used.
+    create_vendor(client, "case-2:erp-vendor").raise_for_status()
+    assert create_vendor(client, "case-3:erp-vendor").status_code == 409
+    for key in ("case-3:erp-vendor", "never-used"):
+        missing = client.get(f"/erp/vendors/created-under/{key}")
+        assert (missing.status_code, missing.json()["detail"]) == (
+            404,
+            f"no vendor was created under Idempotency-Key {key}",
+        )
+
+
 def test_deactivation_frees_the_tax_id_and_is_idempotent(client: httpx.Client) -> None:
     vendor = create_vendor(client, "k1").json()
     path = f"/erp/vendors/{vendor['vendor_id']}/deactivate"

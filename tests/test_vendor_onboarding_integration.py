@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from casework.audit import AuditKind
-from casework.case import CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.cases import audit, events_of
 from casework.testing.scripted_llm import SCRIPTED_MODEL, case_data, scripted_llm_server
 from casework.testing.signing import decide
@@ -145,6 +145,52 @@ async def test_vendor_is_onboarded_once_after_one_model_call_per_document_and_bo
         and event.activity_task_started_event_attributes.scheduled_event_id == create
     ]
     assert started.attempt >= 2 and "503" in started.last_failure.message
+
+
+async def test_a_vendor_created_with_every_answer_lost_is_found_in_the_erp_and_onboarded(
+    temporal: WorkflowEnvironment,
+    task_queue: str,
+    systems: VendorSystems,
+    checker: ScriptedChecker,
+) -> None:
+    vendor_application = new_application("LOST")
+    application_id = vendor_application.application_id
+    await systems.seed(vendor_application)
+    checker.answer_valid(vendor_application)
+    # The ERP creates the vendor on the first attempt and every answer is lost: the creation
+    # fails for good, and only the ERP can say the vendor exists.
+    await systems.inject_fault(
+        method="POST",
+        path="/erp/vendors",
+        count=TOOL_RETRY.maximum_attempts,
+        status=503,
+        when="after",
+    )
+
+    handle = await start_case(temporal, task_queue, application_id)
+    reviews = await open_reviews(handle, 2)
+    await decide(handle, approver="mia", action="approve", task_id=reviews["legal_counsel"].task_id)
+    await decide(handle, approver="carol", action="approve")
+    result = await handle.result()
+    events = await audit(handle)
+
+    assert (result.status, result.outcome) == (VendorStatus.ONBOARDED, Outcome.ONBOARDED)
+    (vendor,) = await systems.erp_vendors(application_id)
+    assert (vendor["vendor_id"], vendor["status"]) == (result.erp_vendor_id, "active")
+    portal = await systems.application(application_id)
+    assert (portal["status"], portal["erp_vendor_id"]) == ("onboarded", result.erp_vendor_id)
+    (failed,) = [
+        e
+        for e in events_of(events, AuditKind.TOOL_FAILED)
+        if e.data["activity"] == "erp.create_vendor"
+    ]
+    assert "503" in failed.summary
+    (lookup,) = events_of(events, AuditKind.WRITE_LOOKED_UP)
+    assert lookup.data == {
+        "activity": "erp.find_created_vendor",
+        "idempotency_key": f"{handle.id}:erp-vendor",
+        "found": True,
+    }
 
 
 async def test_legal_approving_and_finance_rejecting_creates_no_erp_vendor(

@@ -422,6 +422,74 @@ async def test_an_erp_refusing_the_vendor_puts_the_approved_application_on_hold(
     assert systems.statuses == ["on_hold"] and systems.vendors == {}
 
 
+async def test_an_erp_vendor_created_with_every_answer_lost_is_found_and_onboarded(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # Before the lookup, this case ended "ERP refused" with the vendor it had created active.
+    systems = FakeVendorSystems(application("APP-L1"), creation_answers_lost=True)
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-L1")
+        await open_reviews(handle, 2)
+        await decide(handle, approver="mia", action="approve")
+        await decide(handle, approver="carol", action="approve")
+        result = await handle.result()
+        events = await audit(handle)
+
+    (vendor,) = systems.vendors.values()
+    assert (result.status, result.outcome) == (VendorStatus.ONBOARDED, Outcome.ONBOARDED)
+    assert result.erp_vendor_id == vendor.vendor_id and vendor.status == "active"
+    assert systems.create_calls == 1
+    assert systems.statuses == ["onboarded"]
+    assert systems.status_changes[0].erp_vendor_id == vendor.vendor_id
+    (lookup,) = events_of(events, AuditKind.WRITE_LOOKED_UP)
+    assert lookup.data == {
+        "activity": "erp.find_created_vendor",
+        "idempotency_key": f"{handle.id}:erp-vendor",
+        "found": True,
+    }
+
+
+async def test_an_erp_vendor_found_after_lost_answers_is_deactivated_if_the_case_fails(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    systems = FakeVendorSystems(
+        application("APP-L2"), creation_answers_lost=True, failing_statuses={"onboarded"}
+    )
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-L2")
+        await open_reviews(handle, 2)
+        await decide(handle, approver="mia", action="approve")
+        await decide(handle, approver="carol", action="approve")
+        result = await handle.result()
+
+    (vendor,) = systems.vendors.values()
+    assert result.status == CaseStatus.FAILED_COMPENSATED
+    assert result.compensated == [f"ERP vendor {vendor.vendor_id} deactivated"]
+    assert vendor.status == "inactive"
+
+
+async def test_an_erp_that_cannot_be_read_after_a_failed_creation_says_where_to_look(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    systems = FakeVendorSystems(
+        application("APP-L3"), creation_answers_lost=True, erp_unreadable=True
+    )
+    async with case_worker(time_skipping_env, systems) as queue:
+        handle = await start_case(time_skipping_env, queue, "APP-L3")
+        await open_reviews(handle, 2)
+        await decide(handle, approver="mia", action="approve")
+        await decide(handle, approver="carol", action="approve")
+        result = await handle.result()
+
+    assert (result.status, result.outcome) == (
+        CaseStatus.FAILED_NEEDS_ATTENTION,
+        Outcome.ERP_REFUSED,
+    )
+    assert f"could not be read: check the ERP for {handle.id}:erp-vendor" in result.message
+    assert "nothing was written" not in result.message
+    assert systems.statuses == ["on_hold"]
+
+
 async def test_a_cancelled_case_withdraws_its_open_reviews(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

@@ -29,7 +29,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.agents.vendor_onboarding import DocumentExtraction, stand_in_extraction
-from activities.erp_vendors import ErpVendor, VendorCreation, VendorDeactivation
+from activities.erp_vendors import (
+    ErpVendor,
+    VendorCreation,
+    VendorCreationLookup,
+    VendorDeactivation,
+)
 from activities.vendors import (
     ApplicationLookup,
     ApplicationStatusChange,
@@ -158,6 +163,10 @@ class FakeVendorSystems(FakeOutbox, FakeAgent):
     """ERP vendors by the idempotency key that created them."""
     create_error: ApplicationError | None = None
     """What the fake ERP answers every vendor creation with, if set."""
+    creation_answers_lost: bool = False
+    """The vendor is created, then every answer to the creation is lost: it fails for good."""
+    erp_unreadable: bool = False
+    """Looking up the vendor a creation made fails for good."""
     status_gate: asyncio.Event | None = None
     """When set, application status changes wait for it: holds a case while it closes."""
     uploads: dict[str, VendorDocument] = field(default_factory=dict)
@@ -211,7 +220,7 @@ class FakeVendorSystems(FakeOutbox, FakeAgent):
 
     @fake("erp.create_vendor")
     async def create_vendor(self, creation: VendorCreation) -> ErpVendor:
-        return self.vendors.once(
+        created = self.vendors.once(
             creation.idempotency_key,
             lambda number: ErpVendor(
                 vendor_id=f"VEN-{number:06d}",
@@ -225,6 +234,19 @@ class FakeVendorSystems(FakeOutbox, FakeAgent):
                 documents=creation.documents,
             ),
         )
+        if self.creation_answers_lost:
+            raise ApplicationError(
+                "POST /erp/vendors answered 503", type="SystemUnavailable", non_retryable=True
+            )
+        return created
+
+    @fake("erp.find_created_vendor")
+    async def find_created_vendor(self, lookup: VendorCreationLookup) -> ErpVendor | None:
+        if self.erp_unreadable:
+            raise ApplicationError(
+                "GET /erp/vendors answered 503", type="SystemUnavailable", non_retryable=True
+            )
+        return self.vendors.get(lookup.idempotency_key)
 
     @fake("erp.deactivate_vendor")
     async def deactivate_vendor(self, deactivation: VendorDeactivation) -> ErpVendor:

@@ -403,19 +403,21 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         """The payment failed for good, yet it may have gone through with every answer lost:
         the ledger says, under the case's own idempotency key. What went through is reversed;
         when the ledger cannot be read either, a person must look (failed_needs_attention)."""
+        key = self.idempotency_key("payment")
         try:
-            found: Payment | None = await self.call_tool(
+            found: Payment | None = await self.made_anyway(
                 PaymentActivities.find,
-                PaymentLookup(
-                    invoice_id=invoice.invoice_id, idempotency_key=self.idempotency_key("payment")
-                ),
+                PaymentLookup(invoice_id=invoice.invoice_id, idempotency_key=key),
+                write=f"the payment for {invoice.invoice_id}",
+                idempotency_key=key,
+                pick=lambda payment: payment,
                 retry_policy=COMPENSATION_RETRY,
                 summary=f"looked up the payment for {invoice.invoice_id} after it failed",
             )
         except ActivityError:
-            self._saga.add(
+            self._saga.add_unconfirmed(
                 f"a possible payment for {invoice.invoice_id} (the ledger could not be read)",
-                lambda: _raise(f"check the ledger for {self.idempotency_key('payment')}"),
+                f"check the ledger for {key}",
             )
         else:
             if found is not None and found.status != "reversed":
@@ -542,8 +544,3 @@ def _consulted(settings: AgentSettings | RegionAgentSettings) -> AgentSettings:
         fallback_models=settings.fallback_models,
         max_tokens=settings.max_tokens_per_call,
     )
-
-
-async def _raise(message: str) -> None:
-    """A compensation that cannot run: reported as failed, so the case needs a person."""
-    raise ApplicationError(message, type="CompensationImpossible", non_retryable=True)

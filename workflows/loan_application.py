@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         DisbursementRequest,
         Payment,
         PaymentActivities,
+        PaymentLookup,
         PaymentReversal,
     )
     from casework.agents.checks import ProposalChecks
@@ -109,6 +110,10 @@ DECIDED_ONCE = "loan-decided-once"
 """Patch ID: when the lending system refuses the approval because the application was decided
 meanwhile (by another case, or a person), the case ends ``superseded`` having paid nothing.
 Cases that failed there before keep failing on replay."""
+DISBURSEMENT_LOOKED_UP = "loan-disbursement-looked-up"
+"""Patch ID: a disbursement that failed for good is looked up in the ledger by its idempotency
+key; one made anyway (every answer lost) is taken as made, and the case carries on with it.
+Cases that failed there before ended compensated without looking, and keep doing so on replay."""
 
 
 class LoanApplicationInput(BaseModel):
@@ -692,7 +697,14 @@ class LoanApplicationWorkflow(CaseWorkflow):
                 summary=f"disbursed {money(amount)} {currency} to the borrower",
             )
         except ActivityError as error:
-            return await self._fail_compensated(ref, application, decided_by, error)
+            found = (
+                await self._disbursed_anyway(application_id)
+                if workflow.patched(DISBURSEMENT_LOOKED_UP)
+                else None
+            )
+            if found is None:
+                return await self._fail_compensated(ref, application, decided_by, error)
+            payment = found
         self._saga.add(
             f"disbursement {payment.payment_id} of {money(amount)} {currency} reversed",
             lambda: self.call_tool(
@@ -721,6 +733,28 @@ class LoanApplicationWorkflow(CaseWorkflow):
         return await self._watch_for_fraud(
             policy, ref, application, payment, decided_by, outcome, how
         )
+
+    async def _disbursed_anyway(self, application_id: str) -> Payment | None:
+        """After a disbursement that failed for good, the ledger says whether it went through
+        anyway. When the ledger cannot be read either, the money may be out: the compensation
+        says so, and a person must look."""
+        key = self.idempotency_key("disbursement")
+        try:
+            return await self.made_anyway(
+                PaymentActivities.find,
+                PaymentLookup(invoice_id=application_id, idempotency_key=key),
+                write=f"the disbursement of {application_id}",
+                idempotency_key=key,
+                pick=lambda payment: payment,
+                retry_policy=COMPENSATION_RETRY,
+                summary=f"looked up the disbursement of {application_id} after it failed",
+            )
+        except ActivityError:
+            self._saga.add_unconfirmed(
+                f"a possible disbursement of {application_id} (the ledger could not be read)",
+                f"check the ledger for {key}",
+            )
+            return None
 
     async def _watch_for_fraud(
         self,

@@ -496,15 +496,18 @@ class RefundWorkflow(CaseWorkflow):
     ) -> Refund | None:
         """After a refund call that failed for good, the ledger says whether it went through
         anyway (its answers lost): the case's own idempotency key names it."""
+        key = request.idempotency_key
         try:
-            refunds: list[Refund] = await self.call_tool(
+            return await self.made_anyway(
                 PaymentActivities.list_refunds,
                 RefundLookup(customer_id=customer.customer_id),
-                summary=f"looked for refund {request.idempotency_key} in the ledger",
+                write=f"the refund on order {request.order_id}",
+                idempotency_key=key,
+                pick=lambda refunds: next((r for r in refunds if r.idempotency_key == key), None),
+                summary=f"looked for refund {key} in the ledger",
             )
         except ActivityError:
             return None
-        return next((r for r in refunds if r.idempotency_key == request.idempotency_key), None)
 
     async def _refund_refused(
         self,

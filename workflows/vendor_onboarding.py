@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ErpVendor,
         ErpVendorActivities,
         VendorCreation,
+        VendorCreationLookup,
         VendorDeactivation,
     )
     from activities.vendors import (
@@ -92,6 +93,10 @@ CLOSED_APPLICATION_STATUSES = frozenset({"onboarded", "rejected", "expired"})
 ERP_BANK_ACCOUNT_CHECKED = "erp-bank-account-checked"
 """Patch ID: cases that wrote their vendor to the ERP before the bank account was checked
 against the bank's letter replay that write."""
+ERP_VENDOR_LOOKED_UP = "erp-vendor-looked-up"
+"""Patch ID: a vendor creation that failed for good is looked up in the ERP by its idempotency
+key; a vendor created anyway (every answer lost) is taken as created, and the case carries on
+with it. Cases that ended "ERP refused" there before, without looking, keep doing so on replay."""
 # The sandbox's limit for notes and message bodies.
 MAX_TEXT = 2000
 
@@ -629,7 +634,17 @@ class VendorOnboardingWorkflow(CaseWorkflow):
                 summary=f"created {application.vendor_name} in the ERP vendor master",
             )
         except ActivityError as error:
-            return await self._erp_refused(policy_ref, application, reviews, error)
+            if not workflow.patched(ERP_VENDOR_LOOKED_UP):
+                return await self._erp_refused(policy_ref, application, reviews, error)
+            try:
+                found = await self._created_anyway(application)
+            except ActivityError:
+                return await self._erp_refused(
+                    policy_ref, application, reviews, error, erp_unreadable=True
+                )
+            if found is None:
+                return await self._erp_refused(policy_ref, application, reviews, error)
+            vendor = found
         self._saga.add(
             f"ERP vendor {vendor.vendor_id} deactivated",
             lambda: self.call_tool(
@@ -754,21 +769,40 @@ class VendorOnboardingWorkflow(CaseWorkflow):
             message,
         )
 
+    async def _created_anyway(self, application: VendorApplication) -> ErpVendor | None:
+        """After a vendor creation that failed for good, the ERP says whether it went through
+        anyway; raises ``ActivityError`` when the ERP cannot be read."""
+        key = self.idempotency_key("erp-vendor")
+        return await self.made_anyway(
+            ErpVendorActivities.find_created_vendor,
+            VendorCreationLookup(idempotency_key=key),
+            write=f"creating {application.vendor_name} in the ERP",
+            idempotency_key=key,
+            pick=lambda vendor: vendor,
+            summary=f"looked up the ERP vendor for {application.application_id} after it failed",
+        )
+
     async def _erp_refused(
         self,
         policy_ref: PolicyRef,
         application: VendorApplication,
         reviews: list[ReviewResult],
         error: ActivityError,
+        erp_unreadable: bool = False,
     ) -> VendorOnboardingResult:
         """Approved, but the ERP would not create the vendor (a vendor with this tax ID exists
-        already, say): nothing was written, and a person has to sort it out."""
+        already, say): nothing was written, and a person has to sort it out. When the ERP could
+        not be read afterwards either, the vendor may exist after all: the message says where
+        to look."""
+        why = f"the ERP did not create the vendor ({failure_message(error)})"
+        written = (
+            "whether it did after all could not be read: check the ERP for "
+            + self.idempotency_key("erp-vendor")
+            if erp_unreadable
+            else "nothing was written"
+        )
         return await self._not_written(
-            policy_ref,
-            application,
-            reviews,
-            f"the ERP did not create the vendor ({failure_message(error)})",
-            Outcome.ERP_REFUSED,
+            policy_ref, application, reviews, why, Outcome.ERP_REFUSED, written
         )
 
     async def _bank_account_unconfirmed(
@@ -800,10 +834,9 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         reviews: list[ReviewResult],
         why: str,
         outcome: Outcome,
+        written: str = "nothing was written",
     ) -> VendorOnboardingResult:
-        message = (
-            f"approved, but {why}; nothing was written; the application is on hold for a person"
-        )
+        message = f"approved, but {why}; {written}; the application is on hold for a person"
         await self._close_application(application, "on_hold", message)
         self.set_status(CaseStatus.FAILED_NEEDS_ATTENTION)
         await self.notify(

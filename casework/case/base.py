@@ -53,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=BaseModel)
 
 P = TypeVar("P", bound=PolicyModel)
+# What a lookup after a failed write finds: the record the write made.
+T = TypeVar("T")
 
 SIGNED_DECISIONS = "signed-decisions"
 
@@ -408,6 +410,38 @@ class CaseBase:
             raise
         self.record(AuditKind.TOOL_CALL, summary or name, activity=name, input=arg)
         return result
+
+    async def made_anyway(
+        self,
+        lookup: Callable[..., Any],
+        arg: Any,
+        *,
+        write: str,
+        idempotency_key: str,
+        pick: Callable[[Any], T | None],
+        retry_policy: RetryPolicy = TOOL_RETRY,
+        summary: str,
+    ) -> T | None:
+        """After the write ``write`` failed for good, whether its system made it anyway: every
+        answer may have been lost after the system applied it. ``lookup`` is a read-only tool
+        activity; ``pick`` finds in its answer the record the write made under
+        ``idempotency_key`` (the case's own, so nothing else can have made it), or None. The
+        audit trail says what was found. An ``ActivityError`` from the lookup is raised: what a
+        system that cannot be read means is the process's to say."""
+        answer = await self.call_tool(lookup, arg, retry_policy=retry_policy, summary=summary)
+        found = pick(answer)
+        self.record(
+            AuditKind.WRITE_LOOKED_UP,
+            f"{write} failed, yet {activity_name(lookup)} found it made under "
+            f"{idempotency_key}: taken as made"
+            if found is not None
+            else f"{write} failed, and {activity_name(lookup)} found nothing made under "
+            f"{idempotency_key}: taken as not made",
+            activity=activity_name(lookup),
+            idempotency_key=idempotency_key,
+            found=found is not None,
+        )
+        return found
 
     async def notify(self, user: str, subject: str, body: str, step: str) -> None:
         assert self._directory is not None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from temporalio.exceptions import ApplicationError
 
 
 class CompensationReport(BaseModel):
@@ -36,6 +37,12 @@ class Saga:
         """Register ``undo`` for a write that has just succeeded."""
         self._steps.append(_Step(description, undo))
 
+    def add_unconfirmed(self, description: str, what_to_check: str) -> None:
+        """Register a write that may have been made but could not be confirmed either way (its
+        system could not be read): it cannot be undone from here, so compensating reports it
+        failed, saying ``what_to_check``, and a person must look."""
+        self._steps.append(_Step(description, lambda: _cannot_undo(what_to_check)))
+
     @property
     def pending(self) -> list[str]:
         return [step.description for step in self._steps]
@@ -60,3 +67,8 @@ class Saga:
                 report.compensated.append(step.description)
                 on_step(step.description, None)
         return report
+
+
+async def _cannot_undo(what_to_check: str) -> None:
+    """A compensation that cannot run: reported as failed, so the case needs a person."""
+    raise ApplicationError(what_to_check, type="CompensationImpossible", non_retryable=True)

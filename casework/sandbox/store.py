@@ -212,6 +212,17 @@ def apply_once(
         return result
 
 
+def applied_under(
+    conn: sqlite3.Connection, operation: str, key: str, result_type: type[ModelT]
+) -> ModelT | None:
+    """What `operation` answered when it was applied under `key`, or None when nothing was:
+    how a client whose every answer was lost learns whether its write went through."""
+    row = conn.execute(
+        "SELECT response FROM idempotency_keys WHERE operation = ? AND key = ?", (operation, key)
+    ).fetchone()
+    return None if row is None else result_type.model_validate_json(row["response"])
+
+
 def refuse_duplicate(
     conn: sqlite3.Connection, record: str, table: str, column: str, value: str
 ) -> None:

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from casework.case import CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from demos.loan_messages import bureau_report, deliver
 from reliability.drivers.base import (
@@ -61,12 +61,7 @@ DISBURSES = frozenset({AUTO.name, APPROVE.name})
 class LoanApplicationDriver(CaseDriver):
     process = "loan-application"
     scenarios = (AUTO, APPROVE, AUTO, REJECT, APPROVE, LEAVE)
-    # Not OUTCOME_UNKNOWN: a disbursement made whose every answer was lost ends the case
-    # compensated with the approval reversed but the money still out (the workflow does not
-    # look for its disbursement, as refunds do; docs/reliability.md).
-    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
-        SandboxFault.OUTCOME_UNKNOWN
-    }
+    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault)
     submitter = "paul"
     waiting_scenario = LEAVE
     finished_scenario = RULES_REJECT
@@ -229,6 +224,13 @@ class LoanApplicationDriver(CaseDriver):
                     approval | {"status": 503, "when": "after"},
                     disbursement | {"status": 503, "when": "after"},
                 ]
+            case SandboxFault.OUTCOME_UNKNOWN:
+                # Paid out on the first attempt, every answer lost: the case must find its
+                # disbursement in the ledger by its idempotency key and carry on with it.
+                return [
+                    disbursement
+                    | {"status": 503, "when": "after", "count": TOOL_RETRY.maximum_attempts}
+                ]
             case SandboxFault.REJECTED_AFTER_PAYMENT:
                 # The payments system refuses the disbursement for good after the approval was
                 # recorded: the approval must be reversed, riding out a 503 first.
@@ -253,7 +255,11 @@ class LoanApplicationDriver(CaseDriver):
         ]
 
     def compatible(self, scenario: Scenario, fault: SandboxFault) -> bool:
-        if fault in (SandboxFault.RESPONSE_LOST, SandboxFault.REJECTED_AFTER_PAYMENT):
+        if fault in (
+            SandboxFault.RESPONSE_LOST,
+            SandboxFault.REJECTED_AFTER_PAYMENT,
+            SandboxFault.OUTCOME_UNKNOWN,
+        ):
             return scenario.name in DISBURSES
         return True
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from casework.case import CaseStatus
+from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
     CaseDriver,
@@ -53,12 +53,7 @@ REFUSED = Scenario("refused at once: invalid IBAN", People.APPROVE)
 class VendorOnboardingDriver(CaseDriver):
     process = "vendor-onboarding"
     scenarios = (ONBOARD, ONBOARD, REJECT, ONBOARD, LEAVE)
-    # Not OUTCOME_UNKNOWN: a vendor created in the ERP whose every answer was lost ends the case
-    # "ERP refused" with the vendor left active (the workflow does not look for it, as refunds
-    # do; docs/reliability.md). Every other fault is its own.
-    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault) - {
-        SandboxFault.OUTCOME_UNKNOWN
-    }
+    sandbox_faults: ClassVar[frozenset[SandboxFault]] = frozenset(SandboxFault)
     submitter = "alice"
     waiting_scenario = LEAVE
     finished_scenario = REFUSED
@@ -174,6 +169,12 @@ class VendorOnboardingDriver(CaseDriver):
                     create | {"status": 503, "when": "after"},
                     onboarded | {"status": 503, "when": "after"},
                 ]
+            case SandboxFault.OUTCOME_UNKNOWN:
+                # Created on the first attempt, every answer lost: the case must find its vendor
+                # in the ERP by its idempotency key and onboard it, not call the ERP a refusal.
+                return [
+                    create | {"status": 503, "when": "after", "count": TOOL_RETRY.maximum_attempts}
+                ]
             case SandboxFault.REJECTED_AFTER_PAYMENT:
                 # The portal refuses "onboarded" for good after the ERP vendor was created: it must
                 # be deactivated, and the deactivation has to ride out a 503 first.
@@ -194,7 +195,11 @@ class VendorOnboardingDriver(CaseDriver):
         ]
 
     def compatible(self, scenario: Scenario, fault: SandboxFault) -> bool:
-        if fault in (SandboxFault.RESPONSE_LOST, SandboxFault.REJECTED_AFTER_PAYMENT):
+        if fault in (
+            SandboxFault.RESPONSE_LOST,
+            SandboxFault.REJECTED_AFTER_PAYMENT,
+            SandboxFault.OUTCOME_UNKNOWN,
+        ):
             return scenario is ONBOARD
         return True
 

@@ -177,5 +177,14 @@ RECORDINGS = Recordings(
             _fraud_alert_during_underwriting,
             {"outcome": Outcome.FRAUD_ALERT},
         ),
+        # Patch loan-disbursement-looked-up: paid out, every answer lost, found in the ledger.
+        Scenario(
+            "disbursement_found_after_lost_answers",
+            lambda application_id, now: FakeLending(
+                loan_application(application_id), disbursement_answers_lost=True
+            ),
+            _report_early(),
+            {"outcome": Outcome.AUTO_APPROVED},
+        ),
     ),
 )

@@ -174,5 +174,14 @@ RECORDINGS = Recordings(
             {"outcome": Outcome.BANK_ACCOUNT_UNCONFIRMED},
         ),
         Scenario("invalid_iban_refused", _invalid_iban, nothing, {"outcome": Outcome.REJECTED}),
+        # Patch erp-vendor-looked-up: the vendor is created, every answer lost, and found.
+        Scenario(
+            "erp_vendor_found_after_lost_answers",
+            lambda application_id, now: FakeVendorSystems(
+                application(application_id), creation_answers_lost=True
+            ),
+            _reviewers(("mia", "approve"), ("carol", "approve")),
+            {"outcome": Outcome.ONBOARDED},
+        ),
     ),
 )
