@@ -18,6 +18,7 @@ from activities.claim_history import PastClaim
 from activities.claims import Claim
 from activities.policy_admin import InsurancePolicy
 from casework.agents.checks import ProposalChecks
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     ApprovalTier,
@@ -64,6 +65,8 @@ class InsuranceClaimPolicy(TieredApprovalPolicy):
     red_flags: RedFlags
     recovery: Recovery
     agents: dict[str, RegionAgentSettings]
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
     def amount_ladders(self) -> list[TierLadder]:
         return [

@@ -26,6 +26,7 @@ from casework.testing.scripted_llm import (
     ScriptedLlmServer,
     ScriptedModel,
     ScriptedReply,
+    case_value,
     scripted_llm_server,
 )
 from casework.testing.stack import CASEWORK
@@ -385,6 +386,105 @@ def test_a_right_triage_in_the_agent_region_is_routed_as_labelled(tmp_path: Path
     assert off == [] and row["accuracy"] == row["schema_valid"] == 1.0
     # The policy's read-only tools, and no question to a person: nobody answers in an eval.
     assert "search_knowledge_base" in offered and "ask_human" not in offered
+
+
+CLAIM_AGENTS = ("claims_coordinator", "coverage_analyst", "damage_assessor", "fraud_analyst")
+
+
+def _tool_calls(key: str, *calls: tuple[str, dict[str, Any]]) -> ScriptedReply:
+    return ScriptedReply(
+        tool_calls=[
+            {
+                "id": f"call-{key}-{number}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for number, (name, arguments) in enumerate(calls)
+        ]
+    )
+
+
+def _claim_answer(agent: str, case: LabelledCase) -> dict[str, Any]:
+    """A right answer of ``agent``: the labelled fields, the rest whatever validates."""
+    label = case.expect.answer
+    given: dict[str, Any] = {"reasons": ["labelled"], "confidence": 0.9}
+    if agent == "claims_coordinator":
+        # What a right proposal pays (nothing unless it pays) is also the damage it asserts:
+        # never above what the records bear, so the checks pass on a right answer.
+        amount = label.get("amount", 0)
+        given |= {"amount": amount, "assessed_damage": amount}
+    if agent == "damage_assessor":
+        given["lines"] = [{"item_code": "ANY", "estimated": 0, "allowed": 0}]
+    if agent == "coverage_analyst":
+        given["exclusions_applied"] = []
+    return {**given, **label}
+
+
+_SPECIALIST_ANSWERS = {
+    "coverage_analyst": {"covered": True, "deductible": 0, "limit": 0},
+    "damage_assessor": {
+        "lines": [{"item_code": "ANY", "estimated": 0, "allowed": 0}],
+        "assessed_total": 0,
+    },
+    "fraud_analyst": {"fraud_flag": False},
+}
+
+
+def _claim_turn(agent: str, case: LabelledCase, key: str) -> Callable[[dict[str, Any]], Any]:
+    """The case's model: the agent under evaluation answers right; the coordinator first asks its
+    three specialists at once (each answering in its own region), then answers."""
+    prompts = {spec.name: spec.system_prompt for spec in agent_specs().values()}
+
+    def turn(body: dict[str, Any]) -> ScriptedReply:
+        system = body["messages"][0]["content"]
+        speaker = next(name for name in CLAIM_AGENTS if system.startswith(prompts[name]))
+        if speaker != agent:
+            answer = {**_SPECIALIST_ANSWERS[speaker], "reasons": ["asked"], "confidence": 0.9}
+            return _tool_calls(f"{key}-{speaker}", ("final_answer", answer))
+        if agent == "claims_coordinator" and not any(
+            m.get("role") == "tool" for m in body["messages"]
+        ):
+            return _tool_calls(key, *((name, {"task": "your part"}) for name in CLAIM_AGENTS[1:]))
+        return _tool_calls(key, ("final_answer", _claim_answer(agent, case)))
+
+    return turn
+
+
+def test_right_claim_answers_in_their_regions_are_routed_as_labelled(tmp_path: Path) -> None:
+    """The insurance claim's four agents, each in its region against the run's sandbox: the
+    coordinator delegates to its specialists (child regions, on the model under evaluation), the
+    fraud analyst is offered the sandbox's MCP tool; right answers agree on every route."""
+    with scripted_llm_server() as server:
+        scripted = ScriptedModel(server, "claim", "claim_id")
+        for agent in CLAIM_AGENTS:
+            for case, case_input in CASE_FILES[agent].inputs():
+                key = case_input["claim"]["claim_id"]
+                scripted.answer(key, _claim_turn(agent, case, key))
+        result = _eval(_env(tmp_path, server), *CLAIM_AGENTS, "--model", GOOD, "--json")
+        requests = list(server.requests)
+    assert result.returncode == 0, result.stderr
+    rows = {row["agent"]: row for row in json.loads(result.stdout)["agents"]}
+    assert set(rows) == set(CLAIM_AGENTS)
+    for agent, row in rows.items():
+        off = [
+            (r["case_id"], r["route"]) for r in row["results"] if r["route"] != r["expected_route"]
+        ]
+        assert off == [], agent
+        assert row["accuracy"] == row["schema_valid"] == 1.0, agent
+    coordinated = [
+        body
+        for body in requests
+        if (case_value(body, "claim", "claim_id") or "").startswith("CLM-CC-")
+    ]
+    # Per coordinator case: its two turns and one for each specialist's region.
+    assert len(coordinated) == 5 * len(CASE_FILES["claims_coordinator"].cases)
+    fraud_tools = {
+        tool["function"]["name"]
+        for body in requests
+        if body["messages"][0]["content"].startswith(agent_specs()["fraud_analyst"].system_prompt)
+        for tool in body.get("tools", [])
+    }
+    assert "sandbox__find_similar_claims" in fraud_tools and "ask_human" not in fraud_tools
 
 
 def test_a_provider_blip_is_retried_and_an_invalid_answer_is_not(tmp_path: Path) -> None:

@@ -156,6 +156,47 @@ class InsuranceClaimResult(BaseModel):
     policy: PolicyRef
 
 
+class ClaimRecords(BaseModel):
+    """What the case reads from the systems of record before the policy decides."""
+
+    claim: Claim
+    insurance: InsurancePolicy
+    benchmarks: list[Benchmark]
+    prior: list[PastClaim]
+    """The holder's earlier claims, from the claim history."""
+
+
+def coordinator_context(claim: Claim) -> dict[str, Any]:
+    """What the claims coordinator (and each specialist it delegates to) is shown of the case."""
+    return {"claim": claim.model_dump(mode="json")}
+
+
+def claim_routing(
+    policy: InsuranceClaimPolicy,
+    ref: PolicyRef,
+    records: ClaimRecords,
+    proposal: ClaimProposal | None,
+    checks: ProposalChecks | None,
+    *,
+    no_proposal_reason: str,
+) -> ClaimRouting:
+    """The policy's decision on the coordinator's checked proposal (or on none), with the
+    records' own word on coverage, red flags and the payable bound."""
+    claim, insurance = records.claim, records.insurance
+    benchmarked, _ = benchmarked_estimate(claim.estimate_lines, records.benchmarks)
+    return decide_claim(
+        policy,
+        ref,
+        claim,
+        proposal=proposal,
+        checks=checks,
+        no_proposal_reason=no_proposal_reason,
+        not_covered=insurance.covers(claim.peril, claim.loss_date),
+        record_flags=red_flags(policy, claim, insurance, records.prior),
+        payable=payable_bound(benchmarked, insurance),
+    )
+
+
 @workflow.defn(name="InsuranceClaim")
 class InsuranceClaimWorkflow(CaseWorkflow):
     case_type = "insurance-claim"
@@ -221,17 +262,13 @@ class InsuranceClaimWorkflow(CaseWorkflow):
             if proposal is not None
             else None
         )
-        benchmarked, _ = benchmarked_estimate(claim.estimate_lines, benchmarks)
-        decision = decide_claim(
+        decision = claim_routing(
             policy,
             ref,
-            claim,
-            proposal=proposal,
-            checks=checks,
+            ClaimRecords(claim=claim, insurance=insurance, benchmarks=benchmarks, prior=prior),
+            proposal,
+            checks,
             no_proposal_reason=f"{region.outcome.value}: {region.reason}",
-            not_covered=insurance.covers(claim.peril, claim.loss_date),
-            record_flags=red_flags(policy, claim, insurance, prior),
-            payable=payable_bound(benchmarked, insurance),
         )
         self.record_decision(decision)
         context = _Context(policy, ref, claim, insurance, decision, region)
@@ -260,7 +297,7 @@ class InsuranceClaimWorkflow(CaseWorkflow):
             region_input(
                 COORDINATOR_AGENT,
                 policy.agents,
-                context={"claim": claim.model_dump(mode="json")},
+                context=coordinator_context(claim),
                 requested_by=self._requested_by,
                 directory=directory,
                 agents=SPECIALISTS,

@@ -69,6 +69,9 @@ class AgentEval(Generic[PolicyT, AnswerT]):
     against a sandbox started for the run, with the policy's allowlist and budget."""
     seed: Callable[[dict[str, Any]], list[SandboxRecord]] = field(default=lambda _input: [])
     """Records a case adds to the sandbox before its agent runs (the ticket it triages)."""
+    agents: tuple[AgentSpec[Any], ...] = ()
+    """The agents the workflow declares for its region (``region_input``'s ``agents``): the
+    specialists and handoffs the policy names for this agent run as child regions, as in a case."""
 
     @property
     def name(self) -> str:

@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from casework.agents.llm import LlmActivities
-from casework.agents.region import AgentRegionInput, AgentRegionWorkflow, RegionOutcome
+from casework.agents.region import AgentRegionWorkflow, RegionOutcome, region_input
 from casework.config import Settings
 from casework.converter import validation_problems
 from casework.discovery import CatalogueError
@@ -340,26 +340,30 @@ class Runner:
         backend = await self._regions()
         await backend.seed(records)
         spec = subject.evaluation.agent
-        region_input = AgentRegionInput(
-            agent=spec.name,
-            output=spec.output,
-            system_prompt=spec.system_prompt,
-            task=spec.task,
+        region = region_input(
+            spec,
+            getattr(subject.policy, "agents", {}),
             context=context,
-            allowed_tools=settings.allowed_tools,
-            budget=settings.budget,
-            model=self._model or settings.model,
-            fallback_models=[] if self._model else settings.fallback_models,
-            max_tokens_per_call=settings.max_tokens_per_call,
             requested_by=EVAL_REQUESTER,
             directory=Directory.model_validate(load_policy("directory").content),
-            # Nobody answers questions during an evaluation: ask_human is not offered.
-            human_roles=[],
+            agents=subject.evaluation.agents,
         )
+        # Nobody answers questions during an evaluation: ask_human is not offered.
+        region = region.model_copy(update={"human_roles": []})
+        if self._model is not None:
+            # The model under evaluation answers for the agent and every agent it delegates to.
+            only = {"model": self._model, "fallback_models": []}
+            region = region.model_copy(
+                update={
+                    **only,
+                    "specialists": [s.model_copy(update=only) for s in region.specialists],
+                    "handoffs": [s.model_copy(update=only) for s in region.handoffs],
+                }
+            )
         started = time.monotonic()
         result = await backend.client.execute_workflow(
             AgentRegionWorkflow.run,
-            region_input,
+            region,
             id=f"eval-{spec.name}-{uuid.uuid4().hex}",
             task_queue=backend.task_queue,
         )
