@@ -77,7 +77,7 @@ def test_the_new_process_is_discovered_and_its_policy_accepted(tree: Path) -> No
         "print(process.workflow_type, process.workflow.__module__)\n"
         "print(policy_problems(policy_dir(), catalogue.policy_models))\n"
         "from casework.agents.tools import READ_ONLY\n"
-        "print(READ_ONLY['get_claim'].activity)\n"
+        "print(READ_ONLY['get_expense_claim'].activity)\n"
     )
     completed = run_in(tree, "-c", check)
     assert completed.returncode == 0, completed.stderr
