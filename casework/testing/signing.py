@@ -43,9 +43,7 @@ def signed(
 A = TypeVar("A", bound=BaseModel)
 
 
-def signed_act(
-    case_id: str, act_name: str, act: A, signer: str, *, keys: Path | None = None
-) -> A:
+def signed_act(case_id: str, act_name: str, act: A, signer: str, *, keys: Path | None = None) -> A:
     """``act`` (an answer, acknowledgement, reassignment ...) signed by ``signer`` for the
     ``act_name`` step of ``case_id``, as the CLI and the review queue sign it."""
     return sign_act(act_name, act, case_id, load_signing_key(signer, _keys(keys)))
