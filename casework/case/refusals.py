@@ -186,7 +186,14 @@ def _assigned_elsewhere(directory: Directory, task: HumanTask, person: str) -> s
     if task.assignee is None or task.assignee == person:
         return None
     user = directory.users.get(person)
-    if user is not None and user.role != task.role:
+    tiers = task.eligible_roles
+    higher_tier = (
+        user is not None
+        and user.role in tiers
+        and task.role in tiers
+        and tiers.index(user.role) > tiers.index(task.role)
+    )
+    if higher_tier:
         return None
     return f"task {task.task_id} is assigned to {task.assignee}"
 
