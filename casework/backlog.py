@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from casework import search_attributes as sa
 from casework.case import CaseStatus
-from casework.case.tasks import HumanTask, TaskKind
+from casework.case.tasks import HumanTask
 from casework.codec import CodecKeyError
 from casework.governance.models import Directory
 
@@ -190,12 +190,3 @@ def may_decide(directory: Directory, user_id: str, task: HumanTask) -> bool:
     if user is None or user.role not in task.eligible_roles:
         return False
     return user_id != task.requested_by or task.submitter_may_decide
-
-
-def decidable(directory: Directory, user_id: str, tasks: list[OpenTask]) -> list[OpenTask]:
-    """The approval tasks ``user_id`` may decide, in the order given."""
-    return [
-        item
-        for item in tasks
-        if item.task.kind is TaskKind.APPROVAL and may_decide(directory, user_id, item.task)
-    ]

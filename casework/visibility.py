@@ -11,7 +11,9 @@ an export) judges exactly as the case page does:
 - everyone named as acting on it: deciders, responders, people paged or acknowledging, and
   whoever a task was handed to or by.
 
-Pure: no I/O, no clock.
+A case's agent region (a child workflow) is part of the case to people: judge either by both
+trails together, so whoever answered the agent's question sees the case and its submitter the
+question. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def case_parties(audit: Iterable[AuditEvent | Mapping[str, Any]]) -> CaseParties
                 submitter = data.get("submitted_by") or (data.get("input") or {}).get(
                     "submitted_by"
                 )
-                parties.submitted_by = submitter if isinstance(submitter, str) else None
+                if isinstance(submitter, str) and submitter:
+                    parties.submitted_by = submitter
             case AuditKind.TASK_OPENED:
                 parties.roles.update(_named(data.get("eligible_roles")) + _named(data.get("role")))
             case AuditKind.TASK_ESCALATED:

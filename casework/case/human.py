@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -504,14 +505,24 @@ class HumanTasks(CaseBase):
                 act=act,
             )
             self.set_status(self._status, approver_role=task.role)
-            body = f"{message}\n\n{task.summary}"
-            if task.assignee is not None:
-                await self.notify(task.assignee, f"Task for you: {task.title}", body, task.task_id)
-            else:
-                await self.notify_role(task.role, f"Task for you: {task.title}", body, task.task_id)
+            await self._tell_new_holder(
+                task, message, f"{task.task_id}:{kind.value}-{len(self._audit)}"
+            )
         return DecisionReceipt(
             task_id=task.task_id, action=kind.value, approver=act.actor, message=message
         )
+
+    async def _tell_new_holder(self, task: HumanTask, message: str, step: str) -> None:
+        """Notify whoever now holds ``task``. Best effort: the handover stands either way (a
+        failed notification is in the audit trail, and the task in the queue)."""
+        subject, body = f"Task for you: {task.title}", f"{message}\n\n{task.summary}"
+        try:
+            if task.assignee is not None:
+                await self.notify(task.assignee, subject, body, step)
+            else:
+                await self.notify_role(task.role, subject, body, step)
+        except ActivityError:
+            pass
 
     def _act_by_signal(self, kind: TaskActKind, payloads: tuple[Any, ...]) -> TaskAct | None:
         """A signalled act to carry out, or None when it was malformed or refused (recorded)."""

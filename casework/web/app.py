@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog, report
@@ -339,7 +339,9 @@ def create_app(
             reads_all = reads_every_case(get_directory(), session.user)
             return unreadable_reason(error) if reads_all else None
         directory = get_directory()
-        if not may_see_case(directory, session.user, audit):
+        if not may_see_case(
+            directory, session.user, audit + await related_trails(description, case)
+        ):
             return None
         case, audit = masked_for(session.user, case, audit)
         now = datetime.now(UTC)
@@ -386,6 +388,26 @@ def create_app(
             "task_acts": [kind.value for kind in TaskActKind],
             "web_ui": web_ui_link(settings.ui_url, client().namespace, case_id),
         }
+
+    async def related_trails(
+        description: WorkflowExecutionDescription, case: CaseState
+    ) -> list[AuditEvent]:
+        """The trails of the case's agent region and of the case a region works for: one case
+        to people, so whoever answered its agent's question sees the case, and its submitter
+        the question. One that cannot be read adds nobody (it can only hide the case)."""
+        related = [str(case.facts["agent_region"])] if case.facts.get("agent_region") else []
+        related += [description.parent_id] if description.parent_id else []
+        trails: list[AuditEvent] = []
+        for workflow_id in related:
+            try:
+                trails += (
+                    await client()
+                    .get_workflow_handle(workflow_id)
+                    .query("audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT)
+                )
+            except UNREADABLE_ERRORS:
+                continue
+        return trails
 
     def masked_for(
         user_id: str, case: CaseState, audit: list[AuditEvent]
