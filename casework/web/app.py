@@ -293,6 +293,7 @@ def create_app(
                 "sla": backlog.sla_state(item.task, now).value,
                 "over_limit": bool(
                     limit
+                    and not reads_all
                     and limit.approval_limit is not None
                     and item.task.amount > limit.approval_limit
                 ),
