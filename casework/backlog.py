@@ -140,6 +140,9 @@ class Backlog:
     """Soonest due first."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Waiting cases that could not be read, left out, with why: case ID -> reason."""
+    unreadable_roles: dict[str, str | None] = field(default_factory=dict)
+    """The role each unreadable case last said it waits for (its ApproverRole): who may be
+    told about it, when its trail cannot say who takes part (``casework.visibility``)."""
 
 
 async def open_tasks(client: Client) -> Backlog:
@@ -151,7 +154,9 @@ async def open_tasks(client: Client) -> Backlog:
     backlog = Backlog()
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
-    async def read(case_id: str, run_id: str | None, case_type: str | None) -> None:
+    async def read(
+        case_id: str, run_id: str | None, case_type: str | None, role: str | None
+    ) -> None:
         handle = client.get_workflow_handle(case_id, run_id=run_id)
         async with limit:
             try:
@@ -160,11 +165,17 @@ async def open_tasks(client: Client) -> Backlog:
                 )
             except UNREADABLE_ERRORS as error:
                 backlog.unreadable[case_id] = unreadable_reason(error)
+                backlog.unreadable_roles[case_id] = role
                 return
         backlog.tasks.extend(OpenTask(case_type or "", task) for task in tasks)
 
     reads: list[Awaitable[None]] = [
-        read(execution.id, execution.run_id, execution.typed_search_attributes.get(sa.CASE_TYPE))
+        read(
+            execution.id,
+            execution.run_id,
+            execution.typed_search_attributes.get(sa.CASE_TYPE),
+            execution.typed_search_attributes.get(sa.APPROVER_ROLE),
+        )
         async for execution in client.list_workflows(WAITING_QUERY)
     ]
     await asyncio.gather(*reads)

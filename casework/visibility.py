@@ -101,3 +101,14 @@ def may_see_case(
     return (
         user_id == parties.submitted_by or user_id in parties.people or user.role in parties.roles
     )
+
+
+def may_see_unreadable(directory: Directory, user_id: str, waits_for_role: str | None) -> bool:
+    """Whether ``user_id`` may be told of a case whose trail cannot be read (its workflow task
+    fails, say): a reader of every case, or someone holding the role it last said it waits for
+    (its ApproverRole search attribute). Anyone else learns nothing of it, not even that it is
+    there."""
+    user = directory.users.get(user_id)
+    if user is None:
+        return False
+    return reads_every_case(directory, user_id) or user.role == waits_for_role

@@ -12,7 +12,7 @@ from casework.audit import AuditEvent, AuditKind
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
 from casework.masking import Masker, MaskingPolicy, load_masking_policy
-from casework.visibility import case_parties, may_see_case, reads_every_case
+from casework.visibility import case_parties, may_see_case, may_see_unreadable, reads_every_case
 
 DIRECTORY = Directory.model_validate(load_policy("directory").content)
 
@@ -74,3 +74,10 @@ def test_the_masking_policy_clears_roles_per_kind_and_masks_for_the_rest() -> No
         {"contact_name": "Colette Martin", "email": "c@x.fr"}
     )
     assert shown["contact_name"] == "Colette Martin" and shown["email"].startswith("[[EMAIL:")
+
+
+def test_an_unreadable_case_is_named_only_to_the_role_it_waits_for_and_the_auditor() -> None:
+    assert may_see_unreadable(DIRECTORY, "carol", "finance_manager")
+    assert may_see_unreadable(DIRECTORY, "quinn", "finance_manager")
+    assert not may_see_unreadable(DIRECTORY, "bob", "finance_manager")
+    assert not may_see_unreadable(DIRECTORY, "carol", None)

@@ -10,7 +10,8 @@ allows (anyone else is told there is no such case), with the fields the masking 
 clear for their role masked. Evidence is shown as tables and lists, not JSON. Every form carries
 a CSRF token bound to the session; a post without it is refused before anything is sent. The
 queue lists running cases only, and names, rather than fails on, a case it cannot read (to those
-who read every case: to anyone else, the name would say the case exists).
+who hold the role it waits for, or read every case: to anyone else the name would tell that it
+exists).
 It listens on loopback only and answers only requests addressed to a loopback host name, so a
 page on another site cannot reach it through DNS rebinding either.
 """
@@ -34,6 +35,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog, report
+from casework import search_attributes as sa
 from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.audit import CONFIDENCE, RECOMMENDED_ACTION, AuditEvent, AuditKind
 from casework.backlog import (
@@ -63,7 +65,7 @@ from casework.governance.loader import load_policy
 from casework.governance.models import Directory
 from casework.masking import Masker, load_masking_policy, masking_key_for
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
-from casework.visibility import may_see_case, reads_every_case
+from casework.visibility import may_see_case, may_see_unreadable, reads_every_case
 from casework.web import charts
 from casework.web.auth import (
     FLASH_COOKIE,
@@ -313,7 +315,13 @@ def create_app(
                 total=len(mine),
                 reads_all=reads_all,
                 # Naming a case one may not see would tell that it exists.
-                unreadable=found.unreadable if reads_all else {},
+                unreadable={
+                    case_id: why
+                    for case_id, why in found.unreadable.items()
+                    if may_see_unreadable(
+                        directory, session.user, found.unreadable_roles.get(case_id)
+                    )
+                },
             ),
         )
         response.delete_cookie(FLASH_COOKIE)
@@ -336,9 +344,11 @@ def create_app(
                 "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
             )
         except UNREADABLE_ERRORS as error:
-            # Whether it may be shown cannot be told: only a reader of every case learns more.
-            reads_all = reads_every_case(get_directory(), session.user)
-            return unreadable_reason(error) if reads_all else None
+            # Its trail cannot tell who takes part: the role it waits for stands in.
+            waits_for = description.typed_search_attributes.get(sa.APPROVER_ROLE)
+            if may_see_unreadable(get_directory(), session.user, waits_for):
+                return unreadable_reason(error)
+            return None
         directory = get_directory()
         if not may_see_case(
             directory, session.user, audit + await related_trails(description, case)
