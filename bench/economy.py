@@ -53,7 +53,7 @@ from casework.cli.demo import demo_approver, next_batch, seed_scenarios, start_c
 from casework.cli.seeding import DemoRun
 from casework.config import Settings
 from casework.testing.scripted_llm import ScriptedLlmServer, ScriptedReply, case_data
-from casework.testing.signing import signed
+from casework.testing.signing import signed, signed_act
 from demos import insurance_claim as demo_claim
 from demos import invoice_exception as demo_invoice
 from demos import ticket_triage as demo_triage
@@ -187,7 +187,8 @@ async def _play_people(handle: WorkflowHandle, decisions: Mapping[str, TaskDecis
             )
             await handle.execute_update("decide", signed(handle.id, choice))
         elif state.waiting_on and "acknowledge" in state.waiting_on:
-            await handle.execute_update("acknowledge", Acknowledgement(responder="ivy"))
+            ack = signed_act(handle.id, "acknowledge", Acknowledgement(responder="ivy"), "ivy")
+            await handle.execute_update("acknowledge", ack)
         await asyncio.sleep(0.2)
     raise TimeoutError(f"{handle.id} did not finish within {CASE_DEADLINE_SECONDS}s")
 

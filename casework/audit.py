@@ -41,6 +41,8 @@ class AuditKind(StrEnum):
     POLICY_DECISION = "policy_decision"
     TASK_OPENED = "task_opened"
     TASK_ESCALATED = "task_escalated"
+    TASK_REASSIGNED = "task_reassigned"
+    """A person handed a task on (``act_kind``: reassign or delegate), ``by`` whom and why."""
     TASK_TIMED_OUT = "task_timed_out"
     HUMAN_DECISION = "human_decision"
     HUMAN_ANSWER = "human_answer"

@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from casework import search_attributes as sa
 from casework.case import CaseStatus
-from casework.case.tasks import HumanTask, TaskKind
+from casework.case.tasks import HumanTask
 from casework.codec import CodecKeyError
 from casework.governance.models import Directory
 
@@ -140,6 +140,9 @@ class Backlog:
     """Soonest due first."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Waiting cases that could not be read, left out, with why: case ID -> reason."""
+    unreadable_roles: dict[str, str | None] = field(default_factory=dict)
+    """The role each unreadable case last said it waits for (its ApproverRole): who may be
+    told about it, when its trail cannot say who takes part (``casework.visibility``)."""
 
 
 async def open_tasks(client: Client) -> Backlog:
@@ -151,7 +154,9 @@ async def open_tasks(client: Client) -> Backlog:
     backlog = Backlog()
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
-    async def read(case_id: str, run_id: str | None, case_type: str | None) -> None:
+    async def read(
+        case_id: str, run_id: str | None, case_type: str | None, role: str | None
+    ) -> None:
         handle = client.get_workflow_handle(case_id, run_id=run_id)
         async with limit:
             try:
@@ -160,11 +165,17 @@ async def open_tasks(client: Client) -> Backlog:
                 )
             except UNREADABLE_ERRORS as error:
                 backlog.unreadable[case_id] = unreadable_reason(error)
+                backlog.unreadable_roles[case_id] = role
                 return
         backlog.tasks.extend(OpenTask(case_type or "", task) for task in tasks)
 
     reads: list[Awaitable[None]] = [
-        read(execution.id, execution.run_id, execution.typed_search_attributes.get(sa.CASE_TYPE))
+        read(
+            execution.id,
+            execution.run_id,
+            execution.typed_search_attributes.get(sa.CASE_TYPE),
+            execution.typed_search_attributes.get(sa.APPROVER_ROLE),
+        )
         async for execution in client.list_workflows(WAITING_QUERY)
     ]
     await asyncio.gather(*reads)
@@ -190,12 +201,3 @@ def may_decide(directory: Directory, user_id: str, task: HumanTask) -> bool:
     if user is None or user.role not in task.eligible_roles:
         return False
     return user_id != task.requested_by or task.submitter_may_decide
-
-
-def decidable(directory: Directory, user_id: str, tasks: list[OpenTask]) -> list[OpenTask]:
-    """The approval tasks ``user_id`` may decide, in the order given."""
-    return [
-        item
-        for item in tasks
-        if item.task.kind is TaskKind.APPROVAL and may_decide(directory, user_id, item.task)
-    ]

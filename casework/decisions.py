@@ -2,12 +2,16 @@
 
 Decisions go as the validated ``decide`` update, so a refused one never reaches the case's
 history and the sender learns why at once. It is signed here with the approver's key (the case
-refuses unsigned ones), so every way of deciding signs the same way.
+refuses unsigned ones), so every way of deciding signs the same way. Every other act a person
+sends (answer, acknowledge, reassign, delegate, escalate) goes the same way: :func:`send_act`.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -18,7 +22,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework.case.tasks import DecisionReceipt, TaskDecision
-from casework.signing import sign_decision
+from casework.signing import sign_act, sign_decision
+
+R = TypeVar("R")
 
 
 class DecisionError(Exception):
@@ -71,6 +77,35 @@ async def decide_on(
     signed = sign_decision(decision, handle.id, key)
     try:
         return await handle.execute_update("decide", signed, result_type=DecisionReceipt)
+    except WorkflowUpdateFailedError as error:
+        raise DecisionRefused(*refusal(error)) from error
+
+
+async def send_act(
+    client: Client,
+    case_id: str,
+    act_name: str,
+    act: BaseModel,
+    key: Ed25519PrivateKey,
+    result_type: type[R] = DecisionReceipt,  # type: ignore[assignment]
+) -> R:
+    """Sign ``act`` with its sender's ``key`` for the ``act_name`` step of a running case and
+    send it as that update; raise :class:`DecisionError` if it is not carried out."""
+    handle = await running_case(client, case_id)
+    return await act_on(handle, act_name, act, key, result_type)
+
+
+async def act_on(
+    handle: WorkflowHandle,
+    act_name: str,
+    act: BaseModel,
+    key: Ed25519PrivateKey,
+    result_type: type[Any] = DecisionReceipt,
+) -> Any:
+    """:func:`send_act` to a case the caller already holds a handle on."""
+    signed = sign_act(act_name, act, handle.id, key)
+    try:
+        return await handle.execute_update(act_name, signed, result_type=result_type)
     except WorkflowUpdateFailedError as error:
         raise DecisionRefused(*refusal(error)) from error
 

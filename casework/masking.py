@@ -46,6 +46,22 @@ class MaskingPolicy(PolicyModel):
     """Free-text patterns to scan for: ``iban``, ``card_number``, ``email``, ``tax_id``."""
     min_length: int = Field(default=3, ge=1)
     """Shorter field values are not masked in free text, to avoid masking every "Li" or "01"."""
+    cleared_roles: dict[str, list[str]] = Field(default_factory=dict)
+    """Token kind to the roles the review queue shows that kind's values to in clear; every
+    other role (an auditor's, say) sees them masked. A kind not named here is masked for all."""
+
+    def for_role(self, role: str) -> MaskingPolicy | None:
+        """This policy narrowed to what ``role`` is not cleared to see; None if it sees all."""
+        cleared = {kind for kind, roles in self.cleared_roles.items() if role in roles}
+        fields = {kind: names for kind, names in self.fields.items() if kind not in cleared}
+        patterns = [
+            name
+            for name in self.patterns
+            if name not in PATTERNS or PATTERNS[name][0] not in cleared
+        ]
+        if not fields and not patterns:
+            return None
+        return self.model_copy(update={"fields": fields, "patterns": patterns})
 
 
 def _iban_valid(candidate: str) -> bool:

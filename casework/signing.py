@@ -13,6 +13,14 @@ The message, for anyone signing in another language::
     without trailing zeros ("1200.5") or null
 
 and the signature is the base64 of the 64-byte Ed25519 signature of those bytes.
+
+Everything else a person sends a case (an answer to an agent's question, a page's
+acknowledgement, a reassignment, delegation or escalation) is signed the same way over::
+
+    b"casework-act/v1\n" + JSON of the act's fields except ``signature``, plus ``act`` (the
+    update it is sent as: answer, acknowledge, reassign ...) and ``case_id``; same encoding
+
+so an act signed for one step or one case is refused by any other.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ import json
 import secrets
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     # Only named in annotations: importing the case package here would close a cycle (the
@@ -34,6 +43,7 @@ if TYPE_CHECKING:
     from casework.case.tasks import TaskDecision
 
 MESSAGE_PREFIX = b"casework-decision/v1\n"
+ACT_PREFIX = b"casework-act/v1\n"
 NONCE_BYTES = 16
 
 
@@ -98,5 +108,47 @@ def signature_refusal(
         return (
             f"the signature is not {decision.approver}'s on this decision for case {case_id} "
             "(forged, altered after signing, or signed for another case)"
+        )
+    return None
+
+
+A = TypeVar("A", bound=BaseModel)
+
+
+def act_message(act_name: str, case_id: str, act: BaseModel) -> bytes:
+    """The exact bytes an act's signature covers: every field but the signature itself."""
+    fields = act.model_dump(mode="json", exclude={"signature"})
+    fields.update(act=act_name, case_id=case_id)
+    return ACT_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_act(act_name: str, act: A, case_id: str, key: Ed25519PrivateKey) -> A:
+    """``act`` (a model with ``nonce`` and ``signature`` fields) with a fresh nonce and its
+    sender's signature, for the ``act_name`` step of ``case_id``."""
+    unsigned = act.model_copy(update={"nonce": secrets.token_hex(NONCE_BYTES), "signature": None})
+    signature = key.sign(act_message(act_name, case_id, unsigned))
+    return unsigned.model_copy(update={"signature": base64.b64encode(signature).decode()})
+
+
+def act_signature_refusal(
+    act_name: str, case_id: str, act: BaseModel, signer: str, public_keys: Mapping[str, str]
+) -> str | None:
+    """Why ``act`` is not provably ``signer``'s ``act_name`` for ``case_id``; None when it is."""
+    signature = getattr(act, "signature", None)
+    if not signature or not getattr(act, "nonce", None):
+        return (
+            f"the {act_name} is not signed: send it with `casework {act_name}` or the review "
+            "queue, which sign it with your key (README: Signed decisions)"
+        )
+    encoded = public_keys.get(signer)
+    if encoded is None:
+        return f"{signer!r} has no signing key in the directory"
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(encoded, validate=True))
+        key.verify(base64.b64decode(signature, validate=True), act_message(act_name, case_id, act))
+    except (binascii.Error, ValueError, InvalidSignature):
+        return (
+            f"the signature is not {signer}'s on this {act_name} for case {case_id} "
+            "(forged, altered after signing, or signed for another case or step)"
         )
     return None

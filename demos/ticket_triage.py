@@ -14,6 +14,7 @@ from casework.cli.seeding import (
     Numbered,
     ProcessDemo,
     Responder,
+    act_as_demo_user,
     create_once,
     sandbox_request,
 )
@@ -121,7 +122,7 @@ async def seed(run: DemoRun, scenario: DemoScenario[Ticket]) -> TicketTriageInpu
     return TicketTriageInput(ticket_id=ticket_id, submitted_by="erin")
 
 
-def on_call(scenario: DemoScenario[Ticket]) -> Responder:
+def on_call(run: DemoRun, scenario: DemoScenario[Ticket]) -> Responder:
     """The scenario's on-call engineer acknowledges the page; review tasks are left waiting."""
 
     async def respond(handle: WorkflowHandle, state: CaseState) -> bool:
@@ -129,8 +130,13 @@ def on_call(scenario: DemoScenario[Ticket]) -> Responder:
             return False
         responder = scenario.facts.acknowledge_as
         if state.waiting_on and "acknowledge" in state.waiting_on and responder:
-            message = await handle.execute_update(
-                "acknowledge", Acknowledgement(responder=responder), result_type=str
+            message = await act_as_demo_user(
+                handle,
+                run.settings,
+                "acknowledge",
+                Acknowledgement(responder=responder),
+                responder,
+                str,
             )
             print(f"  {handle.id}: {message}")
         return True
@@ -139,7 +145,7 @@ def on_call(scenario: DemoScenario[Ticket]) -> Responder:
 
 
 async def play(run: DemoRun, scenario: DemoScenario[Ticket], handle: WorkflowHandle) -> None:
-    await drive_case(handle, on_call(scenario))
+    await drive_case(handle, on_call(run, scenario))
 
 
 DEMO = ProcessDemo(

@@ -51,6 +51,42 @@ class Variance(BaseModel):
     findings: list[str]
 
 
+class LineMatch(BaseModel):
+    """One invoice line beside what its purchase order line and goods receipts say, for the
+    approver: the three-way match line by line (None where the PO or a receipt has nothing)."""
+
+    sku: str
+    description: str
+    invoiced_quantity: int
+    invoiced_unit_price: Decimal
+    ordered_quantity: int | None
+    po_unit_price: Decimal | None
+    received_quantity: int
+
+
+def match_lines(
+    invoice: Invoice, purchase_order: PurchaseOrder | None, receipts: list[GoodsReceipt]
+) -> list[LineMatch]:
+    """Each invoice line against its PO line and the quantities received for its SKU."""
+    po_lines = {line.sku: line for line in purchase_order.lines} if purchase_order else {}
+    received: dict[str, int] = {}
+    for receipt in receipts:
+        for line in receipt.lines:
+            received[line.sku] = received.get(line.sku, 0) + line.quantity_received
+    return [
+        LineMatch(
+            sku=line.sku,
+            description=line.description,
+            invoiced_quantity=line.quantity,
+            invoiced_unit_price=line.unit_price,
+            ordered_quantity=po_lines[line.sku].quantity if line.sku in po_lines else None,
+            po_unit_price=po_lines[line.sku].unit_price if line.sku in po_lines else None,
+            received_quantity=received.get(line.sku, 0),
+        )
+        for line in invoice.lines
+    ]
+
+
 def compute_variance(
     invoice: Invoice,
     purchase_order: PurchaseOrder | None,

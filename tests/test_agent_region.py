@@ -31,7 +31,7 @@ from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory
 from casework.testing.cases import audit, events_of, open_task
 from casework.testing.scripted_llm import SCRIPTED_MODEL, ScriptedReply, gated, turn_of
-from casework.testing.signing import decide
+from casework.testing.signing import decide, signed_act
 from casework.testing.temporal import eventually
 from casework.worker import running_worker
 from policies.ticket_triage import TicketTriagePolicy, TriageRoute
@@ -422,7 +422,10 @@ async def test_ask_human_is_answered_by_a_service_desk_lead_and_the_answer_reach
         ["service_desk_lead"],
     )
     # A signal from someone without the role is recorded and ignored...
-    await region.signal("answer", TaskAnswer(responder="erin", text="no idea"))
+    await region.signal(
+        "answer",
+        signed_act(region.id, "answer", TaskAnswer(responder="erin", text="no idea"), "erin"),
+    )
     await audited(
         region,
         "erin's answer to be refused",
@@ -431,7 +434,9 @@ async def test_ask_human_is_answered_by_a_service_desk_lead_and_the_answer_reach
     # ...and an update is refused to the sender, with the reason.
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await region.execute_update(
-            "answer", TaskAnswer(responder="grace", text="yes"), result_type=DecisionReceipt
+            "answer",
+            signed_act(region.id, "answer", TaskAnswer(responder="grace", text="yes"), "grace"),
+            result_type=DecisionReceipt,
         )
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError)
@@ -440,7 +445,12 @@ async def test_ask_human_is_answered_by_a_service_desk_lead_and_the_answer_reach
     )
     receipt = await region.execute_update(
         "answer",
-        TaskAnswer(responder="frank", text="Yes, from 22:00 to 23:00."),
+        signed_act(
+            region.id,
+            "answer",
+            TaskAnswer(responder="frank", text="Yes, from 22:00 to 23:00."),
+            "frank",
+        ),
         result_type=DecisionReceipt,
     )
     result = await handle.result()

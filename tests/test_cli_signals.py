@@ -238,12 +238,13 @@ async def test_a_signal_or_step_the_process_does_not_define_is_refused_before_se
     assert unknown.returncode == 1
     assert (
         f"case {handle.id} (LoanApplication) has no signal 'resubmit'; it takes: answer, "
-        "credit_report, customer_reply, decide, fraud_alert" in unknown.stderr
+        "credit_report, customer_reply, decide, delegate, escalate, fraud_alert, reassign"
+        in unknown.stderr
     )
     assert no_step.returncode == 1
     assert (
         f"case {handle.id} (LoanApplication) has no acknowledge step: nobody was paged by it. "
-        "Its process takes: answer, decide" in no_step.stderr
+        "Its process takes: answer, decide, delegate, escalate, reassign" in no_step.stderr
     )
     assert missing.returncode == 1 and f"no case '{handle.id}-NOPE'" in missing.stderr
     assert sent_before_closing == []

@@ -25,7 +25,7 @@ from casework.audit import AuditKind
 from casework.case import CaseState, CaseStatus
 from casework.testing.cases import audit, events_of, open_task, state
 from casework.testing.scripted_llm import case_data
-from casework.testing.signing import decide
+from casework.testing.signing import decide, signed_act
 from casework.testing.temporal import eventually
 from casework.worker import running_worker
 from policies.ticket_triage import TriageRoute
@@ -383,7 +383,11 @@ async def test_rejected_proposal_does_not_reclassify_a_severity_1_ticket(stack: 
     await audited(
         handle, "frank to be paged", lambda events: bool(events_of(events, AuditKind.PAGE_SENT))
     )
-    await handle.execute_update("acknowledge", Acknowledgement(responder="frank"), result_type=str)
+    await handle.execute_update(
+        "acknowledge",
+        signed_act(handle.id, "acknowledge", Acknowledgement(responder="frank"), "frank"),
+        result_type=str,
+    )
     result = await handle.result()
 
     assert (result.team, result.decided_by) == ("service-desk", "frank")
@@ -460,7 +464,11 @@ async def test_a_severity_1_outage_of_a_critical_item_is_never_resolved_on_the_a
     # ticket is neither resolved nor reclassified.
     await review(handle, "frank", "approve")
     await audited(handle, "the page", lambda events: bool(events_of(events, AuditKind.PAGE_SENT)))
-    await handle.execute_update("acknowledge", Acknowledgement(responder="henry"), result_type=str)
+    await handle.execute_update(
+        "acknowledge",
+        signed_act(handle.id, "acknowledge", Acknowledgement(responder="henry"), "henry"),
+        result_type=str,
+    )
     result = await handle.result()
 
     assert (result.route, result.team, result.kb_article_id) == (
@@ -576,7 +584,9 @@ async def test_unacknowledged_severity_1_page_escalates_after_the_sla_until_ackn
         assert "acknowledgement of the severity-1 page from ivy" in (escalated.waiting_on or "")
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
-                "acknowledge", Acknowledgement(responder="henry"), result_type=str
+                "acknowledge",
+                signed_act(handle.id, "acknowledge", Acknowledgement(responder="henry"), "henry"),
+                result_type=str,
             )
         assert isinstance(refused.value.cause, ApplicationError)
         assert "henry was not paged; paged so far: ivy" in str(refused.value.cause)
@@ -588,11 +598,15 @@ async def test_unacknowledged_severity_1_page_escalates_after_the_sla_until_ackn
         await audited(handle, "frank to be paged", paged_and_notified("frank"))
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
-                "acknowledge", Acknowledgement(responder="grace"), result_type=str
+                "acknowledge",
+                signed_act(handle.id, "acknowledge", Acknowledgement(responder="grace"), "grace"),
+                result_type=str,
             )
         assert "grace was not paged; paged so far: ivy, frank" in str(refused.value.cause)
         acknowledged = await handle.execute_update(
-            "acknowledge", Acknowledgement(responder="frank"), result_type=str
+            "acknowledge",
+            signed_act(handle.id, "acknowledge", Acknowledgement(responder="frank"), "frank"),
+            result_type=str,
         )
         result = await handle.result()
         events = await audit(handle)

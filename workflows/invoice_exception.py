@@ -59,11 +59,13 @@ with workflow.unsafe.imports_passed_through():
     from casework.governance.models import AgentSettings, PolicyRef, RegionAgentSettings
     from policies.invoice_exception import (
         InvoiceExceptionPolicy,
+        LineMatch,
         PolicyDecision,
         Route,
         Variance,
         compute_variance,
         decide_invoice,
+        match_lines,
     )
 
 SETTLED_STATUSES = frozenset({"paid", "rejected"})
@@ -180,8 +182,9 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                     invoice, invoice.total, "policy", Outcome.AUTO_APPROVED, policy_ref
                 )
             else:
+                lines = match_lines(invoice, context.purchase_order, context.receipts)
                 result = await self._seek_approval(
-                    policy, policy_ref, decision, invoice, variance, proposal, checks
+                    policy, policy_ref, decision, invoice, variance, proposal, checks, lines
                 )
         except asyncio.CancelledError:
             # A cancelled case must not leave money moved: undo what was done, then report it.
@@ -292,13 +295,17 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         variance: Variance,
         proposal: InvoiceProposal | None,
         checks: ProposalChecks | None,
+        lines: list[LineMatch],
     ) -> InvoiceExceptionResult:
         assert decision.tier is not None
         outcome = await self.request_approval(
             ApprovalRequest(
                 title=f"Invoice {invoice.invoice_id}: {money(invoice.total)} {invoice.currency}",
                 summary=_summary(invoice, variance, proposal, decision, checks),
+                # Evidence is task state only (no command carries it): each line against the
+                # PO and receipts, for the approver's table.
                 evidence={
+                    "lines": [line.model_dump(mode="json") for line in lines],
                     "variance": variance.model_dump(mode="json"),
                     "proposal": proposal.model_dump(mode="json") if proposal else None,
                     "policy_reasons": decision.reasons,

@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         refuse_update,
         wait_within,
     )
-    from casework.case.tasks import DecisionAction
+    from casework.case.tasks import DecisionAction, OpenPage, PageAcknowledgement
     from casework.governance.models import Directory, PolicyRef
     from policies.ticket_triage import (
         TicketTriagePolicy,
@@ -75,6 +75,8 @@ ticket someone changed meanwhile. Cases started before wrote over it."""
 STARTS_INCIDENT_REVIEW = "triage-starts-incident-review"
 """Patch ID: a case that concludes on a severity-1 incident starts its post-incident review (a
 child it does not wait for). Cases started before started none."""
+SIGNED_ACKNOWLEDGEMENTS = "signed-acknowledgements"
+"""Patch ID: pages sent since then take signed acknowledgements only."""
 # What a triage writes, and so what it must not write over.
 TRIAGED_FIELDS = (
     "status",
@@ -96,8 +98,8 @@ class TicketTriageInput(BaseModel):
     )
 
 
-class Acknowledgement(BaseModel):
-    responder: str
+class Acknowledgement(PageAcknowledgement):
+    """Signed by the person paged, like a decision (since ``signed-acknowledgements``)."""
 
 
 class PageOutcome(BaseModel):
@@ -156,6 +158,7 @@ class TicketTriageWorkflow(CaseWorkflow):
         super().__init__()
         self._page: _Page | None = None
         self._paged: list[str] = []
+        self._acks_signed = False
 
     @workflow.run
     async def run(self, request: TicketTriageInput) -> TicketTriageResult:
@@ -553,6 +556,7 @@ class TicketTriageWorkflow(CaseWorkflow):
     ) -> PageOutcome:
         directory = self._directory
         assert directory is not None
+        self._acks_signed = workflow.patched(SIGNED_ACKNOWLEDGEMENTS)
         sla = policy.severity_1.ack_sla
         for level in policy.severity_1.levels:
             if level == "ci_oncall":
@@ -602,14 +606,30 @@ class TicketTriageWorkflow(CaseWorkflow):
     def _ack_refusals(self, ack: Acknowledgement) -> list[str]:
         if self._page is None or self._page.acknowledged_by is not None:
             return ["there is no open page to acknowledge in this case"]
+        if self._acks_signed and (
+            unproven := self.act_signature_refusals("acknowledge", ack, ack.responder)
+        ):
+            return unproven
         if ack.responder not in self._paged:
             return [f"{ack.responder} was not paged; paged so far: {', '.join(self._paged)}"]
         return []
 
+    def open_pages(self) -> list[OpenPage]:
+        if self._page is None or self._page.acknowledged_by is not None:
+            return []
+        return [OpenPage(level=self._page.level, paged=list(self._page.paged))]
+
     def _accept_ack(self, ack: Acknowledgement) -> None:
         assert self._page is not None
         self._page.acknowledged_by = ack.responder
-        self.record(AuditKind.PAGE_ACKNOWLEDGED, f"{ack.responder} acknowledged the page")
+        if ack.nonce:
+            self._used_nonces.add(ack.nonce)
+        self.record(
+            AuditKind.PAGE_ACKNOWLEDGED,
+            f"{ack.responder} acknowledged the page",
+            responder=ack.responder,
+            signed=bool(ack.signature),
+        )
 
     @workflow.update(name="acknowledge")
     async def acknowledge(self, ack: Acknowledgement) -> str:

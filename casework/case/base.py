@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.case.saga import CompensationReport, Saga
     from casework.case.tasks import (
         HumanTask,
+        OpenPage,
         TaskKind,
         TaskStatus,
     )
@@ -125,6 +126,8 @@ class CaseState(BaseModel):
     """What the case waits for from people, with the command that gives it; None if nothing."""
     facts: dict[str, Any]
     """Process-specific summary for people: amounts, the agent's proposal, the outcome."""
+    open_pages: list[OpenPage] = []
+    """Pages waiting for an acknowledgement (a process that pages people says so)."""
 
 
 async def wait_within(condition: Callable[[], bool], timeout: timedelta) -> bool:
@@ -292,7 +295,8 @@ class CaseBase:
         self._input_name = type(request).__name__
         self._title = title
         self.set_status(CaseStatus.ANALYSING)
-        self.record(AuditKind.CASE_STARTED, started, input=request)
+        # Who submitted is named here for whoever reads the trail alone (visibility, reports).
+        self.record(AuditKind.CASE_STARTED, started, input=request, submitted_by=submitted_by)
 
     def record_decision(self, decision: RoutedDecision[Any]) -> None:
         """Record what the policy decided, why, and under which text; its route is a fact."""
@@ -326,7 +330,12 @@ class CaseBase:
             open_tasks=self.open_tasks(),
             waiting_on=self.waiting_on(),
             facts=self._facts,
+            open_pages=self.open_pages(),
         )
+
+    def open_pages(self) -> list[OpenPage]:
+        """Pages waiting for an acknowledgement; a process that pages people overrides this."""
+        return []
 
     def waiting_on(self) -> str | None:
         tasks = self.open_tasks()

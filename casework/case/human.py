@@ -4,7 +4,9 @@ Waiting for a person is a durable wait: it costs nothing however long they take.
 arrives as the ``decide`` update (validated before it reaches history) or signal (recorded and
 ignored when invalid); an answer to an agent's question as ``answer``. A case may hold several
 open tasks at once (parallel reviews); a decision names its task, or goes to the one open task
-its sender may decide.
+its sender may decide. Besides deciding, people hand a task on (``reassign``, ``delegate``) or
+escalate it now (``escalate``). Everything a person sends is signed and checked here, by the
+case, before what they may do is considered.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -22,11 +25,18 @@ with workflow.unsafe.imports_passed_through():
     from casework.audit import (
         AuditKind,
     )
-    from casework.case.refusals import answer_refusal_reasons, eligible_roles, refusal_reasons
+    from casework.case.refusals import (
+        act_refusal_reasons,
+        answer_refusal_reasons,
+        eligible_roles,
+        refusal_reasons,
+    )
     from casework.case.tasks import (
         DecisionAction,
         DecisionReceipt,
         HumanTask,
+        TaskAct,
+        TaskActKind,
         TaskAnswer,
         TaskDecision,
         TaskKind,
@@ -35,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from casework.governance.models import (
         ApprovalTier,
     )
-    from casework.signing import signature_refusal
+    from casework.signing import act_signature_refusal, signature_refusal
 
 
 from casework.case.base import (
@@ -44,6 +54,13 @@ from casework.case.base import (
     refuse_update,
     wait_within,
 )
+
+SIGNED_ANSWERS = "signed-answers"
+"""workflow.patched() ID: questions opened since then take signed answers only."""
+
+TASK_ACTS = "task-acts"
+"""workflow.patched() ID: tasks opened since then may be reassigned, delegated and escalated
+now; a case whose tasks opened before refuses those acts, so it keeps behaving as it did."""
 
 
 class AmountLimits(BaseModel):
@@ -80,6 +97,12 @@ class ApprovalOutcome(BaseModel):
 class HumanTasks(CaseBase):
     """Opening tasks for people, and taking their decisions and answers."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._task_acts = False
+        self._signed_questions: set[str] = set()
+        self._escalated_now: set[str] = set()
+
     async def request_approval(self, request: ApprovalRequest) -> ApprovalOutcome:
         """Open a task for the starting tier; escalate tier by tier as SLAs pass.
 
@@ -98,11 +121,17 @@ class HumanTasks(CaseBase):
                 f"  casework approve {task.case_id} --as <you>",
                 step=task.task_id,
             )
+            # An escalation sent by a person ends the wait early; only tasks opened since
+            # ``task-acts`` accept one, so older cases wait exactly as they did.
             decided = await wait_within(
-                lambda task=task: task.decision is not None, request.tiers[tier].sla
+                lambda task=task: task.decision is not None or task.task_id in self._escalated_now,
+                request.tiers[tier].sla,
             )
-            if decided:
+            if decided and task.decision is not None:
                 return ApprovalOutcome(task=task, decision=task.decision)
+            if decided:
+                tier += 1
+                continue
             if request.escalate and tier + 1 < len(request.tiers):
                 task.status = TaskStatus.ESCALATED
                 self.record(
@@ -128,6 +157,7 @@ class HumanTasks(CaseBase):
         """A new open task: numbered per case, due ``sla`` from now."""
         now = workflow.now()
         case_id = workflow.info().workflow_id
+        self._task_acts = workflow.patched(TASK_ACTS)
         task = HumanTask(
             task_id=f"{case_id}/{kind.value}-{len(self._tasks) + 1}",
             case_id=case_id,
@@ -190,6 +220,8 @@ class HumanTasks(CaseBase):
             summary=request.summary,
             evidence=request.evidence,
         )
+        if self._task_acts and request.escalate and tier + 1 < len(request.tiers):
+            task.escalates_to = request.tiers[tier + 1].role
         self.record(
             AuditKind.TASK_OPENED,
             f"approval task assigned to {task.role}, due {task.due_at.isoformat()}",
@@ -215,6 +247,23 @@ class HumanTasks(CaseBase):
             return [reason]
         if decision.nonce in self._used_nonces:
             return ["this signed decision was already used on this case (a replay); sign a new one"]
+        return []
+
+    def act_signature_refusals(self, act_name: str, act: Any, signer: str) -> list[str]:
+        """Why ``act`` (an answer, acknowledgement, reassignment ...) is not provably
+        ``signer``'s for this case and step, or was already used; empty when it is both."""
+        if self._directory is None:
+            return ["the case has not loaded its directory yet"]
+        case_id = workflow.info().workflow_id
+        # As for decisions: cryptography's exceptions must be importable in the sandbox.
+        with workflow.unsafe.imports_passed_through():
+            reason = act_signature_refusal(
+                act_name, case_id, act, signer, self._directory.public_keys
+            )
+        if reason:
+            return [reason]
+        if act.nonce in self._used_nonces:
+            return [f"this signed {act_name} was already used on this case (a replay)"]
         return []
 
     def _refusals(self, decision: TaskDecision, *, strict_amounts: bool = True) -> list[str]:
@@ -279,6 +328,7 @@ class HumanTasks(CaseBase):
         self, question: str, roles: list[str], sla: timedelta, title: str
     ) -> TaskAnswer | None:
         """Put a question to people holding ``roles``; None when nobody answers within ``sla``."""
+        signed = workflow.patched(SIGNED_ANSWERS)
         task = self._new_task(
             TaskKind.QUESTION,
             sla,
@@ -289,6 +339,8 @@ class HumanTasks(CaseBase):
             summary=question,
             question=question,
         )
+        if signed:
+            self._signed_questions.add(task.task_id)
         case_id = task.case_id
         previous_status = self._status
         self.set_status(CaseStatus.AWAITING_INPUT, approver_role=task.role)
@@ -323,6 +375,9 @@ class HumanTasks(CaseBase):
         if self._directory is None:
             return ["the case has not loaded its directory yet"]
         task, ambiguity = self._task_for(TaskKind.QUESTION, answer.task_id, answer.responder)
+        signed = task is not None and task.task_id in self._signed_questions
+        if signed and (unproven := self.act_signature_refusals("answer", answer, answer.responder)):
+            return unproven
         return ambiguity or answer_refusal_reasons(self._directory, task, answer)
 
     def _accept_answer(self, answer: TaskAnswer) -> DecisionReceipt:
@@ -330,6 +385,8 @@ class HumanTasks(CaseBase):
         assert task is not None
         task.answer = answer
         task.status = TaskStatus.DECIDED
+        if answer.nonce:
+            self._used_nonces.add(answer.nonce)
         self.record(
             AuditKind.HUMAN_ANSWER,
             f"{answer.responder} answered: {answer.text}",
@@ -359,3 +416,157 @@ class HumanTasks(CaseBase):
         reasons = self._answer_refusals(answer)
         if not self.ignore_signal("answer", answer.responder, reasons, answer=answer):
             self._accept_answer(answer)
+
+    # -- handing a task on, escalating it now --------------------------------------------------
+
+    def _act_task(self, act: TaskAct) -> tuple[HumanTask | None, list[str]]:
+        """The task ``act`` is for: the one it names, or the one open task its actor may act on."""
+        if act.task_id:
+            named = next((task for task in self._tasks if task.task_id == act.task_id), None)
+            return named, [] if named else [f"this case has no task {act.task_id}"]
+        assert self._directory is not None
+        user = self._directory.users.get(act.actor)
+        mine = [
+            task
+            for task in self.open_tasks()
+            if user is not None and (user.role in task.eligible_roles or task.assignee == act.actor)
+        ]
+        if len(mine) == 1:
+            return mine[0], []
+        if not mine:
+            return None, [f"{act.actor} may act on no open task of this case"]
+        return None, [
+            "several open tasks could be meant; name one with task_id: "
+            + ", ".join(task.task_id for task in mine)
+        ]
+
+    def _act_refusals(self, kind: TaskActKind, act: TaskAct) -> list[str]:
+        if self._directory is None:
+            return ["the case has not loaded its directory yet"]
+        if not self._task_acts:
+            return [
+                f"this case opened its tasks before they could be handed on or escalated from "
+                f"the queue: it takes decisions only, so `{kind.value}` is refused"
+            ]
+        if unproven := self.act_signature_refusals(kind.value, act, act.actor):
+            return unproven
+        task, ambiguity = self._act_task(act)
+        return ambiguity or act_refusal_reasons(
+            self._directory,
+            task,
+            kind,
+            act,
+            submitter_may_decide=self._submitter_may_approve,
+        )
+
+    async def _accept_act(self, kind: TaskActKind, act: TaskAct) -> DecisionReceipt:
+        task, _ = self._act_task(act)
+        assert task is not None and self._directory is not None
+        if act.nonce:
+            self._used_nonces.add(act.nonce)
+        why = act.reason.strip()
+        if kind is TaskActKind.ESCALATE:
+            assert task.escalates_to is not None
+            task.status = TaskStatus.ESCALATED
+            self._escalated_now.add(task.task_id)
+            message = f"{act.actor} escalated {task.task_id} to {task.escalates_to}: {why}"
+            self.record(
+                AuditKind.TASK_ESCALATED,
+                message,
+                task_id=task.task_id,
+                from_role=task.role,
+                to_role=task.escalates_to,
+                by=act.actor,
+                reason=why,
+                act=act,
+            )
+        else:
+            before = task.assignee or task.role
+            if act.to_user is not None:
+                task.assignee = act.to_user
+                task.role = self._directory.users[act.to_user].role
+            else:
+                assert act.to_role is not None
+                task.assignee = None
+                task.role = act.to_role
+            after = task.assignee or task.role
+            verb = "delegated" if kind is TaskActKind.DELEGATE else "reassigned"
+            message = f"{act.actor} {verb} {task.task_id} from {before} to {after}: {why}"
+            self.record(
+                AuditKind.TASK_REASSIGNED,
+                message,
+                task_id=task.task_id,
+                act_kind=kind.value,
+                by=act.actor,
+                from_assignee=before,
+                to_assignee=after,
+                role=task.role,
+                reason=why,
+                act=act,
+            )
+            self.set_status(self._status, approver_role=task.role)
+            await self._tell_new_holder(
+                task, message, f"{task.task_id}:{kind.value}-{len(self._audit)}"
+            )
+        return DecisionReceipt(
+            task_id=task.task_id, action=kind.value, approver=act.actor, message=message
+        )
+
+    async def _tell_new_holder(self, task: HumanTask, message: str, step: str) -> None:
+        """Notify whoever now holds ``task``. Best effort: the handover stands either way (a
+        failed notification is in the audit trail, and the task in the queue)."""
+        subject, body = f"Task for you: {task.title}", f"{message}\n\n{task.summary}"
+        try:
+            if task.assignee is not None:
+                await self.notify(task.assignee, subject, body, step)
+            else:
+                await self.notify_role(task.role, subject, body, step)
+        except ActivityError:
+            pass
+
+    def _act_by_signal(self, kind: TaskActKind, payloads: tuple[Any, ...]) -> TaskAct | None:
+        """A signalled act to carry out, or None when it was malformed or refused (recorded)."""
+        act = self.signal_input(kind.value, TaskAct, payloads)
+        if act is None:
+            return None
+        reasons = self._act_refusals(kind, act)
+        return None if self.ignore_signal(kind.value, act.actor, reasons, act=act) else act
+
+    @workflow.update(name="reassign")
+    async def reassign(self, act: TaskAct) -> DecisionReceipt:
+        return await self._accept_act(TaskActKind.REASSIGN, act)
+
+    @reassign.validator
+    def validate_reassign(self, act: TaskAct) -> None:
+        refuse_update("reassignment", self._act_refusals(TaskActKind.REASSIGN, act))
+
+    @workflow.signal(name="reassign")
+    async def reassign_by_signal(self, *payloads: Any) -> None:
+        if act := self._act_by_signal(TaskActKind.REASSIGN, payloads):
+            await self._accept_act(TaskActKind.REASSIGN, act)
+
+    @workflow.update(name="delegate")
+    async def delegate(self, act: TaskAct) -> DecisionReceipt:
+        return await self._accept_act(TaskActKind.DELEGATE, act)
+
+    @delegate.validator
+    def validate_delegate(self, act: TaskAct) -> None:
+        refuse_update("delegation", self._act_refusals(TaskActKind.DELEGATE, act))
+
+    @workflow.signal(name="delegate")
+    async def delegate_by_signal(self, *payloads: Any) -> None:
+        if act := self._act_by_signal(TaskActKind.DELEGATE, payloads):
+            await self._accept_act(TaskActKind.DELEGATE, act)
+
+    @workflow.update(name="escalate")
+    async def escalate(self, act: TaskAct) -> DecisionReceipt:
+        return await self._accept_act(TaskActKind.ESCALATE, act)
+
+    @escalate.validator
+    def validate_escalate(self, act: TaskAct) -> None:
+        refuse_update("escalation", self._act_refusals(TaskActKind.ESCALATE, act))
+
+    @workflow.signal(name="escalate")
+    async def escalate_by_signal(self, *payloads: Any) -> None:
+        if act := self._act_by_signal(TaskActKind.ESCALATE, payloads):
+            await self._accept_act(TaskActKind.ESCALATE, act)

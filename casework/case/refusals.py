@@ -13,6 +13,8 @@ from casework.amounts import decimal_places, exact, minor_unit, money, size_prob
 from casework.case.tasks import (
     DecisionAction,
     HumanTask,
+    TaskAct,
+    TaskActKind,
     TaskAnswer,
     TaskDecision,
     TaskKind,
@@ -69,6 +71,8 @@ def refusal_reasons(
             f"{decision.approver} ({user.role}) may not decide this task; it needs one of: "
             + ", ".join(task.eligible_roles),
         ]
+    if problem := _assigned_elsewhere(directory, task, decision.approver):
+        return [*reasons, problem]
     if decision.action == DecisionAction.APPROVE:
         if not task.carries_amount:
             if decision.amount is not None:
@@ -171,4 +175,128 @@ def answer_refusal_reasons(
             f"{answer.responder} ({user.role}) may not answer; it needs one of: "
             + ", ".join(task.eligible_roles)
         )
+    elif problem := _assigned_elsewhere(directory, task, answer.responder):
+        reasons.append(problem)
     return reasons
+
+
+def _assigned_elsewhere(directory: Directory, task: HumanTask, person: str) -> str | None:
+    """Once a task is handed to a person, others of that tier leave it to them; a higher tier
+    may still act on it."""
+    if task.assignee is None or task.assignee == person:
+        return None
+    user = directory.users.get(person)
+    tiers = task.eligible_roles
+    higher_tier = (
+        user is not None
+        and user.role in tiers
+        and task.role in tiers
+        and tiers.index(user.role) > tiers.index(task.role)
+    )
+    if higher_tier:
+        return None
+    return f"task {task.task_id} is assigned to {task.assignee}"
+
+
+def holds(directory: Directory, task: HumanTask, person: str) -> bool:
+    """Whether ``person`` holds ``task``: it was handed to them, or it waits on their role."""
+    if task.assignee is not None:
+        return task.assignee == person
+    user = directory.users.get(person)
+    return user is not None and user.role == task.role
+
+
+def act_refusal_reasons(
+    directory: Directory,
+    task: HumanTask | None,
+    kind: TaskActKind,
+    act: TaskAct,
+    *,
+    submitter_may_decide: bool = False,
+) -> list[str]:
+    """Why a reassignment, delegation or escalation may not be carried out; empty when it may.
+
+    Reassign: someone who may act on the task hands it to another person or role eligible for
+    it. Delegate: the person holding the task hands it to another eligible person. Escalate:
+    someone who may act on an approval moves it to the next tier now. Each needs a reason.
+    Never raises, whatever the act holds (signal handlers call it)."""
+    if task is None:
+        return ["there is no open task for this in the case"]
+    if task.status is not TaskStatus.OPEN:
+        return [f"task {task.task_id} is no longer open (it is {task.status.value})"]
+    actor = directory.users.get(act.actor)
+    if actor is None:
+        return [f"unknown person {act.actor!r}"]
+    reasons: list[str] = []
+    if not act.reason.strip():
+        reasons.append(f"a {kind.value} needs a reason saying why")
+    if kind is TaskActKind.DELEGATE:
+        if not holds(directory, task, act.actor):
+            holder = task.assignee or f"the {task.role} role"
+            reasons.append(
+                f"{act.actor} does not hold task {task.task_id} (it is with {holder}), so "
+                "cannot delegate it"
+            )
+    elif actor.role not in task.eligible_roles and task.assignee != act.actor:
+        reasons.append(
+            f"{act.actor} ({actor.role}) may not act on task {task.task_id}; it needs one of: "
+            + ", ".join(task.eligible_roles)
+        )
+    if kind is TaskActKind.ESCALATE:
+        if act.to_user is not None or act.to_role is not None:
+            reasons.append("an escalation goes to the next tier: name no person or role")
+        elif task.escalates_to is None:
+            reasons.append(
+                f"task {task.task_id} cannot be escalated: "
+                + (
+                    "a question has no tiers"
+                    if task.kind is TaskKind.QUESTION
+                    else "it is at the last tier its policy escalates to"
+                )
+            )
+        return reasons
+    return reasons + _handover_problems(
+        directory, task, kind, act, submitter_may_decide=submitter_may_decide
+    )
+
+
+def _handover_problems(
+    directory: Directory,
+    task: HumanTask,
+    kind: TaskActKind,
+    act: TaskAct,
+    *,
+    submitter_may_decide: bool,
+) -> list[str]:
+    """Why the person or role a task is handed to may not take it."""
+    if (act.to_user is None) == (act.to_role is None):
+        if kind is TaskActKind.DELEGATE:
+            return ["a delegation names the person it goes to (to_user) and no role"]
+        return ["name either the person (to_user) or the role (to_role) it goes to"]
+    if act.to_role is not None:
+        if kind is TaskActKind.DELEGATE:
+            return ["a delegation goes to a person, not a role: name to_user"]
+        if act.to_role not in task.eligible_roles:
+            return [
+                f"role {act.to_role!r} may not act on task {task.task_id}; eligible: "
+                + ", ".join(task.eligible_roles)
+            ]
+        if act.to_role == task.role and task.assignee is None:
+            return [f"task {task.task_id} is already with the {task.role} role"]
+        return []
+    assert act.to_user is not None
+    target = directory.users.get(act.to_user)
+    if target is None:
+        return [f"unknown person {act.to_user!r}"]
+    if act.to_user == act.actor:
+        return [f"{act.actor} cannot hand task {task.task_id} to themselves"]
+    if act.to_user == task.assignee:
+        return [f"task {task.task_id} is already assigned to {act.to_user}"]
+    if target.role not in task.eligible_roles:
+        return [
+            f"{act.to_user} ({target.role}) is not eligible for task {task.task_id}; it needs "
+            "one of: " + ", ".join(task.eligible_roles)
+        ]
+    if act.to_user == task.requested_by and not submitter_may_decide:
+        return [f"{act.to_user} submitted this case and may not decide it (segregation of duties)"]
+    return []

@@ -57,12 +57,63 @@ class TaskDecision(BaseModel):
         return amount
 
 
+MAX_REASON_CHARS = 2000
+"""Why a task was handed on or escalated: a person's reason, like a decision's comment."""
+
+
 class TaskAnswer(BaseModel):
     """A person's answer to an agent's question, sent as the ``answer`` update or signal."""
 
     responder: str
     text: str = Field(max_length=MAX_ANSWER_CHARS)
     task_id: str | None = None
+    nonce: str | None = Field(default=None, max_length=64)
+    signature: str | None = Field(default=None, max_length=128)
+    """The responder's signature over this answer for this case (``casework.signing``); a
+    question opened since answers are signed refuses an answer without a valid one."""
+
+
+class PageAcknowledgement(BaseModel):
+    """A paged person's acknowledgement, sent as a process's ``acknowledge`` update or signal."""
+
+    responder: str
+    nonce: str | None = Field(default=None, max_length=64)
+    signature: str | None = Field(default=None, max_length=128)
+    """The responder's signature over this acknowledgement for this case; a page sent since
+    acknowledgements are signed refuses one without a valid one."""
+
+
+class OpenPage(BaseModel):
+    """A page waiting for its acknowledgement: who was paged, at which level."""
+
+    level: str
+    paged: list[str]
+
+
+class TaskActKind(StrEnum):
+    """What a person does with a task besides deciding it; each is its own update and signal."""
+
+    REASSIGN = "reassign"
+    """Hand the task to another person or role eligible for it."""
+    DELEGATE = "delegate"
+    """Hand a task one holds to another eligible person (while away, say), saying why."""
+    ESCALATE = "escalate"
+    """Move an approval to the next tier now, before its SLA passes."""
+
+
+class TaskAct(BaseModel):
+    """A person's reassignment, delegation or escalation of a task, signed like a decision."""
+
+    actor: str
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
+    task_id: str | None = None
+    """Optional when the actor may act on only one open task of the case."""
+    to_user: str | None = None
+    """Reassign or delegate to this person."""
+    to_role: str | None = None
+    """Reassign to this role (``reassign`` only)."""
+    nonce: str | None = Field(default=None, max_length=64)
+    signature: str | None = Field(default=None, max_length=128)
 
 
 class TaskKind(StrEnum):
@@ -109,6 +160,11 @@ class HumanTask(BaseModel):
     """The pre-filled evidence summary the approver reads."""
     evidence: dict[str, Any] = {}
     status: TaskStatus = TaskStatus.OPEN
+    assignee: str | None = None
+    """The person the task was reassigned or delegated to; None: anyone holding ``role``."""
+    escalates_to: str | None = None
+    """The next tier's role, when the policy escalates this task (``escalate`` moves it there
+    now); None at the last tier, for questions, and in tasks opened before escalating now."""
     decision: TaskDecision | None = None
     kind: TaskKind = TaskKind.APPROVAL
     question: str | None = None

@@ -25,7 +25,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -42,12 +41,12 @@ from casework.backlog import (
     unreadable_reason,
 )
 from casework.case import CaseState
-from casework.case.tasks import DecisionReceipt, TaskAnswer, TaskDecision, TaskKind
+from casework.case.tasks import TaskAnswer, TaskDecision, TaskKind
 from casework.catalogue import discover, workflow_type_of
 from casework.cli.output import table, web_ui_link
 from casework.config import Settings
 from casework.converter import describe_validation_error
-from casework.decisions import DecisionError, send_decision
+from casework.decisions import DecisionError, act_on, send_decision
 from casework.signing import sign_decision
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
 from casework.starting import InputProblem, case_input, directory, start_case
@@ -469,9 +468,15 @@ async def decide(client: Client, settings: Settings, case_id: str, decision: Tas
 
 
 async def answer(
-    client: Client, case_id: str, responder: str, text: str, task_id: str | None = None
+    client: Client,
+    settings: Settings,
+    case_id: str,
+    responder: str,
+    text: str,
+    task_id: str | None = None,
 ) -> int:
-    """Answer the question an agent asked; CASE may be the case or its agent region."""
+    """Answer the question an agent asked, signed with the responder's key; CASE may be the
+    case or its agent region."""
     handle, description = await _describe(client, case_id)
     state = await handle.query("state", result_type=CaseState)
     region_id = state.facts.get("agent_region")
@@ -483,10 +488,11 @@ async def answer(
         reply = TaskAnswer(responder=responder, text=text, task_id=task_id)
     except ValidationError as error:
         raise CommandError(describe_validation_error(error)) from error
+    key = signing_key(settings, responder)
     try:
-        receipt = await handle.execute_update("answer", reply, result_type=DecisionReceipt)
-    except WorkflowUpdateFailedError as error:
-        raise CommandError(failure_text(error)) from error
+        receipt = await act_on(handle, "answer", reply, key)
+    except DecisionError as error:
+        raise CommandError(str(error)) from error
     print(receipt.message)
     return 0
 
@@ -515,9 +521,10 @@ async def _running(
     return handle, description
 
 
-async def acknowledge(client: Client, case_id: str, responder: str) -> int:
+async def acknowledge(client: Client, settings: Settings, case_id: str, responder: str) -> int:
     """Acknowledge a page through the case's ``acknowledge`` update, whatever its process: its
-    input is the model the update declares, with ``responder`` the person acknowledging."""
+    input is the model the update declares, with ``responder`` the person acknowledging, who
+    signs it with their key."""
     handle, description = await _running(client, case_id, "nothing to acknowledge")
     workflow_type = description.workflow_type
     updates = handlers_of(case_id, workflow_type).updates
@@ -538,12 +545,11 @@ async def acknowledge(client: Client, case_id: str, responder: str) -> int:
         acknowledgement = model.model_validate({"responder": responder})
     except ValidationError as error:
         raise CommandError(describe_validation_error(error)) from error
+    key = signing_key(settings, responder)
     try:
-        message = await handle.execute_update(
-            "acknowledge", acknowledgement, result_type=update.ret_type
-        )
-    except WorkflowUpdateFailedError as error:
-        raise CommandError(failure_text(error)) from error
+        message = await act_on(handle, "acknowledge", acknowledgement, key, update.ret_type)
+    except DecisionError as error:
+        raise CommandError(str(error)) from error
     print(message)
     return 0
 

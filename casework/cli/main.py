@@ -15,8 +15,9 @@ from temporalio.runtime import Runtime, TelemetryConfig
 
 from casework import telemetry
 from casework.amounts import EXAMPLE, AmountError, parse_amount
+from casework.case.tasks import TaskActKind
 from casework.catalogue import discover
-from casework.cli import cases, schedule
+from casework.cli import cases, schedule, task_acts
 from casework.cli.cases import CommandError
 from casework.cli.extensions import catalogue_commands
 from casework.client import codec_server_health, connect, encryption_evidence, encrypts
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     acknowledge = commands.add_parser("acknowledge", help="acknowledge a severity-1 page")
     acknowledge.add_argument("case")
     acknowledge.add_argument("--as", dest="user", required=True, help="who was paged")
+    task_acts.add_to(commands)
 
     signal = commands.add_parser(
         "signal",
@@ -442,12 +444,18 @@ def run(args: argparse.Namespace) -> int:
         case "answer":
             return _with_client(
                 settings,
-                lambda c: cases.answer(c, args.case, args.user, args.text, args.task),
+                lambda c: cases.answer(c, settings, args.case, args.user, args.text, args.task),
                 sends=True,
             )
         case "acknowledge":
             return _with_client(
-                settings, lambda c: cases.acknowledge(c, args.case, args.user), sends=True
+                settings, lambda c: cases.acknowledge(c, settings, args.case, args.user), sends=True
+            )
+        case "reassign" | "delegate" | "escalate":
+            kind = TaskActKind(args.command)
+            act = task_acts.act_of(kind, args)
+            return _with_client(
+                settings, lambda c: task_acts.send(c, settings, args.case, kind, act), sends=True
             )
         case "signal":
             payload = cases.read_input(args.input)

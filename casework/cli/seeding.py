@@ -26,7 +26,7 @@ from casework.case import CaseState
 from casework.case.tasks import TaskDecision
 from casework.cli.cases import CommandError, drive_case
 from casework.config import Settings
-from casework.decisions import decide_on
+from casework.decisions import act_on, decide_on
 from casework.signing_keys import load_signing_key, signing_keys_dir
 
 FactsT = TypeVar("FactsT")
@@ -160,6 +160,20 @@ async def decide_as_demo_user(
     key = load_signing_key(decision.approver, signing_keys_dir(settings.state_dir))
     receipt = await decide_on(handle, decision, key)
     print(f"  {handle.id}: {receipt.message}")
+
+
+async def act_as_demo_user(
+    handle: WorkflowHandle,
+    settings: Settings,
+    act_name: str,
+    act: BaseModel,
+    signer: str,
+    result_type: type[Any],
+) -> Any:
+    """Send a demo person's answer, acknowledgement or other act, signed with their generated
+    key like their decisions; returns what the case's update returned."""
+    key = load_signing_key(signer, signing_keys_dir(settings.state_dir))
+    return await act_on(handle, act_name, act, key, result_type)
 
 
 def installed_command(name: str) -> str:

@@ -221,6 +221,9 @@ class RegionAgentSettings(PolicyModel):
 class Role(PolicyModel):
     approval_limit: Decimal | None
     """None: no limit."""
+    reads_every_case: bool = False
+    """An auditor's role: may read every case in the review queue and the report, though it
+    takes part in none (``casework.visibility``). Masking still applies to it."""
 
 
 class User(PolicyModel):

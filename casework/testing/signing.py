@@ -14,12 +14,13 @@ import os
 import subprocess
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import WorkflowHandle
 
 from casework.case.tasks import DecisionReceipt, TaskDecision
-from casework.signing import sign_decision
+from casework.signing import sign_act, sign_decision
 from casework.signing_keys import keys_environment, load_signing_key, signed_by_approver
 from casework.testing.temporal import BIN
 
@@ -37,6 +38,15 @@ def signed(
 ) -> TaskDecision:
     """``decision`` (or ``TaskDecision(**fields)``) signed by its approver for ``case_id``."""
     return signed_by_approver(decision or TaskDecision(**fields), case_id, _keys(keys))
+
+
+A = TypeVar("A", bound=BaseModel)
+
+
+def signed_act(case_id: str, act_name: str, act: A, signer: str, *, keys: Path | None = None) -> A:
+    """``act`` (an answer, acknowledgement, reassignment ...) signed by ``signer`` for the
+    ``act_name`` step of ``case_id``, as the CLI and the review queue sign it."""
+    return sign_act(act_name, act, case_id, load_signing_key(signer, _keys(keys)))
 
 
 def signed_as_sent(

@@ -3,9 +3,15 @@
 Server-rendered HTML (FastAPI + Jinja2), no JavaScript. Every page needs a signed-in directory
 user; a session ends at sign-out, and failed sign-ins are throttled per user and per address.
 Decisions go through :func:`casework.decisions.send_decision`, the path the CLI uses, so the case
-validates them the same way and a refusal comes back with its reasons. Every form carries a CSRF
-token bound to the session; a post without it is refused before anything is sent. The queue lists
-running cases only, and names, rather than fails on, a case it cannot read.
+validates them the same way and a refusal comes back with its reasons; answers, acknowledgements,
+reassignments, delegations and escalations through :func:`casework.decisions.send_act`, signed
+the same way. A case is shown only to the people :func:`casework.visibility.may_see_case`
+allows (anyone else is told there is no such case), with the fields the masking policy does not
+clear for their role masked. Evidence is shown as tables and lists, not JSON. Every form carries
+a CSRF token bound to the session; a post without it is refused before anything is sent. The
+queue lists running cases only, and names, rather than fails on, a case it cannot read (to those
+who hold the role it waits for, or read every case: to anyone else the name would tell that it
+exists).
 It listens on loopback only and answers only requests addressed to a loopback host name, so a
 page on another site cannot reach it through DNS rebinding either.
 """
@@ -24,10 +30,12 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from temporalio.client import Client, WorkflowExecutionStatus
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from casework import backlog, report
+from casework import search_attributes as sa
 from casework.amounts import EXAMPLE, AmountError, parse_amount
 from casework.audit import CONFIDENCE, RECOMMENDED_ACTION, AuditEvent, AuditKind
 from casework.backlog import (
@@ -38,13 +46,26 @@ from casework.backlog import (
     unreadable_reason,
 )
 from casework.case import CaseState
-from casework.case.tasks import TaskDecision, TaskKind
+from casework.case.refusals import holds
+from casework.case.tasks import (
+    DecisionReceipt,
+    HumanTask,
+    PageAcknowledgement,
+    TaskAct,
+    TaskActKind,
+    TaskAnswer,
+    TaskDecision,
+    TaskKind,
+)
 from casework.cli.output import web_ui_link
 from casework.config import Settings
-from casework.decisions import DecisionError, send_decision
+from casework.converter import describe_validation_error
+from casework.decisions import DecisionError, send_act, send_decision
 from casework.governance.loader import load_policy
 from casework.governance.models import Directory
+from casework.masking import Masker, load_masking_policy, masking_key_for
 from casework.signing_keys import SigningKeyError, load_signing_key, signing_keys_dir
+from casework.visibility import may_see_case, may_see_unreadable, reads_every_case
 from casework.web import charts, report_flow
 from casework.web.auth import (
     FLASH_COOKIE,
@@ -81,10 +102,23 @@ def _environment() -> Environment:
     )
     env.filters["money"] = lambda value: f"{Decimal(str(value)):,.2f}"
     env.filters["when"] = lambda value: f"{value:%Y-%m-%d %H:%M} UTC" if value else "-"
-    env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str)
     env.filters["quote"] = lambda value: quote(str(value), safe="")
+    env.tests["record"] = lambda value: isinstance(value, dict)
+    env.tests["records"] = lambda value: (
+        isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+    )
+    env.tests["listing"] = lambda value: isinstance(value, list)
+    env.filters["columns"] = _columns
     env.globals["amount_example"] = EXAMPLE
     return env
+
+
+def _columns(records: list[dict[str, Any]]) -> list[str]:
+    """The columns of a table of records: every key any of them has, in first-seen order."""
+    seen: dict[str, None] = {}
+    for record in records:
+        seen.update(dict.fromkeys(record))
+    return list(seen)
 
 
 def create_app(
@@ -234,7 +268,18 @@ def create_app(
             return to_login(request)
         now = datetime.now(UTC)
         found = await backlog.open_tasks(client())
-        mine = backlog.decidable(get_directory(), session.user, found.tasks)
+        directory = get_directory()
+        reads_all = reads_every_case(directory, session.user)
+        # Approvals to decide and questions to answer; an auditor reads them all, deciding none.
+        mine = (
+            found.tasks
+            if reads_all
+            else [
+                item
+                for item in found.tasks
+                if backlog.may_decide(directory, session.user, item.task)
+            ]
+        )
         processes = sorted({item.case_type for item in mine})
         roles = sorted({item.task.role for item in mine})
         shown = [
@@ -250,6 +295,7 @@ def create_app(
                 "sla": backlog.sla_state(item.task, now).value,
                 "over_limit": bool(
                     limit
+                    and not reads_all
                     and limit.approval_limit is not None
                     and item.task.amount > limit.approval_limit
                 ),
@@ -267,7 +313,15 @@ def create_app(
                 process=process,
                 role=role,
                 total=len(mine),
-                unreadable=found.unreadable,
+                reads_all=reads_all,
+                # Naming a case one may not see would tell that it exists.
+                unreadable={
+                    case_id: why
+                    for case_id, why in found.unreadable.items()
+                    if may_see_unreadable(
+                        directory, session.user, found.unreadable_roles.get(case_id)
+                    )
+                },
             ),
         )
         response.delete_cookie(FLASH_COOKIE)
@@ -290,9 +344,18 @@ def create_app(
                 "audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT
             )
         except UNREADABLE_ERRORS as error:
-            return unreadable_reason(error)
-        now = datetime.now(UTC)
+            # Its trail cannot tell who takes part: the role it waits for stands in.
+            waits_for = description.typed_search_attributes.get(sa.APPROVER_ROLE)
+            if may_see_unreadable(get_directory(), session.user, waits_for):
+                return unreadable_reason(error)
+            return None
         directory = get_directory()
+        if not may_see_case(
+            directory, session.user, audit + await related_trails(description, case)
+        ):
+            return None
+        case, audit = masked_for(session.user, case, audit)
+        now = datetime.now(UTC)
         execution = execution_word(description.status)
         running = description.status == WorkflowExecutionStatus.RUNNING
         # A closed case has no open task, whatever it waited for when it ended.
@@ -306,6 +369,10 @@ def create_app(
                     "may_decide": running
                     and task.kind is TaskKind.APPROVAL
                     and backlog.may_decide(directory, session.user, task),
+                    "may_answer": task.kind is TaskKind.QUESTION
+                    and backlog.may_decide(directory, session.user, task),
+                    "holds": holds(directory, task, session.user),
+                    "handover_to": _handover_targets(directory, task, session.user),
                 }
                 for task in case.open_tasks
             ]
@@ -328,8 +395,50 @@ def create_app(
             "policy_decision": policy_decision,
             "policy_ref": _policy_ref(policy_decision),
             "case_input": (started.data.get("input") if started else None) or {},
+            "pages": case.open_pages if running else [],
+            "task_acts": [kind.value for kind in TaskActKind],
             "web_ui": web_ui_link(settings.ui_url, client().namespace, case_id),
         }
+
+    async def related_trails(
+        description: WorkflowExecutionDescription, case: CaseState
+    ) -> list[AuditEvent]:
+        """The trails of the case's agent region and of the case a region works for: one case
+        to people, so whoever answered its agent's question sees the case, and its submitter
+        the question. One that cannot be read adds nobody (it can only hide the case)."""
+        related = [str(case.facts["agent_region"])] if case.facts.get("agent_region") else []
+        related += [description.parent_id] if description.parent_id else []
+        trails: list[AuditEvent] = []
+        for workflow_id in related:
+            try:
+                trails += (
+                    await client()
+                    .get_workflow_handle(workflow_id)
+                    .query("audit", result_type=list[AuditEvent], rpc_timeout=QUERY_TIMEOUT)
+                )
+            except UNREADABLE_ERRORS:
+                continue
+        return trails
+
+    def masked_for(
+        user_id: str, case: CaseState, audit: list[AuditEvent]
+    ) -> tuple[CaseState, list[AuditEvent]]:
+        """The case as ``user_id``'s role may see it: the values of the fields the masking
+        policy does not clear for it replaced by tokens, wherever they appear."""
+        directory = get_directory()
+        user = directory.users[user_id]
+        policy = load_masking_policy().for_role(user.role)
+        if policy is None:
+            return case, audit
+        masker = Masker(policy, masking_key_for(settings))
+        raw_case = case.model_dump(mode="json")
+        raw_audit = [event.model_dump(mode="json") for event in audit]
+        # Learn every named value first, so it is masked in the free text around it too.
+        masker.learn([raw_case, raw_audit])
+        return (
+            CaseState.model_validate(masker.mask_data(raw_case)),
+            [AuditEvent.model_validate(event) for event in masker.mask_data(raw_audit)],
+        )
 
     def not_shown(request: Request, session: Session, case_id: str, why: str | None) -> Any:
         """The page for a case that does not exist (``why`` None) or cannot be read."""
@@ -400,6 +509,49 @@ def create_app(
             **page(request, session, **context, refused=problems, form=fields),
         )
 
+    @app.post("/cases/{case_id:path}/act")
+    async def act(request: Request, case_id: str) -> Any:
+        """Answer, acknowledge, reassign, delegate or escalate: signed as the signed-in person
+        and sent through the path the CLI uses; the case refuses what they may not do."""
+        fields = await form(request)
+        session = checked(request, fields)
+        context = await case_context(case_id, session)
+        if not isinstance(context, dict):
+            return not_shown(request, session, case_id, context)
+        name = fields.get("act", "")
+        problems: list[str]
+        try:
+            payload, result_type = _act_payload(get_directory(), name, session.user, fields)
+            key = load_signing_key(session.user, signing_keys_dir(settings.state_dir))
+            result = await send_act(client(), case_id, name, payload, key, result_type)
+        except ValidationError as error:
+            problems = [describe_validation_error(error)]
+        except ValueError as error:
+            problems = [str(error)]
+        except SigningKeyError as error:
+            problems = [str(error)]
+        except DecisionError as error:
+            problems = error.reasons
+        else:
+            message = result.message if isinstance(result, DecisionReceipt) else str(result)
+            response = RedirectResponse(f"/cases/{quote(case_id, safe='')}", status_code=303)
+            response.set_cookie(
+                FLASH_COOKIE,
+                signer.sign("flash", message),
+                httponly=True,
+                samesite="strict",
+                max_age=60,
+            )
+            return response
+        context = await case_context(case_id, session)
+        if not isinstance(context, dict):
+            return not_shown(request, session, case_id, context)
+        return render(
+            "case.html",
+            409,
+            **page(request, session, **context, refused=problems, form=fields),
+        )
+
     # -- KPIs -------------------------------------------------------------------------------
 
     @app.get("/report")
@@ -407,7 +559,7 @@ def create_app(
         session = session_of(request)
         if session is None:
             return to_login(request)
-        kpis = (await report.build(client())).visible_to(may_see_on_report(session))
+        kpis = await visible_report(session)
         return render(
             "report.html",
             **page(
@@ -424,16 +576,72 @@ def create_app(
         session = session_of(request)
         if session is None:
             return JSONResponse({"error": "not signed in"}, status_code=401)
-        kpis = (await report.build(client())).visible_to(may_see_on_report(session))
+        kpis = await visible_report(session)
         return JSONResponse(json.loads(kpis.model_dump_json()))
 
-    def may_see_on_report(session: Session) -> Callable[[str], bool]:
-        """Which cases the report may name to this session: THE seam for the review queue's
-        who-may-see-which-case rule (issue 17). Until it lands, every signed-in person sees
-        every case, as before; figures over all cases are shown to all either way."""
-        return lambda case_id: True
+    async def visible_report(session: Session) -> report.Report:
+        """The report for this session: its lists name only the cases the session may see
+        (``may_see_case`` on each case's trail; a trail that cannot be read falls back to the
+        role the case waits for); figures over all cases are shown to all."""
+        records = await report.collect(client())
+        directory = get_directory()
+        visible = {
+            record.case_id
+            for record in records
+            if (
+                may_see_case(directory, session.user, record.audit)
+                if record.audit is not None
+                else may_see_unreadable(directory, session.user, _waits_for(record))
+            )
+        }
+        return report.compute(records).visible_to(lambda case_id: case_id in visible)
 
     return app
+
+
+def _waits_for(record: report.CaseRecord) -> str | None:
+    """The role an unreadable case last said it waits for (its open task's, if known)."""
+    return next((task.role for task in record.open_tasks), None)
+
+
+def _handover_targets(directory: Directory, task: HumanTask, user_id: str) -> list[str]:
+    """Whom ``user_id`` might hand ``task`` to, to offer in the form: the people and roles
+    eligible for it. The case still decides; the form takes any name."""
+    people = sorted(
+        name
+        for name, user in directory.users.items()
+        if user.role in task.eligible_roles and name not in (user_id, task.assignee)
+    )
+    return people + [role for role in task.eligible_roles if role != task.role]
+
+
+def _act_payload(
+    directory: Directory, name: str, user_id: str, fields: dict[str, str]
+) -> tuple[BaseModel, type[Any]]:
+    """What the ``name`` form sends to the case, and what the case answers with."""
+    task_id = fields.get("task_id") or None
+    if name == "answer":
+        return TaskAnswer(responder=user_id, text=fields.get("text", ""), task_id=task_id), (
+            DecisionReceipt
+        )
+    if name == "acknowledge":
+        return PageAcknowledgement(responder=user_id), str
+    if name not in {kind.value for kind in TaskActKind}:
+        raise ValueError(f"unknown act {name!r}")
+    to = fields.get("to", "").strip() or None
+    # A name in the directory's roles (and not a person's) is a role; anything else a person,
+    # which the case refuses by name if there is no such person.
+    to_role = to if to is not None and to in directory.roles and to not in directory.users else None
+    return (
+        TaskAct(
+            actor=user_id,
+            reason=fields.get("reason", ""),
+            task_id=task_id,
+            to_user=None if to_role else to,
+            to_role=to_role,
+        ),
+        DecisionReceipt,
+    )
 
 
 def _local(target: str) -> str:

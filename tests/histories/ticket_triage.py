@@ -19,7 +19,7 @@ from casework.agents.tools import FINAL_ANSWER
 from casework.audit import AuditEvent, AuditKind
 from casework.testing.cases import audit, events_of, open_task
 from casework.testing.recorder import Recordings, Scenario, nothing
-from casework.testing.signing import decide
+from casework.testing.signing import decide, signed_act
 from casework.testing.temporal import eventually
 from tests.triage_support import FakeItsm, keep_reading_the_ticket
 from workflows.ticket_triage import (
@@ -152,7 +152,8 @@ async def _page_escalates_then_acknowledge(env: WorkflowEnvironment, handle: Tri
     second = (await eventually(lambda: paged(2), what="the page to escalate"))[1]
     if second.data["paged"] != ["frank"]:
         raise RuntimeError(f"expected frank to be paged second, not {second.data['paged']}")
-    await handle.execute_update("acknowledge", Acknowledgement(responder="frank"))
+    ack = signed_act(handle.id, "acknowledge", Acknowledgement(responder="frank"), "frank")
+    await handle.execute_update("acknowledge", ack)
 
 
 RECORDINGS = Recordings(
