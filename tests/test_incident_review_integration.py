@@ -29,7 +29,7 @@ from activities.deployments import REPOSITORY_ENV
 from casework.config import Settings
 from casework.testing.cases import open_task
 from casework.testing.scripted_llm import ScriptedModel, ScriptedReply, scripted_llm_server
-from casework.testing.signing import decide
+from casework.testing.signing import decide, signed_act
 from casework.testing.temporal import scripted_worker
 from casework.worker import running_worker
 from demos.incident_review import deploy
@@ -308,7 +308,11 @@ async def test_triage_concluding_on_a_severity_1_incident_starts_its_review(
         task_queue=offline_queue,
     )
     await audited(triage, "the on-call page", lambda t: any(e.kind == "page_sent" for e in t))
-    await triage.execute_update("acknowledge", Acknowledgement(responder="ivy"), result_type=str)
+    await triage.execute_update(
+        "acknowledge",
+        signed_act(triage.id, "acknowledge", Acknowledgement(responder="ivy"), "ivy"),
+        result_type=str,
+    )
     triaged = await asyncio.wait_for(triage.result(), timeout=60)
     assert triaged.incident_review == IncidentReviewWorkflow.case_id(incident_id)
 

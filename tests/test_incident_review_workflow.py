@@ -20,7 +20,7 @@ from casework.audit import AuditKind
 from casework.case import CaseStatus
 from casework.testing.cases import audit, events_of, open_task
 from casework.testing.fakes import fake_worker
-from casework.testing.signing import decide
+from casework.testing.signing import decide, signed_act
 from tests.incident_review_support import (
     CHECKOUT,
     DEPLOY_SHA,
@@ -308,7 +308,9 @@ async def test_triage_concluding_on_a_severity_1_incident_starts_its_review_with
         )
         await audited(triage, "the on-call page", lambda t: bool(events_of(t, AuditKind.PAGE_SENT)))
         await triage.execute_update(
-            "acknowledge", Acknowledgement(responder="ivy"), result_type=str
+            "acknowledge",
+            signed_act(triage.id, "acknowledge", Acknowledgement(responder="ivy"), "ivy"),
+            result_type=str,
         )
         triaged = await triage.result()
         assert triaged.incident_review == IncidentReviewWorkflow.case_id(ticket.ticket_id)
