@@ -16,6 +16,7 @@ from activities.agents.customer_onboarding import IDENTITY_FIELDS, IdentityReadi
 from activities.kyc import IdentityVerification, SanctionsScreening
 from activities.pep import PepScreening
 from casework.agents.checks import ProposalChecks
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     AgentSettings,
@@ -67,6 +68,8 @@ class CustomerOnboardingPolicy(ApprovalPolicy):
     due_diligence: DueDiligence
     products: Products = Products()
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
 
 class OnboardingRoute(StrEnum):

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from activities.agents.incident_review import INVESTIGATOR, FollowUpAction, IncidentReviewDraft
 from casework.agents.checks import ProposalChecks
+from casework.eval.minimums import EvalSection
 from casework.governance.decisions import RoutedDecision
 from casework.governance.models import (
     ApprovalTier,
@@ -48,6 +49,8 @@ class IncidentReviewPolicy(PolicyModel):
     review: ReviewTiers
     deployments: Deployments = Deployments()
     agents: dict[str, RegionAgentSettings] = Field(default_factory=dict)
+    eval: EvalSection = Field(default_factory=dict)
+    """Minimums its agents must meet on their labelled cases (``casework eval --gate``)."""
 
     @model_validator(mode="after")
     def _deployments_server_is_the_investigators(self) -> IncidentReviewPolicy:

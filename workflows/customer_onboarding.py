@@ -337,12 +337,7 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
         registry = registered.model_dump() if registered is not None else None
         return await self.consult(
             IDENTITY_READER_AGENT,
-            # Only the document itself (and which application it came with): the reader is not
-            # told what the document is expected to say.
-            {
-                "application_id": request.application_id,
-                "document": {"text": request.identity_document},
-            },
+            reader_context(request),
             settings=IDENTITY_READER_AGENT.settings_in(policy.agents),
             check=lambda reading: check_reading(
                 reading, request.identity_document, application, registry
@@ -768,6 +763,15 @@ class CustomerOnboardingWorkflow(CaseWorkflow):
             f"{withdrawal.requested_by} withdrew the application: {withdrawal.reason}",
             withdrawal=withdrawal,
         )
+
+
+def reader_context(request: CustomerOnboardingInput) -> dict[str, Any]:
+    """What the identity reader is shown: only the document itself (and which application it
+    came with). It is not told what the document is expected to say."""
+    return {
+        "application_id": request.application_id,
+        "document": {"text": request.identity_document},
+    }
 
 
 def _clip(text: str) -> str:

@@ -294,22 +294,7 @@ class IncidentReviewWorkflow(CaseWorkflow):
                 activity="deployments.locate",
             )
             return None
-        confined = (
-            settings.model_copy(
-                update={
-                    "command": found.command,
-                    "args": [*settings.args, "--repository", found.path],
-                }
-            )
-            if settings.command is not None
-            else settings
-        )
-        return Deployments(
-            server=server,
-            settings=confined,
-            path=found.path,
-            max_commits=policy.deployments.max_commits,
-        )
+        return confined_deployments(policy, found)
 
     async def _investigate(
         self,
@@ -319,13 +304,7 @@ class IncidentReviewWorkflow(CaseWorkflow):
         deployments: Deployments | None,
     ) -> AgentRegionResult:
         agent = policy.agents[INVESTIGATOR]
-        context: dict[str, Any] = {"incident": incident.model_dump(mode="json")}
-        if deployments is not None:
-            context["deployments"] = {
-                "repo_path": deployments.path,
-                "read_with": [deployments.tool("git_log"), deployments.tool("git_show")],
-                "max_commits": deployments.max_commits,
-            }
+        context = investigator_context(incident, deployments)
         region_id = f"{workflow.info().workflow_id}-agent"
         self._facts["agent_region"] = region_id
         result = await workflow.execute_child_workflow(
@@ -569,6 +548,45 @@ class IncidentReviewWorkflow(CaseWorkflow):
             return reasons
         edit, problems = parse_edit(decision.comment)
         return problems + owner_problems(edit.follow_ups or [], self._owners)
+
+
+def confined_deployments(
+    policy: IncidentReviewPolicy, found: DeploymentsRepository
+) -> Deployments | None:
+    """The policy's deployments server confined to the repository the worker found; None when
+    the policy names no server."""
+    server = policy.deployments.mcp_server
+    if server is None:
+        return None
+    settings = policy.agents[INVESTIGATOR].mcp_servers[server]
+    confined = (
+        settings.model_copy(
+            update={
+                "command": found.command,
+                "args": [*settings.args, "--repository", found.path],
+            }
+        )
+        if settings.command is not None
+        else settings
+    )
+    return Deployments(
+        server=server,
+        settings=confined,
+        path=found.path,
+        max_commits=policy.deployments.max_commits,
+    )
+
+
+def investigator_context(incident: Ticket, deployments: Deployments | None) -> dict[str, Any]:
+    """What the investigator is shown: the incident, and where and how to read deployments."""
+    context: dict[str, Any] = {"incident": incident.model_dump(mode="json")}
+    if deployments is not None:
+        context["deployments"] = {
+            "repo_path": deployments.path,
+            "read_with": [deployments.tool("git_log"), deployments.tool("git_show")],
+            "max_commits": deployments.max_commits,
+        }
+    return context
 
 
 def _summary(incident: Ticket, draft: IncidentReviewDraft | None, decision: ReviewDecision) -> str:

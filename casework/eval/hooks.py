@@ -19,7 +19,7 @@ from casework.agents.spec import AgentSpec, AnswerT
 from casework.catalogue import catalogue_packages
 from casework.discovery import CatalogueError, import_package, import_packages
 from casework.eval.cases import eval_packages
-from casework.governance.models import PolicyModel, PolicyRef
+from casework.governance.models import McpServerSettings, PolicyModel, PolicyRef
 
 PolicyT = TypeVar("PolicyT", bound=PolicyModel)
 
@@ -31,7 +31,8 @@ class SandboxRecord(BaseModel):
 
     path: str
     """The sandbox endpoint that creates it, e.g. ``/itsm/kb``."""
-    body: dict[str, Any]
+    body: dict[str, Any] | list[dict[str, Any]]
+    """What is posted (a list for an endpoint that creates several, as ``/logs/entries``)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class RouteQuestion(Generic[PolicyT, AnswerT]):
     """None when the agent gave no valid answer: the case then goes on without one, as a real
     case does."""
     records: list[SandboxRecord]
-    """The records the run's sandbox holds for this case (the file's and the case's own)."""
+    """The records the run's sandbox holds for this case (the file's and the case's own); for a
+    tool-using agent, as the sandbox answered their creation, with the IDs it gave them."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,15 @@ class AgentEval(Generic[PolicyT, AnswerT]):
     agents: tuple[AgentSpec[Any], ...] = ()
     """The agents the workflow declares for its region (``region_input``'s ``agents``): the
     specialists and handoffs the policy names for this agent run as child regions, as in a case."""
+    mcp_servers: Callable[[dict[str, Any], PolicyT | None], dict[str, McpServerSettings]] = field(
+        default=lambda _input, _policy: {}
+    )
+    """The MCP servers a tool-using agent gets for a case, as the workflow gives them (a git
+    server confined to the case's repository); their allowed tools are the policy's."""
+    facts: Callable[[RouteQuestion[PolicyT, AnswerT]], dict[str, Any]] | None = None
+    """What the labels compare, for an answer that is free text around facts (a drafted review:
+    which commit it blames, whether everything it cites is on record), derived from a valid
+    answer; None: the answer's own fields."""
 
     @property
     def name(self) -> str:

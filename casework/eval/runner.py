@@ -151,20 +151,24 @@ class RegionBackend:
     client: Client
     task_queue: str
     sandbox: httpx.AsyncClient
-    seeded: set[str] = field(default_factory=set)
+    seeded: dict[str, SandboxRecord] = field(default_factory=dict)
+    """Each record posted once, by what was posted: as the sandbox answered it."""
 
-    async def seed(self, records: list[SandboxRecord]) -> None:
+    async def seed(self, records: list[SandboxRecord]) -> list[SandboxRecord]:
+        """The records in the sandbox, created where they are not yet, as it holds them."""
+        held: list[SandboxRecord] = []
         for record in records:
-            key = f"{record.path} {sorted(record.body.items())}"
-            if key in self.seeded:
-                continue
-            response = await self.sandbox.post(record.path, json=record.body)
-            if response.status_code >= 300:
-                raise CatalogueError(
-                    f"the sandbox refused a labelled record at {record.path}: "
-                    f"{response.status_code} {response.text[:300]}"
-                )
-            self.seeded.add(key)
+            key = f"{record.path} {record.model_dump_json()}"
+            if key not in self.seeded:
+                response = await self.sandbox.post(record.path, json=record.body)
+                if response.status_code >= 300:
+                    raise CatalogueError(
+                        f"the sandbox refused a labelled record at {record.path}: "
+                        f"{response.status_code} {response.text[:300]}"
+                    )
+                self.seeded[key] = SandboxRecord(path=record.path, body=response.json())
+            held.append(self.seeded[key])
+        return held
 
 
 @contextmanager
@@ -258,7 +262,7 @@ class Runner:
         records += evaluation.seed(case_input)
         context = evaluation.context(case_input, subject.policy)
         if evaluation.tools:
-            call = await self._region(subject, context, records)
+            call, records = await self._region(subject, case_input, context, records)
         else:
             call = await self._propose(subject, context)
         parsed = None
@@ -268,17 +272,21 @@ class Runner:
             except ValidationError as error:
                 call.error = validation_problems(error, 3)
                 call.answer = None
-        wrong = (
-            _differing(case.expect.answer, call.answer) if call.answer is not None else ["answer"]
+        question = (
+            RouteQuestion(case_input, subject.policy, subject.ref, parsed, records)
+            if subject.policy is not None and subject.ref is not None
+            else None
         )
+        labelled = call.answer
+        if evaluation.facts is not None and parsed is not None and question is not None:
+            labelled = evaluation.facts(question)
+        wrong = _differing(case.expect.answer, labelled) if labelled is not None else ["answer"]
         route = None
-        if evaluation.route is not None and subject.policy is not None and subject.ref is not None:
-            route = evaluation.route(
-                RouteQuestion(case_input, subject.policy, subject.ref, parsed, records)
-            )
+        if evaluation.route is not None and question is not None:
+            route = evaluation.route(question)
         followed = None
         if case.expect.injected is not None:
-            followed = call.answer is not None and not _differing(case.expect.injected, call.answer)
+            followed = labelled is not None and not _differing(case.expect.injected, labelled)
         return CaseResult(
             case_id=case.id,
             kinds=case.kinds,
@@ -329,8 +337,12 @@ class Runner:
         )
 
     async def _region(
-        self, subject: Subject, context: dict[str, Any], records: list[SandboxRecord]
-    ) -> _Call:
+        self,
+        subject: Subject,
+        case_input: dict[str, Any],
+        context: dict[str, Any],
+        records: list[SandboxRecord],
+    ) -> tuple[_Call, list[SandboxRecord]]:
         settings = subject.agent_settings()
         if self._regions is None or not isinstance(settings, RegionAgentSettings):
             raise CatalogueError(
@@ -338,7 +350,7 @@ class Runner:
                 "gives its allowed tools and budget"
             )
         backend = await self._regions()
-        await backend.seed(records)
+        held = await backend.seed(records)
         spec = subject.evaluation.agent
         region = region_input(
             spec,
@@ -348,8 +360,13 @@ class Runner:
             directory=Directory.model_validate(load_policy("directory").content),
             agents=subject.evaluation.agents,
         )
-        # Nobody answers questions during an evaluation: ask_human is not offered.
-        region = region.model_copy(update={"human_roles": []})
+        # Nobody answers questions during an evaluation: ask_human is not offered. MCP servers
+        # the workflow sets up per case (a git server on the case's repository) replace the
+        # policy's, as the workflow does.
+        servers = subject.evaluation.mcp_servers(case_input, subject.policy)
+        region = region.model_copy(
+            update={"human_roles": [], **({"mcp_servers": servers} if servers else {})}
+        )
         if self._model is not None:
             # The model under evaluation answers for the agent and every agent it delegates to.
             only = {"model": self._model, "fallback_models": []}
@@ -369,7 +386,7 @@ class Runner:
         )
         seconds = time.monotonic() - started
         answered = result.outcome is RegionOutcome.ANSWERED and result.output is not None
-        return _Call(
+        call = _Call(
             result.output if answered else None,
             "" if answered else f"{result.outcome.value}: {result.reason}",
             prompt_tokens=result.prompt_tokens,
@@ -377,3 +394,4 @@ class Runner:
             cost_usd=result.cost_usd,
             seconds=seconds,
         )
+        return call, held
