@@ -32,6 +32,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.agents import incident_review
 from activities.agents import insurance_claim as claim
 from activities.agents import invoice_exception as invoice
 from activities.agents import ticket_triage as triage
@@ -99,6 +100,13 @@ class Responder:
             turn = claim.team_stand_in_turn([_chat_message(m) for m in body["messages"]])
             content = turn.content
             calls = [call.wire() for call in turn.tool_calls]
+        elif "incident" in data:
+            # The post-incident review a severity-1 triage case starts is a case of its own,
+            # outside the mix: answered as its stand-in would, and not counted.
+            turn = incident_review.stand_in_turn([_chat_message(m) for m in body["messages"]])
+            return ScriptedReply(
+                content=turn.content, tool_calls=[c.wire() for c in turn.tool_calls] or None
+            )
         elif "ticket" in data:
             side, case_id = "casework", f"ticket-triage-{data['ticket']['ticket_id']}"
             turn = triage.stand_in_turn([_chat_message(m) for m in body["messages"]])
