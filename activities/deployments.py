@@ -54,6 +54,7 @@ def resolved_command(command: str) -> str:
 
 class DeploymentActivities(SystemActivities):
     system = "deployments"
+    of_record = False
 
     @activity.defn(name="deployments.locate")
     async def locate(self, lookup: DeploymentsLookup) -> DeploymentsRepository:

@@ -49,6 +49,9 @@ class SystemActivities:
 
     system: ClassVar[str] = ""
     """What the system is, for logs and listings (``ERP``, ``payments`` ...)."""
+    of_record: ClassVar[bool] = True
+    """False for activities about the worker's own surroundings (where a repository lives):
+    they hold no business records, so they offer agents no lookups."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
