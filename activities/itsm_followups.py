@@ -1,8 +1,8 @@
 """The ITSM's follow-up tasks: the work an approved post-incident review assigns.
 
-Writes only, for workflows: a review's follow-ups are created after the incident manager
-approves it, each once by idempotency key, and cancelled (compensation) when the review cannot
-be completed.
+A review's follow-ups are created after the incident manager approves it, each once by
+idempotency key, and cancelled (compensation) when the review cannot be completed; those writes
+are the workflow's. Agents may read an incident's follow-ups.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from casework.systems.base import SystemActivities
+from casework.systems.base import SystemActivities, read_only_tool
 from casework.systems.http import call
 from casework.systems.records import Record
 
@@ -34,6 +34,12 @@ class FollowUpRequest(BaseModel):
     idempotency_key: str
 
 
+class FollowUpLookup(BaseModel):
+    """The follow-up tasks an incident's past reviews assigned, with owners and status."""
+
+    incident_id: str = Field(min_length=1, description="The incident's ticket ID.")
+
+
 class FollowUpCancellation(BaseModel):
     task_id: str
     reason: str
@@ -42,6 +48,14 @@ class FollowUpCancellation(BaseModel):
 
 class FollowUpActivities(SystemActivities):
     system = "ITSM"
+
+    @read_only_tool(name="list_follow_ups")
+    @activity.defn(name="itsm.list_follow_ups")
+    async def list_follow_ups(self, lookup: FollowUpLookup) -> list[FollowUpTask]:
+        tasks = await call(
+            self._client, "GET", "/itsm/follow-ups", params={"incident_id": lookup.incident_id}
+        )
+        return [FollowUpTask.model_validate(task) for task in tasks]
 
     @activity.defn(name="itsm.create_follow_up")
     async def create_follow_up(self, request: FollowUpRequest) -> FollowUpTask:

@@ -12,8 +12,10 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.erp_vendors import ErpVendorActivities, VendorCreation, VendorLookup, VendorSearch
+from activities.itsm_followups import FollowUpActivities, FollowUpLookup, FollowUpRequest
 from activities.kyc import KycActivities, SanctionsEntryLookup
 from activities.payments import InvoicePaymentsLookup, PaymentActivities, PaymentRequest
+from activities.pep import PepActivities, PepRegisterLookup
 from casework.agents.tools import READ_ONLY
 from casework.catalogue import discover
 from casework.systems.notifications import NotificationActivities
@@ -96,3 +98,33 @@ async def test_the_lookups_added_for_agents_read_the_sandboxs_records(
         payments.list_invoice_payments, InvoicePaymentsLookup(invoice_id="INV-TOOLS-1")
     )
     assert listed == [paid]
+
+    pep = PepActivities(http)
+    person = {
+        "entry_id": "PEP-TOOLS-1",
+        "name": "Horvat, Marek",
+        "date_of_birth": "1969-05-09",
+        "position": "Deputy minister",
+        "country": "HR",
+    }
+    assert (await http.post("/pep/persons", json=person)).status_code == 201
+    entries = await env.run(pep.find_entries, PepRegisterLookup(name="horvat"))
+    assert [(e.entry_id, e.position) for e in entries] == [("PEP-TOOLS-1", "Deputy minister")]
+    assert await env.run(pep.find_entries, PepRegisterLookup(name="Nobody Such")) == []
+
+    ticket = {"ticket_id": "INC-TOOLS-1", "title": "down", "description": "d", "requester": "erin"}
+    assert (await http.post("/itsm/tickets", json=ticket)).status_code == 201
+    follow_ups = FollowUpActivities(http)
+    created_task = await env.run(
+        follow_ups.create_follow_up,
+        FollowUpRequest(
+            incident_id="INC-TOOLS-1",
+            title="Alert on replication lag",
+            owner="ivy",
+            due_in_days=7,
+            idempotency_key="tools-test:follow-up",
+        ),
+    )
+    assert await env.run(follow_ups.list_follow_ups, FollowUpLookup(incident_id="INC-TOOLS-1")) == [
+        created_task
+    ]
