@@ -109,7 +109,13 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
         line
         for line in demo.stdout.splitlines()
         if line.split(" ", 1)[0].startswith(
-            ("invoice-exception-", "ticket-triage-", "loan-application-", "lead-routing-")
+            (
+                "invoice-exception-",
+                "ticket-triage-",
+                "loan-application-",
+                "lead-routing-",
+                "insurance-claim-",
+            )
         )
         and "/workflows/" in line
     ]
@@ -149,8 +155,15 @@ def test_demo_runs_every_outcome_and_leaves_one_case_waiting(
     inbox = casework(stack_env, "inbox", "--json")
     assert inbox.returncode == 0, inbox.stderr
     (underwriting,) = [row.split()[0] for row in rows if "awaiting underwriter" in row]
+    (investigation,) = [row.split()[0] for row in rows if "awaiting fraud_investigator" in row]
+    # The severity-1 incident the triage demo escalates starts its post-incident review, a case
+    # of its own that waits for the incident manager.
+    (paged,) = [
+        row.split()[0] for row in rows if row.startswith("ticket-triage-") and "escalated" in row
+    ]
+    incident_review = paged.replace("ticket-triage-", "incident-review-")
     assert sorted(task["case_id"] for task in json.loads(inbox.stdout)) == sorted(
-        [waiting, review, underwriting, lead_review]
+        [waiting, review, underwriting, lead_review, investigation, incident_review]
     )
 
     refused = casework(stack_env, "approve", waiting, "--as", "bob")
