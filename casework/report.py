@@ -38,6 +38,7 @@ from casework.backlog import (
     sla_state,
 )
 from casework.case.tasks import HumanTask, TaskKind
+from casework.catalogue import discover
 from casework.cli.output import table
 
 CASES_QUERY = f"{sa.CASE_TYPE.name} IS NOT NULL"
@@ -656,8 +657,8 @@ async def collect(
     query: str = CASES_QUERY,
     on_read: Callable[[int, int], None] | None = None,
 ) -> list[CaseRecord]:
-    """Every case in the namespace (top-level workflows with a ``CaseType``; ``query`` narrows
-    them), with its open tasks and audit trail. Closed cases answer the ``audit`` query by
+    """Every case in the namespace (workflows with a ``CaseType`` that count as cases; ``query``
+    narrows them), with its open tasks and audit trail. Closed cases answer the ``audit`` query by
     replaying on a worker. ``on_read(done, total)`` is called as each case is read, for
     progress on long reads.
 
@@ -665,8 +666,15 @@ async def collect(
     (what ``casework show`` shows) and the others are counted as its runs."""
     latest: dict[str, Any] = {}
     runs: Counter[str] = Counter()
+    # Children count as cases when they are cases of their own (a post-incident review a triage
+    # case starts); helper workflows (agent regions) are their parent case's to report.
+    helpers = {
+        getattr(w, "__temporal_workflow_definition").name
+        for w in discover().workflows
+        if not w.counts_as_case
+    }
     async for execution in client.list_workflows(query):
-        if execution.parent_id:
+        if execution.parent_id and execution.workflow_type in helpers:
             continue
         runs[execution.id] += 1
         known = latest.get(execution.id)
