@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -209,9 +210,10 @@ class FakeOutbox(Fakes):
 
 
 @dataclass(kw_only=True)
-class FakeAgent(Fakes):
+class FakeAgent(Fakes, ABC):
     """``llm.propose``: an agent's answer to each request is ``agent_answer_to(request)`` (an
-    exception is raised), reported with the usage a model call reports."""
+    exception is raised), reported with the usage a model call reports. A subclass says what
+    its process's agent answers."""
 
     proposal_tokens: ClassVar[tuple[int, int]] = (120, 40)
     """Prompt and completion tokens each answer reports."""
@@ -221,8 +223,9 @@ class FakeAgent(Fakes):
         """Every request the agent was asked, retries too."""
         return self.calls("llm.propose")
 
+    @abstractmethod
     def agent_answer_to(self, request: AgentRequest) -> BaseModel | BaseException:
-        raise NotImplementedError(f"{type(self).__name__} says nothing to {request.output}")
+        """The agent's answer to ``request``, or the error its call ends with."""
 
     @fake("llm.propose")
     async def propose(self, request: AgentRequest) -> AgentResult:
