@@ -10,7 +10,7 @@ import sqlite3
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 
 from casework.sandbox.models import Closing, RecordId, StrictModel, Text
 from casework.sandbox.store import (
@@ -19,7 +19,6 @@ from casework.sandbox.store import (
     IdempotencyKey,
     RecordTable,
     apply_once,
-    columns,
     insert,
     next_id,
     utc_now,
@@ -59,17 +58,7 @@ class CardOrder(NewCardOrder):
     cancel_reason: str | None = None
 
 
-_SELECT = f"SELECT {columns(CardOrder)} FROM card_orders"
-
-
-def _get_order(conn: sqlite3.Connection, order_id: str) -> CardOrder:
-    row = conn.execute(f"{_SELECT} WHERE order_id = ?", (order_id,)).fetchone()
-    if row is None:
-        raise HTTPException(404, f"card order {order_id} not found")
-    return CardOrder.model_validate(dict(row))
-
-
-ORDERS = RecordTable(CardOrder, "card_orders", "order_id", _get_order)
+ORDERS = RecordTable.of(CardOrder, "card_orders", "order_id", "card order")
 CANCELLED = FinalStatus("cancelled", at_column="cancelled_at", reason_column="cancel_reason")
 
 
@@ -99,18 +88,12 @@ def order_card(order: NewCardOrder, key: IdempotencyKey, response: Response, db:
 @router.get("")
 def list_orders(db: Db, application_id: str | None = None) -> list[CardOrder]:
     """Card orders, oldest first, optionally those placed for one application."""
-    with db.transaction() as conn:
-        rows = conn.execute(
-            f"{_SELECT} WHERE ? IS NULL OR application_id = ? ORDER BY seq",
-            (application_id, application_id),
-        ).fetchall()
-    return [CardOrder.model_validate(dict(row)) for row in rows]
+    return ORDERS.list_where(db, "application_id", application_id)
 
 
 @router.get("/{order_id}")
 def get_order(order_id: str, db: Db) -> CardOrder:
-    with db.transaction() as conn:
-        return _get_order(conn, order_id)
+    return ORDERS.get(db, order_id)
 
 
 @router.post("/{order_id}/cancel")

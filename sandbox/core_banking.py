@@ -10,7 +10,7 @@ import sqlite3
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 
 from casework.sandbox.models import Closing, Currency, RecordId, StrictModel, Text
 from casework.sandbox.store import (
@@ -19,7 +19,6 @@ from casework.sandbox.store import (
     IdempotencyKey,
     RecordTable,
     apply_once,
-    columns,
     insert,
     next_id,
     utc_now,
@@ -62,17 +61,7 @@ class Account(NewAccount):
     close_reason: str | None = None
 
 
-_SELECT = f"SELECT {columns(Account)} FROM core_banking_accounts"
-
-
-def _get_account(conn: sqlite3.Connection, account_id: str) -> Account:
-    row = conn.execute(f"{_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
-    if row is None:
-        raise HTTPException(404, f"account {account_id} not found")
-    return Account.model_validate(dict(row))
-
-
-ACCOUNTS = RecordTable(Account, "core_banking_accounts", "account_id", _get_account)
+ACCOUNTS = RecordTable.of(Account, "core_banking_accounts", "account_id", "account")
 CLOSED = FinalStatus("closed", at_column="closed_at", reason_column="close_reason")
 
 
@@ -102,18 +91,12 @@ def open_account(account: NewAccount, key: IdempotencyKey, response: Response, d
 @router.get("")
 def list_accounts(db: Db, application_id: str | None = None) -> list[Account]:
     """Accounts, oldest first, optionally those opened for one application."""
-    with db.transaction() as conn:
-        rows = conn.execute(
-            f"{_SELECT} WHERE ? IS NULL OR application_id = ? ORDER BY seq",
-            (application_id, application_id),
-        ).fetchall()
-    return [Account.model_validate(dict(row)) for row in rows]
+    return ACCOUNTS.list_where(db, "application_id", application_id)
 
 
 @router.get("/{account_id}")
 def get_account(account_id: str, db: Db) -> Account:
-    with db.transaction() as conn:
-        return _get_account(conn, account_id)
+    return ACCOUNTS.get(db, account_id)
 
 
 @router.post("/{account_id}/close")

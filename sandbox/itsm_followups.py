@@ -21,7 +21,6 @@ from casework.sandbox.store import (
     IdempotencyKey,
     RecordTable,
     apply_once,
-    columns,
     insert,
     next_id,
     utc_now,
@@ -65,17 +64,7 @@ class FollowUp(StrictModel):
     cancel_reason: str | None
 
 
-_SELECT = f"SELECT {columns(FollowUp)} FROM itsm_follow_ups"
-
-
-def _get(conn: sqlite3.Connection, task_id: str) -> FollowUp:
-    row = conn.execute(f"{_SELECT} WHERE task_id = ?", (task_id,)).fetchone()
-    if row is None:
-        raise HTTPException(404, f"follow-up task {task_id} not found")
-    return FollowUp.model_validate(dict(row))
-
-
-FOLLOW_UPS = RecordTable(FollowUp, "itsm_follow_ups", "task_id", _get)
+FOLLOW_UPS = RecordTable.of(FollowUp, "itsm_follow_ups", "task_id", "follow-up task")
 CANCELLED = FinalStatus("cancelled", "cancelled_at", "cancel_reason")
 
 
@@ -98,7 +87,7 @@ def create_follow_up(
             follow_up.model_dump()
             | {"task_id": task_id, "status": "open", "created_at": utc_now().isoformat()},
         )
-        return _get(conn, task_id)
+        return FOLLOW_UPS.read(conn, task_id)
 
     return apply_once(
         db,
@@ -115,18 +104,12 @@ def create_follow_up(
 @router.get("")
 def list_follow_ups(db: Db, incident_id: str | None = None) -> list[FollowUp]:
     """Follow-up tasks, oldest first, optionally one incident's."""
-    with db.transaction() as conn:
-        rows = conn.execute(
-            f"{_SELECT} WHERE ? IS NULL OR incident_id = ? ORDER BY seq",
-            (incident_id, incident_id),
-        ).fetchall()
-    return [FollowUp.model_validate(dict(row)) for row in rows]
+    return FOLLOW_UPS.list_where(db, "incident_id", incident_id)
 
 
 @router.get("/{task_id}")
 def get_follow_up(task_id: str, db: Db) -> FollowUp:
-    with db.transaction() as conn:
-        return _get(conn, task_id)
+    return FOLLOW_UPS.get(db, task_id)
 
 
 @router.post("/{task_id}/cancel")

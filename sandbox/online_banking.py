@@ -19,7 +19,6 @@ from casework.sandbox.store import (
     IdempotencyKey,
     RecordTable,
     apply_once,
-    columns,
     insert,
     next_id,
     utc_now,
@@ -61,17 +60,7 @@ class Login(NewLogin):
     revoke_reason: str | None = None
 
 
-_SELECT = f"SELECT {columns(Login)} FROM online_banking_logins"
-
-
-def _get_login(conn: sqlite3.Connection, login_id: str) -> Login:
-    row = conn.execute(f"{_SELECT} WHERE login_id = ?", (login_id,)).fetchone()
-    if row is None:
-        raise HTTPException(404, f"login {login_id} not found")
-    return Login.model_validate(dict(row))
-
-
-LOGINS = RecordTable(Login, "online_banking_logins", "login_id", _get_login)
+LOGINS = RecordTable.of(Login, "online_banking_logins", "login_id", "login")
 REVOKED = FinalStatus("revoked", at_column="revoked_at", reason_column="revoke_reason")
 
 
@@ -108,18 +97,12 @@ def create_login(login: NewLogin, key: IdempotencyKey, response: Response, db: D
 @router.get("")
 def list_logins(db: Db, application_id: str | None = None) -> list[Login]:
     """Logins, oldest first, optionally those created for one application."""
-    with db.transaction() as conn:
-        rows = conn.execute(
-            f"{_SELECT} WHERE ? IS NULL OR application_id = ? ORDER BY seq",
-            (application_id, application_id),
-        ).fetchall()
-    return [Login.model_validate(dict(row)) for row in rows]
+    return LOGINS.list_where(db, "application_id", application_id)
 
 
 @router.get("/{login_id}")
 def get_login(login_id: str, db: Db) -> Login:
-    with db.transaction() as conn:
-        return _get_login(conn, login_id)
+    return LOGINS.get(db, login_id)
 
 
 @router.post("/{login_id}/revoke")

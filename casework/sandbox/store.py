@@ -314,3 +314,34 @@ class RecordTable(Generic[RecordT]):
             request=request,
             change=close,
         )
+
+    @classmethod
+    def of(
+        cls, model: type[RecordT], table: str, id_column: str, noun: str
+    ) -> RecordTable[RecordT]:
+        """A table whose rows are ``model``'s fields, read by id as they are stored (a 404
+        naming the ``noun`` when there is none)."""
+
+        def read(conn: sqlite3.Connection, record_id: str) -> RecordT:
+            row = conn.execute(
+                f"SELECT {columns(model)} FROM {table} WHERE {id_column} = ?", (record_id,)
+            ).fetchone()
+            if row is None:
+                raise HTTPException(404, f"{noun} {record_id} not found")
+            return model.model_validate(dict(row))
+
+        return cls(model, table, id_column, read)
+
+    def get(self, db: Database, record_id: str) -> RecordT:
+        with db.transaction() as conn:
+            return self.read(conn, record_id)
+
+    def list_where(self, db: Database, column: str, value: str | None) -> list[RecordT]:
+        """The records, oldest first; only those whose ``column`` is ``value`` unless None."""
+        with db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {columns(self.model)} FROM {self.table} "
+                f"WHERE ? IS NULL OR {column} = ? ORDER BY seq",
+                (value, value),
+            ).fetchall()
+        return [self.model.model_validate(dict(row)) for row in rows]
