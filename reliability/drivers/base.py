@@ -43,6 +43,18 @@ class SandboxFault(StrEnum):
     OUTCOME_UNKNOWN = "sandbox payment made, every answer lost"
 
 
+# The worker's HTTP client gives up after 20 s; a timeout fault holds the call longer. A slow
+# response is held long enough to overlap other cases' steps, not to fail.
+TIMEOUT_DELAY_SECONDS = 25
+SLOW_DELAY_SECONDS = 2
+
+
+def delayed(method: str, path: str, seconds: float, **aim: Any) -> dict[str, Any]:
+    """A ``/_faults`` spec holding ``method path`` for ``seconds`` before it is answered as
+    usual (``aim``: more of the spec, such as the ``idempotency_key`` it is aimed at)."""
+    return {"method": method, "path": path, **aim, "status": 0, "delay_seconds": seconds}
+
+
 class People(StrEnum):
     """What people do when the case asks them."""
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -20,6 +22,7 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
     Scenario,
+    delayed,
 )
 from reliability.model import ModelFault
 from workflows.customer_onboarding import (
@@ -27,10 +30,6 @@ from workflows.customer_onboarding import (
     CustomerOnboardingWorkflow,
     OnboardingStatus,
 )
-
-# The worker's HTTP client gives up after 20 s; the sandbox holds the call longer.
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 
 LOW_RISK = Scenario("onboarded", People.APPROVE)
 DUE_DILIGENCE_APPROVED = Scenario("due diligence approved", People.APPROVE)
@@ -159,23 +158,21 @@ class CustomerOnboardingDriver(CaseDriver):
                 return [{"method": "GET", "path": f"/kyc/identities/{document}", "count": 2}]
             case SandboxFault.TIMEOUT:
                 return [
-                    {
-                        "method": "POST",
-                        "path": "/kyc/verifications",
-                        "idempotency_key": f"{case_id}:kyc-verification",
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
+                    delayed(
+                        "POST",
+                        "/kyc/verifications",
+                        TIMEOUT_DELAY_SECONDS,
+                        idempotency_key=f"{case_id}:kyc-verification",
+                    )
                 ]
             case SandboxFault.SLOW:
                 return [
-                    {
-                        "method": "POST",
-                        "path": "/pep/screenings",
-                        "idempotency_key": f"{case_id}:pep-screening",
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
+                    delayed(
+                        "POST",
+                        "/pep/screenings",
+                        SLOW_DELAY_SECONDS,
+                        idempotency_key=f"{case_id}:pep-screening",
+                    )
                 ]
             case SandboxFault.RESPONSE_LOST:
                 # The screening is run and the account opened, then their answers are lost: the

@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from casework.case import CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_data
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -24,11 +26,10 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
     Scenario,
+    delayed,
 )
 from workflows.incident_review import IncidentReviewInput, IncidentReviewWorkflow, ReviewStatus
 
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 TEAM = "payments-ops"
 
 APPROVE = Scenario("approved, follow-ups created", People.APPROVE)
@@ -143,23 +144,9 @@ class IncidentReviewDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": f"/itsm/tickets/{key}", "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": "/logs/search",
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", "/logs/search", TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "POST",
-                        "path": "/itsm/follow-ups",
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("POST", "/itsm/follow-ups", SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 return [
                     {"method": "POST", "path": "/itsm/follow-ups", "status": 503, "when": "after"},

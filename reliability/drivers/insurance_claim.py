@@ -23,6 +23,8 @@ from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from demos.insurance_claim import LARGE, SMALL, MotorClaim, seed_benchmarks, seed_claim
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -30,12 +32,11 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
     Scenario,
+    delayed,
 )
 from reliability.model import ModelFault
 from workflows.insurance_claim import ClaimStatus, InsuranceClaimInput, InsuranceClaimWorkflow
 
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 FAST = Scenario("fast-tracked, paid", People.APPROVE)
 ADJUSTER = Scenario("adjuster approves, paid", People.APPROVE)
 REJECT = Scenario("adjuster rejects, denied", People.REJECT)
@@ -146,23 +147,9 @@ class InsuranceClaimDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": claim, "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": f"/policy-admin/policies/POL-{key}",
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", f"/policy-admin/policies/POL-{key}", TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "POST",
-                        "path": f"{claim}/letters",
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("POST", f"{claim}/letters", SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 # The payout and the register are written, then their answers are lost: the
                 # retries must find the first ones (idempotency keys), not make new ones.

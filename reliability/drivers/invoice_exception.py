@@ -14,6 +14,8 @@ from casework.audit import AuditKind
 from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -21,6 +23,7 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
     Scenario,
+    delayed,
 )
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 from workflows.invoice_exception import (
@@ -33,9 +36,6 @@ PO_PRICE = Decimal("30.00")
 QUANTITY = 100
 # Outside the 2% tolerance, within ap_supervisor's 5,000.00: bob decides.
 NEEDS_APPROVAL_PERCENT = Decimal(4)
-# The worker's HTTP client gives up after 20 s; the sandbox holds the call longer.
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 
 AUTO = Scenario("auto-approved", People.APPROVE)
 APPROVE = Scenario("approved", People.APPROVE)
@@ -147,23 +147,9 @@ class InvoiceExceptionDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": f"/erp/invoices/{key}", "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": f"/erp/purchase-orders/PO-{key}",
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", f"/erp/purchase-orders/PO-{key}", TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "GET",
-                        "path": f"/erp/suppliers/SUP-{key}",
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", f"/erp/suppliers/SUP-{key}", SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 # The payment and the ERP update are made, then their answers are lost: the
                 # retries must find the first ones (idempotency keys), not make new ones.

@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from casework.case import CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -25,11 +27,10 @@ from reliability.drivers.base import (
     SandboxFault,
     Scenario,
     agent_fault_problems,
+    delayed,
 )
 from workflows.lead_routing import LeadRoutingInput, LeadRoutingWorkflow, LeadStatus
 
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 MESSAGE = "We need pricing and a demo for 300 seats before our Q3 budget decision."
 # Every case's lead may go to any EMEA account executive the run seeded (the least loaded): each
 # has room for every case of the largest run, so no case ends "no capacity" by the run's size.
@@ -148,23 +149,9 @@ class LeadRoutingDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": lead, "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": f"/crm/firmographics/{_domain(key)}",
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", f"/crm/firmographics/{_domain(key)}", TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "GET",
-                        "path": lead,
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", lead, SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 # Assigned and messaged, then both answers lost: the retries must find them by
                 # idempotency key (a second message would be a 409, a second assignment a load).

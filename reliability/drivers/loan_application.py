@@ -21,6 +21,8 @@ from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from demos.loan_messages import bureau_report, deliver
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -29,6 +31,7 @@ from reliability.drivers.base import (
     SandboxFault,
     Scenario,
     agent_fault_problems,
+    delayed,
 )
 from workflows.loan_application import (
     LoanApplicationInput,
@@ -36,8 +39,6 @@ from workflows.loan_application import (
     LoanStatus,
 )
 
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 DECLARED_INCOME = "4000.00"
 STATEMENT = "Average monthly income: 4,000.00 EUR"
 # Within the policy's 25,000.00 auto-approval ceiling, and affordable: approved by the rules
@@ -200,23 +201,9 @@ class LoanApplicationDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": application, "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": application,
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", application, TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "GET",
-                        "path": application,
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", application, SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 # The approval and the disbursement are made, then their answers lost: the
                 # retries must find them by idempotency key.

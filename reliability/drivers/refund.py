@@ -18,6 +18,8 @@ from pydantic import BaseModel
 from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -26,6 +28,7 @@ from reliability.drivers.base import (
     SandboxFault,
     Scenario,
     agent_fault_problems,
+    delayed,
 )
 from workflows.refund import RefundInput, RefundStatus, RefundWorkflow
 
@@ -34,8 +37,6 @@ ORDER_TOTAL = Decimal("200.00")
 # confidently, else a support lead decides (within their 500.00). The analyst's confidence, scripted
 # per scenario, says which.
 AMOUNT = Decimal("35.00")
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 
 AUTO = Scenario("refunded by policy", People.APPROVE)
 APPROVE = Scenario("approved", People.APPROVE)
@@ -150,23 +151,9 @@ class RefundDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": order, "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": customer,
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", customer, TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "GET",
-                        "path": order,
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", order, SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 # The refund and the CRM note are made, then their answers lost: the retries
                 # must find them by idempotency key, not make new ones.

@@ -17,6 +17,8 @@ from casework.audit import AuditKind
 from casework.case import CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_data
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -24,12 +26,10 @@ from reliability.drivers.base import (
     PlannedCase,
     SandboxFault,
     Scenario,
+    delayed,
 )
 from reliability.model import FALLBACK_WIRE_NAME, ModelFault
 from workflows.ticket_triage import TicketTriageInput, TicketTriageWorkflow, TriageStatus
-
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 
 ASSIGN = Scenario("assigned by policy", People.APPROVE)
 REVIEW = Scenario("reviewed, then assigned", People.APPROVE)
@@ -123,23 +123,9 @@ class TicketTriageDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": ticket, "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": f"{ticket}/similar",
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", f"{ticket}/similar", TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "POST",
-                        "path": f"{ticket}/assign",
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("POST", f"{ticket}/assign", SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 return [
                     {"method": "POST", "path": f"{ticket}/assign", "status": 503, "when": "after"},

@@ -19,6 +19,8 @@ from pydantic import BaseModel
 from casework.case import TOOL_RETRY, CaseStatus
 from casework.testing.scripted_llm import ScriptedReply, case_value
 from reliability.drivers.base import (
+    SLOW_DELAY_SECONDS,
+    TIMEOUT_DELAY_SECONDS,
     CaseDriver,
     Ledger,
     Outcome,
@@ -27,6 +29,7 @@ from reliability.drivers.base import (
     SandboxFault,
     Scenario,
     agent_fault_problems,
+    delayed,
 )
 from workflows.vendor_onboarding import (
     VendorOnboardingInput,
@@ -34,8 +37,6 @@ from workflows.vendor_onboarding import (
     VendorStatus,
 )
 
-TIMEOUT_DELAY_SECONDS = 25
-SLOW_DELAY_SECONDS = 2
 VENDOR_NAME = "Nordwind Logistik GmbH"
 IBAN = "DE89370400440532013000"
 # Fails the IBAN checksum: the application is refused at once, before any document is read.
@@ -145,23 +146,9 @@ class VendorOnboardingDriver(CaseDriver):
             case SandboxFault.HTTP_5XX:
                 return [{"method": "GET", "path": application, "count": 2}]
             case SandboxFault.TIMEOUT:
-                return [
-                    {
-                        "method": "GET",
-                        "path": application,
-                        "status": 0,
-                        "delay_seconds": TIMEOUT_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", application, TIMEOUT_DELAY_SECONDS)]
             case SandboxFault.SLOW:
-                return [
-                    {
-                        "method": "GET",
-                        "path": application,
-                        "status": 0,
-                        "delay_seconds": SLOW_DELAY_SECONDS,
-                    }
-                ]
+                return [delayed("GET", application, SLOW_DELAY_SECONDS)]
             case SandboxFault.RESPONSE_LOST:
                 # The ERP vendor and the portal status are written, then their answers lost: the
                 # retries must find them by idempotency key.
