@@ -28,6 +28,7 @@ from reliability.drivers.base import (
     Scenario,
     delayed,
 )
+from reliability.model import ModelFault
 from workflows.incident_review import IncidentReviewInput, IncidentReviewWorkflow, ReviewStatus
 
 TEAM = "payments-ops"
@@ -192,8 +193,11 @@ class IncidentReviewDriver(CaseDriver):
     def problems(self, case: PlannedCase, outcome: Outcome, ledger: Ledger) -> list[str]:
         found: list[str] = []
         follow_ups = ledger.writes["follow-up Alert on checkout errors"]
+        # With every model down there is no draft; the manager approves, as the suite's people
+        # do, without writing follow-ups of their own: the review creates none.
+        drafted = 0 if case.model_fault is ModelFault.PROVIDER_DOWN else 1
         if outcome.status == ReviewStatus.FOLLOW_UPS_CREATED and (
-            follow_ups != 1 or ledger.writes["comment"] != 1
+            follow_ups != drafted or ledger.writes["comment"] != 1
         ):
             found.append(f"follow-ups created, but the ITSM records {dict(ledger.writes)}")
         if outcome.status != ReviewStatus.FOLLOW_UPS_CREATED and any(
