@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.agents.customer_onboarding import IDENTITY_READER, IDENTITY_READING
+from activities.agents.incident_review import INVESTIGATOR, REVIEW_DRAFT
 from activities.agents.insurance_claim import CLAIM_PROPOSAL, CLAIMS_COORDINATOR
 from activities.agents.insurance_claim import SPECIALISTS as CLAIM_SPECIALISTS
 from activities.agents.invoice_exception import INVOICE_ANALYST, INVOICE_PROPOSAL
@@ -60,6 +62,8 @@ AGENT_OUTPUTS = {
     LEAD_ANALYST: LEAD_READ,
     DOCUMENT_CHECKER: DOCUMENT_EXTRACTION,
     CLAIMS_COORDINATOR: CLAIM_PROPOSAL,
+    IDENTITY_READER: IDENTITY_READING,
+    INVESTIGATOR: REVIEW_DRAFT,
 }
 # Specialists answer through the server too; their spend is their coordinator's.
 SPECIALIST_OUTPUTS = {agent.name: agent.output for agent in CLAIM_SPECIALISTS}
