@@ -38,13 +38,17 @@ from casework.testing.signing import decide
 from casework.testing.temporal import eventually, scripted_worker
 from demos.insurance_claim import SMALL, MotorClaim, seed_benchmarks, seed_claim
 from demos.loan_messages import bureau_report, deliver
-from reliability.drivers.base import decider_for
+from reliability.drivers.base import Scenario, decider_for
+from reliability.drivers.customer_onboarding import LOW_RISK, CustomerOnboardingDriver
+from reliability.drivers.incident_review import APPROVE, IncidentReviewDriver
 from tests.integration_support import SandboxClient
 from tests.lead_routing_support import CrmSales, make_ae, make_lead, software_company
 from tests.loan_application_support import LendingSandbox, applicant, loan_application
 from tests.refund_support import RefundSystems
 from tests.triage_support import Itsm
 from tests.vendor_onboarding_support import VendorSystems, new_application
+from workflows.customer_onboarding import OnboardingStatus
+from workflows.incident_review import ReviewStatus
 from workflows.insurance_claim import ClaimStatus, InsuranceClaimInput
 from workflows.invoice_exception import InvoiceExceptionInput, InvoiceStatus
 from workflows.lead_routing import LeadRoutingInput, LeadStatus
@@ -258,6 +262,31 @@ async def claim_case(client: Client, queue: str, http: httpx.AsyncClient) -> Cas
     return Case("insurance-claim", handle, "alice", paid)
 
 
+async def onboarding_case(client: Client, queue: str, http: httpx.AsyncClient) -> Case:
+    # No identity reading (no model here): compliance decides, and the applicant is onboarded.
+    return await driven_case(CustomerOnboardingDriver(), LOW_RISK, client, queue, http)
+
+
+async def incident_case(client: Client, queue: str, http: httpx.AsyncClient) -> Case:
+    # No draft (no model here): the incident manager approves the review without follow-ups.
+    return await driven_case(IncidentReviewDriver(), APPROVE, client, queue, http)
+
+
+async def driven_case(
+    driver: CustomerOnboardingDriver | IncidentReviewDriver,
+    scenario: Scenario,
+    client: Client,
+    queue: str,
+    http: httpx.AsyncClient,
+) -> Case:
+    """A case seeded and started as the fault suite's driver for its process does it."""
+    key = driver.new_key(f"SIG{uuid.uuid4().hex[:6].upper()}", 1)
+    await driver.seed(http, key, scenario)
+    handle = await start(client, queue, driver.process, driver.case_input(key))
+    submitter = driver.submitter
+    return Case(driver.process, handle, submitter, lambda: approve_until_done(handle, submitter))
+
+
 async def start(client: Client, queue: str, process: str, request: Any) -> WorkflowHandle:
     # The business key itself: messages from outside are routed by it.
     case_id = discover().process(process).case_id(request)
@@ -265,7 +294,17 @@ async def start(client: Client, queue: str, process: str, request: Any) -> Workf
     return await client.start_workflow(workflow_type, request, id=case_id, task_queue=queue)
 
 
-CASES = [invoice_case, triage_case, refund_case, lead_case, vendor_case, loan_case, claim_case]
+CASES = [
+    invoice_case,
+    triage_case,
+    refund_case,
+    lead_case,
+    vendor_case,
+    loan_case,
+    claim_case,
+    onboarding_case,
+    incident_case,
+]
 
 
 def test_every_process_is_covered() -> None:
@@ -320,4 +359,6 @@ async def test_no_payload_fails_a_workflow_task_and_the_case_moves_on(
         VendorStatus.ONBOARDED,
         LoanStatus.DISBURSED,
         ClaimStatus.PAID,
+        OnboardingStatus.ONBOARDED,
+        ReviewStatus.FOLLOW_UPS_CREATED,
     }
