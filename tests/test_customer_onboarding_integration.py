@@ -204,14 +204,17 @@ async def test_a_withdrawal_while_the_card_is_ordered_undoes_everything(
     reader: ScriptedModel,
 ) -> None:
     request = await new_applicant(sandbox, reader)
-    # The card order is slow, so the withdrawal arrives while it is in flight.
-    await fault_card_order(sandbox, request, status=0, delay_seconds=3, count=1)
+    # The card order is held at the sandbox, so the withdrawal arrives while it is in flight.
+    await fault_card_order(sandbox, request, status=0, delay_seconds=5, count=1)
     handle = await start(temporal, task_queue, request)
+    card_key = f"{CustomerOnboardingWorkflow.case_id_for(request)}:card"
 
-    async def login_created() -> bool | None:
-        return bool((await provisioned(sandbox, request.application_id))["logins"]) or None
+    async def card_order_held() -> bool | None:
+        # The sandbox drops a fault once its last call arrived: the order is being held now.
+        faults = (await sandbox.get("/_faults")).raise_for_status().json()
+        return not any(fault["idempotency_key"] == card_key for fault in faults) or None
 
-    await eventually(login_created, what="the online-banking login", timeout=60)
+    await eventually(card_order_held, what="the card order to reach the sandbox", timeout=60)
     await handle.signal("withdraw", withdrawal("I found an account elsewhere"))
     result = await handle.result()
 
