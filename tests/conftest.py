@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from casework.sandbox.server import running_sandbox
 from casework.testing.signing import install_test_keys
-from casework.testing.temporal import dev_server, time_skipping_server
+from casework.testing.temporal import dev_server, terminate_open_workflows, time_skipping_server
 
 NOWHERE = {
     "TEMPORAL_ADDRESS": "127.0.0.1:1",
@@ -51,9 +51,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping_server_of_the_session() -> AsyncIterator[WorkflowEnvironment]:
     async with time_skipping_server() as env:
         yield env
+
+
+@pytest.fixture
+async def time_skipping_env(
+    time_skipping_server_of_the_session: WorkflowEnvironment,
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's time-skipping server, left with nothing running after each test.
+
+    The test server stops skipping time while an activity is started and not finished. A case a
+    test leaves running (a child the test does not await, say) whose activity its worker
+    abandoned at shutdown would stop time for every later test: each waits for a timer that no
+    longer fires. So whatever a test leaves open is terminated when it ends.
+    """
+    env = time_skipping_server_of_the_session
+    yield env
+    await terminate_open_workflows(env.client)
 
 
 @pytest.fixture(scope="module")

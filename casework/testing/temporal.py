@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from casework import search_attributes
@@ -64,6 +66,32 @@ async def time_skipping_server(**options: Any) -> AsyncIterator[WorkflowEnvironm
     async with env:
         await search_attributes.register(env.client, env.client.namespace)
         yield env
+
+
+async def terminate_open_workflows(client: Client) -> int:
+    """Terminate every workflow still running on ``client``'s namespace; returns how many.
+
+    Uses ``ListOpenWorkflowExecutions``, which the time-skipping test server answers (it has
+    no visibility queries)."""
+    namespace = client.namespace
+    request = ListOpenWorkflowExecutionsRequest(namespace=namespace, maximum_page_size=1000)
+    terminated = 0
+    while True:
+        page = await client.workflow_service.list_open_workflow_executions(request)
+        for execution in page.executions:
+            handle = client.get_workflow_handle(
+                execution.execution.workflow_id, run_id=execution.execution.run_id
+            )
+            try:
+                await handle.terminate("left running when its test ended")
+                terminated += 1
+            except RPCError as error:
+                # Ended meanwhile, or terminated with its parent: nothing left to stop.
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+        if not page.next_page_token:
+            return terminated
+        request.next_page_token = page.next_page_token
 
 
 def scripted_settings(task_queue: str, sandbox_url: str, server: ScriptedLlmServer) -> Settings:
