@@ -21,7 +21,6 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from casework import telemetry
-from casework.agents.llm import LlmActivities
 from casework.agents.mcp import McpActivities
 from casework.catalogue import Catalogue, CatalogueError, discover
 from casework.client import connect
@@ -43,6 +42,10 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     """The framework's activities (policies, models, notifications) and every catalogue
     system's, each system's class built once over the shared HTTP client."""
+    # litellm takes seconds to import: a worker that refuses to start (a bad policy, a module
+    # that does not import) says so before paying for it.
+    from casework.agents.llm import LlmActivities
+
     systems = [NotificationActivities, *catalogue.systems]
     llm = LlmActivities(settings)
     # A policy names the sandbox's MCP endpoint as ${CASEWORK_SANDBOX_URL}/mcp: the sandbox this
