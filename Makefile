@@ -22,7 +22,10 @@ demo: install
 	@echo "== running the demo cases =="
 	$(BIN)/casework demo
 
+# The suite starts hundreds of Python processes (CLIs, workers, the sandbox). Compiling the
+# project once here lets each of them load bytecode even where PYTHONDONTWRITEBYTECODE is set.
 test: install lint
+	$(BIN)/python -m compileall -q casework workflows activities policies workers sandbox demos evals reliability bench tests >/dev/null
 	$(BIN)/python -m pytest
 
 lint: install
