@@ -548,12 +548,28 @@ def out_of_range(info: FieldInfo) -> list[tuple[str, Any, str]]:
     return rows
 
 
+INPUT_ROWS_AT_ONCE = 4
+INPUT_ROW_KEY = 99
+"""The number in the business key of every invalid-input row's otherwise valid input."""
+
+
+async def _nothing_sent() -> tuple[int, str]:
+    return 0, "(the count of workflows in the namespace before and after)"
+
+
+async def _none_started(started: int) -> str:
+    assert started == 0, f"{started} workflow(s) started"
+    return "no workflow started"
+
+
 def input_rows(driver: CaseDriver, tag: str) -> list[tuple[str, dict[str, Any] | str, list[str]]]:
     """Rows from the process's input model: each required field missing, each field of the
     wrong type, each amount negative, each field just outside each of its declared bounds, an
     unknown field, a submitter not in the directory, and input that is not JSON."""
     model: type[BaseModel] = discover().process(driver.process).input_model
-    valid = driver.case_input(driver.new_key(tag, 99)).model_dump(mode="json", exclude_none=True)
+    valid = driver.case_input(driver.new_key(tag, INPUT_ROW_KEY)).model_dump(
+        mode="json", exclude_none=True
+    )
     name = model.__name__
     rows: list[tuple[str, dict[str, Any] | str, list[str]]] = []
     for field_name, info in model.model_fields.items():
@@ -584,21 +600,41 @@ def input_rows(driver: CaseDriver, tag: str) -> list[tuple[str, dict[str, Any] |
 
 async def matrix_rows(matrix: Matrix, tag: str) -> None:
     drivers = list(DRIVERS.values())
-    # 1. Input refused before anything starts (no server needed; one at a time, so the
-    #    namespace's workflow count proves nothing started).
-    for driver in drivers:
-        for what, body, expect in input_rows(driver, tag):
-            raw = body if isinstance(body, str) else json.dumps(body)
+    # 1. Input refused before anything starts, a few rows at a time (each is a CLI process).
+    #    Each row checks that the case its valid input would start does not exist; the
+    #    namespace's workflow count around the whole group proves no row started any other.
+    count = await matrix.workflow_count()
+    at_once = asyncio.Semaphore(INPUT_ROWS_AT_ONCE)
+
+    async def input_row(
+        driver: CaseDriver, what: str, body: dict[str, Any] | str, expect: list[str]
+    ):
+        raw = body if isinstance(body, str) else json.dumps(body)
+        async with at_once:
             await matrix.refused(
                 f"invalid case input ({driver.process}): {what}",
                 ["start", driver.process, "--input", raw],
                 expect,
+                absent=driver.case_id(driver.new_key(tag, INPUT_ROW_KEY)),
             )
+
+    await asyncio.gather(
+        *(input_row(driver, *row) for driver in drivers for row in input_rows(driver, tag))
+    )
     await matrix.refused(
         "unknown process name",
         ["start", "refund-everything", "--input", "{}"],
         ["invalid choice: 'refund-everything'"],
         code=2,
+    )
+    started = await matrix.workflow_count() - count
+    await matrix.row(
+        "invalid case input (every process)",
+        "every row above",
+        _nothing_sent,
+        code=None,
+        expect=[],
+        check=lambda: _none_started(started),
     )
     progress(f"{len(matrix.rows)} rows of invalid input; now decisions, signals and policies")
     # 2. The rest, one group per case at a time, the groups side by side.
