@@ -477,7 +477,7 @@ def test_a_case_id_with_shell_characters_is_quoted_and_opens_in_the_queue(
     assert "casework approve 'acme/INV-6601&co' --as USER" in show
 
     page = ReviewQueue(stack).sign_in("carol")
-    queue = page.get("/").text
+    queue = page.listing("INV-6601")
     (href,) = re.findall(r'href="(/cases/[^"]*INV-6601[^"]*)"', queue)
     case_page = page.get(href)
     assert case_page.status_code == 200
@@ -521,11 +521,21 @@ class ReviewQueue:
         assert response.status_code == 303 and response.headers["location"] == "/", response.text
         return self
 
+    def listing(self, text: str) -> str:
+        """The queue's list once it shows ``text``: it reads the server's visibility store,
+        which sees a new case's status a moment after the case does."""
+
+        def shown() -> str | None:
+            page = self.get("/").text
+            return page if text in page else None
+
+        return str(until(shown, f"{text} in the queue"))
+
 
 def test_signing_out_ends_the_session_on_the_server(stack: Stack, elsewhere: Path) -> None:
     case_id = waiting_invoice(stack, 6701, elsewhere)
     carol = ReviewQueue(stack).sign_in("carol")
-    assert case_id in carol.get("/").text
+    assert case_id in carol.listing(case_id)
     kept_cookies = dict(carol.http.cookies)
     token = carol.token(f"/cases/{quote(case_id, safe='')}")
 
