@@ -72,10 +72,11 @@ class Stack:
         (line,) = [line for line in handout.splitlines() if line.startswith(f"{user} ")]
         return line.split()[1]
 
-    def audit(self, case_id: str) -> list[dict[str, Any]]:
+    def audit(self, case_id: str, cwd: Path | None = None) -> list[dict[str, Any]]:
         """The case's audit events, from its hash-chained export: one {"case_id", "event",
-        "prev", "hash"} line per event, then an end record counting them."""
-        trail = self.run("audit", case_id, "--jsonl").stdout
+        "prev", "hash"} line per event, then an end record counting them. ``cwd``: where to run
+        from, for a stack whose home is found from there rather than named in its environment."""
+        trail = self.run("audit", case_id, "--jsonl", cwd=cwd).stdout
         *lines, end = [json.loads(line) for line in trail.splitlines()]
         assert end["end"] is True and end["count"] == len(lines), end
         assert all(line["case_id"] == case_id for line in lines)
