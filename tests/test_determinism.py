@@ -109,13 +109,19 @@ def test_the_sandbox_setting_is_strict_or_off() -> None:
 
 
 async def test_without_the_sandbox_every_demo_case_ends_as_its_scenario_says(
-    temporal: WorkflowEnvironment, sandbox_url: str, capsys: pytest.CaptureFixture[str]
+    temporal: WorkflowEnvironment,
+    sandbox_url: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    # What `make demo` runs: a worker as production runs it, workflow code unsandboxed.
+    # What `make demo` runs: a worker as production runs it, workflow code unsandboxed. The
+    # demo writes files under its home (a vendor's corrected document): the test's own, not a
+    # .casework in the checkout, which later commands there would take for the user's home.
     settings = Settings(
         task_queue=f"unsandboxed-{uuid.uuid4().hex}",
         sandbox_url=sandbox_url,
         sandboxed_workflows=False,
+        state_dir=tmp_path / "casework",
     )
     async with running_worker(temporal.client, settings):
         outcome = await run_demo(temporal.client, settings)
