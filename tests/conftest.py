@@ -24,6 +24,8 @@ NOWHERE = {
 """Where the user's stack would be found by default, pointed at a port nothing listens on."""
 TEST_KEYS = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 TEST_HOME = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
+HOME_HERE_BEFORE = pytest.StashKey[bool]()
+"""Whether the working directory held a ``.casework`` before the session."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +45,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(NOWHERE)
     keys = config.stash[TEST_KEYS] = tempfile.TemporaryDirectory(prefix="casework-test-keys-")
     install_test_keys(Path(keys.name))
+    config.stash[HOME_HERE_BEFORE] = (Path.cwd() / ".casework").exists()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Nor may a test leave a home behind where `make test` ran: casework commands run there
+    # later (`make down`, `make demo`) would take it for the user's.
+    left = Path.cwd() / ".casework"
+    if not session.config.stash[HOME_HERE_BEFORE] and left.exists():
+        print(f"\na test left {left} behind: tests must give what they run a home of its own")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
