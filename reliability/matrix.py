@@ -608,7 +608,7 @@ async def matrix_rows(matrix: Matrix, tag: str) -> None:
 
     async def input_row(
         driver: CaseDriver, what: str, body: dict[str, Any] | str, expect: list[str]
-    ):
+    ) -> None:
         raw = body if isinstance(body, str) else json.dumps(body)
         async with at_once:
             await matrix.refused(
