@@ -38,7 +38,7 @@ from casework.testing.signing import decide
 from casework.testing.temporal import eventually, scripted_worker
 from demos.insurance_claim import SMALL, MotorClaim, seed_benchmarks, seed_claim
 from demos.loan_messages import bureau_report, deliver
-from reliability.drivers.base import Scenario, decider_for
+from reliability.drivers.base import CaseDriver, Scenario, decider_for
 from reliability.drivers.customer_onboarding import LOW_RISK, CustomerOnboardingDriver
 from reliability.drivers.incident_review import APPROVE, IncidentReviewDriver
 from tests.integration_support import SandboxClient
@@ -273,7 +273,7 @@ async def incident_case(client: Client, queue: str, http: httpx.AsyncClient) -> 
 
 
 async def driven_case(
-    driver: CustomerOnboardingDriver | IncidentReviewDriver,
+    driver: CaseDriver,
     scenario: Scenario,
     client: Client,
     queue: str,
