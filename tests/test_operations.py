@@ -552,7 +552,7 @@ def test_signing_out_ends_the_session_on_the_server(stack: Stack, elsewhere: Pat
         )
         assert decided.status_code == 403 and "not signed in" in decided.text
     assert shown(stack, case_id, elsewhere)["status"] == "awaiting_approval"
-    # From elsewhere: the checkout may hold a home of its own (`make demo` leaves one).
+    # From elsewhere, as the other commands here: a .casework in the checkout would be found.
     decisions = [e for e in stack.audit(case_id, cwd=elsewhere) if e["kind"] == "human_decision"]
     assert not decisions
 
