@@ -100,6 +100,12 @@ class Catalogue:
                 f"unknown process {name!r}; the catalogue has: {', '.join(sorted(self.processes))}"
             ) from None
 
+    @property
+    def case_workflow_types(self) -> frozenset[str]:
+        """The workflow types whose runs are cases: the processes', wherever they run (a
+        post-incident review a triage case starts is a case of its own; an agent region is not)."""
+        return frozenset(p.workflow_type for p in self.processes.values())
+
     def process_of_workflow_type(self, workflow_type: str) -> Process | None:
         return next((p for p in self.processes.values() if p.workflow_type == workflow_type), None)
 

@@ -666,15 +666,11 @@ async def collect(
     (what ``casework show`` shows) and the others are counted as its runs."""
     latest: dict[str, Any] = {}
     runs: Counter[str] = Counter()
-    # Children count as cases when they are cases of their own (a post-incident review a triage
-    # case starts); helper workflows (agent regions) are their parent case's to report.
-    helpers = {
-        getattr(w, "__temporal_workflow_definition").name
-        for w in discover().workflows
-        if not w.counts_as_case
-    }
+    # A child counts when it is a case of its own; helper workflows (agent regions) are their
+    # parent case's to report.
+    case_types = discover().case_workflow_types
     async for execution in client.list_workflows(query):
-        if execution.parent_id and execution.workflow_type in helpers:
+        if execution.parent_id and execution.workflow_type not in case_types:
             continue
         runs[execution.id] += 1
         known = latest.get(execution.id)

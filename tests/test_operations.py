@@ -337,8 +337,7 @@ def test_a_case_is_its_workflow_id_however_many_runs(stack: Stack, elsewhere: Pa
     )
     # A case is a run of a process's workflow, top-level or the child of another case (a
     # post-incident review a severity-1 triage starts); agent regions are their parents'.
-    process_types = {process.workflow_type for process in discover().processes.values()}
-    cases = [w for w in listed if w["type"]["name"] in process_types]
+    cases = [w for w in listed if w["type"]["name"] in discover().case_workflow_types]
     assert report["runs"] == len(cases)
     assert report["cases"] == len({w["execution"]["workflowId"] for w in cases})
     assert report["cases"] < report["runs"]
