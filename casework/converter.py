@@ -9,10 +9,12 @@ the workflow *task*, which Temporal retries forever, leaving the case stuck inst
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import temporalio.api.common.v1
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from temporalio import workflow
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -40,7 +42,20 @@ def describe_validation_error(error: ValidationError) -> str:
     return f"invalid {error.title}: {validation_problems(error)}"
 
 
+SHARED_TYPE_ADAPTERS = functools.lru_cache(maxsize=1024)(TypeAdapter)
+"""One adapter per type for the whole process. The SDK makes a payload converter per workflow,
+and each kept adapters of its own: a validator per result type (``list[GoodsReceipt]`` ...)
+built again for every case and held while it waits."""
+
+
 class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
+    def __init__(self) -> None:
+        super().__init__()
+        # In the workflow sandbox a type may be a class of one run's own import of its module:
+        # a shared cache would keep that run alive, so sandboxed workflows keep their own.
+        if not workflow.unsafe.in_sandbox():
+            self._type_adapter = SHARED_TYPE_ADAPTERS
+
     def from_payload(
         self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None
     ) -> Any:
