@@ -259,7 +259,7 @@ async def _acompletion(**kwargs: Any) -> litellm.ModelResponse:
 
 
 def _messages(request: AgentRequest, output_model: type[BaseModel]) -> list[dict[str, str]]:
-    schema = json.dumps(output_model.model_json_schema())
+    schema = registry.schema_text(output_model)
     system = (
         f"{request.system_prompt}\n\n"
         "Answer with exactly ONE JSON object, and nothing else, matching this JSON schema:\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,13 @@ class AgentOutput:
     """Deterministic answer computed from the case context, used when no provider is configured."""
     stand_in_turn: Callable[[list[ChatMessage]], ChatMessage] | None = None
     """For tool-calling agents: the stand-in's next turn given the conversation so far."""
+
+
+@functools.cache
+def schema_text(model: type[BaseModel]) -> str:
+    """The JSON schema an agent's answer must match, as the text it is shown: pydantic builds a
+    schema anew on every call (about 2 ms), and a model's never changes."""
+    return json.dumps(model.model_json_schema())
 
 
 _OUTPUTS: dict[str, AgentOutput] = {}

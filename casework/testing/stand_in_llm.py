@@ -20,7 +20,7 @@ from typing import Any
 
 from casework.agents import registry
 from casework.agents.messages import ChatMessage, ToolCall
-from casework.agents.registry import AgentOutput
+from casework.agents.registry import AgentOutput, schema_text
 from casework.agents.tools import FINAL_ANSWER
 from casework.testing.scripted_llm import ScriptedReply, case_data
 
@@ -81,16 +81,14 @@ class StandInResponder:
                 for tool in tools
                 if tool["function"]["name"] == FINAL_ANSWER
             ]
-            matches = [o for o in self._outputs if [o.model.model_json_schema()] == schemas]
+            matches = [o for o in self._outputs if [json.loads(schema_text(o.model))] == schemas]
         else:
             system = "".join(
                 _text(message.get("content"))
                 for message in body.get("messages", [])
                 if message.get("role") == "system"
             )
-            matches = [
-                o for o in self._outputs if json.dumps(o.model.model_json_schema()) in system
-            ]
+            matches = [o for o in self._outputs if schema_text(o.model) in system]
         return matches[0] if len(matches) == 1 else None
 
 
