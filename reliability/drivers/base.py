@@ -295,19 +295,38 @@ class CaseDriver(ABC):
         return []
 
 
+def fallback_problems(outcome: Outcome) -> list[str]:
+    """With the primary model down, a proposal came from the fallback; or the fallback's
+    attempt (the agent's last) was lost with a killed worker, timed out, and the case recorded
+    that the agent failed, going on without it as it does whenever an agent cannot answer."""
+    models = [
+        str(event.data.get("usage", {}).get("model", ""))
+        for event in outcome.audit
+        if event.kind is AuditKind.AGENT_PROPOSAL
+    ]
+    if any(FALLBACK_WIRE_NAME in model for model in models):
+        return []
+    if any(
+        event.kind is AuditKind.AGENT_FAILED and LOST_ATTEMPT in event.summary
+        for event in outcome.audit
+    ):
+        return []
+    return [f"the primary model was down, but no proposal from the fallback: {models}"]
+
+
+LOST_ATTEMPT = "activity StartToClose timeout"
+"""How an agent's failure reads when its last attempt was lost: the scripted models answer at
+once, so only a worker killed mid-call leaves an attempt to time out."""
+
+
 def agent_fault_problems(case: PlannedCase, outcome: Outcome) -> list[str]:
     """The model faults' own invariants for a process that consults its agent through
-    ``CaseWorkflow.consult``: with the primary model down, a proposal came from the fallback;
-    with the provider down, the agent's failure is recorded and a person was asked instead."""
+    ``CaseWorkflow.consult``: with the primary model down, a proposal came from the fallback
+    (``fallback_problems``); with the provider down, the agent's failure is recorded and a
+    person was asked instead."""
     kinds = {event.kind for event in outcome.audit}
     if case.model_fault is ModelFault.PRIMARY_DOWN:
-        models = [
-            str(event.data.get("usage", {}).get("model", ""))
-            for event in outcome.audit
-            if event.kind is AuditKind.AGENT_PROPOSAL
-        ]
-        if not any(FALLBACK_WIRE_NAME in model for model in models):
-            return [f"the primary model was down, but no proposal from the fallback: {models}"]
+        return fallback_problems(outcome)
     if case.model_fault is ModelFault.PROVIDER_DOWN and not (
         AuditKind.AGENT_FAILED in kinds and AuditKind.TASK_OPENED in kinds
     ):

@@ -24,8 +24,9 @@ from reliability.drivers.base import (
     SandboxFault,
     Scenario,
     delayed,
+    fallback_problems,
 )
-from reliability.model import FALLBACK_WIRE_NAME, ModelFault
+from reliability.model import ModelFault
 from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionWorkflow,
@@ -239,15 +240,7 @@ class InvoiceExceptionDriver(CaseDriver):
                     found.append(f"{outcome.status}, yet {payments} payment(s) in the ledger")
         kinds = [event.kind for event in outcome.audit]
         if case.model_fault is ModelFault.PRIMARY_DOWN:
-            models = [
-                event.data.get("usage", {}).get("model", "")
-                for event in outcome.audit
-                if event.kind is AuditKind.AGENT_PROPOSAL
-            ]
-            if not any(FALLBACK_WIRE_NAME in model for model in models):
-                found.append(
-                    f"the primary model was down, but no proposal from the fallback: {models}"
-                )
+            found += fallback_problems(outcome)
         if case.model_fault is ModelFault.PROVIDER_DOWN:
             decisions = [e.summary for e in outcome.audit if e.kind is AuditKind.POLICY_DECISION]
             if AuditKind.AGENT_FAILED not in kinds or not any(
