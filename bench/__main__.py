@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -24,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from bench.agent_history import AgentHistory, measure_agent_history
 from bench.agent_history import row as agent_history_row
 from bench.economy import Economy, measure_economy
 from bench.infra import Sandbox, progress
 from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
-from bench.waiting import Waiting, measure_waiting
+from bench.waiting import DefaultCacheBatch, Waiting, default_cache_batch, measure_waiting
 from casework.config import Settings
 from casework.sandbox.server import sandbox_process
 from casework.signing_keys import keys_environment
@@ -112,6 +115,16 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def default_cache_row(c: DefaultCacheBatch) -> list[str]:
+    return [
+        f"  worker caching {c.cache}: RSS all {c.cases:,} waiting / approved until all paid",
+        f"{mib(c.worker_rss_waiting)} (idle {mib(c.worker_rss_before)}, "
+        f"+{mib(c.worker_rss_waiting - c.worker_rss_before)}) / {c.finish_seconds:.1f} s",
+        f"{mib(c.worker_rss_finished)} after",
+        "-",
+    ]
+
+
 def rows(
     overhead: Overhead,
     latency: Latency,
@@ -166,13 +179,7 @@ def rows(
             f"{mib(b.worker_rss_finished)} after",
             f"{b.finish_seconds / a.finish_seconds:.2f} restarted / same",
         ],
-        [
-            f"  worker caching {c.cache}: RSS all waiting / approved until all paid",
-            f"{mib(c.worker_rss_waiting)} (idle {mib(c.worker_rss_before)}, "
-            f"+{mib(c.worker_rss_waiting - c.worker_rss_before)}) / {c.finish_seconds:.1f} s",
-            f"{mib(c.worker_rss_finished)} after",
-            "-",
-        ],
+        default_cache_row(c),
         [
             f"4 model calls per case (demo mix, n={economy.cases})",
             f"{economy.casework['calls_per_case']:.2f}",
@@ -189,7 +196,20 @@ def rows(
     ]
 
 
-async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BenchStack:
+    client: Client
+    address: str
+    sandbox_url: str
+    sandbox: Sandbox
+    db_file: Path
+    work: Path
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(work_root: Path) -> AsyncIterator[BenchStack]:
+    """A fresh dev server and systems sandbox, their databases in a new directory of
+    ``work_root``."""
     with tempfile.TemporaryDirectory(prefix="casework-bench-", dir=work_root) as tmp:
         work = Path(tmp)
         db_file = work / "temporal.db"
@@ -203,41 +223,44 @@ async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
             address = client.service_client.config.target_host
             with sandbox_process(work / "sandbox.db", work / "sandbox.log") as sandbox_url:
                 async with httpx.AsyncClient(base_url=sandbox_url, timeout=30.0) as http:
-                    sandbox = Sandbox(http)
-                    queue = f"bench-{uuid.uuid4().hex[:6]}"
-                    settings = Settings(task_queue=queue, sandbox_url=sandbox_url)
-                    async with running_worker(client, settings), bare_worker(client):
-                        progress("row 1: overhead")
-                        overhead = await measure_overhead(
-                            client, sandbox, queue, sizes.straight_through
-                        )
-                        progress("row 2: approval latency")
-                        latency = await measure_latency(client, sandbox, queue, sizes.approvals)
-                    progress("row 3: waiting at scale (worker as a separate process)")
-                    waiting = await measure_waiting(
-                        client,
-                        sandbox,
-                        address,
-                        sandbox_url,
-                        sizes.waiting,
-                        db_file,
-                        work,
-                        sizes.cache,
-                    )
-                progress("row 4: model economy")
-                with scripted_llm_server() as llm:
-                    queue = f"bench-llm-{uuid.uuid4().hex[:6]}"
-                    settings = Settings(
-                        task_queue=queue,
-                        sandbox_url=sandbox_url,
-                        model=SCRIPTED_MODEL,
-                        llm_api_base=llm.base_url,
-                        llm_api_key=SCRIPTED_API_KEY,
-                    )
-                    async with running_worker(client, settings):
-                        economy = await measure_economy(client, sandbox_url, queue, llm)
-                        progress("row 5: agent region history")
-                        agent_history = await measure_agent_history(client, sandbox_url, queue, llm)
+                    yield BenchStack(client, address, sandbox_url, Sandbox(http), db_file, work)
+
+
+async def run(sizes: Sizes, work_root: Path) -> dict[str, Any]:
+    async with bench_stack(work_root) as stack:
+        client, sandbox, sandbox_url = stack.client, stack.sandbox, stack.sandbox_url
+        queue = f"bench-{uuid.uuid4().hex[:6]}"
+        settings = Settings(task_queue=queue, sandbox_url=sandbox_url)
+        async with running_worker(client, settings), bare_worker(client):
+            progress("row 1: overhead")
+            overhead = await measure_overhead(client, sandbox, queue, sizes.straight_through)
+            progress("row 2: approval latency")
+            latency = await measure_latency(client, sandbox, queue, sizes.approvals)
+        progress("row 3: waiting at scale (worker as a separate process)")
+        waiting = await measure_waiting(
+            client,
+            sandbox,
+            stack.address,
+            sandbox_url,
+            sizes.waiting,
+            stack.db_file,
+            stack.work,
+            sizes.cache,
+        )
+        progress("row 4: model economy")
+        with scripted_llm_server() as llm:
+            queue = f"bench-llm-{uuid.uuid4().hex[:6]}"
+            settings = Settings(
+                task_queue=queue,
+                sandbox_url=sandbox_url,
+                model=SCRIPTED_MODEL,
+                llm_api_base=llm.base_url,
+                llm_api_key=SCRIPTED_API_KEY,
+            )
+            async with running_worker(client, settings):
+                economy = await measure_economy(client, sandbox_url, queue, llm)
+                progress("row 5: agent region history")
+                agent_history = await measure_agent_history(client, sandbox_url, queue, llm)
     return {
         "overhead": overhead,
         "latency": latency,
@@ -245,6 +268,23 @@ async def run(sizes: Sizes, mode: str, work_root: Path) -> dict[str, Any]:
         "economy": economy,
         "agent_history": agent_history,
     }
+
+
+async def run_default_cache(sizes: Sizes, work_root: Path) -> DefaultCacheBatch:
+    """Row 3's batch C alone, on a fresh server: ``sizes.waiting`` cases on a worker that
+    caches ``sizes.cache``."""
+    async with bench_stack(work_root) as stack:
+        progress(f"row 3, batch C alone: {sizes.waiting:,} cases, a worker caching {sizes.cache:,}")
+        return await default_cache_batch(
+            stack.client,
+            stack.sandbox,
+            stack.address,
+            stack.sandbox_url,
+            sizes.waiting,
+            sizes.cache,
+            stack.db_file,
+            stack.work,
+        )
 
 
 def to_json(figures: dict[str, Any], info: dict[str, Any], wall: float) -> dict[str, Any]:
@@ -290,32 +330,55 @@ def main() -> None:
         type=int,
         help="row 3's batch size instead of the mode's (full: 10,000); the output says so",
     )
+    parser.add_argument(
+        "--default-cache-only",
+        action="store_true",
+        help="run only row 3's batch C on a fresh server (a worker caching the SDK's default "
+        "1,000 cases; quick: a quarter of the batch): the memory figure at 10,000 waiting "
+        "cases without the hours of the whole run; writes bench/results/default-cache.json",
+    )
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     sizes = QUICK if args.quick else FULL
     if args.waiting:
         mode = f"{mode}, row 3 at {args.waiting:,}"
         sizes = replace(sizes, waiting=args.waiting)
+    if args.default_cache_only:
+        mode = f"{mode}, batch C only"
     # The demo mix's ERP fault makes activities fail on purpose; the SDK's warnings about that
     # (with tracebacks) would bury the progress lines.
     logging.basicConfig(level=logging.ERROR)
     info = machine(mode, args.work_dir)
     print(f"casework benchmark, {mode} mode: {sizes}", flush=True)
     started = time.monotonic()
-    figures = asyncio.run(run(sizes, mode, args.work_dir))
-    wall = time.monotonic() - started
-    report = to_json(figures, info, wall)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.default_cache_only:
+        batch = asyncio.run(run_default_cache(sizes, args.work_dir))
+        wall = time.monotonic() - started
+        results = RESULTS / "default-cache.json"
+        report = {
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "wall_seconds": round(wall, 1),
+            "machine": info,
+            "default_cache": asdict(batch),
+        }
+        lines = [default_cache_row(batch)]
+    else:
+        figures = asyncio.run(run(sizes, args.work_dir))
+        wall = time.monotonic() - started
+        results = RESULTS / "latest.json"
+        report = to_json(figures, info, wall)
+        lines = rows(**figures)
+    results.write_text(json.dumps(report, indent=2) + "\n")
     print()
-    print(table(rows(**figures)))
+    print(table(lines))
     print()
     print(
         f"machine: {info['cpus']} x {info['cpu_model']}, {info['memory_gib']} GiB; Python "
         f"{info['python']}, temporalio {info['temporalio']}, {info['temporal_cli'].splitlines()[0]}"
     )
     print(f"server and sandbox databases in {info['work_dir']} ({info['work_filesystem']})")
-    print(f"wall time {wall:.0f}s; figures in {RESULTS / 'latest.json'}")
+    print(f"wall time {wall:.0f}s; figures in {results}")
 
 
 if __name__ == "__main__":

@@ -319,7 +319,7 @@ async def _bare_batch(
     )
 
 
-async def _default_cache_batch(
+async def default_cache_batch(
     client: Client,
     sandbox: Sandbox,
     address: str,
@@ -421,7 +421,7 @@ async def measure_waiting(
             worker.stop()
     bare = await _bare_batch(client, address, sandbox_url, cases, activities, cache, log_dir)
     progress(f"batch C: a worker caching {default_cache} cases")
-    default = await _default_cache_batch(
+    default = await default_cache_batch(
         client, sandbox, address, sandbox_url, cases, default_cache, db_file, log_dir
     )
     return Waiting(
