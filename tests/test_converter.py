@@ -31,6 +31,7 @@ def test_converters_outside_the_sandbox_share_one_adapter_per_type() -> None:
 
 
 def test_a_sandboxed_workflow_keeps_its_own_adapters() -> None:
+    # The SDK's own switch, set as the sandbox sets it while it builds a workflow's converter.
     workflow.unsafe._set_in_sandbox(True)
     try:
         converter = data_converter.payload_converter_class()
