@@ -37,8 +37,8 @@ from bench.waiting import DefaultCacheBatch, Waiting, default_cache_batch, measu
 from casework.config import Settings
 from casework.sandbox.server import sandbox_process
 from casework.signing_keys import keys_environment
-from casework.testing.scripted_llm import SCRIPTED_API_KEY, SCRIPTED_MODEL, scripted_llm_server
-from casework.testing.temporal import BIN, dev_server
+from casework.testing.scripted_llm import scripted_llm_server
+from casework.testing.temporal import BIN, dev_server, scripted_settings
 from casework.worker import running_worker
 
 RESULTS = Path(__file__).parent / "results"
@@ -250,14 +250,7 @@ async def run(sizes: Sizes, work_root: Path) -> dict[str, Any]:
         progress("row 4: model economy")
         with scripted_llm_server() as llm:
             queue = f"bench-llm-{uuid.uuid4().hex[:6]}"
-            settings = Settings(
-                task_queue=queue,
-                sandbox_url=sandbox_url,
-                model=SCRIPTED_MODEL,
-                llm_api_base=llm.base_url,
-                llm_api_key=SCRIPTED_API_KEY,
-            )
-            async with running_worker(client, settings):
+            async with running_worker(client, scripted_settings(queue, sandbox_url, llm)):
                 economy = await measure_economy(client, sandbox_url, queue, llm)
                 progress("row 5: agent region history")
                 agent_history = await measure_agent_history(client, sandbox_url, queue, llm)

@@ -28,20 +28,17 @@ from temporalio.client import Client
 from casework.agents.region import AgentRegionInput, AgentRegionWorkflow, RegionOutcome
 from casework.agents.spec import AgentSpec
 from casework.agents.tools import FINAL_ANSWER
-from casework.config import Settings
 from casework.governance.loader import load_policy
 from casework.governance.models import AgentBudget, Directory
 from casework.sandbox.server import running_sandbox
 from casework.testing.scripted_llm import (
-    SCRIPTED_API_KEY,
-    SCRIPTED_MODEL,
     ScriptedLlmServer,
     ScriptedReply,
     case_value,
     scripted_llm_server,
     turn_of,
 )
-from casework.testing.temporal import dev_server
+from casework.testing.temporal import dev_server, scripted_settings
 from casework.worker import running_worker
 
 MODEL_CALLS = 40
@@ -164,13 +161,7 @@ async def _main() -> None:
                 scripted_llm_server() as llm,
             ):
                 queue = f"bench-history-{uuid.uuid4().hex[:6]}"
-                settings = Settings(
-                    task_queue=queue,
-                    sandbox_url=sandbox_url,
-                    model=SCRIPTED_MODEL,
-                    llm_api_base=llm.base_url,
-                    llm_api_key=SCRIPTED_API_KEY,
-                )
+                settings = scripted_settings(queue, sandbox_url, llm)
                 async with running_worker(env.client, settings):
                     figures = await measure_agent_history(env.client, sandbox_url, queue, llm)
     print(json.dumps(figures.as_dict()))
