@@ -1,5 +1,6 @@
-"""``python -m bench [--quick]``: run the four rows on a fresh dev server, print the table and
-write the same figures to ``bench/results/latest.json``.
+"""``python -m bench [--quick]``: run the five rows on a fresh dev server, print the table and
+write the same figures to ``bench/results/latest.json``; with ``--default-cache-only``, row 3's
+batch C alone, to ``bench/results/default-cache.json``.
 
 Every figure is computed here from runs made now; nothing is carried over from earlier runs.
 """
