@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -19,27 +18,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
-from temporalio.client import Client
-
 from bench.agent_history import AgentHistory, measure_agent_history
 from bench.agent_history import row as agent_history_row
 from bench.economy import Economy, measure_economy
-from bench.infra import Sandbox, progress
+from bench.infra import bench_stack, progress
 from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
 from bench.waiting import DefaultCacheBatch, Waiting, default_cache_batch, measure_waiting
 from casework.config import Settings
-from casework.sandbox.server import sandbox_process
-from casework.signing_keys import keys_environment
 from casework.testing.scripted_llm import scripted_llm_server
-from casework.testing.temporal import BIN, dev_server, scripted_settings
+from casework.testing.temporal import BIN, scripted_settings
 from casework.worker import running_worker
 
 RESULTS = Path(__file__).parent / "results"
@@ -195,36 +188,6 @@ def rows(
         ],
         agent_history_row(agent_history),
     ]
-
-
-@dataclass(frozen=True)
-class BenchStack:
-    client: Client
-    address: str
-    sandbox_url: str
-    sandbox: Sandbox
-    db_file: Path
-    work: Path
-
-
-@contextlib.asynccontextmanager
-async def bench_stack(work_root: Path) -> AsyncIterator[BenchStack]:
-    """A fresh dev server and systems sandbox, their databases in a new directory of
-    ``work_root``."""
-    with tempfile.TemporaryDirectory(prefix="casework-bench-", dir=work_root) as tmp:
-        work = Path(tmp)
-        db_file = work / "temporal.db"
-        # Decision keys of this run's own: workers in this process (their policies.load) and the
-        # worker process of row 3 read them from the environment; casework.testing.signing
-        # signs with them.
-        os.environ.update(keys_environment(work / "keys"))
-        progress(f"starting a fresh dev server ({TEMPORAL}) and the sandbox in {work}")
-        async with dev_server(db_file, log_level="error") as env:
-            client = env.client
-            address = client.service_client.config.target_host
-            with sandbox_process(work / "sandbox.db", work / "sandbox.log") as sandbox_url:
-                async with httpx.AsyncClient(base_url=sandbox_url, timeout=30.0) as http:
-                    yield BenchStack(client, address, sandbox_url, Sandbox(http), db_file, work)
 
 
 async def run(sizes: Sizes, work_root: Path) -> dict[str, Any]:

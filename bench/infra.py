@@ -1,13 +1,17 @@
-"""What every row needs besides the testing kit's dev server (``casework.testing``): the
-sandbox, seeding, histories, statistics."""
+"""What every row needs besides the testing kit (``casework.testing``): a fresh dev server and
+systems sandbox to run on, seeding, histories, statistics."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import statistics
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +21,9 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from casework.sandbox.server import sandbox_process
+from casework.signing_keys import keys_environment
+from casework.testing.temporal import BIN, dev_server
 from workflows.invoice_exception import (
     InvoiceExceptionInput,
     InvoiceExceptionResult,
@@ -173,3 +180,33 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    client: Client
+    address: str
+    sandbox_url: str
+    sandbox: Sandbox
+    db_file: Path
+    work: Path
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(work_root: Path) -> AsyncIterator[BenchStack]:
+    """A fresh dev server and systems sandbox, their databases in a new directory of
+    ``work_root``."""
+    with tempfile.TemporaryDirectory(prefix="casework-bench-", dir=work_root) as tmp:
+        work = Path(tmp)
+        db_file = work / "temporal.db"
+        # Decision keys of this run's own: workers in this process (their policies.load) and the
+        # worker process of row 3 read them from the environment; casework.testing.signing
+        # signs with them.
+        os.environ.update(keys_environment(work / "keys"))
+        progress(f"starting a fresh dev server ({BIN / 'temporal'}) and the sandbox in {work}")
+        async with dev_server(db_file, log_level="error") as env:
+            client = env.client
+            address = client.service_client.config.target_host
+            with sandbox_process(work / "sandbox.db", work / "sandbox.log") as sandbox_url:
+                async with httpx.AsyncClient(base_url=sandbox_url, timeout=30.0) as http:
+                    yield BenchStack(client, address, sandbox_url, Sandbox(http), db_file, work)

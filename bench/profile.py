@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import sys
 import tempfile
 import types
@@ -25,7 +24,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -34,6 +32,7 @@ from bench.infra import (
     NEEDS_APPROVAL,
     Sandbox,
     activity_types,
+    bench_stack,
     gather_limited,
     progress,
     start_invoice_case,
@@ -41,9 +40,6 @@ from bench.infra import (
 )
 from bench.waiting import START_CONCURRENCY, WorkerProcess, _wait_for_lines
 from casework.config import Settings
-from casework.sandbox.server import sandbox_process
-from casework.signing_keys import keys_environment
-from casework.testing.temporal import dev_server
 from casework.worker import running_worker
 
 SETTLE_SECONDS = 2.0
@@ -145,29 +141,18 @@ async def _history(client: Client, workflow_id: str) -> tuple[int, int, int]:
 
 
 async def run(n: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="casework-profile-") as tmp:
-        work = Path(tmp)
-        os.environ.update(keys_environment(work / "keys"))
-        async with dev_server(work / "temporal.db", log_level="error") as env:
-            client = env.client
-            address = client.service_client.config.target_host
-            with sandbox_process(work / "sandbox.db", work / "sandbox.log") as url:
-                async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-                    sandbox = Sandbox(http)
-                    progress(f"{n} cases on a worker without the workflow sandbox")
-                    off, case_id = await _casework_kib(
-                        client, sandbox, address, url, work, n, "off"
-                    )
-                    activities = len(await activity_types(client, case_id))
-                    progress(f"{n} bare workflows ({activities} activities, then a wait)")
-                    bare, bare_id = await _bare_kib(client, address, url, work, n, activities)
-                    progress(f"{n} cases on a worker with the workflow sandbox")
-                    strict, _ = await _casework_kib(
-                        client, sandbox, address, url, work, n, "strict"
-                    )
-                    held = await _what_a_case_holds(client, sandbox, url)
-                    case_history = await _history(client, case_id)
-                    bare_history = await _history(client, bare_id)
+    async with bench_stack(Path(tempfile.gettempdir())) as stack:
+        client, sandbox, url, work = stack.client, stack.sandbox, stack.sandbox_url, stack.work
+        progress(f"{n} cases on a worker without the workflow sandbox")
+        off, case_id = await _casework_kib(client, sandbox, stack.address, url, work, n, "off")
+        activities = len(await activity_types(client, case_id))
+        progress(f"{n} bare workflows ({activities} activities, then a wait)")
+        bare, bare_id = await _bare_kib(client, stack.address, url, work, n, activities)
+        progress(f"{n} cases on a worker with the workflow sandbox")
+        strict, _ = await _casework_kib(client, sandbox, stack.address, url, work, n, "strict")
+        held = await _what_a_case_holds(client, sandbox, url)
+        case_history = await _history(client, case_id)
+        bare_history = await _history(client, bare_id)
     print(f"\nworker memory per waiting case (n={n} each, RSS delta / n)")
     print(f"  bare, sandboxed ({activities} activities, then a wait)  {bare:6.0f} KiB")
     print(f"  casework, workflow sandbox on (strict)             {strict:6.0f} KiB")
