@@ -295,6 +295,11 @@ class CaseDriver(ABC):
         return []
 
 
+LOST_ATTEMPT = "activity StartToClose timeout"
+"""How an agent's failure reads when its last attempt was lost: the scripted models answer at
+once, so only a worker killed mid-call leaves an attempt to time out."""
+
+
 def fallback_problems(outcome: Outcome) -> list[str]:
     """With the primary model down, a proposal came from the fallback; or the fallback's
     attempt (the agent's last) was lost with a killed worker, timed out, and the case recorded
@@ -312,11 +317,6 @@ def fallback_problems(outcome: Outcome) -> list[str]:
     ):
         return []
     return [f"the primary model was down, but no proposal from the fallback: {models}"]
-
-
-LOST_ATTEMPT = "activity StartToClose timeout"
-"""How an agent's failure reads when its last attempt was lost: the scripted models answer at
-once, so only a worker killed mid-call leaves an attempt to time out."""
 
 
 def agent_fault_problems(case: PlannedCase, outcome: Outcome) -> list[str]:
