@@ -27,16 +27,15 @@ from typing import Any
 from bench.agent_history import AgentHistory, measure_agent_history
 from bench.agent_history import row as agent_history_row
 from bench.economy import Economy, measure_economy
-from bench.infra import bench_stack, progress
+from bench.infra import TEMPORAL, bench_stack, progress
 from bench.overhead import Latency, Overhead, bare_worker, measure_latency, measure_overhead
 from bench.waiting import DefaultCacheBatch, Waiting, default_cache_batch, measure_waiting
 from casework.config import Settings
 from casework.testing.scripted_llm import scripted_llm_server
-from casework.testing.temporal import BIN, scripted_settings
+from casework.testing.temporal import scripted_settings
 from casework.worker import running_worker
 
 RESULTS = Path(__file__).parent / "results"
-TEMPORAL = BIN / "temporal"
 
 
 @dataclass(frozen=True)
@@ -244,15 +243,22 @@ async def run_default_cache(sizes: Sizes, work_root: Path) -> DefaultCacheBatch:
         )
 
 
-def to_json(figures: dict[str, Any], info: dict[str, Any], wall: float) -> dict[str, Any]:
+def report(info: dict[str, Any], wall: float, figures: dict[str, Any]) -> dict[str, Any]:
+    """What a results file holds: when and where the run was made, then its figures."""
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 1),
+        "machine": info,
+        **figures,
+    }
+
+
+def to_json(figures: dict[str, Any]) -> dict[str, Any]:
     overhead: Overhead = figures["overhead"]
     latency: Latency = figures["latency"]
     waiting: Waiting = figures["waiting"]
     economy: Economy = figures["economy"]
     return {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1),
-        "machine": info,
         "overhead": {
             **asdict(overhead),
             "casework_cases_per_second": overhead.casework_per_second,
@@ -313,20 +319,15 @@ def main() -> None:
         batch = asyncio.run(run_default_cache(sizes, args.work_dir))
         wall = time.monotonic() - started
         results = RESULTS / "default-cache.json"
-        report = {
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "wall_seconds": round(wall, 1),
-            "machine": info,
-            "default_cache": asdict(batch),
-        }
+        contents = report(info, wall, {"default_cache": asdict(batch)})
         lines = [default_cache_row(batch)]
     else:
         figures = asyncio.run(run(sizes, args.work_dir))
         wall = time.monotonic() - started
         results = RESULTS / "latest.json"
-        report = to_json(figures, info, wall)
+        contents = report(info, wall, to_json(figures))
         lines = rows(**figures)
-    results.write_text(json.dumps(report, indent=2) + "\n")
+    results.write_text(json.dumps(contents, indent=2) + "\n")
     print()
     print(table(lines))
     print()

@@ -182,6 +182,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+TEMPORAL = BIN / "temporal"
+
+
 @dataclass(frozen=True)
 class BenchStack:
     client: Client
@@ -203,7 +206,7 @@ async def bench_stack(work_root: Path) -> AsyncIterator[BenchStack]:
         # worker process of row 3 read them from the environment; casework.testing.signing
         # signs with them.
         os.environ.update(keys_environment(work / "keys"))
-        progress(f"starting a fresh dev server ({BIN / 'temporal'}) and the sandbox in {work}")
+        progress(f"starting a fresh dev server ({TEMPORAL}) and the sandbox in {work}")
         async with dev_server(db_file, log_level="error") as env:
             client = env.client
             address = client.service_client.config.target_host
