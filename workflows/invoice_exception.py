@@ -75,6 +75,9 @@ RECONCILE_FAILED_PAYMENT = "reconcile-failed-payment"
 # workflow.patched() ID: under a policy that gives the analyst tools, it works in an agent region
 # (its lookups are its own choice, each an activity) instead of being consulted once.
 ANALYST_REGION = "invoice-analyst-region"
+# workflow.patched() ID: the supplier, the purchase order and its goods receipts are read at once,
+# once the invoice names them, not one after the other.
+ERP_READS_TOGETHER = "erp-reads-together"
 
 
 class InvoiceExceptionInput(BaseModel):
@@ -204,15 +207,18 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
                 type="InvoiceAlreadySettled",
                 non_retryable=True,
             )
-        supplier: Supplier = await self.call_tool(
-            ErpActivities.get_supplier, SupplierLookup(supplier_id=invoice.supplier_id)
-        )
-        purchase_order: PurchaseOrder | None = None
-        receipts: list[GoodsReceipt] = []
-        if invoice.po_number:
-            lookup = PurchaseOrderLookup(po_number=invoice.po_number)
-            purchase_order = await self.call_tool(ErpActivities.get_purchase_order, lookup)
-            receipts = await self.call_tool(ErpActivities.list_goods_receipts, lookup)
+        supplier_lookup = SupplierLookup(supplier_id=invoice.supplier_id)
+        together = workflow.patched(ERP_READS_TOGETHER)
+        if together:
+            supplier, (purchase_order, receipts) = await asyncio.gather(
+                self.call_tool(ErpActivities.get_supplier, supplier_lookup),
+                self._order_and_receipts(invoice.po_number, together=True),
+            )
+        else:
+            supplier = await self.call_tool(ErpActivities.get_supplier, supplier_lookup)
+            purchase_order, receipts = await self._order_and_receipts(
+                invoice.po_number, together=False
+            )
         context = InvoiceContext(
             invoice=invoice, supplier=supplier, purchase_order=purchase_order, receipts=receipts
         )
@@ -223,6 +229,23 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             context=context,
         )
         return context
+
+    async def _order_and_receipts(
+        self, po_number: str | None, *, together: bool
+    ) -> tuple[PurchaseOrder | None, list[GoodsReceipt]]:
+        """The invoice's purchase order and its goods receipts (none without a PO), read at once
+        or, in cases started before ``ERP_READS_TOGETHER``, one after the other."""
+        if not po_number:
+            return None, []
+        lookup = PurchaseOrderLookup(po_number=po_number)
+        if together:
+            order, receipts = await asyncio.gather(
+                self.call_tool(ErpActivities.get_purchase_order, lookup),
+                self.call_tool(ErpActivities.list_goods_receipts, lookup),
+            )
+            return order, receipts
+        order = await self.call_tool(ErpActivities.get_purchase_order, lookup)
+        return order, await self.call_tool(ErpActivities.list_goods_receipts, lookup)
 
     async def _propose(
         self, policy: InvoiceExceptionPolicy, context: InvoiceContext, variance: Variance

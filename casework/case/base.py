@@ -10,6 +10,7 @@ endings (``casework.case.endings``) build on it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -60,6 +61,9 @@ T = TypeVar("T")
 SIGNED_DECISIONS = "signed-decisions"
 
 EDITED_AMOUNT_RULES = "edited-amount-rules"
+
+# workflow.patched() ID: the policy and the directory are loaded at once, not one after the other.
+GOVERNANCE_LOADED_TOGETHER = "governance-loaded-together"
 
 
 class CaseResult(Protocol):
@@ -367,12 +371,18 @@ class CaseBase:
         self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
         self._strict_amounts = workflow.patched(EDITED_AMOUNT_RULES)
         policy_id = model.policy_id
-        document = await self.call_tool(
-            load_policy, PolicyLookup(policy_id=policy_id), summary=f"loaded policy {policy_id}"
+        loads = (
+            (PolicyLookup(policy_id=policy_id), f"loaded policy {policy_id}"),
+            (PolicyLookup(policy_id=DIRECTORY_ID), "loaded the directory"),
         )
-        directory = await self.call_tool(
-            load_policy, PolicyLookup(policy_id=DIRECTORY_ID), summary="loaded the directory"
-        )
+        if workflow.patched(GOVERNANCE_LOADED_TOGETHER):
+            document, directory = await asyncio.gather(
+                *(self.call_tool(load_policy, lookup, summary=what) for lookup, what in loads)
+            )
+        else:
+            document, directory = [
+                await self.call_tool(load_policy, lookup, summary=what) for lookup, what in loads
+            ]
         self._directory = parsed_once(Directory, directory.content)
         if self._requested_by not in self._directory.users:
             # Only knowable once the directory is loaded, so it is checked here, not by the

@@ -150,5 +150,11 @@ RECORDINGS = Recordings(
             nothing,
             {"outcome": Outcome.FAILED_COMPENSATED},
         ),
+        # Behind workflow.patched("governance-loaded-together") and ("erp-reads-together"): the
+        # policy and the directory are loaded at once, then the supplier, the purchase order and
+        # its goods receipts are read at once (every history above reads one after the other).
+        Scenario(
+            "reads_together_auto_approved", _matching, nothing, {"outcome": Outcome.AUTO_APPROVED}
+        ),
     ),
 )
