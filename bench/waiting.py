@@ -16,10 +16,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from bench.bare import WAITING_LOG_ENV
 from bench.infra import (
@@ -38,6 +40,12 @@ from casework.testing.signing import signed
 
 START_CONCURRENCY = 64
 SIGNAL_CONCURRENCY = 64
+# Before its measured batches each worker runs one case (bare workflow) to its end, then starts
+# this many at once, as a batch's are, and leaves them waiting until the measured batches are done:
+# what a worker loads on its first case, and the buffers, connections and allocator arenas it grows
+# to serve that many at once, are paid once per worker, not per waiting case. Left waiting rather
+# than finished, they free no memory that the measured cases could reuse without the RSS growing.
+WARM_UP_CASES = START_CONCURRENCY
 WORKER_READY_TIMEOUT = 60.0
 READY_LINE = "worker polling task queue"  # logged by casework.worker.serve
 
@@ -270,32 +278,29 @@ async def _bare_batch(
     )
     try:
         await worker.ready()
-        # One workflow through first, as on the casework side: what a worker loads on its
-        # first workflow is not a waiting workflow's cost.
-        warm = await client.start_workflow(
-            "BenchBareWaiting",
-            activities,
-            id=f"bench-bare-warm-{uuid.uuid4().hex}",
-            task_queue=task_queue,
-        )
+        warm_prefix = f"bench-bare-warm-{uuid.uuid4().hex[:6]}-"
+
+        def start(workflow_id: str) -> Awaitable[WorkflowHandle[Any, Any]]:
+            return client.start_workflow(
+                "BenchBareWaiting", activities, id=workflow_id, task_queue=task_queue
+            )
+
+        first = await start(f"{warm_prefix}first")
         await _wait_for_lines(waiting_log, 1, timeout=600)
-        await warm.signal("decide")
-        await warm.result()
+        await first.signal("decide")
+        await first.result()
+        warm = await gather_limited(
+            START_CONCURRENCY,
+            (lambda n=n: start(f"{warm_prefix}{n}") for n in range(WARM_UP_CASES)),
+        )
+        await _wait_for_lines(waiting_log, 1 + WARM_UP_CASES, timeout=600)
         rss_before = worker.rss
         prefix = f"bench-bare-waiting-{uuid.uuid4().hex[:6]}-"
         ids = [f"{prefix}{n}" for n in range(cases)]
         progress(f"starting {cases} bare workflows ({activities} activities, then a wait)")
         started = time.perf_counter()
-        await gather_limited(
-            START_CONCURRENCY,
-            (
-                lambda i=i: client.start_workflow(
-                    "BenchBareWaiting", activities, id=i, task_queue=task_queue
-                )
-                for i in ids
-            ),
-        )
-        await _wait_for_lines(waiting_log, cases + 1, timeout=3600)
+        await gather_limited(START_CONCURRENCY, (lambda i=i: start(i) for i in ids))
+        await _wait_for_lines(waiting_log, 1 + WARM_UP_CASES + cases, timeout=3600)
         start_seconds = time.perf_counter() - started
         rss_waiting = worker.rss
         progress(f"{cases} bare workflows waiting after {start_seconds:.1f}s")
@@ -307,6 +312,8 @@ async def _bare_batch(
         query = f"ExecutionStatus = 'Completed' AND WorkflowId STARTS_WITH '{prefix}'"
         await wait_for_count(client, query, cases, timeout=3600)
         finish_seconds = time.perf_counter() - started
+        await gather_limited(SIGNAL_CONCURRENCY, (lambda h=h: h.signal("decide") for h in warm))
+        await gather_limited(SIGNAL_CONCURRENCY, (lambda h=h: h.result() for h in warm))
     finally:
         worker.stop()
     return BareBatch(
@@ -378,10 +385,9 @@ async def measure_waiting(
         address, sandbox_url, task_queue, log_dir / "worker-1.log", extra_env=cache
     )
     await worker.ready()
-    # One case through first: what a worker loads on its first case (modules imported on first
-    # use, parsed policies) is not a waiting case's cost. The bare side does the same.
-    warm = await _start_batch(client, sandbox, task_queue, 1, "W", db_file)
-    await _approve_all(client, warm.ids, "W")
+    first = await _start_batch(client, sandbox, task_queue, 1, "F", db_file)
+    await _approve_all(client, first.ids, "F")
+    warm = await _start_batch(client, sandbox, task_queue, WARM_UP_CASES, "W", db_file)
     batches: list[Batch] = []
     activities = 0
     try:
@@ -416,6 +422,7 @@ async def measure_waiting(
                     restarted=restart,
                 )
             )
+        await _approve_all(client, warm.ids, "W")
     finally:
         if worker.process.poll() is None:
             worker.stop()
