@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         CaseStatus,
         CaseWorkflow,
+        at_once_or_in_turn,
     )
     from casework.case.saga import Saga
     from casework.case.tasks import DecisionAction, TaskDecision
@@ -209,16 +210,11 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
             )
         supplier_lookup = SupplierLookup(supplier_id=invoice.supplier_id)
         together = workflow.patched(ERP_READS_TOGETHER)
-        if together:
-            supplier, (purchase_order, receipts) = await asyncio.gather(
-                self.call_tool(ErpActivities.get_supplier, supplier_lookup),
-                self._order_and_receipts(invoice.po_number, together=True),
-            )
-        else:
-            supplier = await self.call_tool(ErpActivities.get_supplier, supplier_lookup)
-            purchase_order, receipts = await self._order_and_receipts(
-                invoice.po_number, together=False
-            )
+        supplier, (purchase_order, receipts) = await at_once_or_in_turn(
+            together,
+            lambda: self.call_tool(ErpActivities.get_supplier, supplier_lookup),
+            lambda: self._order_and_receipts(invoice.po_number, together=together),
+        )
         context = InvoiceContext(
             invoice=invoice, supplier=supplier, purchase_order=purchase_order, receipts=receipts
         )
@@ -238,14 +234,12 @@ class InvoiceExceptionWorkflow(CaseWorkflow):
         if not po_number:
             return None, []
         lookup = PurchaseOrderLookup(po_number=po_number)
-        if together:
-            order, receipts = await asyncio.gather(
-                self.call_tool(ErpActivities.get_purchase_order, lookup),
-                self.call_tool(ErpActivities.list_goods_receipts, lookup),
-            )
-            return order, receipts
-        order = await self.call_tool(ErpActivities.get_purchase_order, lookup)
-        return order, await self.call_tool(ErpActivities.list_goods_receipts, lookup)
+        order, receipts = await at_once_or_in_turn(
+            together,
+            lambda: self.call_tool(ErpActivities.get_purchase_order, lookup),
+            lambda: self.call_tool(ErpActivities.list_goods_receipts, lookup),
+        )
+        return order, receipts
 
     async def _propose(
         self, policy: InvoiceExceptionPolicy, context: InvoiceContext, variance: Variance

@@ -11,7 +11,7 @@ endings (``casework.case.endings``) build on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -64,6 +64,14 @@ EDITED_AMOUNT_RULES = "edited-amount-rules"
 
 # workflow.patched() ID: the policy and the directory are loaded at once, not one after the other.
 GOVERNANCE_LOADED_TOGETHER = "governance-loaded-together"
+
+
+async def at_once_or_in_turn(together: bool, *steps: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """The results of ``steps``, in order: run at once, or one after the other for cases started
+    before the ``workflow.patched()`` that ``together`` comes from (their histories replay that)."""
+    if together:
+        return list(await asyncio.gather(*(step() for step in steps)))
+    return [await step() for step in steps]
 
 
 class CaseResult(Protocol):
@@ -371,18 +379,15 @@ class CaseBase:
         self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
         self._strict_amounts = workflow.patched(EDITED_AMOUNT_RULES)
         policy_id = model.policy_id
-        loads = (
-            (PolicyLookup(policy_id=policy_id), f"loaded policy {policy_id}"),
-            (PolicyLookup(policy_id=DIRECTORY_ID), "loaded the directory"),
+        policy_lookup = PolicyLookup(policy_id=policy_id)
+        directory_lookup = PolicyLookup(policy_id=DIRECTORY_ID)
+        document, directory = await at_once_or_in_turn(
+            workflow.patched(GOVERNANCE_LOADED_TOGETHER),
+            lambda: self.call_tool(
+                load_policy, policy_lookup, summary=f"loaded policy {policy_id}"
+            ),
+            lambda: self.call_tool(load_policy, directory_lookup, summary="loaded the directory"),
         )
-        if workflow.patched(GOVERNANCE_LOADED_TOGETHER):
-            document, directory = await asyncio.gather(
-                *(self.call_tool(load_policy, lookup, summary=what) for lookup, what in loads)
-            )
-        else:
-            document, directory = [
-                await self.call_tool(load_policy, lookup, summary=what) for lookup, what in loads
-            ]
         self._directory = parsed_once(Directory, directory.content)
         if self._requested_by not in self._directory.users:
             # Only knowable once the directory is loaded, so it is checked here, not by the
