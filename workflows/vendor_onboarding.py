@@ -207,7 +207,7 @@ class VendorOnboardingWorkflow(CaseWorkflow):
         policy_ref: PolicyRef,
         application: VendorApplication,
     ) -> VendorOnboardingResult:
-        if workflow.patched(PROPOSALS_CHECKED) and (refusals := application_refusals(application)):
+        if self.patched(PROPOSALS_CHECKED) and (refusals := application_refusals(application)):
             return await self._refuse(policy_ref, application, refusals)
         await self._check_submitted_documents(policy, application)
         if outstanding(self._document_checks()) and not await self._await_documents(

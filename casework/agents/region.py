@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from casework.audit import AuditKind, ModelUsage
     from casework.case import TOOL_RETRY, TOOL_TIMEOUT, CaseWorkflow, failure_message
+    from casework.case.patches import COMPACT_HISTORY, OFF_RAIL_CHECKED
     from casework.converter import validation_problems
     from casework.governance.models import (
         AgentBudget,
@@ -135,14 +136,6 @@ class AgentRegionInput(BaseModel):
     """Agents this one may hand the whole task to, ending its own loop with theirs."""
     mcp_servers: dict[str, McpServerSettings] = {}
     """MCP servers whose allowed, read-only tools this agent gets (``casework.agents.mcp``)."""
-
-
-COMPACT_HISTORY = "agent-region-compact-history"
-"""Model calls carry only what is new since the previous one (``ChatRequest.continues``);
-regions that started before replay sending the whole conversation every time."""
-OFF_RAIL_CHECKED = "agent-region-off-rail"
-"""Regions that started before off-rail detection replay without it (their histories may hold
-the very repeats it now stops)."""
 
 
 class RegionOutcome(StrEnum):
@@ -270,9 +263,9 @@ class AgentRegionWorkflow(CaseWorkflow):
             f"{request.agent} started with tools: {', '.join(s.name for s in schemas)}",
             budget=request.budget,
         )
-        if workflow.patched(OFF_RAIL_CHECKED):
+        if self.patched(OFF_RAIL_CHECKED):
             self._rails = _Rails(request.budget)
-        self._compact = workflow.patched(COMPACT_HISTORY)
+        self._compact = self.patched(COMPACT_HISTORY)
         while True:
             if reason := self._budget_reached(request.budget) or _too_long(request, messages):
                 return self._end(RegionOutcome.BUDGET_EXHAUSTED, reason)

@@ -5,12 +5,10 @@ Process workflows import what they need from here::
     from casework.case import CaseWorkflow, ApprovalRequest, Saga
 """
 
-from casework.case.agents import AGENT_RETRY, AGENT_TIMEOUT, PROPOSALS_CHECKED, usage_of_call
+from casework.case.agents import AGENT_RETRY, AGENT_TIMEOUT, usage_of_call
 from casework.case.base import (
     COMPENSATION_RETRY,
     DECISION_REFUSED,
-    EDITED_AMOUNT_RULES,
-    SIGNED_DECISIONS,
     TOOL_RETRY,
     TOOL_TIMEOUT,
     CaseResult,
@@ -24,6 +22,7 @@ from casework.case.base import (
 )
 from casework.case.endings import Ending, compensation_summary
 from casework.case.human import AmountLimits, ApprovalOutcome, ApprovalRequest
+from casework.case.patches import EDITED_AMOUNT_RULES, PROPOSALS_CHECKED, SIGNED_DECISIONS
 from casework.case.saga import CompensationReport, Saga
 from casework.case.workflow import CaseWorkflow
 

@@ -29,8 +29,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 from casework.case.base import CaseBase, failure_message
-
-PROPOSALS_CHECKED = "agent-proposals-checked"
+from casework.case.patches import PROPOSALS_CHECKED
 
 AGENT_TIMEOUT = timedelta(minutes=2)
 
@@ -182,7 +181,7 @@ class AgentSteps(CaseBase):
         decision: its rules then decide as they did (``PROPOSALS_CHECKED``). A case that reaches
         this point afresh always gets its checks.
         """
-        if not workflow.patched(PROPOSALS_CHECKED):
+        if not self.patched(PROPOSALS_CHECKED):
             return None
         self.record(
             AuditKind.PROPOSAL_CHECKED,

@@ -30,6 +30,12 @@ with workflow.unsafe.imports_passed_through():
         AuditEvent,
         AuditKind,
     )
+    from casework.case.patches import (
+        BASELINES,
+        EDITED_AMOUNT_RULES,
+        GOVERNANCE_LOADED_TOGETHER,
+        SIGNED_DECISIONS,
+    )
     from casework.case.saga import CompensationReport, Saga
     from casework.case.tasks import (
         HumanTask,
@@ -57,13 +63,6 @@ M = TypeVar("M", bound=BaseModel)
 P = TypeVar("P", bound=PolicyModel)
 # What a lookup after a failed write finds: the record the write made.
 T = TypeVar("T")
-
-SIGNED_DECISIONS = "signed-decisions"
-
-EDITED_AMOUNT_RULES = "edited-amount-rules"
-
-# workflow.patched() ID: the policy and the directory are loaded at once, not one after the other.
-GOVERNANCE_LOADED_TOGETHER = "governance-loaded-together"
 
 
 async def at_once_or_in_turn(together: bool, *steps: Callable[[], Awaitable[Any]]) -> list[Any]:
@@ -227,6 +226,19 @@ class CaseBase:
         self._input_name = ""
         self._submitter_may_approve = False
         self._metrics: CaseMetrics | None = None
+        self._baseline_patches: frozenset[str] | None = None
+
+    def patched(self, patch_id: str) -> bool:
+        """``workflow.patched(patch_id)``, except that a case started since a patch baseline holds
+        the baseline's patches without recording each one (``casework.case.patches``)."""
+        if self._baseline_patches is None:
+            # Decided at the case's first check; a case started before every baseline records
+            # none of them and goes on to check each patch on its own, as it always did.
+            self._baseline_patches = next(
+                (baseline.patches for baseline in BASELINES if workflow.patched(baseline.id)),
+                frozenset(),
+            )
+        return patch_id in self._baseline_patches or workflow.patched(patch_id)
 
     def record(self, kind: AuditKind, summary: str, **data: Any) -> None:
         event = AuditEvent(
@@ -376,13 +388,13 @@ class CaseBase:
         the case keeps it for its whole life. The
         directory brings its users' public keys, which every decision's signature is checked
         against; an approval policy says whether the submitter may decide."""
-        self._decisions_signed = workflow.patched(SIGNED_DECISIONS)
-        self._strict_amounts = workflow.patched(EDITED_AMOUNT_RULES)
+        self._decisions_signed = self.patched(SIGNED_DECISIONS)
+        self._strict_amounts = self.patched(EDITED_AMOUNT_RULES)
         policy_id = model.policy_id
         policy_lookup = PolicyLookup(policy_id=policy_id)
         directory_lookup = PolicyLookup(policy_id=DIRECTORY_ID)
         document, directory = await at_once_or_in_turn(
-            workflow.patched(GOVERNANCE_LOADED_TOGETHER),
+            self.patched(GOVERNANCE_LOADED_TOGETHER),
             lambda: self.call_tool(
                 load_policy, policy_lookup, summary=f"loaded policy {policy_id}"
             ),

@@ -54,13 +54,7 @@ from casework.case.base import (
     refuse_update,
     wait_within,
 )
-
-SIGNED_ANSWERS = "signed-answers"
-"""workflow.patched() ID: questions opened since then take signed answers only."""
-
-TASK_ACTS = "task-acts"
-"""workflow.patched() ID: tasks opened since then may be reassigned, delegated and escalated
-now; a case whose tasks opened before refuses those acts, so it keeps behaving as it did."""
+from casework.case.patches import SIGNED_ANSWERS, TASK_ACTS
 
 
 class AmountLimits(BaseModel):
@@ -157,7 +151,7 @@ class HumanTasks(CaseBase):
         """A new open task: numbered per case, due ``sla`` from now."""
         now = workflow.now()
         case_id = workflow.info().workflow_id
-        self._task_acts = workflow.patched(TASK_ACTS)
+        self._task_acts = self.patched(TASK_ACTS)
         task = HumanTask(
             task_id=f"{case_id}/{kind.value}-{len(self._tasks) + 1}",
             case_id=case_id,
@@ -328,7 +322,7 @@ class HumanTasks(CaseBase):
         self, question: str, roles: list[str], sla: timedelta, title: str
     ) -> TaskAnswer | None:
         """Put a question to people holding ``roles``; None when nobody answers within ``sla``."""
-        signed = workflow.patched(SIGNED_ANSWERS)
+        signed = self.patched(SIGNED_ANSWERS)
         task = self._new_task(
             TaskKind.QUESTION,
             sla,

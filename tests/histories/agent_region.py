@@ -83,5 +83,13 @@ RECORDINGS = Recordings(
             nothing,
             {"outcome": RegionOutcome.ANSWERED},
         ),
+        # Behind the patch baseline (casework.case.patches): each region records the baseline
+        # once, not the off-rail and compact-history patches it holds.
+        Scenario(
+            "patch_baseline_specialist_off_rail",
+            _systems(off_rail="fraud_check"),
+            nothing,
+            {"outcome": RegionOutcome.ANSWERED},
+        ),
     ),
 )

@@ -156,5 +156,13 @@ RECORDINGS = Recordings(
         Scenario(
             "reads_together_auto_approved", _matching, nothing, {"outcome": Outcome.AUTO_APPROVED}
         ),
+        # Behind the patch baseline (casework.case.patches): the case records the baseline
+        # once, not the framework patches it holds (every history above records each one).
+        Scenario(
+            "patch_baseline_escalated_approved",
+            _price_variance,
+            _escalate_then_approve,
+            {"outcome": Outcome.APPROVED},
+        ),
     ),
 )

@@ -174,6 +174,14 @@ RECORDINGS = Recordings(
             {"outcome": Outcome.BANK_ACCOUNT_UNCONFIRMED},
         ),
         Scenario("invalid_iban_refused", _invalid_iban, nothing, {"outcome": Outcome.REJECTED}),
+        # Behind the patch baseline (casework.case.patches): agent-proposals-checked is held,
+        # not recorded.
+        Scenario(
+            "patch_baseline_invalid_iban_refused",
+            _invalid_iban,
+            nothing,
+            {"outcome": Outcome.REJECTED},
+        ),
         # Patch erp-vendor-looked-up: the vendor is created, every answer lost, and found.
         Scenario(
             "erp_vendor_found_after_lost_answers",
