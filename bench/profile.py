@@ -9,14 +9,22 @@ RSS can be read:
    (``CASEWORK_WORKFLOW_SANDBOX=strict``), and the same on a worker without it (the default);
 2. what one waiting case holds, attribute by attribute (deep ``sys.getsizeof``, shared objects
    counted once per attribute), read from an in-process worker;
-3. history events, workflow tasks and history bytes of a waiting case against a bare one.
+3. history events, workflow tasks and history bytes of a waiting case against a bare one;
+4. with ``--heap``, where a waiting case's resident memory is: each side's worker in a process
+   of its own (in-process, workflow code unsandboxed on both sides), its RSS growth per case
+   split into the C heap in use (glibc's ``mallinfo2``: the SDK core's Rust allocations, and
+   Python's blocks over 512 bytes) and the rest (Python's small-object arenas, mostly).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import types
@@ -26,8 +34,9 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from bench.bare import WAITING_LOG_ENV
+from bench.bare import WAITING_LOG_ENV, BareWaiting, noop, reached_wait
 from bench.infra import (
     NEEDS_APPROVAL,
     Sandbox,
@@ -140,7 +149,8 @@ async def _history(client: Client, workflow_id: str) -> tuple[int, int, int]:
     return len(history.events), tasks, len(history.to_json())
 
 
-async def run(n: int) -> None:
+async def run(n: int) -> int:
+    """Sections 1 to 3; returns how many activities a case runs before it waits."""
     async with bench_stack(Path(tempfile.gettempdir())) as stack:
         client, sandbox, url, work = stack.client, stack.sandbox, stack.sandbox_url, stack.work
         progress(f"{n} cases on a worker without the workflow sandbox")
@@ -164,13 +174,136 @@ async def run(n: int) -> None:
     print("\nhistory of a waiting case: events / workflow tasks / JSON bytes")
     print(f"  casework  {case_history[0]:4d} / {case_history[1]:3d} / {case_history[2]:7d}")
     print(f"  bare      {bare_history[0]:4d} / {bare_history[1]:3d} / {bare_history[2]:7d}")
+    return activities
+
+
+class _MallInfo2(ctypes.Structure):
+    # glibc's struct mallinfo2, in its order: ten size_t fields.
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _rss_and_c_heap() -> tuple[int, int]:
+    """This process's RSS and the bytes its C heap has in use (glibc's ``mallinfo2``)."""
+    gc.collect()
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    rss = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    return rss, info.uordblks + info.hblkhd
+
+
+async def _heap_of(side: str, n: int) -> dict[str, float]:
+    """One side's in-process worker: RSS and C-heap growth per waiting case over ``n`` cases,
+    after ``START_CONCURRENCY`` cases left waiting (what serving that many at once costs)."""
+    async with bench_stack(Path(tempfile.gettempdir())) as stack:
+        queue = f"heap-{side}-{uuid.uuid4().hex[:6]}"
+        if side == "casework":
+            settings = Settings(
+                task_queue=queue,
+                sandbox_url=stack.sandbox_url,
+                sandboxed_workflows=False,
+                max_cached_workflows=n + 1000,
+            )
+            worker = running_worker(stack.client, settings)
+
+            async def batch(size: int) -> None:
+                tag = uuid.uuid4().hex[:6]
+                ids = [f"INV-HEAP{tag}-{i}" for i in range(size)]
+                await stack.sandbox.seed_invoices(ids, NEEDS_APPROVAL)
+                await gather_limited(
+                    START_CONCURRENCY,
+                    (lambda i=i: start_invoice_case(stack.client, i, queue) for i in ids),
+                )
+                batch_ids = f"WorkflowId STARTS_WITH 'invoice-exception-INV-HEAP{tag}-'"
+                query = f"CaseStatus = 'awaiting_approval' AND {batch_ids}"
+                await wait_for_count(stack.client, query, size, timeout=1800)
+        else:
+            log = stack.work / "bare-waiting.log"
+            os.environ[WAITING_LOG_ENV] = str(log)
+            worker = Worker(
+                stack.client,
+                task_queue=queue,
+                workflows=[BareWaiting],
+                activities=[noop, reached_wait],
+                workflow_runner=UnsandboxedWorkflowRunner(),
+                max_cached_workflows=n + 1000,
+            )
+            activities = int(os.environ["BENCH_PROFILE_ACTIVITIES"])
+            started = 0
+
+            async def batch(size: int) -> None:
+                nonlocal started
+                ids = [f"heap-bare-{uuid.uuid4().hex[:6]}-{i}" for i in range(size)]
+                await gather_limited(
+                    START_CONCURRENCY,
+                    (
+                        lambda i=i: stack.client.start_workflow(
+                            "BenchBareWaiting", activities, id=i, task_queue=queue
+                        )
+                        for i in ids
+                    ),
+                )
+                started += size
+                await _wait_for_lines(log, started, timeout=1800)
+
+        async with worker:
+            await batch(START_CONCURRENCY)
+            await asyncio.sleep(SETTLE_SECONDS)
+            rss, c_heap = _rss_and_c_heap()
+            await batch(n)
+            await asyncio.sleep(SETTLE_SECONDS)
+            rss_after, c_heap_after = _rss_and_c_heap()
+    return {"rss": (rss_after - rss) / n / 1024, "c_heap": (c_heap_after - c_heap) / n / 1024}
+
+
+def _heap_split(n: int, activities: int) -> None:
+    print(f"\nwhere a waiting case's memory is (n={n} each, in-process worker, per case, KiB)")
+    print(f"  {'':10s} {'RSS':>6s} {'C heap in use':>14s} {'rest':>6s}")
+    for side in ("bare", "casework"):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.profile", "--heap-of", side, "--cases", str(n)],
+            env=os.environ | {"BENCH_PROFILE_ACTIVITIES": str(activities)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        figures = json.loads(out.strip().splitlines()[-1])
+        rest = figures["rss"] - figures["c_heap"]
+        print(f"  {side:10s} {figures['rss']:6.0f} {figures['c_heap']:14.0f} {rest:6.0f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--cases", type=int, default=300, help="waiting cases per worker")
+    parser.add_argument(
+        "--heap", action="store_true", help="also split each side's RSS per case (section 4)"
+    )
+    parser.add_argument("--heap-of", choices=("casework", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(run(args.cases))
+    if args.heap_of:
+        print(json.dumps(asyncio.run(_heap_of(args.heap_of, args.cases))))
+        return
+    activities = asyncio.run(run(args.cases))
+    if args.heap:
+        _heap_split(args.cases, activities)
 
 
 if __name__ == "__main__":

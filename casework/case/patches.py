@@ -23,7 +23,8 @@ SIGNED_DECISIONS = "signed-decisions"
 """Decisions carry a signature, checked against the directory's public key of the approver."""
 
 EDITED_AMOUNT_RULES = "edited-amount-rules"
-"""An approver's edited amount is checked against the task's amount limits."""
+"""A decision's edited amount is checked against the currency's minor unit, the policy's bounds
+and the case's currency (``casework.case.refusals``)."""
 
 GOVERNANCE_LOADED_TOGETHER = "governance-loaded-together"
 """The policy and the directory are loaded at once, not one after the other."""
