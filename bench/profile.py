@@ -210,9 +210,10 @@ def _rss_and_c_heap() -> tuple[int, int]:
     return rss, info.uordblks + info.hblkhd
 
 
-async def _heap_of(side: str, n: int) -> dict[str, float]:
+async def _heap_of(side: str, n: int, activities: int) -> dict[str, float]:
     """One side's in-process worker: RSS and C-heap growth per waiting case over ``n`` cases,
-    after ``START_CONCURRENCY`` cases left waiting (what serving that many at once costs)."""
+    after ``START_CONCURRENCY`` cases left waiting (what serving that many at once costs); a
+    bare workflow runs ``activities`` activities before it waits."""
     async with bench_stack(Path(tempfile.gettempdir())) as stack:
         queue = f"heap-{side}-{uuid.uuid4().hex[:6]}"
         if side == "casework":
@@ -246,7 +247,6 @@ async def _heap_of(side: str, n: int) -> dict[str, float]:
                 workflow_runner=UnsandboxedWorkflowRunner(),
                 max_cached_workflows=n + 1000,
             )
-            activities = int(os.environ["BENCH_PROFILE_ACTIVITIES"])
             started = 0
 
             async def batch(size: int) -> None:
@@ -278,9 +278,10 @@ def _heap_split(n: int, activities: int) -> None:
     print(f"\nwhere a waiting case's memory is (n={n} each, in-process worker, per case, KiB)")
     print(f"  {'':10s} {'RSS':>6s} {'C heap in use':>14s} {'rest':>6s}")
     for side in ("bare", "casework"):
+        progress(f"{n} {side} waiting on an in-process worker (a process of its own)")
+        command = ["--heap-of", side, "--cases", str(n), "--activities", str(activities)]
         out = subprocess.run(
-            [sys.executable, "-m", "bench.profile", "--heap-of", side, "--cases", str(n)],
-            env=os.environ | {"BENCH_PROFILE_ACTIVITIES": str(activities)},
+            [sys.executable, "-m", "bench.profile", *command],
             capture_output=True,
             text=True,
             check=True,
@@ -296,10 +297,12 @@ def main() -> None:
     parser.add_argument(
         "--heap", action="store_true", help="also split each side's RSS per case (section 4)"
     )
+    # How --heap runs each side in a process of its own.
     parser.add_argument("--heap-of", choices=("casework", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--activities", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.heap_of:
-        print(json.dumps(asyncio.run(_heap_of(args.heap_of, args.cases))))
+        print(json.dumps(asyncio.run(_heap_of(args.heap_of, args.cases, args.activities))))
         return
     activities = asyncio.run(run(args.cases))
     if args.heap:
