@@ -47,7 +47,13 @@ from bench.infra import (
     start_invoice_case,
     wait_for_count,
 )
-from bench.waiting import START_CONCURRENCY, WorkerProcess, _wait_for_lines
+from bench.waiting import (
+    START_CONCURRENCY,
+    WorkerProcess,
+    _start_batch,
+    _wait_for_lines,
+    rss_bytes,
+)
 from casework.config import Settings
 from casework.worker import running_worker
 
@@ -202,12 +208,7 @@ def _rss_and_c_heap() -> tuple[int, int]:
     mallinfo2 = ctypes.CDLL(None).mallinfo2
     mallinfo2.restype = _MallInfo2
     info = mallinfo2()
-    rss = next(
-        int(line.split()[1]) * 1024
-        for line in Path("/proc/self/status").read_text().splitlines()
-        if line.startswith("VmRSS:")
-    )
-    return rss, info.uordblks + info.hblkhd
+    return rss_bytes(os.getpid()), info.uordblks + info.hblkhd
 
 
 async def _heap_of(side: str, n: int, activities: int) -> dict[str, float]:
@@ -227,15 +228,8 @@ async def _heap_of(side: str, n: int, activities: int) -> dict[str, float]:
 
             async def batch(size: int) -> None:
                 tag = uuid.uuid4().hex[:6]
-                ids = [f"INV-HEAP{tag}-{i}" for i in range(size)]
-                await stack.sandbox.seed_invoices(ids, NEEDS_APPROVAL)
-                await gather_limited(
-                    START_CONCURRENCY,
-                    (lambda i=i: start_invoice_case(stack.client, i, queue) for i in ids),
-                )
-                batch_ids = f"WorkflowId STARTS_WITH 'invoice-exception-INV-HEAP{tag}-'"
-                query = f"CaseStatus = 'awaiting_approval' AND {batch_ids}"
-                await wait_for_count(stack.client, query, size, timeout=1800)
+                await _start_batch(stack.client, stack.sandbox, queue, size, tag, stack.db_file)
+
         else:
             log = stack.work / "bare-waiting.log"
             os.environ[WAITING_LOG_ENV] = str(log)
